@@ -1,0 +1,31 @@
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Generation;
+
+/// <summary>What to generate and how: one plain record; every option is read from here only.</summary>
+public sealed record GenerationRequest
+{
+    /// <summary>Sampler name (see <see cref="SamplerRegistry"/>).</summary>
+    public string Sampler { get; init; } = "dpm++2m";
+    /// <summary>Sampling steps (grid intervals).</summary>
+    public int Steps { get; init; } = 20;
+    /// <summary>Number of images.</summary>
+    public int Count { get; init; } = 16;
+    /// <summary>Seed of the noise; image i of a seed is the same at any batch size.</summary>
+    public ulong Seed { get; init; }
+    /// <summary>Images per network call at most (the memory bound); classifier-free guidance doubles the network batch.</summary>
+    public int BatchSize { get; init; } = 16;
+    /// <summary>Classifier-free guidance weight w (1 = none): ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅).</summary>
+    public float Guidance { get; init; } = 1;
+    /// <summary>Class label per image: empty = the null label (unconditional); one entry = every image; else one per image.</summary>
+    public int[] ClassLabels { get; init; } = [];
+    /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
+    public float[]? InitialNoise { get; init; }
+    /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
+    public TimestepSpacing? Spacing { get; init; }
+    /// <summary>Use Karras' σ grid.</summary>
+    public bool KarrasSigmas { get; init; }
+    /// <summary>Sampler knobs.</summary>
+    public SamplerOptions Options { get; init; } = new();
+}

@@ -1,0 +1,23 @@
+namespace Diffusion.Runtime.Generation;
+
+/// <summary>Generated images [Count, C, H, W] in the data range (about [−1, 1]) and what it cost.</summary>
+public sealed record GenerationResult(float[] Images, int Count, int Channels, int Height, int Width)
+{
+    /// <summary>Network evaluations per image (a guided evaluation counts once).</summary>
+    public double EvaluationsPerImage { get; init; }
+    /// <summary>Total network calls over all micro-batches.</summary>
+    public long NetworkCalls { get; init; }
+    /// <summary>Time spent inside ONNX Runtime.</summary>
+    public TimeSpan ModelTime { get; init; }
+    /// <summary>Wall time of the whole generation.</summary>
+    public TimeSpan TotalTime { get; init; }
+
+    /// <summary>Values per image.</summary>
+    public int ImageSize => Channels * Height * Width;
+
+    /// <summary>Image <paramref name="i"/>.</summary>
+    public ReadOnlySpan<float> Image(int i) => Images.AsSpan(i * ImageSize, ImageSize);
+}
+
+/// <summary>Progress of a generation.</summary>
+public readonly record struct GenerationProgress(int ImagesDone, int ImagesTotal, int Step, int Steps);

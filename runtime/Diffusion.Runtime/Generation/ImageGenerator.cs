@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Generation;
+
+/// <summary>
+/// Generates images from a model: validates the request, draws x_T per image from the keyed noise (or takes the
+/// caller's), runs the sampler over micro-batches of at most <see cref="GenerationRequest.BatchSize"/> images, and
+/// refuses to return non-finite pixels.
+/// </summary>
+public sealed class ImageGenerator(DiffusionModel model)
+{
+    /// <summary>The model.</summary>
+    public DiffusionModel Model { get; } = model;
+
+    /// <summary>Runs <paramref name="request"/>.</summary>
+    public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        var sampler = SamplerRegistry.Create(request.Sampler);
+        Validate(request);
+        var grid = Grid(request);
+        int d = Model.ImageSize, count = request.Count;
+        var images = new float[(long)count * d > int.MaxValue ? throw new DiffusionException($"--count {count}: {(long)count * d} values exceed one buffer; generate in several runs.") : count * d];
+        var watch = Stopwatch.StartNew();
+        long calls = 0, modelTicks = 0;
+        var labels = new long[request.BatchSize];
+        // At most two batch sizes occur (full batches and the remainder); each gets its buffers and binding once.
+        var contexts = new Dictionary<int, SamplingContext>();
+        try
+        {
+            for (int start = 0; start < count; start += request.BatchSize)
+            {
+                int n = Math.Min(request.BatchSize, count - start);
+                if (!contexts.TryGetValue(n, out var c))
+                {
+                    var denoiser = new Denoiser(Model, n, request.Guidance, cancellation);
+                    int first = start;
+                    contexts[n] = c = new SamplingContext(denoiser, grid, request.Seed, request.Options,
+                        progress is null ? null : step => progress.Report(new GenerationProgress(Done(), count, step + 1, grid.Length - 1)),
+                        cancellation);
+                }
+                cancellation.ThrowIfCancellationRequested();
+                c.Begin(start);
+                var x = c.X.AsSpan();
+                if (request.InitialNoise is { } init) init.AsSpan(start * d, n * d).CopyTo(x);
+                else c.DrawInitialNoise(x);
+                if (request.ClassLabels.Length > 0)
+                {
+                    for (int i = 0; i < n; i++)
+                        labels[i] = request.ClassLabels.Length == 1 ? request.ClassLabels[0] : request.ClassLabels[start + i];
+                    c.Model.SetLabels(labels.AsSpan(0, n));
+                }
+                sampler.Sample(c);
+                CheckFinite(c.X, start);
+                c.X.CopyTo(images.AsSpan(start * d, n * d));
+                progress?.Report(new GenerationProgress(start + n, count, grid.Length - 1, grid.Length - 1));
+                int Done() => start;
+            }
+        }
+        finally
+        {
+            foreach (var c in contexts.Values)
+            {
+                calls += c.Model.Evaluations;
+                modelTicks += c.Model.ModelTicks;
+                c.Model.Dispose();
+            }
+        }
+        int batches = (count + request.BatchSize - 1) / request.BatchSize;
+        return new GenerationResult(images, count, Model.Channels, Model.Height, Model.Width)
+        {
+            NetworkCalls = calls,
+            EvaluationsPerImage = (double)calls / batches,
+            ModelTime = Stopwatch.GetElapsedTime(0, modelTicks),
+            TotalTime = watch.Elapsed,
+        };
+    }
+
+    /// <summary>The noise levels this request visits.</summary>
+    public NoiseLevel[] Grid(GenerationRequest request)
+    {
+        var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
+        try
+        {
+            return SamplingGrid.Create(Model.Schedule, request.Steps, new GridOptions
+            {
+                Spacing = spacing,
+                Karras = request.KarrasSigmas,
+                StepsOffset = Model.Config.StepsOffset,
+            });
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new DiffusionException($"--steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
+        }
+    }
+
+    private void Validate(GenerationRequest r)
+    {
+        if (r.Steps <= 0) throw new DiffusionException($"--steps must be a positive number of sampling steps, got {r.Steps}.");
+        if (r.Count <= 0) throw new DiffusionException($"--count must be a positive number of images, got {r.Count}.");
+        if (r.BatchSize <= 0) throw new DiffusionException($"--batch must be a positive number of images per network call, got {r.BatchSize}.");
+        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionException($"--guidance must be a finite weight ≥ 0, got {r.Guidance}.");
+        if (r.Guidance != 1 && Model.NumClasses == 0)
+            throw new DiffusionException($"--guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave --guidance at 1.");
+        if (r.Guidance != 1 && r.ClassLabels.Length == 0)
+            throw new DiffusionException($"--guidance {r.Guidance} needs a class to guide towards; give --class.");
+        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionException($"--eta must lie in [0, 1], got {r.Options.Eta}.");
+        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionException("--rtol and --atol must be positive.");
+        if (r.Options.Snr <= 0) throw new DiffusionException($"--snr must be positive, got {r.Options.Snr}.");
+        if (r.ClassLabels.Length > 0)
+        {
+            if (Model.NumClasses == 0) throw new DiffusionException($"--class: model '{Model.Source}' is not class-conditional.");
+            if (r.ClassLabels.Length != 1 && r.ClassLabels.Length != r.Count)
+                throw new DiffusionException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
+            foreach (var label in r.ClassLabels)
+                if (label < 0 || label >= Model.NumClasses) throw new DiffusionException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
+        }
+        if (r.InitialNoise is { } init && init.Length != r.Count * Model.ImageSize)
+            throw new DiffusionException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
+    }
+
+    private void CheckFinite(float[] x, int start)
+    {
+        int bad = x.AsSpan().IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        if (bad >= 0)
+            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; nothing was written. Try more steps or another sampler.");
+    }
+}

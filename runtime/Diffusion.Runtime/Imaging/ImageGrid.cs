@@ -1,0 +1,48 @@
+namespace Diffusion.Runtime.Imaging;
+
+/// <summary>Turns model-space images ([N,C,H,W], data in [−1, 1]) into 8-bit pictures and grids of them.</summary>
+public static class ImageGrid
+{
+    /// <summary>One image [C,H,W] in [−1, 1] → 8-bit interleaved pixels (values outside are clamped).</summary>
+    public static Image8 ToImage(ReadOnlySpan<float> chw, int channels, int height, int width)
+    {
+        var pixels = new byte[channels * height * width];
+        int plane = height * width;
+        for (int c = 0; c < channels; c++)
+            for (int p = 0; p < plane; p++)
+                pixels[p * channels + c] = ToByte(chw[c * plane + p]);
+        return new Image8(width, height, channels, pixels);
+    }
+
+    /// <summary>An 8-bit image → [C,H,W] in [−1, 1].</summary>
+    public static float[] FromImage(Image8 image)
+    {
+        int plane = image.Width * image.Height;
+        var chw = new float[image.Channels * plane];
+        for (int c = 0; c < image.Channels; c++)
+            for (int p = 0; p < plane; p++)
+                chw[c * plane + p] = image.Pixels[p * image.Channels + c] / 127.5f - 1;
+        return chw;
+    }
+
+    /// <summary>N images [N,C,H,W] tiled row-major into a grid of <paramref name="columns"/> columns with a <paramref name="padding"/>-pixel black gap.</summary>
+    public static Image8 Tile(ReadOnlySpan<float> images, int count, int channels, int height, int width, int columns = 0, int padding = 2)
+    {
+        if (columns <= 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
+        int rows = (count + columns - 1) / columns;
+        int gridW = columns * width + (columns + 1) * padding, gridH = rows * height + (rows + 1) * padding;
+        var pixels = new byte[gridW * gridH * channels];
+        int size = channels * height * width;
+        for (int n = 0; n < count; n++)
+        {
+            var tile = ToImage(images.Slice(n * size, size), channels, height, width);
+            int x0 = padding + (n % columns) * (width + padding), y0 = padding + (n / columns) * (height + padding);
+            for (int y = 0; y < height; y++)
+                tile.Pixels.AsSpan(y * width * channels, width * channels)
+                    .CopyTo(pixels.AsSpan(((y0 + y) * gridW + x0) * channels));
+        }
+        return new Image8(gridW, gridH, channels, pixels);
+    }
+
+    private static byte ToByte(float v) => (byte)Math.Clamp((int)MathF.Round((v + 1) * 127.5f), 0, 255);
+}

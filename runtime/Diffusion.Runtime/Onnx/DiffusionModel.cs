@@ -1,0 +1,235 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Onnx;
+
+/// <summary>How the graph declares its timestep input.</summary>
+public enum TimestepLayout
+{
+    /// <summary>float32 [B]: one (possibly fractional) timestep per image — the model contract.</summary>
+    FloatPerImage,
+    /// <summary>int64 [B]: fractional timesteps are rounded.</summary>
+    Int64PerImage,
+    /// <summary>float32 scalar or [1]: one timestep for the whole batch.</summary>
+    FloatShared,
+    /// <summary>int64 scalar or [1]: one rounded timestep for the whole batch.</summary>
+    Int64Shared,
+}
+
+/// <summary>
+/// A diffusion network loaded into ONNX Runtime, with everything the samplers need to know about it: its config,
+/// noise schedule, image shape, and which inputs and outputs play which role. Validates the graph against the model
+/// contract on load, so a wrong file fails here with a clear message rather than mid-sampling.
+/// </summary>
+public sealed class DiffusionModel : IDisposable
+{
+    /// <summary>The ONNX Runtime session.</summary>
+    public InferenceSession Session { get; }
+    /// <summary>Where the model came from (a path or a description), for messages.</summary>
+    public string Source { get; }
+    /// <summary>The model's config.</summary>
+    public DiffusionConfig Config { get; }
+    /// <summary>Where the config came from: metadata, scheduler_config.json or options.</summary>
+    public string ConfigSource { get; }
+    /// <summary>The noise schedule built from <see cref="Config"/>.</summary>
+    public NoiseSchedule Schedule { get; }
+    /// <summary>Image channels C.</summary>
+    public int Channels { get; }
+    /// <summary>Image height H.</summary>
+    public int Height { get; }
+    /// <summary>Image width W.</summary>
+    public int Width { get; }
+    /// <summary>C·H·W, the values of one image.</summary>
+    public int ImageSize => Channels * Height * Width;
+    /// <summary>Name of the x_t input.</summary>
+    public string SampleInput { get; }
+    /// <summary>Name of the timestep input.</summary>
+    public string TimestepInput { get; }
+    /// <summary>How the timestep input is declared.</summary>
+    public TimestepLayout TimestepLayout { get; }
+    /// <summary>Name of the class-label input, or null for an unconditional model.</summary>
+    public string? ClassLabelsInput { get; }
+    /// <summary>Name of the output.</summary>
+    public string OutputName { get; }
+    /// <summary>Whether the batch dimension is dynamic (else fixed to <see cref="FixedBatch"/>).</summary>
+    public int? FixedBatch { get; }
+    /// <summary>Number of classes (0 if unconditional); label <see cref="NumClasses"/> is the null label.</summary>
+    public int NumClasses => ClassLabelsInput is null ? 0 : Config.NumClasses;
+    /// <summary>The settings the session was created with.</summary>
+    public SessionSettings Settings { get; }
+
+    private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource, ModelOptions options)
+    {
+        Session = session;
+        Source = source;
+        Config = config;
+        ConfigSource = configSource;
+        Settings = options.Session;
+        var inputs = session.InputMetadata;
+        var outputs = session.OutputMetadata;
+        string Names(IReadOnlyDictionary<string, NodeMetadata> m) => string.Join(", ", m.Select(kv => $"{kv.Key} {Describe(kv.Value)}"));
+
+        SampleInput = options.SampleInput ?? "sample";
+        if (!inputs.TryGetValue(SampleInput, out var sample))
+            throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input with --sample-input.");
+        if (sample.ElementDataType != TensorElementType.Float || sample.Dimensions.Length != 4)
+            throw new DiffusionException($"Model '{source}': input '{SampleInput}' is {Describe(sample)}; expected float32 [B,C,H,W].");
+
+        TimestepInput = options.TimestepInput ?? "timestep";
+        if (!inputs.TryGetValue(TimestepInput, out var timestep))
+            throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with --timestep-input.");
+        TimestepLayout = LayoutOf(timestep) ?? throw new DiffusionException(
+            $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape [B], [1] or a scalar.");
+
+        var labels = options.ClassLabelsInput ?? (inputs.ContainsKey("class_labels") ? "class_labels" : null);
+        if (labels is not null)
+        {
+            if (!inputs.TryGetValue(labels, out var labelMeta))
+                throw new DiffusionException($"Model '{source}' has no input named '{labels}' (its inputs: {Names(inputs)}).");
+            if (labelMeta.ElementDataType != TensorElementType.Int64 || labelMeta.Dimensions.Length != 1)
+                throw new DiffusionException($"Model '{source}': input '{labels}' is {Describe(labelMeta)}; expected int64 [B].");
+            if (config.NumClasses <= 0)
+                throw new DiffusionException($"Model '{source}' takes class labels ('{labels}') but its config ({configSource}) gives no num_classes.");
+        }
+        ClassLabelsInput = labels;
+        var extra = inputs.Keys.Where(k => k != SampleInput && k != TimestepInput && k != labels).ToList();
+        if (extra.Count > 0)
+            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. Map them with --sample-input / --timestep-input / --class-input if they play those roles.");
+
+        OutputName = options.OutputName
+            ?? (outputs.ContainsKey("model_output") ? "model_output"
+            : outputs.ContainsKey("out_sample") ? "out_sample"
+            : outputs.Count == 1 ? outputs.Keys.First()
+            : throw new DiffusionException($"Model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name one with --output-name."));
+        if (!outputs.TryGetValue(OutputName, out var output))
+            throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its outputs: {Names(outputs)}).");
+        if (output.ElementDataType != TensorElementType.Float || output.Dimensions.Length != 4)
+            throw new DiffusionException($"Model '{source}': output '{OutputName}' is {Describe(output)}; expected float32 [B,C,H,W].");
+
+        // The image shape: the config's, checked against every static dimension the graph declares.
+        var dims = sample.Dimensions; // −1 marks a dynamic dimension
+        int Pick(string what, int? fromConfig, int fromGraph)
+        {
+            if (fromConfig is int c && fromGraph > 0 && c != fromGraph)
+                throw new DiffusionException($"Model '{source}': the config ({configSource}) says {what} = {c}, but input '{SampleInput}' is declared {Describe(sample)}.");
+            return fromConfig ?? (fromGraph > 0 ? fromGraph
+                : throw new DiffusionException($"Model '{source}': {what} is neither in the config ({configSource}) nor fixed by the graph ({SampleInput} {Describe(sample)}); add sample_size / in_channels to the config."));
+        }
+        Channels = Pick("in_channels", config.InChannels, dims[1]);
+        Height = Pick("sample_size (height)", config.SampleSize?[0], dims[2]);
+        Width = Pick("sample_size (width)", config.SampleSize?[1], dims[3]);
+        FixedBatch = dims[0] > 0 ? dims[0] : null;
+        for (int k = 1; k < 4; k++)
+            if (output.Dimensions[k] > 0 && output.Dimensions[k] != dims[k] && dims[k] > 0)
+                throw new DiffusionException($"Model '{source}': output '{OutputName}' {Describe(output)} does not match input '{SampleInput}' {Describe(sample)}.");
+        Schedule = config.CreateSchedule();
+    }
+
+    /// <summary>Loads a model file. The config comes from its <c>diffusion.config</c> metadata, else scheduler_config.json beside it, else <see cref="ModelOptions.Config"/>.</summary>
+    public static DiffusionModel Load(string path, ModelOptions? options = null)
+    {
+        options ??= new ModelOptions();
+        if (!File.Exists(path)) throw new DiffusionException($"Model file '{path}' does not exist.");
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (IOException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
+        catch (UnauthorizedAccessException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
+        var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "scheduler_config.json");
+        return Load(bytes, path, options, File.Exists(sidecar) ? sidecar : null);
+    }
+
+    /// <summary>Loads a model from ONNX bytes; <paramref name="source"/> names it in messages.</summary>
+    public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) => Load(onnx, source, options ?? new(), null);
+
+    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options, string? sidecar)
+    {
+        if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
+        using var sessionOptions = options.Session.CreateOptions();
+        InferenceSession session;
+        try { session = new InferenceSession(onnx, sessionOptions); }
+        catch (OnnxRuntimeException e)
+        {
+            var message = e.Message.Trim();
+            if (options.Session.Device.IsCuda && message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
+                throw new DiffusionException($"Model '{source}' could not be placed on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build of ONNX Runtime with a working CUDA and cuDNN.", e);
+            throw new DiffusionException($"Model file '{source}' could not be loaded by ONNX Runtime ({message}). Is it a complete, valid .onnx file?", e);
+        }
+        try
+        {
+            var (config, configSource) = ReadConfig(session, source, options, sidecar);
+            return new DiffusionModel(session, source, config, configSource, options);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
+    private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options, string? sidecar)
+    {
+        if (session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey, out var json))
+        {
+            var where = $"'{DiffusionConfig.MetadataKey}' metadata of {source}";
+            return (DiffusionConfig.Parse(json, where), where);
+        }
+        if (sidecar is not null)
+            return (DiffusionConfig.Parse(File.ReadAllText(sidecar), sidecar), sidecar);
+        if (options.Config is { } given)
+        {
+            given.Validate("the given config");
+            return (given, "the given config");
+        }
+        throw new DiffusionException(
+            $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside it, and no config was given. " +
+            "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or pass --config FILE.");
+    }
+
+    private static TimestepLayout? LayoutOf(NodeMetadata m)
+    {
+        bool isFloat = m.ElementDataType == TensorElementType.Float, isLong = m.ElementDataType == TensorElementType.Int64;
+        if (!isFloat && !isLong) return null;
+        var d = m.Dimensions;
+        bool shared = d.Length == 0 || (d.Length == 1 && d[0] == 1);
+        bool perImage = d.Length == 1 && d[0] != 1;
+        if (shared) return isFloat ? TimestepLayout.FloatShared : TimestepLayout.Int64Shared;
+        if (perImage) return isFloat ? TimestepLayout.FloatPerImage : TimestepLayout.Int64PerImage;
+        return null;
+    }
+
+    /// <summary>"float32 [batch,1,28,28]"-style description of an input or output.</summary>
+    public static string Describe(NodeMetadata m)
+    {
+        var type = m.ElementDataType switch
+        {
+            TensorElementType.Float => "float32",
+            TensorElementType.Int64 => "int64",
+            TensorElementType.Int32 => "int32",
+            TensorElementType.Float16 => "float16",
+            TensorElementType.Double => "float64",
+            var other => other.ToString().ToLowerInvariant(),
+        };
+        var dims = m.Dimensions.Select((d, i) => d > 0 ? d.ToString() : string.IsNullOrEmpty(m.SymbolicDimensions[i]) ? "?" : m.SymbolicDimensions[i]);
+        return $"{type} [{string.Join(",", dims)}]";
+    }
+
+    /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
+    public int ResolveClass(string nameOrId)
+    {
+        if (NumClasses == 0) throw new DiffusionException($"--class {nameOrId}: model '{Source}' is not class-conditional.");
+        if (int.TryParse(nameOrId, out var id))
+        {
+            if (id < 0 || id >= NumClasses) throw new DiffusionException($"--class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            return id;
+        }
+        var names = Config.ClassNames ?? [];
+        for (int i = 0; i < names.Length; i++)
+            if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
+        throw new DiffusionException($"--class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+            (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Session.Dispose();
+}

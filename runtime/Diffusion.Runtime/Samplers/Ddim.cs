@@ -1,0 +1,31 @@
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// DDIM (Song, Meng &amp; Ermon 2021, Eq. 12): x_t′ = √ᾱ_t′ x̂₀ + √(1 − ᾱ_t′ − σ²) ε̂ + σ z with
+/// σ = η √((1−ᾱ_t′)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_t′); η = 0 is deterministic, η = 1 matches DDPM's posterior variance.
+/// </summary>
+public sealed class Ddim : ISampler
+{
+    /// <inheritdoc />
+    public string Name => "ddim";
+
+    /// <inheritdoc />
+    public void Sample(SamplingContext c)
+    {
+        double eta = c.Options.Eta ?? 0;
+        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
+        for (int i = 0; i < c.Steps; i++)
+        {
+            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            c.Model.Predict(x, now, eps, x0);
+            double sigma = eta * Math.Sqrt((1 - next.AlphaBar) / (1 - now.AlphaBar) * (1 - now.AlphaBar / next.AlphaBar));
+            Vec.Axpby(x, Math.Sqrt(next.AlphaBar), x0, Math.Sqrt(Math.Max(0, 1 - next.AlphaBar - sigma * sigma)), eps);
+            if (sigma > 0)
+            {
+                c.DrawNoise(z);
+                Vec.AddScaled(x, sigma, z);
+            }
+            c.StepDone(i);
+        }
+    }
+}

@@ -1,0 +1,33 @@
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// DDPM ancestral sampling (Ho et al. 2020, Alg. 2, over any grid t → t′): x_t′ = μ̃(x_t, x̂₀) + σ z with the
+/// posterior mean μ̃ = √ᾱ_t′ β/(1−ᾱ_t) x̂₀ + √α (1−ᾱ_t′)/(1−ᾱ_t) x_t, α = ᾱ_t/ᾱ_t′, β = 1 − α, and variance
+/// σ² = β̃ = β(1−ᾱ_t′)/(1−ᾱ_t) ("fixed_small") or σ² = β ("fixed_large").
+/// </summary>
+public sealed class Ddpm(bool fixedLarge) : ISampler
+{
+    /// <inheritdoc />
+    public string Name => fixedLarge ? "ddpm-large" : "ddpm";
+
+    /// <inheritdoc />
+    public void Sample(SamplingContext c)
+    {
+        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
+        for (int i = 0; i < c.Steps; i++)
+        {
+            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            c.Model.Predict(x, now, eps, x0);
+            double alpha = now.AlphaBar / next.AlphaBar, beta = 1 - alpha;
+            Vec.Axpby(x, Math.Sqrt(alpha) * (1 - next.AlphaBar) / (1 - now.AlphaBar), x,
+                         Math.Sqrt(next.AlphaBar) * beta / (1 - now.AlphaBar), x0);
+            if (!next.IsClean)
+            {
+                double variance = fixedLarge ? beta : beta * (1 - next.AlphaBar) / (1 - now.AlphaBar);
+                c.DrawNoise(z);
+                Vec.AddScaled(x, Math.Sqrt(variance), z);
+            }
+            c.StepDone(i);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+using System.Numerics.Tensors;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// The one model view every sampler is written against. For a batch of x at noise levels (one per image) it runs the
+/// network once — twice the batch with classifier-free guidance, ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅) — and, whatever the
+/// prediction type, yields ε̂ and x̂₀ (x = αx̂₀ + σε̂; v̂ = αε̂ − σx̂₀; score = −ε̂/σ), with clip_sample and dynamic
+/// thresholding applied to x̂₀. Also offers Karras' σ-space view D(x̃, σ) = x̂₀ with x̃ = x/α.
+/// </summary>
+public sealed class Denoiser : IDisposable
+{
+    private readonly DiffusionModel _model;
+    private readonly ModelBinding _binding;
+    private readonly CancellationToken _cancellation;
+    private readonly float _guidance;
+    private readonly bool _guided;
+    private readonly float[] _guidedOutput;
+    private readonly float[] _epsScratch;
+    private readonly float[] _thresholdScratch;
+    private readonly NoiseLevel[] _uniform;
+    private readonly double[] _timesteps;
+    private readonly PredictionType _prediction;
+
+    /// <summary>Images per call.</summary>
+    public int BatchSize { get; }
+    /// <summary>Values per image, C·H·W.</summary>
+    public int ImageSize { get; }
+    /// <summary>The model's noise schedule.</summary>
+    public NoiseSchedule Schedule => _model.Schedule;
+    /// <summary>Network evaluations so far (one per call, whatever the guidance).</summary>
+    public long Evaluations => _binding.Runs;
+    /// <summary>Time spent inside ONNX Runtime, in Stopwatch ticks.</summary>
+    public long ModelTicks => _binding.RunTicks;
+
+    /// <summary>A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images, guided with weight <paramref name="guidance"/> when the model is class-conditional and guidance ≠ 1.</summary>
+    public Denoiser(DiffusionModel model, int batchSize, float guidance = 1, CancellationToken cancellation = default)
+    {
+        _model = model;
+        _cancellation = cancellation;
+        BatchSize = batchSize;
+        ImageSize = model.ImageSize;
+        _guidance = guidance;
+        _guided = model.ClassLabelsInput is not null && guidance != 1;
+        _binding = new ModelBinding(model, _guided ? 2 * batchSize : batchSize, cancellation);
+        _guidedOutput = _guided ? new float[batchSize * ImageSize] : _binding.Output;
+        _epsScratch = new float[batchSize * ImageSize];
+        _thresholdScratch = model.Config.Thresholding ? new float[ImageSize] : [];
+        _uniform = new NoiseLevel[batchSize];
+        _timesteps = new double[_binding.Batch];
+        _prediction = model.Config.Prediction;
+        SetLabels([]);
+    }
+
+    /// <summary>Sets the class label of each image (empty: the null label, i.e. unconditional). Guided calls pair each with the null label.</summary>
+    public void SetLabels(ReadOnlySpan<long> labels)
+    {
+        if (_binding.Labels is not { } bound) return;
+        long nullLabel = _model.NumClasses;
+        for (int i = 0; i < BatchSize; i++) bound[i] = labels.IsEmpty ? nullLabel : labels[i];
+        if (_guided) bound.AsSpan(BatchSize).Fill(nullLabel);
+    }
+
+    /// <summary>ε̂ and x̂₀ for x (VP space, x = αx₀ + σε) at one noise level shared by the batch.</summary>
+    public void Predict(ReadOnlySpan<float> x, NoiseLevel level, Span<float> eps, Span<float> x0) =>
+        Predict(x, Uniform(level), eps, x0);
+
+    /// <summary>ε̂ and x̂₀ for x (VP space) at one noise level per image.</summary>
+    public void Predict(ReadOnlySpan<float> x, ReadOnlySpan<NoiseLevel> levels, Span<float> eps, Span<float> x0)
+    {
+        x.CopyTo(_binding.Sample);
+        Evaluate(levels, eps, x0);
+    }
+
+    /// <summary>Karras' denoiser D(x̃, σ) = x̂₀ for x̃ = x/α at one σ (level) shared by the batch.</summary>
+    public void Denoise(ReadOnlySpan<float> xTilde, NoiseLevel level, Span<float> denoised) => Denoise(xTilde, Uniform(level), denoised);
+
+    /// <summary>Karras' denoiser D(x̃, σ) = x̂₀ for x̃ = x/α at one level per image.</summary>
+    public void Denoise(ReadOnlySpan<float> xTilde, ReadOnlySpan<NoiseLevel> levels, Span<float> denoised)
+    {
+        for (int i = 0; i < BatchSize; i++)
+            TensorPrimitives.Multiply(Image(xTilde, i), (float)levels[i].Alpha, Image(_binding.Sample.AsSpan(), i));
+        Evaluate(levels, _epsScratch, denoised);
+    }
+
+    private ReadOnlySpan<NoiseLevel> Uniform(NoiseLevel level)
+    {
+        _uniform.AsSpan().Fill(level);
+        return _uniform;
+    }
+
+    private void Evaluate(ReadOnlySpan<NoiseLevel> levels, Span<float> eps, Span<float> x0)
+    {
+        int n = BatchSize * ImageSize;
+        var sample = _binding.Sample.AsSpan(0, n);
+        for (int i = 0; i < BatchSize; i++)
+        {
+            if (levels[i].IsClean) throw new InvalidOperationException("The network is never evaluated at the clean level σ = 0.");
+            _timesteps[i] = levels[i].Timestep;
+        }
+        if (_guided)
+        {
+            sample.CopyTo(_binding.Sample.AsSpan(n));
+            _timesteps.AsSpan(0, BatchSize).CopyTo(_timesteps.AsSpan(BatchSize));
+        }
+        _binding.SetTimesteps(_timesteps);
+        _binding.Run(_cancellation);
+
+        Span<float> output = _guidedOutput;
+        if (_guided)
+        {
+            // ε̂ = ε̂_∅ + w·(ε̂_c − ε̂_∅): the first half of the network batch is conditional, the second unconditional.
+            var cond = _binding.Output.AsSpan(0, n);
+            var uncond = _binding.Output.AsSpan(n, n);
+            TensorPrimitives.Subtract(cond, uncond, output);
+            TensorPrimitives.MultiplyAdd((ReadOnlySpan<float>)output, _guidance, uncond, output);
+        }
+        CheckFinite(output, levels);
+
+        for (int i = 0; i < BatchSize; i++)
+        {
+            float a = (float)levels[i].Alpha, s = (float)levels[i].SigmaVp;
+            var xi = Image(sample, i);
+            var oi = Image(output, i);
+            var ei = Image(eps, i);
+            var x0i = Image(x0, i);
+            switch (_prediction)
+            {
+                case PredictionType.Epsilon: // x̂₀ = (x − σε̂)/α
+                    oi.CopyTo(ei);
+                    TensorPrimitives.Multiply(xi, 1 / a, x0i);
+                    TensorPrimitives.MultiplyAdd(ei, -s / a, x0i, x0i);
+                    break;
+                case PredictionType.Sample: // ε̂ = (x − αx̂₀)/σ
+                    oi.CopyTo(x0i);
+                    EpsFromX0(xi, x0i, ei, a, s);
+                    break;
+                case PredictionType.VPrediction: // x̂₀ = αx − σv̂, ε̂ = σx + αv̂
+                    TensorPrimitives.Multiply(xi, a, x0i);
+                    TensorPrimitives.MultiplyAdd(oi, -s, x0i, x0i);
+                    TensorPrimitives.Multiply(xi, s, ei);
+                    TensorPrimitives.MultiplyAdd(oi, a, ei, ei);
+                    break;
+            }
+            if (_model.Config.ClipSample || _model.Config.Thresholding)
+            {
+                if (_model.Config.Thresholding) DynamicThreshold(x0i);
+                else Clamp(x0i, (float)_model.Config.ClipSampleRange);
+                EpsFromX0(xi, x0i, ei, a, s);
+            }
+        }
+    }
+
+    private static void EpsFromX0(ReadOnlySpan<float> x, ReadOnlySpan<float> x0, Span<float> eps, float a, float s)
+    {
+        TensorPrimitives.Multiply(x0, -a / s, eps);
+        TensorPrimitives.MultiplyAdd(x, 1 / s, eps, eps);
+    }
+
+    /// <summary>Saharia et al. 2022: s = max(1, min(quantile(|x̂₀|, ratio), sample_max_value)); x̂₀ ← clamp(x̂₀, −s, s)/s.</summary>
+    private void DynamicThreshold(Span<float> x0)
+    {
+        var abs = _thresholdScratch.AsSpan();
+        TensorPrimitives.Abs(x0, abs);
+        abs.Sort();
+        double q = _model.Config.DynamicThresholdingRatio * (abs.Length - 1);
+        int lo = (int)Math.Floor(q);
+        double quantile = abs[lo] + (q - lo) * (abs[Math.Min(lo + 1, abs.Length - 1)] - abs[lo]);
+        float s = (float)Math.Clamp(quantile, 1, Math.Max(1, _model.Config.SampleMaxValue));
+        Clamp(x0, s);
+        TensorPrimitives.Multiply(x0, 1 / s, x0);
+    }
+
+    private static void Clamp(Span<float> x, float bound)
+    {
+        TensorPrimitives.Min(x, bound, x);
+        TensorPrimitives.Max(x, -bound, x);
+    }
+
+    private void CheckFinite(ReadOnlySpan<float> output, ReadOnlySpan<NoiseLevel> levels)
+    {
+        if (float.IsFinite(TensorPrimitives.Sum(output))) return;
+        int bad = output.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+        if (bad < 0) return; // the sum overflowed, the values are finite
+        int image = bad / ImageSize;
+        throw new DiffusionException(
+            $"Model '{_model.Source}' returned {output[bad]} (image {image} of the batch, value {bad % ImageSize}, timestep {levels[image].Timestep:0.###}). " +
+            "The sampling was stopped rather than writing a broken image; check the model file and its inputs.");
+    }
+
+    private ReadOnlySpan<float> Image(ReadOnlySpan<float> batch, int i) => batch.Slice(i * ImageSize, ImageSize);
+    private Span<float> Image(Span<float> batch, int i) => batch.Slice(i * ImageSize, ImageSize);
+
+    /// <inheritdoc />
+    public void Dispose() => _binding.Dispose();
+}

@@ -1,0 +1,111 @@
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// Adaptive Dormand–Prince RK5(4) (Dormand &amp; Prince 1980; scipy's RK45) on the probability-flow ODE written in
+/// s = log σ: dx̃/ds = x̃ − D(x̃, eˢ), from σ_max to the grid's smallest σ, then x₀ = D(x̃, σ_min). Step size is
+/// controlled per image (error ≤ atol + rtol·|x̃|, RMS), so an image's result never depends on its batch. Ignores the
+/// grid's interior levels; network evaluations used are in <see cref="Denoiser.Evaluations"/>.
+/// </summary>
+public sealed class DormandPrince : ISampler
+{
+    private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
+    private static readonly double[][] A =
+    [
+        [],
+        [1.0 / 5],
+        [3.0 / 40, 9.0 / 40],
+        [44.0 / 45, -56.0 / 15, 32.0 / 9],
+        [19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729],
+        [9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656],
+        [35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84],
+    ];
+    // Fifth-order weights (A[6]) minus the embedded fourth-order ones.
+    private static readonly double[] E =
+        [35.0 / 384 - 5179.0 / 57600, 0, 500.0 / 1113 - 7571.0 / 16695, 125.0 / 192 - 393.0 / 640,
+         -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100, -1.0 / 40];
+
+    /// <inheritdoc />
+    public string Name => "rk45";
+
+    /// <inheritdoc />
+    public void Sample(SamplingContext c)
+    {
+        int batch = c.BatchSize;
+        var k = new float[7][];
+        for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
+        float[] x = c.X, stage = c.Buffer(7), denoised = c.Buffer(8), error = c.Buffer(9);
+        var schedule = c.Model.Schedule;
+        double sStart = Math.Log(c.Grid[0].Sigma), sEnd = Math.Log(c.Grid[^2].Sigma);
+        var s = new double[batch];
+        var h = new double[batch];
+        var levels = new NoiseLevel[batch];
+        Array.Fill(s, sStart);
+        Array.Fill(h, sStart == sEnd ? 0 : (sEnd - sStart) / 10);
+        Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
+        Slope(c, x, s, h, 0, levels, denoised, k[0]);
+
+        int accepted = 0;
+        while (Array.Exists(h, v => v != 0))
+        {
+            if (c.Model.Evaluations > c.Options.MaxEvaluations)
+                throw new DiffusionException($"rk45 did not reach σ_min within {c.Options.MaxEvaluations} network evaluations; loosen --rtol/--atol.");
+            for (int j = 1; j < 7; j++)
+            {
+                for (int b = 0; b < batch; b++)
+                {
+                    var y = c.Image(stage, b);
+                    c.Image(x, b).CopyTo(y);
+                    for (int m = 0; m < j; m++)
+                        if (A[j][m] != 0) Vec.AddScaled(y, h[b] * A[j][m], c.Image(k[m], b));
+                }
+                Slope(c, stage, s, h, C[j], levels, denoised, k[j]);
+            }
+            // stage now holds the fifth-order solution at s + h; k[6] is its slope (first-same-as-last).
+            bool anyAccepted = false;
+            for (int b = 0; b < batch; b++)
+            {
+                if (h[b] == 0) continue;
+                var err = c.Image(error, b);
+                err.Clear();
+                for (int m = 0; m < 7; m++)
+                    if (E[m] != 0) Vec.AddScaled(err, h[b] * E[m], c.Image(k[m], b));
+                double norm = ErrorNorm(err, c.Image(x, b), c.Image(stage, b), c.Options);
+                double factor = norm == 0 ? 5 : Math.Clamp(0.9 * Math.Pow(norm, -0.2), 0.2, norm <= 1 ? 5 : 1);
+                if (norm <= 1)
+                {
+                    c.Image(stage, b).CopyTo(c.Image(x, b));
+                    c.Image(k[6], b).CopyTo(c.Image(k[0], b));
+                    s[b] += h[b];
+                    anyAccepted = true;
+                }
+                double remaining = sEnd - s[b];
+                h[b] = Math.Abs(remaining) < 1e-12 ? 0 : Math.Max(h[b] * factor, remaining); // h < 0: never step past σ_min
+            }
+            if (anyAccepted) c.StepDone(accepted++);
+        }
+        c.Model.Denoise(x, NoiseLevel.OfSigma(schedule, Math.Exp(sEnd)), denoised);
+        denoised.CopyTo(x);
+    }
+
+    /// <summary>dx̃/ds = x̃ − D(x̃, e^{s + c·h}) for every image at its own s.</summary>
+    private static void Slope(SamplingContext c, float[] xTilde, double[] s, double[] h, double cj, NoiseLevel[] levels, float[] denoised, float[] slope)
+    {
+        for (int b = 0; b < levels.Length; b++) levels[b] = NoiseLevel.OfSigma(c.Model.Schedule, Math.Exp(s[b] + cj * h[b]));
+        c.Model.Denoise(xTilde, levels, denoised);
+        Vec.Axpby(slope, 1, xTilde, -1, denoised);
+    }
+
+    private static double ErrorNorm(ReadOnlySpan<float> err, ReadOnlySpan<float> x, ReadOnlySpan<float> xNew, SamplerOptions o)
+    {
+        double sum = 0;
+        for (int j = 0; j < err.Length; j++)
+        {
+            double scale = o.AbsoluteTolerance + o.RelativeTolerance * Math.Max(Math.Abs(x[j]), Math.Abs(xNew[j]));
+            double e = err[j] / scale;
+            sum += e * e;
+        }
+        return Math.Sqrt(sum / err.Length);
+    }
+}

@@ -1,0 +1,78 @@
+using Diffusion.Runtime.Noise;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// Everything a sampler works with for one batch: the model view, the grid of noise levels, the batch x (VP space),
+/// scratch buffers allocated once per generation, keyed noise draws, options, progress and cancellation.
+/// </summary>
+public sealed class SamplingContext
+{
+    private readonly List<float[]> _buffers = [];
+    private readonly NoiseGenerator _noise;
+    private readonly Action<int>? _stepDone;
+    private long _firstImage;
+    private uint _draw;
+
+    /// <summary>Creates a context for batches of <paramref name="model"/>.BatchSize images.</summary>
+    public SamplingContext(Denoiser model, NoiseLevel[] grid, ulong seed, SamplerOptions? options = null,
+        Action<int>? stepDone = null, CancellationToken cancellation = default)
+    {
+        if (grid.Length < 2 || !grid[^1].IsClean) throw new ArgumentException("A sampling grid holds at least one noisy level and ends at the clean level.", nameof(grid));
+        Model = model;
+        Grid = grid;
+        X = new float[model.BatchSize * model.ImageSize];
+        _noise = new NoiseGenerator(seed);
+        Options = options ?? new SamplerOptions();
+        _stepDone = stepDone;
+        Cancellation = cancellation;
+    }
+
+    /// <summary>The model view.</summary>
+    public Denoiser Model { get; }
+    /// <summary>Noise levels to visit, most noisy first, ending with <see cref="NoiseLevel.Clean"/>.</summary>
+    public NoiseLevel[] Grid { get; }
+    /// <summary>Number of steps: one per grid interval.</summary>
+    public int Steps => Grid.Length - 1;
+    /// <summary>The batch, [B,C,H,W] flattened: x_T on entry, x₀ on exit (VP space).</summary>
+    public float[] X { get; }
+    /// <summary>Images in the batch.</summary>
+    public int BatchSize => Model.BatchSize;
+    /// <summary>Values per image.</summary>
+    public int ImageSize => Model.ImageSize;
+    /// <summary>Sampler options.</summary>
+    public SamplerOptions Options { get; }
+    /// <summary>Cancellation of the generation.</summary>
+    public CancellationToken Cancellation { get; }
+
+    /// <summary>Scratch buffer number <paramref name="slot"/>, the size of <see cref="X"/>; allocated on first use, reused by every later batch.</summary>
+    public float[] Buffer(int slot)
+    {
+        while (_buffers.Count <= slot) _buffers.Add(new float[X.Length]);
+        return _buffers[slot];
+    }
+
+    /// <summary>Points the context at images <paramref name="firstImage"/>… and restarts the draw count; x_T is draw 0.</summary>
+    public void Begin(long firstImage)
+    {
+        _firstImage = firstImage;
+        _draw = 0;
+    }
+
+    /// <summary>Fills <paramref name="destination"/> with this batch's next N(0, I) draw (keyed by seed, image index and draw number).</summary>
+    public void DrawNoise(Span<float> destination) => _noise.Fill(destination, _firstImage, ImageSize, ++_draw);
+
+    /// <summary>Fills <paramref name="destination"/> with the initial noise x_T of this batch (draw 0).</summary>
+    public void DrawInitialNoise(Span<float> destination) => _noise.Fill(destination, _firstImage, ImageSize, 0);
+
+    /// <summary>Marks step <paramref name="step"/> done: reports progress and honours cancellation.</summary>
+    public void StepDone(int step)
+    {
+        _stepDone?.Invoke(step);
+        Cancellation.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>One image of a batch buffer.</summary>
+    public Span<float> Image(float[] batch, int i) => batch.AsSpan(i * ImageSize, ImageSize);
+}
