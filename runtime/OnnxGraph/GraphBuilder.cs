@@ -38,6 +38,11 @@ public sealed class GraphBuilder
     public Value Initializer(TensorProto tensor)
     {
         Claim(tensor.Name);
+        return AddInitializer(tensor);
+    }
+
+    private Value AddInitializer(TensorProto tensor)
+    {
         _graph.Initializer.Add(tensor);
         return new Value(tensor.Name);
     }
@@ -49,10 +54,11 @@ public sealed class GraphBuilder
     public Value Initializer(string name, ReadOnlySpan<long> data, params long[] shape) => Initializer(Tensors.Int64(name, data, shape));
 
     /// <summary>A float32 scalar constant.</summary>
-    public Value Scalar(float value, string? name = null) => Initializer(Tensors.Float(name ?? Fresh("const"), [value]));
+    public Value Scalar(float value, string? name = null) =>
+        name is null ? AddInitializer(Tensors.Float(Fresh("const"), [value])) : Initializer(Tensors.Float(name, [value]));
 
     /// <summary>A 1-D int64 constant (shapes, axes, indices).</summary>
-    public Value Ints(params long[] values) => Initializer(Tensors.Int64(Fresh("ints"), values, values.Length));
+    public Value Ints(params long[] values) => AddInitializer(Tensors.Int64(Fresh("ints"), values, values.Length));
 
     /// <summary>Adds one node of operator <paramref name="op"/> and returns its (first) output.</summary>
     public Value Node(string op, Value[] inputs, string? output = null, params AttributeProto[] attributes) =>
@@ -118,6 +124,7 @@ public sealed class GraphBuilder
         if (!_names.Add(name)) throw new ArgumentException($"The graph already has a value named '{name}'.", nameof(name));
     }
 
+    /// <summary>A name no value of the graph has yet, reserved.</summary>
     private string Fresh(string prefix)
     {
         string name;

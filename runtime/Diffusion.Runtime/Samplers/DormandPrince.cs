@@ -4,9 +4,9 @@ namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
 /// Adaptive Dormand–Prince RK5(4) (Dormand &amp; Prince 1980; scipy's RK45) on the probability-flow ODE written in
-/// s = log σ: dx̃/ds = x̃ − D(x̃, eˢ), from σ_max to the grid's smallest σ, then x₀ = D(x̃, σ_min). Step size is
+/// s = log σ: dx̃/ds = x̃ − D(x̃, eˢ), from the grid's first σ to the schedule's σ_min = σ(t = 0), then x₀ = D(x̃, σ_min). Step size is
 /// controlled per image (error ≤ atol + rtol·|x̃|, RMS), so an image's result never depends on its batch. Ignores the
-/// grid's interior levels; network evaluations used are in <see cref="Denoiser.Evaluations"/>.
+/// rest of the grid; network evaluations used are in <see cref="Denoiser.Evaluations"/>.
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
@@ -37,7 +37,7 @@ public sealed class DormandPrince : ISampler
         for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
         float[] x = c.X, stage = c.Buffer(7), denoised = c.Buffer(8), error = c.Buffer(9);
         var schedule = c.Model.Schedule;
-        double sStart = Math.Log(c.Grid[0].Sigma), sEnd = Math.Log(c.Grid[^2].Sigma);
+        double sStart = Math.Log(c.Grid[0].Sigma), sEnd = Math.Log(Math.Min(schedule.SigmaMin, c.Grid[0].Sigma));
         var s = new double[batch];
         var h = new double[batch];
         var levels = new NoiseLevel[batch];

@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Diffusion.Runtime;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using Microsoft.ML.OnnxRuntime;
+using Spectre.Console;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary>
+/// <c>bench-runtime</c>: the sampling loop's cost over the bare network. For each batch size it times (a) ONNX Runtime's
+/// bare Run on the same session with a hand-made IoBinding — the baseline — and (b) whole generations through the
+/// runtime, reporting ms per network evaluation, loop time / summed model time, and managed bytes allocated per step
+/// after warm-up (the difference between a 2n-step and an n-step generation, divided by n).
+/// </summary>
+public static class BenchRuntimeCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var model = new ModelArguments();
+        var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64" };
+        var samplers = new Option<string>("--samplers") { Description = "Comma-separated samplers to time.", DefaultValueFactory = _ => "ddim,dpm++2m,ddpm" };
+        var steps = new Option<int>("--steps") { Description = "Steps per generation.", DefaultValueFactory = _ => 50 };
+        var repeat = new Option<int>("--repeat") { Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5 };
+        var command = new Command("bench-runtime", "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
+        {
+            batches, samplers, steps, repeat,
+        };
+        model.AddTo(command);
+        command.SetAction((p, cancellation) => console.Guard(() =>
+        {
+            using var m = model.Load(p);
+            int n = p.GetValue(steps), reps = p.GetValue(repeat);
+            if (n <= 0 || reps <= 0) throw new DiffusionException("--steps and --repeat must be positive.");
+            var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(int.Parse).ToArray();
+            var names = ParseList(p.GetValue(samplers)!, "--samplers");
+            var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "loop ms/NFE", "model ms/NFE", "loop / model", "loop / bare", "alloc B/step");
+            foreach (var batch in sizes)
+            {
+                double bare = BareRunMs(m, batch, n * reps, cancellation);
+                foreach (var sampler in names)
+                {
+                    var generator = new ImageGenerator(m);
+                    GenerationRequest Request(int s) => new() { Sampler = sampler, Steps = s, Count = batch, BatchSize = batch, Seed = 1 };
+                    generator.Generate(Request(n), null, cancellation); // warm-up
+                    var runs = Enumerable.Range(0, reps).Select(_ => generator.Generate(Request(n), null, cancellation)).OrderBy(r => r.TotalTime).ToList();
+                    var median = runs[reps / 2];
+                    double nfe = median.NetworkCalls;
+                    double loopMs = median.TotalTime.TotalMilliseconds / nfe, modelMs = median.ModelTime.TotalMilliseconds / nfe;
+                    long allocPerStep = (Allocated(() => generator.Generate(Request(2 * n), null, cancellation))
+                                         - Allocated(() => generator.Generate(Request(n), null, cancellation))) / n;
+                    table.AddPlainRow(batch.ToString(), sampler, $"{bare:0.000}", $"{loopMs:0.000}", $"{modelMs:0.000}",
+                        $"{loopMs / modelMs:0.000}", $"{loopMs / bare:0.000}", allocPerStep.ToString());
+                }
+            }
+            console.Ansi.Write(table);
+            console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median of {reps}; device {m.Settings.Device}; " +
+                $"intra-op threads {(m.Settings.IntraOpThreads == 0 ? $"ORT default ({Environment.ProcessorCount} logical cores)" : m.Settings.IntraOpThreads)}; ONNX Runtime {OrtLibrary.Version}");
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
+
+    /// <summary>ms per call of InferenceSession.RunWithBinding on buffers bound once: the floor any sampling loop stands on.</summary>
+    private static double BareRunMs(DiffusionModel m, int batch, int calls, CancellationToken cancellation)
+    {
+        long[] shape = [batch, m.Channels, m.Height, m.Width];
+        var x = new float[batch * m.ImageSize];
+        for (int i = 0; i < x.Length; i++) x[i] = (i % 17) / 8f - 1;
+        using var sample = OrtValue.CreateTensorValueFromMemory(x, shape);
+        using var output = OrtValue.CreateTensorValueFromMemory(new float[x.Length], shape);
+        bool perImage = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage;
+        long[] tShape = perImage ? [batch] : m.Session.InputMetadata[m.TimestepInput].Dimensions.Length == 0 ? [] : [1];
+        int tCount = perImage ? batch : 1;
+        using var timestep = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared
+            ? OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500f, tCount).ToArray(), tShape)
+            : OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500L, tCount).ToArray(), tShape);
+        using var labels = OrtValue.CreateTensorValueFromMemory(new long[batch], [batch]);
+        using var binding = m.Session.CreateIoBinding();
+        using var run = new RunOptions();
+        binding.BindInput(m.SampleInput, sample);
+        binding.BindInput(m.TimestepInput, timestep);
+        if (m.ClassLabelsInput is { } l) binding.BindInput(l, labels);
+        binding.BindOutput(m.OutputName, output);
+        for (int i = 0; i < 10; i++) m.Session.RunWithBinding(run, binding);
+        var watch = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++)
+        {
+            m.Session.RunWithBinding(run, binding);
+            cancellation.ThrowIfCancellationRequested();
+        }
+        return watch.Elapsed.TotalMilliseconds / calls;
+    }
+
+    private static long Allocated(Action action)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+
+    private static string[] ParseList(string text, string option)
+    {
+        var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (items.Length == 0) throw new DiffusionException($"{option} needs at least one value.");
+        if (option == "--batches" && items.Any(i => !int.TryParse(i, out var b) || b <= 0))
+            throw new DiffusionException($"{option} '{text}': expected positive integers separated by commas.");
+        return items;
+    }
+}

@@ -1,0 +1,46 @@
+using System.CommandLine;
+using Diffusion.Cli.ReferenceModels;
+using Diffusion.Runtime;
+using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Onnx;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary><c>gaussian-model --out F.onnx</c>: writes the closed-form reference model (for testing samplers).</summary>
+public static class GaussianModelCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var output = new Option<string>("--out", "-o") { Description = "Where to write the .onnx file.", Required = true };
+        var bundled = new Option<bool>("--bundled") { Description = "Write the bundled 32×32 RGB colour-class model." };
+        var mean = new Option<float>("--mean") { Description = "Data mean μ (single channel).", DefaultValueFactory = _ => 0.5f };
+        var std = new Option<float>("--std") { Description = "Data standard deviation s.", DefaultValueFactory = _ => 0.3f };
+        var size = new Option<int>("--size") { Description = "Image height and width.", DefaultValueFactory = _ => 8 };
+        var prediction = new Option<string>("--prediction") { Description = "epsilon, v_prediction or sample.", DefaultValueFactory = _ => "epsilon" };
+        var schedule = new Option<string>("--schedule") { Description = "Beta schedule.", DefaultValueFactory = _ => "linear" };
+        var command = new Command("gaussian-model", "Write the closed-form denoiser of N(μ, s²) data as an ONNX model: every correct sampler reproduces μ and s.")
+        {
+            output, bundled, mean, std, size, prediction, schedule,
+        };
+        command.SetAction((p, _) => console.Guard(() =>
+        {
+            if (p.GetValue(std) <= 0) throw new DiffusionException($"--std must be positive, got {p.GetValue(std)}.");
+            if (p.GetValue(size) <= 0) throw new DiffusionException($"--size must be positive, got {p.GetValue(size)}.");
+            var spec = p.GetValue(bundled) ? GaussianModel.Bundled : new GaussianModelSpec
+            {
+                Height = p.GetValue(size),
+                Width = p.GetValue(size),
+                Mean = [p.GetValue(mean)],
+                Std = [p.GetValue(std)],
+                Config = new DiffusionConfig { PredictionType = p.GetValue(prediction)!, BetaSchedule = p.GetValue(schedule)! },
+            };
+            var bytes = GaussianModel.Build(spec);
+            var path = p.GetValue(output)!;
+            AtomicFile.Write(path, s => s.Write(bytes));
+            console.Out.WriteLine($"wrote {path} ({bytes.Length} bytes)");
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
+}

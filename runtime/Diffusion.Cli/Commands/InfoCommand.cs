@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Diffusion.Runtime.Onnx;
+using Spectre.Console;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary><c>info --model PATH</c>: inputs, outputs and config of a model.</summary>
+public static class InfoCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var model = new ModelArguments();
+        var command = new Command("info", "Show a model's inputs, outputs and diffusion config.");
+        model.AddTo(command);
+        command.SetAction((p, _) => console.Guard(() =>
+        {
+            using var m = model.Load(p);
+            var io = new Table().AddColumns("", "name", "type", "role");
+            foreach (var (name, meta) in m.Session.InputMetadata)
+                io.AddPlainRow("input", name, DiffusionModel.Describe(meta), Role(m, name));
+            foreach (var (name, meta) in m.Session.OutputMetadata)
+                io.AddPlainRow("output", name, DiffusionModel.Describe(meta), name == m.OutputName ? "model_output" : "");
+            console.Ansi.Write(io);
+            var c = m.Config;
+            var config = new Table().AddColumns("config", "value");
+            config.AddPlainRow("source", m.ConfigSource);
+            config.AddPlainRow("image", $"{m.Channels}×{m.Height}×{m.Width}");
+            config.AddPlainRow("prediction_type", c.PredictionType);
+            config.AddPlainRow("schedule", $"{c.BetaSchedule}, T = {c.NumTrainTimesteps}, β ∈ [{c.BetaStart}, {c.BetaEnd}]{(c.RescaleBetasZeroSnr ? ", zero terminal SNR" : "")}");
+            config.AddPlainRow("σ range", $"{m.Schedule.SigmaMin:0.####} … {m.Schedule.SigmaMax:0.##}");
+            config.AddPlainRow("timestep_spacing", c.TimestepSpacing);
+            config.AddPlainRow("clip_sample / thresholding", $"{c.ClipSample} / {c.Thresholding}");
+            config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional" : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} (null label {m.NumClasses})");
+            config.AddPlainRow("ONNX Runtime", $"{OrtLibrary.Version} ({OrtLibrary.Path}), {m.Settings.Device}");
+            console.Ansi.Write(config);
+            return Task.FromResult(0);
+        }));
+        return command;
+    }
+
+    private static string Role(DiffusionModel m, string name) =>
+        name == m.SampleInput ? "sample" : name == m.TimestepInput ? $"timestep ({m.TimestepLayout})" : name == m.ClassLabelsInput ? "class_labels" : "";
+}

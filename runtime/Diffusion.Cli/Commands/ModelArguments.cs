@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Diffusion.Runtime;
+using Diffusion.Runtime.Onnx;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary>The options every model-loading command shares, and loading the model from them.</summary>
+public sealed class ModelArguments
+{
+    /// <summary>--model.</summary>
+    public Option<string?> Model { get; } = new("--model", "-m") { Description = "ONNX model file (default: the bundled model)." };
+    /// <summary>--device.</summary>
+    public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+    /// <summary>--threads.</summary>
+    public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0 };
+    /// <summary>--config.</summary>
+    public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json for a model without diffusion.config metadata." };
+    /// <summary>--sample-input.</summary>
+    public Option<string?> SampleInput { get; } = new("--sample-input") { Description = "Name of the model's x_t input (default: sample)." };
+    /// <summary>--timestep-input.</summary>
+    public Option<string?> TimestepInput { get; } = new("--timestep-input") { Description = "Name of the model's timestep input (default: timestep)." };
+    /// <summary>--class-input.</summary>
+    public Option<string?> ClassInput { get; } = new("--class-input") { Description = "Name of the model's class-label input (default: class_labels)." };
+    /// <summary>--output-name.</summary>
+    public Option<string?> OutputName { get; } = new("--output-name") { Description = "Name of the model's output (default: model_output, else out_sample)." };
+
+    /// <summary>Adds the options to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Model, Device, Threads, Config, SampleInput, TimestepInput, ClassInput, OutputName })
+            command.Options.Add(o);
+    }
+
+    /// <summary>The path of the bundled model.</summary>
+    public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "gaussian", "gaussian.onnx");
+
+    /// <summary>Loads the model the options name.</summary>
+    public DiffusionModel Load(ParseResult p)
+    {
+        var path = p.GetValue(Model) ?? BundledModelPath;
+        if (p.GetValue(Threads) < 0) throw new DiffusionException($"--threads must be ≥ 0, got {p.GetValue(Threads)}.");
+        DiffusionConfig? config = null;
+        if (p.GetValue(Config) is { } configPath)
+        {
+            if (!File.Exists(configPath)) throw new DiffusionException($"--config '{configPath}' does not exist.");
+            config = DiffusionConfig.Parse(File.ReadAllText(configPath), configPath);
+        }
+        return DiffusionModel.Load(path, new ModelOptions
+        {
+            Session = new SessionSettings { Device = ExecutionDevice.Parse(p.GetValue(Device)!), IntraOpThreads = p.GetValue(Threads) },
+            Config = config,
+            SampleInput = p.GetValue(SampleInput),
+            TimestepInput = p.GetValue(TimestepInput),
+            ClassLabelsInput = p.GetValue(ClassInput),
+            OutputName = p.GetValue(OutputName),
+        });
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using Diffusion.Cli.Output;
+using Diffusion.Runtime;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
+using Spectre.Console;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary><c>sample</c>: generate images and write them as a PNG grid, .npy, or a folder of PNGs.</summary>
+public static class SampleCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var model = new ModelArguments();
+        var sampler = new Option<string>("--sampler", "-s") { Description = "Sampler (see `samplers`).", DefaultValueFactory = _ => "dpm++2m" };
+        var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 20 };
+        var count = new Option<int?>("--count", "-n") { Description = "Number of images (default 16, or as many as --init-noise holds)." };
+        var seed = new Option<ulong>("--seed") { Description = "Noise seed; image i of a seed is the same at any --batch.", DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { Description = "Images per network call at most (guidance doubles the network batch).", DefaultValueFactory = _ => 16 };
+        var eta = new Option<double?>("--eta") { Description = "η of ddim (default 0) and dpm++2m-sde (default 1)." };
+        var guidance = new Option<float>("--guidance", "-g") { Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => 1 };
+        var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image, or 'all' to cycle through the classes." };
+        var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
+        var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => "out/samples.png" };
+        var spacing = new Option<string?>("--spacing") { Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
+        var karras = new Option<bool>("--karras") { Description = "Use Karras et al.'s σ grid (ρ = 7)." };
+        var rtol = new Option<double>("--rtol") { Description = "rk45 relative tolerance.", DefaultValueFactory = _ => 1e-3 };
+        var atol = new Option<double>("--atol") { Description = "rk45 absolute tolerance.", DefaultValueFactory = _ => 1e-3 };
+        var snr = new Option<double>("--snr") { Description = "pc Langevin signal-to-noise ratio.", DefaultValueFactory = _ => 0.16 };
+        var columns = new Option<int>("--columns") { Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
+        var command = new Command("sample", "Generate images.")
+        {
+            sampler, steps, count, seed, batch, eta, guidance, label, initNoise, output, spacing, karras, rtol, atol, snr, columns,
+        };
+        model.AddTo(command);
+
+        command.SetAction((p, cancellation) => console.Guard(async () =>
+        {
+            SamplerRegistry.Create(p.GetValue(sampler)!); // unknown names fail before the model loads
+            using var m = model.Load(p);
+            var writer = new SampleWriter(p.GetValue(output)!, m.Channels);
+            float[]? init = null;
+            int n = p.GetValue(count) ?? 16;
+            if (p.GetValue(initNoise) is { } noisePath)
+            {
+                var array = Npy.Load(noisePath);
+                var s = array.Shape;
+                if (s.Length != 4 || s[1] != m.Channels || s[2] != m.Height || s[3] != m.Width)
+                    throw new DiffusionException($"--init-noise '{noisePath}' has shape ({string.Join(",", s)}); expected (N,{m.Channels},{m.Height},{m.Width}).");
+                if (p.GetValue(count) is int c && c != s[0])
+                    throw new DiffusionException($"--init-noise '{noisePath}' holds {s[0]} images but --count is {c}.");
+                n = s[0];
+                init = array.Data;
+            }
+            var request = new GenerationRequest
+            {
+                Sampler = p.GetValue(sampler)!,
+                Steps = p.GetValue(steps),
+                Count = n,
+                Seed = p.GetValue(seed),
+                BatchSize = p.GetValue(batch),
+                Guidance = p.GetValue(guidance),
+                ClassLabels = Labels(m, p.GetValue(label), n),
+                InitialNoise = init,
+                Spacing = p.GetValue(spacing) is { } sp ? Parse(() => TimestepSpacings.Parse(sp), "--spacing") : null,
+                KarrasSigmas = p.GetValue(karras),
+                Options = new SamplerOptions { Eta = p.GetValue(eta), RelativeTolerance = p.GetValue(rtol), AbsoluteTolerance = p.GetValue(atol), Snr = p.GetValue(snr) },
+            };
+            var generator = new ImageGenerator(m);
+            var result = await Generate(console, generator, request, cancellation);
+            var written = writer.Write(result, p.GetValue(columns));
+            console.Out.WriteLine(
+                $"wrote {written}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}, {request.Sampler}, " +
+                $"{result.EvaluationsPerImage:0.#} network evaluations per image, {result.TotalTime.TotalSeconds:0.00} s " +
+                $"({result.ModelTime.TotalSeconds:0.00} s in the model, {m.Settings.Device})");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static async Task<GenerationResult> Generate(CliConsole console, ImageGenerator generator, GenerationRequest request, CancellationToken cancellation)
+    {
+        if (!console.Interactive) return await Task.Run(() => generator.Generate(request, null, cancellation), cancellation);
+        GenerationResult? result = null;
+        await console.Ansi.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask($"{request.Sampler}, {request.Count} images", maxValue: request.Count);
+                var progress = new Progress<GenerationProgress>(g => task.Value = g.ImagesDone + (double)g.Step / Math.Max(1, g.Steps) * Math.Min(request.BatchSize, g.ImagesTotal - g.ImagesDone));
+                result = await Task.Run(() => generator.Generate(request, progress, cancellation), cancellation);
+                task.Value = request.Count;
+            });
+        return result!;
+    }
+
+    private static int[] Labels(DiffusionModel m, string? text, int count)
+    {
+        if (text is null) return [];
+        if (string.Equals(text, "all", StringComparison.OrdinalIgnoreCase))
+        {
+            if (m.NumClasses == 0) throw new DiffusionException($"--class all: model '{m.Source}' is not class-conditional.");
+            return Enumerable.Range(0, count).Select(i => i % m.NumClasses).ToArray();
+        }
+        return [m.ResolveClass(text)];
+    }
+
+    private static T Parse<T>(Func<T> parse, string option)
+    {
+        try { return parse(); }
+        catch (ArgumentException e) { throw new DiffusionException($"{option}: {e.Message}", e); }
+    }
+}

@@ -1,0 +1,27 @@
+using System.CommandLine;
+using Diffusion.Cli.Commands;
+
+namespace Diffusion.Cli;
+
+/// <summary>Entry point of <c>./diffusion</c>.</summary>
+public static class Program
+{
+    /// <summary>Runs the CLI.</summary>
+    public static Task<int> Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs the CLI with the given output writers (tests use this).</summary>
+    public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
+    {
+        var console = new CliConsole(output, error);
+        var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX.")
+        {
+            SampleCommand.Create(console),
+            InfoCommand.Create(console),
+            SamplersCommand.Create(console),
+            BenchRuntimeCommand.Create(console),
+            GaussianModelCommand.Create(console),
+        };
+        var config = new InvocationConfiguration { Output = output, Error = error };
+        return root.Parse(args).InvokeAsync(config, cancellation);
+    }
+}

@@ -1,0 +1,121 @@
+using Diffusion.OnnxGraph;
+using Diffusion.Runtime.Onnx;
+using Onnx;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace Diffusion.Cli.ReferenceModels;
+
+/// <summary>What the closed-form Gaussian model looks like.</summary>
+public sealed record GaussianModelSpec
+{
+    /// <summary>Image channels.</summary>
+    public int Channels { get; init; } = 1;
+    /// <summary>Image height.</summary>
+    public int Height { get; init; } = 8;
+    /// <summary>Image width.</summary>
+    public int Width { get; init; } = 8;
+    /// <summary>Per-channel data mean μ (unconditional models).</summary>
+    public float[] Mean { get; init; } = [0.5f];
+    /// <summary>Per-channel data standard deviation s.</summary>
+    public float[] Std { get; init; } = [0.3f];
+    /// <summary>Class-conditional means [num_classes + 1][C]; the last row is the null (unconditional) label's. Null: unconditional model.</summary>
+    public float[][]? ClassMeans { get; init; }
+    /// <summary>Scheduler config (prediction_type decides the output; sample_size, in_channels, num_classes are filled in).</summary>
+    public DiffusionConfig Config { get; init; } = new();
+    /// <summary>Declare the timestep input as int64 (foreign-model layout) instead of float32.</summary>
+    public bool Int64Timestep { get; init; }
+    /// <summary>Declare the timestep input as a scalar instead of [B].</summary>
+    public bool ScalarTimestep { get; init; }
+    /// <summary>Write the diffusion.config metadata.</summary>
+    public bool WithMetadata { get; init; } = true;
+    /// <summary>Name of the output.</summary>
+    public string OutputName { get; init; } = "model_output";
+    /// <summary>Name of the x_t input.</summary>
+    public string SampleInput { get; init; } = "sample";
+}
+
+/// <summary>
+/// The exact denoiser of per-pixel N(μ, s²) data, as an ONNX graph (DESIGN.md's correctness anchor):
+/// ᾱ = ᾱ(t) by Gather on the schedule's table with linear interpolation for fractional t, then
+/// ε* = √(1−ᾱ)(x − √ᾱ μ)/(ᾱs² + 1 − ᾱ), x₀* = μ + √ᾱ s² (x − √ᾱ μ)/(ᾱs² + 1 − ᾱ), v* = √ᾱ ε* − √(1−ᾱ) x₀*.
+/// Every correct sampler must turn its noise into samples of mean μ and standard deviation s.
+/// </summary>
+public static class GaussianModel
+{
+    /// <summary>The model's ONNX bytes.</summary>
+    public static byte[] Build(GaussianModelSpec spec)
+    {
+        int c = spec.Channels;
+        if (spec.Mean.Length != c || spec.Std.Length != c) throw new ArgumentException($"Mean and Std need {c} entries (one per channel).");
+        var config = spec.Config with
+        {
+            SampleSize = [spec.Height, spec.Width],
+            InChannels = c,
+            NumClasses = spec.ClassMeans is null ? 0 : spec.ClassMeans.Length - 1,
+        };
+        config.Validate("Gaussian model spec");
+        var schedule = config.CreateSchedule();
+        int timesteps = schedule.TrainTimesteps;
+
+        var g = new GraphBuilder("gaussian_denoiser");
+        var x = g.Input(spec.SampleInput, DataType.Float, "batch", c, spec.Height, spec.Width);
+        Dim[] tShape = spec.ScalarTimestep ? [] : ["batch"];
+        var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : DataType.Float, tShape);
+        Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, "batch");
+
+        // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1.
+        var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(), timesteps);
+        var t = spec.Int64Timestep ? g.Cast(tIn, DataType.Float) : tIn;
+        t = g.Max(g.Min(t, g.Scalar(timesteps - 1)), g.Scalar(0));
+        var floor = g.Floor(t);
+        var i0 = g.Cast(floor, DataType.Int64);
+        var i1 = g.Cast(g.Min(g.Add(floor, g.Scalar(1)), g.Scalar(timesteps - 1)), DataType.Int64);
+        var a0 = g.Gather(table, i0);
+        var ab = g.Add(a0, g.Mul(g.Sub(t, floor), g.Sub(g.Gather(table, i1), a0)));
+        ab = g.Reshape(ab, -1, 1, 1, 1);
+
+        Value mu = labels is { } l
+            ? g.Reshape(g.Gather(g.Initializer("class_means", spec.ClassMeans!.SelectMany(r => r).ToArray(), spec.ClassMeans!.Length, c), l), -1, c, 1, 1)
+            : g.Initializer("mean", spec.Mean, 1, c, 1, 1);
+        var variance = g.Initializer("variance", spec.Std.Select(s => s * s).ToArray(), 1, c, 1, 1);
+
+        var sqrtAb = g.Sqrt(ab);
+        var oneMinusAb = g.Sub(g.Scalar(1), ab);
+        var sqrtOneMinusAb = g.Sqrt(oneMinusAb);
+        var centered = g.Sub(x, g.Mul(sqrtAb, mu));                       // x − √ᾱ μ
+        var denom = g.Add(g.Mul(ab, variance), oneMinusAb);               // ᾱ s² + 1 − ᾱ
+        var eps = g.Div(g.Mul(sqrtOneMinusAb, centered), denom);
+        var x0 = g.Add(mu, g.Div(g.Mul(g.Mul(sqrtAb, variance), centered), denom));
+        var output = config.Prediction switch
+        {
+            PredictionType.Epsilon => eps,
+            PredictionType.Sample => x0,
+            PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec)),
+        };
+        g.Output(output, spec.OutputName, DataType.Float, "batch", c, spec.Height, spec.Width);
+
+        var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET reference model).");
+        if (spec.WithMetadata) model.Metadata(DiffusionConfig.MetadataKey, config.ToJson());
+        return model.ToBytes();
+    }
+
+    /// <summary>The model bundled until a trained one ships: 32×32 RGB, four colour classes plus the null label.</summary>
+    public static GaussianModelSpec Bundled => new()
+    {
+        Channels = 3,
+        Height = 32,
+        Width = 32,
+        Mean = [0f, 0f, 0f],
+        Std = [0.25f, 0.25f, 0.25f],
+        ClassMeans =
+        [
+            [0.6f, -0.5f, -0.5f],  // red
+            [-0.5f, 0.5f, -0.5f],  // green
+            [-0.5f, -0.3f, 0.6f],  // blue
+            [0.5f, 0.4f, -0.6f],   // yellow
+            [0f, 0f, 0f],          // null label: grey
+        ],
+        Config = new DiffusionConfig { ClassNames = ["red", "green", "blue", "yellow"], NumClasses = 4 },
+    };
+}

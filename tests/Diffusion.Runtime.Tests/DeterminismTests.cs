@@ -1,0 +1,93 @@
+using Diffusion.Runtime.Generation;
+
+namespace Diffusion.Runtime.Tests;
+
+public class DeterminismTests
+{
+    [Theory]
+    [InlineData("ddpm")]
+    [InlineData("pc")]
+    [InlineData("dpm++2m-sde")]
+    [InlineData("rk45")]
+    [InlineData("unipc")]
+    public void Image_i_is_bit_identical_at_batch_1_and_batch_7(string sampler)
+    {
+        using var model = Fixtures.Gaussian();
+        var batched = Fixtures.Generate(model, sampler, 12, count: 9, batch: 7, seed: 5);
+        var single = Fixtures.Generate(model, sampler, 12, count: 9, batch: 1, seed: 5);
+        Assert.Equal(single.Images, batched.Images);
+        var again = Fixtures.Generate(model, sampler, 12, count: 9, batch: 7, seed: 5);
+        Assert.Equal(batched.Images, again.Images);
+        var otherSeed = Fixtures.Generate(model, sampler, 12, count: 9, batch: 7, seed: 6);
+        Assert.NotEqual(batched.Images, otherSeed.Images);
+    }
+
+    [Fact]
+    public void Caller_supplied_initial_noise_is_used()
+    {
+        using var model = Fixtures.Gaussian();
+        var seeded = Fixtures.Generate(model, "ddim", 10, count: 3, batch: 3, seed: 11);
+        var noise = new float[3 * model.ImageSize];
+        new Noise.NoiseGenerator(11).Fill(noise, 0, model.ImageSize, 0);
+        var given = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 3, BatchSize = 3, Seed = 999, InitialNoise = noise });
+        Assert.Equal(seeded.Images, given.Images);
+    }
+
+    [Fact]
+    public void Micro_batches_cover_every_image_and_count_network_calls()
+    {
+        using var model = Fixtures.Gaussian();
+        var r = Fixtures.Generate(model, "heun", 10, count: 10, batch: 4);
+        Assert.Equal(3 * 19, r.NetworkCalls); // 3 batches × (2 NFE × 9 steps + 1 for the last Euler step)
+        Assert.Equal(19, r.EvaluationsPerImage);
+        Assert.Equal(10 * model.ImageSize, r.Images.Length);
+    }
+
+    [Fact]
+    public void The_sampling_loop_allocates_nothing_per_step_after_warm_up()
+    {
+        using var model = Fixtures.Gaussian();
+        using var denoiser = new Samplers.Denoiser(model, 4);
+        foreach (var entry in Samplers.SamplerRegistry.All)
+        {
+            var sampler = entry.Create();
+            long Allocated(int steps)
+            {
+                var grid = Schedules.SamplingGrid.Create(model.Schedule, steps, new Schedules.GridOptions());
+                var context = new Samplers.SamplingContext(denoiser, grid, seed: 1);
+                context.Begin(0);
+                context.DrawInitialNoise(context.X);
+                sampler.Sample(context); // warm-up: allocates this context's buffers
+                context.Begin(0);
+                context.DrawInitialNoise(context.X);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                sampler.Sample(context);
+                return GC.GetAllocatedBytesForCurrentThread() - before;
+            }
+            Allocated(10);
+            long perStep = (Allocated(200) - Allocated(100)) / 100;
+            Assert.True(perStep == 0, $"{entry.Name}: {perStep} bytes allocated per step");
+        }
+    }
+
+    [Fact]
+    public void Progress_reaches_every_image_and_cancellation_stops_the_loop()
+    {
+        using var model = Fixtures.Gaussian();
+        var reports = new List<GenerationProgress>();
+        var progress = new SynchronousProgress<GenerationProgress>(reports.Add);
+        new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 5, Count = 6, BatchSize = 4 }, progress);
+        Assert.Equal(6, reports[^1].ImagesDone);
+        Assert.Contains(reports, p => p.Step == 3 && p.ImagesDone == 4);
+
+        using var cts = new CancellationTokenSource();
+        var cancelling = new SynchronousProgress<GenerationProgress>(p => { if (p.Step == 2) cts.Cancel(); });
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 50, Count = 4, BatchSize = 4 }, cancelling, cts.Token));
+    }
+
+    private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

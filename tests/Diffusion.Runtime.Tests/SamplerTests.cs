@@ -1,0 +1,222 @@
+using Diffusion.Cli.ReferenceModels;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Tests;
+
+/// <summary>Every sampler against the closed-form Gaussian model: 2048 samples must have mean μ ± 0.03 and std s ± 5%.</summary>
+public class SamplerTests
+{
+    public static TheoryData<string, int, bool> Cases => new()
+    {
+        // Stochastic samplers forget x_T, so the grid's last gap matters less; the ODE solvers are first or second
+        // order in the step and use Karras' grid, whose last noisy level is σ_min = σ(0).
+        { "ddpm", 250, false },
+        { "ddpm-large", 250, false },
+        { "euler-maruyama", 500, false },
+        { "pc", 250, false },
+        { "dpm++2m-sde", 50, false },
+        { "dpm++2m-sde", 50, true },
+        { "ddim", 250, true },
+        { "euler", 250, true },
+        { "heun", 40, true },
+        { "dpm++2m", 40, true },
+        { "unipc", 40, true },
+        { "rk45", 1, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Samples_of_the_Gaussian_model_have_its_mean_and_std(string sampler, int steps, bool karras)
+    {
+        using var model = Fixtures.Gaussian();
+        var r = Fixtures.Generate(model, sampler, steps, karras: karras);
+        var (mean, std) = Fixtures.Moments(r.Images);
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+    }
+
+    [Fact]
+    public void Few_steps_with_a_large_final_gap_shrink_the_spread_as_theory_predicts()
+    {
+        // DDIM's last step to σ = 0 from σ_last returns D = μ + s²/(s² + σ_last²)(x̃ − μ): with trailing spacing and
+        // 10 steps (last level t = 99, σ ≈ 0.34) the spread must visibly shrink — the moment check can fail.
+        using var model = Fixtures.Gaussian();
+        var (_, std) = Fixtures.Moments(Fixtures.Generate(model, "ddim", 10).Images);
+        Assert.True(std < Fixtures.Std * 0.8, $"std {std}");
+    }
+
+    [Fact]
+    public void Ddim_with_eta_one_is_stochastic_and_still_correct()
+    {
+        using var model = Fixtures.Gaussian();
+        var r = Fixtures.Generate(model, "ddim", 250, eta: 1);
+        var (mean, std) = Fixtures.Moments(r.Images);
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+        var deterministic = Fixtures.Generate(model, "ddim", 250, count: 8, eta: 0);
+        var stochastic = Fixtures.Generate(model, "ddim", 250, count: 8, eta: 1);
+        Assert.NotEqual(deterministic.Images, stochastic.Images);
+    }
+
+    [Fact]
+    public void A_sampler_that_ignores_the_model_fails_the_moment_check()
+    {
+        // The assertion above can fail: too few DDPM steps leave the wrong spread.
+        using var model = Fixtures.Gaussian();
+        var (_, std) = Fixtures.Moments(Fixtures.Generate(model, "ddpm", 2).Images);
+        Assert.False(std > Fixtures.Std * 0.95 && std < Fixtures.Std * 1.05, $"std {std} at 2 DDPM steps");
+    }
+
+    public static TheoryData<string, double> Deterministic => new()
+    {
+        // Error ratio expected when the steps double: 2 for first-order solvers, 4 for second order (less a margin).
+        { "ddim", 1.6 }, { "euler", 1.6 }, { "heun", 3 }, { "dpm++2m", 3 }, { "unipc", 3 },
+    };
+
+    /// <summary>For N(μ, s²) data the probability-flow ODE is solvable: x₀ = μ + (x̃_T − μ)·s/√(s² + σ_T²).</summary>
+    [Theory]
+    [MemberData(nameof(Deterministic))]
+    public void Deterministic_solvers_converge_to_the_exact_ODE_solution_at_their_order(string sampler, double ratio)
+    {
+        using var model = Fixtures.Gaussian();
+        double e20 = OdeError(model, sampler, 20), e40 = OdeError(model, sampler, 40), e80 = OdeError(model, sampler, 80);
+        Assert.True(e40 < e20 && e80 < e40, $"{sampler}: errors {e20}, {e40}, {e80} at 20, 40, 80 steps do not shrink");
+        Assert.True(e40 / e80 >= ratio, $"{sampler}: error ratio {e40 / e80} between 40 and 80 steps is below {ratio}");
+    }
+
+    [Fact]
+    public void Rk45_converges_as_the_tolerance_tightens_and_reports_its_evaluations()
+    {
+        using var model = Fixtures.Gaussian();
+        var loose = Fixtures.Generate(model, "rk45", 1, count: 16, batch: 16, rtol: 1e-2);
+        var tight = Fixtures.Generate(model, "rk45", 1, count: 16, batch: 16, rtol: 1e-5);
+        double looseError = OdeError(model, loose, rk45: true), tightError = OdeError(model, tight, rk45: true);
+        Assert.True(tightError < looseError, $"{tightError} vs {looseError}");
+        Assert.True(tightError < 1e-3, $"{tightError}");
+        Assert.True(tight.EvaluationsPerImage > loose.EvaluationsPerImage);
+        Assert.InRange(loose.EvaluationsPerImage, 8, 500);
+    }
+
+    private static double OdeError(DiffusionModel model, string sampler, int steps) =>
+        OdeError(model, Fixtures.Generate(model, sampler, steps, count: 16, batch: 16, karras: true), rk45: false);
+
+    private static double OdeError(DiffusionModel model, GenerationResult r, bool rk45)
+    {
+        var generator = new ImageGenerator(model);
+        var grid = generator.Grid(new GenerationRequest { Steps = 10, KarrasSigmas = true });
+        double sigmaT = grid[0].Sigma, alphaT = grid[0].Alpha, s = Fixtures.Std, mu = Fixtures.Mean;
+        double sigmaMin = model.Schedule.SigmaMin;
+        var noise = new float[r.Images.Length];
+        new Noise.NoiseGenerator(7).Fill(noise, 0, r.ImageSize, 0);
+        double worst = 0;
+        for (int i = 0; i < noise.Length; i++)
+        {
+            double xT = noise[i] / alphaT;
+            double exact = mu + (xT - mu) * s / Math.Sqrt(s * s + sigmaT * sigmaT);
+            if (rk45) // rk45 integrates to σ_min and then applies D(x̃, σ_min) = μ + s²/(s² + σ²)(x̃ − μ)
+                exact = mu + (xT - mu) * Math.Sqrt(s * s + sigmaMin * sigmaMin) / Math.Sqrt(s * s + sigmaT * sigmaT) * s * s / (s * s + sigmaMin * sigmaMin);
+            worst = Math.Max(worst, Math.Abs(r.Images[i] - exact));
+        }
+        return worst;
+    }
+
+    [Theory]
+    [InlineData("v_prediction")]
+    [InlineData("sample")]
+    public void Every_prediction_type_gives_the_same_epsilon_and_x0(string prediction)
+    {
+        using var reference = Fixtures.Gaussian();
+        using var other = Fixtures.Gaussian(prediction);
+        using var a = new Denoiser(reference, 4);
+        using var b = new Denoiser(other, 4);
+        var x = new float[4 * reference.ImageSize];
+        new Noise.NoiseGenerator(3).Fill(x, 0, reference.ImageSize, 0);
+        foreach (var t in new[] { 999.0, 500.5, 20, 0 })
+        {
+            var level = NoiseLevel.At(reference.Schedule, t);
+            float[] epsA = new float[x.Length], x0A = new float[x.Length], epsB = new float[x.Length], x0B = new float[x.Length];
+            a.Predict(x, level, epsA, x0A);
+            b.Predict(x, level, epsB, x0B);
+            for (int i = 0; i < x.Length; i++)
+            {
+                Assert.Equal(epsA[i], epsB[i], 2e-3 * Math.Max(1, 1 / level.SigmaVp));
+                Assert.Equal(x0A[i], x0B[i], 2e-3 * Math.Max(1, 1 / level.Alpha));
+            }
+        }
+        var r = Fixtures.Generate(other, "dpm++2m", 40, karras: true);
+        var (mean, std) = Fixtures.Moments(r.Images);
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+    }
+
+    [Fact]
+    public void Classifier_free_guidance_moves_the_mean_to_the_guided_combination()
+    {
+        // With ε̂_w = ε̂_∅ + w(ε̂_c − ε̂_∅) and equal s, the guided model is exactly N(μ_∅ + w(μ_c − μ_∅), s²).
+        var spec = Fixtures.Spec() with { ClassMeans = [[-0.5f], [0.2f], [0f]], Config = new DiffusionConfig { ClassNames = ["dark", "light"], NumClasses = 2 } };
+        using var model = Fixtures.Load(spec);
+        foreach (var (label, w, expected) in new[] { (1, 3f, 0.6), (0, 1f, -0.5), (0, 0f, 0.0), (1, 1.5f, 0.3) })
+        {
+            var r = new ImageGenerator(model).Generate(new GenerationRequest
+            {
+                Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 1024, BatchSize = 256, Seed = 1, Guidance = w, ClassLabels = [label],
+            });
+            var (mean, std) = Fixtures.Moments(r.Images);
+            Assert.InRange(mean, expected - 0.03, expected + 0.03);
+            Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+        }
+        Assert.Equal(1, model.ResolveClass("LIGHT"));
+        Assert.Contains("dark, light", Assert.Throws<DiffusionException>(() => model.ResolveClass("medium")).Message);
+    }
+
+    [Fact]
+    public void Clip_sample_bounds_the_predicted_x0()
+    {
+        var spec = Fixtures.Spec() with { Config = new DiffusionConfig { ClipSample = true, ClipSampleRange = 0.2 } };
+        using var model = Fixtures.Load(spec);
+        var r = Fixtures.Generate(model, "ddim", 20, count: 64);
+        Assert.All(r.Images, v => Assert.InRange(v, -0.2f, 0.2f + 1e-6f));
+        Assert.Contains(r.Images, v => v > 0.199f);
+    }
+
+    [Fact]
+    public void Dynamic_thresholding_rescales_x0_into_range()
+    {
+        // Data far outside [−1, 1]: thresholding must bring every predicted x̂₀ back to [−1, 1] (sample_max_value 1).
+        var spec = Fixtures.Spec() with { Mean = [3f], Config = new DiffusionConfig { Thresholding = true, SampleMaxValue = 1 } };
+        using var model = Fixtures.Load(spec);
+        var r = Fixtures.Generate(model, "ddim", 20, count: 64);
+        Assert.All(r.Images, v => Assert.InRange(v, -1f, 1f + 1e-6f));
+        using var plain = Fixtures.Load(spec with { Config = new DiffusionConfig() });
+        Assert.Contains(Fixtures.Generate(plain, "ddim", 20, count: 64).Images, v => v > 2);
+    }
+
+    [Fact]
+    public void Zero_terminal_snr_v_prediction_model_samples_correctly()
+    {
+        var spec = Fixtures.Spec("v_prediction") with
+        {
+            Config = new DiffusionConfig { PredictionType = "v_prediction", RescaleBetasZeroSnr = true, BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 },
+        };
+        using var model = Fixtures.Load(spec);
+        foreach (var sampler in new[] { "ddim", "dpm++2m" })
+        {
+            var (mean, std) = Fixtures.Moments(Fixtures.Generate(model, sampler, sampler == "ddim" ? 250 : 40, karras: true).Images);
+            Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+            Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+        }
+    }
+
+    [Fact]
+    public void Cosine_schedule_model_samples_correctly()
+    {
+        var spec = Fixtures.Spec() with { Config = new DiffusionConfig { BetaSchedule = "squaredcos_cap_v2" } };
+        using var model = Fixtures.Load(spec);
+        var (mean, std) = Fixtures.Moments(Fixtures.Generate(model, "unipc", 40, karras: true).Images);
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+    }
+}
