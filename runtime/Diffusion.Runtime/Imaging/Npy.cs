@@ -10,6 +10,8 @@ public sealed record NpyArray(float[] Data, int[] Shape);
 /// <summary>NumPy's .npy format (version 1.0/2.0), little-endian float32 ('&lt;f4'), C order.</summary>
 public static partial class Npy
 {
+    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+
     /// <summary>Writes <paramref name="data"/> with <paramref name="shape"/> to <paramref name="path"/> atomically.</summary>
     public static void Save(string path, ReadOnlySpan<float> data, params int[] shape)
     {
@@ -27,7 +29,7 @@ public static partial class Npy
         var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}";
         int total = 10 + header.Length + 1;
         header += new string(' ', (64 - total % 64) % 64) + "\n";
-        stream.Write("\x93NUMPY"u8);
+        stream.Write(Magic);
         stream.WriteByte(1);
         stream.WriteByte(0);
         Span<byte> len = stackalloc byte[2];
@@ -44,7 +46,7 @@ public static partial class Npy
         if (!File.Exists(path)) throw new DiffusionException($"'{path}' does not exist.");
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
-        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual("\x93NUMPY"u8))
+        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic))
             throw new DiffusionException($"'{path}' is not a .npy file (bad magic).");
         int major = bytes[6];
         int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));

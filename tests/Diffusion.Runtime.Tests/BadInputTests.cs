@@ -1,0 +1,168 @@
+using Diffusion.Cli.ReferenceModels;
+using Diffusion.OnnxGraph;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using DataType = Onnx.TensorProto.Types.DataType;
+
+namespace Diffusion.Runtime.Tests;
+
+public class BadInputTests
+{
+    [Fact]
+    public void Missing_model_file_names_the_path()
+    {
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load("/nowhere/model.onnx"));
+        Assert.Contains("/nowhere/model.onnx", e.Message);
+        Assert.Contains("does not exist", e.Message);
+    }
+
+    [Fact]
+    public void Corrupt_and_truncated_model_files_are_rejected_clearly()
+    {
+        var dir = Fixtures.TempFolder();
+        var good = GaussianModel.Build(Fixtures.Spec());
+        var corrupt = Path.Combine(dir, "corrupt.onnx");
+        File.WriteAllBytes(corrupt, [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 7919 % 251))]);
+        var truncated = Path.Combine(dir, "truncated.onnx");
+        File.WriteAllBytes(truncated, good[..(good.Length / 2)]);
+        var empty = Path.Combine(dir, "empty.onnx");
+        File.WriteAllBytes(empty, []);
+        foreach (var path in new[] { corrupt, truncated, empty })
+        {
+            var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(path));
+            Assert.Contains(path, e.Message);
+        }
+    }
+
+    [Fact]
+    public void A_model_without_the_sample_input_says_which_inputs_it_has_and_can_be_mapped()
+    {
+        var bytes = GaussianModel.Build(Fixtures.Spec() with { SampleInput = "x" });
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(bytes, "renamed.onnx"));
+        Assert.Contains("no input named 'sample'", e.Message);
+        Assert.Contains("x float32 [batch,1,8,8]", e.Message);
+        Assert.Contains("--sample-input", e.Message);
+        using var mapped = DiffusionModel.Load(bytes, "renamed.onnx", new ModelOptions { SampleInput = "x" });
+        Assert.Equal("x", mapped.SampleInput);
+    }
+
+    [Fact]
+    public void A_model_without_a_timestep_input_is_rejected()
+    {
+        var g = new GraphBuilder("no_timestep");
+        var x = g.Input("sample", DataType.Float, "batch", 1, 8, 8);
+        g.Output(g.Mul(x, g.Scalar(0.5f)), "model_output", DataType.Float, "batch", 1, 8, 8);
+        var bytes = new ModelBuilder(g).Metadata(DiffusionConfig.MetadataKey, new DiffusionConfig().ToJson()).ToBytes();
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(bytes, "no-t.onnx"));
+        Assert.Contains("no input named 'timestep'", e.Message);
+    }
+
+    [Fact]
+    public void A_config_sample_size_that_contradicts_the_graph_is_rejected()
+    {
+        var bytes = GaussianModel.Build(Fixtures.Spec() with { WithMetadata = false });
+        var config = new DiffusionConfig { SampleSize = [16, 16], InChannels = 1 };
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(bytes, "g.onnx", new ModelOptions { Config = config }));
+        Assert.Contains("sample_size (height) = 16", e.Message);
+        Assert.Contains("[batch,1,8,8]", e.Message);
+    }
+
+    [Fact]
+    public void A_model_without_any_config_asks_for_one_and_a_scheduler_config_beside_it_is_used()
+    {
+        var dir = Fixtures.TempFolder();
+        var path = Path.Combine(dir, "unet.onnx");
+        File.WriteAllBytes(path, GaussianModel.Build(Fixtures.Spec() with { WithMetadata = false }));
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(path));
+        Assert.Contains("scheduler_config.json", e.Message);
+        File.WriteAllText(Path.Combine(dir, "scheduler_config.json"),
+            """{"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 0.02, "beta_schedule": "linear", "prediction_type": "epsilon"}""");
+        using var model = DiffusionModel.Load(path);
+        Assert.EndsWith("scheduler_config.json", model.ConfigSource);
+        Assert.Equal(8, model.Height); // from the graph's static shape
+    }
+
+    [Fact]
+    public void A_broken_config_names_the_key()
+    {
+        var e = Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"beta_schedule": "wavy"}""", "cfg.json"));
+        Assert.Contains("cfg.json", e.Message);
+        Assert.Contains("wavy", e.Message);
+        e = Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_train_timesteps": "many"}""", "cfg.json"));
+        Assert.Contains("num_train_timesteps", e.Message);
+        Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("{not json", "cfg.json"));
+    }
+
+    [Fact]
+    public void Bad_requests_are_rejected_before_sampling()
+    {
+        using var model = Fixtures.Gaussian();
+        var generator = new ImageGenerator(model);
+        var ok = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 2 };
+        Assert.Contains("--steps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = 0 })).Message);
+        Assert.Contains("--steps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = -3 })).Message);
+        Assert.Contains("--count", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Count = 0 })).Message);
+        Assert.Contains("--batch", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
+        var unknown = Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
+        Assert.Contains("dpm++3m", unknown.Message);
+        Assert.Contains("unipc", unknown.Message);
+        Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
+        Assert.Contains("not class-conditional", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
+        Assert.Contains("--eta", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
+        Assert.Contains("initial noise", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { InitialNoise = new float[5] })).Message);
+    }
+
+    [Fact]
+    public void Cuda_on_the_cpu_only_build_explains_how_to_get_a_gpu()
+    {
+        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(GaussianModel.Build(Fixtures.Spec()), "g.onnx",
+            new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
+        Assert.Contains("cuda:0", e.Message);
+        Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
+        Assert.Contains("Assert", "Assert"); // keeps the message check above as the assertion that matters
+        Assert.Throws<DiffusionException>(() => ExecutionDevice.Parse("tpu"));
+        Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
+    }
+
+    [Fact]
+    public void NaN_from_the_model_stops_sampling_with_a_clear_error()
+    {
+        using var model = DiffusionModel.Load(NanModel(), "nan.onnx");
+        var e = Assert.Throws<DiffusionException>(() => Fixtures.Generate(model, "ddim", 5, count: 2, batch: 2));
+        Assert.Contains("NaN", e.Message);
+        Assert.Contains("nan.onnx", e.Message);
+    }
+
+    /// <summary>A model whose output is NaN wherever x &gt; 1 (sqrt of a negative number), finite elsewhere.</summary>
+    internal static byte[] NanModel()
+    {
+        var g = new GraphBuilder("nan");
+        var x = g.Input("sample", DataType.Float, "batch", 1, 8, 8);
+        g.Input("timestep", DataType.Float, "batch");
+        g.Output(g.Sqrt(g.Sub(g.Scalar(1), x)), "model_output", DataType.Float, "batch", 1, 8, 8);
+        return new ModelBuilder(g).Metadata(DiffusionConfig.MetadataKey, new DiffusionConfig().ToJson()).ToBytes();
+    }
+
+    [Fact]
+    public void Foreign_layouts_int64_and_scalar_timesteps_and_out_sample_are_adapted_to()
+    {
+        using var reference = Fixtures.Gaussian();
+        var expected = Fixtures.Generate(reference, "ddim", 20, count: 3, batch: 3).Images;
+        foreach (var spec in new[]
+        {
+            Fixtures.Spec() with { Int64Timestep = true, OutputName = "out_sample" },
+            Fixtures.Spec() with { ScalarTimestep = true },
+            Fixtures.Spec() with { ScalarTimestep = true, Int64Timestep = true },
+        })
+        {
+            using var model = Fixtures.Load(spec);
+            Assert.Equal(spec.OutputName, model.OutputName);
+            var images = Fixtures.Generate(model, "ddim", 20, count: 3, batch: 3).Images; // trailing timesteps are integers
+            for (int i = 0; i < images.Length; i++) Assert.Equal(expected[i], images[i], 1e-4);
+        }
+        using var scalar = Fixtures.Load(Fixtures.Spec() with { ScalarTimestep = true });
+        var e = Assert.Throws<DiffusionException>(() => Fixtures.Generate(scalar, "rk45", 1, count: 3, batch: 3));
+        Assert.Contains("--batch 1", e.Message);
+        Fixtures.Generate(scalar, "rk45", 1, count: 2, batch: 1);
+    }
+}

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using Diffusion.Cli;
+using Diffusion.Runtime.Imaging;
+
+namespace Diffusion.Runtime.Tests;
+
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Program.Run(args, output, error).GetAwaiter().GetResult();
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void Sample_writes_a_grid_an_npy_and_a_folder()
+    {
+        var dir = Fixtures.TempFolder();
+        var png = Path.Combine(dir, "grid.png");
+        var (code, output, error) = Run("sample", "--class", "blue", "--guidance", "2", "-n", "6", "--steps", "8", "--out", png);
+        Assert.True(code == 0, error);
+        Assert.Contains("6 images 3×32×32", output);
+        var grid = Png.Read(png);
+        Assert.Equal((3, 3 * 32 + 4 * 2), (grid.Channels, grid.Width));
+
+        var npy = Path.Combine(dir, "x.npy");
+        Assert.Equal(0, Run("sample", "--class", "blue", "-n", "4", "--steps", "8", "--batch", "3", "--out", npy).Code);
+        var array = Npy.Load(npy);
+        Assert.Equal(new[] { 4, 3, 32, 32 }, array.Shape);
+        // Blue's mean is (−0.5, −0.3, 0.6): the blue plane must be brighter than the red one.
+        Assert.True(array.Data.Skip(2 * 1024).Take(1024).Average() > array.Data.Take(1024).Average() + 0.8);
+
+        var folder = Path.Combine(dir, "each") + "/";
+        Assert.Equal(0, Run("sample", "--class", "all", "-n", "5", "--steps", "4", "--out", folder).Code);
+        Assert.Equal(5, Directory.GetFiles(folder, "*.png").Length);
+    }
+
+    [Fact]
+    public void Init_noise_reproduces_the_seeded_run_and_a_wrong_shape_is_refused()
+    {
+        var dir = Fixtures.TempFolder();
+        var noise = new float[2 * 3 * 32 * 32];
+        new Noise.NoiseGenerator(4).Fill(noise, 0, 3 * 32 * 32, 0);
+        Npy.Save(Path.Combine(dir, "noise.npy"), noise, 2, 3, 32, 32);
+        Assert.Equal(0, Run("sample", "--seed", "4", "-n", "2", "--steps", "5", "--out", Path.Combine(dir, "a.npy")).Code);
+        Assert.Equal(0, Run("sample", "--init-noise", Path.Combine(dir, "noise.npy"), "--steps", "5", "--out", Path.Combine(dir, "b.npy")).Code);
+        Assert.Equal(Npy.Load(Path.Combine(dir, "a.npy")).Data, Npy.Load(Path.Combine(dir, "b.npy")).Data);
+
+        Npy.Save(Path.Combine(dir, "bad.npy"), new float[2 * 32 * 32], 2, 1, 32, 32);
+        var (code, _, error) = Run("sample", "--init-noise", Path.Combine(dir, "bad.npy"), "--out", Path.Combine(dir, "c.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("expected (N,3,32,32)", error);
+    }
+
+    [Fact]
+    public void Errors_exit_non_zero_with_one_line_and_leave_no_output_behind()
+    {
+        var dir = Fixtures.TempFolder();
+        var nan = Path.Combine(dir, "nan.onnx");
+        File.WriteAllBytes(nan, BadInputTests.NanModel());
+        var target = Path.Combine(dir, "out.png");
+        var cases = new (string[] Args, string Expected)[]
+        {
+            (["sample", "--model", nan, "--out", target], "NaN"),
+            (["sample", "--model", Path.Combine(dir, "missing.onnx"), "--out", target], "does not exist"),
+            (["sample", "--sampler", "plms", "--out", target], "unipc"),
+            (["sample", "--steps", "0", "--out", target], "--steps"),
+            (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow"),
+            (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY"),
+            (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png"),
+        };
+        foreach (var (args, expected) in cases)
+        {
+            var (code, _, error) = Run(args);
+            Assert.True(code == 1, $"{string.Join(" ", args)} → {code}");
+            Assert.Contains(expected, error);
+            Assert.DoesNotContain("   at ", error); // no stack trace
+        }
+        Assert.Equal(["nan.onnx"], Directory.GetFiles(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Info_and_samplers_describe_what_is_there()
+    {
+        var (code, output, _) = Run("info");
+        Assert.Equal(0, code);
+        Assert.Contains("class_labels", output);
+        Assert.Contains("red, green, blue, yellow", output);
+        (code, output, _) = Run("samplers");
+        Assert.Equal(0, code);
+        foreach (var entry in Samplers.SamplerRegistry.All) Assert.Contains(entry.Name, output);
+    }
+
+    [Fact]
+    public void A_missing_native_library_is_explained()
+    {
+        // The library loads once per process, so this runs the CLI as a child process.
+        var cli = Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var a in new[] { cli, "info" }) start.ArgumentList.Add(a);
+        start.Environment["DIFFUSION_ORT_LIBRARY"] = "/nowhere/libonnxruntime.so";
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains("DIFFUSION_ORT_LIBRARY is set to '/nowhere/libonnxruntime.so'", error);
+    }
+}
