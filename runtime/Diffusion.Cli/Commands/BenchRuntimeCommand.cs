@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Diffusion.Runtime;
-using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
 using Diffusion.Runtime.Onnx;
 using Microsoft.ML.OnnxRuntime;
 using Spectre.Console;
@@ -10,9 +11,9 @@ namespace Diffusion.Cli.Commands;
 
 /// <summary>
 /// <c>bench-runtime</c>: the sampling loop's cost over the bare network. For each batch size it times (a) ONNX Runtime's
-/// bare Run on the same session with a hand-made IoBinding — the baseline — and (b) whole generations through the
-/// runtime, reporting ms per network evaluation, loop time / summed model time, and managed bytes allocated per step
-/// after warm-up (the difference between a 2n-step and an n-step generation, divided by n).
+/// bare Run on the same session with a hand-made IoBinding — the baseline — and (b) each sampler's loop over buffers
+/// prepared once (as a generation does), reporting ms per network evaluation, loop time / summed model time, and managed
+/// bytes allocated per step after warm-up (the difference between a 2n-step and an n-step run, divided by n).
 /// </summary>
 public static class BenchRuntimeCommand
 {
@@ -40,19 +41,20 @@ public static class BenchRuntimeCommand
             foreach (var batch in sizes)
             {
                 double bare = BareRunMs(m, batch, n * reps, cancellation);
-                foreach (var sampler in names)
+                using var denoiser = new Denoiser(m, batch, cancellation: cancellation);
+                foreach (var name in names)
                 {
-                    var generator = new ImageGenerator(m);
-                    GenerationRequest Request(int s) => new() { Sampler = sampler, Steps = s, Count = batch, BatchSize = batch, Seed = 1 };
-                    generator.Generate(Request(n), null, cancellation); // warm-up
-                    var runs = Enumerable.Range(0, reps).Select(_ => generator.Generate(Request(n), null, cancellation)).OrderBy(r => r.TotalTime).ToList();
-                    var median = runs[reps / 2];
-                    double nfe = median.NetworkCalls;
-                    double loopMs = median.TotalTime.TotalMilliseconds / nfe, modelMs = median.ModelTime.TotalMilliseconds / nfe;
-                    long allocPerStep = (Allocated(() => generator.Generate(Request(2 * n), null, cancellation))
-                                         - Allocated(() => generator.Generate(Request(n), null, cancellation))) / n;
-                    table.AddPlainRow(batch.ToString(), sampler, $"{bare:0.000}", $"{loopMs:0.000}", $"{modelMs:0.000}",
-                        $"{loopMs / modelMs:0.000}", $"{loopMs / bare:0.000}", allocPerStep.ToString());
+                    var sampler = SamplerRegistry.Create(name);
+                    var grid = SamplingGrid.Create(m.Schedule, n, new GridOptions());
+                    var doubled = SamplingGrid.Create(m.Schedule, 2 * n, new GridOptions());
+                    var context = new SamplingContext(denoiser, grid, seed: 1, cancellation: cancellation);
+                    var longer = new SamplingContext(denoiser, doubled, seed: 1, cancellation: cancellation);
+                    for (int w = 0; w < 3; w++) { Run(sampler, context); Run(sampler, longer); } // warm-up: JIT, buffers
+                    var timings = Enumerable.Range(0, reps).Select(_ => Run(sampler, context)).OrderBy(t => t.LoopMs).ToList();
+                    var (loopMs, modelMs, calls, _) = timings[reps / 2];
+                    long allocPerStep = (Run(sampler, longer).Allocated - Run(sampler, context).Allocated) / n;
+                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
+                        $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}", allocPerStep.ToString());
                 }
             }
             console.Ansi.Write(table);
@@ -94,11 +96,17 @@ public static class BenchRuntimeCommand
         return watch.Elapsed.TotalMilliseconds / calls;
     }
 
-    private static long Allocated(Action action)
+    /// <summary>One sampling run on a prepared context: its wall time, the time inside the network, its calls and managed bytes allocated.</summary>
+    private static (double LoopMs, double ModelMs, long Calls, long Allocated) Run(ISampler sampler, SamplingContext context)
     {
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        action();
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        context.Begin(0);
+        context.DrawInitialNoise(context.X);
+        long calls = context.Model.Evaluations, ticks = context.Model.ModelTicks;
+        long bytes = GC.GetAllocatedBytesForCurrentThread(), start = Stopwatch.GetTimestamp();
+        sampler.Sample(context);
+        double loopMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - bytes;
+        return (loopMs, Stopwatch.GetElapsedTime(0, context.Model.ModelTicks - ticks).TotalMilliseconds, context.Model.Evaluations - calls, allocated);
     }
 
     private static string[] ParseList(string text, string option)

@@ -24,7 +24,7 @@ public static class SampleCommand
         var batch = new Option<int>("--batch") { Description = "Images per network call at most (guidance doubles the network batch).", DefaultValueFactory = _ => 16 };
         var eta = new Option<double?>("--eta") { Description = "η of ddim (default 0) and dpm++2m-sde (default 1)." };
         var guidance = new Option<float>("--guidance", "-g") { Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => 1 };
-        var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image, or 'all' to cycle through the classes." };
+        var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image; 'all' cycles through the classes (the default for class-conditional models); 'none' samples unconditionally." };
         var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
         var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => "out/samples.png" };
         var spacing = new Option<string?>("--spacing") { Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
@@ -101,7 +101,8 @@ public static class SampleCommand
 
     private static int[] Labels(DiffusionModel m, string? text, int count)
     {
-        if (text is null) return [];
+        if (text is null) text = m.NumClasses > 0 ? "all" : "none";
+        if (string.Equals(text, "none", StringComparison.OrdinalIgnoreCase)) return [];
         if (string.Equals(text, "all", StringComparison.OrdinalIgnoreCase))
         {
             if (m.NumClasses == 0) throw new DiffusionException($"--class all: model '{m.Source}' is not class-conditional.");

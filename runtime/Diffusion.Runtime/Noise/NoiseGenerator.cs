@@ -1,30 +1,45 @@
+using System.Numerics.Tensors;
+
 namespace Diffusion.Runtime.Noise;
 
 /// <summary>
 /// Standard normal noise keyed by (seed, image index, draw index): value j of draw d for image i is a pure function
 /// of those four numbers, so image i of a seed is identical whatever the batch size, batch composition or thread
 /// count. Draw 0 is the initial x_T; samplers number their later draws 1, 2, …
+/// Philox4x32-10 (counter = (j/4, d, i)) gives uniform words; Box–Muller turns each pair into two normals.
 /// </summary>
 public readonly struct NoiseGenerator(ulong seed)
 {
+    private const int Chunk = 512; // values generated per pass, on the stack
+
     /// <summary>The seed.</summary>
     public ulong Seed { get; } = seed;
 
     /// <summary>Fills <paramref name="destination"/> (one image's values) with draw <paramref name="draw"/> of image <paramref name="image"/>.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     public void Fill(Span<float> destination, long image, uint draw)
     {
         uint k0 = (uint)Seed, k1 = (uint)(Seed >> 32);
         uint i0 = (uint)image, i1 = (uint)((ulong)image >> 32);
-        int n = destination.Length;
-        for (int j = 0, block = 0; j < n; j += 4, block++)
+        Span<uint> words = stackalloc uint[Chunk];
+        Span<float> radius = stackalloc float[Chunk / 2];
+        for (int start = 0; start < destination.Length; start += Chunk)
         {
-            var (r0, r1, r2, r3) = Philox4x32.Block((uint)block, draw, i0, i1, k0, k1);
-            BoxMuller(r0, r1, out float z0, out float z1);
-            BoxMuller(r2, r3, out float z2, out float z3);
-            destination[j] = z0;
-            if (j + 1 < n) destination[j + 1] = z1;
-            if (j + 2 < n) destination[j + 2] = z2;
-            if (j + 3 < n) destination[j + 3] = z3;
+            int count = Math.Min(Chunk, destination.Length - start), blocks = (count + 3) / 4, pairs = 2 * blocks;
+            Philox4x32.Blocks(words[..(4 * blocks)], (uint)(start / 4), draw, i0, i1, k0, k1);
+            // Box–Muller on pair p = (words[2p], words[2p+1]): radius √(−2 ln u₁), u₁ ∈ (0, 1) from 24 bits; angle 2π·u₂.
+            var r = radius[..pairs];
+            for (int p = 0; p < pairs; p++) r[p] = ((words[2 * p] >> 8) + 0.5f) * (1f / (1 << 24));
+            TensorPrimitives.Log(r, r);
+            TensorPrimitives.Multiply(r, -2f, r);
+            TensorPrimitives.Sqrt(r, r);
+            var d = destination.Slice(start, count);
+            for (int p = 0; p < pairs; p++)
+            {
+                var (sin, cos) = MathF.SinCos(((words[2 * p + 1] >> 8) * (1f / (1 << 23)) - 1f) * MathF.PI);
+                if (2 * p < count) d[2 * p] = r[p] * cos;
+                if (2 * p + 1 < count) d[2 * p + 1] = r[p] * sin;
+            }
         }
     }
 
@@ -33,16 +48,5 @@ public readonly struct NoiseGenerator(ulong seed)
     {
         int count = destination.Length / imageSize;
         for (int k = 0; k < count; k++) Fill(destination.Slice(k * imageSize, imageSize), firstImage + k, draw);
-    }
-
-    /// <summary>Two independent N(0,1) values from two uniform 32-bit words (Box–Muller; u₁ ∈ (0, 1] so log never sees 0).</summary>
-    private static void BoxMuller(uint a, uint b, out float z0, out float z1)
-    {
-        const double scale = 1.0 / 4294967296.0;
-        double u1 = (a + 1.0) * scale, u2 = b * scale;
-        double r = Math.Sqrt(-2 * Math.Log(u1));
-        var (sin, cos) = Math.SinCos(2 * Math.PI * u2);
-        z0 = (float)(r * cos);
-        z1 = (float)(r * sin);
     }
 }

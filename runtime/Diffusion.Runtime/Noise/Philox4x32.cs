@@ -12,16 +12,37 @@ public static class Philox4x32
     private const uint W0 = 0x9E3779B9, W1 = 0xBB67AE85;
 
     /// <summary>Encrypts counter (c0..c3) under key (k0, k1) with 10 rounds.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (uint, uint, uint, uint) Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
     {
-        for (int round = 0; round < 10; round++)
+        Span<uint> output = stackalloc uint[4];
+        Blocks(output, c0, c1, c2, c3, k0, k1);
+        return (output[0], output[1], output[2], output[3]);
+    }
+
+    /// <summary>
+    /// Fills <paramref name="output"/> (a multiple of 4 words) with the blocks of counters (c0 + b, c1, c2, c3) for
+    /// b = 0, 1, …: the stream of words a fixed (c1, c2, c3) and key give.
+    /// </summary>
+    [SkipLocalsInit]
+    public static void Blocks(Span<uint> output, uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
+    {
+        // The key schedule is the same for every block: k_r = k + r·W.
+        Span<uint> ka = stackalloc uint[10], kb = stackalloc uint[10];
+        for (int r = 0; r < 10; r++) { ka[r] = k0 + (uint)r * W0; kb[r] = k1 + (uint)r * W1; }
+        for (int b = 0; b + 3 < output.Length; b += 4, c0++)
         {
-            if (round > 0) { k0 += W0; k1 += W1; }
-            ulong p0 = (ulong)M0 * c0, p1 = (ulong)M1 * c2;
-            uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0, hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0);
+            uint x0 = c0, x1 = c1, x2 = c2, x3 = c3;
+            for (int r = 0; r < 10; r++)
+            {
+                ulong p0 = (ulong)M0 * x0, p1 = (ulong)M1 * x2;
+                uint y0 = (uint)(p1 >> 32) ^ x1 ^ ka[r];
+                uint y2 = (uint)(p0 >> 32) ^ x3 ^ kb[r];
+                x1 = (uint)p1;
+                x3 = (uint)p0;
+                x0 = y0;
+                x2 = y2;
+            }
+            output[b] = x0; output[b + 1] = x1; output[b + 2] = x2; output[b + 3] = x3;
         }
-        return (c0, c1, c2, c3);
     }
 }

@@ -1,0 +1,41 @@
+# Shared set-up for ./diffusion and ./test.sh (sourced, not run): installs what a fresh Debian 12 machine lacks,
+# then builds. Everything it fetches lands in ignored folders; nothing it installs is committed.
+
+diffusion_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+say() { printf '[diffusion] %s\n' "$*" >&2; }
+die() { printf '[diffusion] error: %s\n' "$*" >&2; exit 1; }
+
+# Installs Debian packages (as root, or through sudo); runs apt-get update once per call.
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to install: $*  — run: apt-get install -y $*"
+        sudo="sudo"
+    fi
+    say "installing Debian packages: $*"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+# The tools the build needs: the .NET SDK (given), npm (fetches ONNX Runtime), the ONNX schema (python3-onnx).
+ensure_prerequisites() {
+    command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not installed: see https://learn.microsoft.com/dotnet/core/install/linux-debian"
+    local missing=()
+    command -v npm >/dev/null 2>&1 || [ -f "$diffusion_root/.cache/onnxruntime-0.4.9/package/Plugins/Linux/x64/libonnxruntime.so" ] || missing+=(npm)
+    [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# Builds the solution (Release) when any source is newer than the last successful build.
+build_solution() {
+    local stamp="$diffusion_root/.build/stamp"
+    if [ -f "$stamp" ] && [ -z "$(find "$diffusion_root" \( -name .git -o -name bin -o -name obj -o -name .cache -o -name .build -o -name out \) -prune -o \
+            -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
+        return 0
+    fi
+    say "building (first use fetches ONNX Runtime from the npm registry and NuGet packages; later builds are incremental)"
+    mkdir -p "$diffusion_root/.build"
+    dotnet build "$diffusion_root/Diffusion.sln" -c Release --nologo -v quiet -clp:"ErrorsOnly;NoSummary" >&2 || die "build failed"
+    touch "$stamp"
+}

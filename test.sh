@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Everything the tests need (the same set-up as ./diffusion), then the whole test suite.
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runtime/bootstrap.sh"
+ensure_prerequisites
+build_solution
+log="$diffusion_root/.build/test.log"
+status=0
+dotnet test "$diffusion_root/Diffusion.sln" -c Release --no-build --nologo "$@" 2>&1 | tee "$log" || status=$?
+# One plain summary line over every test assembly: "tests: N passed, N failed, N skipped".
+awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($i ~ /^Failed:/) f += $(i+1); if ($i ~ /^Passed:/) p += $(i+1); if ($i ~ /^Skipped:/) s += $(i+1) } }
+     END { gsub(",", "", p); printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit $status
