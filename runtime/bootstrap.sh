@@ -36,6 +36,10 @@ build_solution() {
     fi
     say "building (first use fetches ONNX Runtime from the npm registry and NuGet packages; later builds are incremental)"
     mkdir -p "$diffusion_root/.build"
-    dotnet build "$diffusion_root/Diffusion.sln" -c Release --nologo -v quiet -clp:"ErrorsOnly;NoSummary" >&2 || die "build failed"
+    local log="$diffusion_root/.build/build.log"
+    if ! dotnet build "$diffusion_root/Diffusion.sln" -c Release --nologo -v quiet -tl:off >"$log" 2>&1; then
+        grep -E 'error|Error' "$log" >&2 || cat "$log" >&2
+        die "build failed (full log: $log)"
+    fi
     touch "$stamp"
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Onnx;
+using Microsoft.ML.OnnxRuntime;
 
 namespace Diffusion.Cli.Commands;
 
@@ -13,6 +14,12 @@ public sealed class ModelArguments
     public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
     /// <summary>--threads.</summary>
     public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0 };
+    /// <summary>--inter-threads.</summary>
+    public Option<int> InterThreads { get; } = new("--inter-threads") { Description = "ONNX Runtime inter-op threads (0 = its default; > 1 runs independent nodes in parallel).", DefaultValueFactory = _ => 0 };
+    /// <summary>--graph-opt.</summary>
+    public Option<string> GraphOptimization { get; } = new("--graph-opt") { Description = "ONNX Runtime graph optimisation: none, basic, extended or all.", DefaultValueFactory = _ => "all" };
+    /// <summary>--cuda-option.</summary>
+    public Option<string[]> CudaOptions { get; } = new("--cuda-option") { Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.", AllowMultipleArgumentsPerToken = false };
     /// <summary>--config.</summary>
     public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json for a model without diffusion.config metadata." };
     /// <summary>--sample-input.</summary>
@@ -27,7 +34,7 @@ public sealed class ModelArguments
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Device, Threads, Config, SampleInput, TimestepInput, ClassInput, OutputName })
+        foreach (var o in new Option[] { Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, Config, SampleInput, TimestepInput, ClassInput, OutputName })
             command.Options.Add(o);
     }
 
@@ -38,7 +45,22 @@ public sealed class ModelArguments
     public DiffusionModel Load(ParseResult p)
     {
         var path = p.GetValue(Model) ?? BundledModelPath;
-        if (p.GetValue(Threads) < 0) throw new DiffusionException($"--threads must be ≥ 0, got {p.GetValue(Threads)}.");
+        if (p.GetValue(Threads) < 0 || p.GetValue(InterThreads) < 0) throw new DiffusionException("--threads and --inter-threads must be ≥ 0.");
+        var level = p.GetValue(GraphOptimization)!.ToLowerInvariant() switch
+        {
+            "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
+            var other => throw new DiffusionException($"--graph-opt '{other}': expected none, basic, extended or all."),
+        };
+        var cudaOptions = new Dictionary<string, string>();
+        foreach (var pair in p.GetValue(CudaOptions) ?? [])
+        {
+            var eq = pair.IndexOf('=');
+            if (eq <= 0) throw new DiffusionException($"--cuda-option '{pair}': expected KEY=VALUE.");
+            cudaOptions[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
+        }
         DiffusionConfig? config = null;
         if (p.GetValue(Config) is { } configPath)
         {
@@ -47,7 +69,14 @@ public sealed class ModelArguments
         }
         return DiffusionModel.Load(path, new ModelOptions
         {
-            Session = new SessionSettings { Device = ExecutionDevice.Parse(p.GetValue(Device)!), IntraOpThreads = p.GetValue(Threads) },
+            Session = new SessionSettings
+            {
+                Device = ExecutionDevice.Parse(p.GetValue(Device)!),
+                IntraOpThreads = p.GetValue(Threads),
+                InterOpThreads = p.GetValue(InterThreads),
+                OptimizationLevel = level,
+                CudaOptions = cudaOptions,
+            },
             Config = config,
             SampleInput = p.GetValue(SampleInput),
             TimestepInput = p.GetValue(TimestepInput),
