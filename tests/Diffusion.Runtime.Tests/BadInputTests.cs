@@ -91,6 +91,10 @@ public class BadInputTests
         e = Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_train_timesteps": "many"}""", "cfg.json"));
         Assert.Contains("num_train_timesteps", e.Message);
         Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("{not json", "cfg.json"));
+        Assert.Contains("class_names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 1, "class_names": [3]}""", "cfg.json")).Message);
+        Assert.Contains("class_names has 1 names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 2, "class_names": ["a"]}""", "cfg.json")).Message);
+        var roundTrip = DiffusionConfig.Parse(new DiffusionConfig { NumClasses = 2, ClassNames = ["a", "b"], SampleSize = [4, 6], InChannels = 3, PredictionType = "sample" }.ToJson(), "json");
+        Assert.Equal((2, "b", 6, 3, "sample"), (roundTrip.NumClasses, roundTrip.ClassNames![1], roundTrip.SampleSize![1], roundTrip.InChannels, roundTrip.PredictionType));
     }
 
     [Fact]

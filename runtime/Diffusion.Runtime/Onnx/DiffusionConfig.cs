@@ -131,7 +131,11 @@ public sealed record DiffusionConfig
             };
         }
         if (o["class_names"] is JsonArray names)
-            c = c with { ClassNames = names.Select(n => n?.GetValue<string>() ?? "").ToArray() };
+            c = c with
+            {
+                ClassNames = names.Select(n => n is JsonValue v && v.TryGetValue<string>(out var name) ? name
+                    : throw new DiffusionException($"{source}: 'class_names' should hold strings, found {n?.ToJsonString() ?? "null"}.")).ToArray(),
+            };
         c.Validate(source);
         return c;
 
