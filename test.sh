@@ -2,8 +2,8 @@
 # Everything the tests need (the same set-up as ./diffusion), then the whole test suite.
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runtime/bootstrap.sh"
-ensure_prerequisites
-build_solution
+ensure_prerequisites trainer
+build_solution Diffusion.sln
 log="$diffusion_root/.build/test.log"
 status=0
 dotnet test "$diffusion_root/Diffusion.sln" -c Release --no-build --nologo "$@" 2>&1 | tee "$log" || status=$?

@@ -18,26 +18,36 @@ apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
 }
 
-# The tools the build needs: the .NET SDK (given), npm (fetches ONNX Runtime), the ONNX schema (python3-onnx).
+# The tools the runtime build needs: the .NET SDK (given), npm (fetches ONNX Runtime), the ONNX schema (python3-onnx).
+# With "trainer": also libtorch (Debian's libtorch-dev, a large install), CMake and g++ for the shim, and the
+# Fashion-MNIST data set.
 ensure_prerequisites() {
     command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not installed: see https://learn.microsoft.com/dotnet/core/install/linux-debian"
     local missing=()
     command -v npm >/dev/null 2>&1 || [ -f "$diffusion_root/.cache/onnxruntime-0.4.9/package/Plugins/Linux/x64/libonnxruntime.so" ] || missing+=(npm)
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
+    if [ "${1:-}" = trainer ]; then
+        [ -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ] || [ -n "${Torch_DIR:-}" ] || missing+=(libtorch-dev)
+        command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+        command -v g++ >/dev/null 2>&1 || missing+=(g++)
+        [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+    fi
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
-# Builds the solution (Release) when any source is newer than the last successful build.
+# Builds a project or the solution (Release) when any source is newer than its last successful build.
 build_solution() {
-    local stamp="$diffusion_root/.build/stamp"
+    local target="${1:-Diffusion.sln}" name
+    name="$(basename "$target" | tr -c 'A-Za-z0-9.\n-' _)"
+    local stamp="$diffusion_root/.build/stamp-$name"
     if [ -f "$stamp" ] && [ -z "$(find "$diffusion_root" \( -name .git -o -name bin -o -name obj -o -name .cache -o -name .build -o -name out \) -prune -o \
-            -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
+            -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -name '*.cpp' -o -name CMakeLists.txt -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
         return 0
     fi
     say "building (first use fetches ONNX Runtime from the npm registry and NuGet packages; later builds are incremental)"
     mkdir -p "$diffusion_root/.build"
     local log="$diffusion_root/.build/build.log"
-    if ! dotnet build "$diffusion_root/Diffusion.sln" -c Release --nologo -v quiet -tl:off >"$log" 2>&1; then
+    if ! dotnet build "$diffusion_root/$target" -c Release --nologo -v quiet -tl:off >"$log" 2>&1; then
         grep -E 'error|Error' "$log" >&2 || cat "$log" >&2
         die "build failed (full log: $log)"
     fi
