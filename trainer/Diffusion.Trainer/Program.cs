@@ -1,12 +1,43 @@
+using System.CommandLine;
+using Diffusion.Runtime;
+using Diffusion.Trainer.Commands;
+
 namespace Diffusion.Trainer;
 
-/// <summary>Entry point of the trainer (./diffusion train | export | bench-train).</summary>
+/// <summary>Entry point of the trainer: ./diffusion train | export | bench-train.</summary>
 public static class Program
 {
     /// <summary>Runs the trainer CLI.</summary>
-    public static int Main(string[] args)
+    public static Task<int> Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>Runs the trainer CLI with the given writers (tests use this).</summary>
+    public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
     {
-        Console.Error.WriteLine("diffusion-trainer: commands are being built; see the open trainer issue.");
-        return args.Length == 0 ? 0 : 2;
+        var root = new RootCommand("Diffusion for .NET trainer — train a UNet on libtorch and export it to ONNX.")
+        {
+            TrainCommand.Create(output, error),
+            ExportCommand.Create(output, error),
+            BenchTrainCommand.Create(output, error),
+        };
+        return root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellation);
+    }
+
+    /// <summary>Runs a command body; user errors become one line on stderr and exit code 1.</summary>
+    internal static async Task<int> Guard(TextWriter error, Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (Exception e) when (e is ArgumentException or FileNotFoundException or InvalidDataException or DiffusionException or Torch.TorchException or InvalidOperationException)
+        {
+            await error.WriteLineAsync($"error: {e.Message}");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync("cancelled; the last checkpoint is intact.");
+            return 130;
+        }
     }
 }

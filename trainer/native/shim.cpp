@@ -108,6 +108,10 @@ DT_API int dt_generator_new(uint64_t seed, torch::Generator** out) {
   });
 }
 DT_API void dt_generator_free(torch::Generator* g) { delete g; }
+// A handle on libtorch's default CPU generator (used by dropout); free the handle, not the generator, with dt_generator_free.
+DT_API int dt_default_generator(torch::Generator** out) {
+  return guard([&] { *out = new torch::Generator(at::detail::getDefaultCPUGenerator()); });
+}
 DT_API int dt_generator_get_state(torch::Generator* g, Tensor* out) { return guard([&] { *out = wrap(g->get_state()); }); }
 DT_API int dt_generator_set_state(torch::Generator* g, Tensor state) { return guard([&] { g->set_state(*state); }); }
 

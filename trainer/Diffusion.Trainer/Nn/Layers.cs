@@ -8,7 +8,7 @@ namespace Diffusion.Trainer.Nn;
 /// <summary>nn.Conv2d with a square kernel, "same"-style padding given explicitly.</summary>
 public sealed class Conv2d : Module
 {
-    private readonly Tensor _weight, _bias;
+    private readonly Param _weight, _bias;
     private readonly long _stride, _padding, _kernel;
 
     /// <summary>in → out channels, k×k kernel.</summary>
@@ -24,8 +24,8 @@ public sealed class Conv2d : Module
     public Conv2d ZeroInit()
     {
         using var _ = new NoGrad();
-        _weight.ZeroInPlace();
-        _bias.ZeroInPlace();
+        _weight.Value.ZeroInPlace();
+        _bias.Value.ZeroInPlace();
         return this;
     }
 
@@ -40,7 +40,7 @@ public sealed class Conv2d : Module
 /// <summary>nn.Linear: x·Wᵀ + b.</summary>
 public sealed class Linear : Module
 {
-    private readonly Tensor _weight, _bias;
+    private readonly Param _weight, _bias;
 
     /// <summary>in → out features.</summary>
     public Linear(long inFeatures, long outFeatures, Generator g)
@@ -55,9 +55,9 @@ public sealed class Linear : Module
     /// <summary>ONNX MatMul with Wᵀ, then Add.</summary>
     public Value Export(OnnxEmitter e, Value x)
     {
-        var shape = _weight.Shape;
+        var shape = _weight.Value.Shape;
         using var scope = DisposeScope.Enter();
-        var transposed = _weight.Transpose(0, 1).Contiguous();
+        var transposed = _weight.Value.Transpose(0, 1).Contiguous();
         return e.G.Add(e.G.Node("MatMul", [x, e.Weight(Qualify("weight_t"), transposed, shape[1], shape[0])]), e.Weight(Qualify("bias"), _bias));
     }
 }
@@ -66,7 +66,7 @@ public sealed class Linear : Module
 public sealed class GroupNorm : Module
 {
     private const double Eps = 1e-5;
-    private readonly Tensor _weight, _bias;
+    private readonly Param _weight, _bias;
     private readonly long _groups, _channels;
 
     /// <summary><paramref name="groups"/> groups over <paramref name="channels"/> channels.</summary>
@@ -98,13 +98,13 @@ public sealed class GroupNorm : Module
 /// <summary>nn.Embedding: rows of a table picked by int64 labels.</summary>
 public sealed class Embedding : Module
 {
-    private readonly Tensor _weight;
+    private readonly Param _weight;
 
     /// <summary>A table of <paramref name="count"/> rows of width <paramref name="dim"/>, N(0, 1) at start.</summary>
     public Embedding(long count, long dim, Generator g) => _weight = Parameter("weight", Init.Normal([count, dim], g));
 
     /// <summary>The rows for <paramref name="labels"/>.</summary>
-    public Tensor Forward(Tensor labels) => _weight.IndexSelect(0, labels);
+    public Tensor Forward(Tensor labels) => _weight.Value.IndexSelect(0, labels);
 
     /// <summary>ONNX Gather.</summary>
     public Value Export(OnnxEmitter e, Value labels) => e.G.Gather(e.Weight(Qualify("weight"), _weight), labels);

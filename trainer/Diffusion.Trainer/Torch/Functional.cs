@@ -41,6 +41,15 @@ public sealed class Generator : IDisposable
         H = g;
     }
 
+    private Generator(IntPtr handle) => H = handle;
+
+    /// <summary>libtorch's default CPU generator (dropout draws from it); disposing releases only this handle.</summary>
+    public static Generator Default()
+    {
+        Native.Check(Native.dt_default_generator(out var g));
+        return new Generator(g);
+    }
+
     /// <summary>The full state, as bytes.</summary>
     public byte[] State
     {

@@ -21,6 +21,7 @@ internal static partial class Native
     [LibraryImport(Lib)] internal static unsafe partial int dt_random(int kind, long* shape, int ndim, long high, IntPtr generator, int device, int index, out IntPtr t);
     [LibraryImport(Lib)] internal static partial int dt_generator_new(ulong seed, out IntPtr g);
     [LibraryImport(Lib)] internal static partial void dt_generator_free(IntPtr g);
+    [LibraryImport(Lib)] internal static partial int dt_default_generator(out IntPtr g);
     [LibraryImport(Lib)] internal static partial int dt_generator_get_state(IntPtr g, out IntPtr state);
     [LibraryImport(Lib)] internal static partial int dt_generator_set_state(IntPtr g, IntPtr state);
 

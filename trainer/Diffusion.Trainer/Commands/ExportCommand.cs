@@ -1,0 +1,30 @@
+using System.CommandLine;
+using Diffusion.Trainer.Export;
+using Diffusion.Trainer.Training;
+
+namespace Diffusion.Trainer.Commands;
+
+/// <summary><c>export --checkpoint FILE --out FILE.onnx [--ema]</c>.</summary>
+public static class ExportCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Required = true, Description = "checkpoint.pt of a training run." };
+        var outFile = new Option<string>("--out") { Required = true, Description = "The .onnx file to write." };
+        var ema = new Option<bool>("--ema") { Description = "Export the EMA weights (recommended) instead of the raw ones." };
+        var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).") { checkpoint, outFile, ema };
+        command.SetAction((p, _) => Program.Guard(error, async () =>
+        {
+            var (net, config) = Checkpoint.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
+            using (net)
+            {
+                var path = p.GetValue(outFile)!;
+                UNetExporter.Save(net, config, path);
+                await output.WriteLineAsync($"wrote {path} ({new FileInfo(path).Length / 1024.0 / 1024.0:0.00} MB, {(p.GetValue(ema) ? "EMA" : "raw")} weights)");
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,165 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Nn;
+using Diffusion.Trainer.Torch;
+using Diffusion.Trainer.Training;
+using Spectre.Console;
+
+namespace Diffusion.Trainer.Commands;
+
+/// <summary><c>train</c>: trains a UNet, checkpointing and sampling as it goes; <c>--resume</c> continues a run folder.</summary>
+public static class TrainCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var data = new Option<string>("--data") { Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file or a folder of PNGs.", DefaultValueFactory = _ => "fashion-mnist" };
+        var outDir = new Option<string>("--out") { Description = "Run folder: checkpoint.pt, loss.csv, model.onnx, sample grids.", Required = true };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10_000, Description = "Optimizer steps in all." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64, Description = "Images per step." };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 2e-4, Description = "Peak learning rate (AdamW)." };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 200, Description = "Linear learning-rate warm-up steps." };
+        var channels = new Option<int>("--channels") { DefaultValueFactory = _ => 32, Description = "Base channels." };
+        var mults = new Option<string>("--mults") { DefaultValueFactory = _ => "1,2,2", Description = "Channel multipliers per level." };
+        var resBlocks = new Option<int>("--res-blocks") { DefaultValueFactory = _ => 2, Description = "Residual blocks per level." };
+        var attention = new Option<string>("--attention") { DefaultValueFactory = _ => "7", Description = "Resolutions with self-attention (comma-separated; empty for none)." };
+        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.1, Description = "Dropout in residual blocks." };
+        var prediction = new Option<string>("--prediction") { DefaultValueFactory = _ => "epsilon", Description = "epsilon, v_prediction or sample." };
+        var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => "linear", Description = "Beta schedule: linear, scaled_linear, cosine, quadratic, sigmoid." };
+        var timesteps = new Option<int>("--timesteps") { DefaultValueFactory = _ => 1000, Description = "Training timesteps T." };
+        var weighting = new Option<string>("--weighting") { DefaultValueFactory = _ => "simple", Description = "Loss weighting: simple, snr or min-snr." };
+        var gamma = new Option<double>("--min-snr-gamma") { DefaultValueFactory = _ => 5, Description = "γ of min-snr." };
+        var labelDropout = new Option<double>("--label-dropout") { DefaultValueFactory = _ => 0.1, Description = "Null-label probability (classifier-free guidance)." };
+        var unconditional = new Option<bool>("--unconditional") { Description = "Ignore the data's labels." };
+        var ema = new Option<double>("--ema") { DefaultValueFactory = _ => 0.999, Description = "EMA decay." };
+        var clip = new Option<double>("--grad-clip") { DefaultValueFactory = _ => 1.0, Description = "Gradient-norm clip (0 = off)." };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of every random draw." };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu or cuda[:N]." };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = its default)." };
+        var limit = new Option<int>("--limit") { DefaultValueFactory = _ => 0, Description = "Use only the first N images." };
+        var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
+        var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved config; --steps may extend it)." };
+        var command = new Command("train", "Train a diffusion UNet.")
+        {
+            data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
+            weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume,
+        };
+        command.SetAction((p, cancellation) => Program.Guard(error, async () =>
+        {
+            if (p.GetValue(threads) > 0) TorchRuntime.Threads = p.GetValue(threads);
+            var folder = p.GetValue(outDir)!;
+            TrainingRun run;
+            if (p.GetValue(resume))
+            {
+                if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
+                run = TrainingRun.Resume(folder, p.Tokens.Any(t => t.Value == "--steps") ? p.GetValue(steps) : null);
+            }
+            else
+            {
+                var config = new TrainConfig
+                {
+                    Data = p.GetValue(data)!,
+                    Limit = p.GetValue(limit),
+                    Steps = p.GetValue(steps),
+                    Batch = p.GetValue(batch),
+                    LearningRate = p.GetValue(lr),
+                    WarmupSteps = p.GetValue(warmup),
+                    Net = new UNetConfig
+                    {
+                        BaseChannels = p.GetValue(channels),
+                        ChannelMults = Ints(p.GetValue(mults)!, "--mults"),
+                        ResBlocks = p.GetValue(resBlocks),
+                        AttentionResolutions = Ints(p.GetValue(attention)!, "--attention"),
+                        Dropout = p.GetValue(dropout),
+                    },
+                    Conditional = !p.GetValue(unconditional),
+                    Diffusion = new DiffusionConfig
+                    {
+                        PredictionType = p.GetValue(prediction)!,
+                        BetaSchedule = p.GetValue(schedule)!,
+                        NumTrainTimesteps = p.GetValue(timesteps),
+                    },
+                    Weighting = p.GetValue(weighting)!.ToLowerInvariant() switch
+                    {
+                        "simple" => LossWeighting.Simple,
+                        "snr" => LossWeighting.Snr,
+                        "min-snr" or "minsnr" => LossWeighting.MinSnr,
+                        var w => throw new ArgumentException($"--weighting '{w}': expected simple, snr or min-snr."),
+                    },
+                    MinSnrGamma = p.GetValue(gamma),
+                    LabelDropout = p.GetValue(labelDropout),
+                    EmaDecay = p.GetValue(ema),
+                    GradClip = p.GetValue(clip),
+                    Seed = p.GetValue(seed),
+                    Device = p.GetValue(device)!,
+                    Flip = !p.GetValue(noFlip),
+                    CheckpointEvery = p.GetValue(checkpointEvery),
+                    SampleEvery = p.GetValue(sampleEvery),
+                };
+                if (File.Exists(TrainingRun.CheckpointPath(folder)))
+                    throw new ArgumentException($"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue it or choose another --out.");
+                run = TrainingRun.Start(config, folder);
+            }
+            using (run)
+            {
+                await output.WriteLineAsync($"training {run.Net.ParameterCount():N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
+                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, libtorch {TorchRuntime.Version}, {TorchRuntime.Threads} threads");
+                var watch = Stopwatch.StartNew();
+                await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
+                var last = run.Losses.Count > 0 ? run.Losses[^1].Loss : double.NaN;
+                await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {watch.Elapsed.TotalMinutes:0.0} min; checkpoint {TrainingRun.CheckpointPath(folder)}");
+            }
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void RunWithProgress(TrainingRun run, TextWriter output, CancellationToken cancellation)
+    {
+        bool interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        if (!interactive)
+        {
+            var every = Math.Max(1, run.Config.Steps / 50);
+            run.Run(new SyncProgress<StepReport>(r =>
+            {
+                if (r.Step % every == 0 || r.Step == r.Steps)
+                    output.WriteLine($"step {r.Step}/{r.Steps} loss {r.Loss:0.0000} lr {r.LearningRate:0.####e0} {r.ImagesPerSecond:0.0} img/s");
+            }), cancellation);
+            return;
+        }
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("training", maxValue: run.Config.Steps);
+                task.Value = run.Step;
+                double smoothed = double.NaN;
+                run.Run(new SyncProgress<StepReport>(r =>
+                {
+                    smoothed = double.IsNaN(smoothed) ? r.Loss : 0.98 * smoothed + 0.02 * r.Loss;
+                    task.Description = $"loss {smoothed:0.0000}  {r.ImagesPerSecond:0} img/s";
+                    task.Value = r.Step;
+                }), cancellation);
+            });
+    }
+
+    private static int[] Ints(string text, string option)
+    {
+        try
+        {
+            return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        }
+        catch (FormatException)
+        {
+            throw new ArgumentException($"{option} '{text}': expected integers separated by commas.");
+        }
+    }
+
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}

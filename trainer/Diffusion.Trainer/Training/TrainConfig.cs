@@ -1,0 +1,49 @@
+using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Nn;
+
+namespace Diffusion.Trainer.Training;
+
+/// <summary>Everything a training run is made of: one plain record; the checkpoint stores it, --resume reads it back.</summary>
+public sealed record TrainConfig
+{
+    /// <summary>Data set (see Datasets.Open).</summary>
+    public string Data { get; init; } = "fashion-mnist";
+    /// <summary>Use only the first N images (0 = all).</summary>
+    public int Limit { get; init; }
+    /// <summary>The network.</summary>
+    public UNetConfig Net { get; init; } = new();
+    /// <summary>Condition on the data's class labels (with label dropout for guidance) when it has them.</summary>
+    public bool Conditional { get; init; } = true;
+    /// <summary>Noise schedule and prediction type, with diffusers' names (written into the exported model).</summary>
+    public DiffusionConfig Diffusion { get; init; } = new();
+    /// <summary>Optimizer steps.</summary>
+    public int Steps { get; init; } = 10_000;
+    /// <summary>Images per step.</summary>
+    public int Batch { get; init; } = 64;
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 2e-4;
+    /// <summary>Linear warm-up steps.</summary>
+    public int WarmupSteps { get; init; } = 200;
+    /// <summary>AdamW's decoupled weight decay.</summary>
+    public double WeightDecay { get; init; }
+    /// <summary>Gradient-norm clip (0 = none).</summary>
+    public double GradClip { get; init; } = 1.0;
+    /// <summary>EMA decay of the weights.</summary>
+    public double EmaDecay { get; init; } = 0.999;
+    /// <summary>Loss weighting over timesteps.</summary>
+    public LossWeighting Weighting { get; init; } = LossWeighting.Simple;
+    /// <summary>γ of Min-SNR-γ.</summary>
+    public double MinSnrGamma { get; init; } = 5;
+    /// <summary>Probability of replacing a label by the null label (classifier-free guidance training).</summary>
+    public double LabelDropout { get; init; } = 0.1;
+    /// <summary>Random horizontal flips.</summary>
+    public bool Flip { get; init; } = true;
+    /// <summary>Seed of every random draw (weights, batches, noise, t, dropout).</summary>
+    public ulong Seed { get; init; }
+    /// <summary>cpu or cuda[:N].</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>Checkpoint every N steps.</summary>
+    public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Write a sample grid through the runtime every N steps (0 = never).</summary>
+    public int SampleEvery { get; init; } = 1000;
+}
