@@ -18,11 +18,11 @@ public static class BenchTrainCommand
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "Timed steps." };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = its default)." };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = one per logical core)." };
         var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
-            if (p.GetValue(threads) > 0) TorchRuntime.Threads = p.GetValue(threads);
+            TorchRuntime.Threads = p.GetValue(threads) > 0 ? p.GetValue(threads) : Environment.ProcessorCount;
             var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
             var config = new TrainConfig
             {

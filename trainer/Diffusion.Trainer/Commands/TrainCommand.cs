@@ -36,7 +36,7 @@ public static class TrainCommand
         var clip = new Option<double>("--grad-clip") { DefaultValueFactory = _ => 1.0, Description = "Gradient-norm clip (0 = off)." };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of every random draw." };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu or cuda[:N]." };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = its default)." };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = one per logical core)." };
         var limit = new Option<int>("--limit") { DefaultValueFactory = _ => 0, Description = "Use only the first N images." };
         var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
@@ -49,7 +49,7 @@ public static class TrainCommand
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
-            if (p.GetValue(threads) > 0) TorchRuntime.Threads = p.GetValue(threads);
+            TorchRuntime.Threads = p.GetValue(threads) > 0 ? p.GetValue(threads) : Environment.ProcessorCount;
             var folder = p.GetValue(outDir)!;
             TrainingRun run;
             if (p.GetValue(resume))

@@ -1,0 +1,132 @@
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Commands;
+using Diffusion.Trainer.Data;
+using Diffusion.Trainer.Nn;
+using Diffusion.Trainer.Training;
+
+namespace Diffusion.Trainer.Tests;
+
+/// <summary>Short real training runs on a slice of Fashion-MNIST with a tiny UNet.</summary>
+public class TrainingTests
+{
+    private static readonly Lazy<ImageDataset> Slice = new(() => Datasets.Open("fashion-mnist").Take(512));
+
+    private static TrainConfig Tiny(int steps, double dropout = 0.0) => new()
+    {
+        Steps = steps, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000, Seed = 5,
+        Net = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout },
+    };
+
+    private static string Folder() => Path.Combine(Path.GetTempPath(), "trainer-tests-" + Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public void A_few_hundred_steps_lower_the_loss_clearly()
+    {
+        using var run = TrainingRun.Start(Tiny(300), Folder(), Slice.Value);
+        run.Run();
+        double first = run.Losses.Take(20).Average(l => l.Loss), last = run.Losses.TakeLast(50).Average(l => l.Loss);
+        Assert.True(last < 0.5 * first, $"loss {first:0.000} → {last:0.000}");
+        Assert.InRange(first, 0.5, 3); // an untrained ε-predictor scores about Var(ε) = 1
+    }
+
+    [Fact]
+    public void Resume_continues_as_if_never_stopped()
+    {
+        var straight = Folder();
+        using (var run = TrainingRun.Start(Tiny(24, dropout: 0.2), straight, Slice.Value)) run.Run();
+        var expected = File.ReadAllLines(Path.Combine(straight, "loss.csv"));
+
+        var stopped = Folder();
+        using (var run = TrainingRun.Start(Tiny(12, dropout: 0.2), stopped, Slice.Value)) run.Run();
+        using (var run = TrainingRun.Resume(stopped, steps: 24, data: Slice.Value)) run.Run();
+        var resumed = File.ReadAllLines(Path.Combine(stopped, "loss.csv"));
+
+        Assert.Equal(expected.Length, resumed.Length);
+        for (int i = 1; i < expected.Length; i++)
+        {
+            double a = double.Parse(expected[i].Split(',')[1]), b = double.Parse(resumed[i].Split(',')[1]);
+            Assert.True(Math.Abs(a - b) <= 1e-5 * Math.Max(1, Math.Abs(a)), $"line {i}: {a} vs {b}");
+        }
+    }
+
+    [Fact]
+    public void Resident_memory_stays_flat_over_hundreds_of_steps()
+    {
+        using var run = TrainingRun.Start(Tiny(400), Folder(), Slice.Value);
+        for (int i = 0; i < 100; i++) run.TrainStep();
+        GC.Collect();
+        double early = BenchTrainCommand.ResidentMiB();
+        for (int i = 0; i < 300; i++) run.TrainStep();
+        GC.Collect();
+        double late = BenchTrainCommand.ResidentMiB();
+        Assert.True(late - early < 40, $"resident memory grew from {early:0} MiB to {late:0} MiB over 300 steps");
+    }
+
+    [Fact]
+    public void The_trained_model_exports_and_samples_through_the_runtime()
+    {
+        var folder = Folder();
+        using var run = TrainingRun.Start(Tiny(30), folder, Slice.Value);
+        run.Run();
+        var grid = run.WriteSamples();
+        Assert.True(File.Exists(grid));
+        using var model = DiffusionModel.Load(Path.Combine(folder, "model.onnx"));
+        Assert.Equal((1, 28, 28, 10), (model.Channels, model.Height, model.Width, model.NumClasses));
+        Assert.Equal("sneaker", model.Config.ClassNames![7]);
+        var images = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, ClassLabels = [7], Guidance = 2 });
+        Assert.All(images.Images, v => Assert.True(float.IsFinite(v)));
+
+        // The exported EMA model equals what `export --ema` writes from the checkpoint.
+        var (net, config) = Checkpoint.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
+        using (net) Assert.Equal(run.ExportOnnx(), Export.UNetExporter.ToOnnx(net, config));
+    }
+
+    [Fact]
+    public void Corrupt_data_files_name_the_file_and_offset()
+    {
+        var dir = Folder();
+        Directory.CreateDirectory(dir);
+        var truncated = Path.Combine(dir, "train-images-idx3-ubyte");
+        File.WriteAllBytes(truncated, [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]);
+        var e = Assert.Throws<InvalidDataException>(() => Datasets.Open(truncated));
+        Assert.Contains(truncated, e.Message);
+        Assert.Contains("offset 16", e.Message);
+        var badMagic = Path.Combine(dir, "bad.idx");
+        File.WriteAllBytes(badMagic, [1, 2, 3, 4, 5]);
+        Assert.Contains("bad magic", Assert.Throws<InvalidDataException>(() => Datasets.Open(badMagic)).Message);
+        var cifar = Path.Combine(dir, "data_batch_1.bin");
+        File.WriteAllBytes(cifar, new byte[3073 + 100]);
+        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => Datasets.Open(cifar)).Message);
+        Assert.Throws<FileNotFoundException>(() => Datasets.Open(Path.Combine(dir, "missing")));
+    }
+
+    [Fact]
+    public void Fashion_mnist_loads_with_its_ten_classes()
+    {
+        var data = Datasets.Open("fashion-mnist-test");
+        Assert.Equal((10000, 1, 28, 28, 10), (data.Count, data.Channels, data.Height, data.Width, data.NumClasses));
+        Assert.Equal(1000, data.Labels!.Count(l => l == 7));
+    }
+
+    [Fact]
+    public async Task The_trainer_cli_trains_resumes_and_exports()
+    {
+        var folder = Folder();
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "3", "--batch", "4",
+            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0"], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal(1, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
+        Assert.Contains("--resume", error.ToString());
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5"], output, error));
+        Assert.Contains("step 5", output.ToString());
+        var onnx = Path.Combine(folder, "exported.onnx");
+        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
+        using var model = DiffusionModel.Load(onnx);
+        Assert.Equal(10, model.NumClasses);
+        Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
+        Assert.Contains("nope.pt", error.ToString());
+    }
+}
