@@ -1,0 +1,91 @@
+using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Schedules;
+using Diffusion.Trainer.Data;
+using Diffusion.Trainer.Nn;
+using Diffusion.Trainer.Torch;
+using Diffusion.Trainer.Training;
+
+namespace Diffusion.Trainer.Tests;
+
+public class ObjectiveTests
+{
+    [Fact]
+    public void Q_sample_uses_the_runtime_schedule()
+    {
+        var schedule = NoiseSchedule.Create(BetaScheduleKind.SquaredCosCapV2, 1000, 0, 0);
+        using var objective = new DiffusionObjective(schedule, PredictionType.Epsilon, LossWeighting.Simple, 5, 0, 0, Device.Cpu);
+        using var scope = DisposeScope.Enter();
+        var x0 = Tensor.FromArray([0.5f, -0.25f, 1f], 3, 1, 1, 1);
+        var noise = Tensor.FromArray([1f, 2f, -1f], 3, 1, 1, 1);
+        var xt = objective.QSample(x0, Tensor.FromArray([0L, 500L, 999L], 3), noise).ToFloatArray();
+        long[] t = [0, 500, 999];
+        float[] x = [0.5f, -0.25f, 1f], e = [1f, 2f, -1f];
+        for (int i = 0; i < 3; i++)
+        {
+            double ab = schedule.AlphasCumprod[(int)t[i]];
+            Assert.Equal(Math.Sqrt(ab) * x[i] + Math.Sqrt(1 - ab) * e[i], xt[i], 5);
+        }
+    }
+
+    [Theory]
+    [InlineData("epsilon", LossWeighting.Simple)]
+    [InlineData("v_prediction", LossWeighting.MinSnr)]
+    [InlineData("sample", LossWeighting.Snr)]
+    public void Every_prediction_type_and_weighting_trains(string prediction, LossWeighting weighting)
+    {
+        var data = Datasets.Open("fashion-mnist-test").Take(64);
+        var config = new TrainConfig
+        {
+            Steps = 4, Batch = 8, SampleEvery = 0, CheckpointEvery = 100, Weighting = weighting,
+            Diffusion = new DiffusionConfig { PredictionType = prediction, BetaSchedule = "cosine" },
+            Net = new UNetConfig { BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [] },
+        };
+        using var run = TrainingRun.Start(config, Path.Combine(Path.GetTempPath(), $"objective-{Guid.NewGuid():N}"), data);
+        run.Run();
+        Assert.All(run.Losses, l => Assert.True(double.IsFinite(l.Loss) && l.Loss > 0));
+        using var model = DiffusionModel.Load(run.ExportOnnx(), "exported");
+        Assert.Equal(prediction, model.Config.PredictionType);
+        Assert.Equal("cosine", model.Config.BetaSchedule);
+    }
+
+    [Fact]
+    public void Cuda_without_a_cuda_libtorch_is_a_clear_error()
+    {
+        if (TorchRuntime.CudaAvailable) return; // a CUDA machine runs the real thing instead
+        var config = new TrainConfig { Device = "cuda", Steps = 1, SampleEvery = 0 };
+        var e = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config, Path.GetTempPath(), Datasets.Open("fashion-mnist-test").Take(8)));
+        Assert.Contains("Torch_DIR", e.Message);
+    }
+
+    [Fact]
+    public void A_folder_of_pngs_in_class_subfolders_is_a_labelled_data_set()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"pngs-{Guid.NewGuid():N}");
+        foreach (var (cls, value) in new[] { ("cats", (byte)10), ("dogs", (byte)200) })
+        {
+            Directory.CreateDirectory(Path.Combine(root, cls));
+            for (int i = 0; i < 3; i++) Png.Save(Path.Combine(root, cls, $"{i}.png"), new Image8(4, 4, 3, Enumerable.Repeat(value, 48).ToArray()));
+        }
+        var data = Datasets.Open(root);
+        Assert.Equal((6, 3, 4, 4), (data.Count, data.Channels, data.Height, data.Width));
+        Assert.Equal(["cats", "dogs"], data.ClassNames);
+        Assert.Equal([0, 0, 0, 1, 1, 1], data.Labels!);
+        using var scope = DisposeScope.Enter();
+        var (images, labels) = data.Batch([4], [false]);
+        Assert.Equal(200 / 127.5f - 1, images.ToFloatArray()[0], 5);
+        Assert.Equal([1L], labels!.ToLongArray());
+        Png.Save(Path.Combine(root, "dogs", "odd.png"), new Image8(5, 4, 3, new byte[60]));
+        Assert.Contains("odd.png", Assert.Throws<InvalidDataException>(() => Datasets.Open(root)).Message);
+    }
+
+    [Fact]
+    public void Horizontal_flip_mirrors_each_row()
+    {
+        var pixels = Enumerable.Range(0, 6).Select(i => (byte)(i * 50)).ToArray(); // one 2×3 gray image
+        var data = new ImageDataset(pixels, null, 1, 1, 2, 3, [], "inline");
+        using var scope = DisposeScope.Enter();
+        var flipped = data.Batch([0], [true]).Images.ToFloatArray().Select(v => (int)MathF.Round((v + 1) * 127.5f)).ToArray();
+        Assert.Equal([100, 50, 0, 250, 200, 150], flipped);
+    }
+}
