@@ -20,6 +20,9 @@ public static class Program
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),
             GaussianModelCommand.Create(console),
+            EvalCommand.Create(console),
+            SchedulesCommand.Create(console),
+            BenchCommand.Create(console),
         };
         var config = new InvocationConfiguration { Output = output, Error = error };
         return root.Parse(args).InvokeAsync(config, cancellation);

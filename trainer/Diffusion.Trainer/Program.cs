@@ -18,6 +18,7 @@ public static class Program
             TrainCommand.Create(output, error),
             ExportCommand.Create(output, error),
             BenchTrainCommand.Create(output, error),
+            TrainClassifierCommand.Create(output, error),
         };
         return root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellation);
     }

@@ -27,7 +27,7 @@ public static class Datasets
                 var images = Path.Combine(FashionMnistFolder, $"{prefix}-images-idx3-ubyte.gz");
                 if (!File.Exists(images))
                     throw new FileNotFoundException($"Fashion-MNIST is not installed ({images} is missing): apt-get install dataset-fashion-mnist.", images);
-                return Idx.Load(images, Path.Combine(FashionMnistFolder, $"{prefix}-labels-idx1-ubyte.gz"), FashionMnistClasses);
+                return IdxDataset.Load(images, Path.Combine(FashionMnistFolder, $"{prefix}-labels-idx1-ubyte.gz"), FashionMnistClasses);
         }
         if (Directory.Exists(spec))
         {
@@ -38,7 +38,7 @@ public static class Datasets
         {
             if (spec.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return Cifar10.Load([spec]);
             var labels = spec.Replace("images-idx3", "labels-idx1", StringComparison.Ordinal);
-            return Idx.Load(spec, labels != spec && File.Exists(labels) ? labels : null, []);
+            return IdxDataset.Load(spec, labels != spec && File.Exists(labels) ? labels : null, []);
         }
         throw new FileNotFoundException($"--data '{spec}': expected fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 binary folder or file, or a folder of PNGs.", spec);
     }

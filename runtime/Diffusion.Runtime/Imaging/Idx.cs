@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Diffusion.Trainer.Data;
+namespace Diffusion.Runtime.Imaging;
 
 /// <summary>The IDX format of MNIST / Fashion-MNIST (optionally gzip-compressed): magic 0 0 8 n, n big-endian sizes, bytes.</summary>
 public static class Idx
@@ -43,8 +43,8 @@ public static class Idx
         return (dims, bytes[offset..]);
     }
 
-    /// <summary>An images file [N,H,W] and, if given, its labels file [N] as a dataset.</summary>
-    public static ImageDataset Load(string imagesPath, string? labelsPath, string[] classNames)
+    /// <summary>An images file [N,H,W] and, if given, its labels file [N]: pixels (N·H·W bytes), labels, N, H, W.</summary>
+    public static (byte[] Pixels, int[]? Labels, int Count, int Height, int Width) ReadImages(string imagesPath, string? labelsPath)
     {
         var (dims, pixels) = Read(imagesPath);
         if (dims.Length != 3) throw new InvalidDataException($"IDX file '{imagesPath}' has {dims.Length} dimensions; images need 3 (N, H, W).");
@@ -55,10 +55,7 @@ public static class Idx
             if (labelDims.Length != 1 || labelDims[0] != dims[0])
                 throw new InvalidDataException($"IDX file '{labelsPath}' holds {string.Join("×", labelDims)} labels for {dims[0]} images in '{imagesPath}'.");
             labels = raw.Select(b => (int)b).ToArray();
-            int max = labels.Max();
-            if (classNames.Length == 0) classNames = Enumerable.Range(0, max + 1).Select(i => i.ToString()).ToArray();
-            if (max >= classNames.Length) throw new InvalidDataException($"IDX file '{labelsPath}': label {max} but only {classNames.Length} class names.");
         }
-        return new ImageDataset(pixels, labels, dims[0], 1, dims[1], dims[2], labels is null ? [] : classNames, imagesPath);
+        return (pixels, labels, dims[0], dims[1], dims[2]);
     }
 }

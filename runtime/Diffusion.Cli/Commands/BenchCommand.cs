@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Diffusion.Cli.Charts;
+using Diffusion.Cli.Evaluation;
+using Diffusion.Runtime;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Samplers;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary>
+/// <c>bench --model M --out DIR</c>: the sampler comparison a practitioner wants, measured — for each sampler and
+/// network-evaluation budget: Fréchet distance to the test set, class accuracy, ms per image and the NFE actually
+/// used; written as report.md, results.csv and SVG charts (FD vs NFE, time vs NFE).
+/// </summary>
+public static class BenchCommand
+{
+    /// <summary>Network evaluations per step (the last step of Heun is a single Euler evaluation).</summary>
+    private static int StepsFor(string sampler, int nfe) => sampler switch
+    {
+        "heun" => (nfe + 1) / 2,
+        "pc" => Math.Max(1, nfe / 2),
+        _ => nfe,
+    };
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var model = new ModelArguments();
+        var output = new Option<string>("--out", "-o") { Required = true, Description = "Folder for report.md, results.csv and the charts." };
+        var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped one)." };
+        var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test" };
+        var samplers = new Option<string>("--samplers") { DefaultValueFactory = _ => "all", Description = "Comma-separated samplers, or all." };
+        var nfe = new Option<string>("--nfe") { DefaultValueFactory = _ => "5,10,20,50,100", Description = "Network-evaluation budgets." };
+        var full = new Option<string>("--full") { DefaultValueFactory = _ => "ddpm", Description = "Samplers also run at 1000 NFE (comma-separated, or none)." };
+        var tolerances = new Option<string>("--rk45-tolerances") { DefaultValueFactory = _ => "1e-1,1e-2,1e-3", Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
+        var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 500, Description = "Images per configuration (and reference images)." };
+        var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
+        var karras = new Option<bool>("--karras") { Description = "Karras σ grid for every sampler." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var command = new Command("bench", "Sampler quality-vs-cost report: FD, class accuracy, ms/image and NFE per sampler and budget.")
+        {
+            output, classifier, reference, samplers, nfe, full, tolerances, count, guidance, karras, batch, seed,
+        };
+        model.AddTo(command);
+        command.SetAction((p, cancellation) => console.Guard(async () =>
+        {
+            var names = p.GetValue(samplers) == "all" ? SamplerRegistry.All.Select(e => e.Name).ToArray() : Split(p.GetValue(samplers)!);
+            foreach (var name in names) SamplerRegistry.Create(name);
+            var budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) && b > 0 ? b : throw new DiffusionException($"--nfe '{v}' is not a positive integer.")).ToArray();
+            var fullSet = p.GetValue(full) == "none" ? [] : Split(p.GetValue(full)!).ToHashSet();
+            var rtols = Split(p.GetValue(tolerances)!).Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+            var folder = p.GetValue(output)!;
+            Directory.CreateDirectory(folder);
+            using var m = model.Load(p);
+            using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
+            var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
+            var evaluator = new Evaluator(m, features, images, n);
+            var results = new List<EvalResult>();
+            var plan = names.SelectMany(s => s == "rk45"
+                ? rtols.Select(t => (Sampler: s, Steps: 1, Tolerance: t))
+                : budgets.Concat(fullSet.Contains(s) ? [1000] : []).Select(b => (Sampler: s, Steps: StepsFor(s, b), Tolerance: 0.0))).ToList();
+            foreach (var (sampler, steps, tolerance) in plan)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var request = new GenerationRequest
+                {
+                    Sampler = sampler, Steps = Math.Min(steps, m.Schedule.TrainTimesteps), Count = p.GetValue(count), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed),
+                    Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
+                    Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
+                };
+                var r = await Task.Run(() => evaluator.Evaluate(request, cancellation), cancellation);
+                results.Add(r);
+                console.Out.WriteLine($"{sampler,-15} steps {request.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
+            }
+            Write(folder, results, m.Source, p.GetValue(count), p.GetValue(guidance), p.GetValue(karras), m.Settings.Device.ToString());
+            console.Out.WriteLine($"wrote report.md, results.csv, fd_vs_nfe.svg, time_vs_nfe.svg in {folder}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string[] Split(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static void Write(string folder, List<EvalResult> results, string model, int count, float guidance, bool karras, string device)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var csv = new StringBuilder("sampler,steps,nfe,fd,class_accuracy,ms_per_image\n");
+        foreach (var r in results)
+            csv.Append(string.Create(inv, $"{r.Sampler},{r.Steps},{r.EvaluationsPerImage:0.##},{r.FrechetDistance:0.####},{r.ClassAccuracy:0.####},{r.MillisecondsPerImage:0.###}\n"));
+        var md = new StringBuilder();
+        md.Append($"# Sampler benchmark\n\nModel `{Path.GetFileName(model)}`, {count} images per row against {count} test images, guidance {guidance}, ")
+          .Append($"{(karras ? "Karras σ grid" : "the model's timestep spacing")}, device {device}. FD = Fréchet distance in the classifier's feature space (lower is better); ")
+          .Append("class accuracy = share of images the classifier puts in the class they were generated for.\n\n");
+        md.Append("| sampler | steps | NFE | FD | class acc. | ms / image |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+        foreach (var r in results)
+            md.Append(string.Create(inv, $"| {r.Sampler} | {r.Steps} | {r.EvaluationsPerImage:0.#} | {r.FrechetDistance:0.###} | {(double.IsNaN(r.ClassAccuracy) ? "–" : r.ClassAccuracy.ToString("P1", inv))} | {r.MillisecondsPerImage:0.##} |\n"));
+        var best = results.Where(r => r.EvaluationsPerImage <= 10).OrderBy(r => r.FrechetDistance).FirstOrDefault();
+        var reference = results.Where(r => r.Sampler == "ddpm").OrderByDescending(r => r.EvaluationsPerImage).FirstOrDefault();
+        if (best is not null && reference is not null)
+            md.Append(string.Create(inv, $"\nHeadline: {best.Sampler} at {best.EvaluationsPerImage:0} NFE reaches FD {best.FrechetDistance:0.##} vs DDPM at {reference.EvaluationsPerImage:0} NFE: FD {reference.FrechetDistance:0.##}.\n"));
+        md.Append("\n![FD vs NFE](fd_vs_nfe.svg)\n![time vs NFE](time_vs_nfe.svg)\n");
+        var bySampler = results.GroupBy(r => r.Sampler).ToList();
+        var fd = new SvgLineChart { Title = "Fréchet distance vs network evaluations", XLabel = "NFE per image", YLabel = "FD (lower is better)", LogX = true, LogY = true }
+            .Render(bySampler.Select(g => new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.FrechetDistance)).ToList())).ToList());
+        var time = new SvgLineChart { Title = "Time per image vs network evaluations", XLabel = "NFE per image", YLabel = "ms per image", LogX = true, LogY = true }
+            .Render(bySampler.Select(g => new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.MillisecondsPerImage)).ToList())).ToList());
+        foreach (var (file, text) in new[] { ("results.csv", csv.ToString()), ("report.md", md.ToString()), ("fd_vs_nfe.svg", fd), ("time_vs_nfe.svg", time) })
+            AtomicFile.Write(Path.Combine(folder, file), s => s.Write(Encoding.UTF8.GetBytes(text)));
+    }
+}

@@ -1,0 +1,61 @@
+using System.CommandLine;
+using Diffusion.Cli.Evaluation;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
+using Spectre.Console;
+
+namespace Diffusion.Cli.Commands;
+
+/// <summary><c>eval</c>: Fréchet distance of generated images to the test set in the classifier's feature space, and class accuracy.</summary>
+public static class EvalCommand
+{
+    /// <summary>The shipped quality classifier.</summary>
+    public static string DefaultClassifier => Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "classifier.onnx");
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create(CliConsole console)
+    {
+        var model = new ModelArguments();
+        var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
+        var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test", Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
+        var sampler = new Option<string>("--sampler", "-s") { DefaultValueFactory = _ => "dpm++2m" };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
+        var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
+        var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
+        var karras = new Option<bool>("--karras");
+        var command = new Command("eval", "Fréchet distance (classifier features) and class accuracy of generated images.")
+        {
+            classifier, reference, sampler, steps, count, guidance, seed, batch, karras,
+        };
+        model.AddTo(command);
+        command.SetAction((p, cancellation) => console.Guard(async () =>
+        {
+            SamplerRegistry.Create(p.GetValue(sampler)!);
+            using var m = model.Load(p);
+            using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
+            var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
+            var evaluator = new Evaluator(m, features, images, n);
+            var result = await Task.Run(() => evaluator.Evaluate(new GenerationRequest
+            {
+                Sampler = p.GetValue(sampler)!, Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
+                BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
+            }, cancellation), cancellation);
+            var table = new Table().AddColumns("metric", "value");
+            table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
+            if (m.NumClasses > 0)
+            {
+                table.AddPlainRow("class accuracy", $"{result.ClassAccuracy:P1}");
+                for (int c = 0; c < m.NumClasses; c++)
+                    table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}", $"{result.PerClassAccuracy[c]:P1}");
+            }
+            table.AddPlainRow("network evaluations / image", $"{result.EvaluationsPerImage:0.#}");
+            table.AddPlainRow("ms / image", $"{result.MillisecondsPerImage:0.##}");
+            console.Ansi.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+}
