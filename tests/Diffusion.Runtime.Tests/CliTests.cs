@@ -6,8 +6,11 @@ namespace Diffusion.Runtime.Tests;
 
 public class CliTests
 {
+    /// <summary>Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).</summary>
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
+        if (args.Length > 0 && args[0] is "sample" or "info" && !args.Contains("--model"))
+            args = [.. args, "--model", Cli.Commands.ModelArguments.GaussianModelPath];
         var output = new StringWriter();
         var error = new StringWriter();
         int code = Program.Run(args, output, error).GetAwaiter().GetResult();

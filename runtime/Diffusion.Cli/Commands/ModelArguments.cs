@@ -38,8 +38,14 @@ public sealed class ModelArguments
             command.Options.Add(o);
     }
 
-    /// <summary>The path of the bundled model.</summary>
-    public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "gaussian", "gaussian.onnx");
+    /// <summary>The closed-form Gaussian reference model that ships with the app.</summary>
+    public static string GaussianModelPath => Path.Combine(AppContext.BaseDirectory, "models", "gaussian", "gaussian.onnx");
+
+    /// <summary>The trained Fashion-MNIST model, when it ships.</summary>
+    public static string FashionMnistModelPath => Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "model.onnx");
+
+    /// <summary>The default model: the trained Fashion-MNIST UNet, else the closed-form Gaussian model.</summary>
+    public static string BundledModelPath => File.Exists(FashionMnistModelPath) ? FashionMnistModelPath : GaussianModelPath;
 
     /// <summary>Loads the model the options name.</summary>
     public DiffusionModel Load(ParseResult p)

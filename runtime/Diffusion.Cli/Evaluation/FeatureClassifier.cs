@@ -20,7 +20,7 @@ public sealed class FeatureClassifier : IDisposable
     /// <summary>Loads the classifier; a file that is not one is a clear error.</summary>
     public FeatureClassifier(string path, SessionSettings settings)
     {
-        if (!File.Exists(path)) throw new DiffusionException($"--classifier '{path}' does not exist. Train one with ./diffusion train-classifier --out {path}.");
+        if (!File.Exists(path)) throw new DiffusionException($"--classifier '{path}' does not exist. Train one with ./diffusion train-classifier --out models/fashion-mnist/classifier.onnx, or name another with --classifier.");
         using var options = settings.CreateOptions();
         try { _session = new InferenceSession(path, options); }
         catch (OnnxRuntimeException e) { throw new DiffusionException($"--classifier '{path}' could not be loaded: {e.Message.Trim()}", e); }

@@ -6,7 +6,7 @@ namespace Diffusion.Trainer.Nn;
 
 /// <summary>
 /// A small convolutional classifier whose penultimate layer is the feature space of the Fréchet distance:
-/// conv 3×3 → stride-2 conv → conv → stride-2 conv (each GroupNorm + SiLU) → global average → Linear → SiLU = features
+/// conv 3×3 → stride-2 conv → conv → stride-2 conv (each GroupNorm + SiLU) → flatten → Linear → SiLU = features
 /// → Linear = logits.
 /// </summary>
 public sealed class Classifier : Module
@@ -26,6 +26,7 @@ public sealed class Classifier : Module
     /// <summary>A classifier of <paramref name="channels"/>×<paramref name="size"/>² images into <paramref name="classes"/> classes.</summary>
     public Classifier(int channels, int size, int classes, Generator g, int width = 32, int featureDim = 128)
     {
+        if (size % 4 != 0) throw new ArgumentException($"The classifier needs an image size divisible by 4, got {size}.");
         (InChannels, ImageSize, Classes, FeatureDim) = (channels, size, classes, featureDim);
         (long In, long Out, long Stride)[] layers = [(channels, width, 1), (width, width, 2), (width, 2 * width, 1), (2 * width, 2 * width, 2)];
         for (int i = 0; i < layers.Length; i++)
@@ -33,7 +34,7 @@ public sealed class Classifier : Module
             var (cin, cout, stride) = layers[i];
             _convs.Add((Child($"conv{i}", new Conv2d(cin, cout, 3, g, stride, padding: 1)), Child($"norm{i}", new GroupNorm(8, cout))));
         }
-        _hidden = Child("hidden", new Linear(2 * width, featureDim, g));
+        _hidden = Child("hidden", new Linear(2 * width * (size / 4) * (size / 4), featureDim, g));
         _logits = Child("logits", new Linear(featureDim, classes, g));
     }
 
@@ -43,7 +44,7 @@ public sealed class Classifier : Module
         using var scope = DisposeScope.Enter();
         var h = x;
         foreach (var (conv, norm) in _convs) h = norm.Forward(conv.Forward(h)).Silu();
-        var features = _hidden.Forward(h.Mean([2, 3])).Silu();
+        var features = _hidden.Forward(h.Reshape(h.Size(0), -1)).Silu();
         return (scope.MoveToOuter(_logits.Forward(features)), scope.MoveToOuter(features));
     }
 
@@ -60,7 +61,7 @@ public sealed class Classifier : Module
             using var noGrad = new NoGrad();
             var h = x;
             foreach (var (conv, norm) in _convs) h = e.Silu(norm.Export(e, conv.Export(e, h)));
-            var pooled = g.Node("ReduceMean", [h], null, Attr.Ints("axes", 2, 3), Attr.Int("keepdims", 0));
+            var pooled = g.Reshape(h, 0, -1);
             var features = e.Silu(_hidden.Export(e, pooled));
             g.Output(_logits.Export(e, features), "logits", OnnxEmitter.Float, "batch", Classes);
             g.Output(features, "features", OnnxEmitter.Float, "batch", FeatureDim);
