@@ -61,7 +61,8 @@ public class EvaluationTests
         Assert.True(code == 0, error.ToString());
         var csv = File.ReadAllLines(Path.Combine(dir, "report", "results.csv"));
         Assert.Equal(1 + 2 + 2 + 1, csv.Length);
-        Assert.Contains("heun,5,9,", csv[3]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
+        Assert.StartsWith("heun,2,3,", csv[3]); // 4 NFE → 2 Heun steps → 3 evaluations
+        Assert.StartsWith("heun,5,9,", csv[4]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
         Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(dir, "report", "fd_vs_nfe.svg")));
         Assert.Contains("| ddim | 10 | 10 |", File.ReadAllText(Path.Combine(dir, "report", "report.md")));
 
