@@ -16,6 +16,7 @@ public static class Program
         var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX.")
         {
             SampleCommand.Create(console),
+            SampleCommand.Create(console, editing: true),
             InfoCommand.Create(console),
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),

@@ -9,7 +9,7 @@ public class CliTests
     /// <summary>Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).</summary>
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        if (args.Length > 0 && args[0] is "sample" or "info" && !args.Contains("--model"))
+        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" && !args.Contains("--model"))
             args = [.. args, "--model", Cli.Commands.ModelArguments.GaussianModelPath];
         var output = new StringWriter();
         var error = new StringWriter();
@@ -82,6 +82,28 @@ public class CliTests
             Assert.DoesNotContain("   at ", error); // no stack trace
         }
         Assert.Equal(["nan.onnx"], Directory.GetFiles(dir).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void Img2img_varies_a_png_and_refuses_bad_strengths_and_sizes()
+    {
+        var dir = Fixtures.TempFolder();
+        var single = Path.Combine(dir, "one.png");
+        Assert.Equal(0, Run("sample", "--class", "red", "-n", "1", "--steps", "5", "--out", single).Code);
+        Assert.Equal((32, 32), (Png.Read(single).Width, Png.Read(single).Height)); // one image: no grid border
+        var varied = Path.Combine(dir, "varied.npy");
+        var (code, output, error) = Run("img2img", "--image", single, "--strength", "0.3", "--class", "red", "-n", "3", "--steps", "20", "--out", varied);
+        Assert.True(code == 0, error);
+        Assert.Contains("3 images", output);
+        Assert.Equal(new[] { 3, 3, 32, 32 }, Npy.Load(varied).Shape);
+        (code, _, error) = Run("img2img", "--image", single, "--strength", "1.5", "--out", Path.Combine(dir, "bad.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("--strength", error);
+        Png.Save(Path.Combine(dir, "small.png"), new Image8(8, 8, 3, new byte[192]));
+        (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--out", Path.Combine(dir, "bad.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("needs 32×32 with 3", error);
+        Assert.False(File.Exists(Path.Combine(dir, "bad.png")));
     }
 
     [Fact]

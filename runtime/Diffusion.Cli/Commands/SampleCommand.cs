@@ -13,8 +13,8 @@ namespace Diffusion.Cli.Commands;
 /// <summary><c>sample</c>: generate images and write them as a PNG grid, .npy, or a folder of PNGs.</summary>
 public static class SampleCommand
 {
-    /// <summary>Builds the command.</summary>
-    public static Command Create(CliConsole console)
+    /// <summary>Builds <c>sample</c>, or with <paramref name="editing"/> <c>img2img</c> (SDEdit from --image at --strength).</summary>
+    public static Command Create(CliConsole console, bool editing = false)
     {
         var model = new ModelArguments();
         var sampler = new Option<string>("--sampler", "-s") { Description = "Sampler (see `samplers`).", DefaultValueFactory = _ => "dpm++2m" };
@@ -33,10 +33,17 @@ public static class SampleCommand
         var atol = new Option<double>("--atol") { Description = "rk45 absolute tolerance.", DefaultValueFactory = _ => 1e-3 };
         var snr = new Option<double>("--snr") { Description = "pc Langevin signal-to-noise ratio.", DefaultValueFactory = _ => 0.16 };
         var columns = new Option<int>("--columns") { Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
-        var command = new Command("sample", "Generate images.")
+        var image = new Option<string>("--image") { Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
+        var strength = new Option<double>("--strength") { DefaultValueFactory = _ => 0.6, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
+        var command = new Command(editing ? "img2img" : "sample", editing ? "Vary images (SDEdit): noise them to --strength and denoise with any sampler." : "Generate images.")
         {
             sampler, steps, count, seed, batch, eta, guidance, label, initNoise, output, spacing, karras, rtol, atol, snr, columns,
         };
+        if (editing)
+        {
+            command.Options.Add(image);
+            command.Options.Add(strength);
+        }
         model.AddTo(command);
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -57,8 +64,18 @@ public static class SampleCommand
                 n = s[0];
                 init = array.Data;
             }
+            float[]? inputs = null;
+            if (editing)
+            {
+                var loaded = LoadImages(p.GetValue(image)!, m);
+                n = p.GetValue(count) ?? loaded.Count;
+                inputs = new float[n * m.ImageSize];
+                for (int i = 0; i < n; i++) loaded.Images.AsSpan(i % loaded.Count * m.ImageSize, m.ImageSize).CopyTo(inputs.AsSpan(i * m.ImageSize));
+            }
             var request = new GenerationRequest
             {
+                InitialImages = inputs,
+                Strength = editing ? p.GetValue(strength) : 1,
                 Sampler = p.GetValue(sampler)!,
                 Steps = p.GetValue(steps),
                 Count = n,
@@ -97,6 +114,24 @@ public static class SampleCommand
                 task.Value = request.Count;
             });
         return result!;
+    }
+
+    /// <summary>A PNG (one image) or a .npy [N,C,H,W] in [−1, 1], checked against the model's image shape.</summary>
+    private static (float[] Images, int Count) LoadImages(string path, DiffusionModel m)
+    {
+        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+        {
+            var array = Npy.Load(path);
+            var s = array.Shape;
+            if (s.Length != 4 || s[1] != m.Channels || s[2] != m.Height || s[3] != m.Width)
+                throw new DiffusionException($"--image '{path}' has shape ({string.Join(",", s)}); expected (N,{m.Channels},{m.Height},{m.Width}).");
+            return (array.Data, s[0]);
+        }
+        if (!File.Exists(path)) throw new DiffusionException($"--image '{path}' does not exist.");
+        var picture = Png.Read(path);
+        if (picture.Width != m.Width || picture.Height != m.Height || picture.Channels != m.Channels)
+            throw new DiffusionException($"--image '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); model '{m.Source}' needs {m.Width}×{m.Height} with {m.Channels}.");
+        return (ImageGrid.FromImage(picture), 1);
     }
 
     private static int[] Labels(DiffusionModel m, string? text, int count)

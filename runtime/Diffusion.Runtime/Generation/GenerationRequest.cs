@@ -22,6 +22,10 @@ public sealed record GenerationRequest
     public int[] ClassLabels { get; init; } = [];
     /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
     public float[]? InitialNoise { get; init; }
+    /// <summary>img2img (SDEdit, Meng et al. 2022): images [Count, C, H, W] in [−1, 1] to start from instead of pure noise.</summary>
+    public float[]? InitialImages { get; init; }
+    /// <summary>img2img strength s ∈ (0, 1]: the input is noised to the grid level at fraction s of the steps and denoised from there (1 = from pure noise).</summary>
+    public double Strength { get; init; } = 1;
     /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
     public TimestepSpacing? Spacing { get; init; }
     /// <summary>Use Karras' σ grid.</summary>

@@ -21,6 +21,13 @@ public sealed class ImageGenerator(DiffusionModel model)
         var sampler = SamplerRegistry.Create(request.Sampler);
         Validate(request);
         var grid = Grid(request);
+        if (request.InitialImages is not null)
+        {
+            // SDEdit: keep the last round(s·n) steps of the grid; the input is noised to the first of them.
+            int keep = (int)Math.Round(request.Strength * request.Steps);
+            if (keep == 0) return new GenerationResult((float[])request.InitialImages.Clone(), request.Count, Model.Channels, Model.Height, Model.Width);
+            grid = grid[^(keep + 1)..];
+        }
         int d = Model.ImageSize, count = request.Count;
         var images = new float[(long)count * d > int.MaxValue ? throw new DiffusionException($"--count {count}: {(long)count * d} values exceed one buffer; generate in several runs.") : count * d];
         var watch = Stopwatch.StartNew();
@@ -46,6 +53,12 @@ public sealed class ImageGenerator(DiffusionModel model)
                 var x = c.X.AsSpan();
                 if (request.InitialNoise is { } init) init.AsSpan(start * d, n * d).CopyTo(x);
                 else c.DrawInitialNoise(x);
+                if (request.InitialImages is { } images0)
+                {
+                    // q(x_t | x₀) at the grid's first level: x = √ᾱ x₀ + √(1 − ᾱ) ε, ε being the keyed x_T draw.
+                    var level = grid[0];
+                    Vec.Axpby(x, level.SigmaVp, x, level.Alpha, images0.AsSpan(start * d, n * d));
+                }
                 if (request.ClassLabels.Length > 0)
                 {
                     for (int i = 0; i < n; i++)
@@ -117,6 +130,12 @@ public sealed class ImageGenerator(DiffusionModel model)
                 throw new DiffusionException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
             foreach (var label in r.ClassLabels)
                 if (label < 0 || label >= Model.NumClasses) throw new DiffusionException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
+        }
+        if (r.InitialImages is { } inputs)
+        {
+            if (inputs.Length != r.Count * Model.ImageSize)
+                throw new DiffusionException($"The input images hold {inputs.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
+            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionException($"--strength must lie in (0, 1], got {r.Strength}.");
         }
         if (r.InitialNoise is { } init && init.Length != r.Count * Model.ImageSize)
             throw new DiffusionException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");

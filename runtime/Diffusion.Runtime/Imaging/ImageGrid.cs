@@ -29,6 +29,7 @@ public static class ImageGrid
     public static Image8 Tile(ReadOnlySpan<float> images, int count, int channels, int height, int width, int columns = 0, int padding = 2)
     {
         if (columns <= 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
+        if (count == 1) padding = 0; // a single image is written as itself
         int rows = (count + columns - 1) / columns;
         int gridW = columns * width + (columns + 1) * padding, gridH = rows * height + (rows + 1) * padding;
         var pixels = new byte[gridW * gridH * channels];
