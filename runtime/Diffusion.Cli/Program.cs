@@ -16,7 +16,8 @@ public static class Program
         var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX.")
         {
             SampleCommand.Create(console),
-            SampleCommand.Create(console, editing: true),
+            SampleCommand.Create(console, SampleCommand.Mode.Img2Img),
+            SampleCommand.Create(console, SampleCommand.Mode.Inpaint),
             InfoCommand.Create(console),
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),

@@ -9,7 +9,7 @@ public class CliTests
     /// <summary>Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).</summary>
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" && !args.Contains("--model"))
+        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" or "inpaint" && !args.Contains("--model"))
             args = [.. args, "--model", Cli.Commands.ModelArguments.GaussianModelPath];
         var output = new StringWriter();
         var error = new StringWriter();
@@ -104,6 +104,31 @@ public class CliTests
         Assert.Equal(1, code);
         Assert.Contains("needs 32×32 with 3", error);
         Assert.False(File.Exists(Path.Combine(dir, "bad.png")));
+    }
+
+    [Fact]
+    public void Inpaint_keeps_the_masked_pixels_and_refuses_grey_masks()
+    {
+        var dir = Fixtures.TempFolder();
+        var image = Path.Combine(dir, "image.png");
+        Assert.Equal(0, Run("sample", "--class", "green", "-n", "1", "--steps", "5", "--out", image).Code);
+        var maskPixels = new byte[32 * 32];
+        for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 255 : 0);
+        Png.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
+        var outPath = Path.Combine(dir, "filled.npy");
+        var (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "mask.png"), "--class", "red", "-n", "2", "--steps", "10", "--out", outPath);
+        Assert.True(code == 0, error);
+        var filled = Npy.Load(outPath).Data;
+        var original = ImageGrid.FromImage(Png.Read(image));
+        for (int n = 0; n < 2; n++)
+            for (int c = 0; c < 3; c++)
+                for (int p = 0; p < 1024; p++)
+                    if (p % 32 < 16) Assert.Equal(original[c * 1024 + p], filled[n * 3072 + c * 1024 + p]);
+        maskPixels[5] = 128;
+        Png.Save(Path.Combine(dir, "grey.png"), new Image8(32, 32, 1, maskPixels));
+        (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"), "--out", Path.Combine(dir, "no.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("not binary", error);
     }
 
     [Fact]

@@ -13,9 +13,21 @@ namespace Diffusion.Cli.Commands;
 /// <summary><c>sample</c>: generate images and write them as a PNG grid, .npy, or a folder of PNGs.</summary>
 public static class SampleCommand
 {
-    /// <summary>Builds <c>sample</c>, or with <paramref name="editing"/> <c>img2img</c> (SDEdit from --image at --strength).</summary>
-    public static Command Create(CliConsole console, bool editing = false)
+    /// <summary>Which command this is: plain generation or one of the edits.</summary>
+    public enum Mode
     {
+        /// <summary><c>sample</c>.</summary>
+        Sample,
+        /// <summary><c>img2img</c>: SDEdit from --image at --strength.</summary>
+        Img2Img,
+        /// <summary><c>inpaint</c>: keep --image where --mask is 1, generate the rest.</summary>
+        Inpaint,
+    }
+
+    /// <summary>Builds <c>sample</c>, <c>img2img</c> or <c>inpaint</c>: the same options, plus the edit's inputs.</summary>
+    public static Command Create(CliConsole console, Mode mode = Mode.Sample)
+    {
+        bool editing = mode == Mode.Img2Img;
         var model = new ModelArguments();
         var sampler = new Option<string>("--sampler", "-s") { Description = "Sampler (see `samplers`).", DefaultValueFactory = _ => "dpm++2m" };
         var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 20 };
@@ -35,15 +47,19 @@ public static class SampleCommand
         var columns = new Option<int>("--columns") { Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
         var image = new Option<string>("--image") { Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
         var strength = new Option<double>("--strength") { DefaultValueFactory = _ => 0.6, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
-        var command = new Command(editing ? "img2img" : "sample", editing ? "Vary images (SDEdit): noise them to --strength and denoise with any sampler." : "Generate images.")
+        var maskOption = new Option<string>("--mask") { Required = true, Description = "Mask: a PNG (white = keep, black = generate; gray PNGs apply to every channel) or a .npy of 0/1 [N,C,H,W]." };
+        var command = new Command(mode.ToString().ToLowerInvariant(), mode switch
+        {
+            Mode.Img2Img => "Vary images (SDEdit): noise them to --strength and denoise with any sampler.",
+            Mode.Inpaint => "Fill in the region where --mask is 0, keeping the --image pixels where it is 1 exactly.",
+            _ => "Generate images.",
+        })
         {
             sampler, steps, count, seed, batch, eta, guidance, label, initNoise, output, spacing, karras, rtol, atol, snr, columns,
         };
-        if (editing)
-        {
-            command.Options.Add(image);
-            command.Options.Add(strength);
-        }
+        if (mode != Mode.Sample) command.Options.Add(image);
+        if (mode == Mode.Img2Img) command.Options.Add(strength);
+        if (mode == Mode.Inpaint) command.Options.Add(maskOption);
         model.AddTo(command);
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -64,17 +80,23 @@ public static class SampleCommand
                 n = s[0];
                 init = array.Data;
             }
-            float[]? inputs = null;
-            if (editing)
+            float[]? inputs = null, mask = null;
+            if (mode != Mode.Sample)
             {
                 var loaded = LoadImages(p.GetValue(image)!, m);
                 n = p.GetValue(count) ?? loaded.Count;
-                inputs = new float[n * m.ImageSize];
-                for (int i = 0; i < n; i++) loaded.Images.AsSpan(i % loaded.Count * m.ImageSize, m.ImageSize).CopyTo(inputs.AsSpan(i * m.ImageSize));
+                inputs = Repeat(loaded.Images, loaded.Count, n, m.ImageSize);
+                if (mode == Mode.Inpaint)
+                {
+                    var loadedMask = LoadMask(p.GetValue(maskOption)!, m);
+                    mask = Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize);
+                }
             }
             var request = new GenerationRequest
             {
-                InitialImages = inputs,
+                InitialImages = editing ? inputs : null,
+                KnownImages = mode == Mode.Inpaint ? inputs : null,
+                Mask = mask,
                 Strength = editing ? p.GetValue(strength) : 1,
                 Sampler = p.GetValue(sampler)!,
                 Steps = p.GetValue(steps),
@@ -114,6 +136,37 @@ public static class SampleCommand
                 task.Value = request.Count;
             });
         return result!;
+    }
+
+    private static float[] Repeat(float[] images, int count, int n, int size)
+    {
+        var result = new float[n * size];
+        for (int i = 0; i < n; i++) images.AsSpan(i % count * size, size).CopyTo(result.AsSpan(i * size));
+        return result;
+    }
+
+    /// <summary>A mask: PNG (255 = keep, 0 = generate; one gray channel applies to all) or .npy of 0/1 [N,C,H,W].</summary>
+    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m)
+    {
+        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m);
+        if (!File.Exists(path)) throw new DiffusionException($"--mask '{path}' does not exist.");
+        var picture = Png.Read(path);
+        if (picture.Width != m.Width || picture.Height != m.Height || (picture.Channels != 1 && picture.Channels != m.Channels))
+            throw new DiffusionException($"--mask '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); the image is {m.Width}×{m.Height} with {m.Channels} (a gray mask applies to every channel).");
+        int plane = m.Width * m.Height;
+        var mask = new float[m.ImageSize];
+        for (int c = 0; c < m.Channels; c++)
+            for (int i = 0; i < plane; i++)
+            {
+                byte v = picture.Pixels[i * picture.Channels + (picture.Channels == 1 ? 0 : c)];
+                mask[c * plane + i] = v switch
+                {
+                    0 => 0,
+                    255 => 1,
+                    _ => throw new DiffusionException($"--mask '{path}' is not binary: pixel ({i % m.Width}, {i / m.Width}) is {v}; use 0 (generate) or 255 (keep)."),
+                };
+            }
+        return (mask, 1);
     }
 
     /// <summary>A PNG (one image) or a .npy [N,C,H,W] in [−1, 1], checked against the model's image shape.</summary>

@@ -26,6 +26,10 @@ public sealed record GenerationRequest
     public float[]? InitialImages { get; init; }
     /// <summary>img2img strength s ∈ (0, 1]: the input is noised to the grid level at fraction s of the steps and denoised from there (1 = from pure noise).</summary>
     public double Strength { get; init; } = 1;
+    /// <summary>Inpainting: known images [Count, C, H, W] in [−1, 1]; pixels where <see cref="Mask"/> is 1 are kept exactly.</summary>
+    public float[]? KnownImages { get; init; }
+    /// <summary>Inpainting mask [Count, C, H, W]: 1 = keep the known pixel, 0 = generate.</summary>
+    public float[]? Mask { get; init; }
     /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
     public TimestepSpacing? Spacing { get; init; }
     /// <summary>Use Karras' σ grid.</summary>

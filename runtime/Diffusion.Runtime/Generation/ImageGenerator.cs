@@ -33,6 +33,14 @@ public sealed class ImageGenerator(DiffusionModel model)
         var watch = Stopwatch.StartNew();
         long calls = 0, modelTicks = 0;
         var labels = new long[request.BatchSize];
+        Editing.Inpainting? inpainting = null;
+        if (request.KnownImages is not null || request.Mask is not null)
+        {
+            if (request.KnownImages is null || request.Mask is null) throw new DiffusionException("Inpainting needs both the image and the mask.");
+            if (request.KnownImages.Length != count * d)
+                throw new DiffusionException($"The inpainting images hold {request.KnownImages.Length} values but {count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {count * d}.");
+            inpainting = new Editing.Inpainting(request.KnownImages, request.Mask, d);
+        }
         // At most two batch sizes occur (full batches and the remainder); each gets its buffers and binding once.
         var contexts = new Dictionary<int, SamplingContext>();
         try
@@ -50,6 +58,11 @@ public sealed class ImageGenerator(DiffusionModel model)
                 }
                 cancellation.ThrowIfCancellationRequested();
                 c.Begin(start);
+                if (inpainting is not null)
+                {
+                    inpainting.Begin(start);
+                    c.Constraint = inpainting;
+                }
                 var x = c.X.AsSpan();
                 if (request.InitialNoise is { } init) init.AsSpan(start * d, n * d).CopyTo(x);
                 else c.DrawInitialNoise(x);

@@ -25,7 +25,7 @@ public sealed class Ddim : ISampler
                 c.DrawNoise(z);
                 Vec.AddScaled(x, sigma, z);
             }
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Vp);
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed class Ddpm(bool fixedLarge) : ISampler
                 c.DrawNoise(z);
                 Vec.AddScaled(x, Math.Sqrt(variance), z);
             }
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Vp);
         }
     }
 }

@@ -32,6 +32,7 @@ public sealed class DormandPrince : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
+        if (c.Constraint is not null) throw new DiffusionException("rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler (ddpm, ddim, dpm++2m, …).");
         int batch = c.BatchSize;
         var k = new float[7][];
         for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
@@ -83,7 +84,7 @@ public sealed class DormandPrince : ISampler
                 double remaining = sEnd - s[b];
                 h[b] = Math.Abs(remaining) < 1e-12 ? 0 : Math.Max(h[b] * factor, remaining); // h < 0: never step past σ_min
             }
-            if (anyAccepted) c.StepDone(accepted++);
+            if (anyAccepted) c.Progress(accepted++);
         }
         c.Model.Denoise(x, NoiseLevel.OfSigma(schedule, Math.Exp(sEnd)), denoised);
         denoised.CopyTo(x);

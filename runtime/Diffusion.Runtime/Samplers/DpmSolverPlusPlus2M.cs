@@ -37,7 +37,7 @@ public sealed class DpmSolverPlusPlus2M : ISampler
                 lastH = h;
             }
             (denoised, previous) = (previous, denoised);
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Sigma);
         }
     }
 }

@@ -43,7 +43,7 @@ public sealed class DpmSolverPlusPlus2MSde : ISampler
                 lastH = h;
             }
             (denoised, previous) = (previous, denoised);
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Sigma);
         }
     }
 }

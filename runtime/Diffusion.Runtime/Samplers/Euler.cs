@@ -20,7 +20,7 @@ public sealed class Euler : ISampler
             c.Model.Denoise(x, now, denoised);
             double ratio = next.Sigma / now.Sigma;
             Vec.Axpby(x, ratio, x, 1 - ratio, denoised);
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Sigma);
         }
     }
 }

@@ -29,7 +29,7 @@ public sealed class EulerMaruyama : ISampler
                 c.DrawNoise(z);
                 Vec.AddScaled(x, Math.Sqrt(b), z);
             }
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Vp);
         }
     }
 }

@@ -32,7 +32,7 @@ public sealed class Heun : ISampler
                 Vec.AddScaled(x, dt / 2, d);
                 Vec.AddScaled(x, dt / 2, d2);
             }
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Sigma);
         }
     }
 }

@@ -46,7 +46,7 @@ public sealed class PredictorCorrector : ISampler
                 c.DrawNoise(z);
                 Vec.AddScaled(x, Math.Sqrt(beta), z);
             }
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Vp);
         }
     }
 }

@@ -66,8 +66,18 @@ public sealed class SamplingContext
     /// <summary>Fills <paramref name="destination"/> with the initial noise x_T of this batch (draw 0).</summary>
     public void DrawInitialNoise(Span<float> destination) => _noise.Fill(destination, _firstImage, ImageSize, 0);
 
-    /// <summary>Marks step <paramref name="step"/> done: reports progress and honours cancellation.</summary>
-    public void StepDone(int step)
+    /// <summary>A constraint applied after every grid step (inpainting), or null.</summary>
+    public IStepConstraint? Constraint { get; set; }
+
+    /// <summary>Marks grid step <paramref name="step"/> done with x (held in <paramref name="space"/>) at Grid[step + 1]: applies the constraint, reports progress, honours cancellation.</summary>
+    public void StepDone(int step, float[] x, SampleSpace space)
+    {
+        Constraint?.Apply(this, x, Grid[step + 1], space);
+        Progress(step);
+    }
+
+    /// <summary>Reports progress (step counter) and honours cancellation.</summary>
+    public void Progress(int step)
     {
         _stepDone?.Invoke(step);
         Cancellation.ThrowIfCancellationRequested();

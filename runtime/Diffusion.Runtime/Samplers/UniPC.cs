@@ -33,7 +33,7 @@ public sealed class UniPC : ISampler
                 Predict(x, now, next, current, order == 2 ? previous : null, order == 2 ? c.Grid[i - 1] : default);
             (beforePrevious, previous, current) = (previous, current, beforePrevious);
             lastOrder = order;
-            c.StepDone(i);
+            c.StepDone(i, x, SampleSpace.Sigma);
         }
     }
 

@@ -1,0 +1,73 @@
+using Diffusion.Runtime.Generation;
+
+namespace Diffusion.Runtime.Tests;
+
+/// <summary>Inpainting by replacement on the closed-form Gaussian model (independent pixels: the unknown ones must still be N(μ, s²)).</summary>
+public class InpaintingTests
+{
+    private static (float[] Known, float[] Mask) LeftHalfKnown(int count, int size)
+    {
+        var known = new float[count * size];
+        var mask = new float[count * size];
+        for (int i = 0; i < known.Length; i++)
+        {
+            bool left = i % 8 < 4; // 8×8 images: columns 0–3 known
+            mask[i] = left ? 1 : 0;
+            known[i] = left ? 0.9f - (i % 13) * 0.1f : 123f; // unknown pixels' values must never leak
+        }
+        return (known, mask);
+    }
+
+    [Theory]
+    [InlineData("ddpm", 50, false)]
+    [InlineData("ddim", 50, false)]
+    [InlineData("dpm++2m", 20, true)]
+    [InlineData("unipc", 20, true)]
+    [InlineData("heun", 10, true)]
+    [InlineData("pc", 20, false)]
+    [InlineData("dpm++2m-sde", 20, false)]
+    public void Known_pixels_are_kept_bit_exact(string sampler, int steps, bool karras)
+    {
+        using var model = Fixtures.Gaussian();
+        var (known, mask) = LeftHalfKnown(6, model.ImageSize);
+        var r = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = sampler, Steps = steps, KarrasSigmas = karras, Count = 6, BatchSize = 4, Seed = 2, KnownImages = known, Mask = mask,
+        });
+        for (int i = 0; i < known.Length; i++)
+        {
+            if (mask[i] == 1) Assert.Equal(known[i], r.Images[i]);
+            else Assert.InRange(r.Images[i], -3f, 4f);
+        }
+    }
+
+    [Fact]
+    public void The_unknown_region_has_the_data_distribution()
+    {
+        using var model = Fixtures.Gaussian();
+        var (known, mask) = LeftHalfKnown(2048, model.ImageSize);
+        var r = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 2048, BatchSize = 512, Seed = 3, KnownImages = known, Mask = mask,
+        });
+        var unknown = r.Images.Where((_, i) => mask[i] == 0).ToArray();
+        var (mean, std) = Fixtures.Moments(unknown);
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+    }
+
+    [Fact]
+    public void Bad_masks_and_adaptive_solvers_are_refused()
+    {
+        using var model = Fixtures.Gaussian();
+        var (known, mask) = LeftHalfKnown(2, model.ImageSize);
+        var generator = new ImageGenerator(model);
+        var request = new GenerationRequest { Sampler = "ddim", Steps = 5, Count = 2, KnownImages = known, Mask = mask };
+        var grey = (float[])mask.Clone();
+        grey[3] = 0.5f;
+        Assert.Contains("binary", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = grey })).Message);
+        Assert.Contains("same size", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = mask[..64] })).Message);
+        Assert.Contains("rk45", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Sampler = "rk45" })).Message);
+        Assert.Contains("both", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = null })).Message);
+    }
+}
