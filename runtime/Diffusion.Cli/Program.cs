@@ -18,6 +18,7 @@ public static class Program
             SampleCommand.Create(console),
             SampleCommand.Create(console, SampleCommand.Mode.Img2Img),
             SampleCommand.Create(console, SampleCommand.Mode.Inpaint),
+            InterpolateCommand.Create(console),
             InfoCommand.Create(console),
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),

@@ -9,7 +9,7 @@ public class CliTests
     /// <summary>Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).</summary>
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" or "inpaint" && !args.Contains("--model"))
+        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" or "inpaint" or "interpolate" && !args.Contains("--model"))
             args = [.. args, "--model", Cli.Commands.ModelArguments.GaussianModelPath];
         var output = new StringWriter();
         var error = new StringWriter();
@@ -129,6 +129,26 @@ public class CliTests
         (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"), "--out", Path.Combine(dir, "no.png"));
         Assert.Equal(1, code);
         Assert.Contains("not binary", error);
+    }
+
+    [Fact]
+    public void Interpolate_between_seeds_starts_and_ends_at_their_samples()
+    {
+        var dir = Fixtures.TempFolder();
+        var strip = Path.Combine(dir, "strip.npy");
+        var (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "5", "--class", "red", "--steps", "20", "--out", strip);
+        Assert.True(code == 0, error);
+        var frames = Npy.Load(strip);
+        Assert.Equal(new[] { 5, 3, 32, 32 }, frames.Shape);
+        foreach (var (seed, frame) in new[] { ("3", 0), ("4", 4) })
+        {
+            var single = Path.Combine(dir, $"seed{seed}.npy");
+            Assert.Equal(0, Run("sample", "--seed", seed, "-n", "1", "--class", "red", "--sampler", "ddim", "--karras", "--steps", "20", "--out", single).Code);
+            Assert.Equal(Npy.Load(single).Data, frames.Data.AsSpan(frame * 3072, 3072).ToArray());
+        }
+        (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "1", "--out", Path.Combine(dir, "x.png"));
+        Assert.Equal(1, code);
+        Assert.Contains("--frames", error);
     }
 
     [Fact]

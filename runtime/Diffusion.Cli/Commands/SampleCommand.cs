@@ -170,7 +170,7 @@ public static class SampleCommand
     }
 
     /// <summary>A PNG (one image) or a .npy [N,C,H,W] in [−1, 1], checked against the model's image shape.</summary>
-    private static (float[] Images, int Count) LoadImages(string path, DiffusionModel m)
+    internal static (float[] Images, int Count) LoadImages(string path, DiffusionModel m)
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {

@@ -1,0 +1,58 @@
+using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
+using Diffusion.Runtime.Schedules;
+
+namespace Diffusion.Runtime.Editing;
+
+/// <summary>
+/// DDIM inversion (Song et al. 2021, §4.3; Dhariwal &amp; Nichol 2021): the deterministic DDIM update run from the clean
+/// image up the grid, x_t′ = √ᾱ_t′ x̂₀ + √(1−ᾱ_t′) ε̂ with ε̂ taken at the current point (at the clean start, at the
+/// first noisy level). Decoding the result with DDIM (η = 0) on the same grid gives the image back, up to the
+/// discretisation error, which shrinks as steps grow.
+/// </summary>
+public static class DdimInversion
+{
+    /// <summary>x_T (VP space, at <paramref name="grid"/>[0]) for each of <paramref name="count"/> images [C,H,W] in [−1, 1].</summary>
+    public static float[] Invert(DiffusionModel model, float[] images, int count, NoiseLevel[] grid, int batchSize = 16,
+        int[]? labels = null, float guidance = 1, CancellationToken cancellation = default)
+    {
+        int d = model.ImageSize;
+        if (images.Length != count * d) throw new DiffusionException($"The images hold {images.Length} values but {count} images of [{model.Channels},{model.Height},{model.Width}] need {count * d}.");
+        var latents = (float[])images.Clone();
+        for (int start = 0; start < count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, count - start);
+            using var denoiser = new Denoiser(model, n, guidance, cancellation);
+            if (labels is { Length: > 0 })
+                denoiser.SetLabels(Enumerable.Range(start, n).Select(i => (long)(labels.Length == 1 ? labels[0] : labels[i])).ToArray());
+            var x = latents.AsSpan(start * d, n * d);
+            var eps = new float[n * d];
+            var x0 = new float[n * d];
+            for (int i = grid.Length - 2; i >= 0; i--)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var source = grid[i + 1];
+                var target = grid[i];
+                denoiser.Predict(x, source.IsClean ? target : source, eps, x0);
+                // x̂₀ of the current point: (x − σ_src ε̂)/α_src (the clean start is x itself).
+                if (!source.IsClean) Vec.Axpby(x0, 1 / source.Alpha, x, -source.SigmaVp / source.Alpha, eps);
+                else x.CopyTo(x0);
+                Vec.Axpby(x, target.Alpha, x0, target.SigmaVp, eps);
+            }
+        }
+        return latents;
+    }
+
+    /// <summary>Spherical interpolation between two latents: sin((1−a)θ)/sin θ · z₀ + sin(aθ)/sin θ · z₁ (linear when they are parallel).</summary>
+    public static float[] Slerp(ReadOnlySpan<float> z0, ReadOnlySpan<float> z1, double a)
+    {
+        double dot = 0, n0 = 0, n1 = 0;
+        for (int i = 0; i < z0.Length; i++) { dot += z0[i] * (double)z1[i]; n0 += z0[i] * (double)z0[i]; n1 += z1[i] * (double)z1[i]; }
+        double cos = Math.Clamp(dot / Math.Sqrt(n0 * n1), -1, 1), theta = Math.Acos(cos);
+        double w0 = 1 - a, w1 = a;
+        if (theta > 1e-4) (w0, w1) = (Math.Sin((1 - a) * theta) / Math.Sin(theta), Math.Sin(a * theta) / Math.Sin(theta));
+        var result = new float[z0.Length];
+        Vec.Axpby(result, w0, z0, w1, z1);
+        return result;
+    }
+}
