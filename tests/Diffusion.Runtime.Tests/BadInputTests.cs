@@ -123,7 +123,6 @@ public class BadInputTests
             new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
         Assert.Contains("cuda:0", e.Message);
         Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
-        Assert.Contains("Assert", "Assert"); // keeps the message check above as the assertion that matters
         Assert.Throws<DiffusionException>(() => ExecutionDevice.Parse("tpu"));
         Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
     }

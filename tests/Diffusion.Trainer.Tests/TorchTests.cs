@@ -20,7 +20,7 @@ public class TorchTests
         Assert.Equal(new[] { 2L, 2L }, a.MatMul(b).Shape);
         // [[1,−2],[3,0.5]]·[[4,5],[−6,2]] = [[16, 1], [9, 16]]
         Assert.Equal(new[] { 16f, 1f, 9f, 16f }, a.MatMul(b).ToFloatArray());
-        var softmax = Tensor.FromArray([0f, Math.Log(3).ToString() == "" ? 0 : (float)Math.Log(3)], 1, 2).Softmax(1).ToFloatArray();
+        var softmax = Tensor.FromArray([0f, (float)Math.Log(3)], 1, 2).Softmax(1).ToFloatArray(); // [1, 3]/4
         Assert.Equal(0.25, softmax[0], 6);
     }
 
