@@ -116,7 +116,7 @@ public class CliTests
         for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 255 : 0);
         Png.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
         var outPath = Path.Combine(dir, "filled.npy");
-        var (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "mask.png"), "--class", "red", "-n", "2", "--steps", "10", "--out", outPath);
+        var (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "mask.png"), "--class", "red", "-n", "2", "--steps", "10", "--sampler", "ddpm", "--jumps", "3", "--out", outPath);
         Assert.True(code == 0, error);
         var filled = Npy.Load(outPath).Data;
         var original = ImageGrid.FromImage(Png.Read(image));

@@ -57,6 +57,34 @@ public class InpaintingTests
     }
 
     [Fact]
+    public void Repaint_resampling_repeats_each_step_and_still_keeps_known_pixels()
+    {
+        using var model = Fixtures.Gaussian();
+        // Repeating an ancestral step converges to that step's own fixed point, so the grid must be fine (1000 steps)
+        // for the unknown region to keep the data distribution within tolerance.
+        var (known, mask) = LeftHalfKnown(512, model.ImageSize);
+        GenerationResult Run(int jumps) => new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddpm", Steps = 1000, Count = 512, BatchSize = 512, Seed = 4, KnownImages = known, Mask = mask,
+            Options = new Samplers.SamplerOptions { Resampling = jumps },
+        });
+        var plain = Run(1);
+        var resampled = Run(4);
+        Assert.Equal(1000, plain.NetworkCalls);
+        Assert.Equal(999 * 4 + 1, resampled.NetworkCalls); // every step four times, the last (to σ = 0) once
+        for (int i = 0; i < known.Length; i++) if (mask[i] == 1) Assert.Equal(known[i], resampled.Images[i]);
+        Assert.NotEqual(plain.Images, resampled.Images);
+        var (mean, std) = Fixtures.Moments(resampled.Images.Where((_, i) => mask[i] == 0).ToArray());
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+        var e = Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask, Options = new Samplers.SamplerOptions { Resampling = 2 },
+        }));
+        Assert.Contains("--jumps", e.Message);
+    }
+
+    [Fact]
     public void Bad_masks_and_adaptive_solvers_are_refused()
     {
         using var model = Fixtures.Gaussian();

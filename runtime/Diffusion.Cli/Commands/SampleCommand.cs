@@ -47,6 +47,7 @@ public static class SampleCommand
         var columns = new Option<int>("--columns") { Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
         var image = new Option<string>("--image") { Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
         var strength = new Option<double>("--strength") { DefaultValueFactory = _ => 0.6, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
+        var jumps = new Option<int>("--jumps") { DefaultValueFactory = _ => 1, Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between (harmonises the filled region)." };
         var maskOption = new Option<string>("--mask") { Required = true, Description = "Mask: a PNG (white = keep, black = generate; gray PNGs apply to every channel) or a .npy of 0/1 [N,C,H,W]." };
         var command = new Command(mode.ToString().ToLowerInvariant(), mode switch
         {
@@ -59,7 +60,11 @@ public static class SampleCommand
         };
         if (mode != Mode.Sample) command.Options.Add(image);
         if (mode == Mode.Img2Img) command.Options.Add(strength);
-        if (mode == Mode.Inpaint) command.Options.Add(maskOption);
+        if (mode == Mode.Inpaint)
+        {
+            command.Options.Add(maskOption);
+            command.Options.Add(jumps);
+        }
         model.AddTo(command);
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -108,7 +113,7 @@ public static class SampleCommand
                 InitialNoise = init,
                 Spacing = p.GetValue(spacing) is { } sp ? Parse(() => TimestepSpacings.Parse(sp), "--spacing") : null,
                 KarrasSigmas = p.GetValue(karras),
-                Options = new SamplerOptions { Eta = p.GetValue(eta), RelativeTolerance = p.GetValue(rtol), AbsoluteTolerance = p.GetValue(atol), Snr = p.GetValue(snr) },
+                Options = new SamplerOptions { Resampling = mode == Mode.Inpaint ? p.GetValue(jumps) : 1, Eta = p.GetValue(eta), RelativeTolerance = p.GetValue(rtol), AbsoluteTolerance = p.GetValue(atol), Snr = p.GetValue(snr) },
             };
             var generator = new ImageGenerator(m);
             var result = await Generate(console, generator, request, cancellation);

@@ -144,6 +144,12 @@ public sealed class ImageGenerator(DiffusionModel model)
             foreach (var label in r.ClassLabels)
                 if (label < 0 || label >= Model.NumClasses) throw new DiffusionException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
         }
+        if (r.Options.Resampling != 1)
+        {
+            if (r.Options.Resampling < 1) throw new DiffusionException($"--jumps must be at least 1, got {r.Options.Resampling}.");
+            if (r.Sampler is not ("ddpm" or "ddpm-large" or "ddim")) throw new DiffusionException($"--jumps (RePaint resampling) works with ddpm, ddpm-large and ddim, not {r.Sampler}.");
+            if (r.Mask is null) throw new DiffusionException("--jumps (RePaint resampling) applies to inpainting; give --image and --mask.");
+        }
         if (r.InitialImages is { } inputs)
         {
             if (inputs.Length != r.Count * Model.ImageSize)

@@ -15,8 +15,10 @@ public sealed class Ddim : ISampler
         double eta = c.Options.Eta ?? 0;
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
         for (int i = 0; i < c.Steps; i++)
+        for (int r = 0; r < c.Options.Resampling; r++)
         {
             var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            if (r > 0) Resampling.Renoise(c, x, now, next, z);
             c.Model.Predict(x, now, eps, x0);
             double sigma = eta * Math.Sqrt((1 - next.AlphaBar) / (1 - now.AlphaBar) * (1 - now.AlphaBar / next.AlphaBar));
             Vec.Axpby(x, Math.Sqrt(next.AlphaBar), x0, Math.Sqrt(Math.Max(0, 1 - next.AlphaBar - sigma * sigma)), eps);
@@ -26,6 +28,7 @@ public sealed class Ddim : ISampler
                 Vec.AddScaled(x, sigma, z);
             }
             c.StepDone(i, x, SampleSpace.Vp);
+            if (next.IsClean) break;
         }
     }
 }

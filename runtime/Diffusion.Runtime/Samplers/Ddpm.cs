@@ -15,8 +15,10 @@ public sealed class Ddpm(bool fixedLarge) : ISampler
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
         for (int i = 0; i < c.Steps; i++)
+        for (int r = 0; r < c.Options.Resampling; r++)
         {
             var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            if (r > 0) Resampling.Renoise(c, x, now, next, z);
             c.Model.Predict(x, now, eps, x0);
             double alpha = now.AlphaBar / next.AlphaBar, beta = 1 - alpha;
             Vec.Axpby(x, Math.Sqrt(alpha) * (1 - next.AlphaBar) / (1 - now.AlphaBar), x,
@@ -28,6 +30,7 @@ public sealed class Ddpm(bool fixedLarge) : ISampler
                 Vec.AddScaled(x, Math.Sqrt(variance), z);
             }
             c.StepDone(i, x, SampleSpace.Vp);
+            if (next.IsClean) break;
         }
     }
 }

@@ -13,6 +13,8 @@ public sealed record SamplerOptions
     public double RelativeTolerance { get; init; } = 1e-3;
     /// <summary>Absolute tolerance of the adaptive ODE solver.</summary>
     public double AbsoluteTolerance { get; init; } = 1e-3;
+    /// <summary>RePaint resampling (Lugmayr et al. 2022, jump length 1): each DDPM/DDIM step is done this many times, re-noising back to its start in between.</summary>
+    public int Resampling { get; init; } = 1;
     /// <summary>Upper bound on network evaluations of the adaptive solver, per batch.</summary>
     public int MaxEvaluations { get; init; } = 20_000;
 }
