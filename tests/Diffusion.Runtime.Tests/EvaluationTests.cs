@@ -61,10 +61,20 @@ public class EvaluationTests
         Assert.True(code == 0, error.ToString());
         var csv = File.ReadAllLines(Path.Combine(dir, "report", "results.csv"));
         Assert.Equal(1 + 2 + 2 + 1, csv.Length);
-        Assert.StartsWith("heun,2,3,", csv[3]); // 4 NFE → 2 Heun steps → 3 evaluations
-        Assert.StartsWith("heun,5,9,", csv[4]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
+        Assert.StartsWith("heun,2,,3,", csv[3]); // 4 NFE → 2 Heun steps → 3 evaluations
+        Assert.StartsWith("heun,5,,9,", csv[4]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
+        Assert.StartsWith("rk45,", csv[5]);
+        Assert.Contains(",0.1,", csv[5]);
         Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(dir, "report", "fd_vs_nfe.svg")));
-        Assert.Contains("| ddim | 10 | 10 |", File.ReadAllText(Path.Combine(dir, "report", "report.md")));
+        var report = File.ReadAllText(Path.Combine(dir, "report", "report.md"));
+        Assert.Contains("| ddim | 10 steps | 10 |", report);
+        Assert.Contains("| rk45 | tol 1e-1 |", report);
+        Assert.Contains($"Made with `./diffusion bench --model {modelPath} --out", report);
+        Assert.Contains("| NFE ≤ | best sampler |", report);
+        Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
+        Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
+        Assert.Equal(1, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
+        Assert.Contains("--rk45-tolerances 'tight' is not a positive number", error.ToString());
 
         code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);
         Assert.True(code == 0, error.ToString());
