@@ -8,6 +8,8 @@ public class DeterminismTests
     [InlineData("ddpm")]
     [InlineData("pc")]
     [InlineData("dpm++2m-sde")]
+    [InlineData("dpm++3m-sde")]
+    [InlineData("euler-ancestral")]
     [InlineData("rk45")]
     [InlineData("unipc")]
     public void Image_i_is_bit_identical_at_batch_1_and_batch_7(string sampler)

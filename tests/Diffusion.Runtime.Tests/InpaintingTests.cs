@@ -26,6 +26,8 @@ public class InpaintingTests
     [InlineData("heun", 10, true)]
     [InlineData("pc", 20, false)]
     [InlineData("dpm++2m-sde", 20, false)]
+    [InlineData("dpm++3m-sde", 20, true)]
+    [InlineData("euler-ancestral", 20, false)]
     public void Known_pixels_are_kept_bit_exact(string sampler, int steps, bool karras)
     {
         using var model = Fixtures.Gaussian();

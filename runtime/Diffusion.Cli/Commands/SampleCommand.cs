@@ -34,7 +34,7 @@ public static class SampleCommand
         var count = new Option<int?>("--count", "-n") { Description = "Number of images (default 16, or as many as --init-noise holds)." };
         var seed = new Option<ulong>("--seed") { Description = "Noise seed; image i of a seed is the same at any --batch.", DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { Description = "Images per network call at most (guidance doubles the network batch).", DefaultValueFactory = _ => 16 };
-        var eta = new Option<double?>("--eta") { Description = "η of ddim (default 0) and dpm++2m-sde (default 1)." };
+        var eta = new Option<double?>("--eta") { Description = "η of ddim (default 0), euler-ancestral, dpm++2m-sde and dpm++3m-sde (default 1; 0 = their ODE)." };
         var guidance = new Option<float>("--guidance", "-g") { Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => 1 };
         var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image; 'all' cycles through the classes (the default for class-conditional models); 'none' samples unconditionally." };
         var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };

@@ -3,7 +3,7 @@ namespace Diffusion.Runtime.Samplers;
 /// <summary>Knobs of individual samplers; each sampler reads only its own.</summary>
 public sealed record SamplerOptions
 {
-    /// <summary>Stochasticity η: DDIM's (default 0, deterministic) and DPM-Solver++(2M) SDE's (default 1).</summary>
+    /// <summary>Stochasticity η: DDIM's (default 0, deterministic); Euler ancestral's and the DPM-Solver++ SDE variants' (default 1).</summary>
     public double? Eta { get; init; }
     /// <summary>Langevin corrector signal-to-noise ratio r (Song et al. 2021, Alg. 5).</summary>
     public double Snr { get; init; } = 0.16;

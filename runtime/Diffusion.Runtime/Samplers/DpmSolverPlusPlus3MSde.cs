@@ -1,0 +1,63 @@
+namespace Diffusion.Runtime.Samplers;
+
+/// <summary>
+/// DPM-Solver++(3M) SDE (Lu et al. 2022's multistep data-prediction solver at third order, with k-diffusion's SDE
+/// noise): with λ = −log σ, h = λ′ − λ, ĥ = (1 + η)h,
+/// x̃′ = (σ′/σ) e^{−ηh} x̃ + (1 − e^{−ĥ}) D + φ₂ D₁ − φ₃ D₂ + σ′ √(1 − e^{−2ηh}) z, where D₁, D₂ are the first and
+/// second divided differences of the last three D's in λ (scaled by h), φ₂ = (e^{−ĥ} − 1)/ĥ + 1, φ₃ = φ₂/ĥ − ½.
+/// Lower order while history is short; the last step to σ = 0 returns D. η = 0 is the deterministic DPM-Solver++(3M).
+/// </summary>
+public sealed class DpmSolverPlusPlus3MSde : ISampler
+{
+    /// <inheritdoc />
+    public string Name => "dpm++3m-sde";
+
+    /// <inheritdoc />
+    public void Sample(SamplingContext c)
+    {
+        double eta = c.Options.Eta ?? 1;
+        float[] x = c.X, denoised = c.Buffer(0), previous = c.Buffer(1), older = c.Buffer(2), d1 = c.Buffer(3), d2 = c.Buffer(4), z = c.Buffer(5);
+        Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
+        double h1 = 0, h2 = 0;
+        for (int i = 0; i < c.Steps; i++)
+        {
+            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            c.Model.Denoise(x, now, denoised);
+            if (next.IsClean)
+            {
+                denoised.CopyTo(x);
+            }
+            else
+            {
+                double h = next.Lambda - now.Lambda, hEta = (1 + eta) * h;
+                Vec.Axpby(x, next.Sigma / now.Sigma * Math.Exp(-eta * h), x, -double.ExpM1(-hEta), denoised);
+                double phi2 = double.ExpM1(-hEta) / hEta + 1;
+                if (i >= 2)
+                {
+                    // d1_0 = (D − D₋₁)/r0, d1_1 = (D₋₁ − D₋₂)/r1; D₁ = d1_0 + (d1_0 − d1_1) r0/(r0 + r1), D₂ = (d1_0 − d1_1)/(r0 + r1)
+                    double r0 = h1 / h, r1 = h2 / h, phi3 = phi2 / hEta - 0.5;
+                    Vec.Axpby(d1, 1 / r0, denoised, -1 / r0, previous);   // d1_0
+                    Vec.Axpby(d2, 1 / r1, previous, -1 / r1, older);      // d1_1
+                    Vec.Axpby(d2, 1 / (r0 + r1), d1, -1 / (r0 + r1), d2); // D₂
+                    Vec.AddScaled(d1, r0, d2);                             // D₁ = d1_0 + r0·D₂
+                    Vec.AddScaled(x, phi2, d1);
+                    Vec.AddScaled(x, -phi3, d2);
+                }
+                else if (i == 1)
+                {
+                    double r = h1 / h;
+                    Vec.AddScaled(x, phi2 / r, denoised);
+                    Vec.AddScaled(x, -phi2 / r, previous);
+                }
+                if (eta > 0)
+                {
+                    c.DrawNoise(z);
+                    Vec.AddScaled(x, next.Sigma * Math.Sqrt(-double.ExpM1(-2 * eta * h)), z);
+                }
+                (h1, h2) = (h, h1);
+            }
+            (denoised, previous, older) = (older, denoised, previous);
+            c.StepDone(i, x, SampleSpace.Sigma);
+        }
+    }
+}
