@@ -152,6 +152,31 @@ public class CliTests
     }
 
     [Fact]
+    public void A_models_use_karras_sigmas_sets_the_default_grid_and_the_flag_overrides_it()
+    {
+        var dir = Fixtures.TempFolder();
+        var karrasModel = Path.Combine(dir, "karras.onnx");
+        File.WriteAllBytes(karrasModel, Cli.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with { Config = new Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
+        var plainModel = Path.Combine(dir, "plain.onnx");
+        File.WriteAllBytes(plainModel, Cli.ReferenceModels.GaussianModel.Build(Fixtures.Spec()));
+        float[] Sample(string model, params string[] extra)
+        {
+            var path = Path.Combine(dir, $"{Guid.NewGuid():N}.npy");
+            var (code, _, error) = Run(["sample", "--model", model, "--sampler", "dpm++2m", "-n", "2", "--steps", "6", "--out", path, .. extra]);
+            Assert.True(code == 0, error);
+            return Npy.Load(path).Data;
+        }
+        var karras = Sample(plainModel, "--karras");
+        var trailing = Sample(plainModel);
+        Assert.NotEqual(karras, trailing); // 6 steps: the grids differ visibly
+        Assert.Equal(karras, Sample(karrasModel));
+        Assert.Equal(karras, Sample(plainModel, "--karras", "true"));
+        Assert.Equal(trailing, Sample(karrasModel, "--karras", "false"));
+        Assert.Contains("Karras σ (use_karras_sigmas)", Run("info", "--model", karrasModel).Out);
+        Assert.Contains("timesteps, trailing spacing", Run("info", "--model", plainModel).Out);
+    }
+
+    [Fact]
     public void Info_and_samplers_describe_what_is_there()
     {
         var (code, output, _) = Run("info");

@@ -126,6 +126,12 @@ public class TrainingTests
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
         using var model = DiffusionModel.Load(onnx);
         Assert.Equal(10, model.NumClasses);
+        Assert.False(model.Config.UseKarrasSigmas);
+        var karras = Path.Combine(folder, "karras.onnx");
+        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema", "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
+        using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"), (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
+        Assert.Equal(1, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
+        Assert.Contains("--timestep-spacing 'even'", error.ToString());
         Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
         Assert.Contains("nope.pt", error.ToString());
     }

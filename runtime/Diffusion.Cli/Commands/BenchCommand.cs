@@ -38,7 +38,7 @@ public static class BenchCommand
         var tolerances = new Option<string>("--rk45-tolerances") { DefaultValueFactory = _ => "1e-1,1e-2,1e-3", Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 500, Description = "Images per configuration (and reference images)." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
-        var karras = new Option<bool>("--karras") { Description = "Karras σ grid for every sampler." };
+        var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7) for every sampler; --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var command = new Command("bench", "Sampler quality-vs-cost report: FD, class accuracy, ms/image and NFE per sampler and budget.")
@@ -79,7 +79,7 @@ public static class BenchCommand
                 console.Out.WriteLine($"{sampler,-15} steps {request.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
             }
             var run = new RunInfo("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, p.GetValue(count), p.GetValue(guidance),
-                p.GetValue(karras), m.Settings.Device.ToString(), clock.Elapsed,
+                p.GetValue(karras) ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,
                 budgets.Concat(fullSet.Count > 0 ? [1000] : []).Distinct().Order().ToArray());
             Write(folder, results, run);
             console.Out.WriteLine($"wrote report.md, results.csv, fd_vs_nfe.svg, time_vs_nfe.svg in {folder}");
@@ -107,7 +107,7 @@ public static class BenchCommand
 
         var md = new StringBuilder("# Sampler benchmark\n\n");
         md.Append(string.Create(inv, $"Model `{Path.GetFileName(run.Model)}`, {run.Count} generated images per row against {run.Count} test images, guidance {run.Guidance}, "))
-          .Append(run.Karras ? "Karras σ grid (ρ = 7)" : "the model's timestep spacing")
+          .Append(run.Karras ? "Karras σ grid (ρ = 7)" : "timesteps by the model's timestep_spacing")
           .Append(string.Create(inv, $", device {run.Device}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; "))
           .Append(string.Create(inv, $"the whole run took {run.WallTime.TotalMinutes:0.#} min.\n\n"))
           .Append($"Made with `{run.Command}`.\n\n")

@@ -25,7 +25,7 @@ public static class EvalCommand
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
-        var karras = new Option<bool>("--karras");
+        var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var command = new Command("eval", "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
             classifier, reference, sampler, steps, count, guidance, seed, batch, karras,

@@ -29,7 +29,7 @@ public static class InfoCommand
             config.AddPlainRow("prediction_type", c.PredictionType);
             config.AddPlainRow("schedule", $"{c.BetaSchedule}, T = {c.NumTrainTimesteps}, β ∈ [{c.BetaStart}, {c.BetaEnd}]{(c.RescaleBetasZeroSnr ? ", zero terminal SNR" : "")}");
             config.AddPlainRow("σ range", $"{m.Schedule.SigmaMin:0.####} … {m.Schedule.SigmaMax:0.##}");
-            config.AddPlainRow("timestep_spacing", c.TimestepSpacing);
+            config.AddPlainRow("default grid", c.UseKarrasSigmas ? "Karras σ (use_karras_sigmas)" : $"timesteps, {c.TimestepSpacing} spacing");
             config.AddPlainRow("clip_sample / thresholding", $"{c.ClipSample} / {c.Thresholding}");
             config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional" : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} (null label {m.NumClasses})");
             config.AddPlainRow("ONNX Runtime", $"{OrtLibrary.Version} ({OrtLibrary.Path}), {m.Settings.Device}");

@@ -40,7 +40,7 @@ public static class SampleCommand
         var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
         var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => "out/samples.png" };
         var spacing = new Option<string?>("--spacing") { Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
-        var karras = new Option<bool>("--karras") { Description = "Use Karras et al.'s σ grid (ρ = 7)." };
+        var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var rtol = new Option<double>("--rtol") { Description = "rk45 relative tolerance.", DefaultValueFactory = _ => 1e-3 };
         var atol = new Option<double>("--atol") { Description = "rk45 absolute tolerance.", DefaultValueFactory = _ => 1e-3 };
         var snr = new Option<double>("--snr") { Description = "pc Langevin signal-to-noise ratio.", DefaultValueFactory = _ => 0.16 };

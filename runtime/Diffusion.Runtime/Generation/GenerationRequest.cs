@@ -32,8 +32,8 @@ public sealed record GenerationRequest
     public float[]? Mask { get; init; }
     /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
     public TimestepSpacing? Spacing { get; init; }
-    /// <summary>Use Karras' σ grid.</summary>
-    public bool KarrasSigmas { get; init; }
+    /// <summary>Use Karras' σ grid (true) or timesteps by <see cref="Spacing"/> (false); null takes the model config's use_karras_sigmas.</summary>
+    public bool? KarrasSigmas { get; init; }
     /// <summary>Sampler knobs.</summary>
     public SamplerOptions Options { get; init; } = new();
 }

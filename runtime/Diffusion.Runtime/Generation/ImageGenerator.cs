@@ -113,7 +113,7 @@ public sealed class ImageGenerator(DiffusionModel model)
             return SamplingGrid.Create(Model.Schedule, request.Steps, new GridOptions
             {
                 Spacing = spacing,
-                Karras = request.KarrasSigmas,
+                Karras = request.KarrasSigmas ?? Model.Config.UseKarrasSigmas,
                 StepsOffset = Model.Config.StepsOffset,
             });
         }

@@ -37,6 +37,8 @@ public sealed record DiffusionConfig
     public bool RescaleBetasZeroSnr { get; init; }
     /// <summary>Default timestep spacing for sampling.</summary>
     public string TimestepSpacing { get; init; } = "trailing";
+    /// <summary>Default grid: Karras et al.'s σ grid instead of timesteps by <see cref="TimestepSpacing"/> (diffusers' use_karras_sigmas).</summary>
+    public bool UseKarrasSigmas { get; init; }
     /// <summary>Offset added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
     /// <summary>DDPM posterior variance: fixed_small or fixed_large.</summary>
@@ -74,6 +76,7 @@ public sealed record DiffusionConfig
             ["sample_max_value"] = SampleMaxValue,
             ["rescale_betas_zero_snr"] = RescaleBetasZeroSnr,
             ["timestep_spacing"] = TimestepSpacing,
+            ["use_karras_sigmas"] = UseKarrasSigmas,
             ["steps_offset"] = StepsOffset,
             ["variance_type"] = VarianceType,
             ["num_classes"] = NumClasses,
@@ -113,6 +116,7 @@ public sealed record DiffusionConfig
             SampleMaxValue = Get("sample_max_value", c.SampleMaxValue),
             RescaleBetasZeroSnr = Get("rescale_betas_zero_snr", c.RescaleBetasZeroSnr),
             TimestepSpacing = Get("timestep_spacing", c.TimestepSpacing),
+            UseKarrasSigmas = Get("use_karras_sigmas", c.UseKarrasSigmas),
             StepsOffset = Get("steps_offset", c.StepsOffset),
             VarianceType = Get("variance_type", c.VarianceType),
             InChannels = o["in_channels"] is null ? null : Get("in_channels", 0),

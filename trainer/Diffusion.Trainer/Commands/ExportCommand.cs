@@ -4,7 +4,7 @@ using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Commands;
 
-/// <summary><c>export --checkpoint FILE --out FILE.onnx [--ema]</c>.</summary>
+/// <summary><c>export --checkpoint FILE --out FILE.onnx [--ema] [--use-karras-sigmas] [--timestep-spacing S]</c>.</summary>
 public static class ExportCommand
 {
     /// <summary>Builds the command.</summary>
@@ -13,10 +13,15 @@ public static class ExportCommand
         var checkpoint = new Option<string>("--checkpoint") { Required = true, Description = "checkpoint.pt of a training run." };
         var outFile = new Option<string>("--out") { Required = true, Description = "The .onnx file to write." };
         var ema = new Option<bool>("--ema") { Description = "Export the EMA weights (recommended) instead of the raw ones." };
-        var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).") { checkpoint, outFile, ema };
+        var karras = new Option<bool>("--use-karras-sigmas") { Description = "Write use_karras_sigmas: samplers then default to Karras' σ grid." };
+        var spacing = new Option<string?>("--timestep-spacing") { Description = "The timestep_spacing samplers default to: trailing, leading or linspace (default: the run's)." };
+        var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).") { checkpoint, outFile, ema, karras, spacing };
         command.SetAction((p, _) => Program.Guard(error, async () =>
         {
+            if (p.GetValue(spacing) is string s && s.ToLowerInvariant() is not ("trailing" or "leading" or "linspace"))
+                throw new ArgumentException($"--timestep-spacing '{s}': expected trailing, leading or linspace.");
             var (net, config) = Checkpoint.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
+            config = config with { UseKarrasSigmas = p.GetValue(karras), TimestepSpacing = p.GetValue(spacing)?.ToLowerInvariant() ?? config.TimestepSpacing };
             using (net)
             {
                 var path = p.GetValue(outFile)!;
