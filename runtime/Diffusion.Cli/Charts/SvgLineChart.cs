@@ -62,11 +62,12 @@ public sealed record SvgLineChart
         for (int i = 0; i < series.Count; i++)
         {
             var color = Palette[i % Palette.Length];
+            var dash = i / Palette.Length % 2 == 1 ? " stroke-dasharray=\"7 4\"" : ""; // the next cycle of colours is dashed
             var visible = series[i].Points.Where(p => points.Contains(p)).OrderBy(p => p.X).ToList();
-            if (visible.Count > 1) svg.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{string.Join(" ", visible.Select(p => $"{Sx(p.X)},{Sy(p.Y)}"))}\"/>\n");
+            if (visible.Count > 1) svg.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{string.Join(" ", visible.Select(p => $"{Sx(p.X)},{Sy(p.Y)}"))}\"/>\n");
             if (visible.Count <= 40) foreach (var p in visible) svg.Append($"<circle cx=\"{Sx(p.X)}\" cy=\"{Sy(p.Y)}\" r=\"3\" fill=\"{color}\"/>\n");
             int ly = top + 10 + 18 * i;
-            svg.Append($"<line x1=\"{F(left + plotW + 12)}\" y1=\"{ly}\" x2=\"{F(left + plotW + 32)}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/><text x=\"{F(left + plotW + 38)}\" y=\"{ly}\" dominant-baseline=\"middle\">{E(series[i].Name)}</text>\n");
+            svg.Append($"<line x1=\"{F(left + plotW + 12)}\" y1=\"{ly}\" x2=\"{F(left + plotW + 32)}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"{dash}/><text x=\"{F(left + plotW + 38)}\" y=\"{ly}\" dominant-baseline=\"middle\">{E(series[i].Name)}</text>\n");
         }
         svg.Append("</svg>\n");
         return svg.ToString();
