@@ -102,6 +102,20 @@ public class SamplerTests
     }
 
     [Fact]
+    public void Euler_ancestral_is_ddim_with_eta_one_written_in_sigma_space()
+    {
+        // σ↑ = σ′√(σ² − σ′²)/σ equals DDIM(η = 1)'s noise divided by √ᾱ′ and σ↓ = √(σ′² − σ↑²) its ε̂ coefficient, so
+        // with the same noise draws the two must agree up to float rounding.
+        using var model = Fixtures.Gaussian();
+        var ancestral = Fixtures.Generate(model, "euler-ancestral", 10, count: 4, batch: 4);
+        var ddim = Fixtures.Generate(model, "ddim", 10, count: 4, batch: 4, eta: 1);
+        var deterministic = Fixtures.Generate(model, "ddim", 10, count: 4, batch: 4, eta: 0);
+        double Distance(float[] a, float[] b) => a.Zip(b, (u, v) => Math.Abs(u - v)).Max();
+        Assert.True(Distance(ancestral.Images, ddim.Images) < 1e-3, $"{Distance(ancestral.Images, ddim.Images)}");
+        Assert.True(Distance(ancestral.Images, deterministic.Images) > 0.1);
+    }
+
+    [Fact]
     public void Dpm_solver_3m_without_noise_converges_at_third_order()
     {
         // η = 0 turns DPM-Solver++(3M) SDE into the deterministic 3M solver. On this Karras grid its error falls 17× from 20
