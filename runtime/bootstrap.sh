@@ -18,13 +18,14 @@ apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
 }
 
-# The tools the runtime build needs: the .NET SDK (given), npm (fetches ONNX Runtime), the ONNX schema (python3-onnx).
+# The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
+# from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
 # With "trainer": also libtorch (Debian's libtorch-dev, a large install), CMake and g++ for the shim, and the
 # Fashion-MNIST data set.
 ensure_prerequisites() {
     command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not installed: see https://learn.microsoft.com/dotnet/core/install/linux-debian"
     local missing=()
-    command -v npm >/dev/null 2>&1 || [ -f "$diffusion_root/.cache/onnxruntime-0.4.9/package/Plugins/Linux/x64/libonnxruntime.so" ] || missing+=(npm)
+    case "${DIFFUSION_BUILD_ARGS:-}" in *OrtSource=npm*) command -v npm >/dev/null 2>&1 || missing+=(npm) ;; esac
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
     if [ "${1:-}" = trainer ]; then
         [ -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ] || [ -n "${Torch_DIR:-}" ] || missing+=(libtorch-dev)
@@ -44,10 +45,10 @@ build_solution() {
             -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -name '*.cpp' -o -name CMakeLists.txt -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
         return 0
     fi
-    say "building (first use fetches ONNX Runtime from the npm registry and NuGet packages; later builds are incremental)"
+    say "building (first use restores NuGet packages; later builds are incremental)"
     mkdir -p "$diffusion_root/.build"
     local log="$diffusion_root/.build/build.log"
-    if ! dotnet build "$diffusion_root/$target" -c Release --nologo -v quiet -tl:off >"$log" 2>&1; then
+    if ! dotnet build "$diffusion_root/$target" -c Release --nologo -v quiet -tl:off ${DIFFUSION_BUILD_ARGS:-} >"$log" 2>&1; then
         grep -E 'error|Error' "$log" >&2 || cat "$log" >&2
         die "build failed (full log: $log)"
     fi

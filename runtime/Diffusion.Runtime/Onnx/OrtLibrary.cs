@@ -1,39 +1,65 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Diffusion.Runtime.Onnx;
 
 /// <summary>
-/// Finds ONNX Runtime's native library: the path in <c>DIFFUSION_ORT_LIBRARY</c> (e.g. a GPU build) first, then the
-/// application folder (where the build places the bundled CPU library). Missing → one message that says how to get it.
+/// ONNX Runtime's native library. By default nothing of ours is involved: the Microsoft.ML.OnnxRuntime package's own
+/// loader finds the library the package placed beside the app. Only when <c>DIFFUSION_ORT_LIBRARY</c> names a file
+/// (e.g. a GPU build) is that file loaded and given to the ONNX Runtime assembly through a DllImport resolver; the
+/// resolver is scoped to that assembly, never process-wide. A library that cannot be loaded is one clear message.
 /// </summary>
 public static class OrtLibrary
 {
     /// <summary>The environment variable naming an explicit libonnxruntime.so.</summary>
     public const string EnvironmentVariable = "DIFFUSION_ORT_LIBRARY";
 
-    private static readonly Lazy<LoadedLibrary> Loaded = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<string> Loaded = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
 
-    /// <summary>Where the native library was loaded from.</summary>
-    public static string Path => Loaded.Value.Path;
+    /// <summary>Where the native library was loaded from (the file, where it can be located).</summary>
+    public static string Path => Loaded.Value;
 
     /// <summary>ONNX Runtime's version string.</summary>
-    public static string Version => OrtEnv.Instance().GetVersionString();
+    public static string Version
+    {
+        get
+        {
+            EnsureLoaded();
+            return OrtEnv.Instance().GetVersionString();
+        }
+    }
 
     /// <summary>Loads the native library (once per process) or throws a <see cref="DiffusionException"/> saying how to get one.</summary>
     public static void EnsureLoaded() => _ = Loaded.Value;
 
-    private sealed record LoadedLibrary(string Path, IntPtr Handle);
-
-    private static LoadedLibrary Load()
+    private static string Load()
     {
-        var library = Locate();
+        var explicitPath = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(explicitPath)) return LoadExplicit(explicitPath);
+        try
+        {
+            _ = OrtEnv.Instance(); // the package's own loader: throws if the native library is missing or broken
+        }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or OnnxRuntimeException)
+        {
+            var inner = e is TypeInitializationException { InnerException: { } i } ? i : e;
+            throw new DiffusionException(
+                $"ONNX Runtime's native library could not be loaded ({inner.Message.Split('\n')[0].Trim()}). The {typeof(OrtEnv).Assembly.GetName().Name} " +
+                $"package places it beside the app (or under runtimes/{RuntimeInformation.RuntimeIdentifier}/native); rebuild the app, or set {EnvironmentVariable} to a libonnxruntime.so.", inner);
+        }
+        return Locate() ?? $"found by {typeof(OrtEnv).Assembly.GetName().Name}'s own loader";
+    }
+
+    private static string LoadExplicit(string explicitPath)
+    {
+        if (!File.Exists(explicitPath))
+            throw new DiffusionException($"{EnvironmentVariable} is set to '{explicitPath}', but no file is there. Point it at a libonnxruntime.so (for example from a GPU build of ONNX Runtime), or unset it to use the one that came with the app.");
+        var path = System.IO.Path.GetFullPath(explicitPath);
         IntPtr handle;
-        try { handle = NativeLibrary.Load(library); }
+        try { handle = NativeLibrary.Load(path); }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
-            throw new DiffusionException($"ONNX Runtime's native library '{library}' could not be loaded: {e.Message}", e);
+            throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not be loaded: {e.Message}", e);
         }
         var ortAssembly = typeof(OrtEnv).Assembly;
         OrtEnv.DisableDllImportResolver = true;
@@ -45,30 +71,18 @@ public static class OrtLibrary
         {
             // The host registered its own resolver for the ONNX Runtime assembly before us; it decides.
         }
-        return new LoadedLibrary(library, handle);
+        return path;
     }
 
-    private static string Locate()
+    /// <summary>The native library file beside the app, where the package's loader looks first.</summary>
+    private static string? Locate()
     {
-        var explicitPath = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrWhiteSpace(explicitPath))
-        {
-            if (!File.Exists(explicitPath))
-                throw new DiffusionException($"{EnvironmentVariable} is set to '{explicitPath}', but no file is there. Point it at a libonnxruntime.so (for example from a GPU build of ONNX Runtime), or unset it to use the bundled CPU library.");
-            return System.IO.Path.GetFullPath(explicitPath);
-        }
         var name = RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "onnxruntime.dll"
             : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "libonnxruntime.dylib" : "libonnxruntime.so";
-        var folders = new List<string> { AppContext.BaseDirectory };
-        var assemblyDir = System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location);
-        if (!string.IsNullOrEmpty(assemblyDir)) folders.Add(assemblyDir);
-        var candidates = folders.Distinct()
+        var folders = new[] { AppContext.BaseDirectory, System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location) ?? "" }
+            .Where(f => f.Length > 0).Distinct();
+        return folders
             .SelectMany(f => new[] { System.IO.Path.Combine(f, name), System.IO.Path.Combine(f, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name) })
-            .ToList();
-        return candidates.FirstOrDefault(File.Exists)
-            ?? throw new DiffusionException(
-                $"ONNX Runtime's native library ({name}) was not found (looked in: {string.Join(", ", candidates)}). " +
-                $"Run ./diffusion once or build the solution (the build fetches it into .cache/ and copies it beside the app), " +
-                $"or set {EnvironmentVariable} to a {name}, for example from a GPU build of ONNX Runtime.");
+            .FirstOrDefault(File.Exists);
     }
 }

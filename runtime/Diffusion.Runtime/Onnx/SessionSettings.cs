@@ -41,9 +41,9 @@ public sealed record SessionSettings
             options.Dispose();
             throw new DiffusionException(
                 $"--device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
-                $"The bundled ONNX Runtime ({OrtLibrary.Path}) is CPU-only. To run on a GPU, install an ONNX Runtime GPU build " +
-                $"(onnxruntime-linux-x64-gpu, with CUDA and cuDNN) and point {OrtLibrary.EnvironmentVariable} at its libonnxruntime.so, " +
-                $"or build with -p:OrtFromNuGet=true -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu.", e);
+                $"This ONNX Runtime ({OrtLibrary.Path}) is a CPU build. To run on a GPU, build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
+                $"where a NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an ONNX Runtime GPU build " +
+                $"(version {typeof(OrtEnv).Assembly.GetName().Version?.ToString(3)} or later, with its CUDA and cuDNN).", e);
         }
     }
 }
