@@ -20,20 +20,31 @@ apt_install() {
 
 # The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
 # from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
-# With "trainer": also libtorch (Debian's libtorch-dev, a large install), CMake and g++ for the shim, and the
-# Fashion-MNIST data set.
+# With "trainer": the Fashion-MNIST data set; TorchSharp and libtorch come from NuGet on the first build (about
+# 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
+# and python3, which fix a copy of TorchSharp's native library (trainer/LibStdCxxCompat).
 ensure_prerequisites() {
     command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not installed: see https://learn.microsoft.com/dotnet/core/install/linux-debian"
     local missing=()
     case "${DIFFUSION_BUILD_ARGS:-}" in *OrtSource=npm*) command -v npm >/dev/null 2>&1 || missing+=(npm) ;; esac
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
     if [ "${1:-}" = trainer ]; then
-        [ -f /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake ] || [ -n "${Torch_DIR:-}" ] || missing+=(libtorch-dev)
-        command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-        command -v g++ >/dev/null 2>&1 || missing+=(g++)
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+        if ! libstdcxx_has GLIBCXX_3.4.32; then
+            command -v patchelf >/dev/null 2>&1 || missing+=(patchelf)
+            command -v g++ >/dev/null 2>&1 || missing+=(g++)
+            command -v python3 >/dev/null 2>&1 || missing+=(python3)
+        fi
     fi
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# Whether the system's libstdc++ provides a symbol version, e.g. GLIBCXX_3.4.32 (GCC 13).
+libstdcxx_has() {
+    local lib
+    lib="$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ { print $NF; exit }')"
+    [ -n "$lib" ] || lib=/usr/lib/x86_64-linux-gnu/libstdc++.so.6
+    grep -qa "$1" "$lib" 2>/dev/null
 }
 
 # Builds a project or the solution (Release) when any source is newer than its last successful build.
@@ -42,10 +53,10 @@ build_solution() {
     name="$(basename "$target" | tr -c 'A-Za-z0-9.\n-' _)"
     local stamp="$diffusion_root/.build/stamp-$name"
     if [ -f "$stamp" ] && [ -z "$(find "$diffusion_root" \( -name .git -o -name bin -o -name obj -o -name .cache -o -name .build -o -name out \) -prune -o \
-            -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -name '*.cpp' -o -name CMakeLists.txt -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
+            -type f \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.targets' -o -name '*.sln' -o -name '*.cpp' -o -name '*.sh' -o -name '*.py' -o -path '*/models/*' \) -newer "$stamp" -print -quit)" ]; then
         return 0
     fi
-    say "building (first use restores NuGet packages; later builds are incremental)"
+    say "building (first use restores NuGet packages: ONNX Runtime, and for the trainer TorchSharp + libtorch; later builds are incremental)"
     mkdir -p "$diffusion_root/.build"
     local log="$diffusion_root/.build/build.log"
     if ! dotnet build "$diffusion_root/$target" -c Release --nologo -v quiet -tl:off ${DIFFUSION_BUILD_ARGS:-} >"$log" 2>&1; then

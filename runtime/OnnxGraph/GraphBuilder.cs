@@ -57,6 +57,9 @@ public sealed class GraphBuilder
     public Value Scalar(float value, string? name = null) =>
         name is null ? AddInitializer(Tensors.Float(Fresh("const"), [value])) : Initializer(Tensors.Float(name, [value]));
 
+    /// <summary>A float32 constant tensor under a fresh name.</summary>
+    public Value Constant(ReadOnlySpan<float> data, params long[] shape) => AddInitializer(Tensors.Float(Fresh("const"), data, shape));
+
     /// <summary>A 1-D int64 constant (shapes, axes, indices).</summary>
     public Value Ints(params long[] values) => AddInitializer(Tensors.Int64(Fresh("ints"), values, values.Length));
 

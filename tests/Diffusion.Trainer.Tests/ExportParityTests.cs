@@ -1,39 +1,41 @@
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
 using Microsoft.ML.OnnxRuntime;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Tests;
 
-/// <summary>The same random inputs through libtorch and through ONNX Runtime must agree to max |Δ| ≤ 1e−4.</summary>
+/// <summary>The same random inputs through TorchSharp and through ONNX Runtime must agree to max |Δ| ≤ 1e−4.</summary>
 public class ExportParityTests
 {
     public static TheoryData<int, bool> Cases => new() { { 1, false }, { 5, false }, { 1, true }, { 5, true } };
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Onnx_export_matches_libtorch(int batch, bool conditional)
+    public void Onnx_export_matches_torchsharp(int batch, bool conditional)
     {
         var config = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, AttentionResolutions = [7], NumClasses = conditional ? 3 : 0, Dropout = 0.3 };
+        random.manual_seed(3);
+        using var net = new UNet(config);
         using var g = new Generator(3);
-        using var net = new UNet(config, g);
-        RandomizeZeroInitLayers(net, g); // zero-initialised output convs would hide errors in what feeds them
-        net.Eval();
-        using var scope = DisposeScope.Enter();
-        var x = Tensor.Randn([batch, 1, 28, 28], g);
+        RandomizeAllWeights(net, g); // zero-initialised output convs would hide errors in what feeds them
+        net.eval();
+        using var scope = NewDisposeScope();
+        var x = randn([batch, 1, 28, 28], generator: g);
         float[] times = [999f, 0f, 17.25f, 500.5f, 3f];
-        var t = Tensor.FromArray(times.AsSpan(0, batch), batch);
+        var t = tensor(times[..batch]);
         long[] labelValues = [0, 3, 2, 1, 3];
-        var labels = conditional ? Tensor.FromArray(labelValues.AsSpan(0, batch), batch) : null;
+        var labels = conditional ? tensor(labelValues[..batch]) : null;
         float[] expected;
-        using (new NoGrad()) expected = net.Forward(x, t, labels).ToFloatArray();
+        using (no_grad()) expected = net.forward(x, t, labels).data<float>().ToArray();
 
         var onnx = UNetExporter.ToOnnx(net, new DiffusionConfig());
         using var session = new InferenceSession(onnx);
         var inputs = new Dictionary<string, OrtValue>
         {
-            ["sample"] = OrtValue.CreateTensorValueFromMemory(x.ToFloatArray(), [batch, 1, 28, 28]),
+            ["sample"] = OrtValue.CreateTensorValueFromMemory(x.data<float>().ToArray(), [batch, 1, 28, 28]),
             ["timestep"] = OrtValue.CreateTensorValueFromMemory(times[..batch], [batch]),
         };
         if (conditional) inputs["class_labels"] = OrtValue.CreateTensorValueFromMemory(labelValues[..batch], [batch]);
@@ -47,11 +49,37 @@ public class ExportParityTests
         Assert.True(expected.Select(Math.Abs).Max() > 0.01, "the output should not be trivially zero");
     }
 
-    internal static void RandomizeZeroInitLayers(Module net, Generator g)
+    [Fact]
+    public void Initializers_carry_the_modules_parameter_names()
     {
-        using var scope = DisposeScope.Enter();
-        using var noGrad = new NoGrad();
-        foreach (var (_, p) in net.NamedParameters())
-            p.AddInPlace(Tensor.Randn(p.Shape, g), 0.05);
+        random.manual_seed(0);
+        using var net = new UNet(new UNetConfig { BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 2 });
+        var model = Onnx.ModelProto.Parser.ParseFrom(UNetExporter.ToOnnx(net, new DiffusionConfig()));
+        var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
+        foreach (var (name, _) in net.named_parameters())
+            Assert.True(initializers.Contains(name) || initializers.Contains(name.Replace(".weight", ".weight_t")), $"{name} is not an initializer");
+    }
+
+    [Fact]
+    public void A_new_unet_starts_like_pytorchs_norm_identity_and_zero_output()
+    {
+        random.manual_seed(0);
+        using var net = new UNet(new UNetConfig { BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14] });
+        foreach (var (name, p) in net.named_parameters())
+        {
+            var values = p.data<float>().ToArray();
+            if (name.Contains("norm") && name.EndsWith(".weight")) Assert.All(values, v => Assert.Equal(1f, v));
+            else if (name.Contains("norm") && name.EndsWith(".bias")) Assert.All(values, v => Assert.Equal(0f, v));
+            else if (name.StartsWith("conv_out.")) Assert.All(values, v => Assert.Equal(0f, v));
+            else Assert.All(values, v => Assert.True(float.IsFinite(v) && Math.Abs(v) < 5, $"{name}: {v}"));
+        }
+    }
+
+    /// <summary>Adds N(0, 0.05²) to every weight, so that no layer is the identity or zero.</summary>
+    internal static void RandomizeAllWeights(nn.Module net, Generator g)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var p in net.parameters()) p.add_(randn(p.shape, generator: g), alpha: 0.05);
     }
 }

@@ -3,8 +3,8 @@ using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
 using Diffusion.Trainer.Data;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
 using Diffusion.Trainer.Training;
+using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Tests;
 
@@ -14,11 +14,11 @@ public class ObjectiveTests
     public void Q_sample_uses_the_runtime_schedule()
     {
         var schedule = NoiseSchedule.Create(BetaScheduleKind.SquaredCosCapV2, 1000, 0, 0);
-        using var objective = new DiffusionObjective(schedule, PredictionType.Epsilon, LossWeighting.Simple, 5, 0, 0, Device.Cpu);
-        using var scope = DisposeScope.Enter();
-        var x0 = Tensor.FromArray([0.5f, -0.25f, 1f], 3, 1, 1, 1);
-        var noise = Tensor.FromArray([1f, 2f, -1f], 3, 1, 1, 1);
-        var xt = objective.QSample(x0, Tensor.FromArray([0L, 500L, 999L], 3), noise).ToFloatArray();
+        using var objective = new DiffusionObjective(schedule, PredictionType.Epsilon, LossWeighting.Simple, 5, 0, 0, CPU);
+        using var scope = NewDisposeScope();
+        var x0 = tensor(new[] { 0.5f, -0.25f, 1f }, [3, 1, 1, 1]);
+        var noise = tensor(new[] { 1f, 2f, -1f }, [3, 1, 1, 1]);
+        var xt = objective.QSample(x0, tensor(new[] { 0L, 500L, 999L }), noise).data<float>().ToArray();
         long[] t = [0, 500, 999];
         float[] x = [0.5f, -0.25f, 1f], e = [1f, 2f, -1f];
         for (int i = 0; i < 3; i++)
@@ -50,12 +50,19 @@ public class ObjectiveTests
     }
 
     [Fact]
-    public void Cuda_without_a_cuda_libtorch_is_a_clear_error()
+    public void Cuda_is_used_where_torchsharp_has_it_and_is_one_clear_error_where_not()
     {
-        if (TorchRuntime.CudaAvailable) return; // a CUDA machine runs the real thing instead
+        Assert.Contains("expected cpu, cuda or cuda:N", Assert.Throws<ArgumentException>(() => TorchSetup.ParseDevice("tpu")).Message);
+        if (cuda.is_available())
+        {
+            Assert.Equal(TorchSharp.DeviceType.CUDA, TorchSetup.ParseDevice("cuda").type);
+            return;
+        }
         var config = new TrainConfig { Device = "cuda", Steps = 1, SampleEvery = 0 };
         var e = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config, Path.GetTempPath(), Datasets.Open("fashion-mnist-test").Take(8)));
-        Assert.Contains("Torch_DIR", e.Message);
+        Assert.Contains("no usable CUDA", e.Message);
+        Assert.Contains("-p:TorchBackend=cuda", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 
     [Fact]
@@ -71,10 +78,10 @@ public class ObjectiveTests
         Assert.Equal((6, 3, 4, 4), (data.Count, data.Channels, data.Height, data.Width));
         Assert.Equal(["cats", "dogs"], data.ClassNames);
         Assert.Equal([0, 0, 0, 1, 1, 1], data.Labels!);
-        using var scope = DisposeScope.Enter();
+        using var scope = NewDisposeScope();
         var (images, labels) = data.Batch([4], [false]);
-        Assert.Equal(200 / 127.5f - 1, images.ToFloatArray()[0], 5);
-        Assert.Equal([1L], labels!.ToLongArray());
+        Assert.Equal(200 / 127.5f - 1, images.data<float>()[0], 5);
+        Assert.Equal([1L], labels!.data<long>().ToArray());
         Png.Save(Path.Combine(root, "dogs", "odd.png"), new Image8(5, 4, 3, new byte[60]));
         Assert.Contains("odd.png", Assert.Throws<InvalidDataException>(() => Datasets.Open(root)).Message);
     }
@@ -84,8 +91,8 @@ public class ObjectiveTests
     {
         var pixels = Enumerable.Range(0, 6).Select(i => (byte)(i * 50)).ToArray(); // one 2×3 gray image
         var data = new ImageDataset(pixels, null, 1, 1, 2, 3, [], "inline");
-        using var scope = DisposeScope.Enter();
-        var flipped = data.Batch([0], [true]).Images.ToFloatArray().Select(v => (int)MathF.Round((v + 1) * 127.5f)).ToArray();
+        using var scope = NewDisposeScope();
+        var flipped = data.Batch([0], [true]).Images.data<float>().ToArray().Select(v => (int)MathF.Round((v + 1) * 127.5f)).ToArray();
         Assert.Equal([100, 50, 0, 250, 200, 150], flipped);
     }
 }

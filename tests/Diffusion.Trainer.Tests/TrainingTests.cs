@@ -78,7 +78,7 @@ public class TrainingTests
         Assert.All(images.Images, v => Assert.True(float.IsFinite(v)));
 
         // The exported EMA model equals what `export --ema` writes from the checkpoint.
-        var (net, config) = Checkpoint.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
+        var (net, config) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
         using (net) Assert.Equal(run.ExportOnnx(), Export.UNetExporter.ToOnnx(net, config));
     }
 
@@ -134,5 +134,15 @@ public class TrainingTests
         Assert.Contains("--timestep-spacing 'even'", error.ToString());
         Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
         Assert.Contains("nope.pt", error.ToString());
+
+        // A damaged checkpoint is refused by export and resume alike, and nothing is written.
+        var checkpoint = File.ReadAllBytes(TrainingRun.CheckpointPath(folder));
+        for (int i = 0; i < 100; i++) checkpoint[checkpoint.Length / 2 + 37 * i] ^= 0x10;
+        File.WriteAllBytes(TrainingRun.CheckpointPath(folder), checkpoint);
+        var damagedOut = Path.Combine(folder, "damaged.onnx");
+        Assert.Equal(1, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", damagedOut], output, error));
+        Assert.Equal(1, await Program.Run(["train", "--out", folder, "--resume", "--steps", "6"], output, error));
+        Assert.Contains("is damaged", error.ToString());
+        Assert.False(File.Exists(damagedOut));
     }
 }

@@ -13,7 +13,7 @@ public static class Program
     /// <summary>Runs the trainer CLI with the given writers (tests use this).</summary>
     public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
     {
-        var root = new RootCommand("Diffusion for .NET trainer — train a UNet on libtorch and export it to ONNX.")
+        var root = new RootCommand("Diffusion for .NET trainer — train a UNet on TorchSharp and export it to ONNX.")
         {
             TrainCommand.Create(output, error),
             ExportCommand.Create(output, error),
@@ -30,7 +30,7 @@ public static class Program
         {
             return await body();
         }
-        catch (Exception e) when (e is ArgumentException or FileNotFoundException or InvalidDataException or DiffusionException or Torch.TorchException or InvalidOperationException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or DiffusionException or InvalidOperationException or UnauthorizedAccessException)
         {
             await error.WriteLineAsync($"error: {e.Message}");
             return 1;

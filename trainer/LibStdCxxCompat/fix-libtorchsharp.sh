@@ -25,7 +25,9 @@ done
 key="$(sha256sum "$library" | cut -c1-16)"
 fixed="$cache/libtorchsharp-compat/$key"
 if [ ! -f "$fixed/libLibTorchSharp.so" ]; then
+    mkdir -p "$cache"
     tmp="$(mktemp -d "$cache/libtorchsharp-compat.tmp-XXXXXX")"
+    chmod 755 "$tmp"
     trap 'rm -rf "$tmp"' EXIT
     g++ -std=c++17 -O2 -shared -fPIC -Wl,-soname,$compat -o "$tmp/$compat" "$here/ios_base_library_init.cpp"
     cp "$library" "$tmp/libLibTorchSharp.so"

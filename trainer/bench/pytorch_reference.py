@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch-eager twin of the trainer's reference UNet, for `bench-train` comparisons on the same libtorch.
+"""PyTorch-eager twin of the trainer's reference UNet, for `./diffusion bench-train --compare` (Debian's torch 1.13).
 
 Same architecture as trainer/Diffusion.Trainer/Nn (UNet.cs, Blocks.cs, Layers.cs): base 32 channels, mults 1,2,2,
 2 res blocks, attention at 7×7, GroupNorm(8), class embedding, ε-objective with the linear schedule, AdamW with

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
 using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Commands;
@@ -9,8 +10,11 @@ namespace Diffusion.Trainer.Commands;
 /// <summary>
 /// <c>bench-train</c>: training throughput of the reference config (--channels 32 --mults 1,2,2 --res-blocks 2
 /// --attention 7 --batch 64 on 28×28×1): images/s over timed steps after warm-up, ms per step, peak resident memory.
+/// With <c>--compare</c>, the same measurement of this trainer, of the PyTorch-eager twin
+/// (trainer/bench/pytorch_reference.py) and, with <c>--previous</c>, of an earlier trainer build, each in a process
+/// of its own, back to back, for <c>--rounds</c> rounds; the table gives medians and ratios to PyTorch.
 /// </summary>
-public static class BenchTrainCommand
+public static partial class BenchTrainCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
@@ -18,36 +22,134 @@ public static class BenchTrainCommand
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "Timed steps." };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = one per logical core)." };
-        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core)." };
+        var compare = new Option<bool>("--compare") { Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print a table." };
+        var python = new Option<string>("--python") { DefaultValueFactory = _ => "/usr/bin/python3", Description = "Python with torch for the twin (Debian's python3-torch)." };
+        var previous = new Option<string?>("--previous") { Description = "diffusion-trainer.dll of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
+        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
+        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
-            TorchRuntime.Threads = p.GetValue(threads) > 0 ? p.GetValue(threads) : Environment.ProcessorCount;
-            var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
-            var config = new TrainConfig
+            int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
+            if (s <= 0 || w < 0 || b <= 0) throw new ArgumentException($"bench-train: --steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
+            if (!p.GetValue(compare))
             {
-                Data = "fashion-mnist", Limit = 4096, Batch = p.GetValue(batch), Steps = int.MaxValue, SampleEvery = 0, CheckpointEvery = int.MaxValue,
-                Net = new UNetConfig { BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
-            };
-            using var run = TrainingRun.Start(config, folder);
-            for (int i = 0; i < p.GetValue(warmup); i++) run.TrainStep();
-            var times = new List<double>();
-            for (int i = 0; i < p.GetValue(steps); i++)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                var watch = Stopwatch.StartNew();
-                run.TrainStep();
-                times.Add(watch.Elapsed.TotalMilliseconds);
+                await output.WriteAsync(MeasureThisTrainer(s, w, b, t, cancellation));
+                return 0;
             }
-            Directory.Delete(folder, recursive: true);
-            times.Sort();
-            double median = times[times.Count / 2], mean = times.Average();
-            await output.WriteLineAsync($"reference UNet ({run.Net.ParameterCount():N0} parameters), batch {config.Batch}, 28×28×1, libtorch {TorchRuntime.Version}, {TorchRuntime.Threads} threads:");
-            await output.WriteLineAsync($"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)");
-            await output.WriteLineAsync($"  peak resident memory {PeakResidentMiB():0} MiB");
+            var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, p.GetValue(rounds), p.GetValue(python)!, p.GetValue(previous), output, cancellation);
+            await output.WriteAsync(report);
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Times this trainer's steps in this process; the text has the lines <see cref="Parse"/> reads.</summary>
+    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, CancellationToken cancellation)
+    {
+        int torchThreads = TorchSetup.SetThreads(threads);
+        var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
+        var config = new TrainConfig
+        {
+            Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0, CheckpointEvery = int.MaxValue,
+            Net = new UNetConfig { BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
+        };
+        using var run = TrainingRun.Start(config, folder);
+        for (int i = 0; i < warmup; i++) run.TrainStep();
+        var times = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var watch = Stopwatch.StartNew();
+            run.TrainStep();
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        Directory.Delete(folder, recursive: true);
+        times.Sort();
+        double median = times[times.Count / 2], mean = times.Average();
+        return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads:\n" +
+               $"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)\n" +
+               $"  peak resident memory {PeakResidentMiB():0} MiB\n";
+    }
+
+    private sealed record Contender(string Name, string File, IReadOnlyList<string> Arguments);
+
+    private readonly record struct Measurement(double ImagesPerSecond, double MedianMs, double PeakMiB);
+
+    private static async Task<string> Compare(int steps, int warmup, int batch, int threads, int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
+    {
+        if (rounds <= 0) throw new ArgumentException($"--rounds must be positive, got {rounds}.");
+        string[] common = ["bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
+        var self = typeof(Program).Assembly.Location;
+        var contenders = new List<Contender> { new("this trainer (TorchSharp)", "dotnet", [self, .. common]) };
+        var twin = Path.Combine(AppContext.BaseDirectory, "bench", "pytorch_reference.py");
+        if (!File.Exists(python)) throw new FileNotFoundException($"--python '{python}' does not exist; install Debian's python3-torch (apt-get install python3-torch) for the PyTorch twin.", python);
+        contenders.Add(new("PyTorch eager twin", python, [twin, "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"]));
+        if (previous is not null)
+        {
+            if (!File.Exists(previous)) throw new FileNotFoundException($"--previous '{previous}' does not exist; build it with trainer/bench/build-previous.sh.", previous);
+            contenders.Add(new("previous trainer (libtorch shim)", "dotnet", [previous, .. common]));
+        }
+        var results = contenders.ToDictionary(c => c.Name, _ => new List<Measurement>());
+        var banners = new Dictionary<string, string>();
+        for (int round = 1; round <= rounds; round++)
+            foreach (var c in contenders)
+            {
+                var (text, measurement) = await RunOne(c, cancellation);
+                banners[c.Name] = text.Split('\n')[0].Trim();
+                results[c.Name].Add(measurement);
+                await progress.WriteLineAsync($"round {round}/{rounds}: {c.Name}: {measurement.ImagesPerSecond:0.0} images/s, {measurement.PeakMiB:0} MiB");
+            }
+        var baseline = Median(results["PyTorch eager twin"].Select(m => m.ImagesPerSecond));
+        var table = new System.Text.StringBuilder();
+        table.AppendLine($"\nreference UNet, batch {batch}, 28×28×1, {threads} threads, median of {rounds} rounds of {steps} timed steps (after {warmup} warm-up), each contender in its own process:\n");
+        table.AppendLine("| trainer | images/s | median step | peak RSS | images/s vs PyTorch |");
+        table.AppendLine("| --- | --- | --- | --- | --- |");
+        foreach (var c in contenders)
+        {
+            var m = results[c.Name];
+            double rate = Median(m.Select(x => x.ImagesPerSecond));
+            table.AppendLine(CultureInfo.InvariantCulture, $"| {c.Name} | {rate:0.0} | {Median(m.Select(x => x.MedianMs)):0} ms | {Median(m.Select(x => x.PeakMiB)):0} MiB | {rate / baseline:0.00}× |");
+        }
+        table.AppendLine();
+        foreach (var c in contenders) table.AppendLine($"{c.Name}: {banners[c.Name]}");
+        return table.ToString();
+    }
+
+    private static async Task<(string Text, Measurement Result)> RunOne(Contender c, CancellationToken cancellation)
+    {
+        var start = new ProcessStartInfo(c.File) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in c.Arguments) start.ArgumentList.Add(a);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {c.File}");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellation);
+        var stderr = process.StandardError.ReadToEndAsync(cancellation);
+        await process.WaitForExitAsync(cancellation);
+        var text = await stdout;
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{c.Name} ({c.File} {string.Join(' ', c.Arguments)}) failed with exit code {process.ExitCode}: {(await stderr).Trim().Split('\n').LastOrDefault()}");
+        return (text, Parse(c.Name, text));
+    }
+
+    /// <summary>Reads "N images/s (median step M ms" and "peak resident memory P MiB" from a bench-train report.</summary>
+    private static Measurement Parse(string name, string text)
+    {
+        var rate = RateLine().Match(text);
+        var peak = PeakLine().Match(text);
+        if (!rate.Success || !peak.Success) throw new InvalidDataException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
+        double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
+        return new Measurement(Number(rate.Groups[1]), Number(rate.Groups[2]), Number(peak.Groups[1]));
+    }
+
+    [GeneratedRegex(@"([0-9.]+) images/s \(median step ([0-9.]+) ms")]
+    private static partial Regex RateLine();
+
+    [GeneratedRegex(@"peak resident memory ([0-9.]+) MiB")]
+    private static partial Regex PeakLine();
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     /// <summary>VmHWM from /proc/self/status (the process's peak resident set), in MiB.</summary>
@@ -59,6 +161,6 @@ public static class BenchTrainCommand
     private static double ProcStatus(string key)
     {
         var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal));
-        return line is null ? double.NaN : double.Parse(line[key.Length..].Trim().Split(' ')[0]) / 1024;
+        return line is null ? double.NaN : double.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024;
     }
 }

@@ -20,7 +20,7 @@ public static class ExportCommand
         {
             if (p.GetValue(spacing) is string s && s.ToLowerInvariant() is not ("trailing" or "leading" or "linspace"))
                 throw new ArgumentException($"--timestep-spacing '{s}': expected trailing, leading or linspace.");
-            var (net, config) = Checkpoint.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
+            var (net, config) = TrainingRun.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
             config = config with { UseKarrasSigmas = p.GetValue(karras), TimestepSpacing = p.GetValue(spacing)?.ToLowerInvariant() ?? config.TimestepSpacing };
             using (net)
             {

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Trainer.Data;
-using Diffusion.Trainer.Torch;
 using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Commands;
@@ -27,7 +26,7 @@ public static class TrainClassifierCommand
         };
         command.SetAction((p, _) => Program.Guard(error, async () =>
         {
-            TorchRuntime.Threads = p.GetValue(threads) > 0 ? p.GetValue(threads) : Environment.ProcessorCount;
+            int torchThreads = TorchSetup.SetThreads(p.GetValue(threads));
             var train = Datasets.Open(p.GetValue(data)!);
             var testSet = Datasets.Open(p.GetValue(test)!);
             var watch = Stopwatch.StartNew();

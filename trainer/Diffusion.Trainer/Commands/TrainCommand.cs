@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
 using Diffusion.Trainer.Training;
 using Spectre.Console;
 
@@ -49,7 +48,7 @@ public static class TrainCommand
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
-            TorchRuntime.Threads = p.GetValue(threads) > 0 ? p.GetValue(threads) : Environment.ProcessorCount;
+            int torchThreads = TorchSetup.SetThreads(p.GetValue(threads));
             var folder = p.GetValue(outDir)!;
             TrainingRun run;
             if (p.GetValue(resume))
@@ -105,8 +104,8 @@ public static class TrainCommand
             }
             using (run)
             {
-                await output.WriteLineAsync($"training {run.Net.ParameterCount():N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
-                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, libtorch {TorchRuntime.Version}, {TorchRuntime.Threads} threads");
+                await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
+                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads");
                 var watch = Stopwatch.StartNew();
                 await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
                 var last = run.Losses.Count > 0 ? run.Losses[^1].Loss : double.NaN;

@@ -1,4 +1,4 @@
-using Diffusion.Trainer.Torch;
+using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Data;
 
@@ -54,11 +54,11 @@ public sealed class ImageDataset
                 for (int x = 0; x < Width; x++)
                     target[row * Width + x] = source[row * Width + (flip.Length > 0 && flip[i] ? Width - 1 - x : x)] / 127.5f - 1;
         }
-        var images = Tensor.FromArray(data, b, Channels, Height, Width);
+        var images = tensor(data, [b, Channels, Height, Width]);
         if (Labels is null) return (images, null);
         var labels = new long[b];
         for (int i = 0; i < b; i++) labels[i] = Labels[indices[i]];
-        return (images, Tensor.FromArray(labels, b));
+        return (images, tensor(labels, [b]));
     }
 
     /// <summary>The first <paramref name="count"/> images (a small slice for quick runs and tests).</summary>

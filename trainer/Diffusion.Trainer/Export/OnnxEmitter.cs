@@ -1,28 +1,82 @@
 using Diffusion.OnnxGraph;
-using Diffusion.Trainer.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Diffusion.Trainer.Export;
 
-/// <summary>Where modules write their ONNX nodes: the graph builder plus parameters turned into initializers.</summary>
-public sealed class OnnxEmitter(GraphBuilder graph)
+/// <summary>
+/// Where modules write their ONNX nodes: the graph builder, the root module's parameters turned into initializers
+/// under their dotted names (as named_parameters gives them), and the nodes of TorchSharp's own layers (Conv2d, Linear, GroupNorm,
+/// Embedding) with the same arithmetic as their forward.
+/// </summary>
+public sealed class OnnxEmitter
 {
-    /// <summary>The graph under construction.</summary>
-    public GraphBuilder G { get; } = graph;
+    // Layers by reference (Parameter wrappers are not stable: some layers hand out a new one on every access).
+    private readonly Dictionary<nn.Module, string> _modules = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>A parameter as a float32 initializer of the same shape (optionally reshaped).</summary>
-    public Value Weight(string name, Tensor parameter, params long[] shape)
+    /// <summary>The graph under construction.</summary>
+    public GraphBuilder G { get; }
+
+    /// <summary>An emitter writing <paramref name="root"/>'s parameters into <paramref name="graph"/>.</summary>
+    public OnnxEmitter(GraphBuilder graph, nn.Module root)
     {
-        var data = parameter.ToFloatArray();
-        return G.Initializer(name, data, shape.Length > 0 ? shape : parameter.Shape);
+        G = graph;
+        foreach (var (name, module) in root.named_modules()) _modules[module] = name;
     }
 
-    /// <summary>A constant float32 tensor.</summary>
-    public Value Constant(string name, float[] data, params long[] shape) => G.Initializer(name, data, shape);
+    /// <summary>The element type of float tensors.</summary>
+    public static DataType Float => DataType.Float;
+
+    /// <summary>Parameter <paramref name="name"/> of <paramref name="layer"/> as a float32 initializer (optionally reshaped), named as in named_parameters.</summary>
+    public Value Weight(nn.Module layer, string name, Tensor value, params long[] shape)
+    {
+        if (!_modules.TryGetValue(layer, out var path))
+            throw new InvalidOperationException($"A {layer.GetType().Name} is not registered under the exported module; register it (register_module) so that it is named and saved.");
+        using var scope = NewDisposeScope();
+        var data = value.detach().cpu().to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        return G.Initializer(path.Length == 0 ? name : $"{path}.{name}", data, shape.Length > 0 ? shape : value.shape);
+    }
 
     /// <summary>x·σ(x).</summary>
     public Value Silu(Value x) => G.Mul(x, G.Node("Sigmoid", [x]));
 
-    /// <summary>The element type of float tensors.</summary>
-    public static DataType Float => DataType.Float;
+    /// <summary>nn.Conv2d as ONNX Conv (square or not; groups and dilation 1).</summary>
+    public Value Conv(Conv2d conv, Value x)
+    {
+        if (conv.groups != 1 || conv.dilation.Any(d => d != 1) || conv.padding_type is not null || conv.padding is null)
+            throw new NotSupportedException("The exporter writes Conv2d with groups = 1, dilation = 1 and explicit padding.");
+        long[] pads = conv.padding.Length == 1 ? [conv.padding[0], conv.padding[0], conv.padding[0], conv.padding[0]] : [conv.padding[0], conv.padding[1], conv.padding[0], conv.padding[1]];
+        Value[] inputs = conv.bias is null ? [x, Weight(conv, "weight", conv.weight!)] : [x, Weight(conv, "weight", conv.weight!), Weight(conv, "bias", conv.bias)];
+        return G.Node("Conv", inputs, null,
+            Attr.Ints("kernel_shape", Pair(conv.kernel_size)), Attr.Ints("strides", Pair(conv.stride)), Attr.Ints("pads", pads));
+    }
+
+    private static long[] Pair(long[] values) => values.Length == 1 ? [values[0], values[0]] : values;
+
+    /// <summary>nn.Linear as x·Wᵀ + b: MatMul with the transposed weight (stored transposed), then Add.</summary>
+    public Value Linear(Linear linear, Value x)
+    {
+        using var scope = NewDisposeScope();
+        var product = G.Node("MatMul", [x, Weight(linear, "weight_t", linear.weight!.t())]);
+        return linear.bias is null ? product : G.Add(product, Weight(linear, "bias", linear.bias));
+    }
+
+    /// <summary>nn.GroupNorm: reshape to [B, G, −1], normalise with the biased variance, reshape back, per-channel affine (opset 17 has no GroupNormalization).</summary>
+    public Value GroupNorm(GroupNorm norm, Value x)
+    {
+        var grouped = G.Reshape(x, 0, norm.num_groups, -1);
+        var mean = G.Node("ReduceMean", [grouped], null, Attr.Ints("axes", 2), Attr.Int("keepdims", 1));
+        var centered = G.Sub(grouped, mean);
+        var variance = G.Node("ReduceMean", [G.Mul(centered, centered)], null, Attr.Ints("axes", 2), Attr.Int("keepdims", 1));
+        var normed = G.Div(centered, G.Sqrt(G.Add(variance, G.Scalar((float)norm.eps))));
+        var restored = G.Node("Reshape", [normed, G.Node("Shape", [x])]);
+        if (!norm.affine) return restored;
+        long channels = norm.weight!.shape[0];
+        return G.Add(G.Mul(restored, Weight(norm, "weight", norm.weight, channels, 1, 1)), Weight(norm, "bias", norm.bias!, channels, 1, 1));
+    }
+
+    /// <summary>nn.Embedding as Gather of rows.</summary>
+    public Value Embedding(Embedding embedding, Value labels) => G.Gather(Weight(embedding, "weight", embedding.weight!), labels);
 }

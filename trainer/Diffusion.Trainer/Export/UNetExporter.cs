@@ -2,7 +2,6 @@ using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
 
 namespace Diffusion.Trainer.Export;
 
@@ -16,22 +15,11 @@ public static class UNetExporter
         config = config with { SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses };
         config.Validate("export config");
         var g = new GraphBuilder("unet");
-        var e = new OnnxEmitter(g);
+        var e = new OnnxEmitter(g, net);
         var x = g.Input("sample", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
         var t = g.Input("timestep", OnnxEmitter.Float, "batch");
         Value? labels = c.NumClasses > 0 ? g.Input("class_labels", Onnx.TensorProto.Types.DataType.Int64, "batch") : null;
-        bool training = net.Training;
-        net.Eval();
-        try
-        {
-            using var noGrad = new NoGrad();
-            var output = net.Export(e, x, t, labels);
-            g.Output(output, "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
-        }
-        finally
-        {
-            net.Train(training);
-        }
+        g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
         return new ModelBuilder(g)
             .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention at {string.Join(",", c.AttentionResolutions)}.")
             .Metadata(DiffusionConfig.MetadataKey, config.ToJson())

@@ -1,6 +1,9 @@
 using Diffusion.OnnxGraph;
 using Diffusion.Trainer.Export;
-using Diffusion.Trainer.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
 
 namespace Diffusion.Trainer.Nn;
 
@@ -44,33 +47,35 @@ public sealed record UNetConfig
 
 /// <summary>
 /// The denoising UNet of Ho et al. 2020 (as in diffusers' UNet2DModel): time (and class) embedding added in every
-/// residual block, self-attention at chosen resolutions, skip connections between levels. Forward runs on libtorch;
-/// Export writes the same arithmetic as ONNX nodes.
+/// residual block, self-attention at chosen resolutions, skip connections between levels. A TorchSharp module whose
+/// <see cref="Export"/> writes the same arithmetic as ONNX nodes.
 /// </summary>
-public sealed class UNet : Module
+public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
     private readonly UNetConfig _config;
-    private readonly TimeEmbedding _time;
-    private readonly Embedding? _classes;
-    private readonly Conv2d _convIn, _convOut;
-    private readonly GroupNorm _normOut;
-    private readonly List<(ResBlock Block, SelfAttention? Attention)> _down = [], _up = [];
-    private readonly List<Module?> _downsamples = [], _upsamples = [];
-    private readonly ResBlock _mid1, _mid2;
-    private readonly SelfAttention _midAttention;
+    private readonly TimeEmbedding time_embedding;
+    private readonly Embedding? class_embedding;
+    private readonly Conv2d conv_in, conv_out;
+    private readonly GroupNorm norm_out;
+    private readonly ModuleList<ResBlock> down_blocks = new(), up_blocks = new();
+    private readonly ModuleDict<SelfAttention> down_attentions = new(), up_attentions = new();
+    private readonly ModuleList<Downsample> downsamples = new();
+    private readonly ModuleList<Upsample> upsamples = new();
+    private readonly ResBlock mid_block_1, mid_block_2;
+    private readonly SelfAttention mid_attention;
 
     /// <summary>The config.</summary>
     public UNetConfig Config => _config;
 
-    /// <summary>Builds the network with weights drawn from <paramref name="g"/>.</summary>
-    public UNet(UNetConfig config, Generator g)
+    /// <summary>Builds the network; its weights come from TorchSharp's default generator (seed it with torch.manual_seed).</summary>
+    public UNet(UNetConfig config) : base(nameof(UNet))
     {
         config.Validate();
         _config = config;
         long ch = config.BaseChannels, emb = 4 * ch, groups = config.NormGroups;
-        _time = Child("time_embedding", new TimeEmbedding(ch, emb, g));
-        if (config.NumClasses > 0) _classes = Child("class_embedding", new Embedding(config.NumClasses + 1, emb, g));
-        _convIn = Child("conv_in", new Conv2d(config.InChannels, ch, 3, g, padding: 1));
+        time_embedding = new TimeEmbedding(ch, emb);
+        if (config.NumClasses > 0) class_embedding = nn.Embedding(config.NumClasses + 1, emb);
+        conv_in = nn.Conv2d(config.InChannels, ch, 3, padding: 1);
 
         var skips = new List<long> { ch };
         long width = ch;
@@ -80,24 +85,22 @@ public sealed class UNet : Module
             long outWidth = ch * config.ChannelMults[level];
             for (int i = 0; i < config.ResBlocks; i++)
             {
-                var block = Child($"down.{level}.block.{i}", new ResBlock(width, outWidth, emb, groups, config.Dropout, g));
-                var attention = config.AttentionResolutions.Contains(size) ? Child($"down.{level}.attn.{i}", new SelfAttention(outWidth, groups, g)) : null;
-                _down.Add((block, attention));
+                down_blocks.Add(new ResBlock(width, outWidth, emb, groups, config.Dropout));
+                if (config.AttentionResolutions.Contains(size)) down_attentions.Add(((down_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
                 skips.Add(width);
             }
             if (level < config.ChannelMults.Length - 1)
             {
-                _downsamples.Add(Child($"down.{level}.downsample", new Downsample(width, g)));
+                downsamples.Add(new Downsample(width));
                 skips.Add(width);
                 size /= 2;
             }
-            else _downsamples.Add(null);
         }
 
-        _mid1 = Child("mid.block_1", new ResBlock(width, width, emb, groups, config.Dropout, g));
-        _midAttention = Child("mid.attn", new SelfAttention(width, groups, g));
-        _mid2 = Child("mid.block_2", new ResBlock(width, width, emb, groups, config.Dropout, g));
+        mid_block_1 = new ResBlock(width, width, emb, groups, config.Dropout);
+        mid_attention = new SelfAttention(width, groups);
+        mid_block_2 = new ResBlock(width, width, emb, groups, config.Dropout);
 
         for (int level = config.ChannelMults.Length - 1; level >= 0; level--)
         {
@@ -106,105 +109,108 @@ public sealed class UNet : Module
             {
                 long skip = skips[^1];
                 skips.RemoveAt(skips.Count - 1);
-                var block = Child($"up.{level}.block.{i}", new ResBlock(width + skip, outWidth, emb, groups, config.Dropout, g));
-                var attention = config.AttentionResolutions.Contains(size) ? Child($"up.{level}.attn.{i}", new SelfAttention(outWidth, groups, g)) : null;
-                _up.Add((block, attention));
+                up_blocks.Add(new ResBlock(width + skip, outWidth, emb, groups, config.Dropout));
+                if (config.AttentionResolutions.Contains(size)) up_attentions.Add(((up_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
             }
             if (level > 0)
             {
-                _upsamples.Add(Child($"up.{level}.upsample", new Upsample(width, g)));
+                upsamples.Add(new Upsample(width));
                 size *= 2;
             }
-            else _upsamples.Add(null);
         }
-        _normOut = Child("norm_out", new GroupNorm(groups, width));
-        _convOut = Child("conv_out", new Conv2d(width, config.InChannels, 3, g, padding: 1).ZeroInit());
+        norm_out = Layers.GroupNorm(groups, width);
+        conv_out = ResBlock.ZeroInit(nn.Conv2d(width, config.InChannels, 3, padding: 1));
+
+        register_module("time_embedding", time_embedding);
+        if (class_embedding is not null) register_module("class_embedding", class_embedding);
+        register_module("conv_in", conv_in);
+        register_module("down_blocks", down_blocks);
+        register_module("down_attentions", down_attentions);
+        register_module("downsamples", downsamples);
+        register_module("mid_block_1", mid_block_1);
+        register_module("mid_attention", mid_attention);
+        register_module("mid_block_2", mid_block_2);
+        register_module("up_blocks", up_blocks);
+        register_module("up_attentions", up_attentions);
+        register_module("upsamples", upsamples);
+        register_module("norm_out", norm_out);
+        register_module("conv_out", conv_out);
     }
 
     /// <summary>model_output for x_t [B,C,H,W], timesteps t [B] (float) and, for class-conditional nets, labels [B] (int64).</summary>
-    public Tensor Forward(Tensor x, Tensor t, Tensor? labels = null)
+    public override Tensor forward(Tensor x, Tensor t, Tensor? labels)
     {
-        using var scope = DisposeScope.Enter();
-        var emb = _time.Forward(t);
-        if (_classes is not null)
-        {
-            if (labels is null) throw new ArgumentException("This UNet is class-conditional: pass class labels (num_classes is the null label).");
-            emb = emb + _classes.Forward(labels);
-        }
-        var h = _convIn.Forward(x);
+        var emb = time_embedding.forward(t);
+        if (class_embedding is not null)
+            emb = emb + class_embedding.forward(labels ?? throw new ArgumentException("This UNet is class-conditional: pass class labels (num_classes is the null label)."));
+        var h = conv_in.forward(x);
         var skips = new List<Tensor> { h };
         int block = 0;
         for (int level = 0; level < _config.ChannelMults.Length; level++)
         {
             for (int i = 0; i < _config.ResBlocks; i++, block++)
             {
-                var (res, attention) = _down[block];
-                h = res.Forward(h, emb);
-                if (attention is not null) h = attention.Forward(h);
+                h = down_blocks[block].forward(h, emb);
+                if (down_attentions.TryGetValue(block.ToString(), out var attention)) h = attention.forward(h);
                 skips.Add(h);
             }
-            if (_downsamples[level] is Downsample down)
+            if (level < downsamples.Count)
             {
-                h = down.Forward(h);
+                h = downsamples[level].forward(h);
                 skips.Add(h);
             }
         }
-        h = _mid2.Forward(_midAttention.Forward(_mid1.Forward(h, emb)), emb);
+        h = mid_block_2.forward(mid_attention.forward(mid_block_1.forward(h, emb)), emb);
         block = 0;
         for (int level = 0; level < _config.ChannelMults.Length; level++)
         {
             for (int i = 0; i < _config.ResBlocks + 1; i++, block++)
             {
-                var (res, attention) = _up[block];
-                var skip = skips[^1];
+                h = up_blocks[block].forward(cat([h, skips[^1]], 1), emb);
                 skips.RemoveAt(skips.Count - 1);
-                h = res.Forward(Tensor.Cat([h, skip], 1), emb);
-                if (attention is not null) h = attention.Forward(h);
+                if (up_attentions.TryGetValue(block.ToString(), out var attention)) h = attention.forward(h);
             }
-            if (_upsamples[level] is Upsample up) h = up.Forward(h);
+            if (level < upsamples.Count) h = upsamples[level].forward(h);
         }
-        return scope.MoveToOuter(_convOut.Forward(_normOut.Forward(h).Silu()));
+        return conv_out.forward(F.silu(norm_out.forward(h)));
     }
 
     /// <summary>Writes the network between the given graph inputs; returns the output value.</summary>
     public Value Export(OnnxEmitter e, Value x, Value t, Value? labels)
     {
         var g = e.G;
-        var emb = _time.Export(e, t);
-        if (_classes is not null) emb = g.Add(emb, _classes.Export(e, labels ?? throw new ArgumentException("class labels input missing")));
-        var h = _convIn.Export(e, x);
+        var emb = time_embedding.Export(e, t);
+        if (class_embedding is not null) emb = g.Add(emb, e.Embedding(class_embedding, labels ?? throw new ArgumentException("class labels input missing")));
+        var h = e.Conv(conv_in, x);
         var skips = new List<Value> { h };
         int block = 0;
         for (int level = 0; level < _config.ChannelMults.Length; level++)
         {
             for (int i = 0; i < _config.ResBlocks; i++, block++)
             {
-                var (res, attention) = _down[block];
-                h = res.Export(e, h, emb);
-                if (attention is not null) h = attention.Export(e, h);
+                h = down_blocks[block].Export(e, h, emb);
+                if (down_attentions.TryGetValue(block.ToString(), out var attention)) h = attention.Export(e, h);
                 skips.Add(h);
             }
-            if (_downsamples[level] is Downsample down)
+            if (level < downsamples.Count)
             {
-                h = down.Export(e, h);
+                h = downsamples[level].Export(e, h);
                 skips.Add(h);
             }
         }
-        h = _mid2.Export(e, _midAttention.Export(e, _mid1.Export(e, h, emb)), emb);
+        h = mid_block_2.Export(e, mid_attention.Export(e, mid_block_1.Export(e, h, emb)), emb);
         block = 0;
         for (int level = 0; level < _config.ChannelMults.Length; level++)
         {
             for (int i = 0; i < _config.ResBlocks + 1; i++, block++)
             {
-                var (res, attention) = _up[block];
-                var skip = skips[^1];
+                h = up_blocks[block].Export(e, g.Node("Concat", [h, skips[^1]], null, Attr.Int("axis", 1)), emb);
                 skips.RemoveAt(skips.Count - 1);
-                h = res.Export(e, g.Node("Concat", [h, skip], null, Attr.Int("axis", 1)), emb);
-                if (attention is not null) h = attention.Export(e, h);
+                if (up_attentions.TryGetValue(block.ToString(), out var attention)) h = attention.Export(e, h);
             }
-            if (_upsamples[level] is Upsample up) h = up.Export(e, h);
+            if (level < upsamples.Count) h = upsamples[level].Export(e, h);
         }
-        return _convOut.Export(e, e.Silu(_normOut.Export(e, h)));
+        return e.Conv(conv_out, e.Silu(e.GroupNorm(norm_out, h)));
     }
 }

@@ -1,6 +1,7 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Diffusion.Trainer.Torch;
 
 namespace Diffusion.Trainer.Training;
 
@@ -8,28 +9,58 @@ namespace Diffusion.Trainer.Training;
 public sealed record CheckpointInfo(int Step, TrainConfig Config, string[] ClassNames, double LastLoss);
 
 /// <summary>
-/// A training state in one libtorch archive: weights, EMA weights, AdamW moments, both generators' states and a JSON
-/// header (step, config, class names). Written to a temporary name and renamed into place.
+/// A training state in one file: a JSON header (step, config, class names) and a payload of TorchSharp's own binary
+/// format (module and optimizer state dicts, generator states), guarded by the payload's SHA-256 so that a damaged
+/// file is refused instead of resumed. Written to a temporary name, flushed to disk and renamed into place.
 /// </summary>
+/// <remarks>
+/// Layout: "DIFFCKPT", int32 format version, int32 header length, header (UTF-8 JSON), int64 payload length,
+/// 32-byte SHA-256 of header + payload, payload. All integers little-endian.
+/// </remarks>
 public static class Checkpoint
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, IncludeFields = false };
+    private static readonly byte[] Magic = "DIFFCKPT"u8.ToArray();
+    private const int FormatVersion = 2;
+    private const int MaxHeaderBytes = 1 << 20;
+    private const int HashBytes = 32;
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes the state to <paramref name="path"/> atomically.</summary>
-    public static void Save(string path, CheckpointInfo info, IReadOnlyList<Tensor> weights, IReadOnlyList<Tensor> ema, IEnumerable<Tensor> optimizer, byte[] dataGenerator, byte[] defaultGenerator)
+    /// <summary>Writes <paramref name="info"/> and the payload <paramref name="writePayload"/> produces to <paramref name="path"/>, atomically.</summary>
+    public static void Save(string path, CheckpointInfo info, Action<BinaryWriter> writePayload)
     {
-        using var scope = DisposeScope.Enter();
-        var header = Tensor.FromBytes(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(info, Json)));
-        var tensors = new List<Tensor> { header, Tensor.FromBytes(dataGenerator), Tensor.FromBytes(defaultGenerator) };
-        tensors.AddRange(weights);
-        tensors.AddRange(ema);
-        tensors.AddRange(optimizer);
         var full = Path.GetFullPath(path);
+        RemoveStaleTemporaries(full);
         var tmp = $"{full}.tmp-{Environment.ProcessId}";
         try
         {
-            TorchRuntime.Save(tensors, tmp);
+            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+            {
+                var header = JsonSerializer.SerializeToUtf8Bytes(info, Json);
+                using (var writer = new BinaryWriter(file, Encoding.UTF8, leaveOpen: true))
+                {
+                    writer.Write(Magic);
+                    writer.Write(FormatVersion);
+                    writer.Write(header.Length);
+                    writer.Write(header);
+                    writer.Write(0L);                 // payload length, filled in below
+                    writer.Write(new byte[HashBytes]); // payload hash, filled in below
+                    long payloadStart = file.Position;
+                    writePayload(writer);
+                    writer.Flush();
+                    long payloadLength = file.Position - payloadStart;
+                    file.Position = payloadStart;
+                    var hash = Digest(header, file);
+                    file.Position = payloadStart - HashBytes - sizeof(long);
+                    writer.Write(payloadLength);
+                    writer.Write(hash);
+                }
+                file.Flush(flushToDisk: true);
+            }
             File.Move(tmp, full, overwrite: true);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"Writing checkpoint '{full}' failed ({e.Message}); the previous checkpoint, if any, is intact.", e);
         }
         finally
         {
@@ -37,63 +68,96 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>A loaded checkpoint; the caller disposes it.</summary>
-    public sealed class Loaded(CheckpointInfo info, Tensor[] tensors) : IDisposable
+    /// <summary>SHA-256 of the header and the rest of <paramref name="payload"/>, read in 1 MiB pieces.</summary>
+    private static byte[] Digest(byte[] header, Stream payload)
     {
-        /// <summary>Step, config, class names.</summary>
-        public CheckpointInfo Info { get; } = info;
-        /// <summary>The data generator's state.</summary>
-        public byte[] DataGenerator => tensors[1].ToBytes(1);
-        /// <summary>libtorch's default generator's state.</summary>
-        public byte[] DefaultGenerator => tensors[2].ToBytes(1);
-        /// <summary>Tensors after the header: weights, EMA, m, v (each group in parameter order).</summary>
-        public ReadOnlySpan<Tensor> Group(int index, int count) => tensors.AsSpan(3 + index * count, count);
-        /// <summary>Number of stored tensors after the header.</summary>
-        public int TensorCount => tensors.Length - 3;
-        /// <inheritdoc />
-        public void Dispose()
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(header);
+        var buffer = new byte[1 << 20];
+        for (int n; (n = payload.Read(buffer)) > 0;) hash.AppendData(buffer, 0, n);
+        return hash.GetHashAndReset();
+    }
+
+    /// <summary>Temporaries left by a writer that was killed (their process is gone) are removed before the next write.</summary>
+    private static void RemoveStaleTemporaries(string full)
+    {
+        var folder = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(folder)) return;
+        foreach (var stale in Directory.EnumerateFiles(folder, Path.GetFileName(full) + ".tmp-*"))
         {
-            foreach (var t in tensors) t.Dispose();
+            if (int.TryParse(stale[(stale.LastIndexOf('-') + 1)..], out var pid) && pid != Environment.ProcessId && IsRunning(pid)) continue;
+            try { File.Delete(stale); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
-    /// <summary>The network stored in a checkpoint (its EMA weights, or the raw ones), with the config to export it with.</summary>
-    public static (Nn.UNet Net, Runtime.Onnx.DiffusionConfig Config) LoadNetwork(string path, bool ema)
+    private static bool IsRunning(int pid)
     {
-        using var checkpoint = Load(path);
-        var info = checkpoint.Info;
-        using var init = new Generator(0);
-        var net = new Nn.UNet(info.Config.Net, init);
-        var parameters = net.Parameters();
-        if (checkpoint.TensorCount != 4 * parameters.Count)
-        {
-            net.Dispose();
-            throw new InvalidDataException($"Checkpoint '{path}' holds {checkpoint.TensorCount} tensors; its network needs {4 * parameters.Count}.");
-        }
-        var source = checkpoint.Group(ema ? 1 : 0, parameters.Count);
-        using (new NoGrad())
-            for (int i = 0; i < parameters.Count; i++) parameters[i].CopyFrom(source[i]);
-        return (net, info.Config.Diffusion);
+        try { return !System.Diagnostics.Process.GetProcessById(pid).HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
     }
 
-    /// <summary>Reads a checkpoint; a missing or broken file is a clear error.</summary>
-    public static Loaded Load(string path)
+    /// <summary>The header of a checkpoint, after checking that the whole file is intact.</summary>
+    public static CheckpointInfo ReadInfo(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
-        Tensor[] tensors;
-        try { tensors = TorchRuntime.Load(path); }
-        catch (TorchException e) { throw new InvalidDataException($"Checkpoint '{path}' could not be read by libtorch: {e.Message.Split('\n')[0]}", e); }
+        using var file = Open(path);
+        return ReadVerified(path, file).Info;
+    }
+
+    /// <summary>Checks the file, then hands its payload to <paramref name="readPayload"/>; returns the header.</summary>
+    public static CheckpointInfo Read(string path, Action<CheckpointInfo, BinaryReader> readPayload)
+    {
+        using var file = Open(path);
+        var (info, payloadStart) = ReadVerified(path, file);
+        file.Position = payloadStart;
+        using var reader = new BinaryReader(file, Encoding.UTF8, leaveOpen: true);
         try
         {
-            if (tensors.Length < 3 || tensors[0].DType != DType.UInt8) throw new InvalidDataException($"'{path}' is not a Diffusion for .NET checkpoint.");
-            var info = JsonSerializer.Deserialize<CheckpointInfo>(Encoding.UTF8.GetString(tensors[0].ToBytes(1)), Json)
-                       ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header.");
-            return new Loaded(info, tensors);
+            readPayload(info, reader);
         }
-        catch
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or InvalidDataException or NotImplementedException or FormatException)
         {
-            foreach (var t in tensors) t.Dispose();
-            throw;
+            throw new InvalidDataException($"Checkpoint '{path}' does not fit its network ({e.Message.Split('\n')[0]}). Was it written by a different configuration or version?", e);
         }
+        if (file.Position != file.Length)
+            throw new InvalidDataException($"Checkpoint '{path}' holds {file.Length - file.Position} bytes more than its network reads; was it written by a different configuration?");
+        return info;
+    }
+
+    private static FileStream Open(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+    }
+
+    private static (CheckpointInfo Info, long PayloadStart) ReadVerified(string path, FileStream file)
+    {
+        Span<byte> fixedPart = stackalloc byte[Magic.Length + 8];
+        if (file.ReadAtLeast(fixedPart, fixedPart.Length, throwOnEndOfStream: false) < fixedPart.Length || !fixedPart[..Magic.Length].SequenceEqual(Magic))
+        {
+            if (fixedPart[..4].SequenceEqual("PK\u0003\u0004"u8))
+                throw new InvalidDataException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer (a libtorch archive); this TorchSharp trainer cannot read it. " +
+                    "Export it with the trainer of that version (git history before the TorchSharp trainer) or train anew.");
+            throw new InvalidDataException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with DIFFCKPT).");
+        }
+        int version = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[Magic.Length..]);
+        int headerLength = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[(Magic.Length + 4)..]);
+        if (version != FormatVersion) throw new InvalidDataException($"Checkpoint '{path}' has format version {version}; this trainer reads version {FormatVersion}.");
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes || file.Position + headerLength + sizeof(long) + HashBytes > file.Length)
+            throw new InvalidDataException($"Checkpoint '{path}' is truncated or damaged: its header claims {headerLength} bytes.");
+        var header = new byte[headerLength];
+        file.ReadExactly(header);
+        Span<byte> lengthAndHash = stackalloc byte[sizeof(long) + HashBytes];
+        file.ReadExactly(lengthAndHash);
+        long payloadLength = BinaryPrimitives.ReadInt64LittleEndian(lengthAndHash);
+        long payloadStart = file.Position;
+        if (payloadLength != file.Length - payloadStart)
+            throw new InvalidDataException($"Checkpoint '{path}' is truncated or damaged: {file.Length - payloadStart} payload bytes where its header says {payloadLength}.");
+        if (!Digest(header, file).AsSpan().SequenceEqual(lengthAndHash[sizeof(long)..]))
+            throw new InvalidDataException($"Checkpoint '{path}' is damaged: its contents do not match the SHA-256 recorded when it was written.");
+        CheckpointInfo? info;
+        try { info = JsonSerializer.Deserialize<CheckpointInfo>(header, Json); }
+        catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
+        return (info ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header."), payloadStart);
     }
 }

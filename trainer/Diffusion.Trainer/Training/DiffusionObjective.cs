@@ -1,7 +1,8 @@
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
 using Diffusion.Trainer.Nn;
-using Diffusion.Trainer.Torch;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Training;
 
@@ -29,7 +30,7 @@ public sealed class DiffusionObjective : IDisposable
     private readonly int _nullLabel;
     private readonly Device _device;
 
-    /// <summary>The objective for <paramref name="schedule"/>.</summary>
+    /// <summary>The objective for <paramref name="schedule"/>, its tables on <paramref name="device"/>.</summary>
     public DiffusionObjective(NoiseSchedule schedule, PredictionType prediction, LossWeighting weighting, double minSnrGamma, double labelDropout, int numClasses, Device device)
     {
         (_schedule, _prediction, _labelDropout, _nullLabel, _device) = (schedule, prediction, labelDropout, numClasses, device);
@@ -54,44 +55,39 @@ public sealed class DiffusionObjective : IDisposable
             double factor = prediction switch { PredictionType.Epsilon => snr, PredictionType.VPrediction => snr + 1, _ => 1 };
             w[i] = double.IsNaN(x0Weight) ? 1f : (float)(x0Weight / Math.Max(factor, 1e-12));
         }
-        _sqrtAlphaBar = DisposeScope.Detach(Tensor.FromArray(a, count).To(device));
-        _sqrtOneMinusAlphaBar = DisposeScope.Detach(Tensor.FromArray(s, count).To(device));
-        _weights = DisposeScope.Detach(Tensor.FromArray(w, count).To(device));
+        _sqrtAlphaBar = tensor(a, device: device).DetachFromDisposeScope();
+        _sqrtOneMinusAlphaBar = tensor(s, device: device).DetachFromDisposeScope();
+        _weights = tensor(w, device: device).DetachFromDisposeScope();
     }
 
     /// <summary>q(x_t | x₀): √ᾱ_t x₀ + √(1−ᾱ_t) ε for integer timesteps t [B].</summary>
     public Tensor QSample(Tensor x0, Tensor t, Tensor noise)
     {
-        using var scope = DisposeScope.Enter();
-        long b = x0.Size(0);
-        var a = _sqrtAlphaBar.IndexSelect(0, t).Reshape(b, 1, 1, 1);
-        var s = _sqrtOneMinusAlphaBar.IndexSelect(0, t).Reshape(b, 1, 1, 1);
-        return scope.MoveToOuter(a * x0 + s * noise);
+        long b = x0.shape[0];
+        return _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0 + _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise;
     }
 
-    /// <summary>The weighted loss of <paramref name="net"/> on a batch (x₀ in [−1, 1] on the device), with all randomness from <paramref name="g"/>.</summary>
+    /// <summary>The weighted loss of <paramref name="net"/> on a batch (x₀ in [−1, 1] on the device), with all randomness from <paramref name="g"/> (a CPU generator).</summary>
     public Tensor Loss(UNet net, Tensor x0, Tensor? labels, Generator g)
     {
-        using var scope = DisposeScope.Enter();
-        var shape = x0.Shape;
-        long b = shape[0];
-        var t = Tensor.RandInt(_schedule.TrainTimesteps, [b], g).To(_device);
-        var noise = Tensor.Randn(shape, g).To(_device);
+        long b = x0.shape[0];
+        var t = randint(_schedule.TrainTimesteps, [b], generator: g).to(_device);
+        var noise = randn(x0.shape, generator: g).to(_device);
         var xt = QSample(x0, t, noise);
         if (labels is not null && _labelDropout > 0)
         {
-            var drop = Tensor.Rand([b], g).Lt(_labelDropout).To(_device);
-            labels = Tensor.Where(drop, Tensor.Full([b], _nullLabel, DType.Int64, _device), labels);
+            var drop = (rand([b], generator: g) < _labelDropout).to(_device);
+            labels = where(drop, full([b], _nullLabel, ScalarType.Int64, _device), labels);
         }
-        var prediction = net.Forward(xt, t.To(_device, DType.Float32), labels);
+        var prediction = net.forward(xt, t.to_type(ScalarType.Float32), labels);
         var target = _prediction switch
         {
             PredictionType.Epsilon => noise,
             PredictionType.Sample => x0,
-            _ => _sqrtAlphaBar.IndexSelect(0, t).Reshape(b, 1, 1, 1) * noise - _sqrtOneMinusAlphaBar.IndexSelect(0, t).Reshape(b, 1, 1, 1) * x0,
+            _ => _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise - _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0,
         };
-        var perImage = (prediction - target).Square().Mean([1, 2, 3]);
-        return scope.MoveToOuter((perImage * _weights.IndexSelect(0, t)).Mean());
+        var perImage = (prediction - target).square().mean([1, 2, 3]);
+        return (perImage * _weights.index_select(0, t)).mean();
     }
 
     /// <inheritdoc />

@@ -6,7 +6,9 @@ using Diffusion.Trainer.Data;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Optim;
-using Diffusion.Trainer.Torch;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Training;
 
@@ -14,9 +16,9 @@ namespace Diffusion.Trainer.Training;
 public readonly record struct StepReport(int Step, int Steps, double Loss, double LearningRate, double ImagesPerSecond);
 
 /// <summary>
-/// A training run: data, UNet, objective, AdamW with warm-up and clipping, EMA, checkpoints every N steps (atomic),
-/// loss log, and periodic sample grids made by the runtime from the just-exported ONNX model. <see cref="Resume"/>
-/// restores every piece of state, so a resumed run continues as if it had never stopped.
+/// A training run: data, UNet, objective, TorchSharp's AdamW with warm-up and gradient-norm clipping, EMA, checkpoints
+/// every N steps (atomic), loss log, and periodic sample grids made by the runtime from the just-exported ONNX model.
+/// <see cref="Resume"/> restores every piece of state, so a resumed run continues as if it had never stopped.
 /// </summary>
 public sealed class TrainingRun : IDisposable
 {
@@ -26,15 +28,18 @@ public sealed class TrainingRun : IDisposable
     private readonly UNet _net;
     private readonly DiffusionObjective _objective;
     private readonly AdamW _optimizer;
-    private readonly Ema _ema;
+    private readonly Ema<UNet> _ema;
     private readonly Generator _generator;
     private readonly Device _device;
     private readonly List<(int Step, double Loss)> _losses = [];
+    private int _loggedUpTo = -1;
 
     /// <summary>Steps completed.</summary>
     public int Step { get; private set; }
     /// <summary>The network being trained.</summary>
     public UNet Net => _net;
+    /// <summary>The exponential moving average of <see cref="Net"/>.</summary>
+    public UNet EmaNet => _ema.Average;
     /// <summary>The run's configuration (with the data-derived fields filled in).</summary>
     public TrainConfig Config => _config;
     /// <summary>Loss of every completed step of this process.</summary>
@@ -47,9 +52,7 @@ public sealed class TrainingRun : IDisposable
 
     private TrainingRun(TrainConfig config, string outDir, ImageDataset data)
     {
-        _device = Torch.Device.Parse(config.Device);
-        if (_device.IsCuda && !TorchRuntime.CudaAvailable)
-            throw new ArgumentException($"--device {config.Device}: this libtorch ({TorchRuntime.Version}) has no usable CUDA. Build the shim against a CUDA libtorch (Torch_DIR=…/share/cmake/Torch) on a machine with a GPU.");
+        _device = TorchSetup.ParseDevice(config.Device);
         _outDir = outDir;
         _data = data;
         var net = config.Net with
@@ -65,37 +68,42 @@ public sealed class TrainingRun : IDisposable
             Diffusion = config.Diffusion with { NumClasses = net.NumClasses, ClassNames = net.NumClasses > 0 ? data.ClassNames : null, SampleSize = [data.Height, data.Width], InChannels = data.Channels },
         };
         _config.Diffusion.Validate("training config");
-        TorchRuntime.ManualSeed(config.Seed);
-        _generator = new Generator(config.Seed);
-        _net = new UNet(net, _generator);
-        _net.MoveTo(_device);
+        random.manual_seed((long)config.Seed);  // initial weights and dropout draw from the default generator
+        _generator = new Generator(config.Seed); // batches, t, noise and label dropout from this one
+        _net = new UNet(net);
+        _net.to(_device);
         _objective = new DiffusionObjective(_config.Diffusion.CreateSchedule(), _config.Diffusion.Prediction, config.Weighting, config.MinSnrGamma,
             config.LabelDropout, net.NumClasses, _device);
-        _optimizer = new AdamW(_net.Parameters(), config.LearningRate, weightDecay: config.WeightDecay);
-        _ema = new Ema(_net.Parameters(), config.EmaDecay);
+        _optimizer = optim.AdamW(_net.parameters(), config.LearningRate, weight_decay: config.WeightDecay);
+        var average = new UNet(net);
+        average.to(_device);
+        _ema = new Ema<UNet>(_net, average, config.EmaDecay);
     }
 
     /// <summary>Starts a new run writing into <paramref name="outDir"/>.</summary>
     public static TrainingRun Start(TrainConfig config, string outDir, ImageDataset? data = null)
     {
         Validate(config);
-        Directory.CreateDirectory(outDir);
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
-        return new TrainingRun(config, outDir, data);
+        var run = new TrainingRun(config, outDir, data);
+        Directory.CreateDirectory(outDir);
+        return run;
     }
 
     /// <summary>Continues the run saved in <paramref name="outDir"/>; <paramref name="steps"/> (if given) replaces the target step count.</summary>
     public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null)
     {
-        using var checkpoint = Checkpoint.Load(CheckpointPath(outDir));
-        var config = checkpoint.Info.Config with { Steps = steps ?? checkpoint.Info.Config.Steps };
+        var path = CheckpointPath(outDir);
+        var saved = Checkpoint.ReadInfo(path);
+        var config = saved.Config with { Steps = steps ?? saved.Config.Steps };
+        Validate(config);
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data);
         try
         {
-            run.Restore(checkpoint);
+            Checkpoint.Read(path, (info, reader) => run.Restore(info, reader));
             return run;
         }
         catch
@@ -105,28 +113,34 @@ public sealed class TrainingRun : IDisposable
         }
     }
 
-    private void Restore(Checkpoint.Loaded checkpoint)
+    /// <summary>The payload of a checkpoint: weights, EMA weights, AdamW state, both generators' states, in this order.</summary>
+    private void WriteState(BinaryWriter writer)
     {
-        var parameters = _net.Parameters();
-        int n = parameters.Count;
-        if (checkpoint.TensorCount != 4 * n)
-            throw new InvalidDataException($"Checkpoint in '{_outDir}' holds {checkpoint.TensorCount} tensors; this network needs {4 * n}. Was it written by a different configuration?");
-        using var noGrad = new NoGrad();
-        using var scope = DisposeScope.Enter();
-        var weights = checkpoint.Group(0, n);
-        var ema = checkpoint.Group(1, n);
-        var optimizer = _optimizer.State.ToArray();
-        for (int i = 0; i < n; i++)
-        {
-            parameters[i].CopyFrom(weights[i].To(_device));
-            _ema.Shadow[i].CopyFrom(ema[i].To(_device));
-        }
-        var moments = checkpoint.Group(2, n).ToArray().Concat(checkpoint.Group(3, n).ToArray()).ToArray();
-        for (int i = 0; i < optimizer.Length; i++) optimizer[i].CopyFrom(moments[i].To(_device));
-        _generator.State = checkpoint.DataGenerator;
-        using (var defaultGenerator = Generator.Default()) defaultGenerator.State = checkpoint.DefaultGenerator;
-        Step = checkpoint.Info.Step;
-        _optimizer.Step = Step;
+        _net.save(writer);
+        _ema.Average.save(writer);
+        _optimizer.save_state_dict(writer);
+        using var scope = NewDisposeScope();
+        _generator.get_state().Save(writer);
+        random.get_rng_state().Save(writer);
+    }
+
+    private void Restore(CheckpointInfo info, BinaryReader reader)
+    {
+        ReadState(reader, _net, _ema.Average, _optimizer, _generator, restoreDefaultGenerator: true);
+        Step = info.Step;
+        _loggedUpTo = Step;
+    }
+
+    /// <summary>Reads what <see cref="WriteState"/> wrote into modules, optimizer and generator of the same configuration.</summary>
+    private static void ReadState(BinaryReader reader, UNet net, UNet average, AdamW optimizer, Generator generator, bool restoreDefaultGenerator)
+    {
+        net.load(reader, strict: true);
+        average.load(reader, strict: true);
+        optimizer.load_state_dict(reader);
+        using var scope = NewDisposeScope();
+        generator.set_state(TensorExtensionMethods.Load(reader));
+        var defaultState = TensorExtensionMethods.Load(reader);
+        if (restoreDefaultGenerator) random.set_rng_state(defaultState);
     }
 
     private static void Validate(TrainConfig c)
@@ -152,7 +166,7 @@ public sealed class TrainingRun : IDisposable
             cancellation.ThrowIfCancellationRequested();
             double loss = TrainStep();
             double rate = (Step - startStep) * (double)_config.Batch / watch.Elapsed.TotalSeconds;
-            progress?.Report(new StepReport(Step, _config.Steps, loss, _optimizer.LearningRate, rate));
+            progress?.Report(new StepReport(Step, _config.Steps, loss, LearningRateAt(Step), rate));
             if (Step % _config.CheckpointEvery == 0 || Step == _config.Steps) SaveCheckpoint(loss);
             if (_config.SampleEvery > 0 && (Step % _config.SampleEvery == 0 || Step == _config.Steps)) WriteSamples();
         }
@@ -161,57 +175,47 @@ public sealed class TrainingRun : IDisposable
     /// <summary>One optimizer step on a fresh batch; returns the loss.</summary>
     public double TrainStep()
     {
-        using var scope = DisposeScope.Enter();
-        _net.Train();
+        using var scope = NewDisposeScope();
+        _net.train();
         int b = _config.Batch;
-        var indices = Tensor.RandInt(_data.Count, [b], _generator).ToLongArray();
-        var flips = Tensor.Rand([b], _generator).ToFloatArray().Select(u => _config.Flip && u < 0.5f).ToArray();
+        var indices = randint(_data.Count, [b], generator: _generator).data<long>().ToArray();
+        var flips = rand([b], generator: _generator).data<float>().ToArray().Select(u => _config.Flip && u < 0.5f).ToArray();
         var (images, labels) = _data.Batch(indices, flips);
-        var x0 = images.To(_device);
-        var y = _net.Config.NumClasses > 0 ? labels?.To(_device) : null;
-        _net.ZeroGrad();
+        var x0 = images.to(_device);
+        var y = _net.Config.NumClasses > 0 ? labels?.to(_device) : null;
+        _optimizer.zero_grad();
         var loss = _objective.Loss(_net, x0, y, _generator);
-        loss.Backward();
-        if (_config.GradClip > 0) AdamW.ClipGradNorm(_net.Parameters(), _config.GradClip);
+        loss.backward();
+        if (_config.GradClip > 0) nn.utils.clip_grad_norm_(_net.parameters(), _config.GradClip);
         Step++;
-        _optimizer.LearningRate = LearningRateAt(Step);
-        _optimizer.StepOnce();
+        foreach (var group in _optimizer.ParamGroups) group.LearningRate = LearningRateAt(Step);
+        _optimizer.step();
         _ema.Update(Step);
-        double value = loss.Item();
+        double value = loss.item<float>();
         if (!double.IsFinite(value)) throw new InvalidOperationException($"The loss became {value} at step {Step}; lower --lr or enable --grad-clip.");
         _losses.Add((Step, value));
         return value;
     }
 
-    /// <summary>Writes checkpoint.pt and appends to loss.csv.</summary>
+    /// <summary>Writes checkpoint.pt and appends the steps since the last checkpoint to loss.csv.</summary>
     public void SaveCheckpoint(double lastLoss)
     {
-        byte[] defaultState;
-        using (var g = Generator.Default()) defaultState = g.State;
-        Checkpoint.Save(CheckpointPath(_outDir), new CheckpointInfo(Step, _config, _data.ClassNames, lastLoss),
-            _net.Parameters(), _ema.Shadow, _optimizer.State, _generator.State, defaultState);
+        Checkpoint.Save(CheckpointPath(_outDir), new CheckpointInfo(Step, _config, _data.ClassNames, lastLoss), WriteState);
         var log = Path.Combine(_outDir, "loss.csv");
-        var lines = _losses.Where(l => l.Step > LoggedUpTo(log)).Select(l => $"{l.Step},{l.Loss:R}");
+        if (_loggedUpTo < 0) _loggedUpTo = File.Exists(log) ? LastLoggedStep(log) : 0;
         if (!File.Exists(log)) File.WriteAllText(log, "step,loss\n");
-        File.AppendAllLines(log, lines);
+        File.AppendAllLines(log, _losses.Where(l => l.Step > _loggedUpTo).Select(l => $"{l.Step},{l.Loss:R}"));
+        _loggedUpTo = Step;
     }
 
-    private static int LoggedUpTo(string log)
+    private static int LastLoggedStep(string log)
     {
-        if (!File.Exists(log)) return 0;
-        var last = File.ReadLines(log).Skip(1).LastOrDefault();
-        return last is null ? 0 : int.Parse(last.Split(',')[0]);
+        var last = File.ReadLines(log).Skip(1).LastOrDefault(l => l.Length > 0);
+        return last is not null && int.TryParse(last.Split(',')[0], out var step) ? step : 0;
     }
 
     /// <summary>The EMA (or raw) weights as an ONNX model following the model contract.</summary>
-    public byte[] ExportOnnx(bool ema = true)
-    {
-        if (!ema) return UNetExporter.ToOnnx(_net, _config.Diffusion);
-        using var init = new Generator(0);
-        using var copy = new UNet(_net.Config, init);
-        _ema.CopyTo(copy);
-        return UNetExporter.ToOnnx(copy, _config.Diffusion);
-    }
+    public byte[] ExportOnnx(bool ema = true) => UNetExporter.ToOnnx(ema ? _ema.Average : _net, _config.Diffusion);
 
     /// <summary>Exports the EMA model to model.onnx and samples a grid through the runtime (DPM-Solver++(2M), 20 steps, Karras σ).</summary>
     public string WriteSamples()
@@ -230,6 +234,29 @@ public sealed class TrainingRun : IDisposable
         var grid = Path.Combine(_outDir, $"samples-{Step:000000}.png");
         Png.Save(grid, ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width, columns: model.NumClasses > 0 ? model.NumClasses : 0));
         return grid;
+    }
+
+    /// <summary>The network stored in a checkpoint (its EMA weights, or the raw ones), with the config to export it with.</summary>
+    public static (UNet Net, DiffusionConfig Config) LoadNetwork(string path, bool ema)
+    {
+        var info = Checkpoint.ReadInfo(path);
+        UNet net = new(info.Config.Net), average = new(info.Config.Net);
+        try
+        {
+            using var optimizer = optim.AdamW(net.parameters());
+            using var generator = new Generator(0);
+            Checkpoint.Read(path, (_, reader) => ReadState(reader, net, average, optimizer, generator, restoreDefaultGenerator: false));
+            var kept = ema ? average : net;
+            (ema ? net : average).Dispose();
+            kept.eval();
+            return (kept, info.Config.Diffusion);
+        }
+        catch
+        {
+            net.Dispose();
+            average.Dispose();
+            throw;
+        }
     }
 
     /// <inheritdoc />

@@ -1,0 +1,118 @@
+using System.Text;
+using Diffusion.Trainer.Training;
+
+namespace Diffusion.Trainer.Tests;
+
+/// <summary>The checkpoint container: round trip, and every kind of damage refused with a message naming the file.</summary>
+public class CheckpointTests
+{
+    private static readonly CheckpointInfo Info = new(42, new TrainConfig { Batch = 7 }, ["a", "b"], 0.125);
+
+    private static string Folder()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"checkpoint-tests-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        return folder;
+    }
+
+    private static string Write(string folder, byte[] payload)
+    {
+        var path = Path.Combine(folder, "checkpoint.pt");
+        Checkpoint.Save(path, Info, w => w.Write(payload));
+        return path;
+    }
+
+    private static byte[] ReadBack(string path)
+    {
+        byte[]? payload = null;
+        Checkpoint.Read(path, (_, r) => payload = r.ReadBytes(1000));
+        return payload!;
+    }
+
+    [Fact]
+    public void Header_and_payload_round_trip()
+    {
+        var payload = Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray();
+        var path = Write(Folder(), payload);
+        var info = Checkpoint.ReadInfo(path);
+        Assert.Equal((42, 7, 0.125), (info.Step, info.Config.Batch, info.LastLoss));
+        Assert.Equal(["a", "b"], info.ClassNames);
+        Assert.Equal(payload, ReadBack(path));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.tmp-*"));
+    }
+
+    [Fact]
+    public void Any_flipped_byte_is_refused_never_read()
+    {
+        var path = Write(Folder(), new byte[1000]);
+        var original = File.ReadAllBytes(path);
+        var random = new Random(1);
+        var offsets = Enumerable.Range(0, 40).Select(_ => random.Next(original.Length)).Concat([0, 8, 12, 20, original.Length - 1]);
+        foreach (var offset in offsets)
+        {
+            var damaged = (byte[])original.Clone();
+            damaged[offset] ^= (byte)(1 << random.Next(8));
+            File.WriteAllBytes(path, damaged);
+            var e = Assert.Throws<InvalidDataException>(() => ReadBack(path));
+            Assert.Contains(path, e.Message);
+        }
+    }
+
+    [Fact]
+    public void Truncated_hostile_and_foreign_files_get_one_clear_message()
+    {
+        var folder = Folder();
+        var path = Write(folder, new byte[1000]);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length - 10)]);
+        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(path)).Message);
+
+        var huge = (byte[])bytes.Clone();
+        BitConverter.GetBytes(int.MaxValue).CopyTo(huge, 12); // header length
+        File.WriteAllBytes(path, huge);
+        Assert.Contains("header claims", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(path)).Message);
+
+        var oldTrainer = Path.Combine(folder, "old.pt");
+        File.WriteAllBytes(oldTrainer, [.. "PK\u0003\u0004"u8, .. new byte[200]]); // torch::save's zip archive
+        Assert.Contains("earlier libtorch-shim trainer", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(oldTrainer)).Message);
+
+        var text = Path.Combine(folder, "notes.pt");
+        File.WriteAllText(text, "hello");
+        Assert.Contains("not a Diffusion for .NET checkpoint", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(text)).Message);
+        Assert.Throws<FileNotFoundException>(() => Checkpoint.ReadInfo(Path.Combine(folder, "missing.pt")));
+    }
+
+    [Fact]
+    public void A_payload_that_does_not_fit_the_network_is_refused()
+    {
+        var path = Write(Folder(), new byte[1000]);
+        Assert.Contains("more than its network reads", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, r) => r.ReadBytes(10))).Message);
+        Assert.Contains("does not fit its network", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, r) => { r.ReadBytes(1000); r.ReadInt32(); })).Message);
+        Assert.Contains("Mismatched tensor shape", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, _) => throw new ArgumentException("Mismatched tensor shape"))).Message);
+    }
+
+    [Fact]
+    public void A_failed_write_keeps_the_previous_checkpoint_and_leaves_no_temporary()
+    {
+        var folder = Folder();
+        var path = Write(folder, Encoding.UTF8.GetBytes(new string('x', 1000)));
+        var e = Assert.Throws<IOException>(() => Checkpoint.Save(path, Info with { Step = 43 }, w => { w.Write(new byte[100]); throw new IOException("No space left on device"); }));
+        Assert.Contains("previous checkpoint", e.Message);
+        Assert.Equal(42, Checkpoint.ReadInfo(path).Step);
+        Assert.Empty(Directory.GetFiles(folder, "*.tmp-*"));
+    }
+
+    [Fact]
+    public void Temporaries_of_killed_writers_are_removed_at_the_next_save()
+    {
+        var folder = Folder();
+        var path = Path.Combine(folder, "checkpoint.pt");
+        var dead = $"{path}.tmp-{int.MaxValue - 1}";  // no such process
+        var alive = $"{path}.tmp-1";                  // init: a writer that may still be running
+        File.WriteAllText(dead, "half");
+        File.WriteAllText(alive, "busy");
+        Write(folder, new byte[1000]);
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(alive));
+    }
+}
