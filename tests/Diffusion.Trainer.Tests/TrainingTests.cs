@@ -110,6 +110,21 @@ public class TrainingTests
     }
 
     [Fact]
+    public async Task Bench_train_reports_rate_memory_and_phases_and_refuses_a_missing_python()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(0, await Program.Run(["bench-train", "--steps", "2", "--warmup", "0", "--batch", "4", "--profile"], output, error));
+        var text = output.ToString();
+        Assert.Matches(@"[0-9.]+ images/s \(median step [0-9.]+ ms", text);
+        Assert.Matches(@"peak resident memory [0-9]+ MiB", text);
+        foreach (var phase in new[] { "data", "forward", "backward", "clip", "adamw", "ema" }) Assert.Contains($"{phase} ", text);
+        Assert.Equal(1, await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
+        Assert.Contains("/nonexistent/python3", error.ToString());
+        Assert.Equal(1, await Program.Run(["bench-train", "--steps", "0"], output, error));
+    }
+
+    [Fact]
     public async Task The_trainer_cli_trains_resumes_and_exports()
     {
         var folder = Folder();

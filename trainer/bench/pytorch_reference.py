@@ -105,6 +105,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--profile", action="store_true", help="print mean ms per step of each phase")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -115,7 +116,14 @@ def main():
     ab = torch.cumprod(1 - betas, 0).float()
     data = torch.rand(4096, 1, 28, 28) * 2 - 1
     labels = torch.randint(0, 10, (4096,))
-    times = []
+    times, phases = [], {}
+
+    def mark(name, since):
+        now = time.perf_counter()
+        if step >= a.warmup:
+            phases[name] = phases.get(name, 0.0) + now - since
+        return now
+
     for step in range(a.warmup + a.steps):
         start = time.perf_counter()
         idx = torch.randint(0, 4096, (a.batch,))
@@ -123,15 +131,21 @@ def main():
         y = torch.where(torch.rand(a.batch) < 0.1, torch.full_like(y, 10), y)
         t = torch.randint(0, 1000, (a.batch,))
         noise = torch.randn_like(x0)
+        opt.zero_grad(set_to_none=True)
+        since = mark("data", start)
         xt = ab[t].sqrt()[:, None, None, None] * x0 + (1 - ab[t]).sqrt()[:, None, None, None] * noise
         loss = F.mse_loss(net(xt, t.float(), y), noise)
-        opt.zero_grad(set_to_none=True)
+        since = mark("forward", since)
         loss.backward()
+        since = mark("backward", since)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        since = mark("clip", since)
         opt.step()
+        since = mark("adamw", since)
         with torch.no_grad():
             for e, q in zip(ema, net.parameters()):
                 e.mul_(0.999).add_(q, alpha=0.001)
+        mark("ema", since)
         if step >= a.warmup:
             times.append(time.perf_counter() - start)
     times.sort()
@@ -140,6 +154,8 @@ def main():
     print(f"PyTorch {torch.__version__} eager, reference UNet ({params:,} parameters), batch {a.batch}, {torch.get_num_threads()} threads:")
     print(f"  {a.batch / median:.1f} images/s (median step {median * 1000:.1f} ms over {len(times)} steps)")
     print(f"  peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if a.profile:
+        print("  per step: " + ", ".join(f"{k} {v / len(times) * 1000:.1f} ms" for k, v in phases.items()))
 
 
 if __name__ == "__main__":

@@ -27,14 +27,15 @@ public static partial class BenchTrainCommand
         var python = new Option<string>("--python") { DefaultValueFactory = _ => "/usr/bin/python3", Description = "Python with torch for the twin (Debian's python3-torch)." };
         var previous = new Option<string?>("--previous") { Description = "diffusion-trainer.dll of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
-        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds };
+        var profile = new Option<bool>("--profile") { Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, AdamW, EMA)." };
+        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds, profile };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
             if (s <= 0 || w < 0 || b <= 0) throw new ArgumentException($"bench-train: --steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
             if (!p.GetValue(compare))
             {
-                await output.WriteAsync(MeasureThisTrainer(s, w, b, t, cancellation));
+                await output.WriteAsync(MeasureThisTrainer(s, w, b, t, p.GetValue(profile), cancellation));
                 return 0;
             }
             var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, p.GetValue(rounds), p.GetValue(python)!, p.GetValue(previous), output, cancellation);
@@ -45,7 +46,7 @@ public static partial class BenchTrainCommand
     }
 
     /// <summary>Times this trainer's steps in this process; the text has the lines <see cref="Parse"/> reads.</summary>
-    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, CancellationToken cancellation)
+    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, bool profile, CancellationToken cancellation)
     {
         int torchThreads = TorchSetup.SetThreads(threads);
         var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
@@ -56,6 +57,7 @@ public static partial class BenchTrainCommand
         };
         using var run = TrainingRun.Start(config, folder);
         for (int i = 0; i < warmup; i++) run.TrainStep();
+        if (profile) run.Profile = new StepProfile();
         var times = new List<double>();
         for (int i = 0; i < steps; i++)
         {
@@ -69,7 +71,8 @@ public static partial class BenchTrainCommand
         double median = times[times.Count / 2], mean = times.Average();
         return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads:\n" +
                $"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)\n" +
-               $"  peak resident memory {PeakResidentMiB():0} MiB\n";
+               $"  peak resident memory {PeakResidentMiB():0} MiB\n" +
+               (run.Profile is { } phases ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
     }
 
     private sealed record Contender(string Name, string File, IReadOnlyList<string> Arguments);

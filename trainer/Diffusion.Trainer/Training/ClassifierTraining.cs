@@ -28,8 +28,8 @@ public static class ClassifierTraining
                 var flips = rand([batch], generator: g).data<float>().ToArray().Select(u => u < 0.5f).ToArray();
                 var (images, labels) = train.Batch(indices, flips);
                 optimizer.zero_grad();
-                var (logits, _) = net.forward(images);
-                var loss = nn.functional.cross_entropy(logits, labels!);
+                Tensor loss;
+                using (var forward = NewDisposeScope()) loss = forward.MoveToOuter(nn.functional.cross_entropy(net.forward(images).Logits, labels!)); // see TrainingRun.TrainStep
                 loss.backward();
                 foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * 0.5 * (1 + Math.Cos(Math.PI * step / total)); // cosine decay
                 optimizer.step();

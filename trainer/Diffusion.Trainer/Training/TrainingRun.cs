@@ -46,6 +46,8 @@ public sealed class TrainingRun : IDisposable
     public IReadOnlyList<(int Step, double Loss)> Losses => _losses;
     /// <summary>Class names of the data.</summary>
     public string[] ClassNames => _data.ClassNames;
+    /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
+    public StepProfile? Profile { get; set; }
 
     /// <summary>The checkpoint file of a run folder.</summary>
     public static string CheckpointPath(string outDir) => Path.Combine(outDir, "checkpoint.pt");
@@ -176,6 +178,7 @@ public sealed class TrainingRun : IDisposable
     public double TrainStep()
     {
         using var scope = NewDisposeScope();
+        Profile?.Begin();
         _net.train();
         int b = _config.Batch;
         var indices = randint(_data.Count, [b], generator: _generator).data<long>().ToArray();
@@ -184,16 +187,26 @@ public sealed class TrainingRun : IDisposable
         var x0 = images.to(_device);
         var y = _net.Config.NumClasses > 0 ? labels?.to(_device) : null;
         _optimizer.zero_grad();
-        var loss = _objective.Loss(_net, x0, y, _generator);
+        Profile?.Mark("data");
+        Tensor loss;
+        // The forward pass's intermediate tensors are released as soon as it ends: the autograd graph keeps what
+        // backward needs and frees it node by node, as in PyTorch, instead of every activation living to the end.
+        using (var forward = NewDisposeScope()) loss = forward.MoveToOuter(_objective.Loss(_net, x0, y, _generator));
+        Profile?.Mark("forward");
         loss.backward();
+        Profile?.Mark("backward");
         if (_config.GradClip > 0) nn.utils.clip_grad_norm_(_net.parameters(), _config.GradClip);
+        Profile?.Mark("clip");
         Step++;
         foreach (var group in _optimizer.ParamGroups) group.LearningRate = LearningRateAt(Step);
         _optimizer.step();
+        Profile?.Mark("adamw");
         _ema.Update(Step);
+        Profile?.Mark("ema");
         double value = loss.item<float>();
         if (!double.IsFinite(value)) throw new InvalidOperationException($"The loss became {value} at step {Step}; lower --lr or enable --grad-clip.");
         _losses.Add((Step, value));
+        Profile?.End();
         return value;
     }
 
