@@ -1,4 +1,6 @@
+using Diffusion.Trainer.Data;
 using Diffusion.Trainer.Nn;
+using Diffusion.Trainer.Training;
 using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -33,5 +35,22 @@ public class ClassifierTests
         Assert.Equal(3 * net.FeatureDim, onnxFeatures.Length);
         Assert.True(logits.Zip(onnxLogits, (a, b) => Math.Abs(a - b)).Max() <= 1e-4);
         Assert.True(features.Zip(onnxFeatures, (a, b) => Math.Abs(a - b)).Max() <= 1e-4);
+    }
+
+    [Fact]
+    public void A_short_training_run_classifies_far_above_chance()
+    {
+        var train = Datasets.Open("fashion-mnist").Take(2048);
+        var test = Datasets.Open("fashion-mnist-test").Take(1000);
+        var losses = new List<double>();
+        using var net = ClassifierTraining.Train(train, epochs: 2, batch: 64, lr: 2e-3, seed: 1, new Progress(r => losses.Add(r.Loss)));
+        double accuracy = ClassifierTraining.Accuracy(net, test);
+        Assert.True(accuracy > 0.6, $"accuracy {accuracy:P1} after 64 steps (chance: 10 %)");
+        Assert.True(losses.TakeLast(8).Average() < 0.5 * losses.Take(8).Average(), $"loss {losses.Take(8).Average():0.00} → {losses.TakeLast(8).Average():0.00}");
+    }
+
+    private sealed class Progress(Action<(int Epoch, int Step, double Loss)> report) : IProgress<(int Epoch, int Step, double Loss)>
+    {
+        public void Report((int Epoch, int Step, double Loss) value) => report(value);
     }
 }

@@ -38,8 +38,6 @@ public sealed class TrainingRun : IDisposable
     public int Step { get; private set; }
     /// <summary>The network being trained.</summary>
     public UNet Net => _net;
-    /// <summary>The exponential moving average of <see cref="Net"/>.</summary>
-    public UNet EmaNet => _ema.Average;
     /// <summary>The run's configuration (with the data-derived fields filled in).</summary>
     public TrainConfig Config => _config;
     /// <summary>Loss of every completed step of this process.</summary>
