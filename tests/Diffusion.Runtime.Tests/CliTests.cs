@@ -189,17 +189,45 @@ public class CliTests
     }
 
     [Fact]
-    public void A_missing_native_library_is_explained()
+    public void The_native_library_comes_from_the_package_unless_DIFFUSION_ORT_LIBRARY_names_one()
     {
-        // The library loads once per process, so this runs the CLI as a child process.
+        // The library loads once per process, so these run the CLI as child processes.
+        var (code, output, error) = RunChild(null);
+        Assert.True(code == 0, error);
+        Assert.Contains(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), output); // the NuGet package's, beside the app
+
+        var folder = Directory.CreateTempSubdirectory("ort-").FullName;
+        var copy = Path.Combine(folder, "libonnxruntime.so");
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), copy);
+        (code, output, error) = RunChild(copy);
+        Assert.True(code == 0, error);
+        Assert.Contains(copy, output); // loaded through the opt-in resolver
+
+        (code, _, error) = RunChild("/nowhere/libonnxruntime.so");
+        Assert.Equal(1, code);
+        Assert.Contains("DIFFUSION_ORT_LIBRARY is set to '/nowhere/libonnxruntime.so'", error);
+
+        var notALibrary = Path.Combine(folder, "notes.so");
+        File.WriteAllText(notALibrary, "not an ELF file");
+        (code, _, error) = RunChild(notALibrary);
+        Assert.Equal(1, code);
+        Assert.Contains("could not be loaded", error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    private static (int Code, string Out, string Err) RunChild(string? ortLibrary)
+    {
         var cli = Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { cli, "info" }) start.ArgumentList.Add(a);
-        start.Environment["DIFFUSION_ORT_LIBRARY"] = "/nowhere/libonnxruntime.so";
+        if (ortLibrary is null) start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
+        else start.Environment["DIFFUSION_ORT_LIBRARY"] = ortLibrary;
         using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        Assert.Equal(1, process.ExitCode);
-        Assert.Contains("DIFFUSION_ORT_LIBRARY is set to '/nowhere/libonnxruntime.so'", error);
+        // The info table wraps long paths inside its cells: read it without the table's lines and spaces.
+        var flat = new string(output.Result.Where(c => !char.IsWhiteSpace(c) && c is not ('│' or '─' or '┼' or '├' or '┤' or '┌' or '┐' or '└' or '┘' or '┬' or '┴')).ToArray());
+        return (process.ExitCode, flat, error);
     }
 }

@@ -59,7 +59,7 @@ public static class OrtLibrary
         try { handle = NativeLibrary.Load(path); }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
-            throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not be loaded: {e.Message}", e);
+            throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not be loaded: {e.Message.ReplaceLineEndings(" ").Trim()}", e);
         }
         var ortAssembly = typeof(OrtEnv).Assembly;
         OrtEnv.DisableDllImportResolver = true;
