@@ -21,24 +21,60 @@ public sealed class CliConsole(TextWriter output, TextWriter error)
     /// <summary>Whether live progress bars make sense (an interactive terminal).</summary>
     public bool Interactive => Ansi.Profile.Capabilities.Interactive;
 
-    /// <summary>Runs a command body, turning user errors into one clear line on stderr and a non-zero exit code.</summary>
+    /// <summary>
+    /// Runs a command body. Handled errors become one line on stderr and an exit code that says which kind they were:
+    /// <see cref="ExitCodes.Usage"/> for invalid arguments, <see cref="ExitCodes.Failure"/> for files, models and I/O,
+    /// <see cref="ExitCodes.Cancelled"/> for Ctrl-C; anything else is a bug and says so (<see cref="ExitCodes.InternalError"/>).
+    /// </summary>
     public async Task<int> Guard(Func<Task<int>> body)
     {
         try
         {
             return await body();
         }
+        catch (DiffusionArgumentException e)
+        {
+            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            return ExitCodes.Usage;
+        }
         catch (DiffusionException e)
         {
-            await Error.WriteLineAsync($"error: {e.Message}");
-            return 1;
+            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            return ExitCodes.Failure;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            return ExitCodes.Failure;
         }
         catch (OperationCanceledException)
         {
             await Error.WriteLineAsync("cancelled; nothing was written.");
-            return 130;
+            return ExitCodes.Cancelled;
+        }
+        catch (Exception e)
+        {
+            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this output): {e}");
+            return ExitCodes.InternalError;
         }
     }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+}
+
+/// <summary>The CLI's exit codes: scripts can tell a usage error from a failure from a bug.</summary>
+public static class ExitCodes
+{
+    /// <summary>Success.</summary>
+    public const int Ok = 0;
+    /// <summary>A handled failure: a file, model, image or I/O problem, explained on stderr.</summary>
+    public const int Failure = 1;
+    /// <summary>A usage error: an unknown option or command, or an argument out of range.</summary>
+    public const int Usage = 2;
+    /// <summary>An unexpected exception: a bug (EX_SOFTWARE).</summary>
+    public const int InternalError = 70;
+    /// <summary>Cancelled with Ctrl-C (128 + SIGINT).</summary>
+    public const int Cancelled = 130;
 }
 
 /// <summary>Tables of plain text (no Spectre markup is interpreted in cells).</summary>

@@ -27,7 +27,16 @@ public static class Program
             SchedulesCommand.Create(console),
             BenchCommand.Create(console),
         };
-        var config = new InvocationConfiguration { Output = output, Error = error };
-        return root.Parse(args).InvokeAsync(config, cancellation);
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // One line per problem and a pointer to the help, not the whole help text; exit code 2 (usage).
+            foreach (var e in parsed.Errors) error.WriteLine($"error: {e.Message}");
+            var command = parsed.CommandResult.Command;
+            error.WriteLine($"see: diffusion {(command == root ? "" : command.Name + " ")}--help");
+            return Task.FromResult(ExitCodes.Usage);
+        }
+        var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        return parsed.InvokeAsync(config, cancellation);
     }
 }

@@ -103,17 +103,17 @@ public class BadInputTests
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
         var ok = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 2 };
-        Assert.Contains("--steps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = 0 })).Message);
-        Assert.Contains("--steps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = -3 })).Message);
-        Assert.Contains("--count", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Count = 0 })).Message);
-        Assert.Contains("--batch", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
-        var unknown = Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
+        Assert.Contains("--steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 0 })).Message);
+        Assert.Contains("--steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = -3 })).Message);
+        Assert.Contains("--count", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Count = 0 })).Message);
+        Assert.Contains("--batch", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
+        var unknown = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
         Assert.Contains("dpm++3m", unknown.Message);
         Assert.Contains("unipc", unknown.Message);
-        Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
-        Assert.Contains("not class-conditional", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
-        Assert.Contains("--eta", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
-        Assert.Contains("initial noise", Assert.Throws<DiffusionException>(() => generator.Generate(ok with { InitialNoise = new float[5] })).Message);
+        Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
+        Assert.Contains("not class-conditional", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
+        Assert.Contains("--eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
+        Assert.Contains("initial noise", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { InitialNoise = new float[5] })).Message);
     }
 
     [Fact]
@@ -123,7 +123,7 @@ public class BadInputTests
             new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
         Assert.Contains("cuda:0", e.Message);
         Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
-        Assert.Throws<DiffusionException>(() => ExecutionDevice.Parse("tpu"));
+        Assert.Throws<DiffusionArgumentException>(() => ExecutionDevice.Parse("tpu"));
         Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
     }
 

@@ -64,20 +64,22 @@ public class CliTests
         var nan = Path.Combine(dir, "nan.onnx");
         File.WriteAllBytes(nan, BadInputTests.NanModel());
         var target = Path.Combine(dir, "out.png");
-        var cases = new (string[] Args, string Expected)[]
+        // Exit code 1: a file, model or environment problem; 2: an argument that is wrong in itself.
+        var cases = new (string[] Args, string Expected, int Code)[]
         {
-            (["sample", "--model", nan, "--out", target], "NaN"),
-            (["sample", "--model", Path.Combine(dir, "missing.onnx"), "--out", target], "does not exist"),
-            (["sample", "--sampler", "plms", "--out", target], "unipc"),
-            (["sample", "--steps", "0", "--out", target], "--steps"),
-            (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow"),
-            (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY"),
-            (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png"),
+            (["sample", "--model", nan, "--out", target], "NaN", 1),
+            (["sample", "--model", Path.Combine(dir, "missing.onnx"), "--out", target], "does not exist", 1),
+            (["sample", "--sampler", "plms", "--out", target], "unipc", 2),
+            (["sample", "--steps", "0", "--out", target], "--steps", 2),
+            (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow", 2),
+            (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY", 1),
+            (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png", 2),
+            (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
         };
-        foreach (var (args, expected) in cases)
+        foreach (var (args, expected, exitCode) in cases)
         {
             var (code, _, error) = Run(args);
-            Assert.True(code == 1, $"{string.Join(" ", args)} → {code}");
+            Assert.True(code == exitCode, $"{string.Join(" ", args)} → {code}, expected {exitCode}: {error}");
             Assert.Contains(expected, error);
             Assert.DoesNotContain("   at ", error); // no stack trace
         }
@@ -97,12 +99,13 @@ public class CliTests
         Assert.Contains("3 images", output);
         Assert.Equal(new[] { 3, 3, 32, 32 }, Npy.Load(varied).Shape);
         (code, _, error) = Run("img2img", "--image", single, "--strength", "1.5", "--out", Path.Combine(dir, "bad.png"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--strength", error);
         Png.Save(Path.Combine(dir, "small.png"), new Image8(8, 8, 3, new byte[192]));
         (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--out", Path.Combine(dir, "bad.png"));
         Assert.Equal(1, code);
-        Assert.Contains("needs 32×32 with 3", error);
+        Assert.Contains("is 8×8; model", error);
+        Assert.Contains("needs 32×32 images", error);
         Assert.False(File.Exists(Path.Combine(dir, "bad.png")));
     }
 
@@ -147,7 +150,7 @@ public class CliTests
             Assert.Equal(Npy.Load(single).Data, frames.Data.AsSpan(frame * 3072, 3072).ToArray());
         }
         (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "1", "--out", Path.Combine(dir, "x.png"));
-        Assert.Equal(1, code);
+        Assert.Equal(2, code);
         Assert.Contains("--frames", error);
     }
 

@@ -73,7 +73,7 @@ public class EvaluationTests
         Assert.Contains("| NFE ≤ | best sampler |", report);
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
-        Assert.Equal(1, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
+        Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
         Assert.Contains("--rk45-tolerances 'tight' is not a positive number", error.ToString());
 
         code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);

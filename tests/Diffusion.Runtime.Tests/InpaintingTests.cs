@@ -79,7 +79,7 @@ public class InpaintingTests
         var (mean, std) = Fixtures.Moments(resampled.Images.Where((_, i) => mask[i] == 0).ToArray());
         Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
         Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
-        var e = Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(new GenerationRequest
+        var e = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask, Options = new Samplers.SamplerOptions { Resampling = 2 },
         }));

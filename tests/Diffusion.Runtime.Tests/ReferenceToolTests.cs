@@ -33,7 +33,7 @@ public class ReferenceToolTests
     {
         var dir = Fixtures.TempFolder();
         var ours = Path.Combine(dir, "ours.npy");
-        Npy.Save(ours, [1.5f, -2f, 3.25f, 0f, 7f, -0.125f], 1, 2, 3);
+        Npy.Save(ours, new[] { 1.5f, -2f, 3.25f, 0f, 7f, -0.125f }, 1, 2, 3);
         var theirs = Path.Combine(dir, "theirs.npy");
         var summary = PythonReference.Run("""
             import sys, numpy as np

@@ -210,7 +210,7 @@ public class SamplerTests
             Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
         }
         Assert.Equal(1, model.ResolveClass("LIGHT"));
-        Assert.Contains("dark, light", Assert.Throws<DiffusionException>(() => model.ResolveClass("medium")).Message);
+        Assert.Contains("dark, light", Assert.Throws<DiffusionArgumentException>(() => model.ResolveClass("medium")).Message);
     }
 
     [Fact]

@@ -20,25 +20,48 @@ public static class Program
             BenchTrainCommand.Create(output, error),
             TrainClassifierCommand.Create(output, error),
         };
-        return root.Parse(args).InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellation);
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var e in parsed.Errors) error.WriteLine($"error: {e.Message}");
+            var command = parsed.CommandResult.Command;
+            error.WriteLine($"see: diffusion {(command == root ? "" : command.Name + " ")}--help");
+            return Task.FromResult(2);
+        }
+        return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
     }
 
-    /// <summary>Runs a command body; user errors become one line on stderr and exit code 1.</summary>
+    /// <summary>
+    /// Runs a command body. Handled errors become one line on stderr: exit code 2 for invalid arguments, 1 for files,
+    /// data and I/O, 130 for Ctrl-C; anything else is a bug and says so (exit code 70), as in the runtime's CLI.
+    /// </summary>
     internal static async Task<int> Guard(TextWriter error, Func<Task<int>> body)
     {
         try
         {
             return await body();
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or DiffusionException or InvalidOperationException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or DiffusionArgumentException)
         {
-            await error.WriteLineAsync($"error: {e.Message}");
+            await error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            return 2;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or DiffusionException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            await error.WriteLineAsync($"error: {OneLine(e.Message)}");
             return 1;
         }
         catch (OperationCanceledException)
         {
-            await error.WriteLineAsync("cancelled; the last checkpoint is intact.");
+            await error.WriteLineAsync("cancelled.");
             return 130;
         }
+        catch (Exception e)
+        {
+            await error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this output): {e}");
+            return 70;
+        }
     }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 }

@@ -1,3 +1,4 @@
+using Diffusion.Cli.Output;
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
@@ -50,13 +51,13 @@ public static class BenchCommand
         {
             var names = p.GetValue(samplers) == "all" ? SamplerRegistry.All.Select(e => e.Name).ToArray() : Split(p.GetValue(samplers)!);
             foreach (var name in names) SamplerRegistry.Create(name);
-            var budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) && b > 0 ? b : throw new DiffusionException($"--nfe '{v}' is not a positive integer.")).ToArray();
+            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
+            var budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) && b is > 0 and <= 2 * ImageGenerator.MaxSteps ? b : throw new DiffusionArgumentException($"--nfe '{v}' is not a positive integer (at most {2 * ImageGenerator.MaxSteps}).")).ToArray();
             var fullSet = p.GetValue(full) == "none" ? [] : Split(p.GetValue(full)!).ToHashSet();
             var rtols = p.GetValue(tolerances) == "none" ? [] : Split(p.GetValue(tolerances)!).Select(v =>
-                double.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > 0 ? t : throw new DiffusionException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray();
+                double.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > 0 ? t : throw new DiffusionArgumentException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var folder = p.GetValue(output)!;
-            Directory.CreateDirectory(folder);
+            var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
             var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);

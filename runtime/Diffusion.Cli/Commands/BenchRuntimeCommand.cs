@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Generation;
 using System.CommandLine;
 using System.Diagnostics;
 using Diffusion.Runtime;
@@ -32,10 +33,11 @@ public static class BenchRuntimeCommand
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(() =>
         {
-            using var m = model.Load(p);
             int n = p.GetValue(steps), reps = p.GetValue(repeat);
-            if (n <= 0 || reps <= 0) throw new DiffusionException("--steps and --repeat must be positive.");
-            var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(int.Parse).ToArray();
+            if (n is <= 0 or > ImageGenerator.MaxSteps || reps is <= 0 or > 1000) throw new DiffusionArgumentException($"--steps must lie in 1…{ImageGenerator.MaxSteps} and --repeat in 1…1000.");
+            var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(v => int.TryParse(v, out var b) && b is > 0 and <= 4096 ? b
+                : throw new DiffusionArgumentException($"--batches '{v}': expected batch sizes 1…4096.")).ToArray();
+            using var m = model.Load(p);
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
             var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "loop ms/NFE", "model ms/NFE", "loop / model", "loop / bare", "alloc B/step");
             foreach (var batch in sizes)

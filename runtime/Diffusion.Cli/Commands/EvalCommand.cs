@@ -1,3 +1,5 @@
+using Diffusion.Cli.Output;
+using Diffusion.Runtime;
 using System.CommandLine;
 using Diffusion.Cli.Evaluation;
 using Diffusion.Runtime.Generation;
@@ -34,6 +36,7 @@ public static class EvalCommand
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
             SamplerRegistry.Create(p.GetValue(sampler)!);
+            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
             var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);

@@ -21,7 +21,7 @@ public sealed class ModelArguments
     /// <summary>--cuda-option.</summary>
     public Option<string[]> CudaOptions { get; } = new("--cuda-option") { Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.", AllowMultipleArgumentsPerToken = false };
     /// <summary>--config.</summary>
-    public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json for a model without diffusion.config metadata." };
+    public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json to use; overrides the model's diffusion.config metadata and a scheduler_config.json beside it." };
     /// <summary>--sample-input.</summary>
     public Option<string?> SampleInput { get; } = new("--sample-input") { Description = "Name of the model's x_t input (default: sample)." };
     /// <summary>--timestep-input.</summary>
@@ -51,20 +51,25 @@ public sealed class ModelArguments
     public DiffusionModel Load(ParseResult p)
     {
         var path = p.GetValue(Model) ?? BundledModelPath;
-        if (p.GetValue(Threads) < 0 || p.GetValue(InterThreads) < 0) throw new DiffusionException("--threads and --inter-threads must be ≥ 0.");
+        int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
+        foreach (var (option, value) in new[] { (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
+            if (value < 0 || value > maxThreads) throw new DiffusionArgumentException($"{option.Name} {value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
+        var device = ExecutionDevice.Parse(p.GetValue(Device)!);
+        if (!device.IsCuda && p.GetResult(CudaOptions) is { Implicit: false })
+            throw new DiffusionArgumentException("--cuda-option applies only with --device cuda[:N].");
         var level = p.GetValue(GraphOptimization)!.ToLowerInvariant() switch
         {
             "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
-            var other => throw new DiffusionException($"--graph-opt '{other}': expected none, basic, extended or all."),
+            var other => throw new DiffusionArgumentException($"--graph-opt '{other}': expected none, basic, extended or all."),
         };
         var cudaOptions = new Dictionary<string, string>();
         foreach (var pair in p.GetValue(CudaOptions) ?? [])
         {
             var eq = pair.IndexOf('=');
-            if (eq <= 0) throw new DiffusionException($"--cuda-option '{pair}': expected KEY=VALUE.");
+            if (eq <= 0) throw new DiffusionArgumentException($"--cuda-option '{pair}': expected KEY=VALUE.");
             cudaOptions[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
         }
         DiffusionConfig? config = null;
@@ -77,13 +82,14 @@ public sealed class ModelArguments
         {
             Session = new SessionSettings
             {
-                Device = ExecutionDevice.Parse(p.GetValue(Device)!),
+                Device = device,
                 IntraOpThreads = p.GetValue(Threads),
                 InterOpThreads = p.GetValue(InterThreads),
                 OptimizationLevel = level,
                 CudaOptions = cudaOptions,
             },
             Config = config,
+            ConfigSource = p.GetValue(Config) is { } c ? $"--config {c}" : null,
             SampleInput = p.GetValue(SampleInput),
             TimestepInput = p.GetValue(TimestepInput),
             ClassLabelsInput = p.GetValue(ClassInput),

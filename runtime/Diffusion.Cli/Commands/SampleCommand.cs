@@ -69,17 +69,21 @@ public static class SampleCommand
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            SamplerRegistry.Create(p.GetValue(sampler)!); // unknown names fail before the model loads
+            var chosen = SamplerRegistry.Create(p.GetValue(sampler)!); // unknown names fail before the model loads
+            if (p.GetValue(count) is <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
+            if (p.GetValue(columns) < 0) throw new DiffusionArgumentException($"--columns must be ≥ 0 (0 = square), got {p.GetValue(columns)}.");
+            // Options the chosen sampler does not read are an error, not silently ignored.
+            foreach (var (option, knob) in new (Option, SamplerKnobs)[] { (eta, SamplerKnobs.Eta), (snr, SamplerKnobs.Snr), (rtol, SamplerKnobs.Tolerances), (atol, SamplerKnobs.Tolerances) })
+                if (Given(p, option) && !chosen.Knobs.HasFlag(knob))
+                    throw new DiffusionArgumentException($"{option.Name} does not apply to the {chosen.Name} sampler; samplers that read it: {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(knob)).Select(e => e.Name))}.");
             using var m = model.Load(p);
             var writer = new SampleWriter(p.GetValue(output)!, m.Channels);
             float[]? init = null;
             int n = p.GetValue(count) ?? 16;
             if (p.GetValue(initNoise) is { } noisePath)
             {
-                var array = Npy.Load(noisePath);
+                var array = Npy.Load(noisePath, m.Channels, m.Height, m.Width);
                 var s = array.Shape;
-                if (s.Length != 4 || s[1] != m.Channels || s[2] != m.Height || s[3] != m.Width)
-                    throw new DiffusionException($"--init-noise '{noisePath}' has shape ({string.Join(",", s)}); expected (N,{m.Channels},{m.Height},{m.Width}).");
                 if (p.GetValue(count) is int c && c != s[0])
                     throw new DiffusionException($"--init-noise '{noisePath}' holds {s[0]} images but --count is {c}.");
                 n = s[0];
@@ -90,6 +94,7 @@ public static class SampleCommand
             {
                 var loaded = LoadImages(p.GetValue(image)!, m);
                 n = p.GetValue(count) ?? loaded.Count;
+                if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException($"--count {n}: {n} images of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
                 inputs = Repeat(loaded.Images, loaded.Count, n, m.ImageSize);
                 if (mode == Mode.Inpaint)
                 {
@@ -97,6 +102,7 @@ public static class SampleCommand
                     mask = Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize);
                 }
             }
+            writer.Check(n, m.Channels, m.Height, m.Width, p.GetValue(columns));
             var request = new GenerationRequest
             {
                 InitialImages = editing ? inputs : null,
@@ -155,8 +161,8 @@ public static class SampleCommand
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m);
         if (!File.Exists(path)) throw new DiffusionException($"--mask '{path}' does not exist.");
-        var picture = Png.Read(path);
-        if (picture.Width != m.Width || picture.Height != m.Height || (picture.Channels != 1 && picture.Channels != m.Channels))
+        var picture = Png.Read(path, PngLimits.Exactly(m.Width, m.Height, $"model '{m.Source}'"));
+        if (picture.Channels != 1 && picture.Channels != m.Channels)
             throw new DiffusionException($"--mask '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); the image is {m.Width}×{m.Height} with {m.Channels} (a gray mask applies to every channel).");
         int plane = m.Width * m.Height;
         var mask = new float[m.ImageSize];
@@ -179,15 +185,13 @@ public static class SampleCommand
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
-            var array = Npy.Load(path);
-            var s = array.Shape;
-            if (s.Length != 4 || s[1] != m.Channels || s[2] != m.Height || s[3] != m.Width)
-                throw new DiffusionException($"--image '{path}' has shape ({string.Join(",", s)}); expected (N,{m.Channels},{m.Height},{m.Width}).");
-            return (array.Data, s[0]);
+            var array = Npy.Load(path, m.Channels, m.Height, m.Width);
+            if (array.Shape[0] == 0) throw new DiffusionException($"'{path}' holds no images.");
+            return (array.Data, array.Shape[0]);
         }
         if (!File.Exists(path)) throw new DiffusionException($"--image '{path}' does not exist.");
-        var picture = Png.Read(path);
-        if (picture.Width != m.Width || picture.Height != m.Height || picture.Channels != m.Channels)
+        var picture = Png.Read(path, PngLimits.Exactly(m.Width, m.Height, $"model '{m.Source}'"));
+        if (picture.Channels != m.Channels)
             throw new DiffusionException($"--image '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); model '{m.Source}' needs {m.Width}×{m.Height} with {m.Channels}.");
         return (ImageGrid.FromImage(picture), 1);
     }
@@ -203,6 +207,9 @@ public static class SampleCommand
         }
         return [m.ResolveClass(text)];
     }
+
+    /// <summary>Whether <paramref name="option"/> was given on the command line (not just defaulted).</summary>
+    internal static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };
 
     private static T Parse<T>(Func<T> parse, string option)
     {

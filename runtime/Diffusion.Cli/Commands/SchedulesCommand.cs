@@ -1,3 +1,5 @@
+using Diffusion.Cli.Output;
+using Diffusion.Runtime;
 using System.CommandLine;
 using Diffusion.Cli.Charts;
 using Diffusion.Runtime.Imaging;
@@ -16,9 +18,9 @@ public static class SchedulesCommand
         var command = new Command("schedules", "Plot β(t), ᾱ(t), √(1−ᾱ) and log-SNR of the linear, cosine, quadratic and sigmoid schedules.") { output, timesteps };
         command.SetAction((p, _) => console.Guard(() =>
         {
-            var folder = p.GetValue(output)!;
-            Directory.CreateDirectory(folder);
             int t = p.GetValue(timesteps);
+            if (t is < 2 or > 100_000) throw new DiffusionArgumentException($"--timesteps must lie in 2…100000, got {t}.");
+            var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             var schedules = new (string Name, NoiseSchedule Schedule)[]
             {
                 ("linear", NoiseSchedule.Create(BetaScheduleKind.Linear, t, 1e-4, 0.02)),

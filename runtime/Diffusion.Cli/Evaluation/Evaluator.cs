@@ -65,6 +65,7 @@ public sealed class Evaluator
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);
+            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException($"--reference '{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
             int n = Math.Min(count, array.Shape[0]);
             if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException($"--reference '{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
             return (array.Data[..(n * imageSize)], n);

@@ -4,12 +4,19 @@ using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Cli.Output;
 
-/// <summary>Writes generated images where --out says: FILE.png (a grid), FILE.npy (float32 [N,C,H,W]) or DIR/ (one PNG each).</summary>
+/// <summary>
+/// Writes generated images where --out says: FILE.png (a grid), FILE.npy (float32 [N,C,H,W]) or DIR/ (one PNG each).
+/// The location is checked when the writer is made, before any sampling. Everything is written under a temporary
+/// name and renamed into place: a failed or interrupted run leaves the previous output (if any) and nothing else. A
+/// folder output is written whole into a temporary sibling folder that replaces DIR at the end, so it never mixes
+/// files of two runs; a DIR that holds anything but an earlier run's NNNN.png files is refused.
+/// </summary>
 public sealed class SampleWriter
 {
     private enum Kind { Grid, Npy, Folder }
 
     private readonly string _path;
+    private readonly string _folder;
     private readonly Kind _kind;
 
     /// <summary>Checks <paramref name="path"/> before any sampling is done, so a bad path fails fast.</summary>
@@ -21,17 +28,52 @@ public sealed class SampleWriter
         _kind = folder ? Kind.Folder
             : ext == ".png" ? Kind.Grid
             : ext == ".npy" ? Kind.Npy
-            : throw new DiffusionException($"--out '{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in '/'.");
+            : throw new DiffusionArgumentException($"--out '{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in '/'.");
         if (_kind != Kind.Npy && channels is not (1 or 3 or 4))
-            throw new DiffusionException($"--out '{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
+            throw new DiffusionArgumentException($"--out '{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
+        _folder = Path.GetFullPath(_kind == Kind.Folder ? path : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
+        var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)! : _folder;
+        CreateWritable(parent);
+        if (_kind == Kind.Folder)
+        {
+            TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".tmp-");
+            TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".old-");
+            if (Directory.Exists(_folder) && Directory.EnumerateFileSystemEntries(_folder).FirstOrDefault(e => !IsImageOfARun(e)) is { } other)
+                throw new DiffusionArgumentException($"--out '{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a new or empty folder (an earlier run's NNNN.png files are replaced).");
+        }
+        else if (Directory.Exists(path)) throw new DiffusionArgumentException($"--out '{path}' is a folder; end it with '/' to write one PNG per image.");
+    }
+
+    private static bool IsImageOfARun(string entry)
+    {
+        var name = Path.GetFileName(entry);
+        return File.Exists(entry) && name.Length >= 8 && name.EndsWith(".png", StringComparison.Ordinal) && name[..^4].All(char.IsAsciiDigit);
+    }
+
+    /// <summary>Creates <paramref name="folder"/> if needed and proves a file can be written there.</summary>
+    private void CreateWritable(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            var probe = Path.Combine(folder, $".diffusion-write-test.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"--out '{_path}': cannot write into folder '{folder}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>Checks, before sampling, that <paramref name="count"/> images of this shape can be written as asked.</summary>
+    public void Check(int count, int channels, int height, int width, int columns)
+    {
+        if (_kind == Kind.Grid) ImageGrid.Layout(count, channels, height, width, columns);
     }
 
     /// <summary>Writes the images; returns what was written, for the summary line.</summary>
     public string Write(GenerationResult r, int columns)
     {
-        var folder = _kind == Kind.Folder ? _path : Path.GetDirectoryName(Path.GetFullPath(_path))!;
-        try { Directory.CreateDirectory(folder); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"--out '{_path}': cannot create folder '{folder}': {e.Message}", e); }
         switch (_kind)
         {
             case Kind.Npy:
@@ -41,9 +83,44 @@ public sealed class SampleWriter
                 Png.Save(_path, ImageGrid.Tile(r.Images, r.Count, r.Channels, r.Height, r.Width, columns));
                 return _path;
             default:
-                for (int i = 0; i < r.Count; i++)
-                    Png.Save(Path.Combine(folder, $"{i:0000}.png"), ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width));
-                return $"{r.Count} PNG files in {folder}";
+                WriteFolder(r);
+                return $"{r.Count} PNG files in {_folder}{Path.DirectorySeparatorChar}";
+        }
+    }
+
+    private void WriteFolder(GenerationResult r)
+    {
+        var parent = Path.GetDirectoryName(_folder)!;
+        var name = Path.GetFileName(_folder);
+        var tmp = Path.Combine(parent, $"{name}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var old = Path.Combine(parent, $"{name}.old-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.CreateDirectory(tmp);
+            for (int i = 0; i < r.Count; i++)
+                Png.Save(Path.Combine(tmp, $"{i:0000}.png"), ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width));
+            bool replacing = Directory.Exists(_folder);
+            if (replacing) Directory.Move(_folder, old);
+            try
+            {
+                Directory.Move(tmp, _folder);
+            }
+            catch when (replacing)
+            {
+                Directory.Move(old, _folder); // put the earlier run's output back
+                throw;
+            }
+            if (replacing) TemporaryFiles.TryDelete(old);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or DiffusionException)
+        {
+            TemporaryFiles.TryDelete(tmp);
+            throw e as DiffusionException ?? new DiffusionException($"--out '{_path}': {e.Message}; nothing was written.", e);
+        }
+        catch
+        {
+            TemporaryFiles.TryDelete(tmp);
+            throw;
         }
     }
 }

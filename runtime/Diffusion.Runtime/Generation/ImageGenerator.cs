@@ -29,7 +29,7 @@ public sealed class ImageGenerator(DiffusionModel model)
             grid = grid[^(keep + 1)..];
         }
         int d = Model.ImageSize, count = request.Count;
-        var images = new float[(long)count * d > int.MaxValue ? throw new DiffusionException($"--count {count}: {(long)count * d} values exceed one buffer; generate in several runs.") : count * d];
+        var images = new float[count * d]; // Validate bounds count × d by Array.MaxLength
         var watch = Stopwatch.StartNew();
         long calls = 0, modelTicks = 0;
         var labels = new long[request.BatchSize];
@@ -107,6 +107,8 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>The noise levels this request visits.</summary>
     public NoiseLevel[] Grid(GenerationRequest request)
     {
+        if (request.Steps <= 0 || request.Steps > MaxSteps)
+            throw new DiffusionArgumentException($"--steps must lie in 1…{MaxSteps:N0}, got {request.Steps}.");
         var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
         try
         {
@@ -119,45 +121,62 @@ public sealed class ImageGenerator(DiffusionModel model)
         }
         catch (ArgumentOutOfRangeException e)
         {
-            throw new DiffusionException($"--steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
+            throw new DiffusionArgumentException($"--steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
         }
     }
 
+    /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
+    public const int MaxSteps = 10_000;
+
     private void Validate(GenerationRequest r)
     {
-        if (r.Steps <= 0) throw new DiffusionException($"--steps must be a positive number of sampling steps, got {r.Steps}.");
-        if (r.Count <= 0) throw new DiffusionException($"--count must be a positive number of images, got {r.Count}.");
-        if (r.BatchSize <= 0) throw new DiffusionException($"--batch must be a positive number of images per network call, got {r.BatchSize}.");
-        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionException($"--guidance must be a finite weight ≥ 0, got {r.Guidance}.");
+        if (r.Steps <= 0) throw new DiffusionArgumentException($"--steps must be a positive number of sampling steps, got {r.Steps}.");
+        if (r.Count <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {r.Count}.");
+        if ((long)r.Count * Model.ImageSize > Array.MaxLength)
+            throw new DiffusionArgumentException($"--count {r.Count}: {r.Count} images of {Model.ImageSize:N0} values are more than one result holds (2³¹ values); generate them in several runs.");
+        if (r.Steps > MaxSteps) throw new DiffusionArgumentException($"--steps {r.Steps}: at most {MaxSteps:N0} sampling steps.");
+        if (r.BatchSize <= 0) throw new DiffusionArgumentException($"--batch must be a positive number of images per network call, got {r.BatchSize}.");
+        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionArgumentException($"--guidance must be a finite weight ≥ 0, got {r.Guidance}.");
         if (r.Guidance != 1 && Model.NumClasses == 0)
-            throw new DiffusionException($"--guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave --guidance at 1.");
+            throw new DiffusionArgumentException($"--guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave --guidance at 1.");
         if (r.Guidance != 1 && r.ClassLabels.Length == 0)
-            throw new DiffusionException($"--guidance {r.Guidance} needs a class to guide towards; give --class.");
-        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionException($"--eta must lie in [0, 1], got {r.Options.Eta}.");
-        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionException("--rtol and --atol must be positive.");
-        if (r.Options.Snr <= 0) throw new DiffusionException($"--snr must be positive, got {r.Options.Snr}.");
+            throw new DiffusionArgumentException($"--guidance {r.Guidance} needs a class to guide towards; give --class.");
+        if (Model.FixedBatch is int fixedBatch)
+        {
+            // The network batch is the images per call, doubled by guidance; a fixed-batch graph takes only that size.
+            bool guided = r.Guidance != 1;
+            if (guided && fixedBatch % 2 != 0)
+                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Use --guidance 1, or export the model with a dynamic batch.");
+            int perCall = guided ? fixedBatch / 2 : fixedBatch;
+            if (r.BatchSize != perCall || r.Count % perCall != 0)
+                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}: use --batch {perCall}{(guided ? " (guidance doubles it)" : "")} and a --count that is a multiple of {perCall}.");
+        }
+        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionArgumentException($"--eta must lie in [0, 1], got {r.Options.Eta}.");
+        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionArgumentException("--rtol and --atol must be positive.");
+        if (r.Options.Snr <= 0) throw new DiffusionArgumentException($"--snr must be positive, got {r.Options.Snr}.");
         if (r.ClassLabels.Length > 0)
         {
-            if (Model.NumClasses == 0) throw new DiffusionException($"--class: model '{Model.Source}' is not class-conditional.");
+            if (Model.NumClasses == 0) throw new DiffusionArgumentException($"--class: model '{Model.Source}' is not class-conditional.");
             if (r.ClassLabels.Length != 1 && r.ClassLabels.Length != r.Count)
-                throw new DiffusionException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
+                throw new DiffusionArgumentException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
             foreach (var label in r.ClassLabels)
-                if (label < 0 || label >= Model.NumClasses) throw new DiffusionException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
+                if (label < 0 || label >= Model.NumClasses) throw new DiffusionArgumentException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
         }
         if (r.Options.Resampling != 1)
         {
-            if (r.Options.Resampling < 1) throw new DiffusionException($"--jumps must be at least 1, got {r.Options.Resampling}.");
-            if (r.Sampler is not ("ddpm" or "ddpm-large" or "ddim")) throw new DiffusionException($"--jumps (RePaint resampling) works with ddpm, ddpm-large and ddim, not {r.Sampler}.");
-            if (r.Mask is null) throw new DiffusionException("--jumps (RePaint resampling) applies to inpainting; give --image and --mask.");
+            if (r.Options.Resampling < 1) throw new DiffusionArgumentException($"--jumps must be at least 1, got {r.Options.Resampling}.");
+            if (!SamplerRegistry.Create(r.Sampler).Knobs.HasFlag(SamplerKnobs.Resampling))
+                throw new DiffusionArgumentException($"--jumps (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {r.Sampler}.");
+            if (r.Mask is null) throw new DiffusionArgumentException("--jumps (RePaint resampling) applies to inpainting; give --image and --mask.");
         }
         if (r.InitialImages is { } inputs)
         {
             if (inputs.Length != r.Count * Model.ImageSize)
-                throw new DiffusionException($"The input images hold {inputs.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
-            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionException($"--strength must lie in (0, 1], got {r.Strength}.");
+                throw new DiffusionArgumentException($"The input images hold {inputs.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
+            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionArgumentException($"--strength must lie in (0, 1], got {r.Strength}.");
         }
         if (r.InitialNoise is { } init && init.Length != r.Count * Model.ImageSize)
-            throw new DiffusionException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
+            throw new DiffusionArgumentException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
     }
 
     private void CheckFinite(float[] x, int start)

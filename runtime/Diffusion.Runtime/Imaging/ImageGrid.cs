@@ -28,10 +28,7 @@ public static class ImageGrid
     /// <summary>N images [N,C,H,W] tiled row-major into a grid of <paramref name="columns"/> columns with a <paramref name="padding"/>-pixel black gap.</summary>
     public static Image8 Tile(ReadOnlySpan<float> images, int count, int channels, int height, int width, int columns = 0, int padding = 2)
     {
-        if (columns <= 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
-        if (count == 1) padding = 0; // a single image is written as itself
-        int rows = (count + columns - 1) / columns;
-        int gridW = columns * width + (columns + 1) * padding, gridH = rows * height + (rows + 1) * padding;
+        (int gridW, int gridH, columns, padding) = Layout(count, channels, height, width, columns, padding);
         var pixels = new byte[gridW * gridH * channels];
         int size = channels * height * width;
         for (int n = 0; n < count; n++)
@@ -43,6 +40,20 @@ public static class ImageGrid
                     .CopyTo(pixels.AsSpan(((y0 + y) * gridW + x0) * channels));
         }
         return new Image8(gridW, gridH, channels, pixels);
+    }
+
+    /// <summary>The grid's width and height, and the columns and padding it uses; throws if it would not fit one image.</summary>
+    public static (int Width, int Height, int Columns, int Padding) Layout(int count, int channels, int height, int width, int columns = 0, int padding = 2)
+    {
+        if (count <= 0 || columns < 0 || padding < 0) throw new DiffusionArgumentException($"A grid needs images and non-negative columns and padding (got {count}, {columns}, {padding}).");
+        if (columns == 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
+        columns = Math.Min(columns, count);
+        if (count == 1) padding = 0; // a single image is written as itself
+        int rows = (count + columns - 1) / columns;
+        long gridWidth = (long)columns * width + (columns + 1L) * padding, gridHeight = (long)rows * height + (rows + 1L) * padding;
+        if (gridWidth > int.MaxValue || gridHeight > int.MaxValue || gridWidth * gridHeight * channels > Array.MaxLength)
+            throw new DiffusionArgumentException($"A grid of {count} images in {columns} columns would be {gridWidth}×{gridHeight} pixels, more than one PNG holds; use fewer images or write a folder.");
+        return ((int)gridWidth, (int)gridHeight, columns, padding);
     }
 
     private static byte ToByte(float v) => (byte)Math.Clamp((int)MathF.Round((v + 1) * 127.5f), 0, 255);

@@ -6,7 +6,39 @@ namespace Diffusion.Runtime.Imaging;
 /// <summary>An 8-bit image: Height × Width × Channels bytes, interleaved (1 = gray, 3 = RGB, 4 = RGBA).</summary>
 public sealed record Image8(int Width, int Height, int Channels, byte[] Pixels);
 
-/// <summary>A small PNG codec: 8-bit gray / RGB / RGBA, non-interlaced, zlib via System.IO.Compression.</summary>
+/// <summary>
+/// What a PNG input may be, checked from its header before the pixels are inflated: at most <see cref="MaxPixels"/>
+/// pixels and <see cref="MaxFileBytes"/> bytes, or exactly <see cref="Width"/>×<see cref="Height"/> where a model
+/// fixes the size.
+/// </summary>
+public sealed record PngLimits
+{
+    /// <summary>16 MP and 64 MiB: larger than any input a model here takes, small enough to decode in bounded memory.</summary>
+    public static PngLimits Default { get; } = new();
+    /// <summary>Largest width × height.</summary>
+    public long MaxPixels { get; init; } = 1 << 24;
+    /// <summary>Largest file (and compressed data) size.</summary>
+    public long MaxFileBytes { get; init; } = 64L << 20;
+    /// <summary>The width the image must have, if fixed.</summary>
+    public int? Width { get; init; }
+    /// <summary>The height the image must have, if fixed.</summary>
+    public int? Height { get; init; }
+    /// <summary>Who wants that size (for the message), e.g. "model 'm.onnx'".</summary>
+    public string? Expecting { get; init; }
+
+    /// <summary>Limits for an input of exactly <paramref name="width"/>×<paramref name="height"/>.</summary>
+    public static PngLimits Exactly(int width, int height, string expecting) => new() { Width = width, Height = height, Expecting = expecting };
+
+    internal void Check(int width, int height, string source)
+    {
+        if ((Width is int w && w != width) || (Height is int h && h != height))
+            throw new DiffusionException($"'{source}' is {width}×{height}; {Expecting ?? "the reader"} needs {Width}×{Height} images.");
+        if ((long)width * height > MaxPixels)
+            throw new DiffusionException($"'{source}' is {width}×{height} = {(long)width * height:N0} pixels; PNG inputs are limited to {MaxPixels:N0} pixels.");
+    }
+}
+
+/// <summary>A small PNG codec: 8-bit gray / RGB / RGBA, non-interlaced, zlib via System.IO.Compression; every input checked.</summary>
 public static class Png
 {
     private static readonly byte[] Signature = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -44,58 +76,86 @@ public static class Png
     /// <summary>Writes <paramref name="image"/> to <paramref name="path"/> atomically.</summary>
     public static void Save(string path, Image8 image) => AtomicFile.Write(path, s => Write(s, image));
 
-    /// <summary>Reads an 8-bit non-interlaced gray / gray+alpha / RGB / RGBA / palette PNG; errors name the file and the problem.</summary>
-    public static Image8 Read(string path)
+    /// <summary>
+    /// Reads an 8-bit non-interlaced gray / gray+alpha / RGB / RGBA / palette PNG; errors name the file and the problem.
+    /// The file size and the header's dimensions are checked against <paramref name="limits"/> before anything large
+    /// is read or allocated.
+    /// </summary>
+    public static Image8 Read(string path, PngLimits? limits = null)
     {
+        limits ??= PngLimits.Default;
         byte[] data;
-        try { data = File.ReadAllBytes(path); }
+        try
+        {
+            var length = new FileInfo(path).Length;
+            if (length > limits.MaxFileBytes)
+                throw new DiffusionException($"'{path}' is {length:N0} bytes; PNG inputs are limited to {limits.MaxFileBytes:N0} bytes.");
+            data = File.ReadAllBytes(path);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read image '{path}': {e.Message}", e); }
-        return Decode(data, path);
+        return Decode(data, path, limits);
     }
 
-    /// <summary>Decodes PNG bytes; <paramref name="source"/> names them in errors.</summary>
-    public static Image8 Decode(ReadOnlySpan<byte> data, string source)
+    /// <summary>Decodes PNG bytes; <paramref name="source"/> names them in errors. Every chunk's CRC is checked.</summary>
+    public static Image8 Decode(ReadOnlySpan<byte> data, string source, PngLimits? limits = null)
     {
+        limits ??= PngLimits.Default;
         if (data.Length < 8 || !data[..8].SequenceEqual(Signature)) throw new DiffusionException($"'{source}' is not a PNG file (bad signature).");
         int pos = 8, width = 0, height = 0, colorType = -1;
         byte[]? palette = null;
         using var idat = new MemoryStream();
         while (true)
         {
-            if (pos + 8 > data.Length) throw new DiffusionException($"'{source}' is truncated at byte {pos} (expected a chunk header).");
-            int length = BinaryPrimitives.ReadInt32BigEndian(data[pos..]);
-            var type = System.Text.Encoding.ASCII.GetString(data.Slice(pos + 4, 4));
-            if (length < 0 || pos + 12 + (long)length > data.Length) throw new DiffusionException($"'{source}' is truncated in chunk '{type}' at byte {pos}.");
-            var body = data.Slice(pos + 8, length);
-            pos += 12 + length;
+            if (pos + 12 > data.Length) throw new DiffusionException($"'{source}' is truncated at byte {pos} (expected a chunk).");
+            uint length = BinaryPrimitives.ReadUInt32BigEndian(data[pos..]);
+            var typeBytes = data.Slice(pos + 4, 4);
+            var type = System.Text.Encoding.Latin1.GetString(typeBytes);
+            if (length > int.MaxValue || pos + 12 + (long)length > data.Length) throw new DiffusionException($"'{source}' is truncated in chunk '{type}' at byte {pos}.");
+            var body = data.Slice(pos + 8, (int)length);
+            uint crc = BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]);
+            if ((Crc32(Crc32(0xFFFFFFFF, typeBytes), body) ^ 0xFFFFFFFF) != crc)
+                throw new DiffusionException($"'{source}' is damaged: chunk '{type}' at byte {pos} fails its CRC check.");
+            bool first = pos == 8;
+            pos += 12 + (int)length;
+            if (first != (type == "IHDR")) throw new DiffusionException($"'{source}': the first chunk must be IHDR (and only the first), found '{type}' at byte {pos - 12 - (int)length}.");
             switch (type)
             {
                 case "IHDR":
-                    width = BinaryPrimitives.ReadInt32BigEndian(body);
-                    height = BinaryPrimitives.ReadInt32BigEndian(body[4..]);
+                    if (body.Length != 13) throw new DiffusionException($"'{source}': IHDR holds {body.Length} bytes; a PNG header has 13.");
+                    uint w = BinaryPrimitives.ReadUInt32BigEndian(body), h = BinaryPrimitives.ReadUInt32BigEndian(body[4..]);
+                    if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue) throw new DiffusionException($"'{source}': invalid image size {w}×{h} in IHDR.");
+                    limits.Check((int)w, (int)h, source);
+                    (width, height) = ((int)w, (int)h);
                     if (body[8] != 8) throw new DiffusionException($"'{source}': only 8-bit PNGs are supported (this one has {body[8]} bits per sample).");
                     colorType = body[9];
+                    if (colorType is not (0 or 2 or 3 or 4 or 6)) throw new DiffusionException($"'{source}': PNG color type {colorType} is not supported.");
+                    if (body[10] != 0 || body[11] != 0) throw new DiffusionException($"'{source}': unknown compression or filter method in IHDR.");
                     if (body[12] != 0) throw new DiffusionException($"'{source}': interlaced PNGs are not supported.");
                     break;
-                case "PLTE": palette = body.ToArray(); break;
-                case "IDAT": idat.Write(body); break;
+                case "PLTE":
+                    if (body.Length == 0 || body.Length % 3 != 0 || body.Length > 768) throw new DiffusionException($"'{source}': PLTE holds {body.Length} bytes; a palette has 1…256 RGB entries.");
+                    palette = body.ToArray();
+                    break;
+                case "IDAT":
+                    if (idat.Length + body.Length > limits.MaxFileBytes) throw new DiffusionException($"'{source}': the image data exceeds {limits.MaxFileBytes:N0} bytes.");
+                    idat.Write(body);
+                    break;
                 case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source);
+                default:
+                    if (char.IsAsciiLetterUpper(type[0])) throw new DiffusionException($"'{source}': unknown critical chunk '{type}'.");
+                    break; // ancillary chunks (text, gamma, …) are skipped
             }
         }
     }
 
     private static Image8 Unfilter(byte[] compressed, int width, int height, int colorType, byte[]? palette, string source)
     {
-        int channels = colorType switch
-        {
-            0 => 1, 2 => 3, 3 => 1, 4 => 2, 6 => 4,
-            _ => throw new DiffusionException($"'{source}': PNG color type {colorType} is not supported."),
-        };
-        if (width <= 0 || height <= 0) throw new DiffusionException($"'{source}': missing or invalid IHDR.");
-        int stride = width * channels;
-        var raw = new byte[(stride + 1) * height];
+        int channels = colorType switch { 0 => 1, 2 => 3, 3 => 1, 4 => 2, _ => 4 };
+        int stride = checked(width * channels); // the limits keep width × height × 4 far below 2³¹
+        var raw = new byte[checked((stride + 1) * height)];
         try
         {
+            // Inflating stops once the header's size is reached: a decompression bomb cannot grow past it.
             using var z = new ZLibStream(new MemoryStream(compressed), CompressionMode.Decompress);
             z.ReadExactly(raw);
         }
@@ -104,26 +164,24 @@ public static class Png
             throw new DiffusionException($"'{source}': the image data is corrupt or truncated ({e.Message}).", e);
         }
         var pixels = new byte[stride * height];
+        var zeros = new byte[stride];
         for (int y = 0; y < height; y++)
         {
             byte filter = raw[y * (stride + 1)];
+            if (filter > 4) throw new DiffusionException($"'{source}': unknown PNG filter {filter} on row {y}.");
             var line = raw.AsSpan(y * (stride + 1) + 1, stride);
             var outLine = pixels.AsSpan(y * stride, stride);
-            var prior = y > 0 ? pixels.AsSpan((y - 1) * stride, stride) : new byte[stride];
+            ReadOnlySpan<byte> prior = y > 0 ? pixels.AsSpan((y - 1) * stride, stride) : zeros;
             for (int i = 0; i < stride; i++)
             {
                 int a = i >= channels ? outLine[i - channels] : 0, b = prior[i], c = i >= channels ? prior[i - channels] : 0;
-                outLine[i] = (byte)(line[i] + filter switch
-                {
-                    0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2, 4 => Paeth(a, b, c),
-                    _ => throw new DiffusionException($"'{source}': unknown PNG filter {filter} on row {y}."),
-                });
+                outLine[i] = (byte)(line[i] + filter switch { 0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2, _ => Paeth(a, b, c) });
             }
         }
         if (colorType == 3)
         {
             if (palette is null) throw new DiffusionException($"'{source}': palette image without PLTE chunk.");
-            var rgb = new byte[width * height * 3];
+            var rgb = new byte[checked(pixels.Length * 3)];
             for (int i = 0; i < pixels.Length; i++)
             {
                 int p = pixels[i] * 3;

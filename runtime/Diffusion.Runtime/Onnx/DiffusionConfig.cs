@@ -147,20 +147,31 @@ public sealed record DiffusionConfig
             ? x : throw new DiffusionException($"{source}: 'sample_size' entries should be integers, found {a.ToJsonString()}.");
     }
 
+    /// <summary>Most training timesteps a config may declare.</summary>
+    public const int MaxTrainTimesteps = 100_000;
+    /// <summary>Longest image side a config may declare.</summary>
+    public const int MaxSide = 16_384;
+    /// <summary>Most values (C×H×W) per image: 2²⁶, a 4096² RGBA image.</summary>
+    public const long MaxImageValues = 1L << 26;
+
     /// <summary>Checks every field, naming <paramref name="source"/> and the key at fault.</summary>
     public void Validate(string source)
     {
-        if (NumTrainTimesteps < 2) throw new DiffusionException($"{source}: num_train_timesteps must be at least 2, found {NumTrainTimesteps}.");
+        if (NumTrainTimesteps is < 2 or > MaxTrainTimesteps) throw new DiffusionException($"{source}: num_train_timesteps must lie in 2…{MaxTrainTimesteps}, found {NumTrainTimesteps}.");
         if (!(BetaStart > 0 && BetaEnd > 0 && BetaStart < 1 && BetaEnd < 1))
             throw new DiffusionException($"{source}: beta_start and beta_end must lie in (0, 1), found {BetaStart} and {BetaEnd}.");
         Wrap(() => Schedules.BetaSchedule.Parse(BetaSchedule));
+        if (BetaStart > BetaEnd && Schedules.BetaSchedule.Parse(BetaSchedule) != Schedules.BetaScheduleKind.SquaredCosCapV2)
+            throw new DiffusionException($"{source}: beta_start ({BetaStart}) is above beta_end ({BetaEnd}); noise must grow with t. Swap them.");
         Wrap(() => PredictionTypes.Parse(PredictionType));
         Wrap(() => TimestepSpacings.Parse(TimestepSpacing));
         if (VarianceType is not ("fixed_small" or "fixed_large"))
             throw new DiffusionException($"{source}: variance_type '{VarianceType}' is not supported; expected fixed_small or fixed_large.");
-        if (SampleSize is { } s && (s.Length != 2 || s[0] <= 0 || s[1] <= 0))
-            throw new DiffusionException($"{source}: sample_size must be positive, found [{string.Join(",", s)}].");
-        if (InChannels is <= 0) throw new DiffusionException($"{source}: in_channels must be positive, found {InChannels}.");
+        if (SampleSize is { } s && (s.Length != 2 || s[0] is <= 0 or > MaxSide || s[1] is <= 0 or > MaxSide))
+            throw new DiffusionException($"{source}: sample_size must be two sides in 1…{MaxSide}, found [{string.Join(",", s)}].");
+        if (InChannels is <= 0 or > 4096) throw new DiffusionException($"{source}: in_channels must lie in 1…4096, found {InChannels}.");
+        if (SampleSize is { } size && (long)size[0] * size[1] * (InChannels ?? 1) > MaxImageValues)
+            throw new DiffusionException($"{source}: sample_size {size[0]}×{size[1]} with {InChannels ?? 1} channels is {(long)size[0] * size[1] * (InChannels ?? 1):N0} values per image; at most {MaxImageValues:N0}.");
         if (NumClasses < 0) throw new DiffusionException($"{source}: num_classes must be ≥ 0, found {NumClasses}.");
         if (ClassNames is not null && ClassNames.Length != NumClasses)
             throw new DiffusionException($"{source}: class_names has {ClassNames.Length} names but num_classes is {NumClasses}.");

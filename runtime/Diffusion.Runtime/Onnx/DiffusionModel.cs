@@ -119,6 +119,8 @@ public sealed class DiffusionModel : IDisposable
         Channels = Pick("in_channels", config.InChannels, dims[1]);
         Height = Pick("sample_size (height)", config.SampleSize?[0], dims[2]);
         Width = Pick("sample_size (width)", config.SampleSize?[1], dims[3]);
+        if ((long)Channels * Height * Width > DiffusionConfig.MaxImageValues)
+            throw new DiffusionException($"Model '{source}': images of {Channels}×{Height}×{Width} are {(long)Channels * Height * Width:N0} values; at most {DiffusionConfig.MaxImageValues:N0} per image.");
         FixedBatch = dims[0] > 0 ? dims[0] : null;
         for (int k = 1; k < 4; k++)
             if (output.Dimensions[k] > 0 && output.Dimensions[k] != dims[k] && dims[k] > 0)
@@ -126,7 +128,7 @@ public sealed class DiffusionModel : IDisposable
         Schedule = config.CreateSchedule();
     }
 
-    /// <summary>Loads a model file. The config comes from its <c>diffusion.config</c> metadata, else scheduler_config.json beside it, else <see cref="ModelOptions.Config"/>.</summary>
+    /// <summary>Loads a model file. The config is <see cref="ModelOptions.Config"/> if given, else the model's <c>diffusion.config</c> metadata, else scheduler_config.json beside it.</summary>
     public static DiffusionModel Load(string path, ModelOptions? options = null)
     {
         options ??= new ModelOptions();
@@ -167,20 +169,24 @@ public sealed class DiffusionModel : IDisposable
         }
     }
 
+    /// <summary>The config and where it came from: an explicitly given one first (it overrides), then the metadata, then the sidecar file.</summary>
     private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options, string? sidecar)
     {
-        if (session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey, out var json))
+        bool hasMetadata = session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey, out var json);
+        if (options.Config is { } given)
+        {
+            var name = options.ConfigSource ?? "the given config";
+            given.Validate(name);
+            var overrides = hasMetadata ? $" (overrides the model's '{DiffusionConfig.MetadataKey}' metadata)" : sidecar is not null ? $" (overrides {sidecar})" : "";
+            return (given, name + overrides);
+        }
+        if (hasMetadata)
         {
             var where = $"'{DiffusionConfig.MetadataKey}' metadata of {source}";
-            return (DiffusionConfig.Parse(json, where), where);
+            return (DiffusionConfig.Parse(json!, where), where);
         }
         if (sidecar is not null)
             return (DiffusionConfig.Parse(File.ReadAllText(sidecar), sidecar), sidecar);
-        if (options.Config is { } given)
-        {
-            given.Validate("the given config");
-            return (given, "the given config");
-        }
         throw new DiffusionException(
             $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside it, and no config was given. " +
             "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or pass --config FILE.");
@@ -217,16 +223,16 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
     public int ResolveClass(string nameOrId)
     {
-        if (NumClasses == 0) throw new DiffusionException($"--class {nameOrId}: model '{Source}' is not class-conditional.");
+        if (NumClasses == 0) throw new DiffusionArgumentException($"--class {nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
-            if (id < 0 || id >= NumClasses) throw new DiffusionException($"--class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"--class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
             return id;
         }
         var names = Config.ClassNames ?? [];
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
-        throw new DiffusionException($"--class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+        throw new DiffusionArgumentException($"--class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

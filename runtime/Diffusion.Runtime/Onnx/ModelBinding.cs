@@ -34,7 +34,7 @@ internal sealed class ModelBinding : IDisposable
     public ModelBinding(DiffusionModel model, int batch, CancellationToken cancellation)
     {
         if (model.FixedBatch is int fixedBatch && fixedBatch != batch)
-            throw new DiffusionException($"Model '{model.Source}' has a fixed batch size of {fixedBatch} but {batch} images per network call were needed; use --batch {fixedBatch} (or half that with classifier-free guidance).");
+            throw new DiffusionArgumentException($"Model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was needed.");
         _model = model;
         Batch = batch;
         long[] imageShape = [batch, model.Channels, model.Height, model.Width];

@@ -16,6 +16,12 @@ public sealed record SessionSettings
     /// <summary>Extra CUDA provider options (ONNX Runtime's names: gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, do_copy_in_default_stream, …).</summary>
     public IReadOnlyDictionary<string, string> CudaOptions { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// ONNX Runtime's own log lines for this session (stderr, coloured). Fatal by default: every failure reaches the
+    /// caller as an exception with ORT's message, so its log would only repeat it ahead of the caller's own report.
+    /// </summary>
+    public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
+
     /// <summary>Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.</summary>
     public SessionOptions CreateOptions()
     {
@@ -26,6 +32,7 @@ public sealed record SessionSettings
             InterOpNumThreads = InterOpThreads,
             GraphOptimizationLevel = OptimizationLevel,
             ExecutionMode = InterOpThreads > 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
+            LogSeverityLevel = LogSeverity,
         };
         if (!Device.IsCuda) return options;
         try

@@ -7,6 +7,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class Ddim : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Eta | SamplerKnobs.Resampling;
+
+    /// <inheritdoc />
     public string Name => "ddim";
 
     /// <inheritdoc />

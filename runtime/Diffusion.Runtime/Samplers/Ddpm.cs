@@ -8,6 +8,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class Ddpm(bool fixedLarge) : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Resampling;
+
+    /// <inheritdoc />
     public string Name => fixedLarge ? "ddpm-large" : "ddpm";
 
     /// <inheritdoc />

@@ -10,6 +10,9 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
+    /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Tolerances;
+
     private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
     private static readonly double[][] A =
     [

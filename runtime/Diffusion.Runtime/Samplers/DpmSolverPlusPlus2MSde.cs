@@ -7,6 +7,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class DpmSolverPlusPlus2MSde : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Eta;
+
+    /// <inheritdoc />
     public string Name => "dpm++2m-sde";
 
     /// <inheritdoc />

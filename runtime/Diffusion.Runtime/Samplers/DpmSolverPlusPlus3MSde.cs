@@ -10,6 +10,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class DpmSolverPlusPlus3MSde : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Eta;
+
+    /// <inheritdoc />
     public string Name => "dpm++3m-sde";
 
     /// <inheritdoc />

@@ -8,6 +8,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class EulerAncestral : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Eta;
+
+    /// <inheritdoc />
     public string Name => "euler-ancestral";
 
     /// <inheritdoc />

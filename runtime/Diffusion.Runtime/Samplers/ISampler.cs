@@ -9,6 +9,25 @@ public interface ISampler
     /// <summary>The name used on the command line.</summary>
     string Name { get; }
 
+    /// <summary>The <see cref="SamplerOptions"/> knobs this sampler reads; the others do not apply to it.</summary>
+    SamplerKnobs Knobs => SamplerKnobs.None;
+
     /// <summary>Runs the reverse process in place on <paramref name="c"/>.X.</summary>
     void Sample(SamplingContext c);
+}
+
+/// <summary>The knobs of <see cref="SamplerOptions"/>, as flags: what a sampler declares it reads.</summary>
+[Flags]
+public enum SamplerKnobs
+{
+    /// <summary>None.</summary>
+    None = 0,
+    /// <summary><see cref="SamplerOptions.Eta"/>.</summary>
+    Eta = 1,
+    /// <summary><see cref="SamplerOptions.Snr"/> and <see cref="SamplerOptions.CorrectorSteps"/>.</summary>
+    Snr = 2,
+    /// <summary><see cref="SamplerOptions.RelativeTolerance"/>, <see cref="SamplerOptions.AbsoluteTolerance"/>, <see cref="SamplerOptions.MaxEvaluations"/>.</summary>
+    Tolerances = 4,
+    /// <summary><see cref="SamplerOptions.Resampling"/> (RePaint).</summary>
+    Resampling = 8,
 }

@@ -10,6 +10,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class PredictorCorrector : ISampler
 {
     /// <inheritdoc />
+    public SamplerKnobs Knobs => SamplerKnobs.Snr;
+
+    /// <inheritdoc />
     public string Name => "pc";
 
     /// <inheritdoc />

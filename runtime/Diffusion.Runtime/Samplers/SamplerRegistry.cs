@@ -26,6 +26,6 @@ public static class SamplerRegistry
     {
         foreach (var entry in All)
             if (string.Equals(entry.Name, name.Trim(), StringComparison.OrdinalIgnoreCase)) return entry.Create();
-        throw new DiffusionException($"--sampler '{name}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))}.");
+        throw new DiffusionArgumentException($"--sampler '{name}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))}.");
     }
 }

@@ -54,7 +54,12 @@ public static class TrainCommand
             if (p.GetValue(resume))
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
-                run = TrainingRun.Resume(folder, p.Tokens.Any(t => t.Value == "--steps") ? p.GetValue(steps) : null);
+                // A resumed run keeps its saved configuration; say which of the options given here it does not take.
+                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--threads" };
+                var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
+                if (ignored.Count > 0)
+                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps and --threads apply).");
+                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null);
             }
             else
             {
@@ -107,7 +112,18 @@ public static class TrainCommand
                 await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
                     $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads");
                 var watch = Stopwatch.StartNew();
-                await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
+                try
+                {
+                    await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
+                }
+                catch (OperationCanceledException)
+                {
+                    var saved = File.Exists(TrainingRun.CheckpointPath(folder)) ? Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step : (int?)null;
+                    await error.WriteLineAsync(saved is int at
+                        ? $"cancelled at step {run.Step}; the checkpoint of step {at} is intact: continue with --out {folder} --resume."
+                        : $"cancelled at step {run.Step}, before the first checkpoint; nothing was saved.");
+                    return 130;
+                }
                 var last = run.Losses.Count > 0 ? run.Losses[^1].Loss : double.NaN;
                 await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {watch.Elapsed.TotalMinutes:0.0} min; checkpoint {TrainingRun.CheckpointPath(folder)}");
             }

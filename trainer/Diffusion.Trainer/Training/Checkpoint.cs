@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Trainer.Training;
 
@@ -78,23 +79,11 @@ public static class Checkpoint
         return hash.GetHashAndReset();
     }
 
-    /// <summary>Temporaries left by a writer that was killed (their process is gone) are removed before the next write.</summary>
-    private static void RemoveStaleTemporaries(string full)
+    /// <summary>Removes the temporaries of writers of <paramref name="path"/> that were killed (their process is gone).</summary>
+    public static void RemoveStaleTemporaries(string path)
     {
-        var folder = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(folder)) return;
-        foreach (var stale in Directory.EnumerateFiles(folder, Path.GetFileName(full) + ".tmp-*"))
-        {
-            if (int.TryParse(stale[(stale.LastIndexOf('-') + 1)..], out var pid) && pid != Environment.ProcessId && IsRunning(pid)) continue;
-            try { File.Delete(stale); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
-    }
-
-    private static bool IsRunning(int pid)
-    {
-        try { return !System.Diagnostics.Process.GetProcessById(pid).HasExited; }
-        catch (ArgumentException) { return false; }
-        catch (InvalidOperationException) { return false; }
+        var full = Path.GetFullPath(path);
+        TemporaryFiles.RemoveStale(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".tmp-");
     }
 
     /// <summary>The header of a checkpoint, after checking that the whole file is intact.</summary>

@@ -88,6 +88,7 @@ public sealed class TrainingRun : IDisposable
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data);
         Directory.CreateDirectory(outDir);
+        Checkpoint.RemoveStaleTemporaries(CheckpointPath(outDir));
         return run;
     }
 
@@ -95,6 +96,7 @@ public sealed class TrainingRun : IDisposable
     public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null)
     {
         var path = CheckpointPath(outDir);
+        Checkpoint.RemoveStaleTemporaries(path);
         var saved = Checkpoint.ReadInfo(path);
         var config = saved.Config with { Steps = steps ?? saved.Config.Steps };
         Validate(config);
