@@ -114,9 +114,9 @@ public static class BenchRuntimeCommand
     private static string[] ParseList(string text, string option)
     {
         var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (items.Length == 0) throw new DiffusionException($"{option} needs at least one value.");
+        if (items.Length == 0) throw new DiffusionArgumentException($"{option} needs at least one value.");
         if (option == "--batches" && items.Any(i => !int.TryParse(i, out var b) || b <= 0))
-            throw new DiffusionException($"{option} '{text}': expected positive integers separated by commas.");
+            throw new DiffusionArgumentException($"{option} '{text}': expected positive integers separated by commas.");
         return items;
     }
 }

@@ -52,9 +52,9 @@ public static class Idx
                 throw new InvalidDataException($"IDX file '{path}' is truncated or padded: {count} data bytes expected from offset {offset}, {(got < count ? got.ToString() : "more")} found.");
             return (dims, data);
         }
-        catch (InvalidDataException e) when (!e.Message.StartsWith("IDX file", StringComparison.Ordinal))
+        catch (Exception e) when (e is InvalidDataException or IOException && !e.Message.StartsWith("IDX file", StringComparison.Ordinal) && e is not FileNotFoundException)
         {
-            throw new InvalidDataException($"IDX file '{path}': the gzip stream is corrupt or truncated ({e.Message}).", e);
+            throw new InvalidDataException($"IDX file '{path}': unreadable or corrupt ({e.Message}).", e);
         }
     }
 

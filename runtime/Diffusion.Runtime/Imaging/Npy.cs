@@ -78,12 +78,12 @@ public static partial class Npy
         var descr = DescrPattern().Match(header);
         var shapeMatch = ShapePattern().Match(header);
         var order = FortranPattern().Match(header);
-        if (!descr.Success || !shapeMatch.Success || !order.Success) throw new DiffusionException($"'{path}': unreadable .npy header: {header.Trim()}");
+        if (!descr.Success || !shapeMatch.Success || !order.Success) throw new DiffusionException($"'{path}': unreadable .npy header: {Printable.Of(header)}");
         if (order.Groups[1].Value == "True") throw new DiffusionException($"'{path}': Fortran-ordered arrays are not supported; save with C order.");
         int elementSize = descr.Groups[1].Value switch
         {
             "<f4" => 4, "<f8" => 8,
-            var other => throw new DiffusionException($"'{path}': dtype '{other}' is not supported; expected float32 ('<f4') or float64 ('<f8')."),
+            var other => throw new DiffusionException($"'{path}': dtype '{Printable.Of(other)}' is not supported; expected float32 ('<f4') or float64 ('<f8')."),
         };
         var parts = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var shape = new int[parts.Length];
@@ -91,7 +91,7 @@ public static partial class Npy
         for (int i = 0; i < parts.Length; i++)
         {
             if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var d) || d > Array.MaxLength)
-                throw new DiffusionException($"'{path}': shape entry '{parts[i]}' is not a dimension (a whole number below 2³¹).");
+                throw new DiffusionException($"'{path}': shape entry '{Printable.Of(parts[i])}' is not a dimension (a whole number below 2³¹).");
             shape[i] = (int)d;
             count = Math.Min(count * d, long.MaxValue / 2 / Array.MaxLength); // saturates instead of overflowing
         }

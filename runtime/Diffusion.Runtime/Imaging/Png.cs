@@ -109,7 +109,7 @@ public static class Png
             if (pos + 12 > data.Length) throw new DiffusionException($"'{source}' is truncated at byte {pos} (expected a chunk).");
             uint length = BinaryPrimitives.ReadUInt32BigEndian(data[pos..]);
             var typeBytes = data.Slice(pos + 4, 4);
-            var type = System.Text.Encoding.Latin1.GetString(typeBytes);
+            var type = Printable.Of(System.Text.Encoding.Latin1.GetString(typeBytes));
             if (length > int.MaxValue || pos + 12 + (long)length > data.Length) throw new DiffusionException($"'{source}' is truncated in chunk '{type}' at byte {pos}.");
             var body = data.Slice(pos + 8, (int)length);
             uint crc = BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]);
@@ -142,7 +142,8 @@ public static class Png
                     break;
                 case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source);
                 default:
-                    if (char.IsAsciiLetterUpper(type[0])) throw new DiffusionException($"'{source}': unknown critical chunk '{type}'.");
+                    if ((data[pos - 8 - (int)length] & 0x20) == 0) // bit 5 of the first type byte clear: a critical chunk
+                        throw new DiffusionException($"'{source}': unknown critical chunk '{type}'.");
                     break; // ancillary chunks (text, gamma, …) are skipped
             }
         }
@@ -159,7 +160,7 @@ public static class Png
             using var z = new ZLibStream(new MemoryStream(compressed), CompressionMode.Decompress);
             z.ReadExactly(raw);
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException)
+        catch (Exception e) when (e is InvalidDataException or IOException) // IOException: EndOfStream, and zlib's own errors
         {
             throw new DiffusionException($"'{source}': the image data is corrupt or truncated ({e.Message}).", e);
         }
