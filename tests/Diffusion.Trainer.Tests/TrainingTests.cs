@@ -121,7 +121,7 @@ public class TrainingTests
         foreach (var phase in new[] { "data", "forward", "backward", "clip", "adamw", "ema" }) Assert.Contains($"{phase} ", text);
         Assert.Equal(1, await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
         Assert.Contains("/nonexistent/python3", error.ToString());
-        Assert.Equal(1, await Program.Run(["bench-train", "--steps", "0"], output, error));
+        Assert.Equal(2, await Program.Run(["bench-train", "--steps", "0"], output, error));
     }
 
     [Fact]
@@ -133,10 +133,11 @@ public class TrainingTests
         int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "3", "--batch", "4",
             "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0"], output, error);
         Assert.True(code == 0, error.ToString());
-        Assert.Equal(1, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
+        Assert.Equal(2, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
         Assert.Contains("--resume", error.ToString());
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5"], output, error));
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--lr", "0.1"], output, error));
         Assert.Contains("step 5", output.ToString());
+        Assert.Contains("ignoring --lr (only --steps and --threads apply)", error.ToString());
         var onnx = Path.Combine(folder, "exported.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
         using var model = DiffusionModel.Load(onnx);
@@ -145,7 +146,7 @@ public class TrainingTests
         var karras = Path.Combine(folder, "karras.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema", "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
         using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"), (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
-        Assert.Equal(1, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
+        Assert.Equal(2, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
         Assert.Contains("--timestep-spacing 'even'", error.ToString());
         Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
         Assert.Contains("nope.pt", error.ToString());
