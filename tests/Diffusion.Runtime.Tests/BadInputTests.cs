@@ -128,6 +128,23 @@ public class BadInputTests
     }
 
     [Fact]
+    public void A_fixed_batch_model_gets_advice_that_fits_it()
+    {
+        using var fixed4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4 });
+        Assert.Equal(8, Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 4).Count);
+        var e = Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 3));
+        Assert.Contains("use --batch 4 and a --count that is a multiple of 4", e.Message);
+        Assert.Contains("multiple of 4", Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Message);
+        var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
+        using var guided4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4, ClassMeans = classes });
+        var request = new GenerationRequest { Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
+        Assert.Equal(4, new ImageGenerator(guided4).Generate(request).Count); // guidance doubles 2 to the model's 4
+        Assert.Contains("use --batch 2 (guidance doubles it)", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 })).Message);
+        using var guided3 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 3, ClassMeans = classes });
+        Assert.Contains("needs an even one", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided3).Generate(request)).Message);
+    }
+
+    [Fact]
     public void NaN_from_the_model_stops_sampling_with_a_clear_error()
     {
         using var model = DiffusionModel.Load(NanModel(), "nan.onnx");

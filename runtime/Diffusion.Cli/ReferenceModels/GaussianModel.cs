@@ -32,6 +32,8 @@ public sealed record GaussianModelSpec
     public string OutputName { get; init; } = "model_output";
     /// <summary>Name of the x_t input.</summary>
     public string SampleInput { get; init; } = "sample";
+    /// <summary>A fixed batch size for every input and the output (foreign exports often have one); null: dynamic.</summary>
+    public int? FixedBatch { get; init; }
 }
 
 /// <summary>
@@ -58,10 +60,11 @@ public static class GaussianModel
         int timesteps = schedule.TrainTimesteps;
 
         var g = new GraphBuilder("gaussian_denoiser");
-        var x = g.Input(spec.SampleInput, DataType.Float, "batch", c, spec.Height, spec.Width);
-        Dim[] tShape = spec.ScalarTimestep ? [] : ["batch"];
+        Dim batch = spec.FixedBatch is int fixedBatch ? fixedBatch : "batch";
+        var x = g.Input(spec.SampleInput, DataType.Float, batch, c, spec.Height, spec.Width);
+        Dim[] tShape = spec.ScalarTimestep ? [] : [batch];
         var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : DataType.Float, tShape);
-        Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, "batch");
+        Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, batch);
 
         // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1.
         var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(), timesteps);
@@ -93,7 +96,7 @@ public static class GaussianModel
             PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
-        g.Output(output, spec.OutputName, DataType.Float, "batch", c, spec.Height, spec.Width);
+        g.Output(output, spec.OutputName, DataType.Float, batch, c, spec.Height, spec.Width);
 
         var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET reference model).");
         if (spec.WithMetadata) model.Metadata(DiffusionConfig.MetadataKey, config.ToJson());
