@@ -199,7 +199,7 @@ public class CliTests
         Assert.True(code == 0, error);
         Assert.Contains(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), output); // the NuGet package's, beside the app
 
-        var folder = Directory.CreateTempSubdirectory("ort-").FullName;
+        var folder = TestFolders.Create("ort");
         var copy = Path.Combine(folder, "libonnxruntime.so");
         File.Copy(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), copy);
         (code, output, error) = RunChild(copy);

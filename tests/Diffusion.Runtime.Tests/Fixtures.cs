@@ -45,8 +45,6 @@ internal static class Fixtures
 
     public static string TempFolder()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "diffusion-tests-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(dir);
-        return dir;
+        return TestFolders.Create("diffusion-tests");
     }
 }

@@ -300,6 +300,7 @@ public class ReliabilityTests
             dotnet '{cli}' sample --model '{model}' -n 64 --steps 2 --sampler ddpm --out "$disk/imgs/" 2>&1; echo "exit=$?"
             dotnet '{cli}' sample --model '{model}' -n 64 --steps 2 --sampler ddpm --out "$disk/grid.png" 2>&1; echo "exit=$?"
             echo "left: $(ls -A "$disk" | tr '\n' ' ')"
+            umount "$disk"; rmdir "$disk"
             """;
         var (ok, output) = TinyDisk.RunScript(script);
         Assert.True(ok, $"no tmpfs could be mounted here (needs root or user namespaces): {output}");

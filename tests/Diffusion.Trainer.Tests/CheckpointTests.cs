@@ -10,9 +10,7 @@ public class CheckpointTests
 
     private static string Folder()
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"checkpoint-tests-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        return folder;
+        return TestFolders.Create("checkpoint-tests");
     }
 
     private static string Write(string folder, byte[] payload)

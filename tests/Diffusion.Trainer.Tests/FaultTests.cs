@@ -14,7 +14,7 @@ public class FaultTests
     [Fact]
     public async Task A_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one()
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"fault-kill-{Guid.NewGuid():N}");
+        var folder = TestFolders.Reserve("fault-kill");
         var checkpoint = TrainingRun.CheckpointPath(folder);
         int killedMidWrite = 0;
         for (int attempt = 0; attempt < 4 && killedMidWrite < 2; attempt++)
@@ -65,6 +65,7 @@ public class FaultTests
             set +e
             dotnet '{Trainer}' train --out "$disk/run" --steps 2 --channels 16 {string.Join(' ', Tiny.Select(a => $"'{a}'"))} 2>&1; echo "exit=$?"
             echo "left: $(ls -A "$disk/run" | tr '\n' ' ')"
+            umount "$disk"; rmdir "$disk"
             """;
         var (ok, output) = TinyDisk.RunScript(script);
         Assert.True(ok, $"no tmpfs could be mounted here (needs root or user namespaces): {output}");

@@ -41,7 +41,7 @@ public class ObjectiveTests
             Diffusion = new DiffusionConfig { PredictionType = prediction, BetaSchedule = "cosine" },
             Net = new UNetConfig { BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [] },
         };
-        using var run = TrainingRun.Start(config, Path.Combine(Path.GetTempPath(), $"objective-{Guid.NewGuid():N}"), data);
+        using var run = TrainingRun.Start(config, TestFolders.Reserve("objective"), data);
         run.Run();
         Assert.All(run.Losses, l => Assert.True(double.IsFinite(l.Loss) && l.Loss > 0));
         using var model = DiffusionModel.Load(run.ExportOnnx(), "exported");
@@ -59,7 +59,7 @@ public class ObjectiveTests
             return;
         }
         var config = new TrainConfig { Device = "cuda", Steps = 1, SampleEvery = 0 };
-        var e = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config, Path.GetTempPath(), Datasets.Open("fashion-mnist-test").Take(8)));
+        var e = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config, TestFolders.Reserve("cuda"), Datasets.Open("fashion-mnist-test").Take(8)));
         Assert.Contains("no usable CUDA", e.Message);
         Assert.Contains("-p:TorchBackend=cuda", e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -68,7 +68,7 @@ public class ObjectiveTests
     [Fact]
     public void A_folder_of_pngs_in_class_subfolders_is_a_labelled_data_set()
     {
-        var root = Path.Combine(Path.GetTempPath(), $"pngs-{Guid.NewGuid():N}");
+        var root = TestFolders.Create("pngs");
         foreach (var (cls, value) in new[] { ("cats", (byte)10), ("dogs", (byte)200) })
         {
             Directory.CreateDirectory(Path.Combine(root, cls));

@@ -13,7 +13,7 @@ public class OnnxCheckerTests
     {
         random.manual_seed(1);
         using var net = new UNet(new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, NumClasses = 10 });
-        var path = Path.Combine(Path.GetTempPath(), $"unet-{Guid.NewGuid():N}.onnx");
+        var path = Path.Combine(TestFolders.Create("onnx-checker"), "unet.onnx");
         File.WriteAllBytes(path, UNetExporter.ToOnnx(net, new DiffusionConfig { PredictionType = "v_prediction" }));
         var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "-c", "import sys, onnx, json; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); " +

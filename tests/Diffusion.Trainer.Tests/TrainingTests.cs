@@ -18,7 +18,7 @@ public class TrainingTests
         Net = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout },
     };
 
-    private static string Folder() => Path.Combine(Path.GetTempPath(), "trainer-tests-" + Guid.NewGuid().ToString("N"));
+    private static string Folder() => TestFolders.Reserve("trainer-tests");
 
     [Fact]
     public void A_few_hundred_steps_lower_the_loss_clearly()

@@ -56,17 +56,23 @@ public static partial class BenchTrainCommand
             Net = new UNetConfig { BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
         };
         using var run = TrainingRun.Start(config, folder);
-        for (int i = 0; i < warmup; i++) run.TrainStep();
-        if (profile) run.Profile = new StepProfile();
         var times = new List<double>();
-        for (int i = 0; i < steps; i++)
+        try
         {
-            cancellation.ThrowIfCancellationRequested();
-            var watch = Stopwatch.StartNew();
-            run.TrainStep();
-            times.Add(watch.Elapsed.TotalMilliseconds);
+            for (int i = 0; i < warmup; i++) run.TrainStep();
+            if (profile) run.Profile = new StepProfile();
+            for (int i = 0; i < steps; i++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var watch = Stopwatch.StartNew();
+                run.TrainStep();
+                times.Add(watch.Elapsed.TotalMilliseconds);
+            }
         }
-        Directory.Delete(folder, recursive: true);
+        finally
+        {
+            Directory.Delete(folder, recursive: true); // nothing is written there; the run folder only has to exist
+        }
         times.Sort();
         double median = times[times.Count / 2], mean = times.Average();
         return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads:\n" +
