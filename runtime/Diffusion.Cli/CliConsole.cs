@@ -34,12 +34,12 @@ public sealed class CliConsole(TextWriter output, TextWriter error)
         }
         catch (DiffusionArgumentException e)
         {
-            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            await Error.WriteLineAsync($"error: {OneLine(Flags.Rename(e.Message))}");
             return ExitCodes.Usage;
         }
         catch (DiffusionException e)
         {
-            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
+            await Error.WriteLineAsync($"error: {OneLine(Flags.Rename(e.Message))}");
             return ExitCodes.Failure;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

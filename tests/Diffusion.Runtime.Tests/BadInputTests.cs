@@ -1,4 +1,4 @@
-using Diffusion.Cli.ReferenceModels;
+using Diffusion.ReferenceModels;
 using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
@@ -41,7 +41,7 @@ public class BadInputTests
         var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(bytes, "renamed.onnx"));
         Assert.Contains("no input named 'sample'", e.Message);
         Assert.Contains("x float32 [batch,1,8,8]", e.Message);
-        Assert.Contains("--sample-input", e.Message);
+        Assert.Contains("SampleInput", e.Message);
         using var mapped = DiffusionModel.Load(bytes, "renamed.onnx", new ModelOptions { SampleInput = "x" });
         Assert.Equal("x", mapped.SampleInput);
     }
@@ -103,16 +103,16 @@ public class BadInputTests
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
         var ok = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 2 };
-        Assert.Contains("--steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 0 })).Message);
-        Assert.Contains("--steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = -3 })).Message);
-        Assert.Contains("--count", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Count = 0 })).Message);
-        Assert.Contains("--batch", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
+        Assert.Contains("Steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 0 })).Message);
+        Assert.Contains("Steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = -3 })).Message);
+        Assert.Contains("Count", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Count = 0 })).Message);
+        Assert.Contains("BatchSize", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
         var unknown = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
         Assert.Contains("dpm++3m", unknown.Message);
         Assert.Contains("unipc", unknown.Message);
         Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
         Assert.Contains("not class-conditional", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
-        Assert.Contains("--eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
+        Assert.Contains("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
         Assert.Contains("initial noise", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { InitialNoise = new float[5] })).Message);
     }
 
@@ -133,13 +133,13 @@ public class BadInputTests
         using var fixed4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4 });
         Assert.Equal(8, Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 4).Count);
         var e = Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 3));
-        Assert.Contains("use --batch 4 and a --count that is a multiple of 4", e.Message);
+        Assert.Contains("use BatchSize 4 and a Count that is a multiple of 4", e.Message);
         Assert.Contains("multiple of 4", Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Message);
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
         using var guided4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4, ClassMeans = classes });
         var request = new GenerationRequest { Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
         Assert.Equal(4, new ImageGenerator(guided4).Generate(request).Count); // guidance doubles 2 to the model's 4
-        Assert.Contains("use --batch 2 (guidance doubles it)", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 })).Message);
+        Assert.Contains("use BatchSize 2 (guidance doubles it)", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 })).Message);
         using var guided3 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 3, ClassMeans = classes });
         Assert.Contains("needs an even one", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided3).Generate(request)).Message);
     }
@@ -147,20 +147,10 @@ public class BadInputTests
     [Fact]
     public void NaN_from_the_model_stops_sampling_with_a_clear_error()
     {
-        using var model = DiffusionModel.Load(NanModel(), "nan.onnx");
+        using var model = DiffusionModel.Load(Fixtures.NanModel(), "nan.onnx");
         var e = Assert.Throws<DiffusionException>(() => Fixtures.Generate(model, "ddim", 5, count: 2, batch: 2));
         Assert.Contains("NaN", e.Message);
         Assert.Contains("nan.onnx", e.Message);
-    }
-
-    /// <summary>A model whose output is NaN wherever x &gt; 1 (sqrt of a negative number), finite elsewhere.</summary>
-    internal static byte[] NanModel()
-    {
-        var g = new GraphBuilder("nan");
-        var x = g.Input("sample", DataType.Float, "batch", 1, 8, 8);
-        g.Input("timestep", DataType.Float, "batch");
-        g.Output(g.Sqrt(g.Sub(g.Scalar(1), x)), "model_output", DataType.Float, "batch", 1, 8, 8);
-        return new ModelBuilder(g).Metadata(DiffusionConfig.MetadataKey, new DiffusionConfig().ToJson()).ToBytes();
     }
 
     [Fact]
@@ -182,7 +172,7 @@ public class BadInputTests
         }
         using var scalar = Fixtures.Load(Fixtures.Spec() with { ScalarTimestep = true });
         var e = Assert.Throws<DiffusionException>(() => Fixtures.Generate(scalar, "rk45", 1, count: 3, batch: 3));
-        Assert.Contains("--batch 1", e.Message);
+        Assert.Contains("BatchSize 1", e.Message);
         Fixtures.Generate(scalar, "rk45", 1, count: 2, batch: 1);
     }
 }

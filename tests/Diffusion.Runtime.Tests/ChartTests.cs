@@ -1,5 +1,5 @@
 using System.Xml.Linq;
-using Diffusion.Cli.Charts;
+using Diffusion.Evaluation.Charts;
 
 namespace Diffusion.Runtime.Tests;
 

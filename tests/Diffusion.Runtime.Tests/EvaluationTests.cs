@@ -1,7 +1,6 @@
-using Diffusion.Cli;
-using Diffusion.Cli.Commands;
-using Diffusion.Cli.Evaluation;
-using Diffusion.Cli.ReferenceModels;
+using Diffusion.Evaluation;
+using Diffusion.Evaluation.Benchmark;
+using Diffusion.ReferenceModels;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 
@@ -16,7 +15,7 @@ public class EvaluationTests
     [Fact]
     public void Test_set_is_close_to_train_set_and_far_from_noise()
     {
-        using var classifier = new FeatureClassifier(EvalCommand.DefaultClassifier, new SessionSettings());
+        using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (test, n) = Evaluator.LoadReference(Test, 2000, 784);
         var (train, m) = Evaluator.LoadReference(Train, 2000, 784);
         var noise = new float[2000 * 784];
@@ -35,7 +34,7 @@ public class EvaluationTests
     [Fact]
     public void The_classifier_recognises_the_test_set()
     {
-        using var classifier = new FeatureClassifier(EvalCommand.DefaultClassifier, new SessionSettings());
+        using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (pixels, labels, count, _, _) = Idx.ReadImages(Test, Test.Replace("images-idx3", "labels-idx1"));
         var images = pixels.Select(b => b / 127.5f - 1).ToArray();
         var predicted = classifier.Run(images, count).Predicted;
@@ -44,55 +43,29 @@ public class EvaluationTests
     }
 
     [Fact]
-    public async Task Bench_writes_the_report_with_measured_nfe()
+    public void The_benchmark_plan_gives_each_sampler_its_own_budget_and_the_report_picks_the_best_per_budget()
     {
-        var dir = Fixtures.TempFolder();
-        var modelPath = Path.Combine(dir, "g.onnx");
-        File.WriteAllBytes(modelPath, GaussianModel.Build(Fixtures.Spec() with
+        var plan = new BenchmarkPlan { Samplers = ["ddim", "heun", "pc", "rk45"], Budgets = [4, 10], FullLength = new HashSet<string> { "ddim" }, Tolerances = [1e-2] };
+        Assert.Equal([("ddim", 4, 0.0), ("ddim", 10, 0.0), ("ddim", 1000, 0.0), ("heun", 2, 0.0), ("heun", 5, 0.0), ("pc", 2, 0.0), ("pc", 5, 0.0), ("rk45", 1, 1e-2)],
+            plan.Configurations(1000));
+        Assert.Contains("Count", Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Message);
+        Assert.Contains("Budgets", Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Message);
+
+        using var model = Fixtures.Load(Fixtures.Spec() with
         {
             Height = 28, Width = 28,
             ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
             Config = new DiffusionConfig { NumClasses = 10 },
-        }));
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "report"), "--samplers", "ddim,heun,rk45",
-            "--nfe", "4,10", "--full", "none", "--rk45-tolerances", "0.1", "--count", "40", "--batch", "20"], output, error);
-        Assert.True(code == 0, error.ToString());
-        var csv = File.ReadAllLines(Path.Combine(dir, "report", "results.csv"));
-        Assert.Equal(1 + 2 + 2 + 1, csv.Length);
-        Assert.StartsWith("heun,2,,3,", csv[3]); // 4 NFE → 2 Heun steps → 3 evaluations
-        Assert.StartsWith("heun,5,,9,", csv[4]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
-        Assert.StartsWith("rk45,", csv[5]);
-        Assert.Contains(",0.1,", csv[5]);
-        Assert.StartsWith("<svg", File.ReadAllText(Path.Combine(dir, "report", "fd_vs_nfe.svg")));
-        var report = File.ReadAllText(Path.Combine(dir, "report", "report.md"));
-        Assert.Contains("| ddim | 10 steps | 10 |", report);
-        Assert.Contains("| rk45 | tol 1e-1 |", report);
-        Assert.Contains($"Made with `./diffusion bench --model {modelPath} --out", report);
-        Assert.Contains("| NFE ≤ | best sampler |", report);
-        Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
-        Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
-        Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
-        Assert.Contains("--rk45-tolerances 'tight' is not a positive number", error.ToString());
-
-        code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);
-        Assert.True(code == 0, error.ToString());
-        Assert.Contains("Fréchet distance", output.ToString());
-        Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
-        Assert.Contains("the model makes 3072 values per image", error.ToString());
-    }
-
-    [Fact]
-    public async Task Schedules_writes_four_svg_plots()
-    {
+        });
+        using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
+        var (reference, n) = Evaluator.LoadReference(Test, 64, 784);
+        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with { Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64 });
+        Assert.Equal([4.0, 10.0, 3.0, 9.0], rows.Select(r => r.Result.EvaluationsPerImage)); // Heun: 2 per step, 1 for the last
         var dir = Fixtures.TempFolder();
-        Assert.Equal(0, await Program.Run(["schedules", "--out", dir], new StringWriter(), new StringWriter()));
-        foreach (var file in new[] { "beta.svg", "alpha_bar.svg", "sigma_vp.svg", "log_snr.svg" })
-        {
-            var svg = File.ReadAllText(Path.Combine(dir, file));
-            Assert.Contains("<polyline", svg);
-            Assert.Contains("cosine", svg);
-        }
+        BenchmarkReport.Write(dir, rows, new BenchmarkRun("test", "g.onnx", 64, 1, false, "cpu", TimeSpan.FromSeconds(1), [4, 10]));
+        var report = File.ReadAllText(Path.Combine(dir, "report.md"));
+        var best4 = rows.Where(r => r.Result.EvaluationsPerImage <= 4).MinBy(r => r.Result.FrechetDistance)!.Result;
+        Assert.Contains($"| 4 | {best4.Sampler} ({best4.EvaluationsPerImage:0.#} NFE) |", report);
+        Assert.Equal(5, File.ReadAllLines(Path.Combine(dir, "results.csv")).Length);
     }
 }

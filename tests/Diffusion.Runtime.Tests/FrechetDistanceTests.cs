@@ -1,4 +1,4 @@
-using Diffusion.Cli.Evaluation;
+using Diffusion.Evaluation;
 using MathNet.Numerics.LinearAlgebra;
 
 namespace Diffusion.Runtime.Tests;

@@ -1,5 +1,4 @@
-using Diffusion.Cli.Commands;
-using Diffusion.Cli.ReferenceModels;
+using Diffusion.ReferenceModels;
 using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Runtime.Tests;
@@ -52,7 +51,7 @@ public class ReferenceToolTests
     [Fact]
     public void The_committed_bundled_model_is_what_the_builder_makes()
     {
-        var committed = File.ReadAllBytes(ModelArguments.GaussianModelPath);
+        var committed = File.ReadAllBytes(Fixtures.GaussianModelPath);
         Assert.Equal(GaussianModel.Build(GaussianModel.Bundled), committed);
     }
 }

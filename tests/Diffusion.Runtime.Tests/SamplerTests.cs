@@ -1,4 +1,4 @@
-using Diffusion.Cli.ReferenceModels;
+using Diffusion.ReferenceModels;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;

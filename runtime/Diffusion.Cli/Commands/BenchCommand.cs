@@ -1,9 +1,8 @@
 using Diffusion.Cli.Output;
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
-using Diffusion.Cli.Charts;
-using Diffusion.Cli.Evaluation;
+using Diffusion.Evaluation;
+using Diffusion.Evaluation.Benchmark;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
@@ -18,14 +17,6 @@ namespace Diffusion.Cli.Commands;
 /// </summary>
 public static class BenchCommand
 {
-    /// <summary>Network evaluations per step (the last step of Heun is a single Euler evaluation).</summary>
-    private static int StepsFor(string sampler, int nfe) => sampler switch
-    {
-        "heun" => (nfe + 1) / 2,
-        "pc" => Math.Max(1, nfe / 2),
-        _ => nfe,
-    };
-
     /// <summary>Builds the command.</summary>
     public static Command Create(CliConsole console)
     {
@@ -50,98 +41,36 @@ public static class BenchCommand
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
             var names = p.GetValue(samplers) == "all" ? SamplerRegistry.All.Select(e => e.Name).ToArray() : Split(p.GetValue(samplers)!);
-            foreach (var name in names) SamplerRegistry.Create(name);
-            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
-            var budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) && b is > 0 and <= 2 * ImageGenerator.MaxSteps ? b : throw new DiffusionArgumentException($"--nfe '{v}' is not a positive integer (at most {2 * ImageGenerator.MaxSteps}).")).ToArray();
-            var fullSet = p.GetValue(full) == "none" ? [] : Split(p.GetValue(full)!).ToHashSet();
-            var rtols = p.GetValue(tolerances) == "none" ? [] : Split(p.GetValue(tolerances)!).Select(v =>
-                double.TryParse(v, CultureInfo.InvariantCulture, out var t) && t > 0 ? t : throw new DiffusionArgumentException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray();
+            var plan = new BenchmarkPlan
+            {
+                Samplers = names,
+                Budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) ? b : throw new DiffusionArgumentException($"--nfe '{v}' is not a positive integer.")).ToArray(),
+                FullLength = p.GetValue(full) == "none" ? new HashSet<string>() : Split(p.GetValue(full)!).ToHashSet(),
+                Tolerances = p.GetValue(tolerances) == "none" ? [] : Split(p.GetValue(tolerances)!).Select(v =>
+                    double.TryParse(v, CultureInfo.InvariantCulture, out var t) ? t : throw new DiffusionArgumentException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray(),
+                Count = p.GetValue(count), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
+            };
+            plan.Validate();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
             var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
             var evaluator = new Evaluator(m, features, images, n);
-            var results = new List<(EvalResult Result, double Tolerance)>();
-            var plan = names.SelectMany(s => s == "rk45"
-                ? rtols.Select(t => (Sampler: s, Steps: 1, Tolerance: t))
-                : budgets.Concat(fullSet.Contains(s) ? [1000] : []).Select(b => (Sampler: s, Steps: StepsFor(s, b), Tolerance: 0.0))).ToList();
-            foreach (var (sampler, steps, tolerance) in plan)
+            var rows = await Task.Run(() => SamplerBenchmark.Run(evaluator, plan, new LineProgress<BenchmarkRow>(row =>
             {
-                cancellation.ThrowIfCancellationRequested();
-                var request = new GenerationRequest
-                {
-                    Sampler = sampler, Steps = Math.Min(steps, m.Schedule.TrainTimesteps), Count = p.GetValue(count), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed),
-                    Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
-                    Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
-                };
-                var r = await Task.Run(() => evaluator.Evaluate(request, cancellation), cancellation);
-                results.Add((r, tolerance));
-                console.Out.WriteLine($"{sampler,-15} steps {request.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
-            }
-            var run = new RunInfo("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, p.GetValue(count), p.GetValue(guidance),
-                p.GetValue(karras) ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,
-                budgets.Concat(fullSet.Count > 0 ? [1000] : []).Distinct().Order().ToArray());
-            Write(folder, results, run);
+                var r = row.Result;
+                console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
+            }), cancellation), cancellation);
+            var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
+                plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,
+                plan.Budgets.Concat(plan.FullLength.Count > 0 ? [1000] : []).Distinct().Order().ToArray());
+            BenchmarkReport.Write(folder, rows, run);
             console.Out.WriteLine($"wrote report.md, results.csv, fd_vs_nfe.svg, time_vs_nfe.svg in {folder}");
             return 0;
         }));
         return command;
     }
 
-    /// <summary>How a report was made: the command, the model, the settings shared by every row, the machine.</summary>
-    private sealed record RunInfo(string Command, string Model, int Count, float Guidance, bool Karras, string Device, TimeSpan WallTime, int[] Budgets);
-
     private static string[] Split(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    private static void Write(string folder, List<(EvalResult Result, double Tolerance)> rows, RunInfo run)
-    {
-        var inv = CultureInfo.InvariantCulture;
-        var results = rows.Select(r => r.Result).ToList();
-        string Setting((EvalResult Result, double Tolerance) row) =>
-            row.Tolerance > 0 ? string.Create(inv, $"tol {row.Tolerance:0.###e0}") : string.Create(inv, $"{row.Result.Steps} steps");
-        string Accuracy(EvalResult r) => double.IsNaN(r.ClassAccuracy) ? "–" : r.ClassAccuracy.ToString("P1", inv);
-
-        var csv = new StringBuilder("sampler,steps,rtol,nfe,fd,class_accuracy,ms_per_image\n");
-        foreach (var (r, tolerance) in rows)
-            csv.Append(string.Create(inv, $"{r.Sampler},{r.Steps},{(tolerance > 0 ? tolerance.ToString("G", inv) : "")},{r.EvaluationsPerImage:0.##},{r.FrechetDistance:0.####},{r.ClassAccuracy:0.####},{r.MillisecondsPerImage:0.###}\n"));
-
-        var md = new StringBuilder("# Sampler benchmark\n\n");
-        md.Append(string.Create(inv, $"Model `{Path.GetFileName(run.Model)}`, {run.Count} generated images per row against {run.Count} test images, guidance {run.Guidance}, "))
-          .Append(run.Karras ? "Karras σ grid (ρ = 7)" : "timesteps by the model's timestep_spacing")
-          .Append(string.Create(inv, $", device {run.Device}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; "))
-          .Append(string.Create(inv, $"the whole run took {run.WallTime.TotalMinutes:0.#} min.\n\n"))
-          .Append($"Made with `{run.Command}`.\n\n")
-          .Append("FD = Fréchet distance between the generated and the test images in the classifier's feature space (lower is better); ")
-          .Append("class acc. = share of generated images the classifier puts in the class they were generated for; NFE = network ")
-          .Append("evaluations per image actually made (guidance > 1 doubles the batch of each, not the count); ms / image = wall time of ")
-          .Append("sampling divided by the number of images.\n\n");
-
-        var best = results.Where(r => r.EvaluationsPerImage <= 10).OrderBy(r => r.FrechetDistance).FirstOrDefault();
-        var reference = results.Where(r => r.Sampler == "ddpm").OrderByDescending(r => r.EvaluationsPerImage).FirstOrDefault();
-        if (best is not null && reference is not null)
-            md.Append(string.Create(inv, $"**Headline: {best.Sampler} at {best.EvaluationsPerImage:0} NFE reaches FD {best.FrechetDistance:0.##} vs DDPM at {reference.EvaluationsPerImage:0} NFE: FD {reference.FrechetDistance:0.##}.**\n\n"));
-
-        if (run.Budgets.Length > 1)
-        {
-            md.Append("## Best sampler per budget\n\n| NFE ≤ | best sampler | FD | class acc. |\n| ---: | --- | ---: | ---: |\n");
-            foreach (var b in run.Budgets)
-                if (results.Where(r => r.EvaluationsPerImage <= b).MinBy(r => r.FrechetDistance) is { } top)
-                    md.Append(string.Create(inv, $"| {b} | {top.Sampler} ({top.EvaluationsPerImage:0.#} NFE) | {top.FrechetDistance:0.###} | {Accuracy(top)} |\n"));
-            md.Append('\n');
-        }
-
-        md.Append("## All runs\n\n| sampler | setting | NFE | FD | class acc. | ms / image |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
-        foreach (var row in rows)
-            md.Append(string.Create(inv, $"| {row.Result.Sampler} | {Setting(row)} | {row.Result.EvaluationsPerImage:0.#} | {row.Result.FrechetDistance:0.###} | {Accuracy(row.Result)} | {row.Result.MillisecondsPerImage:0.##} |\n"));
-        md.Append("\n![FD vs NFE](fd_vs_nfe.svg)\n![time vs NFE](time_vs_nfe.svg)\n");
-
-        var bySampler = results.GroupBy(r => r.Sampler).ToList();
-        var fd = new SvgLineChart { Title = "Fréchet distance vs network evaluations", XLabel = "NFE per image", YLabel = "FD (lower is better)", LogX = true, LogY = true }
-            .Render(bySampler.Select(g => new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.FrechetDistance)).ToList())).ToList());
-        var time = new SvgLineChart { Title = "Time per image vs network evaluations", XLabel = "NFE per image", YLabel = "ms per image", LogX = true, LogY = true }
-            .Render(bySampler.Select(g => new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.MillisecondsPerImage)).ToList())).ToList());
-        foreach (var (file, text) in new[] { ("results.csv", csv.ToString()), ("report.md", md.ToString()), ("fd_vs_nfe.svg", fd), ("time_vs_nfe.svg", time) })
-            AtomicFile.Write(Path.Combine(folder, file), s => s.Write(Encoding.UTF8.GetBytes(text)));
-    }
 }

@@ -1,7 +1,7 @@
 using Diffusion.Cli.Output;
 using Diffusion.Runtime;
 using System.CommandLine;
-using Diffusion.Cli.Evaluation;
+using Diffusion.Evaluation;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;

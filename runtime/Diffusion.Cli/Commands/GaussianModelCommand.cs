@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Diffusion.Cli.ReferenceModels;
+using Diffusion.ReferenceModels;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;

@@ -1,7 +1,7 @@
 using Diffusion.Cli.Output;
 using Diffusion.Runtime;
 using System.CommandLine;
-using Diffusion.Cli.Charts;
+using Diffusion.Evaluation.Charts;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Schedules;
 

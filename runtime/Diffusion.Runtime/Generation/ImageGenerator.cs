@@ -108,7 +108,7 @@ public sealed class ImageGenerator(DiffusionModel model)
     public NoiseLevel[] Grid(GenerationRequest request)
     {
         if (request.Steps <= 0 || request.Steps > MaxSteps)
-            throw new DiffusionArgumentException($"--steps must lie in 1…{MaxSteps:N0}, got {request.Steps}.");
+            throw new DiffusionArgumentException($"Steps must lie in 1…{MaxSteps:N0}, got {request.Steps}.");
         var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
         try
         {
@@ -121,7 +121,7 @@ public sealed class ImageGenerator(DiffusionModel model)
         }
         catch (ArgumentOutOfRangeException e)
         {
-            throw new DiffusionArgumentException($"--steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
+            throw new DiffusionArgumentException($"Steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
         }
     }
 
@@ -130,50 +130,50 @@ public sealed class ImageGenerator(DiffusionModel model)
 
     private void Validate(GenerationRequest r)
     {
-        if (r.Steps <= 0) throw new DiffusionArgumentException($"--steps must be a positive number of sampling steps, got {r.Steps}.");
-        if (r.Count <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {r.Count}.");
+        if (r.Steps <= 0) throw new DiffusionArgumentException($"Steps must be a positive number of sampling steps, got {r.Steps}.");
+        if (r.Count <= 0) throw new DiffusionArgumentException($"Count must be a positive number of images, got {r.Count}.");
         if ((long)r.Count * Model.ImageSize > Array.MaxLength)
-            throw new DiffusionArgumentException($"--count {r.Count}: {r.Count} images of {Model.ImageSize:N0} values are more than one result holds (2³¹ values); generate them in several runs.");
-        if (r.Steps > MaxSteps) throw new DiffusionArgumentException($"--steps {r.Steps}: at most {MaxSteps:N0} sampling steps.");
-        if (r.BatchSize <= 0) throw new DiffusionArgumentException($"--batch must be a positive number of images per network call, got {r.BatchSize}.");
-        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionArgumentException($"--guidance must be a finite weight ≥ 0, got {r.Guidance}.");
+            throw new DiffusionArgumentException($"Count {r.Count}: {r.Count} images of {Model.ImageSize:N0} values are more than one result holds (2³¹ values); generate them in several runs.");
+        if (r.Steps > MaxSteps) throw new DiffusionArgumentException($"Steps {r.Steps}: at most {MaxSteps:N0} sampling steps.");
+        if (r.BatchSize <= 0) throw new DiffusionArgumentException($"BatchSize must be a positive number of images per network call, got {r.BatchSize}.");
+        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionArgumentException($"Guidance must be a finite weight ≥ 0, got {r.Guidance}.");
         if (r.Guidance != 1 && Model.NumClasses == 0)
-            throw new DiffusionArgumentException($"--guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave --guidance at 1.");
+            throw new DiffusionArgumentException($"Guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave Guidance at 1.");
         if (r.Guidance != 1 && r.ClassLabels.Length == 0)
-            throw new DiffusionArgumentException($"--guidance {r.Guidance} needs a class to guide towards; give --class.");
+            throw new DiffusionArgumentException($"Guidance {r.Guidance} needs a class to guide towards; give ClassLabels.");
         if (Model.FixedBatch is int fixedBatch)
         {
             // The network batch is the images per call, doubled by guidance; a fixed-batch graph takes only that size.
             bool guided = r.Guidance != 1;
             if (guided && fixedBatch % 2 != 0)
-                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Use --guidance 1, or export the model with a dynamic batch.");
+                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Use Guidance 1, or export the model with a dynamic batch.");
             int perCall = guided ? fixedBatch / 2 : fixedBatch;
             if (r.BatchSize != perCall || r.Count % perCall != 0)
-                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}: use --batch {perCall}{(guided ? " (guidance doubles it)" : "")} and a --count that is a multiple of {perCall}.");
+                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}: use BatchSize {perCall}{(guided ? " (guidance doubles it)" : "")} and a Count that is a multiple of {perCall}.");
         }
-        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionArgumentException($"--eta must lie in [0, 1], got {r.Options.Eta}.");
-        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionArgumentException("--rtol and --atol must be positive.");
-        if (r.Options.Snr <= 0) throw new DiffusionArgumentException($"--snr must be positive, got {r.Options.Snr}.");
+        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionArgumentException($"Eta must lie in [0, 1], got {r.Options.Eta}.");
+        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionArgumentException("RelativeTolerance and AbsoluteTolerance must be positive.");
+        if (r.Options.Snr <= 0) throw new DiffusionArgumentException($"Snr must be positive, got {r.Options.Snr}.");
         if (r.ClassLabels.Length > 0)
         {
-            if (Model.NumClasses == 0) throw new DiffusionArgumentException($"--class: model '{Model.Source}' is not class-conditional.");
+            if (Model.NumClasses == 0) throw new DiffusionArgumentException($"ClassLabels: model '{Model.Source}' is not class-conditional.");
             if (r.ClassLabels.Length != 1 && r.ClassLabels.Length != r.Count)
                 throw new DiffusionArgumentException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
             foreach (var label in r.ClassLabels)
-                if (label < 0 || label >= Model.NumClasses) throw new DiffusionArgumentException($"--class {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
+                if (label < 0 || label >= Model.NumClasses) throw new DiffusionArgumentException($"ClassLabels {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
         }
         if (r.Options.Resampling != 1)
         {
-            if (r.Options.Resampling < 1) throw new DiffusionArgumentException($"--jumps must be at least 1, got {r.Options.Resampling}.");
+            if (r.Options.Resampling < 1) throw new DiffusionArgumentException($"Resampling must be at least 1, got {r.Options.Resampling}.");
             if (!SamplerRegistry.Create(r.Sampler).Knobs.HasFlag(SamplerKnobs.Resampling))
-                throw new DiffusionArgumentException($"--jumps (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {r.Sampler}.");
-            if (r.Mask is null) throw new DiffusionArgumentException("--jumps (RePaint resampling) applies to inpainting; give --image and --mask.");
+                throw new DiffusionArgumentException($"Resampling (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {r.Sampler}.");
+            if (r.Mask is null) throw new DiffusionArgumentException("Resampling (RePaint resampling) applies to inpainting; give KnownImages and Mask.");
         }
         if (r.InitialImages is { } inputs)
         {
             if (inputs.Length != r.Count * Model.ImageSize)
                 throw new DiffusionArgumentException($"The input images hold {inputs.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
-            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionArgumentException($"--strength must lie in (0, 1], got {r.Strength}.");
+            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionArgumentException($"Strength must lie in (0, 1], got {r.Strength}.");
         }
         if (r.InitialNoise is { } init && init.Length != r.Count * Model.ImageSize)
             throw new DiffusionArgumentException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");

@@ -72,13 +72,13 @@ public sealed class DiffusionModel : IDisposable
 
         SampleInput = options.SampleInput ?? "sample";
         if (!inputs.TryGetValue(SampleInput, out var sample))
-            throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input with --sample-input.");
+            throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input with SampleInput.");
         if (sample.ElementDataType != TensorElementType.Float || sample.Dimensions.Length != 4)
             throw new DiffusionException($"Model '{source}': input '{SampleInput}' is {Describe(sample)}; expected float32 [B,C,H,W].");
 
         TimestepInput = options.TimestepInput ?? "timestep";
         if (!inputs.TryGetValue(TimestepInput, out var timestep))
-            throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with --timestep-input.");
+            throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with TimestepInput.");
         TimestepLayout = LayoutOf(timestep) ?? throw new DiffusionException(
             $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape [B], [1] or a scalar.");
 
@@ -95,13 +95,13 @@ public sealed class DiffusionModel : IDisposable
         ClassLabelsInput = labels;
         var extra = inputs.Keys.Where(k => k != SampleInput && k != TimestepInput && k != labels).ToList();
         if (extra.Count > 0)
-            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. Map them with --sample-input / --timestep-input / --class-input if they play those roles.");
+            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. Map them with SampleInput / TimestepInput / ClassLabelsInput if they play those roles.");
 
         OutputName = options.OutputName
             ?? (outputs.ContainsKey("model_output") ? "model_output"
             : outputs.ContainsKey("out_sample") ? "out_sample"
             : outputs.Count == 1 ? outputs.Keys.First()
-            : throw new DiffusionException($"Model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name one with --output-name."));
+            : throw new DiffusionException($"Model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name one with OutputName."));
         if (!outputs.TryGetValue(OutputName, out var output))
             throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its outputs: {Names(outputs)}).");
         if (output.ElementDataType != TensorElementType.Float || output.Dimensions.Length != 4)
@@ -189,7 +189,7 @@ public sealed class DiffusionModel : IDisposable
             return (DiffusionConfig.Parse(File.ReadAllText(sidecar), sidecar), sidecar);
         throw new DiffusionException(
             $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside it, and no config was given. " +
-            "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or pass --config FILE.");
+            "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or give a Config.");
     }
 
     private static TimestepLayout? LayoutOf(NodeMetadata m)
@@ -223,16 +223,16 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
     public int ResolveClass(string nameOrId)
     {
-        if (NumClasses == 0) throw new DiffusionArgumentException($"--class {nameOrId}: model '{Source}' is not class-conditional.");
+        if (NumClasses == 0) throw new DiffusionArgumentException($"ClassLabels {nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
-            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"--class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"ClassLabels {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
             return id;
         }
         var names = Config.ClassNames ?? [];
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
-        throw new DiffusionArgumentException($"--class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+        throw new DiffusionArgumentException($"ClassLabels '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

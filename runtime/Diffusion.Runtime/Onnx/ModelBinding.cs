@@ -87,7 +87,7 @@ internal sealed class ModelBinding : IDisposable
             default:
                 for (int i = 1; i < t.Length; i++)
                     if (t[i] != t[0])
-                        throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different timestep per image; use --batch 1.");
+                        throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different timestep per image; use BatchSize 1.");
                 if (_timestepFloat is not null) _timestepFloat[0] = (float)t[0]; else _timestepLong![0] = (long)Math.Round(t[0]);
                 break;
         }

@@ -47,7 +47,7 @@ public sealed record SessionSettings
         {
             options.Dispose();
             throw new DiffusionException(
-                $"--device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
+                $"Device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
                 $"This ONNX Runtime ({OrtLibrary.Path}) is a CPU build. To run on a GPU, build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
                 $"where a NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an ONNX Runtime GPU build " +
                 $"(version {typeof(OrtEnv).Assembly.GetName().Version?.ToString(3)} or later, with its CUDA and cuDNN).", e);

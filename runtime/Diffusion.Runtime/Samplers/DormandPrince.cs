@@ -11,6 +11,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class DormandPrince : ISampler
 {
     /// <inheritdoc />
+    public bool IsAdaptive => true;
+
+    /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Tolerances;
 
     private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
@@ -54,7 +57,7 @@ public sealed class DormandPrince : ISampler
         while (Array.Exists(h, v => v != 0))
         {
             if (c.Model.Evaluations > c.Options.MaxEvaluations)
-                throw new DiffusionException($"rk45 did not reach σ_min within {c.Options.MaxEvaluations} network evaluations; loosen --rtol/--atol.");
+                throw new DiffusionException($"rk45 did not reach σ_min within {c.Options.MaxEvaluations} network evaluations; loosen RelativeTolerance/AbsoluteTolerance.");
             for (int j = 1; j < 7; j++)
             {
                 for (int b = 0; b < batch; b++)

@@ -7,6 +7,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class Heun : ISampler
 {
     /// <inheritdoc />
+    public int StepsForBudget(int evaluations) => (evaluations + 1) / 2; // 2 per step, the last (to σ = 0) an Euler step of 1
+
+    /// <inheritdoc />
     public string Name => "heun";
 
     /// <inheritdoc />

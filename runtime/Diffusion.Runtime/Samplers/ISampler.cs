@@ -12,6 +12,12 @@ public interface ISampler
     /// <summary>The <see cref="SamplerOptions"/> knobs this sampler reads; the others do not apply to it.</summary>
     SamplerKnobs Knobs => SamplerKnobs.None;
 
+    /// <summary>Grid steps that spend at most <paramref name="evaluations"/> network evaluations per image (one per step unless the sampler says otherwise).</summary>
+    int StepsForBudget(int evaluations) => evaluations;
+
+    /// <summary>Whether it chooses its own steps (and ignores the grid's step count), like an adaptive ODE solver.</summary>
+    bool IsAdaptive => false;
+
     /// <summary>Runs the reverse process in place on <paramref name="c"/>.X.</summary>
     void Sample(SamplingContext c);
 }

@@ -10,6 +10,9 @@ namespace Diffusion.Runtime.Samplers;
 public sealed class PredictorCorrector : ISampler
 {
     /// <inheritdoc />
+    public int StepsForBudget(int evaluations) => Math.Max(1, evaluations / 2); // predictor + corrector
+
+    /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Snr;
 
     /// <inheritdoc />

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using Diffusion.Cli;
+using Diffusion.Runtime;
 using Diffusion.Runtime.Imaging;
 
-namespace Diffusion.Runtime.Tests;
+namespace Diffusion.Cli.Tests;
 
 public class CliTests
 {
@@ -45,7 +46,7 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var noise = new float[2 * 3 * 32 * 32];
-        new Noise.NoiseGenerator(4).Fill(noise, 0, 3 * 32 * 32, 0);
+        new Diffusion.Runtime.Noise.NoiseGenerator(4).Fill(noise, 0, 3 * 32 * 32, 0);
         Npy.Save(Path.Combine(dir, "noise.npy"), noise, 2, 3, 32, 32);
         Assert.Equal(0, Run("sample", "--seed", "4", "-n", "2", "--steps", "5", "--out", Path.Combine(dir, "a.npy")).Code);
         Assert.Equal(0, Run("sample", "--init-noise", Path.Combine(dir, "noise.npy"), "--steps", "5", "--out", Path.Combine(dir, "b.npy")).Code);
@@ -62,7 +63,7 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var nan = Path.Combine(dir, "nan.onnx");
-        File.WriteAllBytes(nan, BadInputTests.NanModel());
+        File.WriteAllBytes(nan, Fixtures.NanModel());
         var target = Path.Combine(dir, "out.png");
         // Exit code 1: a file, model or environment problem; 2: an argument that is wrong in itself.
         var cases = new (string[] Args, string Expected, int Code)[]
@@ -159,9 +160,9 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var karrasModel = Path.Combine(dir, "karras.onnx");
-        File.WriteAllBytes(karrasModel, Cli.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with { Config = new Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
+        File.WriteAllBytes(karrasModel, Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with { Config = new Diffusion.Runtime.Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
         var plainModel = Path.Combine(dir, "plain.onnx");
-        File.WriteAllBytes(plainModel, Cli.ReferenceModels.GaussianModel.Build(Fixtures.Spec()));
+        File.WriteAllBytes(plainModel, Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec()));
         float[] Sample(string model, params string[] extra)
         {
             var path = Path.Combine(dir, $"{Guid.NewGuid():N}.npy");
@@ -188,7 +189,7 @@ public class CliTests
         Assert.Contains("red, green, blue, yellow", output);
         (code, output, _) = Run("samplers");
         Assert.Equal(0, code);
-        foreach (var entry in Samplers.SamplerRegistry.All) Assert.Contains(entry.Name, output);
+        foreach (var entry in Diffusion.Runtime.Samplers.SamplerRegistry.All) Assert.Contains(entry.Name, output);
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using Diffusion.Runtime.Onnx;
 using Onnx;
 using DataType = Onnx.TensorProto.Types.DataType;
 
-namespace Diffusion.Cli.ReferenceModels;
+namespace Diffusion.ReferenceModels;
 
 /// <summary>What the closed-form Gaussian model looks like.</summary>
 public sealed record GaussianModelSpec

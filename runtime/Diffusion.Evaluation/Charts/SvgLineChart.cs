@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 
-namespace Diffusion.Cli.Charts;
+namespace Diffusion.Evaluation.Charts;
 
 /// <summary>One line of a chart.</summary>
 public sealed record Series(string Name, IReadOnlyList<(double X, double Y)> Points);

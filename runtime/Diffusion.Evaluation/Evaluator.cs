@@ -3,7 +3,7 @@ using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 
-namespace Diffusion.Cli.Evaluation;
+namespace Diffusion.Evaluation;
 
 /// <summary>What one evaluated configuration scored.</summary>
 public sealed record EvalResult(string Sampler, int Steps, double FrechetDistance, double ClassAccuracy, double[] PerClassAccuracy,
@@ -17,6 +17,9 @@ public sealed record EvalResult(string Sampler, int Steps, double FrechetDistanc
 public sealed class Evaluator
 {
     private readonly DiffusionModel _model;
+
+    /// <summary>The model whose images are measured.</summary>
+    public DiffusionModel Model => _model;
     private readonly FeatureClassifier _classifier;
     private readonly float[] _referenceFeatures;
     private readonly int _referenceCount;
@@ -65,16 +68,16 @@ public sealed class Evaluator
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);
-            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException($"--reference '{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
+            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException($"Reference images '{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
             int n = Math.Min(count, array.Shape[0]);
-            if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException($"--reference '{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
+            if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException($"Reference images '{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
             return (array.Data[..(n * imageSize)], n);
         }
-        if (!File.Exists(spec)) throw new DiffusionException($"--reference '{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
+        if (!File.Exists(spec)) throw new DiffusionException($"Reference images '{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
         try
         {
             var (pixels, _, total, height, width) = Idx.ReadImages(spec, null);
-            if (height * width != imageSize) throw new DiffusionException($"--reference '{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
+            if (height * width != imageSize) throw new DiffusionException($"Reference images '{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
             int n = Math.Min(count, total);
             var images = new float[n * imageSize];
             for (int i = 0; i < images.Length; i++) images[i] = pixels[i] / 127.5f - 1;

@@ -1,6 +1,6 @@
 using MathNet.Numerics.LinearAlgebra;
 
-namespace Diffusion.Cli.Evaluation;
+namespace Diffusion.Evaluation;
 
 /// <summary>
 /// The Fréchet distance between two Gaussians fitted to feature sets (Heusel et al. 2017's FID, in any feature space):

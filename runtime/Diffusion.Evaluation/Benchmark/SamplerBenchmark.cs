@@ -1,0 +1,81 @@
+using Diffusion.Runtime;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Samplers;
+
+namespace Diffusion.Evaluation.Benchmark;
+
+/// <summary>One measured configuration: a sampler at a number of steps (or, for an adaptive solver, a tolerance).</summary>
+public sealed record BenchmarkRow(EvalResult Result, double Tolerance);
+
+/// <summary>How a benchmark was made: the command, the model, the settings every row shares, the device, the wall time.</summary>
+public sealed record BenchmarkRun(string Command, string Model, int Count, float Guidance, bool Karras, string Device, TimeSpan WallTime, int[] Budgets);
+
+/// <summary>What to measure: samplers × network-evaluation budgets (plus full-length runs), and the tolerances of adaptive solvers.</summary>
+public sealed record BenchmarkPlan
+{
+    /// <summary>Sampler names.</summary>
+    public required IReadOnlyList<string> Samplers { get; init; }
+    /// <summary>Network evaluations per image to give each fixed-step sampler.</summary>
+    public IReadOnlyList<int> Budgets { get; init; } = [5, 10, 20, 50, 100];
+    /// <summary>Samplers also run with 1000 evaluations (the reference: DDPM's own length).</summary>
+    public IReadOnlySet<string> FullLength { get; init; } = new HashSet<string> { "ddpm" };
+    /// <summary>rtol = atol values for adaptive solvers, whose evaluations are measured rather than chosen.</summary>
+    public IReadOnlyList<double> Tolerances { get; init; } = [1e-1, 1e-2, 1e-3];
+    /// <summary>Generated images per row.</summary>
+    public int Count { get; init; } = 500;
+    /// <summary>Images per network call.</summary>
+    public int BatchSize { get; init; } = 100;
+    /// <summary>Noise seed (every row draws the same x_T).</summary>
+    public ulong Seed { get; init; }
+    /// <summary>Classifier-free guidance weight.</summary>
+    public float Guidance { get; init; } = 1;
+    /// <summary>Karras σ grid for every sampler; null: the model's default.</summary>
+    public bool? Karras { get; init; }
+
+    /// <summary>The (sampler, steps, tolerance) rows this plan measures; steps are capped at the model's timesteps.</summary>
+    public IReadOnlyList<(string Sampler, int Steps, double Tolerance)> Configurations(int trainTimesteps) =>
+        Samplers.SelectMany(name =>
+        {
+            var sampler = SamplerRegistry.Create(name);
+            return sampler.IsAdaptive
+                ? Tolerances.Select(t => (name, 1, t))
+                : Budgets.Concat(FullLength.Contains(name) ? [1000] : []).Select(b => (name, Math.Min(sampler.StepsForBudget(b), trainTimesteps), 0.0));
+        }).ToList();
+
+    /// <summary>Checks the plan; errors name the plan's own properties.</summary>
+    public void Validate()
+    {
+        if (Samplers.Count == 0) throw new DiffusionArgumentException("A benchmark needs at least one sampler.");
+        foreach (var s in Samplers) SamplerRegistry.Create(s);
+        if (Count <= 0) throw new DiffusionArgumentException($"Count must be a positive number of images, got {Count}.");
+        foreach (var b in Budgets)
+            if (b is <= 0 or > 2 * ImageGenerator.MaxSteps) throw new DiffusionArgumentException($"Budgets: {b} is not a number of evaluations in 1…{2 * ImageGenerator.MaxSteps}.");
+        foreach (var t in Tolerances)
+            if (!(t > 0)) throw new DiffusionArgumentException($"Tolerances: {t} is not a positive number.");
+    }
+}
+
+/// <summary>Runs a <see cref="BenchmarkPlan"/> row by row through an <see cref="Evaluator"/>.</summary>
+public static class SamplerBenchmark
+{
+    /// <summary>Measures every configuration of <paramref name="plan"/>; reports each row as it completes.</summary>
+    public static IReadOnlyList<BenchmarkRow> Run(Evaluator evaluator, BenchmarkPlan plan, IProgress<BenchmarkRow>? progress = null, CancellationToken cancellation = default)
+    {
+        plan.Validate();
+        var rows = new List<BenchmarkRow>();
+        foreach (var (sampler, steps, tolerance) in plan.Configurations(evaluator.Model.Schedule.TrainTimesteps))
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var request = new GenerationRequest
+            {
+                Sampler = sampler, Steps = steps, Count = plan.Count, BatchSize = plan.BatchSize, Seed = plan.Seed,
+                Guidance = plan.Guidance, KarrasSigmas = plan.Karras,
+                Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
+            };
+            var row = new BenchmarkRow(evaluator.Evaluate(request, cancellation), tolerance);
+            rows.Add(row);
+            progress?.Report(row);
+        }
+        return rows;
+    }
+}
