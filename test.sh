@@ -2,8 +2,10 @@
 # Everything the tests need (the same set-up as ./diffusion), then the whole test suite.
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/runtime/bootstrap.sh"
-ensure_prerequisites trainer
+ensure_prerequisites tests
 build_solution Diffusion.sln
+say "packing the libraries into samples/feed and building the sample apps against it"
+"$diffusion_root/samples/build-feed.sh" >/dev/null
 log="$diffusion_root/.build/test.log"
 status=0
 dotnet test "$diffusion_root/Diffusion.sln" -c Release --no-build --nologo "$@" 2>&1 | tee "$log" || status=$?

@@ -20,6 +20,7 @@ apt_install() {
 
 # The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
 # from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
+# With "tests": everything the trainer needs, and Debian's chromium for the sample web app's page test.
 # With "trainer": the Fashion-MNIST data set; TorchSharp and libtorch come from NuGet on the first build (about
 # 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
 # and python3, which fix a copy of TorchSharp's native library (trainer/LibStdCxxCompat).
@@ -28,7 +29,10 @@ ensure_prerequisites() {
     local missing=()
     case "${DIFFUSION_BUILD_ARGS:-}" in *OrtSource=npm*) command -v npm >/dev/null 2>&1 || missing+=(npm) ;; esac
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
-    if [ "${1:-}" = trainer ]; then
+    if [ "${1:-}" = tests ]; then
+        command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the sample web page is checked in headless Chromium
+    fi
+    if [ "${1:-}" = trainer ] || [ "${1:-}" = tests ]; then
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
         if ! libstdcxx_has GLIBCXX_3.4.32; then
             command -v patchelf >/dev/null 2>&1 || missing+=(patchelf)

@@ -10,12 +10,22 @@ namespace Diffusion.Runtime.Generation;
 /// caller's), runs the sampler over micro-batches of at most <see cref="GenerationRequest.BatchSize"/> images, and
 /// refuses to return non-finite pixels.
 /// </summary>
+/// <remarks>
+/// Thread safety: an <see cref="ImageGenerator"/> holds no state between calls, and any number of <see cref="Generate"/>
+/// / <see cref="GenerateAsync"/> calls may run at once on one generator or on several over one
+/// <see cref="DiffusionModel"/>: each call allocates its own buffers and ONNX Runtime bindings, and the model's session
+/// is safe for concurrent runs. Images do not depend on concurrency or batch size.
+/// </remarks>
 public sealed class ImageGenerator(DiffusionModel model)
 {
     /// <summary>The model.</summary>
     public DiffusionModel Model { get; } = model;
 
-    /// <summary>Runs <paramref name="request"/>.</summary>
+    /// <summary>Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is checked every step.</summary>
+    public Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default) =>
+        Task.Run(() => Generate(request, progress, cancellation), cancellation);
+
+    /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
     {
         var sampler = SamplerRegistry.Create(request.Sampler);

@@ -223,16 +223,16 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
     public int ResolveClass(string nameOrId)
     {
-        if (NumClasses == 0) throw new DiffusionArgumentException($"ClassLabels {nameOrId}: model '{Source}' is not class-conditional.");
+        if (NumClasses == 0) throw new DiffusionArgumentException($"Class {nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
-            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"ClassLabels {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"Class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
             return id;
         }
         var names = Config.ClassNames ?? [];
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
-        throw new DiffusionArgumentException($"ClassLabels '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+        throw new DiffusionArgumentException($"Class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

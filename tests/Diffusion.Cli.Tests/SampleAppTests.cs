@@ -1,0 +1,177 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Diffusion.Runtime.Imaging;
+
+namespace Diffusion.Cli.Tests;
+
+/// <summary>
+/// The sample apps, built by samples/build-feed.sh against the packages of the local feed (./test.sh runs it first):
+/// the console app writes a grid; the web app serves PNGs of the requested size, shares one model among concurrent
+/// requests with the images of sequential ones, answers bad requests with 400 and a reason, and its page works in
+/// headless Chromium.
+/// </summary>
+public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
+{
+    private readonly WebApp _web;
+
+    public SampleAppTests(WebApp web) => _web = web;
+
+    private static string Repo
+    {
+        get
+        {
+            var dir = AppContext.BaseDirectory;
+            while (!File.Exists(Path.Combine(dir, "Diffusion.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("the repository root was not found");
+            return dir;
+        }
+    }
+
+    private static string Built(string app)
+    {
+        var dll = Path.Combine(Repo, "samples", app, "bin", "Release", "net10.0", $"{app}.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the samples");
+        return dll;
+    }
+
+    private static string Model => Path.Combine(Repo, "models", "fashion-mnist", "model.onnx");
+
+    /// <summary>The web app on a free loopback port, for the whole class.</summary>
+    public sealed class WebApp : IDisposable
+    {
+        private readonly Process _process;
+        public HttpClient Http { get; }
+        public string Url { get; }
+
+        public WebApp()
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            listener.Stop();
+            Url = $"http://127.0.0.1:{port}/";
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { Built("WebApp"), "--Model", Model, "--urls", Url }) start.ArgumentList.Add(a);
+            _process = Process.Start(start)!;
+            _ = _process.StandardOutput.ReadToEndAsync();
+            _ = _process.StandardError.ReadToEndAsync();
+            Http = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromMinutes(2) };
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                try
+                {
+                    if (Http.GetAsync("info").GetAwaiter().GetResult().IsSuccessStatusCode) break;
+                }
+                catch (HttpRequestException) { }
+                if (_process.HasExited || watch.Elapsed > TimeSpan.FromSeconds(60)) throw new InvalidOperationException($"the web app did not start (exit {(_process.HasExited ? _process.ExitCode : -1)})");
+                Thread.Sleep(200);
+            }
+        }
+
+        public void Dispose()
+        {
+            Http.Dispose();
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.Dispose();
+        }
+    }
+
+    private async Task<byte[]> Generate(object body)
+    {
+        using var response = await _web.Http.PostAsJsonAsync("generate", body);
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal("image/png", response.Content.Headers.ContentType?.MediaType);
+        return await response.Content.ReadAsByteArrayAsync();
+    }
+
+    [Fact]
+    public async Task The_web_app_returns_a_png_of_the_requested_size()
+    {
+        var png = await Generate(new { @class = "sneaker", steps = 8, seed = 5, count = 4, scale = 3 });
+        var image = Png.Decode(png, "response");
+        // 4 images of 28×28 in a 2×2 grid with 2-pixel gaps (62×62), enlarged 3×.
+        Assert.Equal((186, 186, 1), (image.Width, image.Height, image.Channels));
+        Assert.True(image.Pixels.Distinct().Count() > 20, "the image should not be flat");
+    }
+
+    [Fact]
+    public async Task Eight_concurrent_requests_share_the_model_and_give_the_sequential_images()
+    {
+        var bodies = Enumerable.Range(0, 8).Select(i => new { @class = (i % 3).ToString(), steps = 6, seed = (ulong)i, count = 2, scale = 1 }).ToArray();
+        var sequential = new List<byte[]>();
+        foreach (var body in bodies) sequential.Add(await Generate(body));
+        var concurrent = await Task.WhenAll(bodies.Select(Generate));
+        for (int i = 0; i < bodies.Length; i++) Assert.Equal(sequential[i], concurrent[i]);
+        Assert.Equal(8, sequential.Select(Convert.ToBase64String).Distinct().Count());
+    }
+
+    [Theory]
+    [InlineData("""{"class": "spaceship"}""", "'spaceship' is not a class")]
+    [InlineData("""{"steps": 5000}""", "steps must lie in 1…200")]
+    [InlineData("""{"count": 0}""", "count must lie in 1…64")]
+    [InlineData("""{"sampler": "plms"}""", "'plms' is not known")]
+    [InlineData("""{"guidance": -2, "class": "bag"}""", "Guidance must be a finite weight")]
+    [InlineData("""{not json""", "not a JSON image request")]
+    [InlineData("", "not a JSON image request")]
+    public async Task Bad_requests_get_400_with_the_reason(string body, string reason)
+    {
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await _web.Http.PostAsync("generate", content);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
+        Assert.Contains(reason, error);
+    }
+
+    [Fact]
+    public async Task The_stream_reports_progress_then_the_image()
+    {
+        var text = await _web.Http.GetStringAsync("generate/stream?class=bag&steps=4&count=2&scale=1");
+        var events = text.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e.Split('\n')).ToList();
+        Assert.True(events.Count(e => e[0] == "event: progress") >= 4);
+        Assert.Equal("event: image", events[^1][0]);
+        var png = Convert.FromBase64String(JsonSerializer.Deserialize<string>(events[^1][1]["data: ".Length..])!);
+        Assert.Equal(28 * 2 + 3 * 2, Png.Decode(png, "streamed").Width);
+    }
+
+    [Fact]
+    public async Task The_page_generates_in_headless_chromium()
+    {
+        const string browser = "/usr/bin/chromium";
+        Assert.True(File.Exists(browser), "Debian's chromium is missing: apt-get install chromium (./test.sh does)");
+        var profile = TestFolders.Create("chromium-profile");
+        var start = new ProcessStartInfo(browser) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[]
+        {
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", $"--user-data-dir={profile}", "--virtual-time-budget=60000",
+            "--dump-dom", _web.Url + "?autorun=1&class=bag&steps=4&count=2",
+        }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var dom = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90))) await process.WaitForExitAsync(timeout.Token);
+        var html = await dom;
+        Assert.Contains("<option value=\"sneaker\">sneaker</option>", html); // the class list came from /info
+        var status = System.Text.RegularExpressions.Regex.Match(html, "<div id=\"status\"[^>]*>([^<]*)<").Groups[1].Value;
+        Assert.True(status == "done", $"the page's status is '{status}'");                   // progress reached the end
+        Assert.Contains("src=\"data:image/png;base64,", html);                // and the image arrived
+    }
+
+    [Fact]
+    public async Task The_console_app_writes_a_grid_from_the_package()
+    {
+        var output = Path.Combine(TestFolders.Create("console-app"), "grid.png");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Built("ConsoleApp"), Model, output, "dress" }) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, await stderr);
+        Assert.Contains("16 images 1×28×28", await stdout);
+        Assert.Equal(4 * 28 + 5 * 2, Png.Read(output).Width);
+    }
+}
