@@ -70,7 +70,7 @@ public class CliReliabilityTests
         Assert.Equal(["one.png"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
         // A huge --columns is clamped to the image count, not a 2³¹-pixel-wide grid.
         var wide = Path.Combine(dir, "wide.png");
-        Assert.Equal(0, Run("sample", "-n", "3", "--steps", "2", "--columns", "100000000", "--out", wide).Code);
+        Assert.Equal(0, Run("sample", "-n", "3", "--steps", "2", "--columns", "100000000", "--scale", "1", "--out", wide).Code);
         Assert.Equal(3 * 32 + 4 * 2, Png.Read(wide).Width);
     }
 

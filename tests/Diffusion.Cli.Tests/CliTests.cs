@@ -27,7 +27,12 @@ public class CliTests
         Assert.True(code == 0, error);
         Assert.Contains("6 images 3×32×32", output);
         var grid = Png.Read(png);
-        Assert.Equal((3, 3 * 32 + 4 * 2), (grid.Channels, grid.Width));
+        Assert.Equal((3, 4 * (3 * 32 + 4 * 2)), (grid.Channels, grid.Width)); // shown 4×: 128 pixels a side for 32×32
+        Assert.Contains("sampler: dpm++2m, steps: 8, seed: 0, guidance: 2, class: blue", grid.Text["parameters"]);
+        Assert.Contains("shown 4×", output);
+        Assert.Equal(0, Run("sample", "--class", "blue", "-n", "6", "--steps", "8", "--scale", "1", "--out", png).Code);
+        Assert.Equal(3 * 32 + 4 * 2, Png.Read(png).Width);
+        Assert.Equal(2, Run("sample", "--scale", "0", "--out", png).Code);
 
         var npy = Path.Combine(dir, "x.npy");
         Assert.Equal(0, Run("sample", "--class", "blue", "-n", "4", "--steps", "8", "--batch", "3", "--out", npy).Code);
@@ -93,7 +98,7 @@ public class CliTests
         var dir = Fixtures.TempFolder();
         var single = Path.Combine(dir, "one.png");
         Assert.Equal(0, Run("sample", "--class", "red", "-n", "1", "--steps", "5", "--out", single).Code);
-        Assert.Equal((32, 32), (Png.Read(single).Width, Png.Read(single).Height)); // one image: no grid border
+        Assert.Equal((128, 128), (Png.Read(single).Width, Png.Read(single).Height)); // one image: no grid border, shown 4×; img2img reads it back at 32×32
         var varied = Path.Combine(dir, "varied.npy");
         var (code, output, error) = Run("img2img", "--image", single, "--strength", "0.3", "--class", "red", "-n", "3", "--steps", "20", "--out", varied);
         Assert.True(code == 0, error);
@@ -117,22 +122,27 @@ public class CliTests
         var image = Path.Combine(dir, "image.png");
         Assert.Equal(0, Run("sample", "--class", "green", "-n", "1", "--steps", "5", "--out", image).Code);
         var maskPixels = new byte[32 * 32];
-        for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 255 : 0);
+        for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 0 : 255); // diffusers: black = keep, white = repaint
         Png.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
-        var outPath = Path.Combine(dir, "filled.npy");
-        var (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "mask.png"), "--class", "red", "-n", "2", "--steps", "10", "--sampler", "ddpm", "--jumps", "3", "--out", outPath);
-        Assert.True(code == 0, error);
-        var filled = Npy.Load(outPath).Data;
-        var original = ImageGrid.FromImage(Png.Read(image));
-        for (int n = 0; n < 2; n++)
-            for (int c = 0; c < 3; c++)
-                for (int p = 0; p < 1024; p++)
-                    if (p % 32 < 16) Assert.Equal(original[c * 1024 + p], filled[n * 3072 + c * 1024 + p]);
+        var inverted = maskPixels.Select(v => (byte)(255 - v)).ToArray();
+        Png.Save(Path.Combine(dir, "mask-white-keeps.png"), new Image8(32, 32, 1, inverted));
+        var original = ImageGrid.FromImage(ImageGrid.Shrink(Png.Read(image), 4));
+        foreach (var (mask, extra) in new[] { ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]) })
+        {
+            var outPath = Path.Combine(dir, $"filled-{mask}.npy");
+            var (code, _, error) = Run(["inpaint", "--image", image, "--mask", Path.Combine(dir, mask), .. extra, "--class", "red", "-n", "2", "--steps", "10", "--sampler", "ddpm", "--jumps", "3", "--out", outPath]);
+            Assert.True(code == 0, error);
+            var filled = Npy.Load(outPath).Data;
+            for (int n = 0; n < 2; n++)
+                for (int c = 0; c < 3; c++)
+                    for (int p = 0; p < 1024; p++)
+                        if (p % 32 < 16) Assert.Equal(original[c * 1024 + p], filled[n * 3072 + c * 1024 + p]);
+        }
         maskPixels[5] = 128;
         Png.Save(Path.Combine(dir, "grey.png"), new Image8(32, 32, 1, maskPixels));
-        (code, _, error) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"), "--out", Path.Combine(dir, "no.png"));
-        Assert.Equal(1, code);
-        Assert.Contains("not binary", error);
+        var (greyCode, _, greyError) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"), "--out", Path.Combine(dir, "no.png"));
+        Assert.Equal(1, greyCode);
+        Assert.Contains("not binary", greyError);
     }
 
     [Fact]

@@ -38,7 +38,7 @@ public static class SampleCommand
         var guidance = new Option<float>("--guidance", "-g") { Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => 1 };
         var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image; 'all' cycles through the classes (the default for class-conditional models); 'none' samples unconditionally." };
         var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
-        var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => "out/samples.png" };
+        var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => $"out/{(mode == Mode.Sample ? "samples" : mode.ToString().ToLowerInvariant())}.png" };
         var spacing = new Option<string?>("--spacing") { Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var rtol = new Option<double>("--rtol") { Description = "rk45 relative tolerance.", DefaultValueFactory = _ => 1e-3 };
@@ -48,7 +48,9 @@ public static class SampleCommand
         var image = new Option<string>("--image") { Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
         var strength = new Option<double>("--strength") { DefaultValueFactory = _ => 0.6, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
         var jumps = new Option<int>("--jumps") { DefaultValueFactory = _ => 1, Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between (harmonises the filled region)." };
-        var maskOption = new Option<string>("--mask") { Required = true, Description = "Mask: a PNG (white = keep, black = generate; gray PNGs apply to every channel) or a .npy of 0/1 [N,C,H,W]." };
+        var maskOption = new Option<string>("--mask") { Required = true, Description = "Mask PNG as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray PNG applies to every channel), or a .npy of 1 = keep, 0 = repaint [N,C,H,W]." };
+        var maskKeeps = new Option<string>("--mask-keeps") { DefaultValueFactory = _ => "black", Description = "Which PNG mask colour marks pixels to keep: black (diffusers' convention, default) or white." };
+        var scale = new Option<int?>("--scale") { Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 pixels a side (5× for 28×28)." };
         var command = new Command(mode.ToString().ToLowerInvariant(), mode switch
         {
             Mode.Img2Img => "Vary images (SDEdit): noise them to --strength and denoise with any sampler.",
@@ -56,13 +58,14 @@ public static class SampleCommand
             _ => "Generate images.",
         })
         {
-            sampler, steps, count, seed, batch, eta, guidance, label, initNoise, output, spacing, karras, rtol, atol, snr, columns,
+            sampler, steps, count, seed, batch, eta, guidance, label, initNoise, output, spacing, karras, rtol, atol, snr, columns, scale,
         };
         if (mode != Mode.Sample) command.Options.Add(image);
         if (mode == Mode.Img2Img) command.Options.Add(strength);
         if (mode == Mode.Inpaint)
         {
             command.Options.Add(maskOption);
+            command.Options.Add(maskKeeps);
             command.Options.Add(jumps);
         }
         model.AddTo(command);
@@ -77,7 +80,19 @@ public static class SampleCommand
                 if (Given(p, option) && !chosen.Knobs.HasFlag(knob))
                     throw new DiffusionArgumentException($"{option.Name} does not apply to the {chosen.Name} sampler; samplers that read it: {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(knob)).Select(e => e.Name))}.");
             using var m = model.Load(p);
-            var writer = new SampleWriter(p.GetValue(output)!, m.Channels);
+            var writer = new SampleWriter(p.GetValue(output)!, m.Channels, p.GetValue(scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
+            {
+                Parameters = new Dictionary<string, string>
+                {
+                    ["parameters"] = string.Join(", ", new[]
+                    {
+                        $"model: {Path.GetFileName(m.Source)}", $"sampler: {p.GetValue(sampler)}", $"steps: {p.GetValue(steps)}", $"seed: {p.GetValue(seed)}",
+                        $"guidance: {p.GetValue(guidance)}", $"class: {p.GetValue(label) ?? (m.NumClasses > 0 ? "all" : "none")}",
+                    }.Concat(p.GetValue(eta) is double e ? [$"eta: {e}"] : [])),
+                    ["Software"] = "Diffusion for .NET",
+                },
+            };
+            bool replacing = writer.Replaces;
             float[]? init = null;
             int n = p.GetValue(count) ?? 16;
             if (p.GetValue(initNoise) is { } noisePath)
@@ -98,7 +113,13 @@ public static class SampleCommand
                 inputs = Repeat(loaded.Images, loaded.Count, n, m.ImageSize);
                 if (mode == Mode.Inpaint)
                 {
-                    var loadedMask = LoadMask(p.GetValue(maskOption)!, m);
+                    var keepWhite = p.GetValue(maskKeeps)!.ToLowerInvariant() switch
+                    {
+                        "white" => true,
+                        "black" => false,
+                        var other => throw new DiffusionArgumentException($"--mask-keeps '{other}': expected black (diffusers' convention) or white."),
+                    };
+                    var loadedMask = LoadMask(p.GetValue(maskOption)!, m, keepWhite);
                     mask = Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize);
                 }
             }
@@ -125,7 +146,7 @@ public static class SampleCommand
             var result = await Generate(console, generator, request, cancellation);
             var written = writer.Write(result, p.GetValue(columns));
             console.Out.WriteLine(
-                $"wrote {written}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}, {request.Sampler}, " +
+                $"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}{(writer.Scale > 1 ? $" shown {writer.Scale}×" : "")}, {request.Sampler}, " +
                 $"{result.EvaluationsPerImage:0.#} network evaluations per image, {result.TotalTime.TotalSeconds:0.00} s " +
                 $"({result.ModelTime.TotalSeconds:0.00} s in the model, {m.Settings.Device})");
             return 0;
@@ -156,12 +177,13 @@ public static class SampleCommand
         return result;
     }
 
-    /// <summary>A mask: PNG (255 = keep, 0 = generate; one gray channel applies to all) or .npy of 0/1 [N,C,H,W].</summary>
-    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m)
+    /// <summary>A mask: PNG (black = keep, white = repaint, as diffusers; or the reverse with <paramref name="keepWhite"/>; one gray channel applies to all) or .npy of 1 = keep, 0 = repaint [N,C,H,W].</summary>
+    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m, bool keepWhite)
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m);
         if (!File.Exists(path)) throw new DiffusionException($"--mask '{path}' does not exist.");
-        var picture = Png.Read(path, PngLimits.Exactly(m.Width, m.Height, $"model '{m.Source}'"));
+        var picture = Png.Read(path, PngLimits.SizeOrMultiple(m.Width, m.Height, $"model '{m.Source}'"));
+        picture = ImageGrid.Shrink(picture, picture.Width / m.Width); // an image written with --scale k is read back at the model's size
         if (picture.Channels != 1 && picture.Channels != m.Channels)
             throw new DiffusionException($"--mask '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); the image is {m.Width}×{m.Height} with {m.Channels} (a gray mask applies to every channel).");
         int plane = m.Width * m.Height;
@@ -172,9 +194,9 @@ public static class SampleCommand
                 byte v = picture.Pixels[i * picture.Channels + (picture.Channels == 1 ? 0 : c)];
                 mask[c * plane + i] = v switch
                 {
-                    0 => 0,
-                    255 => 1,
-                    _ => throw new DiffusionException($"--mask '{path}' is not binary: pixel ({i % m.Width}, {i / m.Width}) is {v}; use 0 (generate) or 255 (keep)."),
+                    0 => keepWhite ? 0 : 1,
+                    255 => keepWhite ? 1 : 0,
+                    _ => throw new DiffusionException($"--mask '{path}' is not binary: pixel ({i % m.Width}, {i / m.Width}) is {v}; use 0 (black: {(keepWhite ? "repaint" : "keep")}) or 255 (white: {(keepWhite ? "keep" : "repaint")})."),
                 };
             }
         return (mask, 1);
@@ -190,7 +212,8 @@ public static class SampleCommand
             return (array.Data, array.Shape[0]);
         }
         if (!File.Exists(path)) throw new DiffusionException($"--image '{path}' does not exist.");
-        var picture = Png.Read(path, PngLimits.Exactly(m.Width, m.Height, $"model '{m.Source}'"));
+        var picture = Png.Read(path, PngLimits.SizeOrMultiple(m.Width, m.Height, $"model '{m.Source}'"));
+        picture = ImageGrid.Shrink(picture, picture.Width / m.Width); // an image written with --scale k is read back at the model's size
         if (picture.Channels != m.Channels)
             throw new DiffusionException($"--image '{path}' is {picture.Width}×{picture.Height} with {picture.Channels} channel(s); model '{m.Source}' needs {m.Width}×{m.Height} with {m.Channels}.");
         return (ImageGrid.FromImage(picture), 1);

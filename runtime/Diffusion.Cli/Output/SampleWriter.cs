@@ -19,9 +19,20 @@ public sealed class SampleWriter
     private readonly string _folder;
     private readonly Kind _kind;
 
+    /// <summary>PNG outputs are enlarged this many times (nearest neighbour).</summary>
+    public int Scale { get; }
+
+    /// <summary>Text chunks stored in every PNG written (the parameters that made the images).</summary>
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>The default enlargement: enough for 128 pixels on the shorter side (5× for 28×28, 1× from 128 up).</summary>
+    public static int DefaultScale(int height, int width) => Math.Max(1, (int)Math.Ceiling(128.0 / Math.Max(1, Math.Min(height, width))));
+
     /// <summary>Checks <paramref name="path"/> before any sampling is done, so a bad path fails fast.</summary>
-    public SampleWriter(string path, int channels)
+    public SampleWriter(string path, int channels, int scale = 1)
     {
+        if (scale is < 1 or > 64) throw new DiffusionArgumentException($"--scale must lie in 1…64, got {scale}.");
+        Scale = scale;
         _path = path;
         bool folder = path.EndsWith('/') || path.EndsWith(Path.DirectorySeparatorChar) || Directory.Exists(path);
         var ext = Path.GetExtension(path).ToLowerInvariant();
@@ -68,8 +79,19 @@ public sealed class SampleWriter
     /// <summary>Checks, before sampling, that <paramref name="count"/> images of this shape can be written as asked.</summary>
     public void Check(int count, int channels, int height, int width, int columns)
     {
-        if (_kind == Kind.Grid) ImageGrid.Layout(count, channels, height, width, columns);
+        if (_kind == Kind.Grid)
+        {
+            var (w, h, _, _) = ImageGrid.Layout(count, channels, height, width, columns);
+            if ((long)w * Scale * h * Scale * channels > Array.MaxLength)
+                throw new DiffusionArgumentException($"--scale {Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a folder.");
+        }
     }
+
+    /// <summary>Whether the output exists already (its earlier content will be replaced).</summary>
+    public bool Replaces => _kind == Kind.Folder ? Directory.Exists(_folder) && Directory.EnumerateFileSystemEntries(_folder).Any() : File.Exists(_path);
+
+    private Image8 Finish(Image8 image, int? index = null) =>
+        ImageGrid.Scale(image, Scale) with { Text = index is int i ? new Dictionary<string, string>(Parameters) { ["image"] = i.ToString() } : Parameters };
 
     /// <summary>Writes the images; returns what was written, for the summary line.</summary>
     public string Write(GenerationResult r, int columns)
@@ -80,7 +102,7 @@ public sealed class SampleWriter
                 Npy.Save(_path, r.Images, r.Count, r.Channels, r.Height, r.Width);
                 return _path;
             case Kind.Grid:
-                Png.Save(_path, ImageGrid.Tile(r.Images, r.Count, r.Channels, r.Height, r.Width, columns));
+                Png.Save(_path, Finish(ImageGrid.Tile(r.Images, r.Count, r.Channels, r.Height, r.Width, columns)));
                 return _path;
             default:
                 WriteFolder(r);
@@ -98,7 +120,7 @@ public sealed class SampleWriter
         {
             Directory.CreateDirectory(tmp);
             for (int i = 0; i < r.Count; i++)
-                Png.Save(Path.Combine(tmp, $"{i:0000}.png"), ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width));
+                Png.Save(Path.Combine(tmp, $"{i:0000}.png"), Finish(ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width), i));
             bool replacing = Directory.Exists(_folder);
             if (replacing) Directory.Move(_folder, old);
             try

@@ -60,7 +60,21 @@ public static class ImageGrid
                     image.Pixels.AsSpan((y * image.Width + x) * c, c).CopyTo(row[((x * factor + k) * c)..]);
             for (int k = 1; k < factor; k++) row.CopyTo(pixels.AsSpan((int)(((long)y * factor + k) * w * c), w * c));
         }
-        return new Image8(w, (int)height, c, pixels);
+        return new Image8(w, (int)height, c, pixels) { Text = image.Text };
+    }
+
+    /// <summary>Undoes <see cref="Scale"/>: keeps the top-left pixel of every <paramref name="factor"/>×<paramref name="factor"/> block.</summary>
+    public static Image8 Shrink(Image8 image, int factor)
+    {
+        if (factor < 1 || image.Width % factor != 0 || image.Height % factor != 0)
+            throw new DiffusionArgumentException($"A {image.Width}×{image.Height} image does not shrink by {factor}.");
+        if (factor == 1) return image;
+        int w = image.Width / factor, h = image.Height / factor, c = image.Channels;
+        var pixels = new byte[w * h * c];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                image.Pixels.AsSpan(((y * factor) * image.Width + x * factor) * c, c).CopyTo(pixels.AsSpan((y * w + x) * c));
+        return new Image8(w, h, c, pixels) { Text = image.Text };
     }
 
     /// <summary>The grid's width and height, and the columns and padding it uses; throws if it would not fit one image.</summary>

@@ -4,7 +4,11 @@ using System.IO.Compression;
 namespace Diffusion.Runtime.Imaging;
 
 /// <summary>An 8-bit image: Height × Width × Channels bytes, interleaved (1 = gray, 3 = RGB, 4 = RGBA).</summary>
-public sealed record Image8(int Width, int Height, int Channels, byte[] Pixels);
+public sealed record Image8(int Width, int Height, int Channels, byte[] Pixels)
+{
+    /// <summary>Text stored with the image (PNG tEXt chunks: keyword → text), e.g. the parameters that made it.</summary>
+    public IReadOnlyDictionary<string, string> Text { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>
 /// What a PNG input may be, checked from its header before the pixels are inflated: at most <see cref="MaxPixels"/>
@@ -26,13 +30,21 @@ public sealed record PngLimits
     /// <summary>Who wants that size (for the message), e.g. "model 'm.onnx'".</summary>
     public string? Expecting { get; init; }
 
+    /// <summary>Whether a whole multiple k×<see cref="Width"/> by k×<see cref="Height"/> (an image enlarged k× for viewing) is accepted too.</summary>
+    public bool AllowMultiples { get; init; }
+
     /// <summary>Limits for an input of exactly <paramref name="width"/>×<paramref name="height"/>.</summary>
     public static PngLimits Exactly(int width, int height, string expecting) => new() { Width = width, Height = height, Expecting = expecting };
 
+    /// <summary>Limits for an input of <paramref name="width"/>×<paramref name="height"/> or a whole multiple of it (see <see cref="ImageGrid.Shrink"/>).</summary>
+    public static PngLimits SizeOrMultiple(int width, int height, string expecting) => Exactly(width, height, expecting) with { AllowMultiples = true };
+
     internal void Check(int width, int height, string source)
     {
-        if ((Width is int w && w != width) || (Height is int h && h != height))
-            throw new DiffusionException($"'{source}' is {width}×{height}; {Expecting ?? "the reader"} needs {Width}×{Height} images.");
+        bool exact = (Width is not int w0 || w0 == width) && (Height is not int h0 || h0 == height);
+        bool multiple = AllowMultiples && Width is int w1 && Height is int h1 && width % w1 == 0 && height % h1 == 0 && width / w1 == height / h1 && width / w1 <= 64;
+        if (!exact && !multiple)
+            throw new DiffusionException($"'{source}' is {width}×{height}; {Expecting ?? "the reader"} needs {Width}×{Height} images{(AllowMultiples ? " (or a whole multiple, as --scale writes)" : "")}.");
         if ((long)width * height > MaxPixels)
             throw new DiffusionException($"'{source}' is {width}×{height} = {(long)width * height:N0} pixels; PNG inputs are limited to {MaxPixels:N0} pixels.");
     }
@@ -59,6 +71,7 @@ public static class Png
         BinaryPrimitives.WriteInt32BigEndian(header[4..], image.Height);
         header[8] = 8; header[9] = colorType; header[10] = 0; header[11] = 0; header[12] = 0;
         Chunk(stream, "IHDR", header);
+        foreach (var (keyword, text) in image.Text) Chunk(stream, "tEXt", TextChunk(keyword, text));
         using var raw = new MemoryStream();
         using (var z = new ZLibStream(raw, CompressionLevel.Optimal, leaveOpen: true))
         {
@@ -71,6 +84,14 @@ public static class Png
         }
         Chunk(stream, "IDAT", raw.GetBuffer().AsSpan(0, (int)raw.Length));
         Chunk(stream, "IEND", []);
+    }
+
+    /// <summary>A tEXt body: a 1–79 character Latin-1 keyword, a zero byte, Latin-1 text (other characters become '?').</summary>
+    private static byte[] TextChunk(string keyword, string text)
+    {
+        if (keyword.Length is < 1 or > 79 || keyword.Any(c => c is < ' ' or > '~')) throw new ArgumentException($"PNG text keyword '{keyword}' must be 1–79 printable ASCII characters.");
+        static byte Latin1(char c) => c is >= ' ' and <= '~' or >= '\u00a0' and <= '\u00ff' or '\n' ? (byte)c : (byte)'?';
+        return [.. keyword.Select(Latin1), 0, .. text.Select(Latin1)];
     }
 
     /// <summary>Writes <paramref name="image"/> to <paramref name="path"/> atomically.</summary>
@@ -103,6 +124,7 @@ public static class Png
         if (data.Length < 8 || !data[..8].SequenceEqual(Signature)) throw new DiffusionException($"'{source}' is not a PNG file (bad signature).");
         int pos = 8, width = 0, height = 0, colorType = -1;
         byte[]? palette = null;
+        var text = new Dictionary<string, string>();
         using var idat = new MemoryStream();
         while (true)
         {
@@ -140,7 +162,11 @@ public static class Png
                     if (idat.Length + body.Length > limits.MaxFileBytes) throw new DiffusionException($"'{source}': the image data exceeds {limits.MaxFileBytes:N0} bytes.");
                     idat.Write(body);
                     break;
-                case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source);
+                case "tEXt":
+                    int zero = body.IndexOf((byte)0);
+                    if (zero is > 0 and < 80 && text.Count < 64) text[System.Text.Encoding.Latin1.GetString(body[..zero])] = System.Text.Encoding.Latin1.GetString(body[(zero + 1)..]);
+                    break;
+                case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source) with { Text = text };
                 default:
                     if ((data[pos - 8 - (int)length] & 0x20) == 0) // bit 5 of the first type byte clear: a critical chunk
                         throw new DiffusionException($"'{source}': unknown critical chunk '{type}'.");
