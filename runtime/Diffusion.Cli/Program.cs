@@ -13,7 +13,7 @@ public static class Program
     public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
     {
         var console = new CliConsole(output, error);
-        var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX.")
+        var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX, and train them (train, export).")
         {
             SampleCommand.Create(console),
             SampleCommand.Create(console, SampleCommand.Mode.Img2Img),
@@ -27,6 +27,24 @@ public static class Program
             SchedulesCommand.Create(console),
             BenchCommand.Create(console),
         };
+        // The trainer's commands run in their own app (it loads TorchSharp; this one never does). ./diffusion starts
+        // the right one; they are listed here so that one --help shows every command.
+        foreach (var (name, description) in new[]
+        {
+            ("train", "Train a diffusion UNet (TorchSharp); checkpoints, loss log, sample grids. See ./diffusion train --help."),
+            ("export", "Export a training checkpoint's UNet to ONNX (the model contract). See ./diffusion export --help."),
+            ("bench-train", "Training throughput of the reference UNet, optionally beside the PyTorch twin. See ./diffusion bench-train --help."),
+            ("train-classifier", "Train the feature classifier of the quality metric. See ./diffusion train-classifier --help."),
+        })
+        {
+            var trainer = new Command(name, description) { TreatUnmatchedTokensAsErrors = false };
+            trainer.SetAction(_ =>
+            {
+                error.WriteLine($"error: '{name}' runs in the trainer: use ./diffusion {name} … (the script starts it), or dotnet diffusion-trainer.dll {name} ….");
+                return ExitCodes.Usage;
+            });
+            root.Subcommands.Add(trainer);
+        }
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {

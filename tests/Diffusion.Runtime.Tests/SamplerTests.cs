@@ -260,4 +260,34 @@ public class SamplerTests
         Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
         Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
     }
+
+    [Theory]
+    [InlineData("euler_a", "euler-ancestral")]
+    [InlineData("Euler a", "euler-ancestral")]
+    [InlineData("dpmpp_2m", "dpm++2m")]
+    [InlineData("DPM++ 2M", "dpm++2m")]
+    [InlineData("DPMSolverMultistepScheduler", "dpm++2m")]
+    [InlineData("sample_dpmpp_2m_sde", "dpm++2m-sde")]
+    [InlineData("DDIMScheduler", "ddim")]
+    [InlineData("UniPCMultistepScheduler", "unipc")]
+    [InlineData("HEUN", "heun")]
+    public void Familiar_sampler_names_resolve_to_ours(string alias, string name)
+    {
+        Assert.Equal(name, SamplerRegistry.Resolve(alias));
+        Assert.Equal(name, SamplerRegistry.Create(alias).Name);
+    }
+
+    [Fact]
+    public void Aliases_are_unambiguous_and_unknown_names_say_what_is_known()
+    {
+        static string Key(string n) => new(n.Where(c => !char.IsWhiteSpace(c) && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
+        var names = SamplerRegistry.All.Select(e => (Key: Key(e.Name), Target: e.Name))
+            .Concat(SamplerRegistry.Aliases.SelectMany(kv => kv.Value.Select(a => (Key: Key(a), Target: kv.Key))));
+        foreach (var group in names.GroupBy(n => n.Key))
+            Assert.True(group.Select(n => n.Target).Distinct().Count() == 1, $"'{group.Key}' names {string.Join(" and ", group.Select(n => n.Target).Distinct())}");
+        Assert.All(SamplerRegistry.Aliases.Keys, k => Assert.Contains(k, SamplerRegistry.All.Select(e => e.Name)));
+        var e = Assert.Throws<DiffusionArgumentException>(() => SamplerRegistry.Create("plms"));
+        Assert.Contains("unipc", e.Message);
+        Assert.Contains("euler_a", e.Message);
+    }
 }

@@ -54,7 +54,7 @@ public static class SampleCommand
         var command = new Command(mode.ToString().ToLowerInvariant(), mode switch
         {
             Mode.Img2Img => "Vary images (SDEdit): noise them to --strength and denoise with any sampler.",
-            Mode.Inpaint => "Fill in the region where --mask is 0, keeping the --image pixels where it is 1 exactly.",
+            Mode.Inpaint => "Repaint the white region of --mask (diffusers' convention; --mask-keeps white for the reverse), keeping the other --image pixels exactly.",
             _ => "Generate images.",
         })
         {
@@ -146,7 +146,7 @@ public static class SampleCommand
             var result = await Generate(console, generator, request, cancellation);
             var written = writer.Write(result, p.GetValue(columns));
             console.Out.WriteLine(
-                $"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}{(writer.Scale > 1 ? $" shown {writer.Scale}×" : "")}, {request.Sampler}, " +
+                $"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}{(writer.Scale > 1 ? $" shown {writer.Scale}×" : "")}, {chosen.Name}, " +
                 $"{result.EvaluationsPerImage:0.#} network evaluations per image, {result.TotalTime.TotalSeconds:0.00} s " +
                 $"({result.ModelTime.TotalSeconds:0.00} s in the model, {m.Settings.Device})");
             return 0;

@@ -13,8 +13,9 @@ public static class SamplersCommand
         var command = new Command("samplers", "List the samplers.");
         command.SetAction((_, _) => console.Guard(() =>
         {
-            var table = new Table().AddColumns("name", "what it implements");
-            foreach (var (name, description, _) in SamplerRegistry.All) table.AddPlainRow(name, description);
+            var table = new Table().AddColumns("name", "what it implements", "also known as");
+            foreach (var (name, description, _) in SamplerRegistry.All)
+                table.AddPlainRow(name, description, string.Join(", ", SamplerRegistry.Aliases.GetValueOrDefault(name) ?? []));
             console.Ansi.Write(table);
             return Task.FromResult(0);
         }));

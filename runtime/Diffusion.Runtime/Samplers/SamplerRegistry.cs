@@ -21,11 +21,42 @@ public static class SamplerRegistry
         ("rk45", "Adaptive Dormand–Prince RK45 on the PF-ODE (rtol/atol; chooses its own steps) — Song et al. 2021", () => new DormandPrince()),
     ];
 
-    /// <summary>The sampler called <paramref name="name"/>; an unknown name lists the known ones.</summary>
+    /// <summary>
+    /// Other names users know the samplers by: k-diffusion's functions, the AUTOMATIC1111 web UI's labels and diffusers'
+    /// scheduler classes (whose own settings, e.g. DPMSolverMultistep's algorithm_type, are not read from a name).
+    /// Matching ignores case, spaces, '_', '-', '+' and '.'.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string[]> Aliases { get; } = new Dictionary<string, string[]>
+    {
+        ["ddpm"] = ["DDPMScheduler", "ancestral"],
+        ["ddim"] = ["DDIMScheduler"],
+        ["euler"] = ["sample_euler", "EulerDiscreteScheduler", "k_euler"],
+        ["heun"] = ["sample_heun", "HeunDiscreteScheduler", "k_heun"],
+        ["euler-ancestral"] = ["euler_a", "euler a", "sample_euler_ancestral", "EulerAncestralDiscreteScheduler", "k_euler_a"],
+        ["dpm++2m"] = ["dpmpp_2m", "DPM++ 2M", "sample_dpmpp_2m", "DPMSolverMultistepScheduler", "k_dpmpp_2m"],
+        ["dpm++2m-sde"] = ["dpmpp_2m_sde", "DPM++ 2M SDE", "sample_dpmpp_2m_sde"],
+        ["dpm++3m-sde"] = ["dpmpp_3m_sde", "DPM++ 3M SDE", "sample_dpmpp_3m_sde"],
+        ["unipc"] = ["UniPCMultistepScheduler", "UniPC"],
+        ["euler-maruyama"] = ["em", "sde"],
+        ["pc"] = ["predictor-corrector"],
+        ["rk45"] = ["dopri5", "dormand-prince", "ode"],
+    };
+
+    private static string Key(string name) => new(name.Where(c => !char.IsWhiteSpace(c) && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
+
+    /// <summary>The canonical name of <paramref name="name"/> (a sampler's own name or an alias), or null.</summary>
+    public static string? Resolve(string name)
+    {
+        var key = Key(name);
+        foreach (var entry in All)
+            if (Key(entry.Name) == key || (Aliases.TryGetValue(entry.Name, out var aliases) && aliases.Any(a => Key(a) == key))) return entry.Name;
+        return null;
+    }
+
+    /// <summary>The sampler called <paramref name="name"/> (or one of its aliases); an unknown name lists the known ones.</summary>
     public static ISampler Create(string name)
     {
-        foreach (var entry in All)
-            if (string.Equals(entry.Name, name.Trim(), StringComparison.OrdinalIgnoreCase)) return entry.Create();
-        throw new DiffusionArgumentException($"Sampler '{name}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))}.");
+        if (Resolve(name) is { } canonical) return All.First(e => e.Name == canonical).Create();
+        throw new DiffusionArgumentException($"Sampler '{name}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))} (also known by k-diffusion's, the A1111 web UI's and diffusers' names, e.g. euler_a, DPM++ 2M, DDIMScheduler).");
     }
 }
