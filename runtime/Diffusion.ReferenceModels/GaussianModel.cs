@@ -37,7 +37,7 @@ public sealed record GaussianModelSpec
 }
 
 /// <summary>
-/// The exact denoiser of per-pixel N(μ, s²) data, as an ONNX graph (DESIGN.md's correctness anchor):
+/// The exact denoiser of per-pixel N(μ, s²) data, as an ONNX graph (the correctness anchor of every sampler test):
 /// ᾱ = ᾱ(t) by Gather on the schedule's table with linear interpolation for fractional t, then
 /// ε* = √(1−ᾱ)(x − √ᾱ μ)/(ᾱs² + 1 − ᾱ), x₀* = μ + √ᾱ s² (x − √ᾱ μ)/(ᾱs² + 1 − ᾱ), v* = √ᾱ ε* − √(1−ᾱ) x₀*.
 /// Every correct sampler must turn its noise into samples of mean μ and standard deviation s.

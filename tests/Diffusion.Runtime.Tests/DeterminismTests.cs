@@ -67,7 +67,8 @@ public class DeterminismTests
                 return GC.GetAllocatedBytesForCurrentThread() - before;
             }
             Allocated(10);
-            long perStep = (Allocated(200) - Allocated(100)) / 100;
+            // The least of three measurements: a tier-up of the JIT during one call allocates on this thread too.
+            long perStep = Enumerable.Range(0, 3).Min(_ => (Allocated(200) - Allocated(100)) / 100);
             Assert.True(perStep == 0, $"{entry.Name}: {perStep} bytes allocated per step");
         }
     }

@@ -290,4 +290,28 @@ public class SamplerTests
         Assert.Contains("unipc", e.Message);
         Assert.Contains("euler_a", e.Message);
     }
+
+    [Fact]
+    public void Rk45s_evaluation_budget_is_per_batch_not_per_request()
+    {
+        using var model = Fixtures.Gaussian();
+        var one = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = new SamplerOptions { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3 } });
+        int perBatch = (int)one.NetworkCalls;
+        var options = new SamplerOptions { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = perBatch * 3 / 2 };
+        var four = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 16, BatchSize = 4, Options = options });
+        Assert.True(four.NetworkCalls > options.MaxEvaluations, "the request as a whole must exceed the per-batch budget for this test to mean anything");
+        var tooTight = options with { MaxEvaluations = perBatch / 3 };
+        Assert.Contains("did not reach", Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = tooTight })).Message);
+    }
+
+    [Fact]
+    public void Ddpm_takes_the_variance_the_models_config_names()
+    {
+        using var small = Fixtures.Load(Fixtures.Spec());
+        using var large = Fixtures.Load(Fixtures.Spec() with { Config = new DiffusionConfig { VarianceType = "fixed_large" } });
+        float[] Run(DiffusionModel m, string sampler) => Fixtures.Generate(m, sampler, 10, count: 8, batch: 8).Images;
+        Assert.Equal(Run(large, "ddpm-large"), Run(large, "ddpm"));
+        Assert.Equal(Run(small, "ddpm-large"), Run(large, "ddpm"));
+        Assert.NotEqual(Run(small, "ddpm"), Run(large, "ddpm"));
+    }
 }

@@ -33,10 +33,9 @@ public static class DdimInversion
                 cancellation.ThrowIfCancellationRequested();
                 var source = grid[i + 1];
                 var target = grid[i];
+                // ε̂ and x̂₀ exactly as the DDIM decoder will take them at this level (the clean start is its own x̂₀).
                 denoiser.Predict(x, source.IsClean ? target : source, eps, x0);
-                // x̂₀ of the current point: (x − σ_src ε̂)/α_src (the clean start is x itself).
-                if (!source.IsClean) Vec.Axpby(x0, 1 / source.Alpha, x, -source.SigmaVp / source.Alpha, eps);
-                else x.CopyTo(x0);
+                if (source.IsClean) x.CopyTo(x0);
                 Vec.Axpby(x, target.Alpha, x0, target.SigmaVp, eps);
             }
         }

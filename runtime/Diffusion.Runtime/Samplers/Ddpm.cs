@@ -3,20 +3,22 @@ namespace Diffusion.Runtime.Samplers;
 /// <summary>
 /// DDPM ancestral sampling (Ho et al. 2020, Alg. 2, over any grid t → t′): x_t′ = μ̃(x_t, x̂₀) + σ z with the
 /// posterior mean μ̃ = √ᾱ_t′ β/(1−ᾱ_t) x̂₀ + √α (1−ᾱ_t′)/(1−ᾱ_t) x_t, α = ᾱ_t/ᾱ_t′, β = 1 − α, and variance
-/// σ² = β̃ = β(1−ᾱ_t′)/(1−ᾱ_t) ("fixed_small") or σ² = β ("fixed_large").
+/// σ² = β̃ = β(1−ᾱ_t′)/(1−ᾱ_t) ("fixed_small") or σ² = β ("fixed_large"). <c>ddpm</c> takes the variance the model's
+/// config names (diffusers' <c>variance_type</c>, fixed_small by default); <c>ddpm-large</c> always uses β.
 /// </summary>
-public sealed class Ddpm(bool fixedLarge) : ISampler
+public sealed class Ddpm(bool? fixedLarge) : ISampler
 {
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Resampling;
 
     /// <inheritdoc />
-    public string Name => fixedLarge ? "ddpm-large" : "ddpm";
+    public string Name => fixedLarge == true ? "ddpm-large" : "ddpm";
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
+        bool large = fixedLarge ?? c.Model.Config.VarianceType == "fixed_large";
         for (int i = 0; i < c.Steps; i++)
         for (int r = 0; r < c.Options.Resampling; r++)
         {
@@ -28,7 +30,7 @@ public sealed class Ddpm(bool fixedLarge) : ISampler
                          Math.Sqrt(next.AlphaBar) * beta / (1 - now.AlphaBar), x0);
             if (!next.IsClean)
             {
-                double variance = fixedLarge ? beta : beta * (1 - next.AlphaBar) / (1 - now.AlphaBar);
+                double variance = large ? beta : beta * (1 - next.AlphaBar) / (1 - now.AlphaBar);
                 c.DrawNoise(z);
                 Vec.AddScaled(x, Math.Sqrt(variance), z);
             }

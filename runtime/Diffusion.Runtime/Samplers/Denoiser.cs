@@ -30,6 +30,8 @@ public sealed class Denoiser : IDisposable
     public int ImageSize { get; }
     /// <summary>The model's noise schedule.</summary>
     public NoiseSchedule Schedule => _model.Schedule;
+    /// <summary>The model's diffusion config (prediction type, variance type, clipping…).</summary>
+    public DiffusionConfig Config => _model.Config;
     /// <summary>Network evaluations so far (one per call, whatever the guidance).</summary>
     public long Evaluations => _binding.Runs;
     /// <summary>Time spent inside ONNX Runtime, in Stopwatch ticks.</summary>

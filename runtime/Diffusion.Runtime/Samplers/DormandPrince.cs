@@ -48,6 +48,7 @@ public sealed class DormandPrince : ISampler
         var s = new double[batch];
         var h = new double[batch];
         var levels = new NoiseLevel[batch];
+        long evaluationsBefore = c.Model.Evaluations; // the denoiser is shared by every batch of a request: count this batch's own
         Array.Fill(s, sStart);
         Array.Fill(h, sStart == sEnd ? 0 : (sEnd - sStart) / 10);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
@@ -56,7 +57,7 @@ public sealed class DormandPrince : ISampler
         int accepted = 0;
         while (Array.Exists(h, v => v != 0))
         {
-            if (c.Model.Evaluations > c.Options.MaxEvaluations)
+            if (c.Model.Evaluations - evaluationsBefore > c.Options.MaxEvaluations)
                 throw new DiffusionException($"rk45 did not reach σ_min within {c.Options.MaxEvaluations} network evaluations; loosen RelativeTolerance/AbsoluteTolerance.");
             for (int j = 1; j < 7; j++)
             {

@@ -6,7 +6,7 @@ public static class SamplerRegistry
     /// <summary>Name, one-line description and factory of every sampler.</summary>
     public static IReadOnlyList<(string Name, string Description, Func<ISampler> Create)> All { get; } =
     [
-        ("ddpm", "DDPM ancestral, posterior variance β̃ (fixed_small) — Ho et al. 2020", () => new Ddpm(fixedLarge: false)),
+        ("ddpm", "DDPM ancestral, the variance the model's variance_type names (default β̃, fixed_small) — Ho et al. 2020", () => new Ddpm(fixedLarge: null)),
         ("ddpm-large", "DDPM ancestral, variance β (fixed_large) — Ho et al. 2020", () => new Ddpm(fixedLarge: true)),
         ("ddim", "DDIM, η = 0 deterministic … 1 ancestral — Song, Meng & Ermon 2021", () => new Ddim()),
         ("euler", "Euler on the probability-flow ODE — Karras et al. 2022", () => new Euler()),

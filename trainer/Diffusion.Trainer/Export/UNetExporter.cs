@@ -5,7 +5,7 @@ using Diffusion.Trainer.Nn;
 
 namespace Diffusion.Trainer.Export;
 
-/// <summary>Writes a UNet as an ONNX model that follows the model contract (DESIGN.md): inputs, names, dynamic batch, metadata.</summary>
+/// <summary>Writes a UNet as an ONNX model that follows the model contract (README, "The model contract"): inputs, names, dynamic batch, metadata.</summary>
 public static class UNetExporter
 {
     /// <summary>The ONNX bytes of <paramref name="net"/> with its diffusion config in the metadata.</summary>
