@@ -81,7 +81,7 @@ public sealed class Evaluator
             if (height * width != imageSize) throw new DiffusionException($"Reference images '{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
             int n = Math.Min(count, total);
             var images = new float[n * imageSize];
-            for (int i = 0; i < images.Length; i++) images[i] = pixels[i] / 127.5f - 1;
+            for (int i = 0; i < images.Length; i++) images[i] = Pixels.ToModel(pixels[i]);
             return (images, n);
         }
         catch (InvalidDataException e)

@@ -36,7 +36,7 @@ public class CheckpointTests
         Assert.Equal((42, 7, 0.125), (info.Step, info.Config.Batch, info.LastLoss));
         Assert.Equal(["a", "b"], info.ClassNames);
         Assert.Equal(payload, ReadBack(path));
-        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.tmp-*"));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.tmp"));
     }
 
     [Fact]
@@ -97,7 +97,7 @@ public class CheckpointTests
         var e = Assert.Throws<IOException>(() => Checkpoint.Save(path, Info with { Step = 43 }, w => { w.Write(new byte[100]); throw new IOException("No space left on device"); }));
         Assert.Contains("previous checkpoint", e.Message);
         Assert.Equal(42, Checkpoint.ReadInfo(path).Step);
-        Assert.Empty(Directory.GetFiles(folder, "*.tmp-*"));
+        Assert.Empty(Directory.GetFiles(folder, "*.tmp"));
     }
 
     [Fact]
@@ -105,8 +105,8 @@ public class CheckpointTests
     {
         var folder = Folder();
         var path = Path.Combine(folder, "checkpoint.pt");
-        var dead = $"{path}.tmp-{int.MaxValue - 1}";  // no such process
-        var alive = $"{path}.tmp-1";                  // init: a writer that may still be running
+        var dead = Path.Combine(folder, $".checkpoint.pt.{int.MaxValue - 1}.0123.tmp"); // no such process
+        var alive = Path.Combine(folder, ".checkpoint.pt.1.0123.tmp");                 // init: a writer that may still be running
         File.WriteAllText(dead, "half");
         File.WriteAllText(alive, "busy");
         Write(folder, new byte[1000]);

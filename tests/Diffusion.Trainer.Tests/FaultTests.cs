@@ -30,7 +30,7 @@ public class FaultTests
             bool killed = false;
             while (!process.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60))
             {
-                if (File.Exists(checkpoint) && Directory.Exists(folder) && Directory.EnumerateFiles(folder, "checkpoint.pt.tmp-*").Any())
+                if (File.Exists(checkpoint) && Directory.Exists(folder) && Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any())
                 {
                     process.Kill(entireProcessTree: true); // SIGKILL: no finally blocks, no cleanup
                     killed = true;
@@ -40,7 +40,7 @@ public class FaultTests
             }
             await process.WaitForExitAsync();
             Assert.True(killed, $"the trainer exited ({process.ExitCode}) or never wrote a second checkpoint");
-            if (Directory.EnumerateFiles(folder, "checkpoint.pt.tmp-*").Any()) killedMidWrite++;
+            if (Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any()) killedMidWrite++;
             var info = Checkpoint.ReadInfo(checkpoint); // whatever the moment of the kill, the checkpoint is a whole one
             Assert.True(info.Step >= 1);
         }
@@ -51,7 +51,7 @@ public class FaultTests
         var error = new StringWriter();
         Assert.True(await Program.Run(["train", "--out", folder, "--resume", "--steps", $"{before + 2}"], output, error) == 0, error.ToString());
         Assert.Equal(before + 2, Checkpoint.ReadInfo(checkpoint).Step);
-        Assert.Empty(Directory.EnumerateFiles(folder, "checkpoint.pt.tmp-*"));
+        Assert.Empty(Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp"));
     }
 
     [Fact]

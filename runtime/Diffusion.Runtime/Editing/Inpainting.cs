@@ -41,8 +41,8 @@ public sealed class Inpainting : IStepConstraint
         }
         if (_noise.Length != x.Length) _noise = new float[x.Length];
         context.DrawNoise(_noise);
-        float a = space == SampleSpace.Vp ? (float)level.Alpha : 1, s = space == SampleSpace.Vp ? (float)level.SigmaVp : (float)level.Sigma;
+        ForwardProcess.Sample(_noise, known, _noise, level, space); // the known image at this level, into the noise buffer
         for (int i = 0; i < x.Length; i++)
-            if (mask[i] == 1) x[i] = a * known[i] + s * _noise[i];
+            if (mask[i] == 1) x[i] = _noise[i];
     }
 }

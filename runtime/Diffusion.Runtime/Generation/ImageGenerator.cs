@@ -78,9 +78,8 @@ public sealed class ImageGenerator(DiffusionModel model)
                 else c.DrawInitialNoise(x);
                 if (request.InitialImages is { } images0)
                 {
-                    // q(x_t | x₀) at the grid's first level: x = √ᾱ x₀ + √(1 − ᾱ) ε, ε being the keyed x_T draw.
-                    var level = grid[0];
-                    Vec.Axpby(x, level.SigmaVp, x, level.Alpha, images0.AsSpan(start * d, n * d));
+                    // q(x_t | x₀) at the grid's first level, ε being the keyed x_T draw.
+                    ForwardProcess.Sample(x, images0.AsSpan(start * d, n * d), x, grid[0]);
                 }
                 if (request.ClassLabels.Length > 0)
                 {

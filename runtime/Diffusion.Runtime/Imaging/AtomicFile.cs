@@ -11,12 +11,11 @@ public static class AtomicFile
         var full = Path.GetFullPath(path);
         var folder = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(folder)) throw new DiffusionException($"Cannot write '{path}': folder '{folder}' does not exist.");
-        var prefix = $".{Path.GetFileName(full)}.";
-        TemporaryFiles.RemoveStale(folder, prefix, ".tmp");
-        var tmp = Path.Combine(folder, $"{prefix}{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        RemoveStaleTemporaries(full);
+        var tmp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite)) // readable too: a writer may hash what it wrote
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);
@@ -33,6 +32,13 @@ public static class AtomicFile
             TemporaryFiles.TryDelete(tmp);
             throw;
         }
+    }
+
+    /// <summary>Removes the temporaries that writers of <paramref name="path"/> left when they were killed (their process is gone).</summary>
+    public static void RemoveStaleTemporaries(string path)
+    {
+        var full = Path.GetFullPath(path);
+        TemporaryFiles.RemoveStale(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.", ".tmp");
     }
 }
 

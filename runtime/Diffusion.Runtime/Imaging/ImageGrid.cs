@@ -21,7 +21,7 @@ public static class ImageGrid
         var chw = new float[image.Channels * plane];
         for (int c = 0; c < image.Channels; c++)
             for (int p = 0; p < plane; p++)
-                chw[c * plane + p] = image.Pixels[p * image.Channels + c] / 127.5f - 1;
+                chw[c * plane + p] = Pixels.ToModel(image.Pixels[p * image.Channels + c]);
         return chw;
     }
 
@@ -91,5 +91,5 @@ public static class ImageGrid
         return ((int)gridWidth, (int)gridHeight, columns, padding);
     }
 
-    private static byte ToByte(float v) => (byte)Math.Clamp((int)MathF.Round((v + 1) * 127.5f), 0, 255);
+    private static byte ToByte(float v) => Pixels.ToByte(v);
 }

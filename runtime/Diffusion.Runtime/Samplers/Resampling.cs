@@ -8,8 +8,7 @@ public static class Resampling
     /// <summary>x_t = √(ᾱ_t/ᾱ_t′) x_t′ + √(1 − ᾱ_t/ᾱ_t′) z (VP space), with z a fresh keyed draw.</summary>
     public static void Renoise(SamplingContext c, float[] x, NoiseLevel now, NoiseLevel next, float[] scratch)
     {
-        double ratio = now.AlphaBar / next.AlphaBar;
         c.DrawNoise(scratch);
-        Vec.Axpby(x, Math.Sqrt(ratio), x, Math.Sqrt(1 - ratio), scratch);
+        ForwardProcess.Renoise(x, scratch, next, now);
     }
 }

@@ -59,7 +59,7 @@ public static class Datasets
             first ??= image;
             if (image.Width != first.Width || image.Height != first.Height || image.Channels != first.Channels)
                 throw new InvalidDataException($"'{file}' is {image.Width}×{image.Height}×{image.Channels}, unlike '{files[0]}' ({first.Width}×{first.Height}×{first.Channels}); all images must share one size.");
-            pixels.AddRange(ImageGrid.FromImage(image).Select(v => (byte)Math.Clamp(MathF.Round((v + 1) * 127.5f), 0, 255)));
+            pixels.AddRange(ImageGrid.FromImage(image).Select(Pixels.ToByte));
             labels.Add(Array.IndexOf(classes, Path.GetRelativePath(folder, Path.GetDirectoryName(file)!)));
         }
         return new ImageDataset(pixels.ToArray(), labelled ? labels.ToArray() : null, files.Length, first!.Channels, first.Height, first.Width, labelled ? classes : [], folder);

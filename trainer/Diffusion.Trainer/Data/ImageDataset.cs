@@ -52,7 +52,7 @@ public sealed class ImageDataset
             var target = data.AsSpan(i * size, size);
             for (int row = 0; row < Channels * Height; row++)
                 for (int x = 0; x < Width; x++)
-                    target[row * Width + x] = source[row * Width + (flip.Length > 0 && flip[i] ? Width - 1 - x : x)] / 127.5f - 1;
+                    target[row * Width + x] = Diffusion.Runtime.Imaging.Pixels.ToModel(source[row * Width + (flip.Length > 0 && flip[i] ? Width - 1 - x : x)]);
         }
         var images = tensor(data, [b, Channels, Height, Width]);
         if (Labels is null) return (images, null);

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Diffusion.Runtime;
 using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Trainer.Training;
@@ -26,48 +27,42 @@ public static class Checkpoint
     private const int HashBytes = 32;
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes <paramref name="info"/> and the payload <paramref name="writePayload"/> produces to <paramref name="path"/>, atomically.</summary>
+    /// <summary>Writes <paramref name="info"/> and the payload <paramref name="writePayload"/> produces to <paramref name="path"/>, atomically (see <see cref="AtomicFile"/>).</summary>
     public static void Save(string path, CheckpointInfo info, Action<BinaryWriter> writePayload)
     {
         var full = Path.GetFullPath(path);
-        RemoveStaleTemporaries(full);
-        var tmp = $"{full}.tmp-{Environment.ProcessId}";
         try
         {
-            using (var file = new FileStream(tmp, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
+            AtomicFile.Write(full, stream =>
             {
                 var header = JsonSerializer.SerializeToUtf8Bytes(info, Json);
-                using (var writer = new BinaryWriter(file, Encoding.UTF8, leaveOpen: true))
-                {
-                    writer.Write(Magic);
-                    writer.Write(FormatVersion);
-                    writer.Write(header.Length);
-                    writer.Write(header);
-                    writer.Write(0L);                 // payload length, filled in below
-                    writer.Write(new byte[HashBytes]); // payload hash, filled in below
-                    long payloadStart = file.Position;
-                    writePayload(writer);
-                    writer.Flush();
-                    long payloadLength = file.Position - payloadStart;
-                    file.Position = payloadStart;
-                    var hash = Digest(header, file);
-                    file.Position = payloadStart - HashBytes - sizeof(long);
-                    writer.Write(payloadLength);
-                    writer.Write(hash);
-                }
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
+                using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+                writer.Write(Magic);
+                writer.Write(FormatVersion);
+                writer.Write(header.Length);
+                writer.Write(header);
+                writer.Write(0L);                 // payload length, filled in below
+                writer.Write(new byte[HashBytes]); // hash, filled in below
+                long payloadStart = stream.Position;
+                writePayload(writer);
+                writer.Flush();
+                long payloadLength = stream.Position - payloadStart;
+                stream.Position = payloadStart;
+                var hash = Digest(header, stream);
+                stream.Position = payloadStart - HashBytes - sizeof(long);
+                writer.Write(payloadLength);
+                writer.Write(hash);
+                writer.Flush();
+            });
         }
-        catch (IOException e)
+        catch (DiffusionException e) when (e.InnerException is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"Writing checkpoint '{full}' failed ({e.Message}); the previous checkpoint, if any, is intact.", e);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
+            throw new IOException($"Writing checkpoint '{full}' failed ({e.InnerException!.Message}); the previous checkpoint, if any, is intact.", e);
         }
     }
+
+    /// <summary>Removes the temporaries of writers of <paramref name="path"/> that were killed (their process is gone).</summary>
+    public static void RemoveStaleTemporaries(string path) => AtomicFile.RemoveStaleTemporaries(path);
 
     /// <summary>SHA-256 of the header and the rest of <paramref name="payload"/>, read in 1 MiB pieces.</summary>
     private static byte[] Digest(byte[] header, Stream payload)
@@ -79,12 +74,6 @@ public static class Checkpoint
         return hash.GetHashAndReset();
     }
 
-    /// <summary>Removes the temporaries of writers of <paramref name="path"/> that were killed (their process is gone).</summary>
-    public static void RemoveStaleTemporaries(string path)
-    {
-        var full = Path.GetFullPath(path);
-        TemporaryFiles.RemoveStale(Path.GetDirectoryName(full)!, Path.GetFileName(full) + ".tmp-");
-    }
 
     /// <summary>The header of a checkpoint, after checking that the whole file is intact.</summary>
     public static CheckpointInfo ReadInfo(string path)

@@ -41,8 +41,8 @@ public sealed class DiffusionObjective : IDisposable
         var w = new float[count];
         for (int i = 0; i < count; i++)
         {
-            a[i] = (float)Math.Sqrt(ab[i]);
-            s[i] = (float)Math.Sqrt(1 - ab[i]);
+            var (alpha, sigma) = ForwardProcess.Coefficients(schedule, i);
+            (a[i], s[i]) = ((float)alpha, (float)sigma);
             double snr = ab[i] / Math.Max(1 - ab[i], 1e-12);
             double x0Weight = weighting switch
             {
