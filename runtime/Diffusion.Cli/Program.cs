@@ -19,6 +19,8 @@ public static class Program
             SampleCommand.Create(console, SampleCommand.Mode.Img2Img),
             SampleCommand.Create(console, SampleCommand.Mode.Inpaint),
             InterpolateCommand.Create(console),
+            InputsCommand.Noise(console),
+            InputsCommand.Mask(console),
             InfoCommand.Create(console),
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),
