@@ -35,12 +35,12 @@ public sealed class Evaluator
     }
 
     /// <summary>Generates <paramref name="request"/>.Count images (classes cycled when the model is conditional) and scores them.</summary>
-    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default)
+    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null)
     {
         int classes = _model.NumClasses;
         if (classes > 0 && request.ClassLabels.Length == 0)
             request = request with { ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() };
-        var result = new ImageGenerator(_model).Generate(request, null, cancellation);
+        var result = new ImageGenerator(_model).Generate(request, progress, cancellation);
         var (features, predicted) = _classifier.Run(result.Images, result.Count);
         double fd = FrechetDistance.Compute(features, result.Count, _referenceFeatures, _referenceCount, _classifier.FeatureDim);
         var perClass = new double[classes];

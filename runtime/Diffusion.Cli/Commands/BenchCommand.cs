@@ -57,9 +57,12 @@ public static class BenchCommand
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
             var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
             var evaluator = new Evaluator(m, features, images, n);
+            int total = plan.Configurations(m.Schedule.TrainTimesteps).Count, finished = 0;
+            var overall = new ProgressLines(console.Error, "bench", TimeSpan.Zero);
             var rows = await Task.Run(() => SamplerBenchmark.Run(evaluator, plan, new LineProgress<BenchmarkRow>(row =>
             {
                 var r = row.Result;
+                overall.Report(++finished / (double)total, $"{finished}/{total} rows");
                 console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
             }), cancellation), cancellation);
             var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,

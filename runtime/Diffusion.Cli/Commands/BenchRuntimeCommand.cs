@@ -39,6 +39,7 @@ public static class BenchRuntimeCommand
                 : throw new DiffusionArgumentException($"--batches '{v}': expected batch sizes 1…4096.")).ToArray();
             using var m = model.Load(p);
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
+            var watch = Stopwatch.StartNew();
             var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "loop ms/NFE", "model ms/NFE", "loop / model", "loop / bare", "alloc B/step");
             foreach (var batch in sizes)
             {
@@ -55,6 +56,7 @@ public static class BenchRuntimeCommand
                     var timings = Enumerable.Range(0, reps).Select(_ => Run(sampler, context)).OrderBy(t => t.LoopMs).ToList();
                     var (loopMs, modelMs, calls, _) = timings[reps / 2];
                     long allocPerStep = (Run(sampler, longer).Allocated - Run(sampler, context).Allocated) / n;
+                    console.Error.WriteLine($"bench-runtime: batch {batch}, {name}: {loopMs / calls:0.000} ms per network evaluation ({watch.Elapsed.TotalSeconds:0} s so far)");
                     table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
                         $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}", allocPerStep.ToString());
                 }

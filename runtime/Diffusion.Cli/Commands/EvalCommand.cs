@@ -45,7 +45,7 @@ public static class EvalCommand
             {
                 Sampler = p.GetValue(sampler)!, Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
-            }, cancellation), cancellation);
+            }, cancellation, new ProgressLines(console.Error, "eval")), cancellation);
             var table = new Table().AddColumns("metric", "value");
             table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
             if (m.NumClasses > 0)

@@ -52,7 +52,7 @@ public static class InterpolateCommand
             var z1 = Latent(p.GetValue(to)!);
             var latents = new float[n * m.ImageSize];
             for (int i = 0; i < n; i++) DdimInversion.Slerp(z0, z1, i / (double)(n - 1)).CopyTo(latents.AsSpan(i * m.ImageSize));
-            var result = await Task.Run(() => generator.Generate(request with { InitialNoise = latents }, null, cancellation), cancellation);
+            var result = await generator.GenerateAsync(request with { InitialNoise = latents }, new ProgressLines(console.Error, "decoding"), cancellation);
             var written = writer.Write(result, columns: n);
             console.Out.WriteLine($"wrote {written}: {n} frames, DDIM {request.Steps} steps (Karras σ)");
             return 0;

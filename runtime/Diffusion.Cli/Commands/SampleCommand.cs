@@ -156,7 +156,7 @@ public static class SampleCommand
 
     private static async Task<GenerationResult> Generate(CliConsole console, ImageGenerator generator, GenerationRequest request, CancellationToken cancellation)
     {
-        if (!console.Interactive) return await Task.Run(() => generator.Generate(request, null, cancellation), cancellation);
+        if (!console.Interactive) return await generator.GenerateAsync(request, new ProgressLines(console.Error, "sampling"), cancellation);
         GenerationResult? result = null;
         await console.Ansi.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())

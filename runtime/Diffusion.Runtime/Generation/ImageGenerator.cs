@@ -63,7 +63,7 @@ public sealed class ImageGenerator(DiffusionModel model)
                     var denoiser = new Denoiser(Model, n, request.Guidance, cancellation);
                     int first = start;
                     contexts[n] = c = new SamplingContext(denoiser, grid, request.Seed, request.Options,
-                        progress is null ? null : step => progress.Report(new GenerationProgress(Done(), count, step + 1, grid.Length - 1)),
+                        progress is null ? null : step => progress.Report(new GenerationProgress(Done(), count, step + 1, grid.Length - 1, Math.Min(request.BatchSize, count - Done()))),
                         cancellation);
                 }
                 cancellation.ThrowIfCancellationRequested();
