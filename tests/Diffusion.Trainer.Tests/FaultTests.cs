@@ -6,7 +6,7 @@ namespace Diffusion.Trainer.Tests;
 /// <summary>Training killed mid-checkpoint, and training onto a full disk: the last checkpoint stays loadable, nothing half-written stays.</summary>
 public class FaultTests
 {
-    private static string Trainer => Path.Combine(AppContext.BaseDirectory, "diffusion-trainer.dll");
+    private static string Trainer => Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
 
     private static readonly string[] Tiny =
         ["--data", "fashion-mnist-test", "--limit", "64", "--batch", "4", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0", "--checkpoint-every", "1"];

@@ -25,7 +25,7 @@ public static partial class BenchTrainCommand
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core)." };
         var compare = new Option<bool>("--compare") { Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print a table." };
         var python = new Option<string>("--python") { DefaultValueFactory = _ => "/usr/bin/python3", Description = "Python with torch for the twin (Debian's python3-torch)." };
-        var previous = new Option<string?>("--previous") { Description = "diffusion-trainer.dll of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
+        var previous = new Option<string?>("--previous") { Description = "The trainer dll (diffusion-trainer.dll before the TorchSharp trainer) of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
         var profile = new Option<bool>("--profile") { Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, AdamW, EMA)." };
         var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds, profile };
