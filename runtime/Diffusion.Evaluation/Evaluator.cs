@@ -58,7 +58,7 @@ public sealed class Evaluator
             for (int c = 0; c < classes; c++) perClass[c] = totals[c] == 0 ? double.NaN : hits[c] / (double)totals[c];
             accuracy = hits.Sum() / (double)result.Count;
         }
-        return new EvalResult(SamplerRegistry.Resolve(request.Sampler) ?? request.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
+        return new EvalResult(request.SamplerInstance?.Name ?? SamplerRegistry.Resolve(request.Sampler) ?? request.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
             result.TotalTime.TotalMilliseconds / result.Count, result.Count);
     }
 

@@ -314,4 +314,27 @@ public class SamplerTests
         Assert.Equal(Run(small, "ddpm-large"), Run(large, "ddpm"));
         Assert.NotEqual(Run(small, "ddpm"), Run(large, "ddpm"));
     }
+
+    [Fact]
+    public void A_sampler_chosen_by_type_carries_its_own_settings_and_defaults()
+    {
+        Assert.Equal(0, new Ddim().Eta);
+        Assert.Equal(1, new EulerAncestral().Eta);
+        Assert.Equal(1, new DpmSolverPlusPlus2MSde().Eta);
+        Assert.Equal((0.16, 1), (new PredictorCorrector().Snr, new PredictorCorrector().CorrectorSteps));
+        Assert.Equal((1e-3, 1e-3), (new DormandPrince().RelativeTolerance, new DormandPrince().AbsoluteTolerance));
+        // Overrides by name reach only the samplers that read them; the rest keep their defaults.
+        Assert.Equal(0.3, ((Ddim)SamplerRegistry.Create("ddim").With(new SamplerOptions { Eta = 0.3, Snr = 9 })).Eta);
+        Assert.Equal(1, ((EulerAncestral)SamplerRegistry.Create("euler_a").With(new SamplerOptions { Snr = 9 })).Eta);
+
+        using var model = Fixtures.Gaussian();
+        var generator = new ImageGenerator(model);
+        var byName = generator.Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions { Eta = 0.5 } });
+        var byType = generator.Generate(new GenerationRequest { Sampler = "unipc", SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        Assert.Equal(byName.Images, byType.Images);
+        var deterministic = generator.Generate(new GenerationRequest { SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        Assert.NotEqual(byName.Images, deterministic.Images);
+        Assert.Contains("Eta must lie in [0, 1]", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Message);
+        Assert.Contains("Snr must be a positive", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new PredictorCorrector { Snr = 0 } })).Message);
+    }
 }

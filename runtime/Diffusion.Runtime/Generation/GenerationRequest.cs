@@ -36,4 +36,13 @@ public sealed record GenerationRequest
     public bool? KarrasSigmas { get; init; }
     /// <summary>Sampler knobs.</summary>
     public SamplerOptions Options { get; init; } = new();
+    /// <summary>
+    /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or
+    /// <c>new DormandPrince { RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of
+    /// <see cref="Options"/> are not used (<see cref="SamplerOptions.Resampling"/> still is).
+    /// </summary>
+    public ISampler? SamplerInstance { get; init; }
+
+    /// <summary>The sampler this request runs: <see cref="SamplerInstance"/>, or the one named <see cref="Sampler"/> with <see cref="Options"/> applied.</summary>
+    public ISampler ResolveSampler() => SamplerInstance ?? SamplerRegistry.Create(Sampler).With(Options);
 }

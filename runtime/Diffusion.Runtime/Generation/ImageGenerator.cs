@@ -28,8 +28,9 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
     {
-        var sampler = SamplerRegistry.Create(request.Sampler);
-        Validate(request);
+        var sampler = request.ResolveSampler();
+        sampler.Validate();
+        Validate(request, sampler);
         var grid = Grid(request);
         if (request.InitialImages is not null)
         {
@@ -137,7 +138,7 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
     public const int MaxSteps = 10_000;
 
-    private void Validate(GenerationRequest r)
+    private void Validate(GenerationRequest r, ISampler sampler)
     {
         if (r.Steps <= 0) throw new DiffusionArgumentException($"Steps must be a positive number of sampling steps, got {r.Steps}.");
         if (r.Count <= 0) throw new DiffusionArgumentException($"Count must be a positive number of images, got {r.Count}.");
@@ -160,9 +161,6 @@ public sealed class ImageGenerator(DiffusionModel model)
             if (r.BatchSize != perCall || r.Count % perCall != 0)
                 throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}: use BatchSize {perCall}{(guided ? " (guidance doubles it)" : "")} and a Count that is a multiple of {perCall}.");
         }
-        if (r.Options.Eta is < 0 or > 1 || r.Options.Eta is double e && !double.IsFinite(e)) throw new DiffusionArgumentException($"Eta must lie in [0, 1], got {r.Options.Eta}.");
-        if (r.Options.RelativeTolerance <= 0 || r.Options.AbsoluteTolerance <= 0) throw new DiffusionArgumentException("RelativeTolerance and AbsoluteTolerance must be positive.");
-        if (r.Options.Snr <= 0) throw new DiffusionArgumentException($"Snr must be positive, got {r.Options.Snr}.");
         if (r.ClassLabels.Length > 0)
         {
             if (Model.NumClasses == 0) throw new DiffusionArgumentException($"ClassLabels: model '{Model.Source}' is not class-conditional.");
@@ -174,8 +172,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         if (r.Options.Resampling != 1)
         {
             if (r.Options.Resampling < 1) throw new DiffusionArgumentException($"Resampling must be at least 1, got {r.Options.Resampling}.");
-            if (!SamplerRegistry.Create(r.Sampler).Knobs.HasFlag(SamplerKnobs.Resampling))
-                throw new DiffusionArgumentException($"Resampling (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {r.Sampler}.");
+            if (!sampler.Knobs.HasFlag(SamplerKnobs.Resampling))
+                throw new DiffusionArgumentException($"Resampling (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {sampler.Name}.");
             if (r.Mask is null) throw new DiffusionArgumentException("Resampling (RePaint resampling) applies to inpainting; give KnownImages and Mask.");
         }
         if (r.InitialImages is { } inputs)

@@ -6,6 +6,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class Ddim : ISampler
 {
+    /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
+    public double Eta { get; init; } = 0;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new Ddim { Eta = overrides.Eta ?? Eta };
+
+    /// <inheritdoc />
+    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
+
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Eta | SamplerKnobs.Resampling;
 
@@ -15,7 +24,7 @@ public sealed class Ddim : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        double eta = c.Options.Eta ?? 0;
+        double eta = Eta;
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
         for (int i = 0; i < c.Steps; i++)
         for (int r = 0; r < c.Options.Resampling; r++)

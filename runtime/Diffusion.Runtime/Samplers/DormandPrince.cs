@@ -10,6 +10,30 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
+    /// <summary>Relative tolerance of the local error (per value, against the larger of |x| before and after).</summary>
+    public double RelativeTolerance { get; init; } = 1e-3;
+
+    /// <summary>Absolute tolerance of the local error.</summary>
+    public double AbsoluteTolerance { get; init; } = 1e-3;
+
+    /// <summary>Most network evaluations for one batch before giving up.</summary>
+    public int MaxEvaluations { get; init; } = 20_000;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new DormandPrince
+    {
+        RelativeTolerance = overrides.RelativeTolerance ?? RelativeTolerance,
+        AbsoluteTolerance = overrides.AbsoluteTolerance ?? AbsoluteTolerance,
+        MaxEvaluations = overrides.MaxEvaluations ?? MaxEvaluations,
+    };
+
+    /// <inheritdoc />
+    public void Validate()
+    {
+        if (!(RelativeTolerance > 0) || !(AbsoluteTolerance > 0)) throw new DiffusionArgumentException($"RelativeTolerance and AbsoluteTolerance must be positive, got {RelativeTolerance} and {AbsoluteTolerance}.");
+        if (MaxEvaluations < 1) throw new DiffusionArgumentException($"MaxEvaluations must be positive, got {MaxEvaluations}.");
+    }
+
     /// <inheritdoc />
     public bool IsAdaptive => true;
 
@@ -57,8 +81,8 @@ public sealed class DormandPrince : ISampler
         int accepted = 0;
         while (Array.Exists(h, v => v != 0))
         {
-            if (c.Model.Evaluations - evaluationsBefore > c.Options.MaxEvaluations)
-                throw new DiffusionException($"rk45 did not reach σ_min within {c.Options.MaxEvaluations} network evaluations; loosen RelativeTolerance/AbsoluteTolerance.");
+            if (c.Model.Evaluations - evaluationsBefore > MaxEvaluations)
+                throw new DiffusionException($"rk45 did not reach σ_min within {MaxEvaluations} network evaluations; loosen RelativeTolerance/AbsoluteTolerance.");
             for (int j = 1; j < 7; j++)
             {
                 for (int b = 0; b < batch; b++)
@@ -79,7 +103,7 @@ public sealed class DormandPrince : ISampler
                 err.Clear();
                 for (int m = 0; m < 7; m++)
                     if (E[m] != 0) Vec.AddScaled(err, h[b] * E[m], c.Image(k[m], b));
-                double norm = ErrorNorm(err, c.Image(x, b), c.Image(stage, b), c.Options);
+                double norm = ErrorNorm(err, c.Image(x, b), c.Image(stage, b));
                 double factor = norm == 0 ? 5 : Math.Clamp(0.9 * Math.Pow(norm, -0.2), 0.2, norm <= 1 ? 5 : 1);
                 if (norm <= 1)
                 {
@@ -105,12 +129,12 @@ public sealed class DormandPrince : ISampler
         Vec.Axpby(slope, 1, xTilde, -1, denoised);
     }
 
-    private static double ErrorNorm(ReadOnlySpan<float> err, ReadOnlySpan<float> x, ReadOnlySpan<float> xNew, SamplerOptions o)
+    private double ErrorNorm(ReadOnlySpan<float> err, ReadOnlySpan<float> x, ReadOnlySpan<float> xNew)
     {
         double sum = 0;
         for (int j = 0; j < err.Length; j++)
         {
-            double scale = o.AbsoluteTolerance + o.RelativeTolerance * Math.Max(Math.Abs(x[j]), Math.Abs(xNew[j]));
+            double scale = AbsoluteTolerance + RelativeTolerance * Math.Max(Math.Abs(x[j]), Math.Abs(xNew[j]));
             double e = err[j] / scale;
             sum += e * e;
         }

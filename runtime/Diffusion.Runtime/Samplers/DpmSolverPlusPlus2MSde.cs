@@ -6,6 +6,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DpmSolverPlusPlus2MSde : ISampler
 {
+    /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
+    public double Eta { get; init; } = 1;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus2MSde { Eta = overrides.Eta ?? Eta };
+
+    /// <inheritdoc />
+    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
+
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Eta;
 
@@ -15,7 +24,7 @@ public sealed class DpmSolverPlusPlus2MSde : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        double eta = c.Options.Eta ?? 1;
+        double eta = Eta;
         float[] x = c.X, denoised = c.Buffer(0), previous = c.Buffer(1), z = c.Buffer(2);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
         double lastH = 0;

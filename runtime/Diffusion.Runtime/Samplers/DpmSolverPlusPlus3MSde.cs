@@ -9,6 +9,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DpmSolverPlusPlus3MSde : ISampler
 {
+    /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
+    public double Eta { get; init; } = 1;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus3MSde { Eta = overrides.Eta ?? Eta };
+
+    /// <inheritdoc />
+    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
+
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Eta;
 
@@ -18,7 +27,7 @@ public sealed class DpmSolverPlusPlus3MSde : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        double eta = c.Options.Eta ?? 1;
+        double eta = Eta;
         float[] x = c.X, denoised = c.Buffer(0), previous = c.Buffer(1), older = c.Buffer(2), d1 = c.Buffer(3), d2 = c.Buffer(4), z = c.Buffer(5);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
         double h1 = 0, h2 = 0;

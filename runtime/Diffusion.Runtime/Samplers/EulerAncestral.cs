@@ -7,6 +7,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class EulerAncestral : ISampler
 {
+    /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
+    public double Eta { get; init; } = 1;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new EulerAncestral { Eta = overrides.Eta ?? Eta };
+
+    /// <inheritdoc />
+    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
+
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Eta;
 
@@ -16,7 +25,7 @@ public sealed class EulerAncestral : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        double eta = c.Options.Eta ?? 1;
+        double eta = Eta;
         float[] x = c.X, denoised = c.Buffer(0), z = c.Buffer(1);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
         for (int i = 0; i < c.Steps; i++)

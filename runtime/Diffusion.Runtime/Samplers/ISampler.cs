@@ -12,6 +12,12 @@ public interface ISampler
     /// <summary>The <see cref="SamplerOptions"/> knobs this sampler reads; the others do not apply to it.</summary>
     SamplerKnobs Knobs => SamplerKnobs.None;
 
+    /// <summary>This sampler with the overrides it reads applied (its own defaults for the rest); a new instance, this one is unchanged.</summary>
+    ISampler With(SamplerOptions overrides) => this;
+
+    /// <summary>Checks the sampler's settings; a bad one is a <see cref="DiffusionArgumentException"/> naming it.</summary>
+    void Validate() { }
+
     /// <summary>Grid steps that spend at most <paramref name="evaluations"/> network evaluations per image (one per step unless the sampler says otherwise).</summary>
     int StepsForBudget(int evaluations) => evaluations;
 

@@ -9,6 +9,22 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class PredictorCorrector : ISampler
 {
+    /// <summary>Langevin corrector signal-to-noise ratio r (Song et al. 2021, Alg. 5).</summary>
+    public double Snr { get; init; } = 0.16;
+
+    /// <summary>Langevin corrector steps per noise level.</summary>
+    public int CorrectorSteps { get; init; } = 1;
+
+    /// <inheritdoc />
+    public ISampler With(SamplerOptions overrides) => new PredictorCorrector { Snr = overrides.Snr ?? Snr, CorrectorSteps = overrides.CorrectorSteps ?? CorrectorSteps };
+
+    /// <inheritdoc />
+    public void Validate()
+    {
+        if (!(Snr > 0) || double.IsInfinity(Snr)) throw new DiffusionArgumentException($"Snr must be a positive number, got {Snr}.");
+        if (CorrectorSteps < 1) throw new DiffusionArgumentException($"CorrectorSteps must be at least 1, got {CorrectorSteps}.");
+    }
+
     /// <inheritdoc />
     public int StepsForBudget(int evaluations) => Math.Max(1, evaluations / 2); // predictor + corrector
 
@@ -22,12 +38,12 @@ public sealed class PredictorCorrector : ISampler
     public void Sample(SamplingContext c)
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
-        double snr = c.Options.Snr;
+        double snr = Snr;
         for (int i = 0; i < c.Steps; i++)
         {
             var (now, next) = (c.Grid[i], c.Grid[i + 1]);
             double alpha = now.AlphaBar / next.AlphaBar, beta = 1 - alpha;
-            for (int k = 0; k < c.Options.CorrectorSteps; k++)
+            for (int k = 0; k < CorrectorSteps; k++)
             {
                 c.Model.Predict(x, now, eps, x0);
                 c.DrawNoise(z);
