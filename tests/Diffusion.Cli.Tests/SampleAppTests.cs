@@ -174,4 +174,47 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         Assert.Contains("16 images 1×28×28", await stdout);
         Assert.Equal(4 * 28 + 5 * 2, Png.Read(output).Width);
     }
+
+    [Fact]
+    public async Task The_readmes_csharp_snippet_runs_in_a_new_app_from_the_package()
+    {
+        var readme = File.ReadAllText(Path.Combine(Repo, "README.md"));
+        int section = readme.IndexOf("## C# API", StringComparison.Ordinal);
+        int start = readme.IndexOf("```csharp\n", section, StringComparison.Ordinal) + "```csharp\n".Length;
+        var snippet = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
+        var versionProps = Path.Combine(Repo, "samples", "feed", "version.props");
+        Assert.True(File.Exists(versionProps), "samples/feed is missing: run samples/build-feed.sh (./test.sh does)");
+        var version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(versionProps), "<DiffusionPackageVersion>([^<]+)<").Groups[1].Value;
+
+        var app = TestFolders.Create("readme-app");
+        File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings><Nullable>enable</Nullable></PropertyGroup>
+              <ItemGroup><PackageReference Include="Diffusion.Runtime" Version="{version}" /></ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration><packageSources><add key="diffusion-local" value="{Path.Combine(Repo, "samples", "feed")}" /></packageSources></configuration>
+            """);
+        File.WriteAllText(Path.Combine(app, "Program.cs"), snippet);
+        File.CreateSymbolicLink(Path.Combine(app, "models"), Path.Combine(Repo, "models"));
+
+        async Task<(int Code, string Output)> Dotnet(params string[] args)
+        {
+            var info = new ProcessStartInfo("dotnet") { WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in args) info.ArgumentList.Add(a);
+            using var process = Process.Start(info)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = await process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            return (process.ExitCode, await stdout + stderr);
+        }
+        var (code, output) = await Dotnet("build", "-c", "Release", "--nologo", "-v", "quiet");
+        Assert.True(code == 0, $"the snippet does not build in a new app:\n{output}");
+        (code, output) = await Dotnet(Path.Combine(app, "bin", "Release", "net10.0", "App.dll"));
+        Assert.True(code == 0, $"the snippet fails at run time:\n{output}");
+        Assert.Equal(4 * (4 * 28 + 5 * 2), Png.Read(Path.Combine(app, "grid.png")).Width);
+        Assert.Equal([16, 1, 28, 28], Npy.Load(Path.Combine(app, "x.npy")).Shape);
+    }
 }
