@@ -42,7 +42,7 @@ public static class Program
             var trainer = new Command(name, description) { TreatUnmatchedTokensAsErrors = false };
             trainer.SetAction(_ =>
             {
-                error.WriteLine($"error: '{name}' runs in the trainer: use ./diffusion {name} … (the script starts it), or dotnet trainer/Diffusion.Trainer/bin/Release/net10.0/diffusion.dll {name} ….");
+                error.WriteLine($"error: '{name}' runs in the trainer: use ./diffusion {name} … (the script starts it), or dotnet trainer/Diffusion.Trainer.Cli/bin/Release/net10.0/diffusion.dll {name} ….");
                 return ExitCodes.Usage;
             });
             root.Subcommands.Add(trainer);

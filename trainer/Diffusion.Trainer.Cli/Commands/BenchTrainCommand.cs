@@ -77,7 +77,7 @@ public static partial class BenchTrainCommand
         double median = times[times.Count / 2], mean = times.Average();
         return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads:\n" +
                $"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)\n" +
-               $"  peak resident memory {PeakResidentMiB():0} MiB\n" +
+               $"  peak resident memory {ProcessMemory.PeakResidentMiB():0} MiB\n" +
                (run.Profile is { } phases ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
     }
 
@@ -159,17 +159,5 @@ public static partial class BenchTrainCommand
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
-
-    /// <summary>VmHWM from /proc/self/status (the process's peak resident set), in MiB.</summary>
-    public static double PeakResidentMiB() => ProcStatus("VmHWM:");
-
-    /// <summary>VmRSS from /proc/self/status (the current resident set), in MiB.</summary>
-    public static double ResidentMiB() => ProcStatus("VmRSS:");
-
-    private static double ProcStatus(string key)
-    {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(key, StringComparison.Ordinal));
-        return line is null ? double.NaN : double.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) / 1024;
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Diffusion.Trainer.Training;
 
-namespace Diffusion.Trainer.Tests;
+namespace Diffusion.Trainer.Cli.Tests;
 
 /// <summary>Training killed mid-checkpoint, and training onto a full disk: the last checkpoint stays loadable, nothing half-written stays.</summary>
 public class FaultTests

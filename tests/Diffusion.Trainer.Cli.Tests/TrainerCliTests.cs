@@ -1,0 +1,64 @@
+using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Training;
+
+namespace Diffusion.Trainer.Cli.Tests;
+
+/// <summary>The trainer's command line: train, resume, export, bench-train — exit codes and messages.</summary>
+public class TrainerCliTests
+{
+    private static string Folder() => TestFolders.Reserve("trainer-cli");
+
+    [Fact]
+    public async Task Bench_train_reports_rate_memory_and_phases_and_refuses_a_missing_python()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(0, await Program.Run(["bench-train", "--steps", "2", "--warmup", "0", "--batch", "4", "--profile"], output, error));
+        var text = output.ToString();
+        Assert.Matches(@"[0-9.]+ images/s \(median step [0-9.]+ ms", text);
+        Assert.Matches(@"peak resident memory [0-9]+ MiB", text);
+        foreach (var phase in new[] { "data", "forward", "backward", "clip", "adamw", "ema" }) Assert.Contains($"{phase} ", text);
+        Assert.Equal(1, await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
+        Assert.Contains("/nonexistent/python3", error.ToString());
+        Assert.Equal(2, await Program.Run(["bench-train", "--steps", "0"], output, error));
+    }
+
+    [Fact]
+    public async Task The_trainer_cli_trains_resumes_and_exports()
+    {
+        var folder = Folder();
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "3", "--batch", "4",
+            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0"], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal(2, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
+        Assert.Contains("--resume", error.ToString());
+        File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--lr", "0.1"], output, error));
+        Assert.Contains("step 5", output.ToString());
+        Assert.Contains("ignoring --lr (only --steps and --threads apply)", error.ToString());
+        var onnx = Path.Combine(folder, "exported.onnx");
+        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
+        using var model = DiffusionModel.Load(onnx);
+        Assert.Equal(10, model.NumClasses);
+        Assert.False(model.Config.UseKarrasSigmas);
+        var karras = Path.Combine(folder, "karras.onnx");
+        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema", "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
+        using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"), (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
+        Assert.Equal(2, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
+        Assert.Contains("--timestep-spacing 'even'", error.ToString());
+        Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
+        Assert.Contains("nope.pt", error.ToString());
+
+        // A damaged checkpoint is refused by export and resume alike, and nothing is written.
+        var checkpoint = File.ReadAllBytes(TrainingRun.CheckpointPath(folder));
+        for (int i = 0; i < 100; i++) checkpoint[checkpoint.Length / 2 + 37 * i] ^= 0x10;
+        File.WriteAllBytes(TrainingRun.CheckpointPath(folder), checkpoint);
+        var damagedOut = Path.Combine(folder, "damaged.onnx");
+        Assert.Equal(1, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", damagedOut], output, error));
+        Assert.Equal(1, await Program.Run(["train", "--out", folder, "--resume", "--steps", "6"], output, error));
+        Assert.Contains("is damaged", error.ToString());
+        Assert.False(File.Exists(damagedOut));
+    }
+}
