@@ -81,6 +81,7 @@ public class CliTests
             (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY", 1),
             (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png", 2),
             (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
+            (["smaple"], "Unrecognized command or argument 'smaple'", 2),
         };
         foreach (var (args, expected, exitCode) in cases)
         {
@@ -88,6 +89,7 @@ public class CliTests
             Assert.True(code == exitCode, $"{string.Join(" ", args)} → {code}, expected {exitCode}: {error}");
             Assert.Contains(expected, error);
             Assert.DoesNotContain("   at ", error); // no stack trace
+            Assert.DoesNotContain("Required command", error);
         }
         Assert.Equal(["nan.onnx"], Directory.GetFiles(dir).Select(Path.GetFileName));
     }

@@ -23,7 +23,9 @@ public static class Program
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var e in parsed.Errors) error.WriteLine($"error: {e.Message}");
+            // A mistyped command is reported as unrecognised; the "command was not provided" that comes with it is noise.
+            var errors = parsed.Errors.Count > 1 ? parsed.Errors.Where(e => !e.Message.StartsWith("Required command", StringComparison.Ordinal)) : parsed.Errors;
+            foreach (var e in errors) error.WriteLine($"error: {e.Message}");
             var command = parsed.CommandResult.Command;
             error.WriteLine($"see: diffusion {(command == root ? "" : command.Name + " ")}--help");
             return Task.FromResult(2);
