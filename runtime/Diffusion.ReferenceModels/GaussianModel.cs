@@ -66,7 +66,7 @@ public static class GaussianModel
         var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : DataType.Float, tShape);
         Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, batch);
 
-        // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1.
+        // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1 — NoiseSchedule.AlphaBar's definition, as graph nodes.
         var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(), timesteps);
         var t = spec.Int64Timestep ? g.Cast(tIn, DataType.Float) : tIn;
         t = g.Max(g.Min(t, g.Scalar(timesteps - 1)), g.Scalar(0));
@@ -93,7 +93,7 @@ public static class GaussianModel
         {
             PredictionType.Epsilon => eps,
             PredictionType.Sample => x0,
-            PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
+            PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)), // PredictionTypes.Velocity, as graph nodes
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
         g.Output(output, spec.OutputName, DataType.Float, batch, c, spec.Height, spec.Width);

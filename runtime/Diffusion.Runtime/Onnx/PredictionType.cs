@@ -11,9 +11,19 @@ public enum PredictionType
     Sample,
 }
 
-/// <summary>Names of the prediction types.</summary>
+/// <summary>Names of the prediction types, and the one home of the v-parameterisation's coefficients.</summary>
 public static class PredictionTypes
 {
+    /// <summary>
+    /// The velocity v = α ε − σ x₀ (Salimans &amp; Ho 2022) at a level with α = √ᾱ, σ = √(1 − ᾱ), as its weights on
+    /// (ε, x₀): what a v-prediction network is trained to output.
+    /// </summary>
+    public static (double OnNoise, double OnSample) Velocity(double alpha, double sigma) => (alpha, -sigma);
+
+    /// <summary>Back from a predicted v̂: x̂₀ = α x − σ v̂ and ε̂ = σ x + α v̂, as weights on (x, v̂).</summary>
+    public static ((double OnX, double OnV) Sample, (double OnX, double OnV) Noise) FromVelocity(double alpha, double sigma) =>
+        ((alpha, -sigma), (sigma, alpha));
+
     /// <summary>Parses epsilon, v_prediction or sample.</summary>
     public static PredictionType Parse(string name) => name.Trim().ToLowerInvariant() switch
     {

@@ -140,10 +140,9 @@ public sealed class Denoiser : IDisposable
                     EpsFromX0(xi, x0i, ei, a, s);
                     break;
                 case PredictionType.VPrediction: // x̂₀ = αx − σv̂, ε̂ = σx + αv̂
-                    TensorPrimitives.Multiply(xi, a, x0i);
-                    TensorPrimitives.MultiplyAdd(oi, -s, x0i, x0i);
-                    TensorPrimitives.Multiply(xi, s, ei);
-                    TensorPrimitives.MultiplyAdd(oi, a, ei, ei);
+                    var (toSample, toNoise) = PredictionTypes.FromVelocity(a, s);
+                    Vec.Axpby(x0i, toSample.OnX, xi, toSample.OnV, oi);
+                    Vec.Axpby(ei, toNoise.OnX, xi, toNoise.OnV, oi);
                     break;
             }
             if (_model.Config.ClipSample || _model.Config.Thresholding)

@@ -24,7 +24,7 @@ public enum LossWeighting
 public sealed class DiffusionObjective : IDisposable
 {
     private readonly NoiseSchedule _schedule;
-    private readonly Tensor _sqrtAlphaBar, _sqrtOneMinusAlphaBar, _weights;
+    private readonly Tensor _sqrtAlphaBar, _sqrtOneMinusAlphaBar, _velocityOnNoise, _velocityOnSample, _weights;
     private readonly PredictionType _prediction;
     private readonly double _labelDropout;
     private readonly int _nullLabel;
@@ -39,10 +39,14 @@ public sealed class DiffusionObjective : IDisposable
         var a = new float[count];
         var s = new float[count];
         var w = new float[count];
+        var vNoise = new float[count];
+        var vSample = new float[count];
         for (int i = 0; i < count; i++)
         {
             var (alpha, sigma) = ForwardProcess.Coefficients(schedule, i);
             (a[i], s[i]) = ((float)alpha, (float)sigma);
+            var (onNoise, onSample) = PredictionTypes.Velocity(alpha, sigma);
+            (vNoise[i], vSample[i]) = ((float)onNoise, (float)onSample);
             double snr = ab[i] / Math.Max(1 - ab[i], 1e-12);
             double x0Weight = weighting switch
             {
@@ -58,6 +62,8 @@ public sealed class DiffusionObjective : IDisposable
         _sqrtAlphaBar = tensor(a, device: device).DetachFromDisposeScope();
         _sqrtOneMinusAlphaBar = tensor(s, device: device).DetachFromDisposeScope();
         _weights = tensor(w, device: device).DetachFromDisposeScope();
+        _velocityOnNoise = tensor(vNoise, device: device).DetachFromDisposeScope();
+        _velocityOnSample = tensor(vSample, device: device).DetachFromDisposeScope();
     }
 
     /// <summary>q(x_t | x₀): √ᾱ_t x₀ + √(1−ᾱ_t) ε for integer timesteps t [B].</summary>
@@ -84,7 +90,7 @@ public sealed class DiffusionObjective : IDisposable
         {
             PredictionType.Epsilon => noise,
             PredictionType.Sample => x0,
-            _ => _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise - _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0,
+            _ => _velocityOnNoise.index_select(0, t).reshape(b, 1, 1, 1) * noise + _velocityOnSample.index_select(0, t).reshape(b, 1, 1, 1) * x0,
         };
         var perImage = (prediction - target).square().mean([1, 2, 3]);
         return (perImage * _weights.index_select(0, t)).mean();
@@ -96,5 +102,7 @@ public sealed class DiffusionObjective : IDisposable
         _sqrtAlphaBar.Dispose();
         _sqrtOneMinusAlphaBar.Dispose();
         _weights.Dispose();
+        _velocityOnNoise.Dispose();
+        _velocityOnSample.Dispose();
     }
 }
