@@ -107,4 +107,23 @@ public class TrainingTests
         Assert.Equal((10000, 1, 28, 28, 10), (data.Count, data.Channels, data.Height, data.Width, data.NumClasses));
         Assert.Equal(1000, data.Labels!.Count(l => l == 7));
     }
+
+    [Fact]
+    public void Checkpoints_append_to_loss_csv_without_reading_it_back()
+    {
+        // loss.csv grows by the steps since the last checkpoint; it is never re-read (that was quadratic in the run's
+        // length), so a line edited by hand in between is neither parsed nor rewritten.
+        var folder = Folder();
+        using var run = TrainingRun.Start(Tiny(3) with { CheckpointEvery = 1 }, folder, Slice.Value);
+        var log = Path.Combine(folder, "loss.csv");
+        run.TrainStep();
+        run.SaveCheckpoint(run.Losses[^1].Loss);
+        File.AppendAllText(log, "edited by hand\n");
+        run.TrainStep();
+        run.SaveCheckpoint(run.Losses[^1].Loss);
+        run.TrainStep();
+        run.SaveCheckpoint(run.Losses[^1].Loss);
+        var lines = File.ReadAllLines(log);
+        Assert.Equal(["step,loss", $"1,{run.Losses[0].Loss:R}", "edited by hand", $"2,{run.Losses[1].Loss:R}", $"3,{run.Losses[2].Loss:R}"], lines);
+    }
 }
