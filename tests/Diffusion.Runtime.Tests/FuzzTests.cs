@@ -84,26 +84,7 @@ public class FuzzTests(ITestOutputHelper log)
         return seeds;
     }
 
-    private static byte[] Chunk(string type, byte[] body)
-    {
-        var bytes = new byte[12 + body.Length];
-        BinaryPrimitives.WriteInt32BigEndian(bytes, body.Length);
-        Encoding.ASCII.GetBytes(type, bytes.AsSpan(4));
-        body.CopyTo(bytes, 8);
-        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(8 + body.Length), Crc(bytes.AsSpan(4, 4 + body.Length)));
-        return bytes;
-    }
-
-    private static uint Crc(ReadOnlySpan<byte> data)
-    {
-        uint c = 0xFFFFFFFF;
-        foreach (var b in data)
-        {
-            c ^= b;
-            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1;
-        }
-        return c ^ 0xFFFFFFFF;
-    }
+    private static byte[] Chunk(string type, byte[] body) => HostileFiles.Chunk(type, body);
 
     /// <summary>Byte-level damage half the time; otherwise damage inside one chunk with its CRC fixed, which reaches the decoder behind the CRC check.</summary>
     private static byte[] MutatePng(Random random, byte[] seed)

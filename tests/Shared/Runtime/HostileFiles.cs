@@ -7,7 +7,8 @@ namespace Diffusion.Tests;
 /// <summary>Hand-made hostile PNG files: broken headers, bombs, bad CRCs (each chunk built with a correct CRC unless asked not to).</summary>
 public static class HostileFiles
 {
-    private static byte[] Chunk(string type, ReadOnlySpan<byte> body, bool goodCrc = true)
+    /// <summary>A PNG chunk: length, type, body and its CRC (a wrong one if <paramref name="goodCrc"/> is false).</summary>
+    public static byte[] Chunk(string type, ReadOnlySpan<byte> body, bool goodCrc = true)
     {
         var bytes = new byte[12 + body.Length];
         BinaryPrimitives.WriteInt32BigEndian(bytes, body.Length);
