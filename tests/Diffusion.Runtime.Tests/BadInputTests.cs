@@ -175,4 +175,41 @@ public class BadInputTests
         Assert.Contains("BatchSize 1", e.Message);
         Fixtures.Generate(scalar, "rk45", 1, count: 2, batch: 1);
     }
+
+    [Fact]
+    public void Python_json_with_non_finite_literals_is_read()
+    {
+        // diffusers' save_config writes DPMSolverMultistepScheduler's "lambda_min_clipped": -Infinity.
+        var config = DiffusionConfig.Parse("""{"lambda_min_clipped": -Infinity, "beta_end": 0.012, "x": NaN, "y": Infinity, "note": "NaN and -Infinity inside a string stay"}""", "scheduler_config.json");
+        Assert.Equal(0.012, config.BetaEnd);
+        Assert.Equal("""{"a":null,"b":"-Infinity \" NaN"}""", PythonJson.Normalize("""{"a":-Infinity,"b":"-Infinity \" NaN"}"""));
+    }
+
+    [Fact]
+    public void A_diffusers_folder_loads_with_its_scheduler_and_unet_configs()
+    {
+        var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
+        var foreign = Fixtures.Spec() with { ClassMeans = classes, WithMetadata = false, Int64Timestep = true, OutputName = "out_sample" };
+        var folder = Fixtures.TempFolder();
+        Directory.CreateDirectory(Path.Combine(folder, "unet"));
+        Directory.CreateDirectory(Path.Combine(folder, "scheduler"));
+        File.WriteAllBytes(Path.Combine(folder, "unet", "model.onnx"), GaussianModel.Build(foreign));
+        File.WriteAllText(Path.Combine(folder, "scheduler", "scheduler_config.json"), """
+            {"_class_name": "DDIMScheduler", "_diffusers_version": "0.31.0", "beta_start": 0.0001, "beta_end": 0.02,
+             "beta_schedule": "linear", "num_train_timesteps": 1000, "prediction_type": "epsilon", "clip_sample": false,
+             "timestep_spacing": "trailing", "lambda_min_clipped": -Infinity, "set_alpha_to_one": false}
+            """);
+        File.WriteAllText(Path.Combine(folder, "unet", "config.json"), """
+            {"_class_name": "UNet2DModel", "sample_size": 8, "in_channels": 1, "out_channels": 1, "num_class_embeds": 2}
+            """);
+        using var model = DiffusionModel.Load(folder);
+        Assert.Equal((1, 8, 8, 2), (model.Channels, model.Height, model.Width, model.NumClasses));
+        Assert.Contains("scheduler_config.json + ", model.ConfigSource);
+        Assert.EndsWith(Path.Combine("unet", "config.json"), model.ConfigSource);
+        using var reference = Fixtures.Load(foreign with { WithMetadata = true });
+        var request = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1], Guidance = 2 };
+        Assert.Equal(new ImageGenerator(reference).Generate(request).Images, new ImageGenerator(model).Generate(request).Images);
+        Directory.Delete(Path.Combine(folder, "unet"), recursive: true);
+        Assert.Contains("unet/model.onnx", Assert.Throws<DiffusionException>(() => DiffusionModel.Load(folder)).Message);
+    }
 }

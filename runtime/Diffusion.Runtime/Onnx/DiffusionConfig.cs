@@ -91,7 +91,7 @@ public sealed record DiffusionConfig
     public static DiffusionConfig Parse(string json, string source)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(json) as JsonObject ?? throw new DiffusionException($"{source}: expected a JSON object."); }
+        try { o = JsonNode.Parse(PythonJson.Normalize(json)) as JsonObject ?? throw new DiffusionException($"{source}: expected a JSON object."); }
         catch (JsonException e) { throw new DiffusionException($"{source}: not valid JSON ({e.Message}).", e); }
 
         var c = new DiffusionConfig();

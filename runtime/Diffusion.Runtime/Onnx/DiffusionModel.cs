@@ -128,23 +128,43 @@ public sealed class DiffusionModel : IDisposable
         Schedule = config.CreateSchedule();
     }
 
-    /// <summary>Loads a model file. The config is <see cref="ModelOptions.Config"/> if given, else the model's <c>diffusion.config</c> metadata, else scheduler_config.json beside it.</summary>
+    /// <summary>
+    /// Loads a model file, or a diffusers / Optimum export folder (see <see cref="DiffusersFolder"/>). The config is
+    /// <see cref="ModelOptions.Config"/> if given, else the model's <c>diffusion.config</c> metadata, else
+    /// scheduler_config.json beside it (in a folder: the scheduler's config completed by unet/config.json).
+    /// </summary>
     public static DiffusionModel Load(string path, ModelOptions? options = null)
     {
         options ??= new ModelOptions();
+        if (Directory.Exists(path))
+        {
+            var (modelFile, json, configSource) = DiffusersFolder.Find(path);
+            return Load(ReadModel(modelFile), modelFile, options, json is null ? null : (json, configSource));
+        }
         if (!File.Exists(path)) throw new DiffusionException($"Model file '{path}' does not exist.");
+        var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "scheduler_config.json");
+        return Load(ReadModel(path), path, options, File.Exists(sidecar) ? (ReadText(sidecar), sidecar) : null);
+    }
+
+    private static string ReadText(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+    }
+
+    private static byte[] ReadModel(string path)
+    {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (IOException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
         catch (UnauthorizedAccessException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
-        var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "scheduler_config.json");
-        return Load(bytes, path, options, File.Exists(sidecar) ? sidecar : null);
+        return bytes;
     }
 
     /// <summary>Loads a model from ONNX bytes; <paramref name="source"/> names it in messages.</summary>
     public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) => Load(onnx, source, options ?? new(), null);
 
-    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options, string? sidecar)
+    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options, (string Json, string Source)? sidecar)
     {
         if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
         using var sessionOptions = options.Session.CreateOptions();
@@ -170,14 +190,14 @@ public sealed class DiffusionModel : IDisposable
     }
 
     /// <summary>The config and where it came from: an explicitly given one first (it overrides), then the metadata, then the sidecar file.</summary>
-    private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options, string? sidecar)
+    private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options, (string Json, string Source)? sidecar)
     {
         bool hasMetadata = session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey, out var json);
         if (options.Config is { } given)
         {
             var name = options.ConfigSource ?? "the given config";
             given.Validate(name);
-            var overrides = hasMetadata ? $" (overrides the model's '{DiffusionConfig.MetadataKey}' metadata)" : sidecar is not null ? $" (overrides {sidecar})" : "";
+            var overrides = hasMetadata ? $" (overrides the model's '{DiffusionConfig.MetadataKey}' metadata)" : sidecar is { } side ? $" (overrides {side.Source})" : "";
             return (given, name + overrides);
         }
         if (hasMetadata)
@@ -185,8 +205,8 @@ public sealed class DiffusionModel : IDisposable
             var where = $"'{DiffusionConfig.MetadataKey}' metadata of {source}";
             return (DiffusionConfig.Parse(json!, where), where);
         }
-        if (sidecar is not null)
-            return (DiffusionConfig.Parse(File.ReadAllText(sidecar), sidecar), sidecar);
+        if (sidecar is { } found)
+            return (DiffusionConfig.Parse(found.Json, found.Source), found.Source);
         throw new DiffusionException(
             $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside it, and no config was given. " +
             "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or give a Config.");
