@@ -48,16 +48,7 @@ public static class Program
             root.Subcommands.Add(trainer);
         }
         var parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
-        {
-            // One line per problem and a pointer to the help, not the whole help text; exit code 2 (usage).
-            // A mistyped command is reported as unrecognised; the "command was not provided" that comes with it is noise.
-            var errors = parsed.Errors.Count > 1 ? parsed.Errors.Where(e => !e.Message.StartsWith("Required command", StringComparison.Ordinal)) : parsed.Errors;
-            foreach (var e in errors) error.WriteLine($"error: {e.Message}");
-            var command = parsed.CommandResult.Command;
-            error.WriteLine($"see: diffusion {(command == root ? "" : command.Name + " ")}--help");
-            return Task.FromResult(ExitCodes.Usage);
-        }
+        if (UsageErrors.Report(parsed, root, error)) return Task.FromResult(ExitCodes.Usage);
         var config = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
         return parsed.InvokeAsync(config, cancellation);
     }

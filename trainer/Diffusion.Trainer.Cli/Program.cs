@@ -21,15 +21,7 @@ public static class Program
             TrainClassifierCommand.Create(output, error),
         };
         var parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
-        {
-            // A mistyped command is reported as unrecognised; the "command was not provided" that comes with it is noise.
-            var errors = parsed.Errors.Count > 1 ? parsed.Errors.Where(e => !e.Message.StartsWith("Required command", StringComparison.Ordinal)) : parsed.Errors;
-            foreach (var e in errors) error.WriteLine($"error: {e.Message}");
-            var command = parsed.CommandResult.Command;
-            error.WriteLine($"see: diffusion {(command == root ? "" : command.Name + " ")}--help");
-            return Task.FromResult(2);
-        }
+        if (Diffusion.Cli.UsageErrors.Report(parsed, root, error)) return Task.FromResult(2);
         return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
     }
 
