@@ -58,7 +58,8 @@ public sealed class Evaluator
             for (int c = 0; c < classes; c++) perClass[c] = totals[c] == 0 ? double.NaN : hits[c] / (double)totals[c];
             accuracy = hits.Sum() / (double)result.Count;
         }
-        return new EvalResult(request.SamplerInstance?.Name ?? SamplerRegistry.Resolve(request.Sampler) ?? request.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
+        var sampler = request.ResolveSampler(_model.Config);
+        return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
             result.TotalTime.TotalMilliseconds / result.Count, result.Count);
     }
 

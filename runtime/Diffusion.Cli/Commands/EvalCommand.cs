@@ -21,7 +21,7 @@ public static class EvalCommand
         var model = new ModelArguments();
         var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
         var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test", Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
-        var sampler = new Option<string>("--sampler", "-s") { DefaultValueFactory = _ => "dpm++2m" };
+        var sampler = new Option<string?>("--sampler", "-s") { Description = "Sampler; default: the model's diffusers scheduler when its config names one, else dpm++2m." };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
@@ -35,7 +35,7 @@ public static class EvalCommand
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            SamplerRegistry.Create(p.GetValue(sampler)!);
+            if (p.GetValue(sampler) is { } name && !SampleCommand.IsDiffusers(name)) SamplerRegistry.Create(name);
             if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
@@ -43,7 +43,7 @@ public static class EvalCommand
             var evaluator = new Evaluator(m, features, images, n);
             var result = await Task.Run(() => evaluator.Evaluate(new GenerationRequest
             {
-                Sampler = p.GetValue(sampler)!, Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
+                Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
             }, cancellation, new ProgressLines(console.Error, "eval")), cancellation);
             var table = new Table().AddColumns("metric", "value");

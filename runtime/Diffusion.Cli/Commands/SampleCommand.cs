@@ -29,7 +29,7 @@ public static class SampleCommand
     {
         bool editing = mode == Mode.Img2Img;
         var model = new ModelArguments();
-        var sampler = new Option<string>("--sampler", "-s") { Description = "Sampler (see `samplers`).", DefaultValueFactory = _ => "dpm++2m" };
+        var sampler = new Option<string?>("--sampler", "-s") { Description = "Sampler (see `samplers`); `diffusers`: the scheduler a diffusers config names, walked as diffusers walks it. Default: that scheduler when the model's config names one, else dpm++2m." };
         var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 20 };
         var count = new Option<int?>("--count", "-n") { Description = "Number of images (default 16, or as many as --init-noise holds)." };
         var seed = new Option<ulong>("--seed") { Description = "Noise seed; image i of a seed is the same at any --batch.", DefaultValueFactory = _ => 0 };
@@ -72,21 +72,23 @@ public static class SampleCommand
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            var chosen = SamplerRegistry.Create(p.GetValue(sampler)!); // unknown names fail before the model loads
+            var samplerName = p.GetValue(sampler);
+            if (samplerName is not null && !IsDiffusers(samplerName)) SamplerRegistry.Create(samplerName); // unknown names fail before the model loads
             if (p.GetValue(count) is <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
             if (p.GetValue(columns) < 0) throw new DiffusionArgumentException($"--columns must be ≥ 0 (0 = square), got {p.GetValue(columns)}.");
+            using var m = model.Load(p);
+            var chosen = new GenerationRequest { Sampler = samplerName }.ResolveSampler(m.Config);
             // Options the chosen sampler does not read are an error, not silently ignored.
             foreach (var (option, knob) in new (Option, SamplerKnobs)[] { (eta, SamplerKnobs.Eta), (snr, SamplerKnobs.Snr), (rtol, SamplerKnobs.Tolerances), (atol, SamplerKnobs.Tolerances) })
                 if (Given(p, option) && !chosen.Knobs.HasFlag(knob))
                     throw new DiffusionArgumentException($"{option.Name} does not apply to the {chosen.Name} sampler; samplers that read it: {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(knob)).Select(e => e.Name))}.");
-            using var m = model.Load(p);
             var writer = new SampleWriter(p.GetValue(output)!, m.Channels, p.GetValue(scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
             {
                 Parameters = new Dictionary<string, string>
                 {
                     ["parameters"] = string.Join(", ", new[]
                     {
-                        $"model: {Path.GetFileName(m.Source)}", $"sampler: {p.GetValue(sampler)}", $"steps: {p.GetValue(steps)}", $"seed: {p.GetValue(seed)}",
+                        $"model: {Path.GetFileName(m.Source)}", $"sampler: {chosen.Name}", $"steps: {p.GetValue(steps)}", $"seed: {p.GetValue(seed)}",
                         $"guidance: {p.GetValue(guidance)}", $"class: {p.GetValue(label) ?? (m.NumClasses > 0 ? "all" : "none")}",
                     }.Concat(p.GetValue(eta) is double e ? [$"eta: {e}"] : [])),
                     ["Software"] = "Diffusion for .NET",
@@ -130,7 +132,7 @@ public static class SampleCommand
                 KnownImages = mode == Mode.Inpaint ? inputs : null,
                 Mask = mask,
                 Strength = editing ? p.GetValue(strength) : 1,
-                Sampler = p.GetValue(sampler)!,
+                Sampler = samplerName,
                 Steps = p.GetValue(steps),
                 Count = n,
                 Seed = p.GetValue(seed),
@@ -230,6 +232,9 @@ public static class SampleCommand
         }
         return [m.ResolveClass(text)];
     }
+
+    /// <summary>Whether <paramref name="name"/> asks for the model's diffusers scheduler.</summary>
+    internal static bool IsDiffusers(string name) => name.Trim().Equals(GenerationRequest.DiffusersSampler, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not just defaulted).</summary>
     internal static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };

@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
 
@@ -6,8 +7,18 @@ namespace Diffusion.Runtime.Generation;
 /// <summary>What to generate and how: one plain record; every option is read from here only.</summary>
 public sealed record GenerationRequest
 {
-    /// <summary>Sampler name (see <see cref="SamplerRegistry"/>).</summary>
-    public string Sampler { get; init; } = "dpm++2m";
+    /// <summary>
+    /// Sampler name (see <see cref="SamplerRegistry"/>), or <see cref="DiffusersSampler"/> for the scheduler the model's
+    /// diffusers config names, walked as diffusers walks it; null: the model's default — that scheduler when its config
+    /// names one (<c>_class_name</c>), else <see cref="DefaultSampler"/>.
+    /// </summary>
+    public string? Sampler { get; init; }
+
+    /// <summary>The sampler of models whose config names no diffusers scheduler.</summary>
+    public const string DefaultSampler = "dpm++2m";
+
+    /// <summary>The sampler name that picks the model's diffusers scheduler (<see cref="Diffusers.DiffusersSampler"/>).</summary>
+    public const string DiffusersSampler = "diffusers";
     /// <summary>Sampling steps (grid intervals).</summary>
     public int Steps { get; init; } = 20;
     /// <summary>Number of images.</summary>
@@ -43,6 +54,17 @@ public sealed record GenerationRequest
     /// </summary>
     public ISampler? SamplerInstance { get; init; }
 
-    /// <summary>The sampler this request runs: <see cref="SamplerInstance"/>, or the one named <see cref="Sampler"/> with <see cref="Options"/> applied.</summary>
-    public ISampler ResolveSampler() => SamplerInstance ?? SamplerRegistry.Create(Sampler).With(Options);
+    /// <summary>
+    /// The sampler this request runs on a model with <paramref name="config"/>: <see cref="SamplerInstance"/>, or the one
+    /// named <see cref="Sampler"/> (or the model's default) with <see cref="Options"/> applied.
+    /// </summary>
+    public ISampler ResolveSampler(DiffusionConfig? config = null)
+    {
+        if (SamplerInstance is not null) return SamplerInstance;
+        var name = Sampler ?? (config?.Scheduler is not null ? DiffusersSampler : DefaultSampler);
+        if (!name.Trim().Equals(DiffusersSampler, StringComparison.OrdinalIgnoreCase)) return SamplerRegistry.Create(name).With(Options);
+        return config?.Scheduler is { } scheduler
+            ? new Diffusers.DiffusersSampler(scheduler)
+            : throw new DiffusionArgumentException("Sampler 'diffusers' walks the scheduler a diffusers config names (its _class_name), and this model's config names none.");
+    }
 }

@@ -28,10 +28,10 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
     {
-        var sampler = request.ResolveSampler();
+        var sampler = request.ResolveSampler(Model.Config);
         sampler.Validate();
         Validate(request, sampler);
-        var grid = Grid(request);
+        var grid = Grid(request, sampler);
         if (request.InitialImages is not null)
         {
             // SDEdit: keep the last round(s·n) steps of the grid; the input is noised to the first of them.
@@ -82,6 +82,10 @@ public sealed class ImageGenerator(DiffusionModel model)
                     // q(x_t | x₀) at the grid's first level, ε being the keyed x_T draw.
                     ForwardProcess.Sample(x, images0.AsSpan(start * d, n * d), x, grid[0]);
                 }
+                else if (sampler.InitialNoiseScale(grid[0]) is var scale and not 1)
+                {
+                    Vec.Scale(c.X, scale, c.X);
+                }
                 if (request.ClassLabels.Length > 0)
                 {
                     for (int i = 0; i < n; i++)
@@ -114,11 +118,13 @@ public sealed class ImageGenerator(DiffusionModel model)
         };
     }
 
-    /// <summary>The noise levels this request visits.</summary>
-    public NoiseLevel[] Grid(GenerationRequest request)
+    /// <summary>The noise levels this request visits (with <paramref name="sampler"/>, default: the request's own).</summary>
+    public NoiseLevel[] Grid(GenerationRequest request, ISampler? sampler = null)
     {
         if (request.Steps <= 0 || request.Steps > MaxSteps)
             throw new DiffusionArgumentException($"Steps must lie in 1…{MaxSteps:N0}, got {request.Steps}.");
+        sampler ??= request.ResolveSampler(Model.Config);
+        if (sampler.OwnGrid(Model.Schedule, request.Steps, request.Spacing, request.KarrasSigmas) is { } own) return own;
         var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
         try
         {

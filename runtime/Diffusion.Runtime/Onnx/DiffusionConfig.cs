@@ -51,6 +51,8 @@ public sealed record DiffusionConfig
     public int NumClasses { get; init; }
     /// <summary>Optional names of the classes, index = label.</summary>
     public string[]? ClassNames { get; init; }
+    /// <summary>The diffusers scheduler the config names (<c>_class_name</c>) with its settings; null if it names none.</summary>
+    public Diffusers.DiffusersScheduler? Scheduler { get; init; }
 
     /// <summary>The noise schedule this config describes.</summary>
     public NoiseSchedule CreateSchedule() =>
@@ -122,6 +124,13 @@ public sealed record DiffusionConfig
             InChannels = o["in_channels"] is null ? null : Get("in_channels", 0),
             NumClasses = Get("num_classes", 0),
         };
+        if (Diffusers.DiffusersScheduler.Parse(o, source) is { } scheduler)
+            c = c with
+            {
+                Scheduler = scheduler,
+                // diffusers' per-class default where the file is silent (older Stable Diffusion configs are).
+                TimestepSpacing = o["timestep_spacing"] is null ? scheduler.Spacing.ToString().ToLowerInvariant() : c.TimestepSpacing,
+            };
         if (o["sample_size"] is JsonNode size)
         {
             c = c with

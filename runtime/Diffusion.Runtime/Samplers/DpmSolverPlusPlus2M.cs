@@ -3,9 +3,14 @@ namespace Diffusion.Runtime.Samplers;
 /// <summary>
 /// DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), data prediction in λ = −log σ: x̃′ = (σ′/σ) x̃ − (e^{−h} − 1) D̄ with
 /// h = λ′ − λ and D̄ = (1 + 1/2r) D_i − (1/2r) D_{i−1}, r = h_{i−1}/h; first-order on the first and last step.
+/// <see cref="HeunForm"/> takes the other second-order term of Lu et al.'s Alg. 2 (diffusers' solver_type "heun"):
+/// D̄ = D_i + ((e^{−h} − 1)/h + 1)/(1 − e^{−h}) · (D_i − D_{i−1})/r.
 /// </summary>
 public sealed class DpmSolverPlusPlus2M : ISampler
 {
+    /// <summary>Second-order term in the "heun" form instead of the midpoint form.</summary>
+    public bool HeunForm { get; init; }
+
     /// <inheritdoc />
     public string Name => "dpm++2m";
 
@@ -29,8 +34,8 @@ public sealed class DpmSolverPlusPlus2M : ISampler
                 float[] d = denoised;
                 if (i > 0)
                 {
-                    double r = lastH / h;
-                    Vec.Axpby(blend, 1 + 1 / (2 * r), denoised, -1 / (2 * r), previous);
+                    double r = lastH / h, k = HeunForm ? (double.ExpM1(-h) / h + 1) / -double.ExpM1(-h) : 0.5;
+                    Vec.Axpby(blend, 1 + k / r, denoised, -k / r, previous);
                     d = blend;
                 }
                 Vec.Axpby(x, next.Sigma / now.Sigma, x, -double.ExpM1(-h), d);

@@ -21,6 +21,20 @@ public interface ISampler
     /// <summary>Grid steps that spend at most <paramref name="evaluations"/> network evaluations per image (one per step unless the sampler says otherwise).</summary>
     int StepsForBudget(int evaluations) => evaluations;
 
+    /// <summary>
+    /// The grid this sampler walks for <paramref name="steps"/> steps when it builds its own (a diffusers scheduler
+    /// reproduced with its own timestep rules); null, the usual answer, takes the request's grid. A request's explicit
+    /// <paramref name="spacing"/> and <paramref name="karras"/> choices override the sampler's own.
+    /// </summary>
+    Schedules.NoiseLevel[]? OwnGrid(Schedules.NoiseSchedule schedule, int steps, Schedules.TimestepSpacing? spacing = null, bool? karras = null) => null;
+
+    /// <summary>
+    /// The factor on x_T ~ N(0, I) when sampling starts from pure noise at <paramref name="first"/> (not for img2img):
+    /// 1 for a sampler true to the forward process; diffusers' Euler-family schedulers start from σ_max·z in σ space on
+    /// linspace and trailing grids, i.e. σ_vp·z rather than z.
+    /// </summary>
+    double InitialNoiseScale(Schedules.NoiseLevel first) => 1;
+
     /// <summary>Whether it chooses its own steps (and ignores the grid's step count), like an adaptive ODE solver.</summary>
     bool IsAdaptive => false;
 
