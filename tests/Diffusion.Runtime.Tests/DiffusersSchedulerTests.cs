@@ -62,3 +62,78 @@ public class DiffusersSchedulerTests
 
     private static float[] Distinct(float[] values) => values.Where((v, i) => i == 0 || v != values[i - 1]).ToArray();
 }
+
+/// <summary>
+/// Small UNet2DModels built, exported (Optimum's layout: int64 timestep [B], class_labels, out_sample) and sampled by
+/// diffusers 0.31 itself: the folder loads as it is and gives diffusers' images for the same x_T.
+/// </summary>
+public class DiffusersExportTests
+{
+    private static string Folder(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "Diffusers", name);
+
+    private static JsonObject Reference(string name) => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(Folder(name), "reference.json")))!;
+
+    private static float[] Floats(JsonNode? node) => ((JsonArray)node!).Select(v => (float)(double)v!).ToArray();
+
+    /// <summary>The export with <paramref name="schedulerConfig"/> in place of its scheduler config (classes from unet/config.json).</summary>
+    private static DiffusionModel Load(string name, string schedulerConfig)
+    {
+        using var plain = DiffusionModel.Load(Folder(name));
+        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with { NumClasses = plain.NumClasses };
+        return DiffusionModel.Load(Folder(name), new ModelOptions { Config = config, ConfigSource = "scheduler config" });
+    }
+
+    private static float[] Generate(DiffusionModel model, JsonObject reference, float[] xT, int steps, Samplers.ISampler? sampler)
+    {
+        var labels = reference["labels"] is JsonArray l ? l.Select(v => (int)v!).ToArray() : [];
+        return new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT, ClassLabels = labels,
+        }).Images;
+    }
+
+    private static void Close(float[] expected, float[] actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double worst = expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(worst <= 1e-3, $"{what}: largest difference from diffusers {worst:E2}");
+    }
+
+    [Theory]
+    [InlineData("unet-eps", "DPMSolverMultistepScheduler", 1, 0)]
+    [InlineData("unet-class-v", "DDIMScheduler", 3, 4)]
+    public void An_optimum_folder_loads_as_it_is_and_its_scheduler_is_the_default(string name, string scheduler, int channels, int classes)
+    {
+        using var model = DiffusionModel.Load(Folder(name));
+        Assert.Equal((channels, 8, 8, classes), (model.Channels, model.Height, model.Width, model.NumClasses));
+        Assert.Equal(scheduler, new GenerationRequest().ResolveSampler(model.Config).Name);
+        Assert.Equal("ddim", new GenerationRequest { Sampler = "ddim" }.ResolveSampler(model.Config).Name);
+    }
+
+    [Theory]
+    [InlineData("unet-eps")]
+    [InlineData("unet-class-v")]
+    public void Each_scheduler_reproduces_diffusers_pipeline_on_the_export(string name)
+    {
+        var reference = Reference(name);
+        var xT = Floats(reference["x_T"]);
+        foreach (var run in ((JsonArray)reference["runs"]!).Cast<JsonObject>())
+        {
+            // As a diffusers user swaps pipe.scheduler: the folder with another scheduler config (the first run is
+            // the folder's own); the config's scheduler is the default sampler.
+            using var model = Load(name, (string)run["config"]!);
+            Close(Floats(run["output"]), Generate(model, reference, xT, (int)run["steps"]!, null), $"{name} {run["scheduler"]}");
+        }
+    }
+
+    [Fact]
+    public void The_runtime_matches_diffusers_DDIMPipeline_images()
+    {
+        var reference = Reference("unet-eps");
+        var pipeline = (JsonObject)reference["ddim_pipeline"]!;
+        var ddimConfig = (string)((JsonArray)reference["runs"]!).First(r => (string)r!["scheduler"]! == "DDIMScheduler")!["config"]!;
+        using var model = Load("unet-eps", ddimConfig!);
+        var x = Generate(model, reference, Floats(pipeline["x_T"]), (int)pipeline["steps"]!, null);
+        Close(Floats(pipeline["images"]), x.Select(v => Math.Clamp(v / 2 + 0.5f, 0f, 1f)).ToArray(), "DDIMPipeline");
+    }
+}

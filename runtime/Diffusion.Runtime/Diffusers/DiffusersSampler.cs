@@ -74,10 +74,11 @@ public sealed class DiffusersSampler : ISampler
         else SampleDdim(c);
     }
 
-    /// <summary>diffusers' DDIMScheduler.step at η = 0: x′ = √ᾱ′ x̂₀ + √(1 − ᾱ′) ε̂ with ᾱ′ = ᾱ(t − ⌊T/n⌋).</summary>
+    /// <summary>diffusers' DDIMScheduler.step at η = 0: x′ = √ᾱ′ x̂₀ + √(1 − ᾱ′) ε̂ with ᾱ′ = ᾱ(t − ⌊T/n⌋), x̂₀ clipped and ε̂ not.</summary>
     private void SampleDdim(SamplingContext c)
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1);
+        c.Model.EpsilonFromClippedSample = false; // diffusers clips x̂₀ but keeps the network's ε̂
         var alphasCumprod = c.Model.Schedule.AlphasCumprod;
         int stride = c.Model.Schedule.TrainTimesteps / c.Steps;
         for (int i = 0; i < c.Steps; i++)

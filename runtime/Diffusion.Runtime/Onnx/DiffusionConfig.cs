@@ -130,6 +130,7 @@ public sealed record DiffusionConfig
                 Scheduler = scheduler,
                 // diffusers' per-class default where the file is silent (older Stable Diffusion configs are).
                 TimestepSpacing = o["timestep_spacing"] is null ? scheduler.Spacing.ToString().ToLowerInvariant() : c.TimestepSpacing,
+                ClipSample = o["clip_sample"] is null ? scheduler.ClassName is "DDIMScheduler" or "DDPMScheduler" : c.ClipSample,
             };
         if (o["sample_size"] is JsonNode size)
         {

@@ -30,6 +30,12 @@ public sealed class Denoiser : IDisposable
     public int ImageSize { get; }
     /// <summary>The model's noise schedule.</summary>
     public NoiseSchedule Schedule => _model.Schedule;
+    /// <summary>
+    /// Whether ε̂ is re-derived from x̂₀ after clip_sample / thresholding (true: the pair stays consistent with x), or
+    /// stays what the network said (diffusers' DDIMScheduler.step without use_clipped_model_output).
+    /// </summary>
+    public bool EpsilonFromClippedSample { get; set; } = true;
+
     /// <summary>The model's diffusion config (prediction type, variance type, clipping…).</summary>
     public DiffusionConfig Config => _model.Config;
     /// <summary>Network evaluations so far (one per call, whatever the guidance).</summary>
@@ -149,7 +155,7 @@ public sealed class Denoiser : IDisposable
             {
                 if (_model.Config.Thresholding) DynamicThreshold(x0i);
                 else Clamp(x0i, (float)_model.Config.ClipSampleRange);
-                EpsFromX0(xi, x0i, ei, a, s);
+                if (EpsilonFromClippedSample) EpsFromX0(xi, x0i, ei, a, s);
             }
         }
     }
