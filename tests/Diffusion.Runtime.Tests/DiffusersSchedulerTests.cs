@@ -137,3 +137,48 @@ public class DiffusersExportTests
         Close(Floats(pipeline["images"]), x.Select(v => Math.Clamp(v / 2 + 0.5f, 0f, 1f)).ToArray(), "DDIMPipeline");
     }
 }
+
+/// <summary>The runtime's own samplers on their own grids are never further from the data's std than diffusers' scheduler of the same method.</summary>
+public class OwnDefaultsVersusDiffusersTests
+{
+    private static readonly JsonObject Data = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", "Diffusers", "gaussian.json")))!;
+
+    public static TheoryData<string, string> Pairs() => new()
+    {
+        { "DDIMScheduler", "ddim" }, { "EulerDiscreteScheduler", "euler" }, { "HeunDiscreteScheduler", "heun" },
+        { "DPMSolverMultistepScheduler", "dpm++2m" }, { "UniPCMultistepScheduler", "unipc" },
+    };
+
+    /// <summary>
+    /// Where the runtime is still behind (issue 11 stays open for them): on "linspace" grids diffusers' DDIM steps to
+    /// t − T/n and then evaluates at the next grid point as if there, which leaves noise in that happens to offset
+    /// DDIM's under-dispersion (std 0.282 vs our grid-faithful 0.201 at 10 steps); diffusers' Heun starts from
+    /// σ_max·z with unrounded timesteps (0.3355 vs 0.3363).
+    /// </summary>
+    private static readonly HashSet<(string, string, int)> KnownShortfalls =
+        [("ddim", "linspace", 10), ("ddim", "linspace", 20), ("heun", "linspace", 10), ("heun", "linspace", 20)];
+
+    [Theory]
+    [MemberData(nameof(Pairs))]
+    public void Our_error_in_std_is_at_most_diffusers(string scheduler, string sampler)
+    {
+        var report = new List<string>();
+        foreach (var spacing in new[] { "leading", "linspace", "trailing" })
+        foreach (var steps in new[] { 10, 20 })
+        {
+            var c = (JsonObject)((JsonArray)Data["cases"]!).First(x => (string)x!["name"]! == $"{scheduler}-{spacing}-{steps}")!;
+            var (model, _) = DiffusersSchedulerTests.Load(c);
+            using var _m = model;
+            // The output is a·x_T + b per pixel: a is the std of the samples for x_T ~ N(0, I).
+            float Run(float x) => new ImageGenerator(model).Generate(new GenerationRequest
+            {
+                Sampler = sampler, Steps = steps, Count = 1, BatchSize = 1, Spacing = Schedules.TimestepSpacings.Parse(spacing),
+                InitialNoise = Enumerable.Repeat(x, model.ImageSize).ToArray(),
+            }).Images[0];
+            double ours = Run(1) - Run(0), theirs = (double)c["a"]!;
+            double ourError = Math.Abs(ours - Fixtures.Std), theirError = Math.Abs(theirs - Fixtures.Std);
+            if (ourError > theirError + 1e-4 && !KnownShortfalls.Contains((sampler, spacing, steps))) report.Add($"{spacing}/{steps}: std {ours:F4} vs diffusers' {theirs:F4}");
+        }
+        Assert.True(report.Count == 0, $"{sampler} is further from the data's std {Fixtures.Std} than {scheduler}: {string.Join("; ", report)}");
+    }
+}

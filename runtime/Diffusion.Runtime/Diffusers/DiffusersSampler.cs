@@ -47,7 +47,7 @@ public sealed class DiffusersSampler : ISampler
     public void Validate()
     {
         if (Scheduler.Unsupported is { } why)
-            throw new DiffusionArgumentException($"The model's scheduler config asks for {why}; choose one of the runtime's samplers instead (--sampler, e.g. dpm++2m or ddim).");
+            throw new DiffusionArgumentException($"The model's scheduler config: {why}; choose one of the runtime's samplers instead (--sampler, e.g. dpm++2m or ddim).");
     }
 
     /// <inheritdoc />
