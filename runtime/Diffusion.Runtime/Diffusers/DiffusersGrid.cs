@@ -27,7 +27,7 @@ public static class DiffusersGrid
         {
             case DiffusersFamily.Ddim or DiffusersFamily.Ddpm:
                 var t = TimestepSpacings.Timesteps(scheduler.Spacing, T, steps, scheduler.StepsOffset);
-                for (int i = 0; i < steps; i++) levels[i] = AtInteger(schedule, t[i]);
+                for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
                 break;
             case DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun:
                 SigmaGrid(scheduler, schedule, steps, levels);
@@ -81,12 +81,8 @@ public static class DiffusersGrid
                 levels[i] = new NoiseLevel(Math.Round(TimestepOfLogSigma(schedule, sigma[i]), MidpointRounding.ToEven), 1 / (1 + sigma[i] * sigma[i]));
             return;
         }
-        for (int i = 0; i < steps; i++) levels[i] = AtInteger(schedule, t[i]);
+        for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
     }
-
-    /// <summary>The level at integer timestep t: ᾱ from the table.</summary>
-    private static NoiseLevel AtInteger(NoiseSchedule schedule, double t) =>
-        new(t, Math.Max(schedule.AlphasCumprod[(int)Math.Clamp(t, 0, schedule.TrainTimesteps - 1)], NoiseLevel.MinAlphaBar));
 
     /// <summary>σ at continuous t, linear in σ between integer timesteps (numpy.interp on the σ table).</summary>
     private static double SigmaLinear(NoiseSchedule schedule, double t)
