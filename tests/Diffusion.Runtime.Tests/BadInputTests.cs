@@ -207,7 +207,8 @@ public class BadInputTests
         Assert.Contains("scheduler_config.json + ", model.ConfigSource);
         Assert.EndsWith(Path.Combine("unet", "config.json"), model.ConfigSource);
         using var reference = Fixtures.Load(foreign with { WithMetadata = true });
-        var request = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1], Guidance = 2 };
+        var request = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1] };
+        Assert.False(model.HasNullClass); // num_class_embeds rows, no null label
         Assert.Equal(new ImageGenerator(reference).Generate(request).Images, new ImageGenerator(model).Generate(request).Images);
         Directory.Delete(Path.Combine(folder, "unet"), recursive: true);
         Assert.Contains("unet/model.onnx", Assert.Throws<DiffusionException>(() => DiffusionModel.Load(folder)).Message);

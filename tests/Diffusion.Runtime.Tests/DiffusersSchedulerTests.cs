@@ -79,7 +79,7 @@ public class DiffusersExportTests
     private static DiffusionModel Load(string name, string schedulerConfig)
     {
         using var plain = DiffusionModel.Load(Folder(name));
-        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with { NumClasses = plain.NumClasses };
+        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with { NumClasses = plain.NumClasses, NullClass = plain.Config.NullClass };
         return DiffusionModel.Load(Folder(name), new ModelOptions { Config = config, ConfigSource = "scheduler config" });
     }
 
@@ -108,6 +108,25 @@ public class DiffusersExportTests
         Assert.Equal((channels, 8, 8, classes), (model.Channels, model.Height, model.Width, model.NumClasses));
         Assert.Equal(scheduler, new GenerationRequest().ResolveSampler(model.Config).Name);
         Assert.Equal("ddim", new GenerationRequest { Sampler = "ddim" }.ResolveSampler(model.Config).Name);
+    }
+
+    [Fact]
+    public void A_class_conditional_diffusers_unet_has_no_null_label_so_it_needs_a_class_and_no_guidance()
+    {
+        using var model = DiffusionModel.Load(Folder("unet-class-v"));
+        Assert.False(model.HasNullClass);
+        var generator = new ImageGenerator(model);
+        var unconditional = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1 }));
+        Assert.StartsWith("ClassLabels: ", unconditional.Message);
+        Assert.Contains("no null label", unconditional.Message);
+        var guided = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [1], Guidance = 3 }));
+        Assert.StartsWith("Guidance 3: ", guided.Message);
+        Assert.Equal(3 * 8 * 8, generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [3] }).Images.Length);
+        // The runtime's own class-conditional models keep label num_classes as their trained null label.
+        using var ours = DiffusionModel.Load(Fixtures.GaussianModelPath);
+        Assert.True(ours.HasNullClass);
+        Assert.True(DiffusionConfig.Parse(ours.Config.ToJson(), "round trip").NullClass);
+        Assert.False(DiffusionConfig.Parse((ours.Config with { NullClass = false }).ToJson(), "round trip").NullClass);
     }
 
     [Theory]

@@ -31,7 +31,7 @@ public static class InfoCommand
             config.AddPlainRow("σ range", $"{m.Schedule.SigmaMin:0.####} … {m.Schedule.SigmaMax:0.##}");
             config.AddPlainRow("default grid", c.UseKarrasSigmas ? "Karras σ (use_karras_sigmas)" : $"timesteps, {c.TimestepSpacing} spacing");
             config.AddPlainRow("clip_sample / thresholding", $"{c.ClipSample} / {c.Thresholding}");
-            config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional" : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} (null label {m.NumClasses})");
+            config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional" : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} ({(m.HasNullClass ? $"null label {m.NumClasses}" : "no null label: no unconditional sampling or guidance")})");
             config.AddPlainRow("ONNX Runtime", $"{OrtLibrary.Version} ({OrtLibrary.Path}), {m.Settings.Device}");
             console.Ansi.Write(config);
             return Task.FromResult(0);

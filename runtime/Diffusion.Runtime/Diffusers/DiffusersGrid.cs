@@ -12,7 +12,8 @@ namespace Diffusion.Runtime.Diffusers;
 /// t ≈ 0, so the last step goes from t ≈ T/(n+1) straight to σ = 0; Karras σ's span the whole schedule and their t
 /// are rounded.</item>
 /// </list>
-/// Every grid ends at the clean level (final_sigmas_type "zero").
+/// The last level is the clean one (final_sigmas_type "zero") or σ_min = σ(t = 0) ("sigma_min"; with Karras σ's
+/// that repeats the grid's own last σ, so the last step stays where it is, as in diffusers).
 /// </summary>
 public static class DiffusersGrid
 {
@@ -38,7 +39,7 @@ public static class DiffusersGrid
             default:
                 throw new DiffusionArgumentException($"{scheduler.ClassName}: {scheduler.Unsupported ?? "no diffusers grid"}.");
         }
-        levels[steps] = NoiseLevel.Clean;
+        levels[steps] = scheduler.EndsAtSigmaMin ? NoiseLevel.At(schedule, 0) : NoiseLevel.Clean;
         return levels;
     }
 

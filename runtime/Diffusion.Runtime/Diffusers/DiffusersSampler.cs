@@ -11,28 +11,32 @@ namespace Diffusion.Runtime.Diffusers;
 /// whatever the next grid timestep is. On leading grids that is the next timestep; on trailing and linspace grids
 /// with T/n not whole it falls between grid points, and the next step starts from there as if at the grid point.
 /// The runtime's own <c>ddim</c> sampler steps from grid point to grid point.
-/// With final_sigmas_type "zero" (the only one supported) lower_order_final and euler_at_final change nothing at
-/// orders 1–2: the last step to σ = 0 is first order either way.
+/// On a grid ending at σ = 0 (final_sigmas_type "zero") the last step is first order; on one ending at σ_min
+/// ("sigma_min") DPMSolverMultistep takes it first order when euler_at_final, or lower_order_final with fewer than 15
+/// steps, and UniPC when lower_order_final; the sample is returned there as diffusers returns it (σ space x/α for
+/// Euler, x itself for the others).
 /// </summary>
 public sealed class DiffusersSampler : ISampler
 {
-    private readonly ISampler? _step;
-
     /// <summary>The sampler for <paramref name="scheduler"/>; an unsupported one fails in <see cref="Validate"/>.</summary>
-    public DiffusersSampler(DiffusersScheduler scheduler)
+    public DiffusersSampler(DiffusersScheduler scheduler) => Scheduler = scheduler;
+
+    /// <summary>The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null for DDIM, walked here).</summary>
+    private ISampler? Step(int steps)
     {
-        Scheduler = scheduler;
-        _step = scheduler.Unsupported is not null ? null : scheduler.Family switch
+        var s = Scheduler;
+        bool lowerOrderFinal = !s.EndsAtSigmaMin || s.EulerAtFinal || (s.LowerOrderFinal && steps < 15);
+        return s.Unsupported is not null ? null : s.Family switch
         {
             DiffusersFamily.Ddim => null,
-            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: scheduler.VarianceType == "fixed_large"),
+            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large"),
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
             DiffusersFamily.Heun => new Heun(),
-            DiffusersFamily.DpmSolverMultistep when scheduler.SolverOrder == 1 => new Ddim(),
-            DiffusersFamily.DpmSolverMultistep when scheduler.Algorithm == "sde-dpmsolver++" => new DpmSolverPlusPlus2MSde(),
-            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M { HeunForm = scheduler.SolverType == "heun" },
-            DiffusersFamily.UniPCMultistep => new UniPC(),
+            DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 1 => new Ddim(),
+            DiffusersFamily.DpmSolverMultistep when s.Algorithm == "sde-dpmsolver++" => new DpmSolverPlusPlus2MSde(),
+            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M { HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal },
+            DiffusersFamily.UniPCMultistep => new UniPC { LowerOrderFinal = s.LowerOrderFinal },
             _ => null,
         };
     }
@@ -51,7 +55,7 @@ public sealed class DiffusersSampler : ISampler
     }
 
     /// <inheritdoc />
-    public int StepsForBudget(int evaluations) => _step?.StepsForBudget(evaluations) ?? evaluations;
+    public int StepsForBudget(int evaluations) => Step(evaluations)?.StepsForBudget(evaluations) ?? evaluations;
 
     /// <inheritdoc />
     public NoiseLevel[]? OwnGrid(NoiseSchedule schedule, int steps, TimestepSpacing? spacing = null, bool? karras = null)
@@ -70,8 +74,14 @@ public sealed class DiffusersSampler : ISampler
     public void Sample(SamplingContext c)
     {
         Validate();
-        if (_step is not null) _step.Sample(c);
+        if (Step(c.Steps) is { } step) step.Sample(c);
         else SampleDdim(c);
+        if (c.Grid[^1] is { IsClean: false } last)
+        {
+            // x at σ_min as diffusers returns it: in σ space for Euler, in VP space (α x̃) for the multistep solvers.
+            var space = Scheduler.Family == DiffusersFamily.Euler ? SampleSpace.Sigma : SampleSpace.Vp;
+            if (space != c.Space) Vec.Scale(c.X, space == SampleSpace.Vp ? last.Alpha : 1 / last.Alpha, c.X);
+        }
     }
 
     /// <summary>diffusers' DDIMScheduler.step at η = 0: x′ = √ᾱ′ x̂₀ + √(1 − ᾱ′) ε̂ with ᾱ′ = ᾱ(t − ⌊T/n⌋), x̂₀ clipped and ε̂ not.</summary>

@@ -49,8 +49,11 @@ public sealed record DiffusersScheduler
     public bool LowerOrderFinal { get; init; } = true;
     /// <summary>euler_at_final.</summary>
     public bool EulerAtFinal { get; init; }
-    /// <summary>final_sigmas_type: zero or sigma_min.</summary>
+    /// <summary>final_sigmas_type: "zero" (the last step denoises) or "sigma_min" (it ends at the schedule's smallest σ, read by Euler, DPMSolverMultistep and UniPC).</summary>
     public string FinalSigmasType { get; init; } = "zero";
+    /// <summary>Whether the grid ends at σ_min = σ(t = 0) rather than at σ = 0 (final_sigmas_type "sigma_min", for the classes that read it).</summary>
+    public bool EndsAtSigmaMin => FinalSigmasType == "sigma_min" && Family is DiffusersFamily.Euler or DiffusersFamily.DpmSolverMultistep or DiffusersFamily.UniPCMultistep;
+
     /// <summary>DDPM's variance_type.</summary>
     public string VarianceType { get; init; } = "fixed_small";
     /// <summary>DPM-Solver's lambda_min_clipped: timesteps whose λ lies below it are left out of the grid (−∞: none).</summary>
@@ -132,17 +135,22 @@ public sealed record DiffusersScheduler
                 if (algorithm == "sde-dpmsolver++" && (order != 2 || Text("solver_type") == "heun")) problems.Add("sde-dpmsolver++ other than order 2 midpoint");
                 if (Flag("use_lu_lambdas") || Flag("use_exponential_sigmas") || Flag("use_beta_sigmas")) problems.Add("λ/exponential/beta σ grids");
                 if (o["variance_type"] is JsonValue vt && vt.TryGetValue<string>(out var learned) && learned is not null) problems.Add($"variance_type '{learned}'");
+                if (algorithm == "sde-dpmsolver++" && Text("final_sigmas_type") is "sigma_min") problems.Add("sde-dpmsolver++ with final_sigmas_type 'sigma_min'");
                 break;
             case "UniPCMultistepScheduler":
                 if (Text("solver_type") is { } s && s != "bh2") problems.Add($"solver_type '{s}' (bh2 is)");
                 if (o["solver_order"] is JsonValue uo && uo.TryGetValue<int>(out var un) && un != 2) problems.Add($"solver_order {un} (2 is)");
                 if (o["predict_x0"] is JsonValue p && p.TryGetValue<bool>(out var x0) && !x0) problems.Add("predict_x0 false");
                 if (o["disable_corrector"] is JsonArray { Count: > 0 }) problems.Add("disable_corrector");
+                if (o["lower_order_final"] is JsonValue lv && lv.TryGetValue<bool>(out var lower) && !lower && Text("final_sigmas_type") is null or "zero")
+                    problems.Add("lower_order_final false with final_sigmas_type 'zero' (its order-2 step to σ = 0 divides by zero in diffusers too)");
                 break;
             default:
                 return $"'{className}' is not a scheduler the runtime reproduces (DDIM, DDPM, Euler, EulerAncestral, Heun, DPMSolverMultistep, UniPCMultistep are)";
         }
-        if (Text("final_sigmas_type") is "sigma_min") problems.Add("final_sigmas_type 'sigma_min' (every trajectory here ends at σ = 0)");
+        if (className is "EulerDiscreteScheduler" or "DPMSolverMultistepScheduler" or "UniPCMultistepScheduler"
+            && Text("final_sigmas_type") is { } final && final is not ("zero" or "sigma_min"))
+            problems.Add($"final_sigmas_type '{final}' (zero and sigma_min are)");
         if (Text("timestep_type") is "continuous") problems.Add("timestep_type 'continuous'");
         if (Text("interpolation_type") is { } it && it != "linear") problems.Add($"interpolation_type '{it}'");
         if (o["sigma_min"] is JsonValue { } smin && smin.GetValueKind() != System.Text.Json.JsonValueKind.Null) problems.Add("sigma_min");

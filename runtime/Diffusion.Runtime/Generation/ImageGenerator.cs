@@ -157,6 +157,13 @@ public sealed class ImageGenerator(DiffusionModel model)
             throw new DiffusionArgumentException($"Guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave Guidance at 1.");
         if (r.Guidance != 1 && r.ClassLabels.Length == 0)
             throw new DiffusionArgumentException($"Guidance {r.Guidance} needs a class to guide towards; give ClassLabels.");
+        if (Model.NumClasses > 0 && !Model.HasNullClass)
+        {
+            if (r.Guidance != 1)
+                throw new DiffusionArgumentException($"Guidance {r.Guidance}: model '{Model.Source}' has no null label (its class embedding holds only classes 0…{Model.NumClasses - 1}), so classifier-free guidance does not apply; leave Guidance at 1.");
+            if (r.ClassLabels.Length == 0)
+                throw new DiffusionArgumentException($"ClassLabels: model '{Model.Source}' has no null label for unconditional sampling; give a class 0…{Model.NumClasses - 1} (one, or one per image).");
+        }
         if (Model.FixedBatch is int fixedBatch)
         {
             // The network batch is the images per call, doubled by guidance; a fixed-batch graph takes only that size.

@@ -7,7 +7,7 @@ namespace Diffusion.Runtime.Onnx;
 /// <summary>
 /// A diffusers / Optimum export folder: <c>unet/model.onnx</c> (or <c>model.onnx</c>), <c>scheduler/scheduler_config.json</c>
 /// (or <c>scheduler_config.json</c>), and <c>unet/config.json</c>, whose <c>sample_size</c>, <c>in_channels</c> and
-/// <c>num_class_embeds</c> complete the scheduler config (the UNet's image shape and its classes).
+/// <c>num_class_embeds</c> complete the scheduler config (the UNet's image shape and its classes, which have no null label).
 /// </summary>
 public static class DiffusersFolder
 {
@@ -27,6 +27,8 @@ public static class DiffusersFolder
             var u = ReadObject(unet);
             foreach (var (from, to) in new[] { ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes") })
                 if (u[from] is { } value && value.GetValueKind() != JsonValueKind.Null && !merged.ContainsKey(to)) merged[to] = value.DeepClone();
+            // diffusers' class embedding has num_class_embeds rows: no null label to sample unconditionally or guide with.
+            if (u["num_class_embeds"] is JsonValue { } embeds && embeds.GetValueKind() == JsonValueKind.Number && !merged.ContainsKey("null_class")) merged["null_class"] = false;
             sources.Add(unet);
         }
         return (model, merged.ToJsonString(), string.Join(" + ", sources));

@@ -49,6 +49,8 @@ public sealed record DiffusionConfig
     public int? InChannels { get; init; }
     /// <summary>Number of classes of a class-conditional model (the label value num_classes is the null label); 0 if unconditional.</summary>
     public int NumClasses { get; init; }
+    /// <summary>Whether label <see cref="NumClasses"/> is a trained null label (unconditional, for guidance); diffusers' class-conditional UNets have none (<c>null_class</c>).</summary>
+    public bool NullClass { get; init; } = true;
     /// <summary>Optional names of the classes, index = label.</summary>
     public string[]? ClassNames { get; init; }
     /// <summary>The diffusers scheduler the config names (<c>_class_name</c>) with its settings; null if it names none.</summary>
@@ -85,6 +87,7 @@ public sealed record DiffusionConfig
         };
         if (SampleSize is not null) o["sample_size"] = new JsonArray(SampleSize.Select(v => (JsonNode)v).ToArray());
         if (InChannels is not null) o["in_channels"] = InChannels;
+        if (!NullClass) o["null_class"] = false;
         if (ClassNames is not null) o["class_names"] = new JsonArray(ClassNames.Select(v => (JsonNode)v!).ToArray());
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
@@ -123,6 +126,7 @@ public sealed record DiffusionConfig
             VarianceType = Get("variance_type", c.VarianceType),
             InChannels = o["in_channels"] is null ? null : Get("in_channels", 0),
             NumClasses = Get("num_classes", 0),
+            NullClass = Get("null_class", true),
         };
         if (Diffusers.DiffusersScheduler.Parse(o, source) is { } scheduler)
             c = c with

@@ -56,6 +56,9 @@ public sealed class DiffusionModel : IDisposable
     public int? FixedBatch { get; }
     /// <summary>Number of classes (0 if unconditional); label <see cref="NumClasses"/> is the null label.</summary>
     public int NumClasses => ClassLabelsInput is null ? 0 : Config.NumClasses;
+
+    /// <summary>Whether the model has a null label (<see cref="NumClasses"/>) for unconditional sampling and classifier-free guidance.</summary>
+    public bool HasNullClass => NumClasses > 0 && Config.NullClass;
     /// <summary>The settings the session was created with.</summary>
     public SessionSettings Settings { get; }
 

@@ -5,11 +5,16 @@ namespace Diffusion.Runtime.Samplers;
 /// h = λ′ − λ and D̄ = (1 + 1/2r) D_i − (1/2r) D_{i−1}, r = h_{i−1}/h; first-order on the first and last step.
 /// <see cref="HeunForm"/> takes the other second-order term of Lu et al.'s Alg. 2 (diffusers' solver_type "heun"):
 /// D̄ = D_i + ((e^{−h} − 1)/h + 1)/(1 − e^{−h}) · (D_i − D_{i−1})/r.
+/// A grid that ends at a noisy level (diffusers' final_sigmas_type "sigma_min") gets a second-order last step unless
+/// <see cref="LowerOrderFinal"/>.
 /// </summary>
 public sealed class DpmSolverPlusPlus2M : ISampler
 {
     /// <summary>Second-order term in the "heun" form instead of the midpoint form.</summary>
     public bool HeunForm { get; init; }
+
+    /// <summary>First order on the last step also when it ends at a noisy level (to σ = 0 it always is).</summary>
+    public bool LowerOrderFinal { get; init; }
 
     /// <inheritdoc />
     public string Name => "dpm++2m";
@@ -32,7 +37,7 @@ public sealed class DpmSolverPlusPlus2M : ISampler
             {
                 double h = next.Lambda - now.Lambda;
                 float[] d = denoised;
-                if (i > 0)
+                if (i > 0 && !(LowerOrderFinal && i == c.Steps - 1))
                 {
                     double r = lastH / h, k = HeunForm ? (double.ExpM1(-h) / h + 1) / -double.ExpM1(-h) : 0.5;
                     Vec.Axpby(blend, 1 + k / r, denoised, -k / r, previous);

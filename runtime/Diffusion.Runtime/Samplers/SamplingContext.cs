@@ -19,7 +19,7 @@ public sealed class SamplingContext
     public SamplingContext(Denoiser model, NoiseLevel[] grid, ulong seed, SamplerOptions? options = null,
         Action<int>? stepDone = null, CancellationToken cancellation = default)
     {
-        if (grid.Length < 2 || !grid[^1].IsClean) throw new ArgumentException("A sampling grid holds at least one noisy level and ends at the clean level.", nameof(grid));
+        if (grid.Length < 2 || grid[0].IsClean) throw new ArgumentException("A sampling grid holds at least one noisy level before its last level.", nameof(grid));
         Model = model;
         Grid = grid;
         X = new float[model.BatchSize * model.ImageSize];
@@ -31,11 +31,15 @@ public sealed class SamplingContext
 
     /// <summary>The model view.</summary>
     public Denoiser Model { get; }
-    /// <summary>Noise levels to visit, most noisy first, ending with <see cref="NoiseLevel.Clean"/>.</summary>
+    /// <summary>
+    /// Noise levels to visit, most noisy first, ending with <see cref="NoiseLevel.Clean"/> — or, for a sampler that
+    /// builds such a grid itself (diffusers' final_sigmas_type "sigma_min"), with a noisy level where the sample is
+    /// returned as it is.
+    /// </summary>
     public NoiseLevel[] Grid { get; }
     /// <summary>Number of steps: one per grid interval.</summary>
     public int Steps => Grid.Length - 1;
-    /// <summary>The batch, [B,C,H,W] flattened: x_T on entry, x₀ on exit (VP space).</summary>
+    /// <summary>The batch, [B,C,H,W] flattened: x_T on entry (VP space), x at the grid's last level on exit (x₀ at the clean level).</summary>
     public float[] X { get; }
     /// <summary>Images in the batch.</summary>
     public int BatchSize => Model.BatchSize;
@@ -72,9 +76,13 @@ public sealed class SamplingContext
     /// <summary>Marks grid step <paramref name="step"/> done with x (held in <paramref name="space"/>) at Grid[step + 1]: applies the constraint, reports progress, honours cancellation.</summary>
     public void StepDone(int step, float[] x, SampleSpace space)
     {
+        Space = space;
         Constraint?.Apply(this, x, Grid[step + 1], space);
         Progress(step);
     }
+
+    /// <summary>The space x was held in at the last <see cref="StepDone"/> (the same at the clean level).</summary>
+    public SampleSpace Space { get; private set; }
 
     /// <summary>Reports progress (step counter) and honours cancellation.</summary>
     public void Progress(int step)

@@ -5,10 +5,14 @@ namespace Diffusion.Runtime.Samplers;
 /// Predictor UniP-2: x̃′ = (σ′/σ) x̃ − (e^{−h}−1) D₀ − B(h)·½·(D₋₁ − D₀)/r₁. Corrector UniC: once the network has been
 /// evaluated at the predicted point (that evaluation is reused by the next predictor, so NFE = steps), the point is
 /// refined with x̃ᶜ = (σ′/σ) x̃ − (e^{−h}−1) D₀ − B(h)(ρ₁(D₋₁ − D₀)/r₁ + ρ₂(D′ − D₀)), ρ solving R ρ = b (Eq. 8–9).
-/// Order 1 on the first and the last step.
+/// Order 1 on the first step, and on the last unless <see cref="LowerOrderFinal"/> is off and the grid ends at a
+/// noisy level (diffusers' final_sigmas_type "sigma_min"; to σ = 0 the order-2 predictor has no limit).
 /// </summary>
 public sealed class UniPC : ISampler
 {
+    /// <summary>Order 1 on the last step (diffusers' lower_order_final).</summary>
+    public bool LowerOrderFinal { get; init; } = true;
+
     /// <inheritdoc />
     public string Name => "unipc";
 
@@ -25,7 +29,7 @@ public sealed class UniPC : ISampler
             if (i > 0) // UniC: correct x at `now`, reached from baseSample at Grid[i−1].
                 Correct(x, baseSample, c.Grid[i - 1], now, previous, lastOrder == 2 ? beforePrevious : null,
                         lastOrder == 2 ? c.Grid[i - 2] : default, current);
-            int order = Math.Min(2, Math.Min(i + 1, c.Steps - i));
+            int order = Math.Min(2, LowerOrderFinal || next.IsClean ? Math.Min(i + 1, c.Steps - i) : i + 1);
             x.CopyTo(baseSample);
             if (next.IsClean)
                 current.CopyTo(x);
