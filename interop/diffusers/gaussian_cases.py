@@ -1,6 +1,6 @@
 """diffusers' own schedulers, driven by the pipeline loop, on the closed-form Gaussian denoiser.
 
-The denoiser is the twin of Diffusion.ReferenceModels' GaussianModel (1×8×8, per-pixel N(0.5, 0.3²) data, float
+The denoiser is the twin of Diffusion.ReferenceModels' GaussianModel (1×8×8, per-pixel N(0.5, s²) data, s = 0.3 or the case's "std", float
 timestep, ᾱ interpolated linearly between integer timesteps, ᾱ from a float64 table). It is linear in x, so a
 deterministic scheduler's output is a·x_T + b per pixel: the case records a and b exactly (runs from x_T = 0 and 1),
 the output for two random x_T images, and the grid the scheduler walks (the timesteps it feeds the model and its σ).
@@ -25,21 +25,23 @@ def alpha_bar_table(betas):
 
 
 class GaussianDenoiser:
-    def __init__(self, betas, prediction):
+    def __init__(self, betas, prediction, std=STD):
         self.table = alpha_bar_table(betas)
         self.prediction = prediction
+        self.std = std
 
     def __call__(self, x, t):
         t = min(max(float(t), 0.0), len(self.table) - 1.0)
         i = min(int(math.floor(t)), len(self.table) - 2)
         ab = self.table[i] + (t - i) * (self.table[i + 1] - self.table[i])
         xd = x.double()
-        denom = ab * STD * STD + 1 - ab
+        std = self.std
+        denom = ab * std * std + 1 - ab
         eps = math.sqrt(1 - ab) * (xd - math.sqrt(ab) * MEAN) / denom
         if self.prediction == "epsilon":
             out = eps
         else:
-            x0 = MEAN + math.sqrt(ab) * STD * STD * (xd - math.sqrt(ab) * MEAN) / denom
+            x0 = MEAN + math.sqrt(ab) * std * std * (xd - math.sqrt(ab) * MEAN) / denom
             out = math.sqrt(ab) * eps - math.sqrt(1 - ab) * x0
         return out.to(x.dtype)
 
@@ -64,8 +66,11 @@ def grid(scheduler):
     return result
 
 
+LINEAR_STD = 0.5  # the setting of issue 11's own measurements: the DDPM schedule, data std 0.5
+
+
 def cases():
-    """(name, scheduler class name, config overrides, steps, prediction, deterministic)."""
+    """(name, scheduler class name, config overrides, steps, prediction, deterministic, betas, std)."""
     deterministic = ["DDIMScheduler", "EulerDiscreteScheduler", "HeunDiscreteScheduler",
                      "DPMSolverMultistepScheduler", "UniPCMultistepScheduler", "LMSDiscreteScheduler", "PNDMScheduler"]
     stochastic = ["DDPMScheduler", "EulerAncestralDiscreteScheduler"]
@@ -73,7 +78,8 @@ def cases():
         for spacing in ["leading", "linspace", "trailing"]:
             for steps in [10, 20]:
                 extra = {"timestep_spacing": spacing, "steps_offset": 1 if spacing == "leading" else 0}
-                yield (f"{cls}-{spacing}-{steps}", cls, extra, steps, "epsilon", cls in deterministic)
+                betas = DDPM_BETAS if cls == "DDPMScheduler" else SD_BETAS
+                yield (f"{cls}-{spacing}-{steps}", cls, extra, steps, "epsilon", cls in deterministic, betas, STD)
     sd = {"timestep_spacing": "leading", "steps_offset": 1}
     variants = [
         ("DDIMScheduler", {"set_alpha_to_one": True}, 20),
@@ -102,23 +108,29 @@ def cases():
     for cls, overrides, steps in variants:
         extra = {**sd, **overrides}
         tag = ",".join(f"{k}={v}" for k, v in overrides.items())
-        yield (f"{cls}-{tag}-{steps}", cls, extra, steps, "epsilon", True)
+        yield (f"{cls}-{tag}-{steps}", cls, extra, steps, "epsilon", True, SD_BETAS, STD)
     for cls in ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler"]:
-        yield (f"{cls}-v_prediction-leading-20", cls, sd, 20, "v_prediction", True)
+        yield (f"{cls}-v_prediction-leading-20", cls, sd, 20, "v_prediction", True, SD_BETAS, STD)
+    # The ODE schedulers on the linear DDPM schedule with data std 0.5 (the issue's setting; "-linear-" in the name).
+    for cls in ["DDIMScheduler", "EulerDiscreteScheduler", "HeunDiscreteScheduler", "DPMSolverMultistepScheduler",
+                "UniPCMultistepScheduler"]:
+        for spacing in ["leading", "linspace", "trailing"]:
+            for steps in [10, 20]:
+                extra = {"timestep_spacing": spacing, "steps_offset": 1 if spacing == "leading" else 0}
+                yield (f"{cls}-linear-{spacing}-{steps}", cls, extra, steps, "epsilon", True, DDPM_BETAS, LINEAR_STD)
 
 
 def generate(diffusers, seed=1234):
     torch.manual_seed(seed)
     x_t = torch.randn(2, 1, 8, 8, dtype=torch.float32)
     results = []
-    for name, cls, extra, steps, prediction, deterministic in cases():
-        betas = DDPM_BETAS if cls == "DDPMScheduler" else SD_BETAS
+    for name, cls, extra, steps, prediction, deterministic, betas, std in cases():
         config = {**betas, **extra, "prediction_type": prediction}
         if cls in ("DDIMScheduler", "DDPMScheduler"):
             config["clip_sample"] = False
         scheduler = getattr(diffusers, cls)(**config)
-        model = GaussianDenoiser(betas, prediction)
-        case = {"name": name, "steps": steps, "deterministic": deterministic,
+        model = GaussianDenoiser(betas, prediction, std)
+        case = {"name": name, "steps": steps, "deterministic": deterministic, "std": std,
                 "config": scheduler.to_json_string()}
         if deterministic:
             out = run(scheduler, model, x_t, steps)

@@ -118,4 +118,22 @@ public class ScheduleTests
     [Fact]
     public void Unknown_schedule_names_are_rejected() =>
         Assert.Contains("squaredcos_cap_v2", Assert.Throws<ArgumentException>(() => BetaSchedule.Parse("cosinus")).Message);
+
+    [Fact]
+    public void Multistep_solvers_divide_leading_and_linspace_grids_into_n_plus_one_and_skip_t_near_zero()
+    {
+        using var model = Diffusion.Tests.Fixtures.Gaussian(); // T = 1000, steps_offset 0
+        var generator = new Generation.ImageGenerator(model);
+        double[] Timesteps(string sampler, TimestepSpacing spacing) =>
+            generator.Grid(new Generation.GenerationRequest { Sampler = sampler, Steps = 20, Spacing = spacing })[..^1].Select(l => l.Timestep).ToArray();
+        foreach (var multistep in new[] { "dpm++2m", "dpm++2m-sde", "dpm++3m-sde", "unipc" })
+        {
+            // DPM-Solver's and UniPC's own rule: ⌊1000/21⌋ = 47 apart, 940 … 47; linspace(0, 999, 21) without its 0.
+            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k => 47.0 * k), Timesteps(multistep, TimestepSpacing.Leading));
+            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k => Math.Round(999 * k / 20.0, MidpointRounding.ToEven)), Timesteps(multistep, TimestepSpacing.Linspace));
+            Assert.Equal(Timesteps("ddim", TimestepSpacing.Trailing), Timesteps(multistep, TimestepSpacing.Trailing));
+        }
+        foreach (var single in new[] { "ddim", "euler", "heun", "ddpm" })
+            Assert.Equal(Enumerable.Range(0, 20).Reverse().Select(k => 50.0 * k), Timesteps(single, TimestepSpacing.Leading)); // 950 … 0
+    }
 }

@@ -66,15 +66,7 @@ public static class DiffusersGrid
     private static void MultistepGrid(DiffusersScheduler s, NoiseSchedule schedule, int steps, NoiseLevel[] levels)
     {
         int T = schedule.TrainTimesteps;
-        int last = T - ClippedTimesteps(schedule, s.LambdaMinClipped);
-        var t = new double[steps];
-        for (int k = 0; k < steps; k++)
-            t[k] = s.Spacing switch
-            {
-                TimestepSpacing.Linspace => Math.Round((last - 1) * (steps - k) / (double)steps, MidpointRounding.ToEven),
-                TimestepSpacing.Leading => (steps - k) * (last / (steps + 1)) + s.StepsOffset,
-                _ => Math.Round(last - k * (T / (double)steps), MidpointRounding.ToEven) - 1,
-            };
+        var t = TimestepSpacings.MultistepTimesteps(s.Spacing, T, steps, s.StepsOffset, T - ClippedTimesteps(schedule, s.LambdaMinClipped));
         if (s.UseKarrasSigmas)
         {
             var sigma = KarrasSigmas.Create(steps, schedule.Sigma(0), schedule.Sigma(T - 1));

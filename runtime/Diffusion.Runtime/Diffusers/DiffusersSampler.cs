@@ -6,14 +6,14 @@ namespace Diffusion.Runtime.Diffusers;
 /// <summary>
 /// The scheduler a diffusers config names, walked as diffusers walks it: its grid (<see cref="DiffusersGrid"/>) and
 /// its step, which is one of the runtime's samplers — DDPM, Euler, Euler ancestral, Heun, DPM-Solver++(2M) (midpoint
-/// or heun form; order 1 is DDIM; sde-dpmsolver++ is the 2M SDE), UniPC bh2 — except DDIM, whose diffusers step has a
+/// or heun form; order 1 is DDIM, order 3 DPM-Solver++(3M) at η = 0; sde-dpmsolver++ is the 2M SDE), UniPC bh2 — except DDIM, whose diffusers step has a
 /// quirk this class follows: from timestep t it steps to t − ⌊T/n⌋ (ᾱ_0, or 1 with set_alpha_to_one, below 0)
 /// whatever the next grid timestep is. On leading grids that is the next timestep; on trailing and linspace grids
 /// with T/n not whole it falls between grid points, and the next step starts from there as if at the grid point.
 /// The runtime's own <c>ddim</c> sampler steps from grid point to grid point.
 /// On a grid ending at σ = 0 (final_sigmas_type "zero") the last step is first order; on one ending at σ_min
 /// ("sigma_min") DPMSolverMultistep takes it first order when euler_at_final, or lower_order_final with fewer than 15
-/// steps, and UniPC when lower_order_final; the sample is returned there as diffusers returns it (σ space x/α for
+/// steps (which also caps the step before at order 2 for solver_order 3), and UniPC when lower_order_final; the sample is returned there as diffusers returns it (σ space x/α for
 /// Euler, x itself for the others).
 /// </summary>
 public sealed class DiffusersSampler : ISampler
@@ -35,6 +35,11 @@ public sealed class DiffusersSampler : ISampler
             DiffusersFamily.Heun => new Heun(),
             DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 1 => new Ddim(),
             DiffusersFamily.DpmSolverMultistep when s.Algorithm == "sde-dpmsolver++" => new DpmSolverPlusPlus2MSde(),
+            DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 3 => new DpmSolverPlusPlus3MSde
+            {
+                Eta = 0, MidpointSecondOrder = s.SolverType != "heun",
+                LastStepOrder = lowerOrderFinal ? 1 : 3, SecondLastStepOrder = s.LowerOrderFinal && steps < 15 ? 2 : 3,
+            },
             DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M { HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal },
             DiffusersFamily.UniPCMultistep => new UniPC { LowerOrderFinal = s.LowerOrderFinal },
             _ => null,

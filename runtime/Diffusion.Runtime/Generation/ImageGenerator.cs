@@ -133,6 +133,7 @@ public sealed class ImageGenerator(DiffusionModel model)
                 Spacing = spacing,
                 Karras = request.KarrasSigmas ?? Model.Config.UseKarrasSigmas,
                 StepsOffset = Model.Config.StepsOffset,
+                Multistep = sampler.IsMultistep,
             });
         }
         catch (ArgumentOutOfRangeException e)

@@ -17,6 +17,9 @@ public sealed class DpmSolverPlusPlus2M : ISampler
     public bool LowerOrderFinal { get; init; }
 
     /// <inheritdoc />
+    public bool IsMultistep => true;
+
+    /// <inheritdoc />
     public string Name => "dpm++2m";
 
     /// <inheritdoc />

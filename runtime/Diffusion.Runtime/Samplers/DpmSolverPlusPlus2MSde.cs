@@ -19,6 +19,9 @@ public sealed class DpmSolverPlusPlus2MSde : ISampler
     public SamplerKnobs Knobs => SamplerKnobs.Eta;
 
     /// <inheritdoc />
+    public bool IsMultistep => true;
+
+    /// <inheritdoc />
     public string Name => "dpm++2m-sde";
 
     /// <inheritdoc />

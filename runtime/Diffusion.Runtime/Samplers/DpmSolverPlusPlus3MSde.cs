@@ -6,20 +6,37 @@ namespace Diffusion.Runtime.Samplers;
 /// x̃′ = (σ′/σ) e^{−ηh} x̃ + (1 − e^{−ĥ}) D + φ₂ D₁ − φ₃ D₂ + σ′ √(1 − e^{−2ηh}) z, where D₁, D₂ are the first and
 /// second divided differences of the last three D's in λ (scaled by h), φ₂ = (e^{−ĥ} − 1)/ĥ + 1, φ₃ = φ₂/ĥ − ½.
 /// Lower order while history is short; the last step to σ = 0 returns D. η = 0 is the deterministic DPM-Solver++(3M).
+/// diffusers' DPMSolverMultistep at solver_order 3 is this at η = 0 with its second-order steps in the midpoint form
+/// (<see cref="MidpointSecondOrder"/>) and orders capped near the end (<see cref="LastStepOrder"/>, <see cref="SecondLastStepOrder"/>).
 /// </summary>
 public sealed class DpmSolverPlusPlus3MSde : ISampler
 {
     /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
     public double Eta { get; init; } = 1;
 
+    /// <summary>Second-order steps as ½(1 − e^{−ĥ})·(D − D₋₁)/r (Lu et al.'s midpoint form, diffusers' default) instead of φ₂·(D − D₋₁)/r (k-diffusion's).</summary>
+    public bool MidpointSecondOrder { get; init; }
+
+    /// <summary>The highest order of the last step when it ends at a noisy level (to σ = 0 it returns D).</summary>
+    public int LastStepOrder { get; init; } = 3;
+
+    /// <summary>The highest order of the second-to-last step.</summary>
+    public int SecondLastStepOrder { get; init; } = 3;
+
     /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus3MSde { Eta = overrides.Eta ?? Eta };
+    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus3MSde
+    {
+        Eta = overrides.Eta ?? Eta, MidpointSecondOrder = MidpointSecondOrder, LastStepOrder = LastStepOrder, SecondLastStepOrder = SecondLastStepOrder,
+    };
 
     /// <inheritdoc />
     public void Validate() => SamplerSettings.CheckEta(Name, Eta);
 
     /// <inheritdoc />
     public SamplerKnobs Knobs => SamplerKnobs.Eta;
+
+    /// <inheritdoc />
+    public bool IsMultistep => true;
 
     /// <inheritdoc />
     public string Name => "dpm++3m-sde";
@@ -44,7 +61,8 @@ public sealed class DpmSolverPlusPlus3MSde : ISampler
                 double h = next.Lambda - now.Lambda, hEta = (1 + eta) * h;
                 Vec.Axpby(x, next.Sigma / now.Sigma * Math.Exp(-eta * h), x, -double.ExpM1(-hEta), denoised);
                 double phi2 = double.ExpM1(-hEta) / hEta + 1;
-                if (i >= 2)
+                int order = Math.Min(i + 1, i == c.Steps - 1 ? LastStepOrder : i == c.Steps - 2 ? SecondLastStepOrder : 3);
+                if (order >= 3)
                 {
                     // d1_0 = (D − D₋₁)/r0, d1_1 = (D₋₁ − D₋₂)/r1; D₁ = d1_0 + (d1_0 − d1_1) r0/(r0 + r1), D₂ = (d1_0 − d1_1)/(r0 + r1)
                     double r0 = h1 / h, r1 = h2 / h, phi3 = phi2 / hEta - 0.5;
@@ -55,11 +73,11 @@ public sealed class DpmSolverPlusPlus3MSde : ISampler
                     Vec.AddScaled(x, phi2, d1);
                     Vec.AddScaled(x, -phi3, d2);
                 }
-                else if (i == 1)
+                else if (order == 2)
                 {
-                    double r = h1 / h;
-                    Vec.AddScaled(x, phi2 / r, denoised);
-                    Vec.AddScaled(x, -phi2 / r, previous);
+                    double r = h1 / h, k = MidpointSecondOrder ? -0.5 * double.ExpM1(-hEta) : phi2;
+                    Vec.AddScaled(x, k / r, denoised);
+                    Vec.AddScaled(x, -k / r, previous);
                 }
                 if (eta > 0)
                 {

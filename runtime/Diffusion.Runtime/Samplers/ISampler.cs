@@ -35,6 +35,12 @@ public interface ISampler
     /// </summary>
     double InitialNoiseScale(Schedules.NoiseLevel first) => 1;
 
+    /// <summary>
+    /// Whether each step reuses earlier steps' predictions (DPM-Solver++(2M/3M), UniPC): such a sampler walks the
+    /// multistep grid rule on leading and linspace spacings (<see cref="Schedules.TimestepSpacings.MultistepTimesteps"/>).
+    /// </summary>
+    bool IsMultistep => false;
+
     /// <summary>Whether it chooses its own steps (and ignores the grid's step count), like an adaptive ODE solver.</summary>
     bool IsAdaptive => false;
 

@@ -14,6 +14,9 @@ public sealed class UniPC : ISampler
     public bool LowerOrderFinal { get; init; } = true;
 
     /// <inheritdoc />
+    public bool IsMultistep => true;
+
+    /// <inheritdoc />
     public string Name => "unipc";
 
     /// <inheritdoc />

@@ -11,6 +11,8 @@ public sealed record GridOptions
     public double Rho { get; init; } = 7;
     /// <summary>diffusers' steps_offset, added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
+    /// <summary>Timesteps by the multistep solvers' rule (<see cref="TimestepSpacings.MultistepTimesteps"/>), for samplers that declare <see cref="Samplers.ISampler.IsMultistep"/>.</summary>
+    public bool Multistep { get; init; }
 }
 
 /// <summary>Builds the sequence of noise levels a sampler walks: n levels, then the clean level.</summary>
@@ -27,7 +29,9 @@ public static class SamplingGrid
         }
         else
         {
-            var t = TimestepSpacings.Timesteps(options.Spacing, schedule.TrainTimesteps, steps, options.StepsOffset);
+            var t = options.Multistep
+                ? TimestepSpacings.MultistepTimesteps(options.Spacing, schedule.TrainTimesteps, steps, options.StepsOffset)
+                : TimestepSpacings.Timesteps(options.Spacing, schedule.TrainTimesteps, steps, options.StepsOffset);
             for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
         }
         levels[steps] = NoiseLevel.Clean;

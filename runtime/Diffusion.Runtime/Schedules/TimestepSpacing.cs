@@ -44,4 +44,28 @@ public static class TimestepSpacings
         }
         return t;
     }
+
+    /// <summary>
+    /// The n timesteps of a multistep solver's grid by DPM-Solver's and UniPC's own rule (diffusers'
+    /// DPMSolverMultistepScheduler / UniPCMultistepScheduler): "leading" and "linspace" divide [0, <paramref name="end"/>)
+    /// into n + 1 and leave out the point at t ≈ 0, so the last step goes from t ≈ T/(n + 1) straight to σ = 0 instead
+    /// of extrapolating the solver's history across the jump to σ(0); "trailing" is the ordinary rule.
+    /// <paramref name="end"/> (default T) is lower where DPM-Solver's lambda_min_clipped leaves out the noisiest timesteps.
+    /// </summary>
+    public static double[] MultistepTimesteps(TimestepSpacing spacing, int trainTimesteps, int steps, int stepsOffset = 0, int? end = null)
+    {
+        if (steps <= 0 || steps > trainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"The number of sampling steps must lie in 1…{trainTimesteps} (the model's training timesteps).");
+        int last = end ?? trainTimesteps;
+        var t = new double[steps];
+        for (int k = 0; k < steps; k++)
+            t[k] = Math.Clamp(spacing switch
+            {
+                TimestepSpacing.Linspace => Math.Round((last - 1) * (steps - k) / (double)steps, MidpointRounding.ToEven),
+                TimestepSpacing.Leading => (steps - k) * (last / (steps + 1)) + stepsOffset,
+                TimestepSpacing.Trailing => Math.Round(last - k * (trainTimesteps / (double)steps), MidpointRounding.ToEven) - 1,
+                _ => throw new ArgumentOutOfRangeException(nameof(spacing)),
+            }, 0, trainTimesteps - 1);
+        return t;
+    }
 }
