@@ -52,6 +52,16 @@ public class DiffusersSchedulerTests
             var sigmas = Distinct(Floats(c["sigmas"]));
             for (int i = 0; i < grid.Length; i++) Assert.Equal(sigmas[i], grid[i].Sigma, sigmas[i] * 1e-4 + 1e-6);
         }
+        if (c["sample_std"] is JsonValue sampleStd)
+        {
+            // Stochastic: the same distribution from the runtime's own noise (4096 images of 64 independent pixels on
+            // both sides: standard errors ≈ 0.0004 in the mean, 0.15 % in the std).
+            var images = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 4096, BatchSize = 512, Seed = 5 }).Images;
+            var (mean, std) = Fixtures.Moments(images);
+            double expectedMean = (double)c["sample_mean"]!, expectedStd = (double)sampleStd;
+            Assert.True(Math.Abs(mean - expectedMean) <= 0.003 && Math.Abs(std - expectedStd) <= 0.01 * expectedStd,
+                $"{name}: mean {mean:F4}, std {std:F4}; diffusers {expectedMean:F4}, {expectedStd:F4}");
+        }
         if (!(bool)c["deterministic"]!) return;
         var xT = Floats(Data["x_T"]);
         var ours = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT }).Images;

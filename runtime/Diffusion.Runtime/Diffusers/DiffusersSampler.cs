@@ -10,7 +10,8 @@ namespace Diffusion.Runtime.Diffusers;
 /// quirk this class follows: from timestep t it steps to t − ⌊T/n⌋ (ᾱ_0, or 1 with set_alpha_to_one, below 0)
 /// whatever the next grid timestep is. On leading grids that is the next timestep; on trailing and linspace grids
 /// with T/n not whole it falls between grid points, and the next step starts from there as if at the grid point.
-/// The runtime's own <c>ddim</c> sampler steps from grid point to grid point.
+/// diffusers' DDPM has the same quirk (its posterior goes to t − ⌊T/n⌋, and it adds no noise from t = 0).
+/// The runtime's own <c>ddim</c> and <c>ddpm</c> samplers step from grid point to grid point.
 /// On a grid ending at σ = 0 (final_sigmas_type "zero") the last step is first order; on one ending at σ_min
 /// ("sigma_min") DPMSolverMultistep takes it first order when euler_at_final, or lower_order_final with fewer than 15
 /// steps (which also caps the step before at order 2 for solver_order 3), and UniPC when lower_order_final; the sample is returned there as diffusers returns it (σ space x/α for
@@ -28,8 +29,7 @@ public sealed class DiffusersSampler : ISampler
         bool lowerOrderFinal = !s.EndsAtSigmaMin || s.EulerAtFinal || (s.LowerOrderFinal && steps < 15);
         return s.Unsupported is not null ? null : s.Family switch
         {
-            DiffusersFamily.Ddim => null,
-            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large"),
+            DiffusersFamily.Ddim or DiffusersFamily.Ddpm => null,
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
             DiffusersFamily.Heun => new Heun(),
@@ -80,6 +80,7 @@ public sealed class DiffusersSampler : ISampler
     {
         Validate();
         if (Step(c.Steps) is { } step) step.Sample(c);
+        else if (Scheduler.Family == DiffusersFamily.Ddpm) SampleDdpm(c);
         else SampleDdim(c);
         if (c.Grid[^1] is { IsClean: false } last)
         {
@@ -94,16 +95,44 @@ public sealed class DiffusersSampler : ISampler
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1);
         c.Model.EpsilonFromClippedSample = false; // diffusers clips x̂₀ but keeps the network's ε̂
-        var alphasCumprod = c.Model.Schedule.AlphasCumprod;
-        int stride = c.Model.Schedule.TrainTimesteps / c.Steps;
         for (int i = 0; i < c.Steps; i++)
         {
             var now = c.Grid[i];
-            int previous = (int)Math.Round(now.Timestep) - stride;
-            double alphaBar = previous >= 0 ? alphasCumprod[previous] : Scheduler.SetAlphaToOne ? 1 : alphasCumprod[0];
+            double alphaBar = PreviousAlphaBar(c, now, Scheduler.SetAlphaToOne);
             c.Model.Predict(x, now, eps, x0);
             Vec.Axpby(x, Math.Sqrt(alphaBar), x0, Math.Sqrt(1 - alphaBar), eps);
             c.StepDone(i, x, SampleSpace.Vp);
         }
+    }
+
+    /// <summary>
+    /// diffusers' DDPMScheduler.step: the posterior q(x_t′ | x_t, x̂₀) with ᾱ′ = ᾱ(t − ⌊T/n⌋) (1 below 0), variance
+    /// β̃ = (1 − ᾱ′)/(1 − ᾱ)·β (fixed_small, and fixed_small_log, the same in diffusers' step) or β = 1 − ᾱ/ᾱ′
+    /// (fixed_large), no noise from t = 0.
+    /// </summary>
+    private void SampleDdpm(SamplingContext c)
+    {
+        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
+        for (int i = 0; i < c.Steps; i++)
+        {
+            var now = c.Grid[i];
+            double alphaBar = now.AlphaBar, previous = PreviousAlphaBar(c, now, setAlphaToOne: true), beta = 1 - alphaBar / previous;
+            c.Model.Predict(x, now, eps, x0);
+            Vec.Axpby(x, Math.Sqrt(alphaBar / previous) * (1 - previous) / (1 - alphaBar), x, Math.Sqrt(previous) * beta / (1 - alphaBar), x0);
+            if (Math.Round(now.Timestep) > 0)
+            {
+                double variance = Scheduler.VarianceType == "fixed_large" ? beta : Math.Max(beta * (1 - previous) / (1 - alphaBar), 1e-20);
+                c.DrawNoise(z);
+                Vec.AddScaled(x, Math.Sqrt(variance), z);
+            }
+            c.StepDone(i, x, SampleSpace.Vp);
+        }
+    }
+
+    /// <summary>ᾱ at t − ⌊T/n⌋ for grid level <paramref name="now"/>: below t = 0, 1 (set_alpha_to_one) or ᾱ_0.</summary>
+    private static double PreviousAlphaBar(SamplingContext c, NoiseLevel now, bool setAlphaToOne)
+    {
+        int previous = (int)Math.Round(now.Timestep) - c.Model.Schedule.TrainTimesteps / c.Steps;
+        return previous >= 0 ? c.Model.Schedule.AlphasCumprod[previous] : setAlphaToOne ? 1 : c.Model.Schedule.AlphasCumprod[0];
     }
 }

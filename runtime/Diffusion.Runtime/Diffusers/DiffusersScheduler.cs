@@ -125,7 +125,11 @@ public sealed record DiffusersScheduler
         {
             case "LMSDiscreteScheduler" or "PNDMScheduler":
                 return $"{className} (linear multistep) is not implemented";
-            case "DDIMScheduler" or "DDPMScheduler" or "EulerDiscreteScheduler" or "EulerAncestralDiscreteScheduler" or "HeunDiscreteScheduler":
+            case "DDPMScheduler":
+                if (Text("variance_type") is { } variance && variance is not ("fixed_small" or "fixed_small_log" or "fixed_large"))
+                    problems.Add($"variance_type '{variance}' (fixed_small and fixed_large are)");
+                break;
+            case "DDIMScheduler" or "EulerDiscreteScheduler" or "EulerAncestralDiscreteScheduler" or "HeunDiscreteScheduler":
                 break;
             case "DPMSolverMultistepScheduler":
                 string algorithm = Text("algorithm_type") ?? "dpmsolver++";
