@@ -8,12 +8,24 @@ namespace Diffusion.Evaluation;
 
 /// <summary>What one evaluated configuration scored.</summary>
 public sealed record EvalResult(string Sampler, int Steps, double FrechetDistance, double ClassAccuracy, double[] PerClassAccuracy,
-    double EvaluationsPerImage, double MillisecondsPerImage, int Count);
+    double EvaluationsPerImage, double MillisecondsPerImage, int Count)
+{
+    /// <summary>The kernel inception distance to the reference images, with its standard error.</summary>
+    public KidEstimate Kid { get; init; }
+    /// <summary>The same distances between the reference images and a second sample of the data at the same count — the noise floor; null without one.</summary>
+    public SetDistance? Floor { get; init; }
+}
+
+/// <summary>Fréchet and kernel inception distances between two sets of <see cref="Count"/> images each.</summary>
+public sealed record SetDistance(double FrechetDistance, KidEstimate Kid, int Count);
 
 /// <summary>
 /// Scores generated images against reference images in the classifier's feature space: Fréchet distance, and for
 /// class-conditional models the fraction of images the classifier assigns to the class they were asked for.
-/// Reference features are computed once, so many sampler configurations can be compared against the same set.
+/// Reference features are computed once, so many sampler configurations can be compared against the same set; n
+/// generated images are compared with the first n reference images. Given a second sample of the data (the training
+/// set when the reference is the test set), every result carries the noise floor: the same distances between n
+/// reference and n floor images, which is what a perfect model would score at that count.
 /// </summary>
 public sealed class Evaluator
 {
@@ -24,14 +36,46 @@ public sealed class Evaluator
     private readonly FeatureClassifier _classifier;
     private readonly float[] _referenceFeatures;
     private readonly int _referenceCount;
+    private readonly float[]? _floorFeatures;
+    private readonly int _floorCount;
+    private readonly Dictionary<int, SetDistance> _floors = [];
 
-    /// <summary>Prepares the reference statistics from <paramref name="referenceImages"/> ([n, C, H, W] in [−1, 1]).</summary>
-    public Evaluator(DiffusionModel model, FeatureClassifier classifier, float[] referenceImages, int referenceCount)
+    /// <summary>
+    /// Prepares the reference statistics from <paramref name="referenceImages"/> ([n, C, H, W] in [−1, 1]) and, when
+    /// given, <paramref name="floorImages"/>: a second sample of the data for the noise floor.
+    /// </summary>
+    public Evaluator(DiffusionModel model, FeatureClassifier classifier, float[] referenceImages, int referenceCount,
+        float[]? floorImages = null, int floorCount = 0)
     {
         if (classifier.ImageSize != model.ImageSize)
             throw new DiffusionException($"The classifier takes images of {classifier.ImageSize} values but model '{model.Source}' makes {model.ImageSize}.");
         (_model, _classifier, _referenceCount) = (model, classifier, referenceCount);
         _referenceFeatures = classifier.Run(referenceImages, referenceCount).Features;
+        if (floorImages is not null && floorCount > 0)
+            (_floorFeatures, _floorCount) = (classifier.Run(floorImages, floorCount).Features, floorCount);
+    }
+
+    /// <summary>Reference images available.</summary>
+    public int ReferenceCount => _referenceCount;
+
+    /// <summary>The noise floor at <paramref name="count"/> images (first <paramref name="count"/> reference vs first <paramref name="count"/> floor images), or null without a floor sample.</summary>
+    public SetDistance? Floor(int count)
+    {
+        if (_floorFeatures is null) return null;
+        count = Math.Min(count, Math.Min(_referenceCount, _floorCount));
+        lock (_floors)
+        {
+            if (!_floors.TryGetValue(count, out var floor))
+                _floors[count] = floor = Distance(_referenceFeatures, _floorFeatures, count);
+            return floor;
+        }
+    }
+
+    private SetDistance Distance(float[] a, float[] b, int count)
+    {
+        int dim = _classifier.FeatureDim;
+        return new SetDistance(FrechetDistance.Compute(a.AsSpan(0, count * dim), count, b.AsSpan(0, count * dim), count, dim),
+            KernelInceptionDistance.Compute(a, count, b, count, dim), count);
     }
 
     /// <summary>Generates <paramref name="request"/>.Count images (classes cycled when the model is conditional) and scores them.</summary>
@@ -42,7 +86,9 @@ public sealed class Evaluator
             request = request with { ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() };
         var result = new ImageGenerator(_model).Generate(request, progress, cancellation);
         var (features, predicted) = _classifier.Run(result.Images, result.Count);
-        double fd = FrechetDistance.Compute(features, result.Count, _referenceFeatures, _referenceCount, _classifier.FeatureDim);
+        int dim = _classifier.FeatureDim, n = Math.Min(result.Count, _referenceCount);
+        double fd = FrechetDistance.Compute(features, result.Count, _referenceFeatures.AsSpan(0, n * dim), n, dim);
+        var kid = KernelInceptionDistance.Compute(features, result.Count, _referenceFeatures, n, dim);
         var perClass = new double[classes];
         double accuracy = double.NaN;
         if (classes > 0)
@@ -60,13 +106,17 @@ public sealed class Evaluator
         }
         var sampler = request.ResolveSampler(_model.Config);
         return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
-            result.TotalTime.TotalMilliseconds / result.Count, result.Count);
+            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count) };
     }
 
-    /// <summary>Reference images: fashion-mnist-test (Debian's dataset-fashion-mnist), an IDX images file, or a float32 .npy [N,C,H,W] in [−1, 1].</summary>
+    /// <summary>The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.</summary>
+    public static string? DefaultFloor(string reference) => reference == "fashion-mnist-test" ? "fashion-mnist" : null;
+
+    /// <summary>Reference images: fashion-mnist-test or fashion-mnist (Debian's dataset-fashion-mnist), an IDX images file, or a float32 .npy [N,C,H,W] in [−1, 1].</summary>
     public static (float[] Images, int Count) LoadReference(string spec, int count, int imageSize)
     {
         if (spec == "fashion-mnist-test") spec = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+        else if (spec == "fashion-mnist") spec = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);

@@ -22,10 +22,11 @@ public class CliEvaluationTests
         var output = new StringWriter();
         var error = new StringWriter();
         int code = await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "report"), "--samplers", "ddim,heun,rk45",
-            "--nfe", "4,10", "--full", "none", "--rk45-tolerances", "0.1", "--count", "40", "--batch", "20"], output, error);
+            "--nfe", "4,10", "--full", "none", "--rk45-tolerances", "0.1", "--count", "40", "--headline-count", "100", "--batch", "20"], output, error);
         Assert.True(code == 0, error.ToString());
         var csv = File.ReadAllLines(Path.Combine(dir, "report", "results.csv"));
-        Assert.Equal(1 + 2 + 2 + 1, csv.Length);
+        Assert.Equal(1 + 2 + 2 + 1 + 1, csv.Length); // + the best row within 10 NFE again at 100 images (no DDPM here)
+        Assert.Matches(@"^(ddim|heun),\d+,,\d+,100,[\d.]+,[\d.]+,-?[\d.]+,[\d.]+,-?[\d.]+,[\d.]+,[\d.]+,1$", csv[6]);
         Assert.StartsWith("heun,2,,3,", csv[3]); // 4 NFE → 2 Heun steps → 3 evaluations
         Assert.StartsWith("heun,5,,9,", csv[4]); // 10 NFE → 5 Heun steps → 2·5 − 1 evaluations
         Assert.StartsWith("rk45,", csv[5]);
@@ -36,6 +37,9 @@ public class CliEvaluationTests
         Assert.Contains("| rk45 | tol 1e-1 |", report);
         Assert.Contains($"Made with `./diffusion bench --model {modelPath} --out", report);
         Assert.Contains("| NFE ≤ | best sampler |", report);
+        Assert.Contains("## Headline rows, 100 images each", report);
+        Assert.Contains("## All runs, 40 images each", report);
+        Assert.Contains("| FD floor | KID×10³ | KID floor |", report);
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
         Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
@@ -44,6 +48,8 @@ public class CliEvaluationTests
         code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);
         Assert.True(code == 0, error.ToString());
         Assert.Contains("Fréchet distance", output.ToString());
+        Assert.Contains("noise floor", output.ToString());
+        Assert.Contains("KID × 10³", output.ToString());
         Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
         Assert.Contains("the model makes 3072 values per image", error.ToString());
     }

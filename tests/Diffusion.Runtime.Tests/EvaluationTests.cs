@@ -29,6 +29,80 @@ public class EvaluationTests
         Assert.True(near * 20 < far, $"FD(test, train) = {near}, FD(test, noise) = {far}");
         Assert.Equal(0, FrechetDistance.Compute(fTest, n, fTest, n, d), 6);
         Assert.Equal(far, FrechetDistance.Compute(fNoise, 2000, fTest, n, d), 1e-6 * far);
+
+        // The evaluator's noise floor is that test-vs-train distance at the count asked for; KID sees no difference
+        // between the two samples of the data (within 3 standard errors) but a large one to noise.
+        using var model = Fixtures.Load(Fixtures.Spec() with { Height = 28, Width = 28 });
+        var evaluator = new Evaluator(model, classifier, test, n, train, m);
+        var floor = evaluator.Floor(2000)!;
+        Assert.Equal((near, 2000), (floor.FrechetDistance, floor.Count));
+        Assert.True(Math.Abs(floor.Kid.Value) < 3 * floor.Kid.StandardError, $"KID(test, train) = {floor.Kid}");
+        var noisy = KernelInceptionDistance.Compute(fTest, n, fNoise, 2000, d);
+        Assert.True(noisy.Value > 20 * noisy.StandardError, $"KID(test, noise) = {noisy}");
+        Assert.True(evaluator.Floor(200)!.FrechetDistance > 2 * near, "FD's bias grows as the count shrinks");
+        Assert.Null(new Evaluator(model, classifier, test, n).Floor(2000));
+    }
+
+    [Fact]
+    public void Kid_is_the_unbiased_mmd_with_the_cubic_kernel_and_a_jackknife_standard_error()
+    {
+        var rng = new Random(3);
+        int m = 13, n = 9, d = 5;
+        var a = Enumerable.Range(0, m * d).Select(_ => (float)rng.NextDouble()).ToArray();
+        var b = Enumerable.Range(0, n * d).Select(_ => (float)(rng.NextDouble() + 0.3)).ToArray();
+        // Brute force, written from the definition: every pair, every deletion recomputed from scratch.
+        static double K(float[] x, int i, float[] y, int j, int d)
+        {
+            double dot = 0;
+            for (int k = 0; k < d; k++) dot += x[i * d + k] * y[j * d + k];
+            return Math.Pow(dot / d + 1, 3);
+        }
+        static double Mmd(float[] x, int[] xs, float[] y, int[] ys, int d)
+        {
+            double within = 0, withinY = 0, across = 0;
+            foreach (var i in xs) foreach (var j in xs) if (i != j) within += K(x, i, x, j, d);
+            foreach (var i in ys) foreach (var j in ys) if (i != j) withinY += K(y, i, y, j, d);
+            foreach (var i in xs) foreach (var j in ys) across += K(x, i, y, j, d);
+            return within / (xs.Length * (xs.Length - 1.0)) + withinY / (ys.Length * (ys.Length - 1.0)) - 2 * across / ((double)xs.Length * ys.Length);
+        }
+        var all = (Enumerable.Range(0, m).ToArray(), Enumerable.Range(0, n).ToArray());
+        double Jackknife(int count, Func<int, double> leaveOut)
+        {
+            var v = Enumerable.Range(0, count).Select(leaveOut).ToArray();
+            return (count - 1.0) / count * v.Sum(x => (x - v.Average()) * (x - v.Average()));
+        }
+        double variance = Jackknife(m, i => Mmd(a, all.Item1.Where(k => k != i).ToArray(), b, all.Item2, d))
+                        + Jackknife(n, j => Mmd(a, all.Item1, b, all.Item2.Where(k => k != j).ToArray(), d));
+        var kid = KernelInceptionDistance.Compute(a, m, b, n, d);
+        // Feature dot products are float32, the sums double: agreement to 1e-6 relative.
+        double expected = Mmd(a, all.Item1, b, all.Item2, d);
+        Assert.True(Math.Abs(expected - kid.Value) < 1e-6 * expected, $"{expected} vs {kid.Value}");
+        Assert.True(Math.Abs(Math.Sqrt(variance) - kid.StandardError) < 1e-5 * kid.StandardError, $"{Math.Sqrt(variance)} vs {kid.StandardError}");
+        Assert.Equal(kid.Value, KernelInceptionDistance.Compute(b, n, a, m, d).Value, 1e-9); // symmetric
+    }
+
+    [Fact]
+    public void Kid_does_not_depend_on_the_count_where_fd_does()
+    {
+        // Two independent samples of the same 16-d Gaussian: FD's estimate shrinks with the count, KID's stays at 0.
+        const int d = 16;
+        float[] Draw(int count, uint key)
+        {
+            var x = new float[count * d];
+            new Noise.NoiseGenerator(11).Fill(x, 0, x.Length, key);
+            return x;
+        }
+        foreach (var count in new[] { 100, 1000 })
+        {
+            var kid = KernelInceptionDistance.Compute(Draw(count, 1), count, Draw(count, 2), count, d);
+            Assert.True(Math.Abs(kid.Value) < 3 * kid.StandardError, $"{count}: KID {kid}");
+        }
+        double fd100 = FrechetDistance.Compute(Draw(100, 1), 100, Draw(100, 2), 100, d), fd1000 = FrechetDistance.Compute(Draw(1000, 1), 1000, Draw(1000, 2), 1000, d);
+        Assert.True(fd100 > 5 * fd1000, $"FD at 100: {fd100}, at 1000: {fd1000}");
+        // A shift of 0.3 in every coordinate is seen at both counts.
+        var shifted = Draw(1000, 3).Select(v => v + 0.3f).ToArray();
+        var far = KernelInceptionDistance.Compute(Draw(1000, 1), 1000, shifted, 1000, d);
+        Assert.True(far.Value > 10 * far.StandardError, $"shifted: KID {far}");
     }
 
     [Fact]
@@ -59,7 +133,7 @@ public class EvaluationTests
         });
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (reference, n) = Evaluator.LoadReference(Test, 64, 784);
-        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with { Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64 });
+        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with { Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64, HeadlineCount = 0 });
         Assert.Equal([4.0, 10.0, 3.0, 9.0], rows.Select(r => r.Result.EvaluationsPerImage)); // Heun: 2 per step, 1 for the last
         var dir = Fixtures.TempFolder();
         BenchmarkReport.Write(dir, rows, new BenchmarkRun("test", "g.onnx", 64, 1, false, "cpu", TimeSpan.FromSeconds(1), [4, 10]));

@@ -29,13 +29,15 @@ public static class BenchCommand
         var full = new Option<string>("--full") { DefaultValueFactory = _ => "ddpm", Description = "Samplers also run at 1000 NFE (comma-separated, or none)." };
         var tolerances = new Option<string>("--rk45-tolerances") { DefaultValueFactory = _ => "1e-1,1e-2,1e-3", Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 500, Description = "Images per configuration (and reference images)." };
+        var headlineCount = new Option<int>("--headline-count") { DefaultValueFactory = _ => 2000, Description = "Images for the headline rows (best within 10 NFE, DDPM's longest), measured again after the sweep; 0: off." };
+        var floor = new Option<string?>("--floor-reference") { Description = "A second sample of the data for the noise floor (default: fashion-mnist with fashion-mnist-test; none: no floor)." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7) for every sampler; --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var command = new Command("bench", "Sampler quality-vs-cost report: FD, class accuracy, ms/image and NFE per sampler and budget.")
         {
-            output, classifier, reference, samplers, nfe, full, tolerances, count, guidance, karras, batch, seed,
+            output, classifier, reference, floor, samplers, nfe, full, tolerances, count, headlineCount, guidance, karras, batch, seed,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -48,22 +50,22 @@ public static class BenchCommand
                 FullLength = p.GetValue(full) == "none" ? new HashSet<string>() : Split(p.GetValue(full)!).ToHashSet(),
                 Tolerances = p.GetValue(tolerances) == "none" ? [] : Split(p.GetValue(tolerances)!).Select(v =>
                     double.TryParse(v, CultureInfo.InvariantCulture, out var t) ? t : throw new DiffusionArgumentException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray(),
-                Count = p.GetValue(count), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
+                Count = p.GetValue(count), HeadlineCount = p.GetValue(headlineCount), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
             };
             plan.Validate();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
-            var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
-            var evaluator = new Evaluator(m, features, images, n);
-            int total = plan.Configurations(m.Schedule.TrainTimesteps).Count, finished = 0;
+            var evaluator = EvalCommand.CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), Math.Max(plan.Count, plan.HeadlineCount), m, features);
+            int total = plan.Configurations(m.Schedule.TrainTimesteps).Count + (plan.HeadlineCount > 0 ? 2 : 0), finished = 0;
             var overall = new ProgressLines(console.Error, "bench", TimeSpan.Zero);
             var rows = await Task.Run(() => SamplerBenchmark.Run(evaluator, plan, new LineProgress<BenchmarkRow>(row =>
             {
                 var r = row.Result;
                 overall.Report(++finished / (double)total, $"{finished}/{total} rows");
-                console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  FD {r.FrechetDistance,8:0.###}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
+                console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  n {r.Count,5}  FD {r.FrechetDistance,8:0.###}" +
+                    $"{(r.Floor is { } f ? $" (floor {f.FrechetDistance:0.##})" : "")}  KID×10³ {1e3 * r.Kid.Value,7:0.##}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
             }), cancellation), cancellation);
             var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
                 plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,

@@ -21,6 +21,7 @@ public static class EvalCommand
         var model = new ModelArguments();
         var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
         var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test", Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
+        var floor = new Option<string?>("--floor-reference") { Description = "A second sample of the data for the noise floor (default: fashion-mnist, the training set, with fashion-mnist-test; none: no floor)." };
         var sampler = new Option<string?>("--sampler", "-s") { Description = "Sampler; default: the model's diffusers scheduler when its config names one, else dpm++2m." };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
@@ -30,7 +31,7 @@ public static class EvalCommand
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var command = new Command("eval", "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
-            classifier, reference, sampler, steps, count, guidance, seed, batch, karras,
+            classifier, reference, floor, sampler, steps, count, guidance, seed, batch, karras,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -39,15 +40,18 @@ public static class EvalCommand
             if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
-            var (images, n) = Evaluator.LoadReference(p.GetValue(reference)!, p.GetValue(count), m.ImageSize);
-            var evaluator = new Evaluator(m, features, images, n);
+            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features);
             var result = await Task.Run(() => evaluator.Evaluate(new GenerationRequest
             {
                 Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
             }, cancellation, new ProgressLines(console.Error, "eval")), cancellation);
             var table = new Table().AddColumns("metric", "value");
+            int n = Math.Min(result.Count, evaluator.ReferenceCount);
             table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
+            if (result.Floor is { } f) table.AddPlainRow("  noise floor", $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect model's FD at this count)");
+            table.AddPlainRow("KID × 10³", Kid(result.Kid));
+            if (result.Floor is { } g) table.AddPlainRow("  noise floor", Kid(g.Kid));
             if (m.NumClasses > 0)
             {
                 table.AddPlainRow("class accuracy", $"{result.ClassAccuracy:P1}");
@@ -60,5 +64,17 @@ public static class EvalCommand
             return 0;
         }));
         return command;
+    }
+
+    private static string Kid(KidEstimate k) => $"{1e3 * k.Value:0.###} ± {1e3 * k.StandardError:0.###}";
+
+    /// <summary>An evaluator over <paramref name="count"/> reference images and, unless <paramref name="floor"/> is "none", as many floor images (default: the reference's own second sample).</summary>
+    public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features)
+    {
+        var (images, n) = Evaluator.LoadReference(reference, count, m.ImageSize);
+        floor ??= Evaluator.DefaultFloor(reference);
+        if (floor is null or "none") return new Evaluator(m, features, images, n);
+        var (floorImages, floorCount) = Evaluator.LoadReference(floor, count, m.ImageSize);
+        return new Evaluator(m, features, images, n, floorImages, floorCount);
     }
 }
