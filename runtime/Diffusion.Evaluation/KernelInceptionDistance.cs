@@ -1,7 +1,12 @@
 namespace Diffusion.Evaluation;
 
 /// <summary>An unbiased KID estimate and its standard error.</summary>
-public readonly record struct KidEstimate(double Value, double StandardError);
+public readonly record struct KidEstimate(double Value, double StandardError)
+{
+    /// <summary>"value ± standard error", three significant digits each (KID's scale follows the feature space's).</summary>
+    public override string ToString() =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Value:G3} ± {StandardError:G3}");
+}
 
 /// <summary>
 /// The kernel inception distance of Bińkowski et al. 2018 ("Demystifying MMD GANs"), in any feature space: the squared

@@ -39,7 +39,7 @@ public class CliEvaluationTests
         Assert.Contains("| NFE ≤ | best sampler |", report);
         Assert.Contains("## Headline rows, 100 images each", report);
         Assert.Contains("## All runs, 40 images each", report);
-        Assert.Contains("| FD floor | KID×10³ | KID floor |", report);
+        Assert.Contains("| FD floor | KID | KID floor |", report);
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
         Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
@@ -49,7 +49,7 @@ public class CliEvaluationTests
         Assert.True(code == 0, error.ToString());
         Assert.Contains("Fréchet distance", output.ToString());
         Assert.Contains("noise floor", output.ToString());
-        Assert.Contains("KID × 10³", output.ToString());
+        Assert.Contains("kernel inception distance", output.ToString());
         Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
         Assert.Contains("the model makes 3072 values per image", error.ToString());
     }

@@ -65,7 +65,7 @@ public static class BenchCommand
                 var r = row.Result;
                 overall.Report(++finished / (double)total, $"{finished}/{total} rows");
                 console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  n {r.Count,5}  FD {r.FrechetDistance,8:0.###}" +
-                    $"{(r.Floor is { } f ? $" (floor {f.FrechetDistance:0.##})" : "")}  KID×10³ {1e3 * r.Kid.Value,7:0.##}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
+                    $"{(r.Floor is { } f ? $" (floor {f.FrechetDistance:0.##})" : "")}  KID {r.Kid}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
             }), cancellation), cancellation);
             var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
                 plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,

@@ -50,8 +50,8 @@ public static class EvalCommand
             int n = Math.Min(result.Count, evaluator.ReferenceCount);
             table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
             if (result.Floor is { } f) table.AddPlainRow("  noise floor", $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect model's FD at this count)");
-            table.AddPlainRow("KID × 10³", Kid(result.Kid));
-            if (result.Floor is { } g) table.AddPlainRow("  noise floor", Kid(g.Kid));
+            table.AddPlainRow("kernel inception distance", $"{result.Kid} (unbiased: ≈ 0 for a perfect model at any count)");
+            if (result.Floor is { } g) table.AddPlainRow("  noise floor", g.Kid.ToString());
             if (m.NumClasses > 0)
             {
                 table.AddPlainRow("class accuracy", $"{result.ClassAccuracy:P1}");
@@ -65,8 +65,6 @@ public static class EvalCommand
         }));
         return command;
     }
-
-    private static string Kid(KidEstimate k) => $"{1e3 * k.Value:0.###} ± {1e3 * k.StandardError:0.###}";
 
     /// <summary>An evaluator over <paramref name="count"/> reference images and, unless <paramref name="floor"/> is "none", as many floor images (default: the reference's own second sample).</summary>
     public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features)

@@ -16,9 +16,8 @@ public static class BenchmarkReport
         string Setting(BenchmarkRow row) =>
             row.Tolerance > 0 ? string.Create(inv, $"tol {row.Tolerance:0.###e0}") : string.Create(inv, $"{row.Result.Steps} steps");
         string Accuracy(EvalResult r) => double.IsNaN(r.ClassAccuracy) ? "–" : r.ClassAccuracy.ToString("P1", inv);
-        string Kid(KidEstimate k) => string.Create(inv, $"{1e3 * k.Value:0.##} ± {1e3 * k.StandardError:0.##}");
         string FloorFd(EvalResult r) => r.Floor is { } f ? string.Create(inv, $"{f.FrechetDistance:0.##}") : "–";
-        string FloorKid(EvalResult r) => r.Floor is { } f ? Kid(f.Kid) : "–";
+        string FloorKid(EvalResult r) => r.Floor is { } f ? f.Kid.ToString() : "–";
         var sweep = rows.Where(r => !r.Headline).ToList();
         var headlines = rows.Where(r => r.Headline).ToList();
 
@@ -40,7 +39,7 @@ public static class BenchmarkReport
           .Append("FD = Fréchet distance between the generated and the test images in the classifier's feature space (lower is better); ")
           .Append("its floor is the FD between as many test and training images — what a perfect model scores at that count (FD is biased ")
           .Append("upwards at small counts, so only numbers at the same count compare); KID = kernel inception distance (Bińkowski et al. 2018, ")
-          .Append("cubic polynomial kernel, unbiased: ≈ 0 for a perfect model at any count) ×10³ ± its jackknife standard error; ")
+          .Append("cubic polynomial kernel, unbiased: ≈ 0 for a perfect model at any count) ± its jackknife standard error; ")
           .Append("class acc. = share of generated images the classifier puts in the class they were generated for; NFE = network ")
           .Append("evaluations per image actually made (guidance > 1 doubles the batch of each, not the count); ms / image = wall time of ")
           .Append("sampling divided by the number of images.\n\n");
@@ -49,7 +48,7 @@ public static class BenchmarkReport
         if (pair.Count == 2)
         {
             var (best, reference) = (pair[0], pair[1]);
-            string Floor(EvalResult r) => r.Floor is { } f ? string.Create(inv, $" (floor {f.FrechetDistance:0.##}), KID×10³ {Kid(r.Kid)} (floor {Kid(f.Kid)})") : string.Create(inv, $", KID×10³ {Kid(r.Kid)}");
+            string Floor(EvalResult r) => r.Floor is { } f ? string.Create(inv, $" (floor {f.FrechetDistance:0.##}), KID {r.Kid} (floor {f.Kid})") : $", KID {r.Kid}";
             md.Append(string.Create(inv, $"**Headline ({best.Count} images each): {best.Sampler} at {best.EvaluationsPerImage:0} NFE reaches FD {best.FrechetDistance:0.##}{Floor(best)} vs DDPM at {reference.EvaluationsPerImage:0} NFE: FD {reference.FrechetDistance:0.##}{Floor(reference)}.**\n\n"));
         }
 
@@ -64,9 +63,9 @@ public static class BenchmarkReport
 
         void Table(string title, IEnumerable<BenchmarkRow> table)
         {
-            md.Append(title).Append("\n\n| sampler | setting | NFE | FD | FD floor | KID×10³ | KID floor | class acc. | ms / image |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            md.Append(title).Append("\n\n| sampler | setting | NFE | FD | FD floor | KID | KID floor | class acc. | ms / image |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
             foreach (var row in table)
-                md.Append(string.Create(inv, $"| {row.Result.Sampler} | {Setting(row)} | {row.Result.EvaluationsPerImage:0.#} | {row.Result.FrechetDistance:0.###} | {FloorFd(row.Result)} | {Kid(row.Result.Kid)} | {FloorKid(row.Result)} | {Accuracy(row.Result)} | {row.Result.MillisecondsPerImage:0.##} |\n"));
+                md.Append(string.Create(inv, $"| {row.Result.Sampler} | {Setting(row)} | {row.Result.EvaluationsPerImage:0.#} | {row.Result.FrechetDistance:0.###} | {FloorFd(row.Result)} | {row.Result.Kid} | {FloorKid(row.Result)} | {Accuracy(row.Result)} | {row.Result.MillisecondsPerImage:0.##} |\n"));
             md.Append('\n');
         }
         if (headlines.Count > 0) Table(string.Create(inv, $"## Headline rows, {headlines[0].Result.Count} images each"), headlines);
