@@ -20,7 +20,8 @@ apt_install() {
 
 # The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
 # from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
-# With "tests": everything the trainer needs, and Debian's chromium for the sample web app's page test.
+# With "tests": everything the trainer needs, Debian's chromium for the sample web app's page test, and Open MPI
+# (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too).
 # With "trainer": the Fashion-MNIST data set; TorchSharp and libtorch come from NuGet on the first build (about
 # 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
 # and python3, which fix a copy of TorchSharp's native library (trainer/LibStdCxxCompat).
@@ -31,6 +32,7 @@ ensure_prerequisites() {
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
     if [ "${1:-}" = tests ]; then
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the sample web page is checked in headless Chromium
+        command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)  # data-parallel training's tests
     fi
     if [ "${1:-}" = trainer ] || [ "${1:-}" = tests ]; then
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Distributed;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Training;
 using Spectre.Console;
@@ -41,14 +42,36 @@ public static class TrainCommand
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved config; --steps may extend it)." };
+        var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
-            weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume,
+            weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume, processes,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
-            int torchThreads = TorchSetup.SetThreads(p.GetValue(threads));
+            int n = p.GetValue(processes);
+            if (n is < 1 or > 1024) throw new ArgumentException($"--processes must lie in 1…1024, got {n}.");
+            if (n > 1 && !Mpi.LaunchedByMpirun) return await Launcher.RunUnderMpirun(n, p.Tokens.Select(t => t.Value).ToArray(), output, error, cancellation);
+            using ICommunicator world = Mpi.LaunchedByMpirun ? Mpi.Initialize() : new SingleProcess();
+            try
+            {
+                return await Train(p, world, world.Rank == 0 ? output : TextWriter.Null, cancellation);
+            }
+            catch (Exception e) when (world.Size > 1 && e is not OperationCanceledException)
+            {
+                // One rank failing alone would leave the others waiting in their next allreduce: end them all.
+                await error.WriteLineAsync($"error on rank {world.Rank} of {world.Size}: {e.Message.ReplaceLineEndings(" ")}");
+                ((Mpi)world).Abort(1);
+                throw;
+            }
+        }));
+        return command;
+
+        // Rank 0 speaks for the run; the others write only their errors.
+        async Task<int> Train(ParseResult p, ICommunicator world, TextWriter output, CancellationToken cancellation)
+        {
+            int torchThreads = TorchSetup.SetThreads(p.GetValue(threads) is var t and not 0 ? t : Launcher.ThreadsPerRank());
             var folder = p.GetValue(outDir)!;
             TrainingRun run;
             if (p.GetValue(resume))
@@ -59,7 +82,7 @@ public static class TrainCommand
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
                     await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps and --threads apply).");
-                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null);
+                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null, world: world);
             }
             else
             {
@@ -103,14 +126,15 @@ public static class TrainCommand
                     CheckpointEvery = p.GetValue(checkpointEvery),
                     SampleEvery = p.GetValue(sampleEvery),
                 };
-                if (File.Exists(TrainingRun.CheckpointPath(folder)))
+                if (world.Rank == 0 && File.Exists(TrainingRun.CheckpointPath(folder)))
                     throw new ArgumentException($"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue it or choose another --out.");
-                run = TrainingRun.Start(config, folder);
+                run = TrainingRun.Start(config, folder, world: world);
             }
             using (run)
             {
                 await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
-                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads");
+                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads" +
+                    (world.Size > 1 ? $" × {world.Size} ranks (MPI; batch {run.Config.Batch} split across them, {run.Averager.BytesPerStep / 1e6:0.#} MB allreduced per step)" : ""));
                 var watch = Stopwatch.StartNew();
                 try
                 {
@@ -125,11 +149,11 @@ public static class TrainCommand
                     return 130;
                 }
                 var last = run.Losses.Count > 0 ? run.Losses[^1].Loss : double.NaN;
-                await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {watch.Elapsed.TotalMinutes:0.0} min; checkpoint {TrainingRun.CheckpointPath(folder)}");
+                await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {watch.Elapsed.TotalMinutes:0.0} min; checkpoint {TrainingRun.CheckpointPath(folder)}" +
+                    (world.Size > 1 ? $"; allreduce {run.Averager.AllreduceTime.TotalSeconds:0.0} s in all" : ""));
             }
             return 0;
-        }));
-        return command;
+        }
     }
 
     private static void RunWithProgress(TrainingRun run, TextWriter output, CancellationToken cancellation)

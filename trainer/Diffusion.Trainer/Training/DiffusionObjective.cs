@@ -73,16 +73,24 @@ public sealed class DiffusionObjective : IDisposable
         return _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0 + _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise;
     }
 
-    /// <summary>The weighted loss of <paramref name="net"/> on a batch (x₀ in [−1, 1] on the device), with all randomness from <paramref name="g"/> (a CPU generator).</summary>
-    public Tensor Loss(UNet net, Tensor x0, Tensor? labels, Generator g)
+    /// <summary>
+    /// The weighted loss of <paramref name="net"/> on a batch (x₀ in [−1, 1] on the device), with all randomness from
+    /// <paramref name="g"/> (a CPU generator). With <paramref name="shard"/>, x₀ holds rows [From, From + Count) of a
+    /// batch of Total images: t, ε and label dropout are drawn for the whole batch and sliced, so that every rank of a
+    /// data-parallel run uses the draws one process would have made for those rows.
+    /// </summary>
+    public Tensor Loss(UNet net, Tensor x0, Tensor? labels, Generator g, BatchShard? shard = null)
     {
         long b = x0.shape[0];
-        var t = randint(_schedule.TrainTimesteps, [b], generator: g).to(_device);
-        var noise = randn(x0.shape, generator: g).to(_device);
+        var (from, total) = shard is { } s ? (s.From, s.Total) : (0, (int)b);
+        if (from + b > total) throw new ArgumentException($"Shard rows {from}…{from + b - 1} lie outside a batch of {total}.");
+        Tensor Rows(Tensor all) => b == total ? all : all.narrow(0, from, b);
+        var t = Rows(randint(_schedule.TrainTimesteps, [total], generator: g)).to(_device);
+        var noise = Rows(randn([total, .. x0.shape[1..]], generator: g)).to(_device);
         var xt = QSample(x0, t, noise);
         if (labels is not null && _labelDropout > 0)
         {
-            var drop = (rand([b], generator: g) < _labelDropout).to(_device);
+            var drop = Rows(rand([total], generator: g) < _labelDropout).to(_device);
             labels = where(drop, full([b], _nullLabel, ScalarType.Int64, _device), labels);
         }
         var prediction = net.forward(xt, t.to_type(ScalarType.Float32), labels);
@@ -106,3 +114,6 @@ public sealed class DiffusionObjective : IDisposable
         _velocityOnSample.Dispose();
     }
 }
+
+/// <summary>Rows [<see cref="From"/>, <see cref="From"/> + n) of a global batch of <see cref="Total"/> images.</summary>
+public readonly record struct BatchShard(int From, int Total);

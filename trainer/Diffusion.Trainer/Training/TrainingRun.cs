@@ -3,6 +3,7 @@ using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Data;
+using Diffusion.Trainer.Distributed;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Optim;
@@ -19,6 +20,10 @@ public readonly record struct StepReport(int Step, int Steps, double Loss, doubl
 /// A training run: data, UNet, objective, TorchSharp's AdamW with warm-up and gradient-norm clipping, EMA, checkpoints
 /// every N steps (atomic), loss log, and periodic sample grids made by the runtime from the just-exported ONNX model.
 /// <see cref="Resume"/> restores every piece of state, so a resumed run continues as if it had never stopped.
+/// Data-parallel over an <see cref="ICommunicator"/> of N ranks: rank 0's state (fresh or resumed) is broadcast, every
+/// rank draws the global batch's indices, flips, t, ε and label dropout from the same generator and takes its share of
+/// the rows, gradients (and the loss) are averaged by <see cref="GradientAverager"/> before clipping, and only rank 0
+/// writes files — so N ranks follow the one-process run (the same batch, the same updates) up to rounding.
 /// </summary>
 public sealed class TrainingRun : IDisposable
 {
@@ -31,6 +36,8 @@ public sealed class TrainingRun : IDisposable
     private readonly Ema<UNet> _ema;
     private readonly Generator _generator;
     private readonly Device _device;
+    private readonly ICommunicator _world;
+    private readonly GradientAverager _averager;
     private readonly List<(int Step, double Loss)> _losses = [];
     private int _loggedUpTo = -1;
 
@@ -44,14 +51,19 @@ public sealed class TrainingRun : IDisposable
     public IReadOnlyList<(int Step, double Loss)> Losses => _losses;
     /// <summary>Class names of the data.</summary>
     public string[] ClassNames => _data.ClassNames;
+    /// <summary>The ranks this run spans.</summary>
+    public ICommunicator World => _world;
+    /// <summary>Gradient averaging over the ranks (bytes per step, time in allreduce).</summary>
+    public GradientAverager Averager => _averager;
     /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
     public StepProfile? Profile { get; set; }
 
     /// <summary>The checkpoint file of a run folder.</summary>
     public static string CheckpointPath(string outDir) => Path.Combine(outDir, "checkpoint.pt");
 
-    private TrainingRun(TrainConfig config, string outDir, ImageDataset data)
+    private TrainingRun(TrainConfig config, string outDir, ImageDataset data, ICommunicator world)
     {
+        _world = world;
         _device = TorchSetup.ParseDevice(config.Device);
         _outDir = outDir;
         _data = data;
@@ -78,41 +90,104 @@ public sealed class TrainingRun : IDisposable
         var average = new UNet(net);
         average.to(_device);
         _ema = new Ema<UNet>(_net, average, config.EmaDecay);
+        _averager = new GradientAverager(world, _net.parameters());
     }
 
-    /// <summary>Starts a new run writing into <paramref name="outDir"/>.</summary>
-    public static TrainingRun Start(TrainConfig config, string outDir, ImageDataset? data = null)
+    /// <summary>Starts a new run writing into <paramref name="outDir"/> (on every rank of <paramref name="world"/>, each with the same config).</summary>
+    public static TrainingRun Start(TrainConfig config, string outDir, ImageDataset? data = null, ICommunicator? world = null)
     {
+        world ??= new SingleProcess();
         Validate(config);
+        AgreeOnConfig(world, config, "");
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
-        var run = new TrainingRun(config, outDir, data);
-        Directory.CreateDirectory(outDir);
-        Checkpoint.RemoveStaleTemporaries(CheckpointPath(outDir));
-        return run;
+        var run = new TrainingRun(config, outDir, data, world);
+        if (world.Rank == 0)
+        {
+            Directory.CreateDirectory(outDir);
+            Checkpoint.RemoveStaleTemporaries(CheckpointPath(outDir));
+        }
+        return run.Synchronized();
     }
 
-    /// <summary>Continues the run saved in <paramref name="outDir"/>; <paramref name="steps"/> (if given) replaces the target step count.</summary>
-    public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null)
+    /// <summary>
+    /// Continues the run saved in <paramref name="outDir"/>; <paramref name="steps"/> (if given) replaces the target step
+    /// count. Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
+    /// </summary>
+    public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null, ICommunicator? world = null)
     {
+        world ??= new SingleProcess();
         var path = CheckpointPath(outDir);
-        Checkpoint.RemoveStaleTemporaries(path);
-        var saved = Checkpoint.ReadInfo(path);
-        var config = saved.Config with { Steps = steps ?? saved.Config.Steps };
-        Validate(config);
+        TrainConfig? config = null;
+        if (world.Rank == 0)
+        {
+            Checkpoint.RemoveStaleTemporaries(path);
+            var saved = Checkpoint.ReadInfo(path);
+            config = saved.Config with { Steps = steps ?? saved.Config.Steps };
+            Validate(config);
+        }
+        config = AgreeOnConfig(world, config, steps is int s ? $"--steps {s}" : "");
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
-        var run = new TrainingRun(config, outDir, data);
+        var run = new TrainingRun(config, outDir, data, world);
         try
         {
-            Checkpoint.Read(path, (info, reader) => run.Restore(info, reader));
-            return run;
+            if (world.Rank == 0) Checkpoint.Read(path, (info, reader) => run.Restore(info, reader));
+            return run.Synchronized();
         }
         catch
         {
             run.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Every rank's config must be rank 0's (a fresh run) — or, resuming, is rank 0's checkpoint's, with the same
+    /// <paramref name="request"/> (the options that apply to a resumed run) on every rank. A mismatch fails on every
+    /// rank before the first step.
+    /// </summary>
+    private static TrainConfig AgreeOnConfig(ICommunicator world, TrainConfig? mine, string request)
+    {
+        if (world.Size == 1) return mine!;
+        static byte[] Json(TrainConfig config, string request) => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new RankOptions(config, request));
+        var root = world.Broadcast(world.Rank == 0 ? Json(mine!, request) : null);
+        var (rootConfig, rootRequest) = System.Text.Json.JsonSerializer.Deserialize<RankOptions>(root)!;
+        bool differs = request != rootRequest || (mine is not null && !root.AsSpan().SequenceEqual(Json(mine, request)));
+        if (world.AllreduceMax(differs ? 1 : 0) > 0)
+            throw new ArgumentException(differs
+                ? $"Rank {world.Rank} was started with other training options than rank 0 ({(request != rootRequest ? $"'{request}' vs '{rootRequest}'" : "see the config each rank prints")}); start every rank with the same command line."
+                : "Another rank was started with other training options than rank 0; start every rank with the same command line.");
+        return rootConfig;
+    }
+
+    /// <summary>What one rank was started with: the config, and the options that apply to a resumed run.</summary>
+    private sealed record RankOptions(TrainConfig Config, string Request);
+
+    /// <summary>This run with rank 0's step, weights, EMA, AdamW and generator states on every rank.</summary>
+    private TrainingRun Synchronized()
+    {
+        if (_world.Size == 1) return this;
+        byte[]? state = null;
+        if (_world.Rank == 0)
+        {
+            using var buffer = new MemoryStream();
+            using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                writer.Write(Step);
+                WriteState(writer);
+            }
+            state = buffer.ToArray();
+        }
+        state = _world.Broadcast(state);
+        if (_world.Rank != 0)
+        {
+            using var reader = new BinaryReader(new MemoryStream(state));
+            Step = reader.ReadInt32();
+            ReadState(reader, _net, _ema.Average, _optimizer, _generator, restoreDefaultGenerator: true);
+            _loggedUpTo = Step;
+        }
+        return this;
     }
 
     /// <summary>The payload of a checkpoint: weights, EMA weights, AdamW state, both generators' states, in this order.</summary>
@@ -169,12 +244,13 @@ public sealed class TrainingRun : IDisposable
             double loss = TrainStep();
             double rate = (Step - startStep) * (double)_config.Batch / watch.Elapsed.TotalSeconds;
             progress?.Report(new StepReport(Step, _config.Steps, loss, LearningRateAt(Step), rate));
+            if (_world.Rank != 0) continue; // rank 0 alone writes the run's files
             if (Step % _config.CheckpointEvery == 0 || Step == _config.Steps) SaveCheckpoint(loss);
             if (_config.SampleEvery > 0 && (Step % _config.SampleEvery == 0 || Step == _config.Steps)) WriteSamples();
         }
     }
 
-    /// <summary>One optimizer step on a fresh batch; returns the loss.</summary>
+    /// <summary>One optimizer step on a fresh batch (this rank's rows of it); returns the loss of the whole batch.</summary>
     public double TrainStep()
     {
         using var scope = NewDisposeScope();
@@ -183,7 +259,10 @@ public sealed class TrainingRun : IDisposable
         int b = _config.Batch;
         var indices = randint(_data.Count, [b], generator: _generator).data<long>().ToArray();
         var flips = rand([b], generator: _generator).data<float>().ToArray().Select(u => _config.Flip && u < 0.5f).ToArray();
-        var (images, labels) = _data.Batch(indices, flips);
+        // This rank's rows of the global batch (all of them in one process).
+        int from = (int)((long)b * _world.Rank / _world.Size), to = (int)((long)b * (_world.Rank + 1) / _world.Size);
+        if (to == from) throw new ArgumentException($"--batch {b} gives rank {_world.Rank} of {_world.Size} no images; use a batch of at least {_world.Size}.");
+        var (images, labels) = _data.Batch(indices[from..to], flips[from..to]);
         var x0 = images.to(_device);
         var y = _net.Config.NumClasses > 0 ? labels?.to(_device) : null;
         _optimizer.zero_grad();
@@ -191,10 +270,18 @@ public sealed class TrainingRun : IDisposable
         Tensor loss;
         // The forward pass's intermediate tensors are released as soon as it ends: the autograd graph keeps what
         // backward needs and frees it node by node, as in PyTorch, instead of every activation living to the end.
-        using (var forward = NewDisposeScope()) loss = forward.MoveToOuter(_objective.Loss(_net, x0, y, _generator));
+        using (var forward = NewDisposeScope())
+        {
+            loss = _objective.Loss(_net, x0, y, _generator, new BatchShard(from, b));
+            // Averaging over the ranks weighs each rank's mean by its share of the batch: the mean over the whole batch.
+            if (to - from != b) loss = loss * ((to - from) * (double)_world.Size / b);
+            loss = forward.MoveToOuter(loss);
+        }
         Profile?.Mark("forward");
         loss.backward();
         Profile?.Mark("backward");
+        double value = _averager.Average(loss.item<float>());
+        Profile?.Mark("allreduce");
         if (_config.GradClip > 0) nn.utils.clip_grad_norm_(_net.parameters(), _config.GradClip);
         Profile?.Mark("clip");
         Step++;
@@ -203,7 +290,6 @@ public sealed class TrainingRun : IDisposable
         Profile?.Mark("adamw");
         _ema.Update(Step);
         Profile?.Mark("ema");
-        double value = loss.item<float>();
         if (!double.IsFinite(value)) throw new InvalidOperationException($"The loss became {value} at step {Step}; lower --lr or enable --grad-clip.");
         _losses.Add((Step, value));
         Profile?.End();

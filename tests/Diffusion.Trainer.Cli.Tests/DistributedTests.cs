@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Onnx;
+using Diffusion.Trainer.Training;
+using TorchSharp;
+
+namespace Diffusion.Trainer.Cli.Tests;
+
+/// <summary>Data-parallel training on Open MPI: N ranks follow the one-process run; faults end every rank with a message.</summary>
+public class DistributedTests
+{
+    private static string Trainer => Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
+
+    /// <summary>A small run with dropout off (dropout draws would differ by shard), checkpointed at its end.</summary>
+    private static string[] Small(string folder, int steps, int batch = 32) =>
+        ["train", "--out", folder, "--data", "fashion-mnist-test", "--limit", "256", "--channels", "16", "--mults", "1,2", "--attention", "",
+         "--steps", $"{steps}", "--batch", $"{batch}", "--dropout", "0", "--checkpoint-every", "10", "--sample-every", "0"];
+
+    private static async Task Train(string[] arguments)
+    {
+        var (output, error) = (new StringWriter(), new StringWriter());
+        int code = await Program.Run(arguments, output, error);
+        Assert.True(code == 0, $"exit {code}: {error}{output}");
+    }
+
+    /// <summary>Largest |Δ| of any weight over the largest |w| (raw weights, then EMA weights).</summary>
+    private static double RelativeDifference(string a, string b)
+    {
+        double worst = 0;
+        foreach (var ema in new[] { false, true })
+        {
+            var (netA, _) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(a), ema);
+            var (netB, _) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(b), ema);
+            using (netA)
+            using (netB)
+            {
+                var pa = netA.parameters().ToArray();
+                var pb = netB.parameters().ToArray();
+                Assert.Equal(pa.Length, pb.Length);
+                for (int i = 0; i < pa.Length; i++)
+                {
+                    double scale = Math.Max(pa[i].abs().max().item<float>(), 1e-6);
+                    worst = Math.Max(worst, (pa[i] - pb[i]).abs().max().item<float>() / scale);
+                }
+            }
+        }
+        return worst;
+    }
+
+    private static float[] Sample(string folder)
+    {
+        var (net, config) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
+        using var _ = net;
+        using var model = DiffusionModel.Load(Export.UNetExporter.ToOnnx(net, config), folder);
+        return new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, ClassLabels = [3] }).Images;
+    }
+
+    [Fact]
+    public async Task Two_ranks_end_with_the_weights_and_images_of_one_process_at_the_same_global_batch()
+    {
+        string one = TestFolders.Reserve("mpi-1"), two = TestFolders.Reserve("mpi-2");
+        await Train(Small(one, 20));
+        await Train([.. Small(two, 20), "--processes", "2"]);
+        double weights = RelativeDifference(one, two);
+        Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
+        double images = Sample(one).Zip(Sample(two), (x, y) => Math.Abs(x - y)).Max();
+        Assert.True(images <= 1e-3, $"images differ by {images:E2}");
+        Assert.Equal(File.ReadAllLines(Path.Combine(one, "loss.csv")).Length, File.ReadAllLines(Path.Combine(two, "loss.csv")).Length);
+    }
+
+    [Fact]
+    public async Task A_run_of_two_ranks_resumes_with_one_and_continues_the_same_curve()
+    {
+        string straight = TestFolders.Reserve("mpi-straight"), resumed = TestFolders.Reserve("mpi-resumed");
+        await Train(Small(straight, 20));
+        await Train([.. Small(resumed, 10), "--processes", "2"]);
+        await Train(["train", "--out", resumed, "--resume", "--steps", "20"]);
+        double weights = RelativeDifference(straight, resumed);
+        Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
+        var a = File.ReadAllLines(Path.Combine(straight, "loss.csv")).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var b = File.ReadAllLines(Path.Combine(resumed, "loss.csv")).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(20, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4 * Math.Abs(a[i]), $"step {i + 1}: loss {b[i]} vs {a[i]}");
+    }
+
+    /// <summary>mpirun with one command line per rank (MPMD), as a user starting ranks by hand might.</summary>
+    private static (int Code, string Output) Mpirun(string[][] ranks, TimeSpan timeout, Action<Process>? whileRunning = null)
+    {
+        var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])["--bind-to", "none", "--oversubscribe", "--allow-run-as-root"]) start.ArgumentList.Add(a);
+        for (int r = 0; r < ranks.Length; r++)
+        {
+            if (r > 0) start.ArgumentList.Add(":");
+            foreach (var a in (string[])["-np", "1", "dotnet", Trainer, .. ranks[r]]) start.ArgumentList.Add(a);
+        }
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        whileRunning?.Invoke(process);
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"mpirun still ran after {timeout.TotalSeconds} s: {output.Result}{error.Result}");
+        }
+        return (process.ExitCode, output.Result + error.Result);
+    }
+
+    [Fact]
+    public void Ranks_started_with_different_options_fail_before_the_first_step()
+    {
+        var folder = TestFolders.Reserve("mpi-mismatch");
+        var (code, output) = Mpirun([[.. Small(folder, 20), "--lr", "1e-4"], [.. Small(folder, 20), "--lr", "2e-4"]], TimeSpan.FromSeconds(60));
+        Assert.NotEqual(0, code);
+        Assert.Contains("Rank 1 was started with other training options than rank 0", output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.False(File.Exists(TrainingRun.CheckpointPath(folder)));
+    }
+
+    [Fact]
+    public void A_rank_killed_mid_run_ends_every_rank_and_the_last_checkpoint_stays_loadable()
+    {
+        var folder = TestFolders.Reserve("mpi-kill");
+        var arguments = Small(folder, 100000).Select(a => a == "10" ? "1" : a).ToArray(); // a checkpoint every step
+        var watch = new Stopwatch();
+        var (code, output) = Mpirun([arguments, arguments], TimeSpan.FromSeconds(120), mpirun =>
+        {
+            var checkpoint = TrainingRun.CheckpointPath(folder);
+            var until = Stopwatch.StartNew();
+            while (!File.Exists(checkpoint) && until.Elapsed < TimeSpan.FromSeconds(90)) Thread.Sleep(50);
+            Assert.True(File.Exists(checkpoint), "the run never wrote a checkpoint");
+            // Rank 1 is the dotnet process whose environment says OMPI_COMM_WORLD_RANK=1.
+            var rank1 = Process.GetProcessesByName("dotnet").FirstOrDefault(p =>
+                File.Exists($"/proc/{p.Id}/environ") && File.ReadAllText($"/proc/{p.Id}/environ").Split('\0').Contains("OMPI_COMM_WORLD_RANK=1")
+                && File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(folder));
+            Assert.NotNull(rank1);
+            rank1!.Kill(); // SIGKILL
+            watch.Start();
+        });
+        watch.Stop();
+        Assert.NotEqual(0, code);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the other rank took {watch.Elapsed.TotalSeconds:0} s to end");
+        Assert.Contains("signal 9", output); // mpirun names the rank and the signal
+        Assert.True(Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step >= 1);
+        var (net, _) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
+        net.Dispose();
+    }
+
+    [Fact]
+    public void Processes_without_mpirun_is_one_clear_line()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Trainer, .. Small(TestFolders.Reserve("mpi-none"), 2), "--processes", "2"]) start.ArgumentList.Add(a);
+        start.Environment["PATH"] = Path.GetDirectoryName(Environment.ProcessPath) ?? "/usr/bin/none"; // dotnet, but no mpirun
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.Equal(1, process.ExitCode);
+        Assert.Equal("error: --processes needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.", error.Trim());
+    }
+}

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+
+namespace Diffusion.Trainer.Commands;
+
+/// <summary>
+/// <c>train --processes N</c>: starts N copies of this trainer under Open MPI's <c>mpirun</c> on this machine (the same
+/// command line without --processes), passes their output through and returns mpirun's exit code.
+/// </summary>
+public static class Launcher
+{
+    /// <summary>Runs <paramref name="arguments"/> (the command line from "train" on) as <paramref name="processes"/> MPI ranks.</summary>
+    public static async Task<int> RunUnderMpirun(int processes, string[] arguments, TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var mpirun = FindMpirun() ?? throw new InvalidOperationException("--processes needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.");
+        var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in MpirunArguments(processes)) start.ArgumentList.Add(a);
+        foreach (var a in SelfCommand()) start.ArgumentList.Add(a);
+        for (int i = 0; i < arguments.Length; i++)
+        {
+            if (arguments[i] == "--processes") { i++; continue; }
+            if (arguments[i].StartsWith("--processes=", StringComparison.Ordinal)) continue;
+            start.ArgumentList.Add(arguments[i]);
+        }
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {mpirun}.");
+        var copyOut = Pump(process.StandardOutput, output);
+        var copyErr = Pump(process.StandardError, error);
+        try
+        {
+            await process.WaitForExitAsync(cancellation);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        await Task.WhenAll(copyOut, copyErr);
+        return process.ExitCode;
+    }
+
+    /// <summary>mpirun's options for N ranks here: root allowed (containers), no core binding (libtorch spreads its threads), N may exceed the cores.</summary>
+    public static IEnumerable<string> MpirunArguments(int processes)
+    {
+        yield return "-np";
+        yield return processes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        yield return "--bind-to";
+        yield return "none";
+        yield return "--oversubscribe";
+        if (Environment.UserName == "root") yield return "--allow-run-as-root";
+    }
+
+    /// <summary>How to start this trainer again: the apphost, or dotnet with this assembly.</summary>
+    public static IEnumerable<string> SelfCommand()
+    {
+        var host = Environment.ProcessPath ?? "dotnet";
+        yield return host;
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") yield return typeof(Launcher).Assembly.Location;
+    }
+
+    /// <summary>libtorch threads per rank when --threads is not given: the cores shared by the ranks on this machine.</summary>
+    public static int ThreadsPerRank()
+    {
+        int local = int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out var n) && n > 0 ? n : 1;
+        return Math.Max(1, Environment.ProcessorCount / local);
+    }
+
+    private static string? FindMpirun() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Select(d => Path.Combine(d, "mpirun")).FirstOrDefault(File.Exists);
+
+    private static async Task Pump(StreamReader from, TextWriter to)
+    {
+        while (await from.ReadLineAsync() is { } line) await to.WriteLineAsync(line);
+    }
+}
