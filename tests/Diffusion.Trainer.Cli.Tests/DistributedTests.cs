@@ -146,6 +146,28 @@ public class DistributedTests
     }
 
     [Fact]
+    public async Task Two_ranks_in_two_network_namespaces_match_one_process_and_talk_over_their_link()
+    {
+        // Two machines without a cluster: trainer/Diffusion.Trainer/Distributed/two-hosts.sh (needs root, as the tmpfs tests do).
+        string one = TestFolders.Reserve("netns-1"), two = TestFolders.Reserve("netns-2");
+        await Train(Small(one, 20));
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "two-hosts.sh"), "dotnet", Trainer, .. Small(two, 20), "--threads", "1"])
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {output}{await error}");
+        double weights = RelativeDifference(one, two);
+        Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
+        // Each side sent at least its 20 gradient buffers (4 bytes × 231 809 parameters) over the veth pair.
+        var sent = System.Text.RegularExpressions.Regex.Matches(output, @"sent (\d+)").Select(m => long.Parse(m.Groups[1].Value)).ToArray();
+        Assert.Equal(2, sent.Length);
+        Assert.All(sent, bytes => Assert.True(bytes >= 20L * 4 * 231_809, $"only {bytes} bytes crossed the link: {output}"));
+    }
+
+    [Fact]
     public void Processes_without_mpirun_is_one_clear_line()
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -136,6 +136,7 @@ public static class TrainCommand
                     $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads" +
                     (world.Size > 1 ? $" × {world.Size} ranks (MPI; batch {run.Config.Batch} split across them, {run.Averager.BytesPerStep / 1e6:0.#} MB allreduced per step)" : ""));
                 var watch = Stopwatch.StartNew();
+                int firstStep = run.Step;
                 try
                 {
                     await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
@@ -149,8 +150,9 @@ public static class TrainCommand
                     return 130;
                 }
                 var last = run.Losses.Count > 0 ? run.Losses[^1].Loss : double.NaN;
-                await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {watch.Elapsed.TotalMinutes:0.0} min; checkpoint {TrainingRun.CheckpointPath(folder)}" +
-                    (world.Size > 1 ? $"; allreduce {run.Averager.AllreduceTime.TotalSeconds:0.0} s in all" : ""));
+                double seconds = watch.Elapsed.TotalSeconds, steps = run.Step - firstStep;
+                await output.WriteLineAsync($"done: step {run.Step}, last loss {last:0.0000}, {seconds / 60:0.0} min ({steps * run.Config.Batch / seconds:0.0} images/s); checkpoint {TrainingRun.CheckpointPath(folder)}" +
+                    (world.Size > 1 ? $"; allreduce {1e3 * run.Averager.AllreduceTime.TotalSeconds / Math.Max(steps, 1):0.0} ms per step ({run.Averager.AllreduceTime.TotalSeconds / seconds:P1} of the time)" : ""));
             }
             return 0;
         }
