@@ -6,7 +6,7 @@ namespace Diffusion.Runtime.Diffusers;
 /// The noise levels a diffusers scheduler visits for n steps, built by its own rules (diffusers 0.31):
 /// <list type="bullet">
 /// <item>DDIM and DDPM: integer timesteps by <see cref="TimestepSpacings"/> (the runtime's own rule is theirs).</item>
-/// <item>Euler, Euler ancestral, Heun: "linspace" keeps linspace(0, T−1, n) unrounded; σ is interpolated linearly in σ
+/// <item>Euler, Euler ancestral, Heun, LMS: "linspace" keeps linspace(0, T−1, n) unrounded; σ is interpolated linearly in σ
 /// between integer timesteps; Karras σ's span the grid's own end points and map back to t by log-σ interpolation.</item>
 /// <item>DPMSolverMultistep, UniPCMultistep: "leading" and "linspace" divide [0, T) into n + 1 and drop the point at
 /// t ≈ 0, so the last step goes from t ≈ T/(n+1) straight to σ = 0; Karras σ's span the whole schedule and their t
@@ -30,7 +30,7 @@ public static class DiffusersGrid
                 var t = TimestepSpacings.Timesteps(scheduler.Spacing, T, steps, scheduler.StepsOffset);
                 for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
                 break;
-            case DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun:
+            case DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun or DiffusersFamily.Lms:
                 SigmaGrid(scheduler, schedule, steps, levels);
                 break;
             case DiffusersFamily.DpmSolverMultistep or DiffusersFamily.UniPCMultistep:

@@ -5,7 +5,7 @@ namespace Diffusion.Runtime.Diffusers;
 
 /// <summary>
 /// The scheduler a diffusers config names, walked as diffusers walks it: its grid (<see cref="DiffusersGrid"/>) and
-/// its step, which is one of the runtime's samplers — DDPM, Euler, Euler ancestral, Heun, DPM-Solver++(2M) (midpoint
+/// its step, which is one of the runtime's samplers — DDPM, Euler, Euler ancestral, Heun, linear multistep, DPM-Solver++(2M) (midpoint
 /// or heun form; order 1 is DDIM, order 3 DPM-Solver++(3M) at η = 0; sde-dpmsolver++ is the 2M SDE), UniPC bh2 — except DDIM, whose diffusers step has a
 /// quirk this class follows: from timestep t it steps to t − ⌊T/n⌋ (ᾱ_0, or 1 with set_alpha_to_one, below 0)
 /// whatever the next grid timestep is. On leading grids that is the next timestep; on trailing and linspace grids
@@ -33,6 +33,7 @@ public sealed class DiffusersSampler : ISampler
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
             DiffusersFamily.Heun => new Heun(),
+            DiffusersFamily.Lms => new LinearMultistep(),
             DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 1 => new Ddim(),
             DiffusersFamily.DpmSolverMultistep when s.Algorithm == "sde-dpmsolver++" => new DpmSolverPlusPlus2MSde(),
             DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 3 => new DpmSolverPlusPlus3MSde
@@ -70,9 +71,9 @@ public sealed class DiffusersSampler : ISampler
         return DiffusersGrid.Create(scheduler, schedule, steps);
     }
 
-    /// <summary>diffusers' init_noise_sigma: σ_max (not √(σ_max² + 1)) for Euler, Euler ancestral and Heun on linspace and trailing grids.</summary>
+    /// <summary>diffusers' init_noise_sigma: σ_max (not √(σ_max² + 1)) for Euler, Euler ancestral, Heun and LMS on linspace and trailing grids.</summary>
     public double InitialNoiseScale(NoiseLevel first) =>
-        Scheduler.Family is DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun
+        Scheduler.Family is DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun or DiffusersFamily.Lms
         && Scheduler.Spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing ? first.SigmaVp : 1;
 
     /// <inheritdoc />

@@ -20,6 +20,8 @@ public enum DiffusersFamily
     DpmSolverMultistep,
     /// <summary>UniPCMultistepScheduler.</summary>
     UniPCMultistep,
+    /// <summary>LMSDiscreteScheduler.</summary>
+    Lms,
 }
 
 /// <summary>
@@ -69,6 +71,7 @@ public sealed record DiffusersScheduler
         "HeunDiscreteScheduler" => DiffusersFamily.Heun,
         "DPMSolverMultistepScheduler" => DiffusersFamily.DpmSolverMultistep,
         "UniPCMultistepScheduler" => DiffusersFamily.UniPCMultistep,
+        "LMSDiscreteScheduler" => DiffusersFamily.Lms,
         _ => null,
     };
 
@@ -123,13 +126,13 @@ public sealed record DiffusersScheduler
         var problems = new List<string>();
         switch (className)
         {
-            case "LMSDiscreteScheduler" or "PNDMScheduler":
-                return $"{className} (linear multistep) is not implemented";
+            case "PNDMScheduler":
+                return $"{className} (pseudo linear multistep) is not implemented";
             case "DDPMScheduler":
                 if (Text("variance_type") is { } variance && variance is not ("fixed_small" or "fixed_small_log" or "fixed_large"))
                     problems.Add($"variance_type '{variance}' (fixed_small and fixed_large are)");
                 break;
-            case "DDIMScheduler" or "EulerDiscreteScheduler" or "EulerAncestralDiscreteScheduler" or "HeunDiscreteScheduler":
+            case "DDIMScheduler" or "EulerDiscreteScheduler" or "EulerAncestralDiscreteScheduler" or "HeunDiscreteScheduler" or "LMSDiscreteScheduler":
                 break;
             case "DPMSolverMultistepScheduler":
                 string algorithm = Text("algorithm_type") ?? "dpmsolver++";
@@ -150,7 +153,7 @@ public sealed record DiffusersScheduler
                     problems.Add("lower_order_final false with final_sigmas_type 'zero' (its order-2 step to σ = 0 divides by zero in diffusers too)");
                 break;
             default:
-                return $"'{className}' is not a scheduler the runtime reproduces (DDIM, DDPM, Euler, EulerAncestral, Heun, DPMSolverMultistep, UniPCMultistep are)";
+                return $"'{className}' is not a scheduler the runtime reproduces (DDIM, DDPM, Euler, EulerAncestral, Heun, LMS, DPMSolverMultistep, UniPCMultistep are)";
         }
         if (className is "EulerDiscreteScheduler" or "DPMSolverMultistepScheduler" or "UniPCMultistepScheduler"
             && Text("final_sigmas_type") is { } final && final is not ("zero" or "sigma_min"))

@@ -18,6 +18,7 @@ public static class SamplerRegistry
         ("dpm++2m-sde", "DPM-Solver++(2M) SDE, η = 1 — Lu et al. 2022", () => new DpmSolverPlusPlus2MSde()),
         ("dpm++3m-sde", "DPM-Solver++(3M) SDE, multistep 3rd order, η = 1 (0 = ODE) — Lu et al. 2022", () => new DpmSolverPlusPlus3MSde()),
         ("unipc", "UniPC bh2, order 2 predictor–corrector — Zhao et al. 2023", () => new UniPC()),
+        ("lms", "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — k-diffusion / Karras et al. 2022", () => new LinearMultistep()),
         ("rk45", "Adaptive Dormand–Prince RK45 on the PF-ODE (rtol/atol; chooses its own steps) — Song et al. 2021", () => new DormandPrince()),
     ];
 
@@ -37,6 +38,7 @@ public static class SamplerRegistry
         ["dpm++2m-sde"] = ["dpmpp_2m_sde", "DPM++ 2M SDE", "sample_dpmpp_2m_sde"],
         ["dpm++3m-sde"] = ["dpmpp_3m_sde", "DPM++ 3M SDE", "sample_dpmpp_3m_sde"],
         ["unipc"] = ["UniPCMultistepScheduler", "UniPC"],
+        ["lms"] = ["sample_lms", "LMS", "LMSDiscreteScheduler", "k_lms"],
         ["euler-maruyama"] = ["em", "sde"],
         ["pc"] = ["predictor-corrector"],
         ["rk45"] = ["dopri5", "dormand-prince", "ode"],
