@@ -69,6 +69,8 @@ def moments(scheduler, model, steps, count=4096):
 
 def grid(scheduler):
     result = {"timesteps": [float(t) for t in scheduler.timesteps]}
+    if getattr(scheduler, "_timesteps", None) is not None:  # PNDM: the grid its Runge-Kutta and Adams steps move between
+        result["grid_timesteps"] = [float(t) for t in scheduler._timesteps[::-1]]
     if getattr(scheduler, "sigmas", None) is not None:
         result["sigmas"] = [float(s) for s in scheduler.sigmas]
     return result
@@ -109,6 +111,9 @@ def cases():
         ("DPMSolverMultistepScheduler", {"final_sigmas_type": "sigma_min"}, 10),
         ("DPMSolverMultistepScheduler", {"final_sigmas_type": "sigma_min"}, 20),
         ("DPMSolverMultistepScheduler", {"final_sigmas_type": "sigma_min", "lower_order_final": False}, 10),
+        ("PNDMScheduler", {"skip_prk_steps": True}, 20),
+        ("PNDMScheduler", {"skip_prk_steps": True}, 10),
+        ("PNDMScheduler", {"skip_prk_steps": True, "set_alpha_to_one": True, "timestep_spacing": "trailing", "steps_offset": 0}, 20),
         ("UniPCMultistepScheduler", {"solver_order": 3}, 20),
         ("UniPCMultistepScheduler", {"solver_type": "bh1"}, 20),
         ("UniPCMultistepScheduler", {"use_karras_sigmas": True}, 20),
@@ -119,7 +124,7 @@ def cases():
         tag = ",".join(f"{k}={v}" for k, v in overrides.items())
         stochastic_variant = overrides.get("algorithm_type") == "sde-dpmsolver++"
         yield (f"{cls}-{tag}-{steps}", cls, extra, steps, "epsilon", not stochastic_variant, SD_BETAS, STD)
-    for cls in ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler"]:
+    for cls in ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler", "PNDMScheduler"]:
         yield (f"{cls}-v_prediction-leading-20", cls, sd, 20, "v_prediction", True, SD_BETAS, STD)
     # The ODE schedulers on the linear DDPM schedule with data std 0.5 (the setting; "-linear-" in the name).
     for cls in ["DDIMScheduler", "EulerDiscreteScheduler", "HeunDiscreteScheduler", "DPMSolverMultistepScheduler",

@@ -30,7 +30,8 @@ MODELS = [
 OTHER_SCHEDULERS = ["DDIMScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler", "DPMSolverMultistepScheduler"]
 # Further runs as (class, settings over the folder's config): settings whose effect on the Gaussian model is small.
 VARIANTS = [("DPMSolverMultistepScheduler", {"solver_order": 3}),
-            ("DPMSolverMultistepScheduler", {"solver_order": 3, "solver_type": "heun"})]
+            ("DPMSolverMultistepScheduler", {"solver_order": 3, "solver_type": "heun"}),
+            ("PNDMScheduler", {"skip_prk_steps": True}), ("PNDMScheduler", {}), ("LMSDiscreteScheduler", {})]
 
 
 def build_unet(diffusers, torch, channels, classes, seed):

@@ -5,7 +5,7 @@ namespace Diffusion.Runtime.Diffusers;
 /// <summary>
 /// The noise levels a diffusers scheduler visits for n steps, built by its own rules (diffusers 0.31):
 /// <list type="bullet">
-/// <item>DDIM and DDPM: integer timesteps by <see cref="TimestepSpacings"/> (the runtime's own rule is theirs).</item>
+/// <item>DDIM, DDPM and PNDM: integer timesteps by <see cref="TimestepSpacings"/> (the runtime's own rule is theirs).</item>
 /// <item>Euler, Euler ancestral, Heun, LMS: "linspace" keeps linspace(0, T−1, n) unrounded; σ is interpolated linearly in σ
 /// between integer timesteps; Karras σ's span the grid's own end points and map back to t by log-σ interpolation.</item>
 /// <item>DPMSolverMultistep, UniPCMultistep: "leading" and "linspace" divide [0, T) into n + 1 and drop the point at
@@ -26,7 +26,7 @@ public static class DiffusersGrid
         var levels = new NoiseLevel[steps + 1];
         switch (scheduler.Family)
         {
-            case DiffusersFamily.Ddim or DiffusersFamily.Ddpm:
+            case DiffusersFamily.Ddim or DiffusersFamily.Ddpm or DiffusersFamily.Pndm:
                 var t = TimestepSpacings.Timesteps(scheduler.Spacing, T, steps, scheduler.StepsOffset);
                 for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
                 break;

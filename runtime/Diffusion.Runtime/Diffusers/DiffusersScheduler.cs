@@ -22,6 +22,8 @@ public enum DiffusersFamily
     UniPCMultistep,
     /// <summary>LMSDiscreteScheduler.</summary>
     Lms,
+    /// <summary>PNDMScheduler.</summary>
+    Pndm,
 }
 
 /// <summary>
@@ -37,8 +39,10 @@ public sealed record DiffusersScheduler
     public TimestepSpacing Spacing { get; init; }
     /// <summary>steps_offset (added to leading timesteps).</summary>
     public int StepsOffset { get; init; }
-    /// <summary>DDIM's set_alpha_to_one: the last step goes to ᾱ = 1 (true) or to ᾱ_0 (false).</summary>
+    /// <summary>DDIM's and PNDM's set_alpha_to_one: the last step goes to ᾱ = 1 (true) or to ᾱ_0 (false).</summary>
     public bool SetAlphaToOne { get; init; } = true;
+    /// <summary>PNDM's skip_prk_steps: pseudo linear multistep from the first step (Stable Diffusion's PLMS) instead of 3 pseudo Runge–Kutta steps first.</summary>
+    public bool SkipPrkSteps { get; init; }
     /// <summary>use_karras_sigmas.</summary>
     public bool UseKarrasSigmas { get; init; }
     /// <summary>DPM-Solver's and UniPC's solver_order.</summary>
@@ -72,6 +76,7 @@ public sealed record DiffusersScheduler
         "DPMSolverMultistepScheduler" => DiffusersFamily.DpmSolverMultistep,
         "UniPCMultistepScheduler" => DiffusersFamily.UniPCMultistep,
         "LMSDiscreteScheduler" => DiffusersFamily.Lms,
+        "PNDMScheduler" => DiffusersFamily.Pndm,
         _ => null,
     };
 
@@ -102,7 +107,8 @@ public sealed record DiffusersScheduler
             ClassName = className,
             Spacing = spacing,
             StepsOffset = Get("steps_offset", 0),
-            SetAlphaToOne = Get("set_alpha_to_one", true),
+            SetAlphaToOne = Get("set_alpha_to_one", className != "PNDMScheduler"),
+            SkipPrkSteps = Get("skip_prk_steps", false),
             UseKarrasSigmas = Get("use_karras_sigmas", false),
             SolverOrder = Get("solver_order", 2),
             Algorithm = uniPC ? Get("solver_type", "bh2") : Get("algorithm_type", "dpmsolver++"),
@@ -127,7 +133,8 @@ public sealed record DiffusersScheduler
         switch (className)
         {
             case "PNDMScheduler":
-                return $"{className} (pseudo linear multistep) is not implemented";
+                if (Text("prediction_type") is { } pp && pp is not ("epsilon" or "v_prediction")) problems.Add($"prediction_type '{pp}' (diffusers' PNDM takes epsilon and v_prediction)");
+                break;
             case "DDPMScheduler":
                 if (Text("variance_type") is { } variance && variance is not ("fixed_small" or "fixed_small_log" or "fixed_large"))
                     problems.Add($"variance_type '{variance}' (fixed_small and fixed_large are)");
@@ -153,7 +160,7 @@ public sealed record DiffusersScheduler
                     problems.Add("lower_order_final false with final_sigmas_type 'zero' (its order-2 step to σ = 0 divides by zero in diffusers too)");
                 break;
             default:
-                return $"'{className}' is not a scheduler the runtime reproduces (DDIM, DDPM, Euler, EulerAncestral, Heun, LMS, DPMSolverMultistep, UniPCMultistep are)";
+                return $"'{className}' is not a scheduler the runtime reproduces (DDIM, DDPM, PNDM, Euler, EulerAncestral, Heun, LMS, DPMSolverMultistep, UniPCMultistep are)";
         }
         if (className is "EulerDiscreteScheduler" or "DPMSolverMultistepScheduler" or "UniPCMultistepScheduler"
             && Text("final_sigmas_type") is { } final && final is not ("zero" or "sigma_min"))
