@@ -71,6 +71,20 @@ public class DiffusersSchedulerTests
         Assert.True(worst <= 1e-3, $"{name}: largest difference from diffusers {worst:E2}");
     }
 
+    [Fact]
+    public void Pndm_evaluates_between_grid_levels_so_it_refuses_inpainting()
+    {
+        var c = Case("PNDMScheduler-skip_prk_steps=True-20");
+        var (model, scheduler) = Load(c);
+        using var _ = model;
+        var request = new GenerationRequest
+        {
+            SamplerInstance = new DiffusersSampler(scheduler), Steps = 10, Count = 1,
+            KnownImages = new float[model.ImageSize], Mask = Enumerable.Repeat(1f, model.ImageSize).ToArray(),
+        };
+        Assert.Contains("PNDMScheduler", Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(request)).Message);
+    }
+
     private static float[] Distinct(float[] values) => values.Where((v, i) => i == 0 || v != values[i - 1]).ToArray();
 }
 
