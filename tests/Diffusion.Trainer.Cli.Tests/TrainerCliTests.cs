@@ -24,6 +24,26 @@ public class TrainerCliTests
     }
 
     [Fact]
+    public async Task A_time_limit_ends_the_run_with_a_checkpoint_and_zero_terminal_snr_is_kept_in_the_config()
+    {
+        var folder = Folder();
+        var (output, error) = (new StringWriter(), new StringWriter());
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "1000000", "--batch", "4",
+            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0", "--checkpoint-every", "100000",
+            "--prediction", "v_prediction", "--zero-terminal-snr", "--time-limit", "0.05"], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+        var info = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
+        Assert.InRange(info.Step, 1, 999_999); // stopped by the clock, checkpointed where it stopped
+        Assert.True(info.Config.Diffusion.RescaleBetasZeroSnr);
+        Assert.Contains($"done: step {info.Step}", output.ToString());
+        var refused = Folder();
+        Assert.Equal(2, await Program.Run(["train", "--out", refused, "--time-limit", "-1"], output, error));
+        Assert.False(Directory.Exists(refused));
+    }
+
+    [Fact]
     public async Task The_trainer_cli_trains_resumes_and_exports()
     {
         var folder = Folder();
@@ -37,7 +57,7 @@ public class TrainerCliTests
         File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
         Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--lr", "0.1"], output, error));
         Assert.Contains("step 5", output.ToString());
-        Assert.Contains("ignoring --lr (only --steps and --threads apply)", error.ToString());
+        Assert.Contains("ignoring --lr (only --steps, --threads, --time-limit and --processes apply)", error.ToString());
         var onnx = Path.Combine(folder, "exported.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
         using var model = DiffusionModel.Load(onnx);

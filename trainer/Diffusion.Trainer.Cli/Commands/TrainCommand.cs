@@ -27,6 +27,8 @@ public static class TrainCommand
         var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.1, Description = "Dropout in residual blocks." };
         var prediction = new Option<string>("--prediction") { DefaultValueFactory = _ => "epsilon", Description = "epsilon, v_prediction or sample." };
         var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => "linear", Description = "Beta schedule: linear, scaled_linear, cosine, quadratic, sigmoid." };
+        var zeroSnr = new Option<bool>("--zero-terminal-snr") { Description = "Rescale the betas to zero terminal SNR (Lin et al. 2023; use with --prediction v_prediction)." };
+        var timeLimit = new Option<double>("--time-limit") { DefaultValueFactory = _ => 0, Description = "Stop after this many minutes of training (checkpointing there; 0 = no limit), e.g. to compare recipes at equal wall time." };
         var timesteps = new Option<int>("--timesteps") { DefaultValueFactory = _ => 1000, Description = "Training timesteps T." };
         var weighting = new Option<string>("--weighting") { DefaultValueFactory = _ => "simple", Description = "Loss weighting: simple, snr or min-snr." };
         var gamma = new Option<double>("--min-snr-gamma") { DefaultValueFactory = _ => 5, Description = "γ of min-snr." };
@@ -47,6 +49,7 @@ public static class TrainCommand
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
             weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume, processes,
+            zeroSnr, timeLimit,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
@@ -71,6 +74,8 @@ public static class TrainCommand
         // Rank 0 speaks for the run; the others write only their errors.
         async Task<int> Train(ParseResult p, ICommunicator world, TextWriter output, CancellationToken cancellation)
         {
+            double minutes = p.GetValue(timeLimit);
+            if (!(minutes >= 0) || minutes > 1e6) throw new ArgumentException($"--time-limit must be a number of minutes ≥ 0, got {minutes}.");
             int torchThreads = TorchSetup.SetThreads(p.GetValue(threads) is var t and not 0 ? t : Launcher.ThreadsPerRank());
             var folder = p.GetValue(outDir)!;
             TrainingRun run;
@@ -78,10 +83,10 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--threads" };
+                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--threads", "--time-limit", "--processes" };
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
-                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps and --threads apply).");
+                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps, --threads, --time-limit and --processes apply).");
                 run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null, world: world);
             }
             else
@@ -108,6 +113,7 @@ public static class TrainCommand
                         PredictionType = p.GetValue(prediction)!,
                         BetaSchedule = p.GetValue(schedule)!,
                         NumTrainTimesteps = p.GetValue(timesteps),
+                        RescaleBetasZeroSnr = p.GetValue(zeroSnr),
                     },
                     Weighting = p.GetValue(weighting)!.ToLowerInvariant() switch
                     {
@@ -139,6 +145,7 @@ public static class TrainCommand
                 int firstStep = run.Step;
                 try
                 {
+                    run.TimeLimit = minutes > 0 ? TimeSpan.FromMinutes(minutes) : null;
                     await Task.Run(() => RunWithProgress(run, output, cancellation), cancellation);
                 }
                 catch (OperationCanceledException)

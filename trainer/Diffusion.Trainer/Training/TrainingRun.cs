@@ -55,6 +55,8 @@ public sealed class TrainingRun : IDisposable
     public ICommunicator World => _world;
     /// <summary>Gradient averaging over the ranks (bytes per step, time in allreduce).</summary>
     public GradientAverager Averager => _averager;
+    /// <summary>When set, <see cref="Run"/> ends (with a checkpoint) at the first step after this much training time — on every rank at the same step.</summary>
+    public TimeSpan? TimeLimit { get; set; }
     /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
     public StepProfile? Profile { get; set; }
 
@@ -244,8 +246,11 @@ public sealed class TrainingRun : IDisposable
             double loss = TrainStep();
             double rate = (Step - startStep) * (double)_config.Batch / watch.Elapsed.TotalSeconds;
             progress?.Report(new StepReport(Step, _config.Steps, loss, LearningRateAt(Step), rate));
-            if (_world.Rank != 0) continue; // rank 0 alone writes the run's files
-            if (Step % _config.CheckpointEvery == 0 || Step == _config.Steps) SaveCheckpoint(loss);
+            // Ranks' clocks differ: they stop together when any has run out of time.
+            bool outOfTime = TimeLimit is { } limit && _world.AllreduceMax(watch.Elapsed >= limit ? 1 : 0) > 0;
+            if (_world.Rank != 0) { if (outOfTime) break; continue; } // rank 0 alone writes the run's files
+            if (Step % _config.CheckpointEvery == 0 || Step == _config.Steps || outOfTime) SaveCheckpoint(loss);
+            if (outOfTime) break;
             if (_config.SampleEvery > 0 && (Step % _config.SampleEvery == 0 || Step == _config.Steps)) WriteSamples();
         }
     }
