@@ -106,6 +106,12 @@ def cases():
         ("DPMSolverMultistepScheduler", {"solver_order": 3}, 10),
         ("DPMSolverMultistepScheduler", {"solver_type": "heun"}, 20),
         ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}, 20),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min"}, 20),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min"}, 10),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_type": "heun"}, 20),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver", "final_sigmas_type": "sigma_min", "solver_order": 1}, 10),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min"}, 20),
+        ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min", "solver_type": "heun"}, 10),
         ("DPMSolverMultistepScheduler", {"lower_order_final": False}, 10),
         ("DPMSolverMultistepScheduler", {"euler_at_final": True}, 20),
         ("DPMSolverMultistepScheduler", {"final_sigmas_type": "sigma_min"}, 10),
@@ -122,7 +128,7 @@ def cases():
     for cls, overrides, steps in variants:
         extra = {**sd, **overrides}
         tag = ",".join(f"{k}={v}" for k, v in overrides.items())
-        stochastic_variant = overrides.get("algorithm_type") == "sde-dpmsolver++"
+        stochastic_variant = overrides.get("algorithm_type", "").startswith("sde-")
         yield (f"{cls}-{tag}-{steps}", cls, extra, steps, "epsilon", not stochastic_variant, SD_BETAS, STD)
     for cls in ["DDIMScheduler", "DPMSolverMultistepScheduler", "EulerDiscreteScheduler", "UniPCMultistepScheduler", "PNDMScheduler"]:
         yield (f"{cls}-v_prediction-leading-20", cls, sd, 20, "v_prediction", True, SD_BETAS, STD)

@@ -34,6 +34,7 @@ public sealed class DiffusersSampler : ISampler
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
             DiffusersFamily.Heun => new Heun(),
             DiffusersFamily.Lms => new LinearMultistep(),
+            DiffusersFamily.DpmSolverMultistep when s.Algorithm is "dpmsolver" or "sde-dpmsolver" => null,
             DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 1 => new Ddim(),
             DiffusersFamily.DpmSolverMultistep when s.Algorithm == "sde-dpmsolver++" => new DpmSolverPlusPlus2MSde(),
             DiffusersFamily.DpmSolverMultistep when s.SolverOrder == 3 => new DpmSolverPlusPlus3MSde
@@ -83,6 +84,7 @@ public sealed class DiffusersSampler : ISampler
         if (Step(c.Steps) is { } step) step.Sample(c);
         else if (Scheduler.Family == DiffusersFamily.Ddpm) SampleDdpm(c);
         else if (Scheduler.Family == DiffusersFamily.Pndm) SamplePndm(c);
+        else if (Scheduler.Family == DiffusersFamily.DpmSolverMultistep) SampleNoisePrediction(c);
         else SampleDdim(c);
         if (c.Grid[^1] is { IsClean: false } last)
         {
@@ -127,6 +129,42 @@ public sealed class DiffusersSampler : ISampler
                 c.DrawNoise(z);
                 Vec.AddScaled(x, Math.Sqrt(variance), z);
             }
+            c.StepDone(i, x, SampleSpace.Vp);
+        }
+    }
+
+    /// <summary>
+    /// DPMSolverMultistep's noise-prediction algorithms (Lu et al. 2022a's DPM-Solver, multistep; "dpmsolver" and its
+    /// SDE form "sde-dpmsolver"), in VP space with α, σ of the levels and h = λ′ − λ:
+    /// x′ = (α′/α) x − k σ′(eʰ − 1) ε − c D₁ (+ σ′√(e²ʰ − 1) z for the SDE), k = 1 (2 for the SDE), D₁ = (ε − ε₋₁)/r,
+    /// c = k/2 · σ′(eʰ − 1) (midpoint) or k σ′((eʰ − 1)/h − 1) (heun); first order on the first step and where
+    /// lower_order_final / euler_at_final say, and always at solver_order 1.
+    /// </summary>
+    private void SampleNoisePrediction(SamplingContext c)
+    {
+        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), previous = c.Buffer(2), z = c.Buffer(3);
+        bool sde = Scheduler.Algorithm == "sde-dpmsolver", heun = Scheduler.SolverType == "heun";
+        bool lowerOrderFinal = !Scheduler.EndsAtSigmaMin || Scheduler.EulerAtFinal || (Scheduler.LowerOrderFinal && c.Steps < 15);
+        double k = sde ? 2 : 1, lastH = 0;
+        for (int i = 0; i < c.Steps; i++)
+        {
+            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            c.Model.Predict(x, now, eps, x0);
+            double h = next.Lambda - now.Lambda, grow = double.ExpM1(h);
+            Vec.Axpby(x, next.Alpha / now.Alpha, x, -k * next.SigmaVp * grow, eps);
+            if (i > 0 && Scheduler.SolverOrder >= 2 && !(lowerOrderFinal && i == c.Steps - 1))
+            {
+                double r = lastH / h, second = heun ? k * next.SigmaVp * (grow / h - 1) : k / 2 * next.SigmaVp * grow;
+                Vec.AddScaled(x, -second / r, eps);
+                Vec.AddScaled(x, second / r, previous);
+            }
+            if (sde)
+            {
+                c.DrawNoise(z);
+                Vec.AddScaled(x, next.SigmaVp * Math.Sqrt(double.ExpM1(2 * h)), z);
+            }
+            lastH = h;
+            (eps, previous) = (previous, eps);
             c.StepDone(i, x, SampleSpace.Vp);
         }
     }

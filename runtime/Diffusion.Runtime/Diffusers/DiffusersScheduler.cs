@@ -144,8 +144,14 @@ public sealed record DiffusersScheduler
             case "DPMSolverMultistepScheduler":
                 string algorithm = Text("algorithm_type") ?? "dpmsolver++";
                 int order = o["solver_order"] is JsonValue ov && ov.TryGetValue<int>(out var n) ? n : 2;
-                if (algorithm is not ("dpmsolver++" or "sde-dpmsolver++")) problems.Add($"algorithm_type '{algorithm}' (dpmsolver++ and sde-dpmsolver++ are)");
+                if (algorithm is not ("dpmsolver++" or "sde-dpmsolver++" or "dpmsolver" or "sde-dpmsolver"))
+                    problems.Add($"algorithm_type '{algorithm}' (dpmsolver++, sde-dpmsolver++, dpmsolver and sde-dpmsolver are)");
                 if (order is not (1 or 2 or 3)) problems.Add($"solver_order {order} (1, 2 and 3 are)");
+                if (algorithm is "dpmsolver" or "sde-dpmsolver")
+                {
+                    if (order == 3) problems.Add($"{algorithm} of order 3");
+                    if (Text("final_sigmas_type") is null or "zero") problems.Add($"{algorithm} with final_sigmas_type 'zero' (diffusers refuses it too: noise prediction cannot step to σ = 0; use sigma_min)");
+                }
                 if (algorithm == "sde-dpmsolver++" && (order != 2 || Text("solver_type") == "heun")) problems.Add("sde-dpmsolver++ other than order 2 midpoint");
                 if (Flag("use_lu_lambdas") || Flag("use_exponential_sigmas") || Flag("use_beta_sigmas")) problems.Add("λ/exponential/beta σ grids");
                 if (o["variance_type"] is JsonValue vt && vt.TryGetValue<string>(out var learned) && learned is not null) problems.Add($"variance_type '{learned}'");
