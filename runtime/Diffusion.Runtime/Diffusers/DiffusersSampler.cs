@@ -4,18 +4,17 @@ using Diffusion.Runtime.Schedules;
 namespace Diffusion.Runtime.Diffusers;
 
 /// <summary>
-/// The scheduler a diffusers config names, walked as diffusers walks it: its grid (<see cref="DiffusersGrid"/>) and
-/// its step, which is one of the runtime's samplers — DDPM, Euler, Euler ancestral, Heun, linear multistep, DPM-Solver++(2M) (midpoint
-/// or heun form; order 1 is DDIM, order 3 DPM-Solver++(3M) at η = 0; sde-dpmsolver++ is the 2M SDE), UniPC bh2 — except DDIM, whose diffusers step has a
-/// quirk this class follows: from timestep t it steps to t − ⌊T/n⌋ (ᾱ_0, or 1 with set_alpha_to_one, below 0)
-/// whatever the next grid timestep is. On leading grids that is the next timestep; on trailing and linspace grids
-/// with T/n not whole it falls between grid points, and the next step starts from there as if at the grid point.
-/// diffusers' DDPM has the same quirk (its posterior goes to t − ⌊T/n⌋, and it adds no noise from t = 0).
-/// The runtime's own <c>ddim</c> and <c>ddpm</c> samplers step from grid point to grid point.
+/// The scheduler a diffusers config names, walked as diffusers walks it: its grid (<see cref="DiffusersGrid"/>) and its
+/// step. Most steps are the runtime's samplers — Euler, Euler ancestral, Heun, linear multistep, DPM-Solver++(2M)
+/// (midpoint or heun form; order 1 is DDIM, order 3 DPM-Solver++(3M) at η = 0; sde-dpmsolver++ the 2M SDE), UniPC bh2.
+/// Walked here: DDIM and DDPM, whose diffusers steps go from t to t − ⌊T/n⌋ whatever the next grid timestep is (on
+/// trailing and linspace grids with T/n not whole that falls between grid points, and the next step starts from there
+/// as if at the grid point; the runtime's own <c>ddim</c> and <c>ddpm</c> step grid point to grid point), the
+/// noise-prediction DPM-Solver, and PNDM (<see cref="PndmWalk"/>).
 /// On a grid ending at σ = 0 (final_sigmas_type "zero") the last step is first order; on one ending at σ_min
 /// ("sigma_min") DPMSolverMultistep takes it first order when euler_at_final, or lower_order_final with fewer than 15
-/// steps (which also caps the step before at order 2 for solver_order 3), and UniPC when lower_order_final; the sample is returned there as diffusers returns it (σ space x/α for
-/// Euler, x itself for the others).
+/// steps (which also caps the step before at order 2 for solver_order 3), and UniPC when lower_order_final; the sample
+/// is returned there as diffusers returns it (σ space x/α for Euler, x itself for the others).
 /// </summary>
 public sealed class DiffusersSampler : ISampler
 {
@@ -83,7 +82,7 @@ public sealed class DiffusersSampler : ISampler
         Validate();
         if (Step(c.Steps) is { } step) step.Sample(c);
         else if (Scheduler.Family == DiffusersFamily.Ddpm) SampleDdpm(c);
-        else if (Scheduler.Family == DiffusersFamily.Pndm) SamplePndm(c);
+        else if (Scheduler.Family == DiffusersFamily.Pndm) PndmWalk.Sample(c, Scheduler);
         else if (Scheduler.Family == DiffusersFamily.DpmSolverMultistep) SampleNoisePrediction(c);
         else SampleDdim(c);
         if (c.Grid[^1] is { IsClean: false } last)
@@ -166,131 +165,6 @@ public sealed class DiffusersSampler : ISampler
             lastH = h;
             (eps, previous) = (previous, eps);
             c.StepDone(i, x, SampleSpace.Vp);
-        }
-    }
-
-    /// <summary>
-    /// diffusers' PNDMScheduler (Liu et al. 2022), its state machine followed call by call: the network's outputs are
-    /// combined — 3 pseudo Runge–Kutta steps of 4 evaluations first (at t and t − ⌊T/n⌋/2), or with skip_prk_steps
-    /// (Stable Diffusion's PLMS) a first step evaluated twice and averaged — then Adams–Bashforth on up to 4 past outputs;
-    /// each combination moves x from t to t′ by PNDM's transfer, x′ = √(ᾱ′/ᾱ) x − (ᾱ′ − ᾱ) e/(ᾱ√(1 − ᾱ′) + √(ᾱ(1 − ᾱ)ᾱ′)),
-    /// with e the combined ε (a v-prediction combination is turned into ε with the x it is applied to, as diffusers does).
-    /// </summary>
-    private void SamplePndm(SamplingContext c)
-    {
-        if (c.Constraint is not null) throw new DiffusionException("PNDMScheduler evaluates the network between grid levels and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
-        var schedule = c.Model.Schedule;
-        int T = schedule.TrainTimesteps, n = c.Steps, stride = T / n;
-        var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
-        int[] prk = [], plms;
-        if (Scheduler.SkipPrkSteps)
-            plms = [.. ascending[..^1], .. n > 1 ? [ascending[^2]] : (int[])[], ascending[^1]];
-        else
-        {
-            var top = ascending[Math.Max(0, n - 4)..];
-            var pairs = top.SelectMany(t => new[] { t, t + stride / 2 }).ToArray();
-            prk = pairs[..^1].SelectMany(t => new[] { t, t }).ToArray()[1..^1];
-            plms = ascending[..Math.Max(0, n - 3)];
-        }
-        Array.Reverse(prk);
-        Array.Reverse(plms);
-        var timesteps = prk.Concat(plms).ToArray();
-
-        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), combined = c.Buffer(2), current = c.Buffer(3), accumulated = c.Buffer(4);
-        var ets = new List<float[]>(4);
-        var spare = new Queue<float[]>(Enumerable.Range(5, 5).Select(c.Buffer));
-        bool haveCurrent = false;
-        double finalAlphaBar = Scheduler.SetAlphaToOne ? 1 : schedule.AlphasCumprod[0];
-        double AlphaBar(int t) => t >= 0 ? schedule.AlphasCumprod[t] : finalAlphaBar;
-        bool velocity = c.Model.Config.Prediction == Onnx.PredictionType.VPrediction;
-        void Transfer(float[] sample, int t, int previous, float[] output)
-        {
-            double a = AlphaBar(t), ap = AlphaBar(previous);
-            if (velocity) Vec.Axpby(output, Math.Sqrt(a), output, Math.Sqrt(1 - a), sample); // v → ε with this sample
-            double denominator = a * Math.Sqrt(1 - ap) + Math.Sqrt(a * (1 - a) * ap);
-            Vec.Axpby(x, Math.Sqrt(ap / a), sample, -(ap - a) / denominator, output);
-        }
-        for (int counter = 0; counter < timesteps.Length; counter++)
-        {
-            int t = timesteps[counter];
-            var level = NoiseLevel.At(schedule, t);
-            c.Model.Predict(x, level, eps, x0);
-            var output = spare.Count > 0 ? spare.Dequeue() : ets[0];
-            // The network's own output: ε, or v = √ᾱ ε − √(1 − ᾱ) x̂₀.
-            if (velocity) Vec.Axpby(output, level.Alpha, eps, -level.SigmaVp, x0);
-            else eps.CopyTo(output, 0);
-            if (counter < prk.Length)
-            {
-                int previous = t - (counter % 2 == 1 ? 0 : stride / 2);
-                int from = prk[counter / 4 * 4];
-                switch (counter % 4)
-                {
-                    case 0:
-                        Vec.Scale(accumulated, 1 / 6.0, output);
-                        Keep(output);
-                        x.CopyTo(current, 0);
-                        haveCurrent = true;
-                        output.CopyTo(combined, 0);
-                        break;
-                    case 1 or 2:
-                        Vec.AddScaled(accumulated, 1 / 3.0, output);
-                        output.CopyTo(combined, 0);
-                        Release(output);
-                        break;
-                    default:
-                        Vec.Axpby(combined, 1, accumulated, 1 / 6.0, output);
-                        Release(output);
-                        break;
-                }
-                Transfer(haveCurrent ? current : x, from, previous, combined);
-            }
-            else
-            {
-                int from = t, previous = t - stride;
-                var sample = x;
-                if (counter != 1) Keep(output);
-                else (from, previous) = (t + stride, t);
-                if (ets.Count == 1 && counter == 0)
-                {
-                    ets[^1].CopyTo(combined, 0);
-                    x.CopyTo(current, 0);
-                }
-                else if (ets.Count == 1 && counter == 1)
-                {
-                    Vec.Axpby(combined, 0.5, output, 0.5, ets[^1]);
-                    Release(output);
-                    current.CopyTo(x, 0);
-                }
-                else if (ets.Count == 2) Vec.Axpby(combined, 1.5, ets[^1], -0.5, ets[^2]);
-                else if (ets.Count == 3)
-                {
-                    Vec.Axpby(combined, 23 / 12.0, ets[^1], -16 / 12.0, ets[^2]);
-                    Vec.AddScaled(combined, 5 / 12.0, ets[^3]);
-                }
-                else
-                {
-                    Vec.Axpby(combined, 55 / 24.0, ets[^1], -59 / 24.0, ets[^2]);
-                    Vec.AddScaled(combined, 37 / 24.0, ets[^3]);
-                    Vec.AddScaled(combined, -9 / 24.0, ets[^4]);
-                }
-                Transfer(sample, from, previous, combined);
-            }
-            c.Progress(Math.Min(n - 1, counter * n / timesteps.Length));
-        }
-
-        // ets holds the last four outputs; older buffers return to the spare queue.
-        void Keep(float[] output)
-        {
-            ets.Add(output);
-            if (ets.Count > 4)
-            {
-                spare.Enqueue(ets[0]);
-                ets.RemoveAt(0);
-            }
-        }
-        void Release(float[] output)
-        {
-            if (!ets.Contains(output)) spare.Enqueue(output);
         }
     }
 
