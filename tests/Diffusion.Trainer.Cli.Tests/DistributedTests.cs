@@ -16,11 +16,19 @@ public class DistributedTests
         ["train", "--out", folder, "--data", "fashion-mnist-test", "--limit", "256", "--channels", "16", "--mults", "1,2", "--attention", "",
          "--steps", $"{steps}", "--batch", $"{batch}", "--dropout", "0", "--checkpoint-every", "10", "--sample-every", "0"];
 
+    /// <summary>
+    /// Runs the trainer in a process of its own: libtorch's default generator (initial weights) is process-wide, and
+    /// other tests training in this process at the same time would draw from it too.
+    /// </summary>
     private static async Task Train(string[] arguments)
     {
-        var (output, error) = (new StringWriter(), new StringWriter());
-        int code = await Program.Run(arguments, output, error);
-        Assert.True(code == 0, $"exit {code}: {error}{output}");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Trainer, .. arguments]) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var error = process.StandardError.ReadToEndAsync();
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {await error}{output}");
     }
 
     /// <summary>Largest |Δ| of any weight over the largest |w| (raw weights, then EMA weights).</summary>
