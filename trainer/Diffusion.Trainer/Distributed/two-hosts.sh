@@ -3,16 +3,22 @@
 # veth pair with one address each (10.77.N.1 and 10.77.N.2). mpirun runs in the first namespace and starts the second
 # rank through `ip netns exec` — its remote launch agent in place of ssh; MPI's out-of-band and data traffic are
 # confined to that subnet (oob_tcp_if_include, btl_tcp_if_include; btl tcp,self: no shared memory between the
-# "machines"). Prints each side's veth byte counters at the end. Needs root (network namespaces) and openmpi-bin.
+# "machines"). Prints each side's veth byte counters at the end. Needs openmpi-bin, and root or unprivileged user
+# namespaces (then everything runs inside a user + mount + network namespace of its own).
 #   trainer/Diffusion.Trainer/Distributed/two-hosts.sh dotnet path/to/diffusion.dll train --out run --steps 20 ...
 set -euo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND..." >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "error: mpirun is not installed: apt-get install openmpi-bin libopenmpi-dev" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ] && [ -z "${TWO_HOSTS_IN_NAMESPACE:-}" ]; then
+    # Not root: become root of a user namespace with its own mounts and network, and keep /run/netns there.
+    TWO_HOSTS_IN_NAMESPACE=1 exec unshare --user --map-root-user --mount --net bash "$0" "$@"
+fi
+if [ -n "${TWO_HOSTS_IN_NAMESPACE:-}" ]; then mount -t tmpfs tmpfs /run && mkdir -p /run/netns; fi
 a="dfxa$$" b="dfxb$$" subnet="10.77.$(( $$ % 200 + 20 ))"
 agent="$(mktemp /tmp/two-hosts-agent.XXXXXX)"
 cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -f "$agent"; }
 trap cleanup EXIT
-ip netns add "$a" && ip netns add "$b" || { echo "error: cannot create network namespaces here (needs root)" >&2; exit 1; }
+ip netns add "$a" && ip netns add "$b" || { echo "error: cannot create network namespaces here (needs root or user namespaces)" >&2; exit 1; }
 ip link add "v$a" type veth peer name "v$b"
 ip link set "v$a" netns "$a" && ip link set "v$b" netns "$b"
 ip -n "$a" addr add "$subnet.1/24" dev "v$a" && ip -n "$b" addr add "$subnet.2/24" dev "v$b"
