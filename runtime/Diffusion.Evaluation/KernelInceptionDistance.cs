@@ -24,34 +24,18 @@ public static class KernelInceptionDistance
         if (countA < 3 || countB < 3) throw new ArgumentException("The kernel inception distance needs at least 3 feature vectors per set.");
         if (a.Length < countA * dim || b.Length < countB * dim) throw new ArgumentException("The feature sets hold fewer values than their counts say.");
         // Row sums of the three kernel matrices (diagonals left out of the within-set ones).
-        var aa = new double[countA];
-        var bb = new double[countB];
+        var aa = WithinRowSums(a, countA, dim);
+        var bb = WithinRowSums(b, countB, dim);
         var ab = new double[countA];
         var ba = new double[countB];
         for (int i = 0; i < countA; i++)
         {
             var x = a.Slice(i * dim, dim);
-            for (int j = i + 1; j < countA; j++)
-            {
-                double k = Kernel(x, a.Slice(j * dim, dim));
-                aa[i] += k;
-                aa[j] += k;
-            }
             for (int j = 0; j < countB; j++)
             {
                 double k = Kernel(x, b.Slice(j * dim, dim));
                 ab[i] += k;
                 ba[j] += k;
-            }
-        }
-        for (int i = 0; i < countB; i++)
-        {
-            var y = b.Slice(i * dim, dim);
-            for (int j = i + 1; j < countB; j++)
-            {
-                double k = Kernel(y, b.Slice(j * dim, dim));
-                bb[i] += k;
-                bb[j] += k;
             }
         }
         double sumAA = aa.Sum(), sumBB = bb.Sum(), sumAB = ab.Sum();
@@ -69,6 +53,23 @@ public static class KernelInceptionDistance
         double varianceA = JackknifeVariance(countA, i => Mmd(sumAA - 2 * aa[i], countA - 1, sumBB, countB, sumAB - ab[i]));
         double varianceB = JackknifeVariance(countB, j => Mmd(sumAA, countA, sumBB - 2 * bb[j], countB - 1, sumAB - ba[j]));
         return new KidEstimate(value, Math.Sqrt(varianceA + varianceB));
+    }
+
+    /// <summary>Σ_{j≠i} k(fᵢ, fⱼ) for every i, each pair computed once.</summary>
+    private static double[] WithinRowSums(ReadOnlySpan<float> features, int count, int dim)
+    {
+        var sums = new double[count];
+        for (int i = 0; i < count; i++)
+        {
+            var x = features.Slice(i * dim, dim);
+            for (int j = i + 1; j < count; j++)
+            {
+                double k = Kernel(x, features.Slice(j * dim, dim));
+                sums[i] += k;
+                sums[j] += k;
+            }
+        }
+        return sums;
     }
 
     private static double Kernel(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
