@@ -72,6 +72,27 @@ public class DiffusersSchedulerTests
     }
 
     [Fact]
+    public void Every_recorded_config_survives_being_written_back_with_its_scheduler()
+    {
+        // What a model's metadata would carry: a config written by ToJson must read back as the same scheduler,
+        // refusals (unmodelled keys such as use_lu_lambdas) included.
+        foreach (var c in ((JsonArray)Data["cases"]!).Select(n => (JsonObject)n!))
+        {
+            var name = (string)c["name"]!;
+            var config = DiffusionConfig.Parse((string)c["config"]!, name);
+            var again = DiffusionConfig.Parse(config.ToJson(), name + " written back");
+            Assert.NotNull(again.Scheduler);
+            Assert.Equal(config.Scheduler! with { SourceKeys = null }, again.Scheduler! with { SourceKeys = null });
+            Assert.Equal(config with { Scheduler = null, SampleSize = null, ClassNames = null }, again with { Scheduler = null, SampleSize = null, ClassNames = null });
+        }
+        var lu = DiffusionConfig.Parse("""{"_class_name": "DPMSolverMultistepScheduler", "use_lu_lambdas": true, "lambda_min_clipped": -5.1}""", "lu");
+        var luAgain = DiffusionConfig.Parse(lu.ToJson(), "lu written back");
+        Assert.Contains("λ/exponential/beta σ grids", luAgain.Scheduler!.Unsupported);
+        Assert.Equal(-5.1, luAgain.Scheduler.LambdaMinClipped);
+        Assert.Equal("DPMSolverMultistepScheduler", luAgain.Scheduler.ClassName);
+    }
+
+    [Fact]
     public void Pndm_evaluates_between_grid_levels_so_it_refuses_inpainting()
     {
         var c = Case("PNDMScheduler-skip_prk_steps=True-20");

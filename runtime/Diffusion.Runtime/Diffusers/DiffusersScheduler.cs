@@ -119,11 +119,44 @@ public sealed record DiffusersScheduler
             VarianceType = Get("variance_type", "fixed_small"),
             LambdaMinClipped = Get("lambda_min_clipped", double.NegativeInfinity), // diffusers writes −∞ as -Infinity: read as null
             Unsupported = UnsupportedSettings(o, className),
+            SourceKeys = o.DeepClone().AsObject(),
         };
     }
 
     /// <summary>Why the runtime cannot walk this scheduler as diffusers does, or null if it can.</summary>
     public string? Unsupported { get; init; }
+
+    /// <summary>Every key of the config it was read from (a copy), so that writing the config back keeps what the
+    /// runtime does not model — including what made it <see cref="Unsupported"/>.</summary>
+    public JsonObject? SourceKeys { get; init; }
+
+    /// <summary>Adds its settings under diffusers' key names to <paramref name="o"/>, then the other keys of
+    /// <see cref="SourceKeys"/>; keys <paramref name="o"/> already holds, or <paramref name="reserved"/> names, stay as they are.</summary>
+    public void WriteTo(JsonObject o, IReadOnlySet<string> reserved)
+    {
+        bool uniPC = ClassName == "UniPCMultistepScheduler";
+        var own = new JsonObject
+        {
+            ["_class_name"] = ClassName,
+            ["timestep_spacing"] = Spacing.ToString().ToLowerInvariant(),
+            ["steps_offset"] = StepsOffset,
+            ["set_alpha_to_one"] = SetAlphaToOne,
+            ["skip_prk_steps"] = SkipPrkSteps,
+            ["use_karras_sigmas"] = UseKarrasSigmas,
+            ["solver_order"] = SolverOrder,
+            [uniPC ? "solver_type" : "algorithm_type"] = Algorithm,
+            ["lower_order_final"] = LowerOrderFinal,
+            ["euler_at_final"] = EulerAtFinal,
+            ["final_sigmas_type"] = FinalSigmasType,
+        };
+        if (Family == DiffusersFamily.Ddpm) own["variance_type"] = VarianceType;
+        if (!uniPC) own["solver_type"] = SolverType;
+        if (double.IsFinite(LambdaMinClipped)) own["lambda_min_clipped"] = LambdaMinClipped;
+        foreach (var (key, value) in own)
+            if (!o.ContainsKey(key)) o[key] = value?.DeepClone();
+        foreach (var (key, value) in SourceKeys ?? [])
+            if (!o.ContainsKey(key) && !reserved.Contains(key)) o[key] = value?.DeepClone();
+    }
 
     private static string? UnsupportedSettings(JsonObject o, string className)
     {

@@ -63,7 +63,17 @@ public sealed record DiffusionConfig
     /// <summary>The parsed prediction type.</summary>
     public PredictionType Prediction => PredictionTypes.Parse(PredictionType);
 
-    /// <summary>Serializes with diffusers' key names.</summary>
+    /// <summary>The keys <see cref="ToJson"/> writes (or leaves out) for this config's own fields.</summary>
+    private static readonly HashSet<string> OwnKeys =
+    [
+        "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "clip_sample", "clip_sample_range",
+        "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "rescale_betas_zero_snr", "timestep_spacing",
+        "use_karras_sigmas", "steps_offset", "variance_type", "num_classes", "sample_size", "in_channels", "null_class", "class_names",
+    ];
+
+    private static readonly HashSet<string> OwnKeysButVariance = [.. OwnKeys.Where(k => k != "variance_type")];
+
+    /// <summary>Serializes with diffusers' key names, the scheduler's (<c>_class_name</c> and its settings) included.</summary>
     public string ToJson()
     {
         var o = new JsonObject
@@ -82,13 +92,17 @@ public sealed record DiffusionConfig
             ["timestep_spacing"] = TimestepSpacing,
             ["use_karras_sigmas"] = UseKarrasSigmas,
             ["steps_offset"] = StepsOffset,
-            ["variance_type"] = VarianceType,
             ["num_classes"] = NumClasses,
         };
+        // variance_type is DDPM's posterior variance; other diffusers schedulers read the key otherwise (DPM-Solver: a
+        // learned variance, refused), so with one of those the key is left as its own file had it.
+        bool schedulerOwnsVariance = Scheduler is { Family: not Diffusers.DiffusersFamily.Ddpm };
+        if (!schedulerOwnsVariance) o["variance_type"] = VarianceType;
         if (SampleSize is not null) o["sample_size"] = new JsonArray(SampleSize.Select(v => (JsonNode)v).ToArray());
         if (InChannels is not null) o["in_channels"] = InChannels;
         if (!NullClass) o["null_class"] = false;
         if (ClassNames is not null) o["class_names"] = new JsonArray(ClassNames.Select(v => (JsonNode)v!).ToArray());
+        Scheduler?.WriteTo(o, schedulerOwnsVariance ? OwnKeysButVariance : OwnKeys);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 
