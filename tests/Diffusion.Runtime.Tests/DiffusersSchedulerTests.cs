@@ -106,6 +106,26 @@ public class DiffusersSchedulerTests
         Assert.Contains("PNDMScheduler", Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(request)).Message);
     }
 
+    [Theory]
+    [InlineData("PNDMScheduler-skip_prk_steps=True-20", new[] { 2, 5, 10, 20 }, new[] { 1, 4, 9, 19 })]
+    [InlineData("PNDMScheduler-leading-20", new[] { 4, 12, 13, 20, 50 }, new[] { 2, 3, 4, 11, 41 })]
+    public void Pndm_budgets_count_the_evaluations_it_makes(string name, int[] budgets, int[] expectedSteps)
+    {
+        // The bench gives each sampler a budget of network evaluations: PNDM spends one more than its steps (PLMS) or
+        // 4 per pseudo Runge–Kutta step, so its steps are fewer — counted here on the network it actually calls.
+        var (model, scheduler) = Load(Case(name));
+        using var _ = model;
+        var sampler = new DiffusersSampler(scheduler);
+        for (int i = 0; i < budgets.Length; i++)
+        {
+            int steps = sampler.StepsForBudget(budgets[i]);
+            Assert.Equal(expectedSteps[i], steps);
+            var made = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 1 }).EvaluationsPerImage;
+            Assert.Equal(PndmWalk.Evaluations(scheduler, steps), made);
+            Assert.InRange(made, budgets[i] - (scheduler.SkipPrkSteps ? 1 : 4), budgets[i]);
+        }
+    }
+
     private static float[] Distinct(float[] values) => values.Where((v, i) => i == 0 || v != values[i - 1]).ToArray();
 }
 

@@ -61,7 +61,9 @@ public sealed class DiffusersSampler : ISampler
     }
 
     /// <inheritdoc />
-    public int StepsForBudget(int evaluations) => Step(evaluations)?.StepsForBudget(evaluations) ?? evaluations;
+    public int StepsForBudget(int evaluations) =>
+        Scheduler.Family == DiffusersFamily.Pndm && Scheduler.Unsupported is null ? PndmWalk.StepsForBudget(Scheduler, evaluations)
+        : Step(evaluations)?.StepsForBudget(evaluations) ?? evaluations;
 
     /// <inheritdoc />
     public NoiseLevel[]? OwnGrid(NoiseSchedule schedule, int steps, TimestepSpacing? spacing = null, bool? karras = null)

@@ -7,6 +7,44 @@ namespace Diffusion.Runtime.Diffusers;
 internal static class PndmWalk
 {
     /// <summary>
+    /// The timesteps PNDM evaluates the network at, in order, for grid timesteps <paramref name="ascending"/>: the
+    /// pseudo Runge–Kutta ones (4 per step of the last 3, at t and t − stride/2) and then the PLMS ones.
+    /// </summary>
+    private static (int[] Prk, int[] Plms) Timesteps(int[] ascending, int stride, bool skipPrkSteps)
+    {
+        int n = ascending.Length;
+        int[] prk = [], plms;
+        if (skipPrkSteps)
+            plms = [.. ascending[..^1], .. n > 1 ? [ascending[^2]] : (int[])[], ascending[^1]];
+        else
+        {
+            var top = ascending[Math.Max(0, n - 4)..];
+            var pairs = top.SelectMany(t => new[] { t, t + stride / 2 }).ToArray();
+            prk = pairs[..^1].SelectMany(t => new[] { t, t }).ToArray()[1..^1];
+            plms = ascending[..Math.Max(0, n - 3)];
+        }
+        Array.Reverse(prk);
+        Array.Reverse(plms);
+        return (prk, plms);
+    }
+
+    /// <summary>Network evaluations of <paramref name="steps"/> PNDM steps: steps + 1 with skip_prk_steps (the first
+    /// step is evaluated twice), else steps + 9 from 4 steps on (4 per pseudo Runge–Kutta step instead of 1).</summary>
+    public static int Evaluations(DiffusersScheduler scheduler, int steps)
+    {
+        var (prk, plms) = Timesteps(Enumerable.Range(0, steps).ToArray(), 2, scheduler.SkipPrkSteps);
+        return prk.Length + plms.Length;
+    }
+
+    /// <summary>The most steps whose <see cref="Evaluations"/> fit in <paramref name="evaluations"/> (at least 1).</summary>
+    public static int StepsForBudget(DiffusersScheduler scheduler, int evaluations)
+    {
+        int steps = 1;
+        while (steps < evaluations && Evaluations(scheduler, steps + 1) <= evaluations) steps++;
+        return steps;
+    }
+
+    /// <summary>
     /// diffusers' PNDMScheduler (Liu et al. 2022), its state machine followed call by call: the network's outputs are
     /// combined — 3 pseudo Runge–Kutta steps of 4 evaluations first (at t and t − ⌊T/n⌋/2), or with skip_prk_steps
     /// (Stable Diffusion's PLMS) a first step evaluated twice and averaged — then Adams–Bashforth on up to 4 past outputs;
@@ -19,18 +57,7 @@ internal static class PndmWalk
         var schedule = c.Model.Schedule;
         int T = schedule.TrainTimesteps, n = c.Steps, stride = T / n;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
-        int[] prk = [], plms;
-        if (scheduler.SkipPrkSteps)
-            plms = [.. ascending[..^1], .. n > 1 ? [ascending[^2]] : (int[])[], ascending[^1]];
-        else
-        {
-            var top = ascending[Math.Max(0, n - 4)..];
-            var pairs = top.SelectMany(t => new[] { t, t + stride / 2 }).ToArray();
-            prk = pairs[..^1].SelectMany(t => new[] { t, t }).ToArray()[1..^1];
-            plms = ascending[..Math.Max(0, n - 3)];
-        }
-        Array.Reverse(prk);
-        Array.Reverse(plms);
+        var (prk, plms) = Timesteps(ascending, stride, scheduler.SkipPrkSteps);
         var timesteps = prk.Concat(plms).ToArray();
 
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), combined = c.Buffer(2), current = c.Buffer(3), accumulated = c.Buffer(4);
