@@ -92,12 +92,13 @@ public sealed record DiffusionConfig
             ["timestep_spacing"] = TimestepSpacing,
             ["use_karras_sigmas"] = UseKarrasSigmas,
             ["steps_offset"] = StepsOffset,
+            ["variance_type"] = VarianceType,
             ["num_classes"] = NumClasses,
         };
         // variance_type is DDPM's posterior variance; other diffusers schedulers read the key otherwise (DPM-Solver: a
         // learned variance, refused), so with one of those the key is left as its own file had it.
         bool schedulerOwnsVariance = Scheduler is { Family: not Diffusers.DiffusersFamily.Ddpm };
-        if (!schedulerOwnsVariance) o["variance_type"] = VarianceType;
+        if (schedulerOwnsVariance) o.Remove("variance_type");
         if (SampleSize is not null) o["sample_size"] = new JsonArray(SampleSize.Select(v => (JsonNode)v).ToArray());
         if (InChannels is not null) o["in_channels"] = InChannels;
         if (!NullClass) o["null_class"] = false;
