@@ -61,6 +61,7 @@ public static class OrtLibrary
         {
             throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not be loaded: {e.Message.ReplaceLineEndings(" ").Trim()}", e);
         }
+        CheckVersion(path, NativeVersion(handle));
         var ortAssembly = typeof(OrtEnv).Assembly;
         OrtEnv.DisableDllImportResolver = true;
         try
@@ -72,6 +73,34 @@ public static class OrtLibrary
             // The host registered its own resolver for the ONNX Runtime assembly before us; it decides.
         }
         return path;
+    }
+
+    /// <summary>The version of the ONNX Runtime API this app was compiled against (the managed assembly's).</summary>
+    public static Version ApiVersion => typeof(OrtEnv).Assembly.GetName().Version ?? new Version(0, 0);
+
+    /// <summary>
+    /// A core older than the managed API cannot serve it (the API asks the core for its own API version, and an older
+    /// core refuses that mid-initialisation); a library without OrtGetApiBase is not ONNX Runtime at all.
+    /// </summary>
+    internal static void CheckVersion(string path, string? nativeVersion)
+    {
+        if (nativeVersion is null)
+            throw new DiffusionException($"{EnvironmentVariable}: '{path}' is not ONNX Runtime's library (it exports no OrtGetApiBase).");
+        var api = ApiVersion;
+        if (System.Version.TryParse(nativeVersion.Split('-', '+')[0], out var v) && (v.Major, v.Minor).CompareTo((api.Major, api.Minor)) < 0)
+            throw new DiffusionException(
+                $"{EnvironmentVariable}: '{path}' is ONNX Runtime {nativeVersion}, older than the ONNX Runtime API this app was built with " +
+                $"({typeof(OrtEnv).Assembly.GetName().Name} {api.ToString(3)}); point it at ONNX Runtime {api.ToString(2)} or later, or build the app " +
+                "for that version (-p:OrtNuGetVersion=X.Y.Z, or -p:OrtSource=npm for 1.29).");
+    }
+
+    /// <summary>The library's own version string (OrtGetApiBase()->GetVersionString()), or null if it is not ONNX Runtime.</summary>
+    private static unsafe string? NativeVersion(IntPtr handle)
+    {
+        if (!NativeLibrary.TryGetExport(handle, "OrtGetApiBase", out var getApiBase)) return null;
+        var apiBase = ((delegate* unmanaged<IntPtr*>)getApiBase)(); // struct OrtApiBase { GetApi; GetVersionString; }
+        if (apiBase == null || apiBase[1] == IntPtr.Zero) return null;
+        return Marshal.PtrToStringUTF8(((delegate* unmanaged<IntPtr>)apiBase[1])());
     }
 
     /// <summary>The native library file beside the app, where the package's loader looks first.</summary>
