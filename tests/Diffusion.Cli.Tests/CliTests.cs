@@ -79,6 +79,9 @@ public class CliTests
             (["sample", "--steps", "0", "--out", target], "--steps", 2),
             (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow", 2),
             (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY", 1),
+            (["sample", "--device", "cuda", "--cuda-provider", Path.Combine(dir, "libonnxruntime_providers_cuda.so"), "--out", target], "does not exist", 1),
+            (["sample", "--device", "cuda", "--cuda-provider", "/lib/x86_64-linux-gnu/libm.so.6", "--out", target], "CreateEpFactories", 1), // not a provider
+            (["sample", "--cuda-graphs", "--out", target], "--cuda-graphs applies only with --device cuda", 2),
             (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png", 2),
             (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
             (["smaple"], "Unrecognized command or argument 'smaple'", 2),
@@ -222,6 +225,11 @@ public class CliTests
         (code, _, error) = RunChild("/nowhere/libonnxruntime.so");
         Assert.Equal(1, code);
         Assert.Contains("DIFFUSION_ORT_LIBRARY is set to '/nowhere/libonnxruntime.so'", error);
+
+        (code, _, error) = RunChild("/lib/x86_64-linux-gnu/libm.so.6"); // a library, but not ONNX Runtime
+        Assert.Equal(1, code);
+        Assert.Contains("is not ONNX Runtime's library", error);
+        Assert.Single(error.Trim().Split('\n'));
 
         var notALibrary = Path.Combine(folder, "notes.so");
         File.WriteAllText(notALibrary, "not an ELF file");

@@ -2,6 +2,7 @@ using Diffusion.ReferenceModels;
 using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
+using Microsoft.ML.OnnxRuntime;
 using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Diffusion.Runtime.Tests;
@@ -125,6 +126,41 @@ public class BadInputTests
         Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
         Assert.Throws<DiffusionArgumentException>(() => ExecutionDevice.Parse("tpu"));
         Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
+    }
+
+    [Fact]
+    public void Onnx_runtime_libraries_of_the_wrong_release_are_refused_in_one_line()
+    {
+        // A core older than the managed API cannot serve it; newer ones can.
+        var api = OrtLibrary.ApiVersion;
+        var old = Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor - 2}.0"));
+        Assert.Contains($"is ONNX Runtime {api.Major}.{api.Minor - 2}.0, older than", old.Message);
+        OrtLibrary.CheckVersion("/x/libonnxruntime.so", api.ToString(3));
+        OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor + 1}.0-dev");
+        Assert.Contains("not ONNX Runtime's library", Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libm.so", null)).Message);
+        // A CUDA provider must be the core's release (major.minor): a newer core accepts an older provider silently.
+        CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.29.0", "1.29.1");
+        var mismatch = Assert.Throws<DiffusionException>(() => CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.31.1", "1.29.0"));
+        Assert.Contains("is ONNX Runtime 1.29.0, but the core", mismatch.Message);
+        Assert.DoesNotContain('\n', mismatch.Message);
+        // CUDA settings on the CPU are argument errors, not silently ignored.
+        Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaGraphs = true }.CreateOptions());
+        Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaProviderLibrary = "p.so" }.CreateOptions());
+    }
+
+    [Fact]
+    public void Device_copies_reach_onnx_runtime_without_allocating()
+    {
+        // The staged (CUDA-graph) binding copies through ORT's CopyTensors entry point with handle arrays gathered once;
+        // this finds that entry point and the OrtValue handles in the API build the app was compiled against.
+        Assert.True(TensorCopy.CanCallDirectly, "NativeMethods.OrtCopyTensors or OrtValue.Handle not found: each device copy would allocate");
+        // The native call really is made: ORT has no CPU → CPU data transfer, so its status comes back as ORT's exception.
+        using var from = OrtValue.CreateTensorValueFromMemory(new float[] { 1, 2, 3 }, [3]);
+        using var to = OrtValue.CreateTensorValueFromMemory(new float[3], [3]);
+        var e = Assert.Throws<OnnxRuntimeException>(() => new TensorCopy([from], [to], throughOnnxRuntime: true).Run());
+        Assert.Contains("Data transfer", e.Message);
+        new TensorCopy([from], [to]).Run(); // between CPU tensors it is a plain copy
+        Assert.Equal([1f, 2f, 3f], to.GetTensorDataAsSpan<float>().ToArray());
     }
 
     [Fact]

@@ -20,6 +20,10 @@ public sealed class ModelArguments
     public Option<string> GraphOptimization { get; } = new("--graph-opt") { Description = "ONNX Runtime graph optimisation: none, basic, extended or all.", DefaultValueFactory = _ => "all" };
     /// <summary>--cuda-option.</summary>
     public Option<string[]> CudaOptions { get; } = new("--cuda-option") { Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.", AllowMultipleArgumentsPerToken = false };
+    /// <summary>--cuda-provider.</summary>
+    public Option<string?> CudaProvider { get; } = new("--cuda-provider") { Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's release), registered through the plugin-EP API (default: ${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into the ONNX Runtime library)." };
+    /// <summary>--cuda-graphs.</summary>
+    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs") { Description = "Capture the network as a CUDA graph and replay it every step (device buffers bound once per generation)." };
     /// <summary>--config.</summary>
     public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json to use; overrides the model's diffusion.config metadata and a scheduler_config.json beside it." };
     /// <summary>--sample-input.</summary>
@@ -34,7 +38,7 @@ public sealed class ModelArguments
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, Config, SampleInput, TimestepInput, ClassInput, OutputName })
+        foreach (var o in new Option[] { Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider, CudaGraphs, Config, SampleInput, TimestepInput, ClassInput, OutputName })
             command.Options.Add(o);
     }
 
@@ -55,8 +59,9 @@ public sealed class ModelArguments
         foreach (var (option, value) in new[] { (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
             if (value < 0 || value > maxThreads) throw new DiffusionArgumentException($"{option.Name} {value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
         var device = ExecutionDevice.Parse(p.GetValue(Device)!);
-        if (!device.IsCuda && p.GetResult(CudaOptions) is { Implicit: false })
-            throw new DiffusionArgumentException("--cuda-option applies only with --device cuda[:N].");
+        foreach (var cudaOnly in new Option[] { CudaOptions, CudaProvider, CudaGraphs })
+            if (!device.IsCuda && p.GetResult(cudaOnly) is { Implicit: false })
+                throw new DiffusionArgumentException($"{cudaOnly.Name} applies only with --device cuda[:N].");
         var level = p.GetValue(GraphOptimization)!.ToLowerInvariant() switch
         {
             "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -87,6 +92,8 @@ public sealed class ModelArguments
                 InterOpThreads = p.GetValue(InterThreads),
                 OptimizationLevel = level,
                 CudaOptions = cudaOptions,
+                CudaProviderLibrary = p.GetValue(CudaProvider),
+                CudaGraphs = p.GetValue(CudaGraphs),
             },
             Config = config,
             ConfigSource = p.GetValue(Config) is { } c ? $"--config {c}" : null,

@@ -62,9 +62,13 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The settings the session was created with.</summary>
     public SessionSettings Settings { get; }
 
-    private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource, ModelOptions options)
+    /// <summary>Where bound buffers live for this session (managed arrays, pinned host memory, device twins).</summary>
+    internal BufferPlacement Placement { get; }
+
+    private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource, ModelOptions options, BufferPlacement placement)
     {
         Session = session;
+        Placement = placement;
         Source = source;
         Config = config;
         ConfigSource = configSource;
@@ -170,11 +174,12 @@ public sealed class DiffusionModel : IDisposable
     private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options, (string Json, string Source)? sidecar)
     {
         if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
-        using var sessionOptions = options.Session.CreateOptions();
+        using var sessionOptions = options.Session.Create(out var placement);
         InferenceSession session;
         try { session = new InferenceSession(onnx, sessionOptions); }
         catch (OnnxRuntimeException e)
         {
+            placement.Dispose();
             var message = e.Message.Trim();
             if (options.Session.Device.IsCuda && message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
                 throw new DiffusionException($"Model '{source}' could not be placed on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build of ONNX Runtime with a working CUDA and cuDNN.", e);
@@ -183,11 +188,12 @@ public sealed class DiffusionModel : IDisposable
         try
         {
             var (config, configSource) = ReadConfig(session, source, options, sidecar);
-            return new DiffusionModel(session, source, config, configSource, options);
+            return new DiffusionModel(session, source, config, configSource, options, placement);
         }
         catch
         {
             session.Dispose();
+            placement.Dispose();
             throw;
         }
     }
@@ -260,5 +266,9 @@ public sealed class DiffusionModel : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => Session.Dispose();
+    public void Dispose()
+    {
+        Session.Dispose();
+        Placement.Dispose();
+    }
 }

@@ -13,8 +13,22 @@ public sealed record SessionSettings
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     /// <summary>CPU or CUDA device.</summary>
     public ExecutionDevice Device { get; init; } = ExecutionDevice.Cpu;
-    /// <summary>Extra CUDA provider options (ONNX Runtime's names: gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, do_copy_in_default_stream, …).</summary>
+    /// <summary>Extra CUDA provider options (ONNX Runtime's names: gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, do_copy_in_default_stream, …), passed through as they are.</summary>
     public IReadOnlyDictionary<string, string> CudaOptions { get; init; } = new Dictionary<string, string>();
+    /// <summary>
+    /// The CUDA provider as a plugin library (ORT's <c>libonnxruntime_providers_cuda.so</c> of the core's release,
+    /// registered through the plugin-EP API); null: <see cref="CudaProvider.EnvironmentVariable"/> if set, else the
+    /// provider built into the ONNX Runtime library (a GPU build).
+    /// </summary>
+    public string? CudaProviderLibrary { get; init; }
+    /// <summary>
+    /// Record the network once as a CUDA graph and replay it at every step (ORT's <c>enable_cuda_graph</c>). A replay
+    /// reads and writes fixed device addresses, so the runtime then binds device buffers once per generation and
+    /// copies x_t in and the output out around each replay.
+    /// </summary>
+    public bool CudaGraphs { get; init; }
+    /// <summary>Tests only: stage the bound buffers through allocator-owned twins and explicit copies even on the CPU — the CUDA-graph path's data flow.</summary>
+    internal bool StageThroughDeviceBuffers { get; init; }
 
     /// <summary>
     /// ONNX Runtime's own log lines for this session (stderr, coloured). Fatal by default: every failure reaches the
@@ -23,9 +37,14 @@ public sealed record SessionSettings
     public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
 
     /// <summary>Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.</summary>
-    public SessionOptions CreateOptions()
+    public SessionOptions CreateOptions() => Create(out _);
+
+    /// <summary>Builds ONNX Runtime's options, and says where the bound buffers of a session made with them should live.</summary>
+    internal SessionOptions Create(out BufferPlacement placement)
     {
         OrtLibrary.EnsureLoaded();
+        if (!Device.IsCuda && (CudaGraphs || CudaProviderLibrary is not null || CudaOptions.Count > 0))
+            throw new DiffusionArgumentException($"Device {Device}: CUDA settings (provider library, options, graphs) apply only to a CUDA device.");
         var options = new SessionOptions
         {
             IntraOpNumThreads = IntraOpThreads,
@@ -34,23 +53,46 @@ public sealed record SessionSettings
             ExecutionMode = InterOpThreads > 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = LogSeverity,
         };
+        placement = StageThroughDeviceBuffers ? BufferPlacement.StagedOnCpu() : BufferPlacement.Managed;
         if (!Device.IsCuda) return options;
+        var values = new Dictionary<string, string>(CudaOptions);
+        if (CudaGraphs) values["enable_cuda_graph"] = "1";
+        try
+        {
+            if ((CudaProviderLibrary ?? CudaProvider.FromEnvironment) is { } library)
+            {
+                var device = CudaProvider.Append(options, library, Device, values);
+                placement = BufferPlacement.ForPluginDevice(device, CudaGraphs);
+                return options;
+            }
+            AppendBuiltIn(options, values);
+            placement = BufferPlacement.ForBuiltInCuda(Device.DeviceId, CudaGraphs);
+            return options;
+        }
+        catch
+        {
+            options.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The CUDA provider built into the ONNX Runtime library (a GPU build's legacy entry point).</summary>
+    private void AppendBuiltIn(SessionOptions options, Dictionary<string, string> values)
+    {
         try
         {
             using var cuda = new OrtCUDAProviderOptions();
-            var values = new Dictionary<string, string>(CudaOptions) { ["device_id"] = Device.DeviceId.ToString() };
-            cuda.UpdateOptions(values);
+            cuda.UpdateOptions(new Dictionary<string, string>(values) { ["device_id"] = Device.DeviceId.ToString() });
             options.AppendExecutionProvider_CUDA(cuda);
-            return options;
         }
-        catch (OnnxRuntimeException e)
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException)
         {
-            options.Dispose();
             throw new DiffusionException(
                 $"Device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
-                $"This ONNX Runtime ({OrtLibrary.Path}) is a CPU build. To run on a GPU, build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
+                $"This ONNX Runtime ({OrtLibrary.Path}) has no CUDA built in. To run on a GPU, name ORT's CUDA provider plugin library " +
+                $"(--cuda-provider or {CudaProvider.EnvironmentVariable}; the GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
                 $"where a NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an ONNX Runtime GPU build " +
-                $"(version {typeof(OrtEnv).Assembly.GetName().Version?.ToString(3)} or later, with its CUDA and cuDNN).", e);
+                $"(version {OrtLibrary.ApiVersion.ToString(3)} or later, with its CUDA and cuDNN).", e);
         }
     }
 }

@@ -17,7 +17,7 @@ public sealed class Denoiser : IDisposable
     private readonly CancellationToken _cancellation;
     private readonly float _guidance;
     private readonly bool _guided;
-    private readonly float[] _guidedOutput;
+    private readonly float[] _guidedOutput; // ε̂ after guidance (empty without guidance: the network's output is used as it is)
     private readonly float[] _epsScratch;
     private readonly float[] _thresholdScratch;
     private readonly NoiseLevel[] _uniform;
@@ -42,6 +42,8 @@ public sealed class Denoiser : IDisposable
     public long Evaluations => _binding.Runs;
     /// <summary>Time spent inside ONNX Runtime, in Stopwatch ticks.</summary>
     public long ModelTicks => _binding.RunTicks;
+    /// <summary>Whether the network's inputs and output are device twins copied around each run (CUDA graphs; tests).</summary>
+    internal bool StagedBuffers => _binding.Staged;
 
     /// <summary>A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images, guided with weight <paramref name="guidance"/> when the model is class-conditional and guidance ≠ 1.</summary>
     public Denoiser(DiffusionModel model, int batchSize, float guidance = 1, CancellationToken cancellation = default)
@@ -53,7 +55,7 @@ public sealed class Denoiser : IDisposable
         _guidance = guidance;
         _guided = model.ClassLabelsInput is not null && guidance != 1;
         _binding = new ModelBinding(model, _guided ? 2 * batchSize : batchSize, cancellation);
-        _guidedOutput = _guided ? new float[batchSize * ImageSize] : _binding.Output;
+        _guidedOutput = _guided ? new float[batchSize * ImageSize] : [];
         _epsScratch = new float[batchSize * ImageSize];
         _thresholdScratch = model.Config.Thresholding ? new float[ImageSize] : [];
         _uniform = new NoiseLevel[batchSize];
@@ -65,10 +67,11 @@ public sealed class Denoiser : IDisposable
     /// <summary>Sets the class label of each image (empty: the null label, i.e. unconditional). Guided calls pair each with the null label.</summary>
     public void SetLabels(ReadOnlySpan<long> labels)
     {
-        if (_binding.Labels is not { } bound) return;
+        if (!_binding.HasLabels) return;
+        var bound = _binding.Labels;
         long nullLabel = _model.NumClasses;
         for (int i = 0; i < BatchSize; i++) bound[i] = labels.IsEmpty ? nullLabel : labels[i];
-        if (_guided) bound.AsSpan(BatchSize).Fill(nullLabel);
+        if (_guided) bound[BatchSize..].Fill(nullLabel);
     }
 
     /// <summary>ε̂ and x̂₀ for x (VP space, x = αx₀ + σε) at one noise level shared by the batch.</summary>
@@ -89,7 +92,7 @@ public sealed class Denoiser : IDisposable
     public void Denoise(ReadOnlySpan<float> xTilde, ReadOnlySpan<NoiseLevel> levels, Span<float> denoised)
     {
         for (int i = 0; i < BatchSize; i++)
-            TensorPrimitives.Multiply(Image(xTilde, i), (float)levels[i].Alpha, Image(_binding.Sample.AsSpan(), i));
+            TensorPrimitives.Multiply(Image(xTilde, i), (float)levels[i].Alpha, Image(_binding.Sample, i));
         Evaluate(levels, _epsScratch, denoised);
     }
 
@@ -102,7 +105,7 @@ public sealed class Denoiser : IDisposable
     private void Evaluate(ReadOnlySpan<NoiseLevel> levels, Span<float> eps, Span<float> x0)
     {
         int n = BatchSize * ImageSize;
-        var sample = _binding.Sample.AsSpan(0, n);
+        var sample = _binding.Sample[..n];
         for (int i = 0; i < BatchSize; i++)
         {
             if (levels[i].IsClean) throw new InvalidOperationException("The network is never evaluated at the clean level σ = 0.");
@@ -110,18 +113,18 @@ public sealed class Denoiser : IDisposable
         }
         if (_guided)
         {
-            sample.CopyTo(_binding.Sample.AsSpan(n));
+            sample.CopyTo(_binding.Sample[n..]);
             _timesteps.AsSpan(0, BatchSize).CopyTo(_timesteps.AsSpan(BatchSize));
         }
         _binding.SetTimesteps(_timesteps);
         _binding.Run(_cancellation);
 
-        Span<float> output = _guidedOutput;
+        Span<float> output = _guided ? _guidedOutput : _binding.Output;
         if (_guided)
         {
             // ε̂ = ε̂_∅ + w·(ε̂_c − ε̂_∅): the first half of the network batch is conditional, the second unconditional.
-            var cond = _binding.Output.AsSpan(0, n);
-            var uncond = _binding.Output.AsSpan(n, n);
+            var cond = _binding.Output[..n];
+            var uncond = _binding.Output.Slice(n, n);
             TensorPrimitives.Subtract(cond, uncond, output);
             TensorPrimitives.MultiplyAdd((ReadOnlySpan<float>)output, _guidance, uncond, output);
         }
