@@ -5,6 +5,9 @@ Same architecture as trainer/Diffusion.Trainer/Nn (UNet.cs, Blocks.cs, Layers.cs
 2 res blocks, attention at 7×7, GroupNorm(8), class embedding, ε-objective with the linear schedule, AdamW with
 gradient clipping and EMA — one training step = sample batch, q_sample, forward, MSE, backward, clip, AdamW, EMA.
 Usage: /usr/bin/python3 trainer/bench/pytorch_reference.py [--steps 20] [--warmup 3] [--batch 64] [--threads N]
+With --infer it times the network alone instead, as `bench-runtime` does for ONNX Runtime: eval mode, inference mode,
+x_t already on the device, one forward per call (synchronised on CUDA), for each of --batches:
+       python3 pytorch_reference.py --infer --device cuda --batches 1,16,64,256,1024 [--calls 200]
 """
 import argparse, math, os, resource, time
 import torch
@@ -99,6 +102,29 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+def infer(a):
+    """ms per forward call of the twin at each batch size: the PyTorch-eager row of the GPU benchmark."""
+    device = torch.device(a.device)
+    net = UNet().to(device).eval()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"PyTorch {torch.__version__} eager, reference UNet forward, {name}:")
+    for batch in [int(b) for b in a.batches.split(",")]:
+        x = torch.randn(batch, 1, 28, 28, device=device)
+        t = torch.full((batch,), 500.0, device=device)
+        y = torch.zeros(batch, dtype=torch.long, device=device)
+        with torch.inference_mode():
+            for _ in range(a.warmup):
+                net(x, t, y)
+            sync()
+            start = time.perf_counter()
+            for _ in range(a.calls):
+                x = net(x, t, y)  # the output feeds the next call, as in a sampling loop
+            sync()
+        ms = (time.perf_counter() - start) / a.calls * 1000
+        print(f"  batch {batch}: {ms:.3f} ms per call ({batch / ms * 1000:.0f} images/s per network evaluation)")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=20)
@@ -106,8 +132,15 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--profile", action="store_true", help="print mean ms per step of each phase")
+    p.add_argument("--infer", action="store_true", help="time forward calls of the network instead of training steps")
+    p.add_argument("--device", default="cpu", help="with --infer: cpu or cuda[:N]")
+    p.add_argument("--batches", default="1,16,64", help="with --infer: comma-separated batch sizes")
+    p.add_argument("--calls", type=int, default=100, help="with --infer: timed calls per batch size")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.infer:
+        torch.manual_seed(0)
+        return infer(a)
     torch.manual_seed(0)
     net = UNet()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-4, weight_decay=0.0)
