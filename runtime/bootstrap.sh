@@ -20,8 +20,9 @@ apt_install() {
 
 # The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
 # from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
-# With "tests": everything the trainer needs, Debian's chromium for the sample web app's page test, and Open MPI
-# (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too).
+# With "tests": everything the trainer needs, Debian's chromium for the sample web app's page test, Open MPI
+# (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too), and npm and
+# xz for the GPU bundle's test (runtime/gpu-bundle).
 # With "trainer": the Fashion-MNIST data set; TorchSharp and libtorch come from NuGet on the first build (about
 # 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
 # and python3, which fix a copy of TorchSharp's native library (trainer/LibStdCxxCompat).
@@ -33,6 +34,8 @@ ensure_prerequisites() {
     if [ "${1:-}" = tests ]; then
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the sample web page is checked in headless Chromium
         command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)  # data-parallel training's tests
+        command -v npm >/dev/null 2>&1 || missing+=(npm)  # the GPU bundle's test builds against ORT 1.29 from npm
+        command -v xz >/dev/null 2>&1 || missing+=(xz-utils)  # … and packs it into parts
     fi
     if [ "${1:-}" = trainer ] || [ "${1:-}" = tests ]; then
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)

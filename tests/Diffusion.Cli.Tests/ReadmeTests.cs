@@ -6,15 +6,7 @@ namespace Diffusion.Cli.Tests;
 /// <summary>The README's command lines, run as written, in order, in a scratch folder (as a newcomer would).</summary>
 public class ReadmeTests
 {
-    private static string Repo
-    {
-        get
-        {
-            var dir = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(dir, "Diffusion.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("the repository root was not found");
-            return dir;
-        }
-    }
+    private static string Repo => TestFolders.Repository;
 
     /// <summary>The ./diffusion lines of the README's "Command line" block, without their comments.</summary>
     private static List<string> CommandLines()

@@ -19,15 +19,7 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
 
     public SampleAppTests(WebApp web) => _web = web;
 
-    private static string Repo
-    {
-        get
-        {
-            var dir = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(dir, "Diffusion.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("the repository root was not found");
-            return dir;
-        }
-    }
+    private static string Repo => TestFolders.Repository;
 
     private static string Built(string app)
     {

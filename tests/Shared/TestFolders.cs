@@ -13,6 +13,17 @@ public static class TestFolders
             try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     };
 
+    /// <summary>The repository's root (the folder with Diffusion.sln above the test binaries).</summary>
+    public static string Repository
+    {
+        get
+        {
+            var dir = AppContext.BaseDirectory;
+            while (!File.Exists(Path.Combine(dir, "Diffusion.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("the repository root was not found");
+            return dir;
+        }
+    }
+
     /// <summary>A new empty folder under the system temp folder, named <paramref name="prefix"/>-GUID.</summary>
     public static string Create(string prefix)
     {

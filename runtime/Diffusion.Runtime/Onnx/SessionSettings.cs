@@ -37,7 +37,12 @@ public sealed record SessionSettings
     public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
 
     /// <summary>Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.</summary>
-    public SessionOptions CreateOptions() => Create(out _);
+    public SessionOptions CreateOptions()
+    {
+        var options = Create(out var placement);
+        placement.Dispose(); // only sessions that bind buffers through ModelBinding need it
+        return options;
+    }
 
     /// <summary>Builds ONNX Runtime's options, and says where the bound buffers of a session made with them should live.</summary>
     internal SessionOptions Create(out BufferPlacement placement)
