@@ -57,7 +57,12 @@ public class TrainerCliTests
         File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
         Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--lr", "0.1"], output, error));
         Assert.Contains("step 5", output.ToString());
-        Assert.Contains("ignoring --lr (only --steps, --threads, --time-limit and --processes apply)", error.ToString());
+        Assert.Contains("ignoring --lr (only --steps, --decay-steps, --threads, --time-limit and --processes apply)", error.ToString());
+        // An open-ended run is ended with a cool-down chosen on resume; one longer than the run is refused.
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2"], output, error));
+        Assert.Equal((7, 2), (Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.Steps, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.DecaySteps));
+        Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output, error));
+        Assert.Contains("--decay-steps must lie in 0…8", error.ToString());
         var onnx = Path.Combine(folder, "exported.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
         using var model = DiffusionModel.Load(onnx);

@@ -30,6 +30,20 @@ public class TrainingTests
     }
 
     [Fact]
+    public void The_learning_rate_warms_up_holds_and_cools_down_to_the_last_step()
+    {
+        var c = new TrainConfig { Steps = 100, LearningRate = 1e-3, WarmupSteps = 10, DecaySteps = 20 };
+        double Lr(int step) => TrainingRun.LearningRate(c, step);
+        Assert.Equal(0.5e-3, Lr(5), 12);            // warm-up
+        Assert.Equal(1e-3, Lr(10), 12);
+        Assert.Equal(1e-3, Lr(81), 12);             // the last constant step
+        Assert.Equal(1e-3 * 19 / 20, Lr(82), 12);   // cool-down: linear …
+        Assert.Equal(1e-3 / 20, Lr(100), 12);       // … to 1/20 of the peak at the last step
+        Assert.Equal(1e-3, TrainingRun.LearningRate(c with { DecaySteps = 0 }, 100), 12);
+        Assert.Equal(0.1e-3, TrainingRun.LearningRate(c with { DecaySteps = 100 }, 91), 12); // a cool-down longer than the warm-up caps it
+    }
+
+    [Fact]
     public void Resume_continues_as_if_never_stopped()
     {
         var straight = Folder();

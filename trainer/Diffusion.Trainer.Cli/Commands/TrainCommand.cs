@@ -20,6 +20,7 @@ public static class TrainCommand
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64, Description = "Images per step." };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 2e-4, Description = "Peak learning rate (AdamW)." };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 200, Description = "Linear learning-rate warm-up steps." };
+        var decay = new Option<int>("--decay-steps") { DefaultValueFactory = _ => 0, Description = "Linear learning-rate cool-down to zero over the last N of --steps (0 = constant to the end); applies on --resume too, to end an open-ended run." };
         var channels = new Option<int>("--channels") { DefaultValueFactory = _ => 32, Description = "Base channels." };
         var mults = new Option<string>("--mults") { DefaultValueFactory = _ => "1,2,2", Description = "Channel multipliers per level." };
         var resBlocks = new Option<int>("--res-blocks") { DefaultValueFactory = _ => 2, Description = "Residual blocks per level." };
@@ -49,7 +50,7 @@ public static class TrainCommand
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
             weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume, processes,
-            zeroSnr, timeLimit,
+            zeroSnr, timeLimit, decay,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
@@ -83,11 +84,12 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--threads", "--time-limit", "--processes" };
+                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--decay-steps", "--threads", "--time-limit", "--processes" };
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
-                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps, --threads, --time-limit and --processes apply).");
-                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null, world: world);
+                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps, --decay-steps, --threads, --time-limit and --processes apply).");
+                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null, world: world,
+                    decaySteps: p.GetResult(decay) is { Implicit: false } ? p.GetValue(decay) : null);
             }
             else
             {
@@ -99,6 +101,7 @@ public static class TrainCommand
                     Batch = p.GetValue(batch),
                     LearningRate = p.GetValue(lr),
                     WarmupSteps = p.GetValue(warmup),
+                    DecaySteps = p.GetValue(decay),
                     Net = new UNetConfig
                     {
                         BaseChannels = p.GetValue(channels),

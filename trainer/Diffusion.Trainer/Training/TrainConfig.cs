@@ -24,6 +24,11 @@ public sealed record TrainConfig
     public double LearningRate { get; init; } = 2e-4;
     /// <summary>Linear warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 200;
+    /// <summary>
+    /// Steps at the end of <see cref="Steps"/> over which the learning rate falls linearly to zero (warmup–stable–decay;
+    /// 0 = constant to the end). A resumed run may set it, so the end of an open-ended run is chosen when it comes.
+    /// </summary>
+    public int DecaySteps { get; init; }
     /// <summary>AdamW's decoupled weight decay.</summary>
     public double WeightDecay { get; init; }
     /// <summary>Gradient-norm clip (0 = none).</summary>

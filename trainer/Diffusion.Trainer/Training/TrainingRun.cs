@@ -116,7 +116,7 @@ public sealed class TrainingRun : IDisposable
     /// Continues the run saved in <paramref name="outDir"/>; <paramref name="steps"/> (if given) replaces the target step
     /// count. Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
     /// </summary>
-    public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null, ICommunicator? world = null)
+    public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null, ICommunicator? world = null, int? decaySteps = null)
     {
         world ??= new SingleProcess();
         var path = CheckpointPath(outDir);
@@ -125,10 +125,10 @@ public sealed class TrainingRun : IDisposable
         {
             Checkpoint.RemoveStaleTemporaries(path);
             var saved = Checkpoint.ReadInfo(path);
-            config = saved.Config with { Steps = steps ?? saved.Config.Steps };
+            config = saved.Config with { Steps = steps ?? saved.Config.Steps, DecaySteps = decaySteps ?? saved.Config.DecaySteps };
             Validate(config);
         }
-        config = AgreeOnConfig(world, config, steps is int s ? $"--steps {s}" : "");
+        config = AgreeOnConfig(world, config, $"{(steps is int s ? $"--steps {s}" : "")} {(decaySteps is int d ? $"--decay-steps {d}" : "")}".Trim());
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data, world);
@@ -230,10 +230,22 @@ public sealed class TrainingRun : IDisposable
         if (c.EmaDecay is < 0 or >= 1) throw new ArgumentException($"--ema must lie in [0, 1), got {c.EmaDecay}.");
         if (c.LabelDropout is < 0 or >= 1) throw new ArgumentException($"--label-dropout must lie in [0, 1), got {c.LabelDropout}.");
         if (c.CheckpointEvery <= 0) throw new ArgumentException($"--checkpoint-every must be positive, got {c.CheckpointEvery}.");
+        if (c.DecaySteps < 0 || c.DecaySteps > c.Steps) throw new ArgumentException($"--decay-steps must lie in 0…{c.Steps} (--steps), got {c.DecaySteps}.");
     }
 
-    /// <summary>The learning rate at step <paramref name="step"/> (1-based): linear warm-up, then constant.</summary>
-    public double LearningRateAt(int step) => _config.LearningRate * Math.Min(1.0, step / (double)Math.Max(1, _config.WarmupSteps));
+    /// <summary>The learning rate at step <paramref name="step"/> (1-based).</summary>
+    public double LearningRateAt(int step) => LearningRate(_config, step);
+
+    /// <summary>
+    /// Linear warm-up over <see cref="TrainConfig.WarmupSteps"/>, then constant, then with <see cref="TrainConfig.DecaySteps"/>
+    /// a linear cool-down whose last step (<see cref="TrainConfig.Steps"/>) runs at 1/DecaySteps of the peak.
+    /// </summary>
+    public static double LearningRate(TrainConfig c, int step)
+    {
+        double warm = Math.Min(1.0, step / (double)Math.Max(1, c.WarmupSteps));
+        double cool = c.DecaySteps > 0 ? Math.Clamp((c.Steps - step + 1) / (double)c.DecaySteps, 0, 1) : 1.0;
+        return c.LearningRate * Math.Min(warm, cool);
+    }
 
     /// <summary>Trains until <see cref="TrainConfig.Steps"/>, checkpointing and sampling on schedule.</summary>
     public void Run(IProgress<StepReport>? progress = null, CancellationToken cancellation = default)
