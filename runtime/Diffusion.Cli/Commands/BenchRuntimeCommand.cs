@@ -77,14 +77,12 @@ public static class BenchRuntimeCommand
     private static double BareRunMs(DiffusionModel m, int batch, int calls, CancellationToken cancellation)
     {
         long[] shape = [batch, m.Channels, m.Height, m.Width];
-        var x = new float[batch * m.ImageSize];
-        for (int i = 0; i < x.Length; i++) x[i] = (i % 17) / 8f - 1;
+        var x = BenchSample(m, batch);
         using var sample = OrtValue.CreateTensorValueFromMemory(x, shape);
         using var output = OrtValue.CreateTensorValueFromMemory(new float[x.Length], shape);
-        bool perImage = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage;
-        long[] tShape = perImage ? [batch] : m.Session.InputMetadata[m.TimestepInput].Dimensions.Length == 0 ? [] : [1];
-        int tCount = perImage ? batch : 1;
-        using var timestep = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared
+        long[] tShape = m.TimestepShape(batch);
+        int tCount = tShape.Length == 0 ? 1 : (int)tShape[0];
+        using var timestep = m.FloatTimesteps
             ? OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500f, tCount).ToArray(), tShape)
             : OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500L, tCount).ToArray(), tShape);
         using var labels = OrtValue.CreateTensorValueFromMemory(new long[batch], [batch]);
@@ -111,12 +109,10 @@ public static class BenchRuntimeCommand
     private static double FreshTensorMs(DiffusionModel m, int batch, int calls, CancellationToken cancellation)
     {
         int[] shape = [batch, m.Channels, m.Height, m.Width];
-        var x = new float[batch * m.ImageSize];
-        for (int i = 0; i < x.Length; i++) x[i] = (i % 17) / 8f - 1;
-        bool perImage = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage;
-        int[] tShape = perImage ? [batch] : m.Session.InputMetadata[m.TimestepInput].Dimensions.Length == 0 ? [] : [1];
-        int tCount = perImage ? batch : 1;
-        bool floatTime = m.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared;
+        var x = BenchSample(m, batch);
+        int[] tShape = [.. m.TimestepShape(batch).Select(d => (int)d)];
+        int tCount = tShape.Length == 0 ? 1 : tShape[0];
+        bool floatTime = m.FloatTimesteps;
         float[] Step()
         {
             var inputs = new List<NamedOnnxValue>
@@ -137,6 +133,14 @@ public static class BenchRuntimeCommand
             cancellation.ThrowIfCancellationRequested();
         }
         return watch.Elapsed.TotalMilliseconds / calls;
+    }
+
+    /// <summary>The fixed x_t both baselines feed: values spread over [−1, 1).</summary>
+    private static float[] BenchSample(DiffusionModel m, int batch)
+    {
+        var x = new float[batch * m.ImageSize];
+        for (int i = 0; i < x.Length; i++) x[i] = (i % 17) / 8f - 1;
+        return x;
     }
 
     /// <summary>One sampling run on a prepared context: its wall time, the time inside the network, its calls and managed bytes allocated.</summary>

@@ -57,6 +57,13 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Number of classes (0 if unconditional); label <see cref="NumClasses"/> is the null label.</summary>
     public int NumClasses => ClassLabelsInput is null ? 0 : Config.NumClasses;
 
+    /// <summary>Whether the timestep input is float32 (else int64, fractional timesteps rounded).</summary>
+    public bool FloatTimesteps => TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared;
+
+    /// <summary>The timestep input's shape for a network batch: [B] per image, else [1] or a scalar as the graph declares.</summary>
+    public long[] TimestepShape(int batch) => TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage ? [batch]
+        : Session.InputMetadata[TimestepInput].Dimensions.Length == 0 ? [] : [1];
+
     /// <summary>Whether the model has a null label (<see cref="NumClasses"/>) for unconditional sampling and classifier-free guidance.</summary>
     public bool HasNullClass => NumClasses > 0 && Config.NullClass;
     /// <summary>The settings the session was created with.</summary>

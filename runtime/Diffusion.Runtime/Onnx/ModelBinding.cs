@@ -50,11 +50,7 @@ internal sealed unsafe class ModelBinding : IDisposable
         Batch = batch;
         _values = batch * model.ImageSize;
         long[] imageShape = [batch, model.Channels, model.Height, model.Width];
-        long[] tShape = model.TimestepLayout switch
-        {
-            TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage => [batch],
-            _ => model.Session.InputMetadata[model.TimestepInput].Dimensions.Length == 0 ? [] : [1],
-        };
+        long[] tShape = model.TimestepShape(batch);
         _io = model.Session.CreateIoBinding();
         _run = new RunOptions();
         try
@@ -82,7 +78,7 @@ internal sealed unsafe class ModelBinding : IDisposable
             }
 
             Bind(model.SampleInput, imageShape, TensorElementType.Float, input: true, out _sample);
-            if (model.TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared)
+            if (model.FloatTimesteps)
                 Bind(model.TimestepInput, tShape, TensorElementType.Float, input: true, out _timestepFloat);
             else
                 Bind(model.TimestepInput, tShape, TensorElementType.Int64, input: true, out _timestepLong);
