@@ -55,14 +55,20 @@ public class TrainerCliTests
         Assert.Equal(2, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
         Assert.Contains("--resume", error.ToString());
         File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--lr", "0.1"], output, error));
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--batch", "8"], output, error));
         Assert.Contains("step 5", output.ToString());
-        Assert.Contains("ignoring --lr (only --steps, --decay-steps, --threads, --time-limit and --processes apply)", error.ToString());
-        // An open-ended run is ended with a cool-down chosen on resume; one longer than the run is refused.
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2"], output, error));
-        Assert.Equal((7, 2), (Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.Steps, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.DecaySteps));
+        Assert.Contains("ignoring --batch (only --steps, --decay-steps, --lr, --ema, --dropout, --threads, --time-limit and --processes apply)", error.ToString());
+        // An open-ended run is ended with a cool-down chosen on resume, and may change how it optimises from here on;
+        // the saved config records the change. A cool-down longer than the run, or a dropout of 1, is refused.
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2", "--lr", "1e-3", "--ema", "0.9999", "--dropout", "0"], output, error));
+        Assert.Contains("with --steps 7 --decay-steps 2 --lr 0.001 --ema 0.9999 --dropout 0", output.ToString());
+        var saved = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
+        Assert.Equal((7, 7, 2, 1e-3, 0.9999, 0.0, 4), (saved.Step, saved.Config.Steps, saved.Config.DecaySteps, saved.Config.LearningRate, saved.Config.EmaDecay, saved.Config.Net.Dropout, saved.Config.Batch));
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output, error));
         Assert.Contains("--decay-steps must lie in 0…8", error.ToString());
+        Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--dropout", "1"], output, error));
+        Assert.Contains("--dropout must lie in [0, 1), got 1", error.ToString());
+        Assert.Equal(7, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step);
         var onnx = Path.Combine(folder, "exported.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
         using var model = DiffusionModel.Load(onnx);

@@ -3,6 +3,7 @@ using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Data;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Training;
+using TorchSharp;
 
 namespace Diffusion.Trainer.Tests;
 
@@ -52,7 +53,7 @@ public class TrainingTests
 
         var stopped = Folder();
         using (var run = TrainingRun.Start(Tiny(12, dropout: 0.2), stopped, Slice.Value)) run.Run();
-        using (var run = TrainingRun.Resume(stopped, steps: 24, data: Slice.Value)) run.Run();
+        using (var run = TrainingRun.Resume(stopped, new ResumeOptions { Steps = 24 }, data: Slice.Value)) run.Run();
         var resumed = File.ReadAllLines(Path.Combine(stopped, "loss.csv"));
 
         Assert.Equal(expected.Length, resumed.Length);
@@ -61,6 +62,27 @@ public class TrainingTests
             double a = double.Parse(expected[i].Split(',')[1]), b = double.Parse(resumed[i].Split(',')[1]);
             Assert.True(Math.Abs(a - b) <= 1e-5 * Math.Max(1, Math.Abs(a)), $"line {i}: {a} vs {b}");
         }
+    }
+
+    [Fact]
+    public void Resume_may_change_the_learning_rate_ema_and_dropout_from_there_on()
+    {
+        var folder = Folder();
+        using (var run = TrainingRun.Start(Tiny(12, dropout: 0.2), folder, Slice.Value)) run.Run();
+        using var resumed = TrainingRun.Resume(folder, new ResumeOptions { Steps = 16, LearningRate = 5e-3, EmaDecay = 0, Dropout = 0 }, data: Slice.Value);
+        Assert.Equal(12, resumed.Step);
+        Assert.NotEqual(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true)); // the average of 12 steps at 0.999
+        Assert.Equal(5e-3, resumed.LearningRateAt(13), 12);
+        resumed.TrainStep();
+        Assert.Equal(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true));    // decay 0: the average is the weights
+
+        // Dropout 0: the network in training mode gives the same output twice (at 0.2 it would not).
+        using var scope = torch.NewDisposeScope();
+        var x = torch.randn(2, 1, 28, 28);
+        var t = torch.tensor(new float[] { 10, 500 });
+        var labels = torch.tensor(new long[] { 1, 2 });
+        resumed.Net.train();
+        Assert.True(resumed.Net.forward(x, t, labels).eq(resumed.Net.forward(x, t, labels)).all().item<bool>());
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public static class TrainCommand
         var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out (its saved config; --steps may extend it)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema and --dropout may change it from here on." };
         var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")
         {
@@ -84,12 +84,15 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--decay-steps", "--threads", "--time-limit", "--processes" };
+                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--threads", "--time-limit", "--processes" };
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
-                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} (only --steps, --decay-steps, --threads, --time-limit and --processes apply).");
-                run = TrainingRun.Resume(folder, p.GetResult(steps) is { Implicit: false } ? p.GetValue(steps) : null, world: world,
-                    decaySteps: p.GetResult(decay) is { Implicit: false } ? p.GetValue(decay) : null);
+                    await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} " +
+                        "(only --steps, --decay-steps, --lr, --ema, --dropout, --threads, --time-limit and --processes apply).");
+                T? Given<T>(Option<T> option) where T : struct => p.GetResult(option) is { Implicit: false } ? p.GetValue(option) : null;
+                var changes = new ResumeOptions { Steps = Given(steps), DecaySteps = Given(decay), LearningRate = Given(lr), EmaDecay = Given(ema), Dropout = Given(dropout) };
+                run = TrainingRun.Resume(folder, changes, world: world);
+                if (changes.ToString() is { Length: > 0 } changed) await output.WriteLineAsync($"resuming '{folder}' at step {run.Step} with {changed}");
             }
             else
             {

@@ -113,22 +113,23 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>
-    /// Continues the run saved in <paramref name="outDir"/>; <paramref name="steps"/> (if given) replaces the target step
-    /// count. Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
+    /// Continues the run saved in <paramref name="outDir"/>, with the <paramref name="changes"/> a resumed run may make.
+    /// Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
     /// </summary>
-    public static TrainingRun Resume(string outDir, int? steps = null, ImageDataset? data = null, ICommunicator? world = null, int? decaySteps = null)
+    public static TrainingRun Resume(string outDir, ResumeOptions? changes = null, ImageDataset? data = null, ICommunicator? world = null)
     {
         world ??= new SingleProcess();
+        changes ??= new ResumeOptions();
         var path = CheckpointPath(outDir);
         TrainConfig? config = null;
         if (world.Rank == 0)
         {
             Checkpoint.RemoveStaleTemporaries(path);
             var saved = Checkpoint.ReadInfo(path);
-            config = saved.Config with { Steps = steps ?? saved.Config.Steps, DecaySteps = decaySteps ?? saved.Config.DecaySteps };
+            config = changes.ApplyTo(saved.Config);
             Validate(config);
         }
-        config = AgreeOnConfig(world, config, $"{(steps is int s ? $"--steps {s}" : "")} {(decaySteps is int d ? $"--decay-steps {d}" : "")}".Trim());
+        config = AgreeOnConfig(world, config, changes.ToString());
         data ??= Datasets.Open(config.Data);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data, world);
@@ -226,9 +227,10 @@ public sealed class TrainingRun : IDisposable
     {
         if (c.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {c.Steps}.");
         if (c.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {c.Batch}.");
-        if (!(c.LearningRate > 0)) throw new ArgumentException($"--lr must be positive, got {c.LearningRate}.");
-        if (c.EmaDecay is < 0 or >= 1) throw new ArgumentException($"--ema must lie in [0, 1), got {c.EmaDecay}.");
-        if (c.LabelDropout is < 0 or >= 1) throw new ArgumentException($"--label-dropout must lie in [0, 1), got {c.LabelDropout}.");
+        if (!(c.LearningRate > 0 && double.IsFinite(c.LearningRate))) throw new ArgumentException($"--lr must be a positive number, got {c.LearningRate}.");
+        if (!(c.EmaDecay is >= 0 and < 1)) throw new ArgumentException($"--ema must lie in [0, 1), got {c.EmaDecay}.");
+        if (!(c.Net.Dropout is >= 0 and < 1)) throw new ArgumentException($"--dropout must lie in [0, 1), got {c.Net.Dropout}.");
+        if (!(c.LabelDropout is >= 0 and < 1)) throw new ArgumentException($"--label-dropout must lie in [0, 1), got {c.LabelDropout}.");
         if (c.CheckpointEvery <= 0) throw new ArgumentException($"--checkpoint-every must be positive, got {c.CheckpointEvery}.");
         if (c.DecaySteps < 0 || c.DecaySteps > c.Steps) throw new ArgumentException($"--decay-steps must lie in 0…{c.Steps} (--steps), got {c.DecaySteps}.");
     }
