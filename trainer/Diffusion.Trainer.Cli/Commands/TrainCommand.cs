@@ -84,11 +84,12 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                var applies = new HashSet<string> { "--out", "--resume", "--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--threads", "--time-limit", "--processes" };
-                var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && !applies.Contains(o.Name)).Select(o => o.Name).ToList();
+                string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--threads", "--time-limit", "--processes"];
+                var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && o.Name is not ("--out" or "--resume") && !applies.Contains(o.Name))
+                    .Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
                     await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} " +
-                        "(only --steps, --decay-steps, --lr, --ema, --dropout, --threads, --time-limit and --processes apply).");
+                        $"(only {string.Join(", ", applies[..^1])} and {applies[^1]} apply).");
                 T? Given<T>(Option<T> option) where T : struct => p.GetResult(option) is { Implicit: false } ? p.GetValue(option) : null;
                 var changes = new ResumeOptions { Steps = Given(steps), DecaySteps = Given(decay), LearningRate = Given(lr), EmaDecay = Given(ema), Dropout = Given(dropout) };
                 run = TrainingRun.Resume(folder, changes, world: world);
