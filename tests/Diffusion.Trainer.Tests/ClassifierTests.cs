@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Tests;
 
+[Collection(DefaultGenerator.Name)]
 public class ClassifierTests
 {
     [Fact]

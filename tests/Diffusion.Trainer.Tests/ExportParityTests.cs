@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 namespace Diffusion.Trainer.Tests;
 
 /// <summary>The same random inputs through TorchSharp and through ONNX Runtime must agree to max |Δ| ≤ 1e−4.</summary>
+[Collection(DefaultGenerator.Name)]
 public class ExportParityTests
 {
     public static TheoryData<int, bool> Cases => new() { { 1, false }, { 5, false }, { 1, true }, { 5, true } };

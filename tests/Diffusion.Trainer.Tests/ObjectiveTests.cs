@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Tests;
 
+[Collection(DefaultGenerator.Name)]
 public class ObjectiveTests
 {
     [Fact]

@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Tests;
 
+[Collection(DefaultGenerator.Name)]
 public class OnnxCheckerTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 namespace Diffusion.Trainer.Tests;
 
 /// <summary>TorchSharp loads and computes here; on a libstdc++ older than it needs, through the patched copy.</summary>
+[Collection(DefaultGenerator.Name)]
 public class TorchSharpSetupTests
 {
     [Fact]

@@ -8,6 +8,7 @@ using TorchSharp;
 namespace Diffusion.Trainer.Tests;
 
 /// <summary>Short real training runs on a slice of Fashion-MNIST with a tiny UNet.</summary>
+[Collection(DefaultGenerator.Name)]
 public class TrainingTests
 {
     private static readonly Lazy<ImageDataset> Slice = new(() => Datasets.Open("fashion-mnist").Take(512));
