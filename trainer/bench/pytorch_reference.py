@@ -132,6 +132,7 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--profile", action="store_true", help="print mean ms per step of each phase")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: the forward under torch.autocast(bfloat16)")
     p.add_argument("--infer", action="store_true", help="time forward calls of the network instead of training steps")
     p.add_argument("--device", default="cpu", help="with --infer: cpu or cuda[:N]")
     p.add_argument("--batches", default="1,16,64", help="with --infer: comma-separated batch sizes")
@@ -167,7 +168,9 @@ def main():
         opt.zero_grad(set_to_none=True)
         since = mark("data", start)
         xt = ab[t].sqrt()[:, None, None, None] * x0 + (1 - ab[t]).sqrt()[:, None, None, None] * noise
-        loss = F.mse_loss(net(xt, t.float(), y), noise)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            prediction = net(xt, t.float(), y)
+        loss = F.mse_loss(prediction.float(), noise)
         since = mark("forward", since)
         loss.backward()
         since = mark("backward", since)
@@ -184,7 +187,7 @@ def main():
     times.sort()
     median = times[len(times) // 2]
     params = sum(q.numel() for q in net.parameters())
-    print(f"PyTorch {torch.__version__} eager, reference UNet ({params:,} parameters), batch {a.batch}, {torch.get_num_threads()} threads:")
+    print(f"PyTorch {torch.__version__} eager, reference UNet ({params:,} parameters), batch {a.batch}, {torch.get_num_threads()} threads, {a.precision}:")
     print(f"  {a.batch / median:.1f} images/s (median step {median * 1000:.1f} ms over {len(times)} steps)")
     print(f"  peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if a.profile:

@@ -12,7 +12,8 @@ namespace Diffusion.Trainer.Commands;
 /// --attention 7 --batch 64 on 28×28×1): images/s over timed steps after warm-up, ms per step, peak resident memory.
 /// With <c>--compare</c>, the same measurement of this trainer, of the PyTorch-eager twin
 /// (trainer/bench/pytorch_reference.py) and, with <c>--previous</c>, of an earlier trainer build, each in a process
-/// of its own, back to back, for <c>--rounds</c> rounds; the table gives medians and ratios to PyTorch.
+/// of its own, back to back, for <c>--rounds</c> rounds; the table gives medians and ratios to PyTorch (float32).
+/// <c>--precision bf16</c> adds this trainer in mixed precision and the twin under torch.autocast(bfloat16).
 /// </summary>
 public static partial class BenchTrainCommand
 {
@@ -28,17 +29,19 @@ public static partial class BenchTrainCommand
         var previous = new Option<string?>("--previous") { Description = "The trainer dll (diffusion-trainer.dll before the TorchSharp trainer) of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
         var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
         var profile = new Option<bool>("--profile") { Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, AdamW, EMA)." };
-        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds, profile };
+        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 rows (this trainer, and the twin under torch.autocast) beside the fp32 ones." };
+        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
             if (s <= 0 || w < 0 || b <= 0) throw new ArgumentException($"bench-train: --steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
+            var arithmetic = PrecisionNames.Parse(p.GetValue(precision)!);
             if (!p.GetValue(compare))
             {
-                await output.WriteAsync(MeasureThisTrainer(s, w, b, t, p.GetValue(profile), cancellation));
+                await output.WriteAsync(MeasureThisTrainer(s, w, b, t, arithmetic, p.GetValue(profile), cancellation));
                 return 0;
             }
-            var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, p.GetValue(rounds), p.GetValue(python)!, p.GetValue(previous), output, cancellation);
+            var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, arithmetic, p.GetValue(rounds), p.GetValue(python)!, p.GetValue(previous), output, cancellation);
             await output.WriteAsync(report);
             return 0;
         }));
@@ -46,13 +49,13 @@ public static partial class BenchTrainCommand
     }
 
     /// <summary>Times this trainer's steps in this process; the text has the lines <see cref="Parse"/> reads.</summary>
-    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, bool profile, CancellationToken cancellation)
+    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, Precision precision, bool profile, CancellationToken cancellation)
     {
         int torchThreads = TorchSetup.SetThreads(threads);
         var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
         var config = new TrainConfig
         {
-            Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0, CheckpointEvery = int.MaxValue,
+            Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0, CheckpointEvery = int.MaxValue, Precision = precision,
             Net = new UNetConfig { BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
         };
         using var run = TrainingRun.Start(config, folder);
@@ -75,7 +78,7 @@ public static partial class BenchTrainCommand
         }
         times.Sort();
         double median = times[times.Count / 2], mean = times.Average();
-        return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads:\n" +
+        return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads, {precision.Name()}:\n" +
                $"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)\n" +
                $"  peak resident memory {ProcessMemory.PeakResidentMiB():0} MiB\n" +
                (run.Profile is { } phases ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
@@ -85,15 +88,21 @@ public static partial class BenchTrainCommand
 
     private readonly record struct Measurement(double ImagesPerSecond, double MedianMs, double PeakMiB);
 
-    private static async Task<string> Compare(int steps, int warmup, int batch, int threads, int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
+    private static async Task<string> Compare(int steps, int warmup, int batch, int threads, Precision precision, int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
     {
         if (rounds <= 0) throw new ArgumentException($"--rounds must be positive, got {rounds}.");
         string[] common = ["bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
+        string[] twinCommon = ["--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
         var self = typeof(Program).Assembly.Location;
         var contenders = new List<Contender> { new("this trainer (TorchSharp)", "dotnet", [self, .. common]) };
         var twin = Path.Combine(AppContext.BaseDirectory, "bench", "pytorch_reference.py");
         if (!File.Exists(python)) throw new FileNotFoundException($"--python '{python}' does not exist; install Debian's python3-torch (apt-get install python3-torch) for the PyTorch twin.", python);
-        contenders.Add(new("PyTorch eager twin", python, [twin, "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"]));
+        contenders.Add(new("PyTorch eager twin", python, [twin, .. twinCommon]));
+        if (precision == Precision.BFloat16)
+        {
+            contenders.Add(new("this trainer (TorchSharp), bf16", "dotnet", [self, .. common, "--precision", "bf16"]));
+            contenders.Add(new("PyTorch eager twin, bf16 autocast", python, [twin, .. twinCommon, "--precision", "bf16"]));
+        }
         if (previous is not null)
         {
             if (!File.Exists(previous)) throw new FileNotFoundException($"--previous '{previous}' does not exist; build it with trainer/bench/build-previous.sh.", previous);

@@ -44,13 +44,14 @@ public static class TrainCommand
         var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema and --dropout may change it from here on." };
+        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.6× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema, --dropout and --precision may change it from here on." };
         var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
             weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume, processes,
-            zeroSnr, timeLimit, decay,
+            zeroSnr, timeLimit, decay, precision,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
@@ -84,14 +85,18 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--threads", "--time-limit", "--processes"];
+                string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--precision", "--threads", "--time-limit", "--processes"];
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && o.Name is not ("--out" or "--resume") && !applies.Contains(o.Name))
                     .Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
                     await error.WriteLineAsync($"warning: --resume continues the run saved in '{folder}' with its own settings; ignoring {string.Join(", ", ignored)} " +
                         $"(only {string.Join(", ", applies[..^1])} and {applies[^1]} apply).");
                 T? Given<T>(Option<T> option) where T : struct => p.GetResult(option) is { Implicit: false } ? p.GetValue(option) : null;
-                var changes = new ResumeOptions { Steps = Given(steps), DecaySteps = Given(decay), LearningRate = Given(lr), EmaDecay = Given(ema), Dropout = Given(dropout) };
+                var changes = new ResumeOptions
+                {
+                    Steps = Given(steps), DecaySteps = Given(decay), LearningRate = Given(lr), EmaDecay = Given(ema), Dropout = Given(dropout),
+                    Precision = p.GetResult(precision) is { Implicit: false } ? PrecisionNames.Parse(p.GetValue(precision)!) : null,
+                };
                 run = TrainingRun.Resume(folder, changes, world: world);
                 if (changes.ToString() is { Length: > 0 } changed) await output.WriteLineAsync($"resuming '{folder}' at step {run.Step} with {changed}");
             }
@@ -135,6 +140,7 @@ public static class TrainCommand
                     GradClip = p.GetValue(clip),
                     Seed = p.GetValue(seed),
                     Device = p.GetValue(device)!,
+                    Precision = PrecisionNames.Parse(p.GetValue(precision)!),
                     Flip = !p.GetValue(noFlip),
                     CheckpointEvery = p.GetValue(checkpointEvery),
                     SampleEvery = p.GetValue(sampleEvery),
@@ -145,8 +151,10 @@ public static class TrainCommand
             }
             using (run)
             {
+                if (world.Rank == 0 && run.Config.Precision == Precision.BFloat16 && TorchSetup.ParseDevice(run.Config.Device).type == TorchSharp.DeviceType.CPU && !TorchSetup.CpuHasBFloat16())
+                    await error.WriteLineAsync("warning: --precision bf16 on a CPU without AVX512-BF16 or AMX: libtorch emulates bfloat16 here, which is usually slower than fp32.");
                 await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {run.Config.Data} ({run.Config.Net.ImageSize}×{run.Config.Net.ImageSize}×{run.Config.Net.InChannels}, " +
-                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads" +
+                    $"{(run.Config.Net.NumClasses > 0 ? $"{run.Config.Net.NumClasses} classes" : "unconditional")}), step {run.Step} → {run.Config.Steps}, {TorchSetup.Describe()}, {torchThreads} threads, {run.Config.Precision.Name()}" +
                     (world.Size > 1 ? $" × {world.Size} ranks (MPI; batch {run.Config.Batch} split across them, {run.Averager.BytesPerStep / 1e6:0.#} MB allreduced per step)" : ""));
                 var watch = Stopwatch.StartNew();
                 int firstStep = run.Step;

@@ -78,11 +78,11 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The block on x [B,C,H,W] with embedding emb [B,E].</summary>
     public override Tensor forward(Tensor x, Tensor emb)
     {
-        var h = conv1.forward(F.silu(norm1.forward(x)));
+        var h = Layers.Conv(conv1, F.silu(norm1.forward(x)));
         var e = time_emb_proj.forward(F.silu(emb));
-        h = h + e.reshape(e.shape[0], e.shape[1], 1, 1);
-        h = conv2.forward(dropout.forward(F.silu(norm2.forward(h))));
-        return (skip?.forward(x) ?? x) + h;
+        h = h + e.reshape(e.shape[0], e.shape[1], 1, 1).to(h.dtype);
+        h = Layers.Conv(conv2, dropout.forward(F.silu(norm2.forward(h))));
+        return (skip is null ? x : Layers.Conv(skip, x)) + h;
     }
 
     /// <summary>Same in ONNX (dropout is the identity at inference).</summary>
@@ -128,11 +128,12 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long b = x.shape[0], c = x.shape[1], hw = x.shape[2] * x.shape[3];
-        var parts = qkv.forward(norm.forward(x)).reshape(b, 3, c, hw);
+        var parts = Layers.Conv(qkv, norm.forward(x)).reshape(b, 3, c, hw);
         Tensor q = parts.select(1, 0), k = parts.select(1, 1), v = parts.select(1, 2);
-        var weights = (q.transpose(1, 2).matmul(k) * (1 / Math.Sqrt(c))).softmax(-1); // [B, HW(query), HW(key)]
+        // The softmax in float32 whatever the activations' precision: bfloat16 logits would round before exp.
+        var weights = (q.transpose(1, 2).matmul(k).to(ScalarType.Float32) * (1 / Math.Sqrt(c))).softmax(-1).to(x.dtype); // [B, HW(query), HW(key)]
         var attended = v.matmul(weights.transpose(1, 2)).reshape(x.shape);            // [B, C, HW(query)]
-        return x + proj_out.forward(attended);
+        return x + Layers.Conv(proj_out, attended);
     }
 
     /// <summary>Same in ONNX.</summary>
@@ -163,7 +164,7 @@ public sealed class Downsample : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>[B,C,H,W] → [B,C,⌈H/2⌉,⌈W/2⌉].</summary>
-    public override Tensor forward(Tensor x) => conv.forward(x);
+    public override Tensor forward(Tensor x) => Layers.Conv(conv, x);
 
     /// <summary>Same in ONNX.</summary>
     public Value Export(OnnxEmitter e, Value x) => e.Conv(conv, x);
@@ -182,7 +183,7 @@ public sealed class Upsample : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>[B,C,H,W] → [B,C,2H,2W].</summary>
-    public override Tensor forward(Tensor x) => conv.forward(F.interpolate(x, scale_factor: [2, 2], mode: InterpolationMode.Nearest));
+    public override Tensor forward(Tensor x) => Layers.Conv(conv, F.interpolate(x, scale_factor: [2, 2], mode: InterpolationMode.Nearest));
 
     /// <summary>ONNX Resize (nearest, asymmetric, floor: PyTorch's nearest) then Conv.</summary>
     public Value Export(OnnxEmitter e, Value x)

@@ -19,4 +19,16 @@ public static class Layers
         norm.bias!.zero_();
         return norm;
     }
+
+    /// <summary>
+    /// The convolution in the input's precision: bfloat16 activations meet bfloat16 copies of the float32 weights (the
+    /// cast is part of the autograd graph, so the gradient lands on the float32 weights); float32 input is the plain
+    /// forward.
+    /// </summary>
+    public static Tensor Conv(Conv2d conv, Tensor x)
+    {
+        var weight = conv.weight!;
+        if (x.dtype == weight.dtype) return conv.forward(x);
+        return nn.functional.conv2d(x, weight.to(x.dtype), conv.bias?.to(x.dtype), conv.stride, conv.padding, conv.dilation, conv.groups);
+    }
 }

@@ -67,6 +67,19 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     /// <summary>The config.</summary>
     public UNetConfig Config => _config;
 
+    /// <summary>
+    /// The precision of the activations in <see cref="forward"/>: Float32, or BFloat16 for mixed-precision training
+    /// (convolutions, attention and norms run in bfloat16 on bfloat16 copies of the float32 weights; the embeddings, the
+    /// attention softmax and the output stay float32). The weights, their gradients and the export are float32 either way.
+    /// </summary>
+    public ScalarType ComputeType
+    {
+        get => _computeType;
+        set => _computeType = value is ScalarType.Float32 or ScalarType.BFloat16 ? value
+            : throw new ArgumentException($"UNet compute type {value}: expected Float32 or BFloat16.");
+    }
+    private ScalarType _computeType = ScalarType.Float32;
+
     /// <summary>Builds the network; its weights come from TorchSharp's default generator (seed it with torch.manual_seed).</summary>
     public UNet(UNetConfig config) : base(nameof(UNet))
     {
@@ -144,7 +157,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         var emb = time_embedding.forward(t);
         if (class_embedding is not null)
             emb = emb + class_embedding.forward(labels ?? throw new ArgumentException("This UNet is class-conditional: pass class labels (num_classes is the null label)."));
-        var h = conv_in.forward(x);
+        var h = Layers.Conv(conv_in, x.to(_computeType));
         var skips = new List<Tensor> { h };
         int block = 0;
         for (int level = 0; level < _config.ChannelMults.Length; level++)
@@ -173,7 +186,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             }
             if (level < upsamples.Count) h = upsamples[level].forward(h);
         }
-        return conv_out.forward(F.silu(norm_out.forward(h)));
+        return Layers.Conv(conv_out, F.silu(norm_out.forward(h))).to(x.dtype);
     }
 
     /// <summary>Writes the network between the given graph inputs; returns the output value.</summary>

@@ -2,7 +2,7 @@ namespace Diffusion.Trainer.Training;
 
 /// <summary>
 /// What a resumed run may change: where it ends and how it optimises from here on (peak learning rate, cool-down, EMA
-/// decay, dropout) — never the network's shape, the data or the objective, which the saved weights belong to.
+/// decay, dropout, precision) — never the network's shape, the data or the objective, which the saved weights belong to.
 /// A null keeps the saved value.
 /// </summary>
 public sealed record ResumeOptions
@@ -17,6 +17,8 @@ public sealed record ResumeOptions
     public double? EmaDecay { get; init; }
     /// <summary>New dropout in the residual blocks (--dropout).</summary>
     public double? Dropout { get; init; }
+    /// <summary>New arithmetic of the steps (--precision): the float32 weights and optimizer state go on either way.</summary>
+    public Precision? Precision { get; init; }
 
     /// <summary>The saved config with these changes.</summary>
     public TrainConfig ApplyTo(TrainConfig saved) => saved with
@@ -26,10 +28,11 @@ public sealed record ResumeOptions
         LearningRate = LearningRate ?? saved.LearningRate,
         EmaDecay = EmaDecay ?? saved.EmaDecay,
         Net = saved.Net with { Dropout = Dropout ?? saved.Net.Dropout },
+        Precision = Precision ?? saved.Precision,
     };
 
     /// <summary>The changes as command-line options, e.g. "--steps 24 --ema 0.9999" (empty for none).</summary>
     public override string ToString() => string.Join(" ", new (string Name, object? Value)[]
-        { ("--steps", Steps), ("--decay-steps", DecaySteps), ("--lr", LearningRate), ("--ema", EmaDecay), ("--dropout", Dropout) }
+        { ("--steps", Steps), ("--decay-steps", DecaySteps), ("--lr", LearningRate), ("--ema", EmaDecay), ("--dropout", Dropout), ("--precision", Precision?.Name()) }
         .Where(o => o.Value is not null).Select(o => FormattableString.Invariant($"{o.Name} {o.Value}")));
 }

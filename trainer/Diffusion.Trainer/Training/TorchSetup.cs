@@ -19,6 +19,21 @@ public static class TorchSetup
         return get_num_threads();
     }
 
+    /// <summary>
+    /// Whether this CPU multiplies bfloat16 natively (the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo), where
+    /// --precision bf16 pays on the CPU; false where the flags cannot be read.
+    /// </summary>
+    public static bool CpuHasBFloat16()
+    {
+        try
+        {
+            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal));
+            return flags is not null && flags.Split(' ', ':', '\t').Any(f => f is "avx512_bf16" or "amx_bf16");
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+
     /// <summary>Parses cpu, cuda or cuda:N; CUDA on a build or machine without it is a clear error.</summary>
     public static Device ParseDevice(string text)
     {

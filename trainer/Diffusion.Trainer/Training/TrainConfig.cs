@@ -47,8 +47,42 @@ public sealed record TrainConfig
     public ulong Seed { get; init; }
     /// <summary>cpu or cuda[:N].</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>Arithmetic of the forward and backward passes (the weights, the optimizer and the checkpoint stay float32).</summary>
+    public Precision Precision { get; init; } = Precision.Float32;
     /// <summary>Checkpoint every N steps.</summary>
     public int CheckpointEvery { get; init; } = 500;
     /// <summary>Write a sample grid through the runtime every N steps (0 = never).</summary>
     public int SampleEvery { get; init; } = 1000;
+}
+
+/// <summary>The arithmetic of a training step's forward and backward passes.</summary>
+public enum Precision
+{
+    /// <summary>float32 throughout (--precision fp32).</summary>
+    Float32,
+    /// <summary>
+    /// Mixed precision (--precision bf16): bfloat16 activations on bfloat16 copies of the float32 weights; gradients,
+    /// AdamW, EMA, loss and checkpoint in float32. About 1.6× the images/s on CPUs with AVX512-BF16 (or AMX); emulated,
+    /// and slower than float32, on CPUs without.
+    /// </summary>
+    BFloat16,
+}
+
+/// <summary>The command-line names of <see cref="Precision"/>: fp32 and bf16.</summary>
+public static class PrecisionNames
+{
+    /// <summary>fp32/float32 or bf16/bfloat16 (any case); anything else is one clear error naming <paramref name="option"/>.</summary>
+    public static Precision Parse(string text, string option = "--precision") => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" or "float32" => Precision.Float32,
+        "bf16" or "bfloat16" => Precision.BFloat16,
+        _ => throw new ArgumentException($"{option} '{text}': expected fp32 or bf16."),
+    };
+
+    /// <summary>fp32 or bf16.</summary>
+    public static string Name(this Precision precision) => precision == Precision.BFloat16 ? "bf16" : "fp32";
+
+    /// <summary>The TorchSharp element type of the activations.</summary>
+    public static TorchSharp.torch.ScalarType ScalarType(this Precision precision) =>
+        precision == Precision.BFloat16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
 }

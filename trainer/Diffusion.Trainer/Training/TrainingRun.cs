@@ -84,7 +84,7 @@ public sealed class TrainingRun : IDisposable
         _config.Diffusion.Validate("training config");
         random.manual_seed((long)config.Seed);  // initial weights and dropout draw from the default generator
         _generator = new Generator(config.Seed); // batches, t, noise and label dropout from this one
-        _net = new UNet(net);
+        _net = new UNet(net) { ComputeType = config.Precision.ScalarType() };
         _net.to(_device);
         _objective = new DiffusionObjective(_config.Diffusion.CreateSchedule(), _config.Diffusion.Prediction, config.Weighting, config.MinSnrGamma,
             config.LabelDropout, net.NumClasses, _device);
@@ -232,6 +232,7 @@ public sealed class TrainingRun : IDisposable
         if (!(c.Net.Dropout is >= 0 and < 1)) throw new ArgumentException($"--dropout must lie in [0, 1), got {c.Net.Dropout}.");
         if (!(c.LabelDropout is >= 0 and < 1)) throw new ArgumentException($"--label-dropout must lie in [0, 1), got {c.LabelDropout}.");
         if (c.CheckpointEvery <= 0) throw new ArgumentException($"--checkpoint-every must be positive, got {c.CheckpointEvery}.");
+        if (!Enum.IsDefined(c.Precision)) throw new ArgumentException($"precision {(int)c.Precision}: expected fp32 or bf16.");
         if (c.DecaySteps < 0 || c.DecaySteps > c.Steps) throw new ArgumentException($"--decay-steps must lie in 0…{c.Steps} (--steps), got {c.DecaySteps}.");
     }
 
