@@ -44,7 +44,7 @@ public static class TrainCommand
         var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
-        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.6× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
+        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.5× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema, --dropout and --precision may change it from here on." };
         var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")

@@ -62,7 +62,7 @@ public enum Precision
     Float32,
     /// <summary>
     /// Mixed precision (--precision bf16): bfloat16 activations on bfloat16 copies of the float32 weights; gradients,
-    /// AdamW, EMA, loss and checkpoint in float32. About 1.6× the images/s on CPUs with AVX512-BF16 (or AMX); emulated,
+    /// AdamW, EMA, loss and checkpoint in float32. About 1.5× the images/s on CPUs with AVX512-BF16 (or AMX); emulated,
     /// and slower than float32, on CPUs without.
     /// </summary>
     BFloat16,
