@@ -38,7 +38,7 @@ public sealed class Evaluator
     private readonly int _referenceCount;
     private readonly float[]? _floorFeatures;
     private readonly int _floorCount;
-    private readonly Dictionary<int, SetDistance> _floors = [];
+    private readonly Dictionary<(int Count, int Sample), SetDistance> _floors = [];
 
     /// <summary>
     /// Prepares the reference statistics from <paramref name="referenceImages"/> ([n, C, H, W] in [−1, 1]) and, when
@@ -58,28 +58,51 @@ public sealed class Evaluator
     /// <summary>Reference images available.</summary>
     public int ReferenceCount => _referenceCount;
 
-    /// <summary>The noise floor at <paramref name="count"/> images (first <paramref name="count"/> reference vs first <paramref name="count"/> floor images), or null without a floor sample.</summary>
-    public SetDistance? Floor(int count)
+    /// <summary>
+    /// The noise floor at <paramref name="count"/> images: the first <paramref name="count"/> reference images vs the
+    /// <paramref name="sample"/>-th disjoint run of <paramref name="count"/> floor images (sample 0: the first ones, fewer
+    /// when there are fewer). Null without a floor set, or when it holds fewer than (sample + 1)·count images.
+    /// </summary>
+    public SetDistance? Floor(int count, int sample = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(sample);
         if (_floorFeatures is null) return null;
         count = Math.Min(count, Math.Min(_referenceCount, _floorCount));
+        if ((long)(sample + 1) * count > _floorCount) return null;
         lock (_floors)
         {
-            if (!_floors.TryGetValue(count, out var floor))
-                _floors[count] = floor = Distance(_referenceFeatures, _floorFeatures, count);
+            if (!_floors.TryGetValue((count, sample), out var floor))
+                _floors[(count, sample)] = floor = Distance(_referenceFeatures, _floorFeatures.AsSpan(sample * count * _classifier.FeatureDim), count);
             return floor;
         }
     }
 
-    private SetDistance Distance(float[] a, float[] b, int count)
+    private SetDistance Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int count)
     {
         int dim = _classifier.FeatureDim;
-        return new SetDistance(FrechetDistance.Compute(a.AsSpan(0, count * dim), count, b.AsSpan(0, count * dim), count, dim),
+        return new SetDistance(FrechetDistance.Compute(a[..(count * dim)], count, b[..(count * dim)], count, dim),
             KernelInceptionDistance.Compute(a, count, b, count, dim), count);
     }
 
     /// <summary>Generates <paramref name="request"/>.Count images (classes cycled when the model is conditional) and scores them.</summary>
-    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null)
+    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null) =>
+        Evaluate(request, 0, cancellation, progress);
+
+    /// <summary>
+    /// <see cref="Evaluate(GenerationRequest, CancellationToken, IProgress{GenerationProgress})"/> at <paramref name="seeds"/>
+    /// sampling seeds — request.Seed, request.Seed + 1, … — run k with the k-th disjoint floor sample (none where the
+    /// floor set runs out).
+    /// </summary>
+    public EvalSeries EvaluateSeeds(GenerationRequest request, int seeds, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null)
+    {
+        if (seeds < 1) throw new DiffusionArgumentException($"The number of seeds must be at least 1, got {seeds}.");
+        var runs = new List<EvalResult>(seeds);
+        for (int k = 0; k < seeds; k++)
+            runs.Add(Evaluate(request with { Seed = unchecked(request.Seed + (ulong)k) }, k, cancellation, progress));
+        return new EvalSeries(runs);
+    }
+
+    private EvalResult Evaluate(GenerationRequest request, int floorSample, CancellationToken cancellation, IProgress<GenerationProgress>? progress)
     {
         int classes = _model.NumClasses;
         if (classes > 0 && request.ClassLabels.Length == 0)
@@ -106,7 +129,7 @@ public sealed class Evaluator
         }
         var sampler = request.ResolveSampler(_model.Config);
         return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
-            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count) };
+            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count, floorSample) };
     }
 
     /// <summary>The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.</summary>

@@ -2,6 +2,7 @@ using Diffusion.Cli;
 using Diffusion.Cli.Commands;
 using Diffusion.ReferenceModels;
 using Diffusion.Runtime.Onnx;
+using System.Text.RegularExpressions;
 
 namespace Diffusion.Cli.Tests;
 
@@ -50,6 +51,14 @@ public class CliEvaluationTests
         Assert.Contains("Fréchet distance", output.ToString());
         Assert.Contains("noise floor", output.ToString());
         Assert.Contains("kernel inception distance", output.ToString());
+        output.GetStringBuilder().Clear();
+        code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5", "--seeds", "3"], output, error);
+        Assert.True(code == 0, error.ToString());
+        var text = Regex.Replace(output.ToString(), @"[│\s]+", " "); // the table wraps long cells
+        Assert.Matches(@"Fréchet distance [\d.]+ ± [\d.]+ \(mean ± sd over 3 seeds; 20 generated vs 20 reference\) each seed [\d.]+, [\d.]+, [\d.]+ noise floor [\d.]+ ± [\d.]+ \(3 disjoint samples of 20 ", text);
+        Assert.Matches(@"class accuracy [\d.]+ % ± [\d.]+ %", text);
+        Assert.Equal(2, await Program.Run(["eval", "--model", modelPath, "--seeds", "0"], output, error));
+        Assert.Contains("--seeds must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
         Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
         Assert.Contains("the model makes 3072 values per image", error.ToString());
     }

@@ -44,6 +44,60 @@ public class EvaluationTests
     }
 
     [Fact]
+    public void Several_seeds_are_single_runs_at_consecutive_seeds_each_with_its_own_floor_sample()
+    {
+        using var model = Fixtures.Load(Fixtures.Spec() with
+        {
+            Height = 28, Width = 28,
+            ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
+            Config = new DiffusionConfig { NumClasses = 10 },
+        });
+        using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
+        var (test, n) = Evaluator.LoadReference(Test, 100, 784);
+        var (train, m) = Evaluator.LoadReference(Train, 250, 784); // two disjoint floor samples of 100, then 50 left over
+        var evaluator = new Evaluator(model, classifier, test, n, train, m);
+        var request = new Generation.GenerationRequest { Sampler = "ddim", Steps = 5, Count = 100, BatchSize = 50, Seed = 7 };
+
+        var series = evaluator.EvaluateSeeds(request, 3);
+        Assert.Equal(3, series.Runs.Count);
+        for (int k = 0; k < 3; k++)
+        {
+            var alone = evaluator.Evaluate(request with { Seed = 7 + (ulong)k });
+            Assert.Equal((alone.FrechetDistance, alone.Kid, alone.ClassAccuracy), (series.Runs[k].FrechetDistance, series.Runs[k].Kid, series.Runs[k].ClassAccuracy));
+        }
+        Assert.NotEqual(series.Runs[0].FrechetDistance, series.Runs[1].FrechetDistance); // other noise, other images
+
+        // Run k's floor is the reference against training images [100k, 100k + 100), computed here from the features.
+        var fTest = classifier.Run(test, n).Features;
+        var fTrain = classifier.Run(train, m).Features;
+        int d = classifier.FeatureDim;
+        for (int k = 0; k < 2; k++)
+            Assert.Equal(FrechetDistance.Compute(fTest, n, fTrain.AsSpan(k * 100 * d, 100 * d), 100, d), series.Runs[k].Floor!.FrechetDistance, 9);
+        Assert.NotEqual(series.Runs[0].Floor!.FrechetDistance, series.Runs[1].Floor!.FrechetDistance);
+        Assert.Null(series.Runs[2].Floor); // 50 images left: no third disjoint sample
+
+        // The summary is the mean and sample standard deviation of the runs.
+        var fd = series.Runs.Select(r => r.FrechetDistance).ToArray();
+        double mean = fd.Average();
+        Assert.Equal(mean, series.FrechetDistance.Mean, 9);
+        Assert.Equal(Math.Sqrt(fd.Sum(x => (x - mean) * (x - mean)) / 2), series.FrechetDistance.StandardDeviation, 9);
+        Assert.Equal(2, series.FloorFrechetDistance!.Value.Count);
+        Assert.Equal(series.Runs.Average(r => r.PerClassAccuracy[3]), series.PerClassAccuracy[3], 12);
+        Assert.Throws<DiffusionArgumentException>(() => evaluator.EvaluateSeeds(request, 0));
+    }
+
+    [Fact]
+    public void A_spread_is_the_mean_and_the_sample_standard_deviation()
+    {
+        var s = Spread.Of([1, 2, 3, 4]);
+        Assert.Equal((2.5, 4), (s.Mean, s.Count));
+        Assert.Equal(1.2909944487358056, s.StandardDeviation, 12); // √(5/3)
+        Assert.Equal("2.5 ± 1.29", s.ToString());
+        Assert.Equal(0, Spread.Of([3]).StandardDeviation);
+        Assert.Throws<ArgumentException>(() => Spread.Of([]));
+    }
+
+    [Fact]
     public void Kid_is_the_unbiased_mmd_with_the_cubic_kernel_and_a_jackknife_standard_error()
     {
         var rng = new Random(3);

@@ -6,6 +6,7 @@ using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Spectre.Console;
+using System.Globalization;
 
 namespace Diffusion.Cli.Commands;
 
@@ -27,36 +28,60 @@ public static class EvalCommand
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var seeds = new Option<int>("--seeds")
+        {
+            DefaultValueFactory = _ => 1,
+            Description = "Evaluate at this many sampling seeds (--seed, --seed + 1, …) against the same reference images, each with its own disjoint floor sample, and report mean ± standard deviation: how far one run's numbers move by the luck of the noise.",
+        };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var command = new Command("eval", "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
-            classifier, reference, floor, sampler, steps, count, guidance, seed, batch, karras,
+            classifier, reference, floor, sampler, steps, count, guidance, seed, seeds, batch, karras,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
             if (p.GetValue(sampler) is { } name && !SampleCommand.IsDiffusers(name)) SamplerRegistry.Create(name);
             if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
+            if (p.GetValue(seeds) is < 1 or > MaxSeeds) throw new DiffusionArgumentException($"--seeds must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
-            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features);
-            var result = await Task.Run(() => evaluator.Evaluate(new GenerationRequest
+            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features, p.GetValue(seeds));
+            var series = await Task.Run(() => evaluator.EvaluateSeeds(new GenerationRequest
             {
                 Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
-            }, cancellation, new ProgressLines(console.Error, "eval")), cancellation);
+            }, p.GetValue(seeds), cancellation, new ProgressLines(console.Error, "eval")), cancellation);
+            var result = series.Runs[0];
             var table = new Table().AddColumns("metric", "value");
             int n = Math.Min(result.Count, evaluator.ReferenceCount);
-            table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
-            if (result.Floor is { } f) table.AddPlainRow("  noise floor", $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect model's FD at this count)");
-            table.AddPlainRow("kernel inception distance", $"{result.Kid} (unbiased: ≈ 0 for a perfect model at any count)");
-            if (result.Floor is { } g) table.AddPlainRow("  noise floor", g.Kid.ToString());
+            if (series.Runs.Count == 1)
+            {
+                table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
+                if (result.Floor is { } f) table.AddPlainRow("  noise floor", $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect model's FD at this count)");
+                table.AddPlainRow("kernel inception distance", $"{result.Kid} (unbiased: ≈ 0 for a perfect model at any count)");
+                if (result.Floor is { } g) table.AddPlainRow("  noise floor", g.Kid.ToString());
+            }
+            else
+            {
+                string Values(Func<EvalResult, double> metric, string format) => string.Join(", ", series.Runs.Select(r => metric(r).ToString(format, CultureInfo.InvariantCulture)));
+                int k = series.Runs.Count;
+                table.AddPlainRow("Fréchet distance", $"{series.FrechetDistance.ToString("0.###")} (mean ± sd over {k} seeds; {result.Count} generated vs {n} reference)");
+                table.AddPlainRow("  each seed", Values(r => r.FrechetDistance, "0.##"));
+                if (series.FloorFrechetDistance is { } f)
+                    table.AddPlainRow("  noise floor", $"{f.ToString("0.###")} ({f.Count} disjoint samples of {result.Floor!.Count} vs the reference; a perfect model's FD)");
+                table.AddPlainRow("kernel inception distance", $"{series.Kid} (mean ± sd over {k} seeds; one run's standard error ≈ {series.Runs.Average(r => r.Kid.StandardError):G3})");
+                table.AddPlainRow("  each seed", Values(r => r.Kid.Value, "G3"));
+                if (series.FloorKid is { } g) table.AddPlainRow("  noise floor", $"{g} ({g.Count} samples)");
+            }
             if (m.NumClasses > 0)
             {
-                table.AddPlainRow("class accuracy", $"{result.ClassAccuracy:P1}");
+                var accuracy = series.ClassAccuracy;
+                table.AddPlainRow("class accuracy", series.Runs.Count == 1 ? $"{accuracy.Mean:P1}" : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}");
+                var perClass = series.PerClassAccuracy;
                 for (int c = 0; c < m.NumClasses; c++)
-                    table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}", $"{result.PerClassAccuracy[c]:P1}");
+                    table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}", $"{perClass[c]:P1}");
             }
             table.AddPlainRow("network evaluations / image", $"{result.EvaluationsPerImage:0.#}");
             table.AddPlainRow("ms / image", $"{result.MillisecondsPerImage:0.##}");
@@ -66,13 +91,19 @@ public static class EvalCommand
         return command;
     }
 
-    /// <summary>An evaluator over <paramref name="count"/> reference images and, unless <paramref name="floor"/> is "none", as many floor images (default: the reference's own second sample).</summary>
-    public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features)
+    /// <summary>Most sampling seeds one eval takes.</summary>
+    public const int MaxSeeds = 100;
+
+    /// <summary>
+    /// An evaluator over <paramref name="count"/> reference images and, unless <paramref name="floor"/> is "none",
+    /// <paramref name="floorSamples"/> × as many floor images (default: the reference's own second sample) where the floor set has them.
+    /// </summary>
+    public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features, int floorSamples = 1)
     {
         var (images, n) = Evaluator.LoadReference(reference, count, m.ImageSize);
         floor ??= Evaluator.DefaultFloor(reference);
         if (floor is null or "none") return new Evaluator(m, features, images, n);
-        var (floorImages, floorCount) = Evaluator.LoadReference(floor, count, m.ImageSize);
+        var (floorImages, floorCount) = Evaluator.LoadReference(floor, (int)Math.Min(int.MaxValue, (long)count * floorSamples), m.ImageSize);
         return new Evaluator(m, features, images, n, floorImages, floorCount);
     }
 }
