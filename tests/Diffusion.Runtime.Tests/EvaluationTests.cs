@@ -12,6 +12,14 @@ public class EvaluationTests
     private const string Train = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
     private const string Test = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
 
+    /// <summary>A closed-form model of Fashion-MNIST's shape with 10 classes (each its own mean).</summary>
+    private static DiffusionModel ConditionalModel() => Fixtures.Load(Fixtures.Spec() with
+    {
+        Height = 28, Width = 28,
+        ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
+        Config = new DiffusionConfig { NumClasses = 10 },
+    });
+
     [Fact]
     public void Test_set_is_close_to_train_set_and_far_from_noise()
     {
@@ -46,12 +54,7 @@ public class EvaluationTests
     [Fact]
     public void Several_seeds_are_single_runs_at_consecutive_seeds_each_with_its_own_floor_sample()
     {
-        using var model = Fixtures.Load(Fixtures.Spec() with
-        {
-            Height = 28, Width = 28,
-            ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
-            Config = new DiffusionConfig { NumClasses = 10 },
-        });
+        using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (test, n) = Evaluator.LoadReference(Test, 100, 784);
         var (train, m) = Evaluator.LoadReference(Train, 250, 784); // two disjoint floor samples of 100, then 50 left over
@@ -179,12 +182,7 @@ public class EvaluationTests
         Assert.Contains("Count", Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Message);
         Assert.Contains("Budgets", Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Message);
 
-        using var model = Fixtures.Load(Fixtures.Spec() with
-        {
-            Height = 28, Width = 28,
-            ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
-            Config = new DiffusionConfig { NumClasses = 10 },
-        });
+        using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (reference, n) = Evaluator.LoadReference(Test, 64, 784);
         var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with { Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64, HeadlineCount = 0 });
