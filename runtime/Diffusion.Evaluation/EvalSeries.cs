@@ -17,7 +17,7 @@ public readonly record struct Spread(double Mean, double StandardDeviation, int 
 
     /// <summary>"mean ± standard deviation", in <paramref name="format"/>.</summary>
     public string ToString(string format) =>
-        string.Create(CultureInfo.InvariantCulture, $"{Mean.ToString(format, CultureInfo.InvariantCulture)} ± {StandardDeviation.ToString(format, CultureInfo.InvariantCulture)}");
+        $"{Mean.ToString(format, CultureInfo.InvariantCulture)} ± {StandardDeviation.ToString(format, CultureInfo.InvariantCulture)}";
 
     /// <inheritdoc/>
     public override string ToString() => ToString("G3");
@@ -44,10 +44,11 @@ public sealed record EvalSeries(IReadOnlyList<EvalResult> Runs)
         Enumerable.Range(0, Runs[0].PerClassAccuracy.Length).Select(c => Runs.Average(r => r.PerClassAccuracy[c])).ToArray();
 
     /// <summary>The floor's Fréchet distance over the runs that had a floor sample; null when none had.</summary>
-    public Spread? FloorFrechetDistance => Floors is { Length: > 0 } f ? Spread.Of(f.Select(d => d.FrechetDistance)) : null;
+    public Spread? FloorFrechetDistance => OverFloors(d => d.FrechetDistance);
 
     /// <summary>The floor's KID over the runs that had a floor sample; null when none had.</summary>
-    public Spread? FloorKid => Floors is { Length: > 0 } f ? Spread.Of(f.Select(d => d.Kid.Value)) : null;
+    public Spread? FloorKid => OverFloors(d => d.Kid.Value);
 
-    private SetDistance[] Floors => Runs.Where(r => r.Floor is not null).Select(r => r.Floor!).ToArray();
+    private Spread? OverFloors(Func<SetDistance, double> metric) =>
+        Runs.Any(r => r.Floor is not null) ? Spread.Of(Runs.Where(r => r.Floor is not null).Select(r => metric(r.Floor!))) : null;
 }
