@@ -87,6 +87,26 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Flips_are_off_unless_asked_for_and_a_resumed_run_may_turn_them_on()
+    {
+        Assert.False(new TrainConfig().Flip);
+        var folder = Folder();
+        using (var run = TrainingRun.Start(Tiny(8), folder, Slice.Value)) run.Run();
+        double[] LossesAfterResume(ResumeOptions options)
+        {
+            using var run = TrainingRun.Resume(folder, options, data: Slice.Value);
+            for (int i = 0; i < 4; i++) run.TrainStep();
+            return run.Losses.TakeLast(4).Select(l => l.Loss).ToArray();
+        }
+        var flipped = new ResumeOptions { Steps = 12, Flip = true };
+        Assert.Equal("--steps 12 --flip true", flipped.ToString());
+        Assert.True(flipped.ApplyTo(Tiny(8)).Flip);
+        double[] plain = LossesAfterResume(new ResumeOptions { Steps = 12 }), again = LossesAfterResume(new ResumeOptions { Steps = 12, Flip = false });
+        Assert.Equal(plain, again);                          // the same draws from the restored generators …
+        Assert.NotEqual(plain, LossesAfterResume(flipped));  // … on mirrored images
+    }
+
+    [Fact]
     public void Resident_memory_stays_flat_over_hundreds_of_steps()
     {
         using var run = TrainingRun.Start(Tiny(400), Folder(), Slice.Value);

@@ -41,16 +41,16 @@ public static class TrainCommand
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu or cuda[:N]." };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = one per logical core)." };
         var limit = new Option<int>("--limit") { DefaultValueFactory = _ => 0, Description = "Use only the first N images." };
-        var noFlip = new Option<bool>("--no-flip") { Description = "No random horizontal flips." };
+        var flip = new Option<bool>("--flip") { Description = "Random horizontal flips, for mirror-symmetric data (not Fashion-MNIST, whose shoes all face one way); --flip false turns them off on --resume." };
         var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
         var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.5× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema, --dropout and --precision may change it from here on." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema, --dropout, --precision and --flip may change it from here on." };
         var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
-            weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, noFlip, checkpointEvery, sampleEvery, resume, processes,
+            weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, flip, checkpointEvery, sampleEvery, resume, processes,
             zeroSnr, timeLimit, decay, precision,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
@@ -85,7 +85,7 @@ public static class TrainCommand
             {
                 if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
-                string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--precision", "--threads", "--time-limit", "--processes"];
+                string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--precision", "--flip", "--threads", "--time-limit", "--processes"];
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && o.Name is not ("--out" or "--resume") && !applies.Contains(o.Name))
                     .Select(o => o.Name).ToList();
                 if (ignored.Count > 0)
@@ -96,6 +96,7 @@ public static class TrainCommand
                 {
                     Steps = Given(steps), DecaySteps = Given(decay), LearningRate = Given(lr), EmaDecay = Given(ema), Dropout = Given(dropout),
                     Precision = p.GetResult(precision) is { Implicit: false } ? PrecisionNames.Parse(p.GetValue(precision)!) : null,
+                    Flip = Given(flip),
                 };
                 run = TrainingRun.Resume(folder, changes, world: world);
                 if (changes.ToString() is { Length: > 0 } changed) await output.WriteLineAsync($"resuming '{folder}' at step {run.Step} with {changed}");
@@ -141,7 +142,7 @@ public static class TrainCommand
                     Seed = p.GetValue(seed),
                     Device = p.GetValue(device)!,
                     Precision = PrecisionNames.Parse(p.GetValue(precision)!),
-                    Flip = !p.GetValue(noFlip),
+                    Flip = p.GetValue(flip),
                     CheckpointEvery = p.GetValue(checkpointEvery),
                     SampleEvery = p.GetValue(sampleEvery),
                 };

@@ -2,7 +2,7 @@ namespace Diffusion.Trainer.Training;
 
 /// <summary>
 /// What a resumed run may change: where it ends and how it optimises from here on (peak learning rate, cool-down, EMA
-/// decay, dropout, precision) — never the network's shape, the data or the objective, which the saved weights belong to.
+/// decay, dropout, precision, flips) — never the network's shape, the data or the objective, which the saved weights belong to.
 /// A null keeps the saved value.
 /// </summary>
 public sealed record ResumeOptions
@@ -19,6 +19,8 @@ public sealed record ResumeOptions
     public double? Dropout { get; init; }
     /// <summary>New arithmetic of the steps (--precision): the float32 weights and optimizer state go on either way.</summary>
     public Precision? Precision { get; init; }
+    /// <summary>Random horizontal flips on or off (--flip true|false).</summary>
+    public bool? Flip { get; init; }
 
     /// <summary>The saved config with these changes.</summary>
     public TrainConfig ApplyTo(TrainConfig saved) => saved with
@@ -29,10 +31,12 @@ public sealed record ResumeOptions
         EmaDecay = EmaDecay ?? saved.EmaDecay,
         Net = saved.Net with { Dropout = Dropout ?? saved.Net.Dropout },
         Precision = Precision ?? saved.Precision,
+        Flip = Flip ?? saved.Flip,
     };
 
     /// <summary>The changes as command-line options, e.g. "--steps 24 --ema 0.9999" (empty for none).</summary>
     public override string ToString() => string.Join(" ", new (string Name, object? Value)[]
-        { ("--steps", Steps), ("--decay-steps", DecaySteps), ("--lr", LearningRate), ("--ema", EmaDecay), ("--dropout", Dropout), ("--precision", Precision?.Name()) }
+        { ("--steps", Steps), ("--decay-steps", DecaySteps), ("--lr", LearningRate), ("--ema", EmaDecay), ("--dropout", Dropout), ("--precision", Precision?.Name()),
+          ("--flip", Flip switch { true => "true", false => "false", null => null }) }
         .Where(o => o.Value is not null).Select(o => FormattableString.Invariant($"{o.Name} {o.Value}")));
 }

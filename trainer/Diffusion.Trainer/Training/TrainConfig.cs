@@ -41,8 +41,11 @@ public sealed record TrainConfig
     public double MinSnrGamma { get; init; } = 5;
     /// <summary>Probability of replacing a label by the null label (classifier-free guidance training).</summary>
     public double LabelDropout { get; init; } = 0.1;
-    /// <summary>Random horizontal flips.</summary>
-    public bool Flip { get; init; } = true;
+    /// <summary>
+    /// Random horizontal flips: an augmentation for mirror-symmetric data only. Fashion-MNIST is not (its shoes all
+    /// face one way): a model trained on flipped images learns the mirrored half too, which is ≈ 65 FD from the test set.
+    /// </summary>
+    public bool Flip { get; init; }
     /// <summary>Seed of every random draw (weights, batches, noise, t, dropout).</summary>
     public ulong Seed { get; init; }
     /// <summary>cpu or cuda[:N].</summary>
