@@ -14,7 +14,15 @@ public sealed record EvalResult(string Sampler, int Steps, double FrechetDistanc
     public KidEstimate Kid { get; init; }
     /// <summary>The same distances between the reference images and a second sample of the data at the same count — the noise floor; null without one.</summary>
     public SetDistance? Floor { get; init; }
+    /// <summary>The classifier's accuracy on the same number of labelled reference images — what real images score; null without labels.</summary>
+    public ReferenceAccuracy? Reference { get; init; }
 }
+
+/// <summary>
+/// How often the classifier recognises <see cref="Count"/> real, labelled images: per class, and overall as the mean
+/// over the classes present (generated classes are cycled, so each weighs the same).
+/// </summary>
+public sealed record ReferenceAccuracy(double Overall, double[] PerClass, int Count);
 
 /// <summary>Fréchet and kernel inception distances between two sets of <see cref="Count"/> images each.</summary>
 public sealed record SetDistance(double FrechetDistance, KidEstimate Kid, int Count);
@@ -39,18 +47,23 @@ public sealed class Evaluator
     private readonly float[]? _floorFeatures;
     private readonly int _floorCount;
     private readonly Dictionary<(int Count, int Sample), SetDistance> _floors = [];
+    private readonly int[]? _referenceLabels, _referencePredicted;
 
     /// <summary>
     /// Prepares the reference statistics from <paramref name="referenceImages"/> ([n, C, H, W] in [−1, 1]) and, when
-    /// given, <paramref name="floorImages"/>: a second sample of the data for the noise floor.
+    /// given, <paramref name="floorImages"/>: a second sample of the data for the noise floor, and
+    /// <paramref name="referenceLabels"/>: the reference images' classes, for the classifier's accuracy on real images.
     /// </summary>
     public Evaluator(DiffusionModel model, FeatureClassifier classifier, float[] referenceImages, int referenceCount,
-        float[]? floorImages = null, int floorCount = 0)
+        float[]? floorImages = null, int floorCount = 0, int[]? referenceLabels = null)
     {
         if (classifier.ImageSize != model.ImageSize)
             throw new DiffusionException($"The classifier takes images of {classifier.ImageSize} values but model '{model.Source}' makes {model.ImageSize}.");
+        if (referenceLabels is not null && (referenceLabels.Length < referenceCount || referenceLabels.Take(referenceCount).Any(l => l < 0 || l >= classifier.Classes)))
+            throw new DiffusionException($"The reference labels must be {referenceCount} classes in 0…{classifier.Classes - 1}.");
         (_model, _classifier, _referenceCount) = (model, classifier, referenceCount);
-        _referenceFeatures = classifier.Run(referenceImages, referenceCount).Features;
+        (_referenceFeatures, _referencePredicted) = classifier.Run(referenceImages, referenceCount);
+        _referenceLabels = referenceLabels;
         if (floorImages is not null && floorCount > 0)
             (_floorFeatures, _floorCount) = (classifier.Run(floorImages, floorCount).Features, floorCount);
     }
@@ -75,6 +88,22 @@ public sealed class Evaluator
                 _floors[(count, sample)] = floor = Distance(_referenceFeatures, _floorFeatures.AsSpan(sample * count * _classifier.FeatureDim), count);
             return floor;
         }
+    }
+
+    /// <summary>The classifier's accuracy on the first <paramref name="count"/> reference images; null without their labels.</summary>
+    public ReferenceAccuracy? Accuracy(int count)
+    {
+        if (_referenceLabels is null) return null;
+        count = Math.Min(count, _referenceCount);
+        var hits = new int[_classifier.Classes];
+        var totals = new int[_classifier.Classes];
+        for (int i = 0; i < count; i++)
+        {
+            totals[_referenceLabels[i]]++;
+            if (_referencePredicted![i] == _referenceLabels[i]) hits[_referenceLabels[i]]++;
+        }
+        var perClass = hits.Select((h, c) => totals[c] == 0 ? double.NaN : h / (double)totals[c]).ToArray();
+        return new ReferenceAccuracy(perClass.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average(), perClass, count);
     }
 
     private SetDistance Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int count)
@@ -129,11 +158,33 @@ public sealed class Evaluator
         }
         var sampler = request.ResolveSampler(_model.Config);
         return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
-            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count, floorSample) };
+            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null };
     }
 
     /// <summary>The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.</summary>
     public static string? DefaultFloor(string reference) => reference == "fashion-mnist-test" ? "fashion-mnist" : null;
+
+    /// <summary>
+    /// The first <paramref name="count"/> labels of a named reference set (fashion-mnist-test or fashion-mnist); null for
+    /// other references, whose labels are not known.
+    /// </summary>
+    public static int[]? LoadReferenceLabels(string spec, int count)
+    {
+        string? images = spec switch { "fashion-mnist-test" => "t10k", "fashion-mnist" => "train", _ => null };
+        if (images is null) return null;
+        var path = $"/usr/share/datasets/fashion-mnist/{images}-labels-idx1-ubyte.gz";
+        if (!File.Exists(path)) throw new DiffusionException($"Reference labels '{path}' do not exist (apt-get install dataset-fashion-mnist).");
+        try
+        {
+            var (dims, data) = Idx.Read(path);
+            if (dims.Length != 1) throw new DiffusionException($"Reference labels '{path}' has {dims.Length} dimensions; expected 1.");
+            return data.Take(count).Select(b => (int)b).ToArray();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new DiffusionException(e.Message, e);
+        }
+    }
 
     /// <summary>Reference images: fashion-mnist-test or fashion-mnist (Debian's dataset-fashion-mnist), an IDX images file, or a float32 .npy [N,C,H,W] in [−1, 1].</summary>
     public static (float[] Images, int Count) LoadReference(string spec, int count, int imageSize)

@@ -56,7 +56,8 @@ public class CliEvaluationTests
         Assert.True(code == 0, error.ToString());
         var text = Regex.Replace(output.ToString(), @"[│\s]+", " "); // the table wraps long cells
         Assert.Matches(@"Fréchet distance [\d.]+ ± [\d.]+ \(mean ± sd over 3 seeds; 20 generated vs 20 reference\) each seed [\d.]+, [\d.]+, [\d.]+ noise floor [\d.]+ ± [\d.]+ \(3 disjoint samples of 20 ", text);
-        Assert.Matches(@"class accuracy [\d.]+ % ± [\d.]+ %", text);
+        Assert.Matches(@"class accuracy [\d.]+ % ± [\d.]+ % \(real images: [\d.]+ %, the classifier on 20 labelled reference images\)", text);
+        Assert.Matches(@" [\d.]+ % \(real: [\d.]+ %\) ", text);
         Assert.Equal(2, await Program.Run(["eval", "--model", modelPath, "--seeds", "0"], output, error));
         Assert.Contains("--seeds must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
         Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier

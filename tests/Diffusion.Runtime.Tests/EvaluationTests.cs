@@ -90,6 +90,40 @@ public class EvaluationTests
     }
 
     [Fact]
+    public void Real_images_class_accuracy_is_the_classifiers_on_the_labelled_reference_images()
+    {
+        using var model = ConditionalModel();
+        using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
+        var (test, n) = Evaluator.LoadReference("fashion-mnist-test", 1000, 784);
+        var labels = Evaluator.LoadReferenceLabels("fashion-mnist-test", n)!;
+        Assert.Equal(n, labels.Length);
+        Assert.Equal([9, 2, 1, 1, 6], labels[..5]); // the test set's first labels: ankle boot, pullover, trouser, trouser, shirt
+        Assert.Null(Evaluator.LoadReferenceLabels("/some/images.npy", n));
+
+        // Counted here from the classifier's predictions, per class and as the mean over classes.
+        var predicted = classifier.Run(test, n).Predicted;
+        var perClass = Enumerable.Range(0, 10).Select(c =>
+            Enumerable.Range(0, 600).Count(i => labels[i] == c && predicted[i] == c) / (double)Enumerable.Range(0, 600).Count(i => labels[i] == c)).ToArray();
+        var evaluator = new Evaluator(model, classifier, test, n, referenceLabels: labels);
+        var real = evaluator.Accuracy(600)!;
+        Assert.Equal(600, real.Count);
+        for (int c = 0; c < 10; c++) Assert.Equal(perClass[c], real.PerClass[c], 12);
+        Assert.Equal(perClass.Average(), real.Overall, 12);
+        Assert.InRange(real.Overall, 0.88, 0.97);   // 92.66 % on all 10 000
+        Assert.True(real.PerClass[6] < real.PerClass[1], "shirts are harder than trousers");
+
+        // Each result carries it at the result's count; without labels there is none.
+        var result = evaluator.Evaluate(new Generation.GenerationRequest { Sampler = "ddim", Steps = 3, Count = 40, BatchSize = 40 });
+        var atForty = evaluator.Accuracy(40)!;
+        Assert.Equal((40, atForty.Overall), (result.Reference!.Count, result.Reference.Overall));
+        Assert.Equal(atForty.PerClass, result.Reference.PerClass);
+        Assert.Null(new Evaluator(model, classifier, test, n).Accuracy(40));
+        var e = Assert.Throws<DiffusionException>(() => new Evaluator(model, classifier, test, n, referenceLabels: labels[..10]));
+        Assert.Contains("reference labels must be 1000 classes", e.Message);
+        Assert.Throws<DiffusionException>(() => new Evaluator(model, classifier, test, n, referenceLabels: labels.Select(l => l + 5).ToArray()));
+    }
+
+    [Fact]
     public void A_spread_is_the_mean_and_the_sample_standard_deviation()
     {
         var s = Spread.Of([1, 2, 3, 4]);

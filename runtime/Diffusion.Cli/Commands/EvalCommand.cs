@@ -78,10 +78,13 @@ public static class EvalCommand
             if (m.NumClasses > 0)
             {
                 var accuracy = series.ClassAccuracy;
-                table.AddPlainRow("class accuracy", series.Runs.Count == 1 ? $"{accuracy.Mean:P1}" : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}");
+                var real = result.Reference;
+                table.AddPlainRow("class accuracy", (series.Runs.Count == 1 ? $"{accuracy.Mean:P1}" : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}")
+                    + (real is null ? "" : $" (real images: {real.Overall:P1}, the classifier on {real.Count} labelled reference images)"));
                 var perClass = series.PerClassAccuracy;
                 for (int c = 0; c < m.NumClasses; c++)
-                    table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}", $"{perClass[c]:P1}");
+                    table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}",
+                        $"{perClass[c]:P1}" + (real is null ? "" : $" (real: {real.PerClass[c]:P1})"));
             }
             table.AddPlainRow("network evaluations / image", $"{result.EvaluationsPerImage:0.#}");
             table.AddPlainRow("ms / image", $"{result.MillisecondsPerImage:0.##}");
@@ -101,9 +104,10 @@ public static class EvalCommand
     public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features, int floorSamples = 1)
     {
         var (images, n) = Evaluator.LoadReference(reference, count, m.ImageSize);
+        var labels = m.NumClasses == features.Classes ? Evaluator.LoadReferenceLabels(reference, n) : null;
         floor ??= Evaluator.DefaultFloor(reference);
-        if (floor is null or "none") return new Evaluator(m, features, images, n);
+        if (floor is null or "none") return new Evaluator(m, features, images, n, referenceLabels: labels);
         var (floorImages, floorCount) = Evaluator.LoadReference(floor, (int)Math.Min(int.MaxValue, (long)count * floorSamples), m.ImageSize);
-        return new Evaluator(m, features, images, n, floorImages, floorCount);
+        return new Evaluator(m, features, images, n, floorImages, floorCount, labels);
     }
 }
