@@ -41,6 +41,7 @@ public class CliEvaluationTests
         Assert.Contains("## Headline rows, 100 images each", report);
         Assert.Contains("## All runs, 40 images each", report);
         Assert.Contains("| FD floor | KID | KID floor |", report);
+        Assert.Matches(@"generated for \(real images score [\d.]+ %: the classifier on 40 labelled test images, mean over classes\);", report);
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
         Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));

@@ -61,15 +61,16 @@ public class TrainerCliTests
         File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
         Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--batch", "8"], output, error));
         Assert.Contains("step 5", output.ToString());
-        Assert.Contains("ignoring --batch (only --steps, --decay-steps, --lr, --ema, --dropout, --precision, --threads, --time-limit and --processes apply)", error.ToString());
+        Assert.Contains("ignoring --batch (only --steps, --decay-steps, --lr, --ema, --dropout, --precision, --flip, --threads, --time-limit and --processes apply)", error.ToString());
         // An open-ended run is ended with a cool-down chosen on resume, and may change how it optimises from here on;
         // the saved config records the change. A cool-down longer than the run, or a dropout of 1, is refused.
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2", "--lr", "1e-3", "--ema", "0.9999", "--dropout", "0", "--precision", "bf16"], output, error));
-        Assert.Contains("with --steps 7 --decay-steps 2 --lr 0.001 --ema 0.9999 --dropout 0 --precision bf16", output.ToString());
+        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2", "--lr", "1e-3", "--ema", "0.9999", "--dropout", "0", "--precision", "bf16", "--flip"], output, error));
+        Assert.Contains("with --steps 7 --decay-steps 2 --lr 0.001 --ema 0.9999 --dropout 0 --precision bf16 --flip true", output.ToString());
         Assert.Contains("threads, bf16", output.ToString());
         var saved = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
         Assert.Equal((7, 7, 2, 1e-3, 0.9999, 0.0, 4), (saved.Step, saved.Config.Steps, saved.Config.DecaySteps, saved.Config.LearningRate, saved.Config.EmaDecay, saved.Config.Net.Dropout, saved.Config.Batch));
         Assert.Equal(Precision.BFloat16, saved.Config.Precision);
+        Assert.True(saved.Config.Flip); // started without flips (the default), turned on here
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--precision", "fp16"], output, error));
         Assert.Contains("--precision 'fp16': expected fp32 or bf16.", error.ToString());
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output, error));

@@ -30,6 +30,8 @@ public static class BenchmarkReport
                .Append(string.Create(inv, $"{(r.Floor is { } g ? g.Kid.Value.ToString("0.######", inv) : "")},{r.ClassAccuracy:0.####},{r.MillisecondsPerImage:0.###},{(row.Headline ? 1 : 0)}\n"));
         }
 
+        string realAccuracy = sweep.Select(r => r.Result.Reference).FirstOrDefault(a => a is not null) is { } real
+            ? string.Create(inv, $" (real images score {real.Overall:P1}: the classifier on {real.Count} labelled test images, mean over classes)") : "";
         var md = new StringBuilder("# Sampler benchmark\n\n");
         md.Append(string.Create(inv, $"Model `{Path.GetFileName(run.Model)}`, {run.Count} generated images per row against {run.Count} test images, guidance {run.Guidance}, "))
           .Append(run.Karras ? "Karras σ grid (ρ = 7)" : "timesteps by the model's timestep_spacing")
@@ -40,7 +42,7 @@ public static class BenchmarkReport
           .Append("its floor is the FD between as many test and training images — what a perfect model scores at that count (FD is biased ")
           .Append("upwards at small counts, so only numbers at the same count compare); KID = kernel inception distance (Bińkowski et al. 2018, ")
           .Append("cubic polynomial kernel, unbiased: ≈ 0 for a perfect model at any count) ± its jackknife standard error; ")
-          .Append("class acc. = share of generated images the classifier puts in the class they were generated for; NFE = network ")
+          .Append("class acc. = share of generated images the classifier puts in the class they were generated for").Append(realAccuracy).Append("; NFE = network ")
           .Append("evaluations per image actually made (guidance > 1 doubles the batch of each, not the count); ms / image = wall time of ")
           .Append("sampling divided by the number of images.\n\n");
 
