@@ -164,15 +164,18 @@ public sealed class Evaluator
     /// <summary>The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.</summary>
     public static string? DefaultFloor(string reference) => reference == "fashion-mnist-test" ? "fashion-mnist" : null;
 
+    /// <summary>The file of a named Fashion-MNIST set (Debian's dataset-fashion-mnist) — "images-idx3" or "labels-idx1" — or null for other names.</summary>
+    private static string? FashionMnistFile(string spec, string kind) =>
+        spec switch { "fashion-mnist-test" => "t10k", "fashion-mnist" => "train", _ => null } is { } set
+            ? $"/usr/share/datasets/fashion-mnist/{set}-{kind}-ubyte.gz" : null;
+
     /// <summary>
     /// The first <paramref name="count"/> labels of a named reference set (fashion-mnist-test or fashion-mnist); null for
     /// other references, whose labels are not known.
     /// </summary>
     public static int[]? LoadReferenceLabels(string spec, int count)
     {
-        string? images = spec switch { "fashion-mnist-test" => "t10k", "fashion-mnist" => "train", _ => null };
-        if (images is null) return null;
-        var path = $"/usr/share/datasets/fashion-mnist/{images}-labels-idx1-ubyte.gz";
+        if (FashionMnistFile(spec, "labels-idx1") is not { } path) return null;
         if (!File.Exists(path)) throw new DiffusionException($"Reference labels '{path}' do not exist (apt-get install dataset-fashion-mnist).");
         try
         {
@@ -189,8 +192,7 @@ public sealed class Evaluator
     /// <summary>Reference images: fashion-mnist-test or fashion-mnist (Debian's dataset-fashion-mnist), an IDX images file, or a float32 .npy [N,C,H,W] in [−1, 1].</summary>
     public static (float[] Images, int Count) LoadReference(string spec, int count, int imageSize)
     {
-        if (spec == "fashion-mnist-test") spec = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-        else if (spec == "fashion-mnist") spec = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+        spec = FashionMnistFile(spec, "images-idx3") ?? spec;
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);
