@@ -95,15 +95,21 @@ public sealed class Evaluator
     {
         if (_referenceLabels is null) return null;
         count = Math.Min(count, _referenceCount);
-        var hits = new int[_classifier.Classes];
-        var totals = new int[_classifier.Classes];
+        var (perClass, _) = Tally(_referenceLabels, _referencePredicted!, count, _classifier.Classes);
+        return new ReferenceAccuracy(perClass.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average(), perClass, count);
+    }
+
+    /// <summary>Of the first <paramref name="count"/> images, each class's share predicted as the class wanted (NaN where none was wanted), and all hits.</summary>
+    private static (double[] PerClass, int Hits) Tally(int[] wanted, int[] predicted, int count, int classes)
+    {
+        var hits = new int[classes];
+        var totals = new int[classes];
         for (int i = 0; i < count; i++)
         {
-            totals[_referenceLabels[i]]++;
-            if (_referencePredicted![i] == _referenceLabels[i]) hits[_referenceLabels[i]]++;
+            totals[wanted[i]]++;
+            if (predicted[i] == wanted[i]) hits[wanted[i]]++;
         }
-        var perClass = hits.Select((h, c) => totals[c] == 0 ? double.NaN : h / (double)totals[c]).ToArray();
-        return new ReferenceAccuracy(perClass.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average(), perClass, count);
+        return (hits.Select((h, c) => totals[c] == 0 ? double.NaN : h / (double)totals[c]).ToArray(), hits.Sum());
     }
 
     private SetDistance Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b, int count)
@@ -145,16 +151,9 @@ public sealed class Evaluator
         double accuracy = double.NaN;
         if (classes > 0)
         {
-            var hits = new int[classes];
-            var totals = new int[classes];
-            for (int i = 0; i < result.Count; i++)
-            {
-                int wanted = request.ClassLabels.Length == 1 ? request.ClassLabels[0] : request.ClassLabels[i];
-                totals[wanted]++;
-                if (predicted[i] == wanted) hits[wanted]++;
-            }
-            for (int c = 0; c < classes; c++) perClass[c] = totals[c] == 0 ? double.NaN : hits[c] / (double)totals[c];
-            accuracy = hits.Sum() / (double)result.Count;
+            var wanted = request.ClassLabels.Length == 1 ? Enumerable.Repeat(request.ClassLabels[0], result.Count).ToArray() : request.ClassLabels;
+            (perClass, int hits) = Tally(wanted, predicted, result.Count, classes);
+            accuracy = hits / (double)result.Count;
         }
         var sampler = request.ResolveSampler(_model.Config);
         return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
