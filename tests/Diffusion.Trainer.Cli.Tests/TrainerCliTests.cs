@@ -28,19 +28,20 @@ public class TrainerCliTests
     }
 
     [Fact]
-    public async Task A_time_limit_ends_the_run_with_a_checkpoint_and_zero_terminal_snr_is_kept_in_the_config()
+    public async Task A_time_limit_ends_the_run_with_a_checkpoint_and_zero_terminal_snr_and_scale_shift_are_kept_in_the_config()
     {
         var folder = Folder();
         var (output, error) = (new StringWriter(), new StringWriter());
         var watch = System.Diagnostics.Stopwatch.StartNew();
         int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "1000000", "--batch", "4",
             "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0", "--checkpoint-every", "100000",
-            "--prediction", "v_prediction", "--zero-terminal-snr", "--time-limit", "0.05"], output, error);
+            "--prediction", "v_prediction", "--zero-terminal-snr", "--scale-shift", "--time-limit", "0.05"], output, error);
         Assert.True(code == 0, error.ToString());
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
         var info = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
         Assert.InRange(info.Step, 1, 999_999); // stopped by the clock, checkpointed where it stopped
         Assert.True(info.Config.Diffusion.RescaleBetasZeroSnr);
+        Assert.True(info.Config.Net.ScaleShift);
         Assert.Contains($"done: step {info.Step}", output.ToString());
         var refused = Folder();
         Assert.Equal(2, await Program.Run(["train", "--out", refused, "--time-limit", "-1"], output, error));

@@ -11,13 +11,20 @@ namespace Diffusion.Trainer.Tests;
 [Collection(DefaultGenerator.Name)]
 public class ExportParityTests
 {
-    public static TheoryData<int, bool> Cases => new() { { 1, false }, { 5, false }, { 1, true }, { 5, true } };
+    public static TheoryData<int, bool, bool> Cases => new()
+    {
+        { 1, false, false }, { 5, false, false }, { 1, true, false }, { 5, true, false }, { 1, false, true }, { 5, true, true },
+    };
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Onnx_export_matches_torchsharp(int batch, bool conditional)
+    public void Onnx_export_matches_torchsharp(int batch, bool conditional, bool scaleShift)
     {
-        var config = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, AttentionResolutions = [7], NumClasses = conditional ? 3 : 0, Dropout = 0.3 };
+        var config = new UNetConfig
+        {
+            BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, AttentionResolutions = [7], NumClasses = conditional ? 3 : 0, Dropout = 0.3,
+            ScaleShift = scaleShift,
+        };
         random.manual_seed(3);
         using var net = new UNet(config);
         using var g = new Generator(3);

@@ -13,10 +13,12 @@ namespace Diffusion.Trainer.Tests;
 [Collection(DefaultGenerator.Name)]
 public class PrecisionTests
 {
-    [Fact]
-    public void A_bf16_forward_and_backward_follow_the_float32_ones_to_bfloat16_rounding()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_bf16_forward_and_backward_follow_the_float32_ones_to_bfloat16_rounding(bool scaleShift)
     {
-        var config = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 3, Dropout = 0 };
+        var config = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 3, Dropout = 0, ScaleShift = scaleShift };
         random.manual_seed(4);
         using var net = new UNet(config);
         using var g = new Generator(4);

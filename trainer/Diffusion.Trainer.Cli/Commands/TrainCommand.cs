@@ -25,6 +25,7 @@ public static class TrainCommand
         var mults = new Option<string>("--mults") { DefaultValueFactory = _ => "1,2,2", Description = "Channel multipliers per level." };
         var resBlocks = new Option<int>("--res-blocks") { DefaultValueFactory = _ => 2, Description = "Residual blocks per level." };
         var attention = new Option<string>("--attention") { DefaultValueFactory = _ => "7", Description = "Resolutions with self-attention (comma-separated; empty for none)." };
+        var scaleShift = new Option<bool>("--scale-shift") { Description = "Condition each residual block by scaling and shifting its second norm with the time/class embedding (AdaGN, Dhariwal & Nichol 2021) instead of adding it." };
         var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.1, Description = "Dropout in residual blocks." };
         var prediction = new Option<string>("--prediction") { DefaultValueFactory = _ => "epsilon", Description = "epsilon, v_prediction or sample." };
         var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => "linear", Description = "Beta schedule: linear, scaled_linear, cosine, quadratic, sigmoid." };
@@ -51,7 +52,7 @@ public static class TrainCommand
         {
             data, outDir, steps, batch, lr, warmup, channels, mults, resBlocks, attention, dropout, prediction, schedule, timesteps,
             weighting, gamma, labelDropout, unconditional, ema, clip, seed, device, threads, limit, flip, checkpointEvery, sampleEvery, resume, processes,
-            zeroSnr, timeLimit, decay, precision,
+            zeroSnr, timeLimit, decay, precision, scaleShift,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
@@ -119,6 +120,7 @@ public static class TrainCommand
                         ResBlocks = p.GetValue(resBlocks),
                         AttentionResolutions = Ints(p.GetValue(attention)!, "--attention"),
                         Dropout = p.GetValue(dropout),
+                        ScaleShift = p.GetValue(scaleShift),
                     },
                     Conditional = !p.GetValue(unconditional),
                     Diffusion = new DiffusionConfig

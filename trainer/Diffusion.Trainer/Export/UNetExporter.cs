@@ -21,7 +21,7 @@ public static class UNetExporter
         Value? labels = c.NumClasses > 0 ? g.Input("class_labels", Onnx.TensorProto.Types.DataType.Int64, "batch") : null;
         g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
         return new ModelBuilder(g)
-            .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention at {string.Join(",", c.AttentionResolutions)}.")
+            .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention at {string.Join(",", c.AttentionResolutions)}{(c.ScaleShift ? ", scale-shift conditioning" : "")}.")
             .Metadata(DiffusionConfig.MetadataKey, config.ToJson())
             .ToBytes();
     }

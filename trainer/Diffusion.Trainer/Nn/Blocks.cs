@@ -48,6 +48,9 @@ public sealed class TimeEmbedding : nn.Module<Tensor, Tensor>
 /// <summary>
 /// Residual block (Ho et al. 2020, Wide-ResNet style): h = conv(SiLU(norm(x))) + Linear(SiLU(emb)), then
 /// conv(dropout(SiLU(norm(h)))), plus x (through a 1×1 conv when the width changes). The last conv starts at zero.
+/// With scale-shift conditioning (AdaGN, Dhariwal &amp; Nichol 2021; diffusers' <c>resnet_time_scale_shift="scale_shift"</c>)
+/// the embedding is not added but sets the second norm's per-channel affine: [s, b] = Linear(SiLU(emb)),
+/// h = conv(dropout(SiLU(norm(h)·(1 + s) + b))).
 /// </summary>
 public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -56,13 +59,18 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly Linear time_emb_proj;
     private readonly Dropout dropout;
     private readonly Conv2d? skip;
+    private readonly bool _scaleShift;
 
-    /// <summary>in → out channels, conditioned on an embedding of width <paramref name="embDim"/>.</summary>
-    public ResBlock(long inChannels, long outChannels, long embDim, long groups, double dropoutRate) : base(nameof(ResBlock))
+    /// <summary>
+    /// in → out channels, conditioned on an embedding of width <paramref name="embDim"/>: added to the features, or with
+    /// <paramref name="scaleShift"/> setting the second norm's scale and shift.
+    /// </summary>
+    public ResBlock(long inChannels, long outChannels, long embDim, long groups, double dropoutRate, bool scaleShift = false) : base(nameof(ResBlock))
     {
+        _scaleShift = scaleShift;
         norm1 = Layers.GroupNorm(groups, inChannels);
         conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1);
-        time_emb_proj = nn.Linear(embDim, outChannels);
+        time_emb_proj = nn.Linear(embDim, scaleShift ? 2 * outChannels : outChannels);
         norm2 = Layers.GroupNorm(groups, outChannels);
         dropout = nn.Dropout(dropoutRate);
         conv2 = ZeroInit(nn.Conv2d(outChannels, outChannels, 3, padding: 1));
@@ -80,8 +88,14 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         var h = Layers.Conv(conv1, F.silu(norm1.forward(x)));
         var e = time_emb_proj.forward(F.silu(emb));
-        h = h + e.reshape(e.shape[0], e.shape[1], 1, 1).to(h.dtype);
-        h = Layers.Conv(conv2, dropout.forward(F.silu(norm2.forward(h))));
+        e = e.reshape(e.shape[0], e.shape[1], 1, 1).to(h.dtype);
+        if (_scaleShift)
+        {
+            var scaleAndShift = e.chunk(2, 1);
+            h = norm2.forward(h) * (scaleAndShift[0] + 1) + scaleAndShift[1];
+        }
+        else h = norm2.forward(h + e);
+        h = Layers.Conv(conv2, dropout.forward(F.silu(h)));
         return (skip is null ? x : Layers.Conv(skip, x)) + h;
     }
 
@@ -90,8 +104,14 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     {
         var g = e.G;
         var h = e.Conv(conv1, e.Silu(e.GroupNorm(norm1, x)));
-        h = g.Add(h, g.Reshape(e.Linear(time_emb_proj, e.Silu(emb)), 0, -1, 1, 1));
-        h = e.Conv(conv2, e.Silu(e.GroupNorm(norm2, h)));
+        var projected = g.Reshape(e.Linear(time_emb_proj, e.Silu(emb)), 0, -1, 1, 1);
+        if (_scaleShift)
+        {
+            var scaleAndShift = g.NodeN("Split", [projected], 2, null, Attr.Int("axis", 1));
+            h = g.Add(g.Mul(e.GroupNorm(norm2, h), g.Add(scaleAndShift[0], g.Scalar(1))), scaleAndShift[1]);
+        }
+        else h = e.GroupNorm(norm2, g.Add(h, projected));
+        h = e.Conv(conv2, e.Silu(h));
         return g.Add(skip is null ? x : e.Conv(skip, x), h);
     }
 

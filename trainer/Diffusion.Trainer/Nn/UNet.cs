@@ -28,6 +28,11 @@ public sealed record UNetConfig
     public int NumClasses { get; init; }
     /// <summary>GroupNorm groups (must divide every width).</summary>
     public int NormGroups { get; init; } = 8;
+    /// <summary>
+    /// Scale-shift conditioning (AdaGN): the time and class embedding sets each residual block's second-norm scale and
+    /// shift instead of being added to its features (Dhariwal &amp; Nichol 2021). Off: the additive blocks of Ho et al.
+    /// </summary>
+    public bool ScaleShift { get; init; }
 
     /// <summary>Checks the combination and says what is wrong.</summary>
     public void Validate()
@@ -47,7 +52,7 @@ public sealed record UNetConfig
 
 /// <summary>
 /// The denoising UNet of Ho et al. 2020 (as in diffusers' UNet2DModel): time (and class) embedding added in every
-/// residual block, self-attention at chosen resolutions, skip connections between levels. A TorchSharp module whose
+/// residual block (or setting its norm's scale and shift: <see cref="UNetConfig.ScaleShift"/>), self-attention at chosen resolutions, skip connections between levels. A TorchSharp module whose
 /// <see cref="Export"/> writes the same arithmetic as ONNX nodes.
 /// </summary>
 public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
@@ -98,7 +103,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             long outWidth = ch * config.ChannelMults[level];
             for (int i = 0; i < config.ResBlocks; i++)
             {
-                down_blocks.Add(new ResBlock(width, outWidth, emb, groups, config.Dropout));
+                down_blocks.Add(new ResBlock(width, outWidth, emb, groups, config.Dropout, config.ScaleShift));
                 if (config.AttentionResolutions.Contains(size)) down_attentions.Add(((down_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
                 skips.Add(width);
@@ -111,9 +116,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             }
         }
 
-        mid_block_1 = new ResBlock(width, width, emb, groups, config.Dropout);
+        mid_block_1 = new ResBlock(width, width, emb, groups, config.Dropout, config.ScaleShift);
         mid_attention = new SelfAttention(width, groups);
-        mid_block_2 = new ResBlock(width, width, emb, groups, config.Dropout);
+        mid_block_2 = new ResBlock(width, width, emb, groups, config.Dropout, config.ScaleShift);
 
         for (int level = config.ChannelMults.Length - 1; level >= 0; level--)
         {
@@ -122,7 +127,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             {
                 long skip = skips[^1];
                 skips.RemoveAt(skips.Count - 1);
-                up_blocks.Add(new ResBlock(width + skip, outWidth, emb, groups, config.Dropout));
+                up_blocks.Add(new ResBlock(width + skip, outWidth, emb, groups, config.Dropout, config.ScaleShift));
                 if (config.AttentionResolutions.Contains(size)) up_attentions.Add(((up_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
             }
