@@ -23,7 +23,8 @@ apt_install() {
 # With "tests": everything the trainer needs, Debian's chromium for the sample web app's page test, Open MPI
 # (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too), and npm and
 # xz for the GPU bundle's test (runtime/gpu-bundle).
-# With "trainer": the Fashion-MNIST data set; TorchSharp and libtorch come from NuGet on the first build (about
+# With "trainer": the Fashion-MNIST data set (and Open MPI when a second argument "mpi" says the command asks for
+# --processes N, N > 1); TorchSharp and libtorch come from NuGet on the first build (about
 # 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
 # and python3, which fix a copy of TorchSharp's native library (trainer/LibStdCxxCompat).
 ensure_prerequisites() {
@@ -37,6 +38,9 @@ ensure_prerequisites() {
         command -v npm >/dev/null 2>&1 || missing+=(npm)  # the GPU bundle's test builds against ORT 1.29 from npm
         command -v xz >/dev/null 2>&1 || missing+=(xz-utils)  # … and packs it into parts
     fi
+    if [ "${1:-}" = trainer ] && [ "${2:-}" = mpi ]; then
+        command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)
+    fi
     if [ "${1:-}" = trainer ] || [ "${1:-}" = tests ]; then
         [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
         if ! libstdcxx_has GLIBCXX_3.4.32; then
@@ -46,6 +50,18 @@ ensure_prerequisites() {
         fi
     fi
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# Prints "mpi" when the arguments ask for more than one training process (--processes N or --processes=N, N > 1).
+needs_mpi() {
+    local previous="" n
+    for a in "$@"; do
+        n=""
+        case "$a" in --processes=*) n="${a#--processes=}" ;; esac
+        [ "$previous" = --processes ] && n="$a"
+        case "$n" in ''|*[!0-9]*) ;; *) [ "$n" -gt 1 ] && { echo mpi; return; } ;; esac
+        previous="$a"
+    done
 }
 
 # Whether the system's libstdc++ provides a symbol version, e.g. GLIBCXX_3.4.32 (GCC 13).

@@ -175,6 +175,26 @@ public class DistributedTests
         Assert.All(sent, bytes => Assert.True(bytes >= 20L * 4 * 231_809, $"only {bytes} bytes crossed the link: {output}"));
     }
 
+    [Theory]
+    [InlineData("train --out r --processes 2", "mpi")]
+    [InlineData("train --processes=4 --steps 10", "mpi")]
+    [InlineData("train --processes 1", "")]
+    [InlineData("train --out r --steps 2", "")]
+    [InlineData("train --processes", "")]
+    [InlineData("train --processes two", "")]
+    [InlineData("train --out 2 --steps 3", "")]
+    public void The_launch_script_installs_Open_MPI_only_for_more_than_one_process(string args, string expected)
+    {
+        // ./diffusion train installs what the command needs on a fresh machine: Open MPI only when --processes N > 1.
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"source '{Path.Combine(TestFolders.Repository, "runtime", "bootstrap.sh")}' && needs_mpi {args}");
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.Equal(expected, output.Trim());
+    }
+
     [Fact]
     public void Processes_without_mpirun_is_one_clear_line()
     {
