@@ -66,6 +66,84 @@ public class CliEvaluationTests
     }
 
     [Fact]
+    public async Task Bench_resumes_from_its_journal_and_refuses_another_setup()
+    {
+        var dir = Fixtures.TempFolder();
+        var modelPath = Path.Combine(dir, "g.onnx");
+        File.WriteAllBytes(modelPath, GaussianModel.Build(Fixtures.Spec() with
+        {
+            Height = 28, Width = 28,
+            ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
+            Config = new DiffusionConfig { NumClasses = 10 },
+        }));
+        var report = Path.Combine(dir, "report");
+        var journal = Path.Combine(report, "journal.jsonl");
+        string[] args = ["bench", "--model", modelPath, "--out", report, "--samplers", "ddim,heun", "--nfe", "4,10", "--full", "none",
+            "--count", "40", "--headline-count", "100", "--batch", "20"];
+        async Task<(int Code, string Out, string Error)> Bench(params string[] extra)
+        {
+            var (output, error) = (new StringWriter(), new StringWriter());
+            int code = await Program.Run([.. args, .. extra], output, error);
+            return (code, output.ToString(), error.ToString());
+        }
+        // Quality columns only: a row measured again has the same images (same seed) but not the same milliseconds.
+        string[] Quality() => File.ReadAllLines(Path.Combine(report, "results.csv")).Select(l => string.Join(',', l.Split(',')[..11])).ToArray();
+
+        var first = await Bench();
+        Assert.True(first.Code == 0, first.Error);
+        var measured = Quality();
+        var lines = File.ReadAllLines(journal);
+        Assert.Equal(1 + 4 + 1, lines.Length); // setup, 4 sweep rows, the best within 10 NFE again at 100 images
+        Assert.Contains("\"sampler\":\"heun\"", lines[3]);
+        var csv = File.ReadAllText(Path.Combine(report, "results.csv"));
+
+        // All rows kept: nothing is measured again, the report is the same.
+        var all = await Bench("--resume");
+        Assert.True(all.Code == 0, all.Error);
+        Assert.Contains($"resuming: 5 rows from {journal}", all.Error);
+        Assert.Equal(5, Regex.Matches(all.Out, @"\(kept\)").Count);
+        Assert.Equal(csv, File.ReadAllText(Path.Combine(report, "results.csv")));
+        Assert.Contains("in 2 sittings (resumed with `--resume`", File.ReadAllText(Path.Combine(report, "report.md")));
+        Assert.DoesNotContain("--resume --", File.ReadAllText(Path.Combine(report, "report.md"))); // the command shown is the plain one
+
+        // Stopped mid-way, the last line torn: the torn line is dropped, the rest measured again to the same numbers.
+        File.WriteAllText(journal, string.Join('\n', lines[..3]) + "\n" + lines[3][..(lines[3].Length / 2)]);
+        var torn = await Bench("--resume");
+        Assert.True(torn.Code == 0, torn.Error);
+        Assert.Contains("resuming: 2 rows", torn.Error);
+        Assert.Equal(2, Regex.Matches(torn.Out, @"\(kept\)").Count);
+        Assert.Equal(measured, Quality());
+        var resumed = File.ReadAllLines(journal);
+        Assert.Equal(6, resumed.Length);
+        Assert.All(resumed[3..], l => Assert.Contains("\"sitting\":2", l)); // the kept rows were sitting 1's; every line whole again
+
+        // Another setup, a damaged journal, a hostile one: one line each, and the journal is left as it was.
+        var other = await Bench("--seed", "1", "--resume");
+        Assert.Equal(2, other.Code);
+        Assert.Contains("was measured with another setup (seed 0 → 1); run without --resume to start over.", other.Error);
+        Assert.Single(other.Error.Trim().Split('\n'));
+        File.WriteAllLines(journal, [resumed[0], "not json", .. resumed[2..]]);
+        var damaged = await Bench("--resume");
+        Assert.Equal(1, damaged.Code);
+        Assert.Contains($"'{journal}' line 2 is not valid JSON", damaged.Error);
+        File.WriteAllLines(journal, [resumed[0], "{\"sitting\":1}"]);
+        Assert.Contains("line 2 is not a benchmark row", (await Bench("--resume")).Error);
+        File.WriteAllText(journal, "{\"setup\":null}\n");
+        Assert.Contains("line 1 is not a benchmark setup", (await Bench("--resume")).Error);
+        using (var huge = new FileStream(journal, FileMode.Create)) huge.SetLength(17 << 20);
+        var big = await Bench("--resume");
+        Assert.Equal(1, big.Code);
+        Assert.Contains("is larger than 16 MB: not a benchmark journal", big.Error);
+        Assert.Equal(17 << 20, new FileInfo(journal).Length);
+
+        // Without --resume the journal starts over.
+        var fresh = await Bench();
+        Assert.True(fresh.Code == 0, fresh.Error);
+        Assert.Equal(6, File.ReadAllLines(journal).Length);
+        Assert.Equal(measured, Quality());
+    }
+
+    [Fact]
     public async Task Schedules_writes_four_svg_plots()
     {
         var dir = Fixtures.TempFolder();

@@ -6,6 +6,7 @@ using Diffusion.Evaluation.Benchmark;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 
 namespace Diffusion.Cli.Commands;
@@ -35,9 +36,13 @@ public static class BenchCommand
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7) for every sampler; --karras false forces timesteps. Default: the model's use_karras_sigmas." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = $"Continue an interrupted run in --out: the rows its {BenchmarkJournal.FileName} holds (same model, classifier, data, plan and device) are kept, the rest measured.",
+        };
         var command = new Command("bench", "Sampler quality-vs-cost report: FD, class accuracy, ms/image and NFE per sampler and budget.")
         {
-            output, classifier, reference, floor, samplers, nfe, full, tolerances, count, headlineCount, guidance, karras, batch, seed,
+            output, classifier, reference, floor, samplers, nfe, full, tolerances, count, headlineCount, guidance, karras, batch, seed, resume,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
@@ -57,24 +62,66 @@ public static class BenchCommand
             var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, m.Settings);
+            var setup = Setup(plan, m, p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, p.GetValue(reference)!, p.GetValue(floor));
+            using var journal = p.GetValue(resume) ? BenchmarkJournal.Resume(folder, setup) : BenchmarkJournal.Start(folder, setup);
+            if (journal.Earlier.Count > 0)
+                console.Error.WriteLine($"resuming: {journal.Earlier.Count} rows from {journal.Path} ({journal.EarlierTime.TotalMinutes:0.#} min in {journal.Sitting - 1} sittings) are kept");
             var evaluator = EvalCommand.CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), Math.Max(plan.Count, plan.HeadlineCount), m, features);
             int total = plan.Configurations(m.Schedule.TrainTimesteps).Count + (plan.HeadlineCount > 0 ? 2 : 0), finished = 0;
             var overall = new ProgressLines(console.Error, "bench", TimeSpan.Zero);
-            var rows = await Task.Run(() => SamplerBenchmark.Run(evaluator, plan, new LineProgress<BenchmarkRow>(row =>
+            IReadOnlyList<BenchmarkRow> rows;
+            try
             {
-                var r = row.Result;
-                overall.Report(++finished / (double)total, $"{finished}/{total} rows");
-                console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  n {r.Count,5}  FD {r.FrechetDistance,8:0.###}" +
-                    $"{(r.Floor is { } f ? $" (floor {f.FrechetDistance:0.##})" : "")}  KID {r.Kid}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image");
-            }), cancellation), cancellation);
-            var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
-                plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed,
-                plan.Budgets.Concat(plan.FullLength.Count > 0 ? [1000] : []).Distinct().Order().ToArray());
+                rows = await Task.Run(() => SamplerBenchmark.Run(evaluator, plan, new LineProgress<BenchmarkRow>(row =>
+                {
+                    var r = row.Result;
+                    overall.Report(++finished / (double)total, $"{finished}/{total} rows");
+                    console.Out.WriteLine($"{r.Sampler,-15} steps {r.Steps,4}  NFE {r.EvaluationsPerImage,6:0.#}  n {r.Count,5}  FD {r.FrechetDistance,8:0.###}" +
+                        $"{(r.Floor is { } f ? $" (floor {f.FrechetDistance:0.##})" : "")}  KID {r.Kid}  acc {r.ClassAccuracy,6:P1}  {r.MillisecondsPerImage,8:0.##} ms/image" +
+                        (journal.Earlier.Contains(row) ? "  (kept)" : ""));
+                }), cancellation, journal), cancellation);
+            }
+            catch (OperationCanceledException)
+            {
+                console.Error.WriteLine($"cancelled; the rows measured so far are in {journal.Path} (the report was not written): add --resume to go on.");
+                return ExitCodes.Cancelled;
+            }
+            var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Where(t => t.Value != "--resume").Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
+                plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed + journal.EarlierTime,
+                plan.Budgets.Concat(plan.FullLength.Count > 0 ? [1000] : []).Distinct().Order().ToArray(), journal.Sitting);
             BenchmarkReport.Write(folder, rows, run);
             console.Out.WriteLine($"wrote report.md, results.csv, fd_vs_nfe.svg, time_vs_nfe.svg in {folder}");
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>What every row depends on, by name: a resumed run must match it (timing included: device, threads, cores).</summary>
+    private static Dictionary<string, string> Setup(BenchmarkPlan plan, DiffusionModel model, string classifier, string reference, string? floor)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        return new Dictionary<string, string>
+        {
+            ["model"] = $"{Path.GetFileName(model.Source)} sha256 {BenchmarkJournal.Sha256(model.Source)}",
+            ["config"] = model.Config.ToJson(),
+            ["classifier"] = $"{Path.GetFileName(classifier)} sha256 {BenchmarkJournal.Sha256(classifier)}",
+            ["reference"] = reference,
+            ["floor_reference"] = floor ?? "(default)",
+            ["samplers"] = string.Join(',', plan.Samplers),
+            ["nfe"] = string.Join(',', plan.Budgets),
+            ["full"] = string.Join(',', plan.FullLength.Order()),
+            ["rk45_tolerances"] = string.Join(',', plan.Tolerances.Select(t => t.ToString("R", inv))),
+            ["count"] = plan.Count.ToString(inv),
+            ["headline_count"] = plan.HeadlineCount.ToString(inv),
+            ["guidance"] = plan.Guidance.ToString("R", inv),
+            ["karras"] = plan.Karras?.ToString() ?? "(the model's)",
+            ["batch"] = plan.BatchSize.ToString(inv),
+            ["seed"] = plan.Seed.ToString(inv),
+            ["device"] = model.Settings.Device.ToString(),
+            ["onnx_runtime"] = string.Create(inv, $"intra-op threads {model.Settings.IntraOpThreads}, inter-op {model.Settings.InterOpThreads}, {model.Settings.OptimizationLevel}, " +
+                $"CUDA graphs {model.Settings.CudaGraphs}, CUDA options {string.Join(' ', model.Settings.CudaOptions.OrderBy(o => o.Key).Select(o => $"{o.Key}={o.Value}"))}"),
+            ["cores"] = Environment.ProcessorCount.ToString(inv),
+        };
     }
 
     private static string[] Split(string text) => text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -36,7 +36,9 @@ public static class BenchmarkReport
         md.Append(string.Create(inv, $"Model `{Path.GetFileName(run.Model)}`, {run.Count} generated images per row against {run.Count} test images, guidance {run.Guidance}, "))
           .Append(run.Karras ? "Karras σ grid (ρ = 7)" : "timesteps by the model's timestep_spacing")
           .Append(string.Create(inv, $", device {run.Device}, {Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; "))
-          .Append(string.Create(inv, $"the whole run took {run.WallTime.TotalMinutes:0.#} min.\n\n"))
+          .Append(run.Sittings > 1
+              ? string.Create(inv, $"the run took {run.WallTime.TotalMinutes:0.#} min in {run.Sittings} sittings (resumed with `--resume`: each row was measured once, in one sitting).\n\n")
+              : string.Create(inv, $"the whole run took {run.WallTime.TotalMinutes:0.#} min.\n\n"))
           .Append($"Made with `{run.Command}`.\n\n")
           .Append("FD = Fréchet distance between the generated and the test images in the classifier's feature space (lower is better); ")
           .Append("its floor is the FD between as many test and training images — what a perfect model scores at that count (FD is biased ")

@@ -11,8 +11,14 @@ public sealed record BenchmarkRow(EvalResult Result, double Tolerance)
     public bool Headline { get; init; }
 }
 
-/// <summary>How a benchmark was made: the command, the model, the settings every row shares, the device, the wall time.</summary>
-public sealed record BenchmarkRun(string Command, string Model, int Count, float Guidance, bool Karras, string Device, TimeSpan WallTime, int[] Budgets);
+/// <summary>One configuration as asked for: the sampler's name, steps, tolerance (adaptive solvers), images, and whether it is a headline row.</summary>
+public sealed record BenchmarkConfiguration(string Sampler, int Steps, double Tolerance, int Count, bool Headline);
+
+/// <summary>
+/// How a benchmark was made: the command, the model, the settings every row shares, the device, the wall time (of all
+/// its sittings, when it was resumed) and the number of sittings.
+/// </summary>
+public sealed record BenchmarkRun(string Command, string Model, int Count, float Guidance, bool Karras, string Device, TimeSpan WallTime, int[] Budgets, int Sittings = 1);
 
 /// <summary>What to measure: samplers × network-evaluation budgets (plus full-length runs), and the tolerances of adaptive solvers.</summary>
 public sealed record BenchmarkPlan
@@ -68,24 +74,34 @@ public sealed record BenchmarkPlan
 /// <summary>Runs a <see cref="BenchmarkPlan"/> row by row through an <see cref="Evaluator"/>.</summary>
 public static class SamplerBenchmark
 {
-    /// <summary>Measures every configuration of <paramref name="plan"/>; reports each row as it completes.</summary>
-    public static IReadOnlyList<BenchmarkRow> Run(Evaluator evaluator, BenchmarkPlan plan, IProgress<BenchmarkRow>? progress = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Measures every configuration of <paramref name="plan"/>; reports each row as it completes. With a
+    /// <paramref name="journal"/>, rows it holds are taken from it instead of measured again, and new ones are appended to it.
+    /// </summary>
+    public static IReadOnlyList<BenchmarkRow> Run(Evaluator evaluator, BenchmarkPlan plan, IProgress<BenchmarkRow>? progress = null,
+        CancellationToken cancellation = default, BenchmarkJournal? journal = null)
     {
         plan.Validate();
         var rows = new List<BenchmarkRow>();
-        BenchmarkRow Measure(string sampler, int steps, double tolerance, int count, bool headline)
+        void Measure(string sampler, int steps, double tolerance, int count, bool headline)
         {
             cancellation.ThrowIfCancellationRequested();
-            var request = new GenerationRequest
+            var configuration = new BenchmarkConfiguration(sampler, steps, tolerance, count, headline);
+            var row = journal?.Find(configuration);
+            if (row is null)
             {
-                Sampler = sampler, Steps = steps, Count = count, BatchSize = plan.BatchSize, Seed = plan.Seed,
-                Guidance = plan.Guidance, KarrasSigmas = plan.Karras,
-                Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
-            };
-            var row = new BenchmarkRow(evaluator.Evaluate(request, cancellation), tolerance) { Headline = headline };
+                var request = new GenerationRequest
+                {
+                    Sampler = sampler, Steps = steps, Count = count, BatchSize = plan.BatchSize, Seed = plan.Seed,
+                    Guidance = plan.Guidance, KarrasSigmas = plan.Karras,
+                    Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
+                };
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                row = new BenchmarkRow(evaluator.Evaluate(request, cancellation), tolerance) { Headline = headline };
+                journal?.Append(configuration, row, clock.Elapsed);
+            }
             rows.Add(row);
             progress?.Report(row);
-            return row;
         }
         foreach (var (sampler, steps, tolerance) in plan.Configurations(evaluator.Model.Schedule.TrainTimesteps))
             Measure(sampler, steps, tolerance, plan.Count, headline: false);
