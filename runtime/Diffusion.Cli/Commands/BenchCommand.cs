@@ -65,7 +65,7 @@ public static class BenchCommand
             var setup = Setup(plan, m, p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, p.GetValue(reference)!, p.GetValue(floor));
             using var journal = p.GetValue(resume) ? BenchmarkJournal.Resume(folder, setup) : BenchmarkJournal.Start(folder, setup);
             if (journal.Earlier.Count > 0)
-                console.Error.WriteLine($"resuming: {journal.Earlier.Count} rows from {journal.Path} ({journal.EarlierTime.TotalMinutes:0.#} min in {journal.Sitting - 1} sittings) are kept");
+                console.Error.WriteLine($"resuming: {journal.Earlier.Count} rows from {journal.Path} ({journal.EarlierTime.TotalMinutes:0.#} min in {journal.Sitting - 1} sitting{(journal.Sitting > 2 ? "s" : "")}) are kept");
             var evaluator = EvalCommand.CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), Math.Max(plan.Count, plan.HeadlineCount), m, features);
             int total = plan.Configurations(m.Schedule.TrainTimesteps).Count + (plan.HeadlineCount > 0 ? 2 : 0), finished = 0;
             var overall = new ProgressLines(console.Error, "bench", TimeSpan.Zero);
