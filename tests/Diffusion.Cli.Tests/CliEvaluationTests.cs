@@ -78,12 +78,11 @@ public class CliEvaluationTests
         }));
         var report = Path.Combine(dir, "report");
         var journal = Path.Combine(report, "journal.jsonl");
-        string[] args = ["bench", "--model", modelPath, "--out", report, "--samplers", "ddim,heun", "--nfe", "4,10", "--full", "none",
-            "--count", "40", "--headline-count", "100", "--batch", "20"];
+        string[] args = ["bench", "--model", modelPath, "--out", report, "--nfe", "4,10", "--full", "none", "--count", "40", "--headline-count", "100", "--batch", "20"];
         async Task<(int Code, string Out, string Error)> Bench(params string[] extra)
         {
             var (output, error) = (new StringWriter(), new StringWriter());
-            int code = await Program.Run([.. args, .. extra], output, error);
+            int code = await Program.Run([.. args, .. extra.Contains("--samplers") ? extra : [.. extra, "--samplers", "ddim,heun"]], output, error);
             return (code, output.ToString(), error.ToString());
         }
         // Quality columns only: a row measured again has the same images (same seed) but not the same milliseconds.
@@ -100,7 +99,7 @@ public class CliEvaluationTests
         // All rows kept: nothing is measured again, the report is the same.
         var all = await Bench("--resume");
         Assert.True(all.Code == 0, all.Error);
-        Assert.Contains($"resuming: 5 rows from {journal}", all.Error);
+        Assert.Contains($"resuming: 5 rows in {journal} (", all.Error);
         Assert.Equal(5, Regex.Matches(all.Out, @"\(kept\)").Count);
         Assert.Equal(csv, File.ReadAllText(Path.Combine(report, "results.csv")));
         Assert.Contains("in 2 sittings (resumed with `--resume`", File.ReadAllText(Path.Combine(report, "report.md")));
@@ -141,6 +140,18 @@ public class CliEvaluationTests
         Assert.True(fresh.Code == 0, fresh.Error);
         Assert.Equal(6, File.ReadAllLines(journal).Length);
         Assert.Equal(measured, Quality());
+
+        // A plan that asks for other rows keeps the ones it shares: a sweep measured in pieces, or extended.
+        var more = await Bench("--samplers", "ddim,heun,euler", "--resume");
+        Assert.True(more.Code == 0, more.Error);
+        bool sameHeadline = more.Out.Split('\n').Any(l => l.Contains(" n   100 ") && l.Contains("(kept)")); // unless euler's rows beat the kept best
+        Assert.Equal(4 + (sameHeadline ? 1 : 0), Regex.Matches(more.Out, @"\(kept\)").Count);
+        Assert.Equal(6 + 2 + (sameHeadline ? 0 : 1), File.ReadAllLines(journal).Length); // + euler at 4 and 10 NFE
+        Assert.Equal(measured[..5], Quality()[..5]);
+        var fewer = await Bench("--samplers", "heun", "--resume");
+        Assert.True(fewer.Code == 0, fewer.Error);
+        Assert.True(Regex.Matches(fewer.Out, @"\(kept\)").Count >= 2, fewer.Out);
+        Assert.Equal(measured[3..5], Quality()[1..3]);
     }
 
     [Fact]

@@ -38,7 +38,7 @@ public static class BenchCommand
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume")
         {
-            Description = $"Continue an interrupted run in --out: the rows its {BenchmarkJournal.FileName} holds (same model, classifier, data, plan and device) are kept, the rest measured.",
+            Description = $"Continue an interrupted run in --out: the rows of this plan that its {BenchmarkJournal.FileName} holds (same model, classifier, data, seed, guidance and device) are kept, the rest measured.",
         };
         var command = new Command("bench", "Sampler quality-vs-cost report: FD, class accuracy, ms/image and NFE per sampler and budget.")
         {
@@ -65,7 +65,7 @@ public static class BenchCommand
             var setup = Setup(plan, m, p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, p.GetValue(reference)!, p.GetValue(floor));
             using var journal = p.GetValue(resume) ? BenchmarkJournal.Resume(folder, setup) : BenchmarkJournal.Start(folder, setup);
             if (journal.Earlier.Count > 0)
-                console.Error.WriteLine($"resuming: {journal.Earlier.Count} rows from {journal.Path} ({journal.EarlierTime.TotalMinutes:0.#} min in {journal.Sitting - 1} sitting{(journal.Sitting > 2 ? "s" : "")}) are kept");
+                console.Error.WriteLine($"resuming: {journal.Earlier.Count} rows in {journal.Path} ({journal.EarlierTime.TotalMinutes:0.#} min in {journal.Sitting - 1} sitting{(journal.Sitting > 2 ? "s" : "")}); those this plan asks for are kept");
             var evaluator = EvalCommand.CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), Math.Max(plan.Count, plan.HeadlineCount), m, features);
             int total = plan.Configurations(m.Schedule.TrainTimesteps).Count + (plan.HeadlineCount > 0 ? 2 : 0), finished = 0;
             var overall = new ProgressLines(console.Error, "bench", TimeSpan.Zero);
@@ -87,7 +87,7 @@ public static class BenchCommand
                 return ExitCodes.Cancelled;
             }
             var run = new BenchmarkRun("./diffusion " + string.Join(' ', p.Tokens.Where(t => t.Value != "--resume").Select(t => t.Value)), m.Source, plan.Count, plan.Guidance,
-                plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed + journal.EarlierTime,
+                plan.Karras ?? m.Config.UseKarrasSigmas, m.Settings.Device.ToString(), clock.Elapsed + journal.EarlierTimeOf(rows),
                 plan.Budgets.Concat(plan.FullLength.Count > 0 ? [1000] : []).Distinct().Order().ToArray(), journal.Sitting);
             BenchmarkReport.Write(folder, rows, run);
             console.Out.WriteLine($"wrote report.md, results.csv, fd_vs_nfe.svg, time_vs_nfe.svg in {folder}");
@@ -96,7 +96,11 @@ public static class BenchCommand
         return command;
     }
 
-    /// <summary>What every row depends on, by name: a resumed run must match it (timing included: device, threads, cores).</summary>
+    /// <summary>
+    /// What every row's numbers depend on, by name: a resumed run must match it (timing included: device, threads,
+    /// cores). Which rows a plan asks for (samplers, budgets, counts) is not part of it: a resumed run may ask for
+    /// other rows, keeping those it shares with the journal — a sweep can be measured in pieces, or extended.
+    /// </summary>
     private static Dictionary<string, string> Setup(BenchmarkPlan plan, DiffusionModel model, string classifier, string reference, string? floor)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -107,12 +111,6 @@ public static class BenchCommand
             ["classifier"] = $"{Path.GetFileName(classifier)} sha256 {BenchmarkJournal.Sha256(classifier)}",
             ["reference"] = reference,
             ["floor_reference"] = floor ?? "(default)",
-            ["samplers"] = string.Join(',', plan.Samplers),
-            ["nfe"] = string.Join(',', plan.Budgets),
-            ["full"] = string.Join(',', plan.FullLength.Order()),
-            ["rk45_tolerances"] = string.Join(',', plan.Tolerances.Select(t => t.ToString("R", inv))),
-            ["count"] = plan.Count.ToString(inv),
-            ["headline_count"] = plan.HeadlineCount.ToString(inv),
             ["guidance"] = plan.Guidance.ToString("R", inv),
             ["karras"] = plan.Karras?.ToString() ?? "(the model's)",
             ["batch"] = plan.BatchSize.ToString(inv),

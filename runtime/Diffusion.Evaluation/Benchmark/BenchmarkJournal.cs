@@ -31,13 +31,14 @@ public sealed class BenchmarkJournal : IDisposable
 
     private readonly FileStream _stream;
     private readonly Dictionary<BenchmarkConfiguration, BenchmarkRow> _measured;
+    private readonly Dictionary<BenchmarkRow, double> _earlierSeconds = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>The journal's path.</summary>
     public string Path { get; }
     /// <summary>Rows measured in earlier sittings, in the order they were measured.</summary>
     public IReadOnlyList<BenchmarkRow> Earlier { get; }
     /// <summary>Wall time the earlier sittings spent measuring their rows.</summary>
-    public TimeSpan EarlierTime { get; }
+    public TimeSpan EarlierTime => TimeSpan.FromSeconds(_earlierSeconds.Values.Sum());
     /// <summary>This sitting's number: 1 for a fresh run, one more than the last sitting's on resume.</summary>
     public int Sitting { get; }
 
@@ -46,9 +47,13 @@ public sealed class BenchmarkJournal : IDisposable
         Path = path;
         _stream = stream;
         _measured = [];
-        foreach (var line in earlier) _measured[line.Configuration] = new BenchmarkRow(line.Result, line.Configuration.Tolerance) { Headline = line.Configuration.Headline };
+        foreach (var line in earlier)
+        {
+            var row = new BenchmarkRow(line.Result, line.Configuration.Tolerance) { Headline = line.Configuration.Headline };
+            _measured[line.Configuration] = row;
+            _earlierSeconds[row] = line.Seconds;
+        }
         Earlier = earlier.Select(e => _measured[e.Configuration]).ToList();
-        EarlierTime = TimeSpan.FromSeconds(earlier.Sum(e => e.Seconds));
         Sitting = earlier.Count == 0 ? 1 : earlier.Max(e => e.Sitting) + 1;
     }
 
@@ -97,6 +102,10 @@ public sealed class BenchmarkJournal : IDisposable
         }
         return new BenchmarkJournal(path, OpenForAppend(path), earlier);
     }
+
+    /// <summary>Wall time the earlier sittings spent on those of <paramref name="rows"/> they measured.</summary>
+    public TimeSpan EarlierTimeOf(IEnumerable<BenchmarkRow> rows) =>
+        TimeSpan.FromSeconds(rows.Distinct(ReferenceEqualityComparer.Instance).Sum(r => _earlierSeconds.GetValueOrDefault((BenchmarkRow)r!)));
 
     /// <summary>The row measured earlier for <paramref name="configuration"/>, if any.</summary>
     public BenchmarkRow? Find(BenchmarkConfiguration configuration) => _measured.GetValueOrDefault(configuration);
