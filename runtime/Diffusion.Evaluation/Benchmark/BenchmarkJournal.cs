@@ -10,7 +10,7 @@ namespace Diffusion.Evaluation.Benchmark;
 /// <summary>
 /// A benchmark's rows as they are measured, so that an interrupted run (a session's end, Ctrl-C, a crash) resumes
 /// where it stopped instead of starting over — a full sweep takes hours on a CPU. The file is JSON lines: first the
-/// setup (what every row depends on: the model's and classifier's SHA-256, the data, the plan, the device), then one
+/// setup (what every row's numbers depend on: the model's and classifier's SHA-256, the data, seed, guidance, device), then one
 /// line per measured row with the time it took and the sitting it was measured in. Each row is appended and flushed
 /// to disk before the next starts; a last line cut off mid-write is dropped on resume, any other damage is an error.
 /// </summary>
@@ -67,7 +67,7 @@ public sealed class BenchmarkJournal : IDisposable
 
     /// <summary>
     /// Continues the journal in <paramref name="folder"/>, or starts one where there is none. Its setup must equal
-    /// <paramref name="setup"/>: rows measured with another model, data or plan are not this run's (the error names what differs).
+    /// <paramref name="setup"/>: rows measured with another model, data, seed or device are not this run's (the error names what differs).
     /// </summary>
     public static BenchmarkJournal Resume(string folder, IReadOnlyDictionary<string, string> setup)
     {
