@@ -9,8 +9,8 @@ namespace Diffusion.Cli.Tests;
 /// <summary>eval, bench and schedules through the command line.</summary>
 public class CliEvaluationTests
 {
-    [Fact]
-    public async Task Bench_writes_the_report_with_measured_nfe()
+    /// <summary>A closed-form Gaussian model of 10 grey 28×28 classes (the classifier's input size), in a new folder.</summary>
+    private static (string Dir, string ModelPath) ClassConditionalModel()
     {
         var dir = Fixtures.TempFolder();
         var modelPath = Path.Combine(dir, "g.onnx");
@@ -20,6 +20,13 @@ public class CliEvaluationTests
             ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
             Config = new DiffusionConfig { NumClasses = 10 },
         }));
+        return (dir, modelPath);
+    }
+
+    [Fact]
+    public async Task Bench_writes_the_report_with_measured_nfe()
+    {
+        var (dir, modelPath) = ClassConditionalModel();
         var output = new StringWriter();
         var error = new StringWriter();
         int code = await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "report"), "--samplers", "ddim,heun,rk45",
@@ -68,14 +75,7 @@ public class CliEvaluationTests
     [Fact]
     public async Task Bench_resumes_from_its_journal_and_refuses_another_setup()
     {
-        var dir = Fixtures.TempFolder();
-        var modelPath = Path.Combine(dir, "g.onnx");
-        File.WriteAllBytes(modelPath, GaussianModel.Build(Fixtures.Spec() with
-        {
-            Height = 28, Width = 28,
-            ClassMeans = Enumerable.Range(0, 11).Select(c => new[] { c / 10f - 0.5f }).ToArray(),
-            Config = new DiffusionConfig { NumClasses = 10 },
-        }));
+        var (dir, modelPath) = ClassConditionalModel();
         var report = Path.Combine(dir, "report");
         var journal = Path.Combine(report, "journal.jsonl");
         string[] args = ["bench", "--model", modelPath, "--out", report, "--nfe", "4,10", "--full", "none", "--count", "40", "--headline-count", "100", "--batch", "20"];
