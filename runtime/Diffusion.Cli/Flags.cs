@@ -1,30 +1,31 @@
-using System.Text.RegularExpressions;
-
 namespace Diffusion.Cli;
 
 /// <summary>
-/// Library errors name the library's own parameters (<c>Steps</c>, <c>BatchSize</c>, <c>RelativeTolerance</c>); the
-/// command line reports them with the flags a user typed (<c>--steps</c>, <c>--batch</c>, <c>--rtol</c>).
+/// Library errors name the library's own parameters as data (<see cref="Runtime.DiffusionException.Parameter"/>:
+/// <c>Steps</c>, <c>BatchSize</c>, <c>RelativeTolerance</c>); this command line reports them with the flags a user
+/// typed (<c>--steps</c>, <c>--batch</c>, <c>--rtol</c>).
 /// </summary>
-public static partial class Flags
+public static class Flags
 {
     /// <summary>Library parameter → command-line flag.</summary>
     public static IReadOnlyDictionary<string, string> ByParameter { get; } = new Dictionary<string, string>
     {
-        ["Steps"] = "--steps", ["Count"] = "--count", ["BatchSize"] = "--batch", ["Guidance"] = "--guidance",
-        ["ClassLabels"] = "--class", ["Class"] = "--class", ["Eta"] = "--eta", ["Snr"] = "--snr",
+        // GenerationRequest and SamplerOptions
+        ["Sampler"] = "--sampler", ["Steps"] = "--steps", ["Count"] = "--count", ["BatchSize"] = "--batch",
+        ["Guidance"] = "--guidance", ["ClassLabels"] = "--class", ["Class"] = "--class", ["Strength"] = "--strength",
+        ["InitialNoise"] = "--init-noise", ["InitialImages"] = "--image", ["KnownImages"] = "--image", ["Mask"] = "--mask",
+        ["Spacing"] = "--spacing", ["KarrasSigmas"] = "--karras", ["Eta"] = "--eta", ["Snr"] = "--snr",
         ["RelativeTolerance"] = "--rtol", ["AbsoluteTolerance"] = "--atol", ["Resampling"] = "--jumps",
-        ["Strength"] = "--strength", ["Sampler"] = "--sampler", ["InitialNoise"] = "--init-noise", ["Device"] = "--device",
-        ["Budgets"] = "--nfe", ["Tolerances"] = "--rk45-tolerances", ["Spacing"] = "--spacing",
-        ["SampleInput"] = "--sample-input", ["TimestepInput"] = "--timestep-input", ["ClassLabelsInput"] = "--class-input",
-        ["OutputName"] = "--output-name", ["Config"] = "--config", ["KnownImages"] = "--image", ["Mask"] = "--mask",
-        ["Reference images"] = "--reference", ["Feature classifier"] = "--classifier",
+        // ModelOptions and SessionSettings
+        ["Config"] = "--config", ["SampleInput"] = "--sample-input", ["TimestepInput"] = "--timestep-input",
+        ["ClassLabelsInput"] = "--class-input", ["OutputName"] = "--output-name", ["Device"] = "--device",
+        ["CudaGraphs"] = "--cuda-graphs", ["CudaProviderLibrary"] = "--cuda-provider", ["CudaOptions"] = "--cuda-option",
+        ["IntraOpThreads"] = "--threads", ["InterOpThreads"] = "--inter-threads",
+        // Evaluation and benchmarks
+        ["Reference"] = "--reference", ["ReferenceLabels"] = "--reference", ["Classifier"] = "--classifier",
+        ["seeds"] = "--seeds", ["Samplers"] = "--samplers", ["Budgets"] = "--nfe", ["Tolerances"] = "--rk45-tolerances",
+        ["HeadlineCount"] = "--headline-count", ["Resume"] = "--resume",
+        // Imaging
+        ["factor"] = "--scale", ["columns"] = "--columns",
     };
-
-    /// <summary><paramref name="message"/> with every library parameter name replaced by its flag.</summary>
-    public static string Rename(string message) =>
-        ParameterName().Replace(message, m => ByParameter.TryGetValue(m.Value, out var flag) ? flag : m.Value);
-
-    [GeneratedRegex(@"(?<![\w'/.-])(Steps|Count|BatchSize|Guidance|ClassLabels|Class|Eta|Snr|RelativeTolerance|AbsoluteTolerance|Resampling|Strength|Sampler|InitialNoise|Device|Budgets|Tolerances|Spacing|SampleInput|TimestepInput|ClassLabelsInput|OutputName|Config|KnownImages|Mask|Reference images|Feature classifier)(?![\w'/.-])")]
-    private static partial Regex ParameterName();
 }

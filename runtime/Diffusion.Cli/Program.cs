@@ -12,7 +12,7 @@ public static class Program
     /// <summary>Runs the CLI with the given output writers (tests use this).</summary>
     public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
     {
-        var console = new CliConsole(output, error);
+        var console = new CliConsole(output, error, Flags.ByParameter);
         var root = new RootCommand("Diffusion for .NET — sample images from diffusion models exported to ONNX, and train them (train, export).")
         {
             SampleCommand.Create(console),

@@ -130,7 +130,7 @@ public sealed class Evaluator
     /// </summary>
     public EvalSeries EvaluateSeeds(GenerationRequest request, int seeds, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null)
     {
-        if (seeds < 1) throw new DiffusionArgumentException($"The number of seeds must be at least 1, got {seeds}.");
+        if (seeds < 1) throw new DiffusionArgumentException(nameof(seeds), $"expected at least 1, got {seeds}.");
         var runs = new List<EvalResult>(seeds);
         for (int k = 0; k < seeds; k++)
             runs.Add(Evaluate(request with { Seed = unchecked(request.Seed + (ulong)k) }, k, cancellation, progress));
@@ -155,8 +155,7 @@ public sealed class Evaluator
             (perClass, int hits) = Tally(wanted, predicted, result.Count, classes);
             accuracy = hits / (double)result.Count;
         }
-        var sampler = request.ResolveSampler(_model.Config);
-        return new EvalResult(SamplerRegistry.Resolve(sampler.Name) ?? sampler.Name, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
+        return new EvalResult(result.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
             result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null };
     }
 
@@ -175,11 +174,11 @@ public sealed class Evaluator
     public static int[]? LoadReferenceLabels(string spec, int count)
     {
         if (FashionMnistFile(spec, "labels-idx1") is not { } path) return null;
-        if (!File.Exists(path)) throw new DiffusionException($"Reference labels '{path}' do not exist (apt-get install dataset-fashion-mnist).");
+        if (!File.Exists(path)) throw new DiffusionException("ReferenceLabels", $"'{path}' do not exist (apt-get install dataset-fashion-mnist).");
         try
         {
             var (dims, data) = Idx.Read(path);
-            if (dims.Length != 1) throw new DiffusionException($"Reference labels '{path}' has {dims.Length} dimensions; expected 1.");
+            if (dims.Length != 1) throw new DiffusionException("ReferenceLabels", $"'{path}' has {dims.Length} dimensions; expected 1.");
             return data.Take(count).Select(b => (int)b).ToArray();
         }
         catch (InvalidDataException e)
@@ -195,16 +194,16 @@ public sealed class Evaluator
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);
-            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException($"Reference images '{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
+            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException("Reference", $"'{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
             int n = Math.Min(count, array.Shape[0]);
-            if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException($"Reference images '{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
+            if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException("Reference", $"'{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
             return (array.Data[..(n * imageSize)], n);
         }
-        if (!File.Exists(spec)) throw new DiffusionException($"Reference images '{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
+        if (!File.Exists(spec)) throw new DiffusionException("Reference", $"'{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
         try
         {
             var (pixels, _, total, height, width) = Idx.ReadImages(spec, null);
-            if (height * width != imageSize) throw new DiffusionException($"Reference images '{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
+            if (height * width != imageSize) throw new DiffusionException("Reference", $"'{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
             int n = Math.Min(count, total);
             var images = new float[n * imageSize];
             for (int i = 0; i < images.Length; i++) images[i] = Pixels.ToModel(pixels[i]);

@@ -20,14 +20,15 @@ public sealed class FeatureClassifier : IDisposable
     /// <summary>Loads the classifier; a file that is not one is a clear error.</summary>
     public FeatureClassifier(string path, SessionSettings settings)
     {
-        if (!File.Exists(path)) throw new DiffusionException($"Feature classifier '{path}' does not exist. Train one with ./diffusion train-classifier --out models/fashion-mnist/classifier.onnx, or name another with --classifier.");
+        if (!File.Exists(path)) throw new DiffusionException("Classifier", $"'{path}' does not exist. Train one (the trainer's train-classifier writes "
+                + "models/fashion-mnist/classifier.onnx), or name another.");
         using var options = settings.CreateOptions();
         try { _session = new InferenceSession(path, options); }
-        catch (OnnxRuntimeException e) { throw new DiffusionException($"Feature classifier '{path}' could not be loaded: {e.Message.Trim()}", e); }
+        catch (OnnxRuntimeException e) { throw new DiffusionException("Classifier", $"'{path}' could not be loaded: {e.Message.Trim()}", e); }
         if (!_session.InputMetadata.TryGetValue("image", out var input) || !_session.OutputMetadata.ContainsKey("features") || !_session.OutputMetadata.ContainsKey("logits"))
         {
             _session.Dispose();
-            throw new DiffusionException($"Feature classifier '{path}' needs an input 'image' and outputs 'logits' and 'features' (as train-classifier writes).");
+            throw new DiffusionException("Classifier", $"'{path}' needs an input 'image' and outputs 'logits' and 'features' (as train-classifier writes).");
         }
         _imageShape = input.Dimensions.Select(d => (long)d).ToArray();
         ImageSize = (int)(_imageShape[1] * _imageShape[2] * _imageShape[3]);

@@ -23,7 +23,7 @@ app.MapGet("/info", (DiffusionModel m) => new
 {
     model = Path.GetFileName(m.Source), m.Channels, m.Height, m.Width,
     classes = m.Config.ClassNames ?? Enumerable.Range(0, m.NumClasses).Select(i => i.ToString()).ToArray(),
-    samplers = SamplerRegistry.All.Where(e => !e.Create().IsAdaptive).Select(e => e.Name),
+    samplers = SamplerRegistry.All.Where(e => !e.IsAdaptive).Select(e => e.Name),
 });
 
 app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, CancellationToken cancellation) =>
@@ -39,7 +39,7 @@ app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, Canc
     }
     catch (DiffusionException e)
     {
-        return Results.BadRequest(new { error = e.Message });
+        return Results.BadRequest(ImageRequest.Error(e));
     }
 });
 
@@ -57,14 +57,14 @@ app.MapGet("/generate/stream", async (HttpContext context, ImageGenerator genera
     var render = query.RenderAsync(generator, progress, context.RequestAborted);
     _ = render.ContinueWith(_ => channel.Writer.TryComplete(), TaskScheduler.Default);
     await foreach (var p in channel.Reader.ReadAllAsync(context.RequestAborted))
-        await Send("progress", new { done = p.ImagesDone + (double)p.Step / Math.Max(1, p.Steps) * Math.Min(query.Count, p.ImagesTotal - p.ImagesDone), total = p.ImagesTotal });
+        await Send("progress", new { done = p.Fraction * p.ImagesTotal, total = p.ImagesTotal });
     try
     {
         await Send("image", Convert.ToBase64String(await render));
     }
     catch (DiffusionException e)
     {
-        await Send("error", e.Message);
+        await Send("error", ImageRequest.Error(e).Error);
     }
 });
 
@@ -73,12 +73,25 @@ app.Run();
 /// <summary>What a client may ask for; bounded so that one request cannot occupy the server for long.</summary>
 public sealed record ImageRequest(string? Class = null, string Sampler = "dpm++2m", int Steps = 20, ulong Seed = 0, float Guidance = 3, int Count = 1, int Scale = 4)
 {
+    /// <summary>The library's parameters as this API's JSON fields.</summary>
+    private static readonly Dictionary<string, string> Fields = new()
+    {
+        ["Sampler"] = "sampler", ["Steps"] = "steps", ["Count"] = "count", ["BatchSize"] = "count", ["Seed"] = "seed",
+        ["Guidance"] = "guidance", ["Class"] = "class", ["ClassLabels"] = "class", ["factor"] = "scale",
+    };
+
+    /// <summary>An error as the body of a 400: the message, and the JSON field it concerns when there is one.</summary>
+    public static ApiError Error(DiffusionException e) =>
+        e.Parameter is { } parameter && Fields.GetValueOrDefault(parameter, parameter) is var field
+            ? new ApiError($"{field}: {e.Problem}", field)
+            : new ApiError(e.Message, null);
+
     /// <summary>The PNG: the images in a grid, enlarged <see cref="Scale"/> times (nearest neighbour).</summary>
     public async Task<byte[]> RenderAsync(ImageGenerator generator, IProgress<GenerationProgress>? progress, CancellationToken cancellation)
     {
-        if (Steps is < 1 or > 200) throw new DiffusionArgumentException($"steps must lie in 1…200, got {Steps}.");
-        if (Count is < 1 or > 64) throw new DiffusionArgumentException($"count must lie in 1…64, got {Count}.");
-        if (Scale is < 1 or > 16) throw new DiffusionArgumentException($"scale must lie in 1…16, got {Scale}.");
+        if (Steps is < 1 or > 200) throw new DiffusionArgumentException(nameof(Steps), $"must lie in 1…200, got {Steps}.");
+        if (Count is < 1 or > 64) throw new DiffusionArgumentException(nameof(Count), $"must lie in 1…64, got {Count}.");
+        if (Scale is < 1 or > 16) throw new DiffusionArgumentException("factor", $"must lie in 1…16, got {Scale}.");
         var model = generator.Model;
         bool conditional = model.NumClasses > 0 && !string.IsNullOrEmpty(Class);
         var result = await generator.GenerateAsync(new GenerationRequest
@@ -93,3 +106,6 @@ public sealed record ImageRequest(string? Class = null, string Sampler = "dpm++2
         return stream.ToArray();
     }
 }
+
+/// <summary>The body of a 400: what is wrong, and the request's JSON field it concerns (null when none).</summary>
+public sealed record ApiError(string Error, string? Field);

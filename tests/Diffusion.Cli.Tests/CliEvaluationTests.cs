@@ -52,7 +52,7 @@ public class CliEvaluationTests
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
         Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
-        Assert.Contains("--rk45-tolerances 'tight' is not a positive number", error.ToString());
+        Assert.Contains("error: --rk45-tolerances: 'tight' is not a positive number", error.ToString());
 
         code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);
         Assert.True(code == 0, error.ToString());
@@ -67,7 +67,7 @@ public class CliEvaluationTests
         Assert.Matches(@"class accuracy [\d.]+ % ± [\d.]+ % \(real images: [\d.]+ %, the classifier on 20 labelled reference images\)", text);
         Assert.Matches(@" [\d.]+ % \(real: [\d.]+ %\) ", text);
         Assert.Equal(2, await Program.Run(["eval", "--model", modelPath, "--seeds", "0"], output, error));
-        Assert.Contains("--seeds must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
+        Assert.Contains("error: --seeds: must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
         Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
         Assert.Contains("the model makes 3072 values per image", error.ToString());
     }
@@ -119,7 +119,8 @@ public class CliEvaluationTests
         // Another setup, a damaged journal, a hostile one: one line each, and the journal is left as it was.
         var other = await Bench("--seed", "1", "--resume");
         Assert.Equal(2, other.Code);
-        Assert.Contains("was measured with another setup (seed 0 → 1); run without --resume to start over.", other.Error);
+        Assert.StartsWith("error: --resume: ", other.Error);
+        Assert.Contains("was measured with another setup (seed 0 → 1); start over instead of resuming.", other.Error);
         Assert.Single(other.Error.Trim().Split('\n'));
         File.WriteAllLines(journal, [resumed[0], "not json", .. resumed[2..]]);
         var damaged = await Bench("--resume");

@@ -56,14 +56,14 @@ public class CliReliabilityTests
             (["eval", "--count", "-1"], "--count"),
             (["bench", "--count", "0", "--out", Path.Combine(dir, "bench")], "--count"),
             (["sample", "--count", "9000000", "--steps", "2", "--out", Path.Combine(dir, "d.npy")], "2³¹"),
-            (["sample", "--threads", "100000", "--out", Path.Combine(dir, "e.png")], "--threads 100000"),
-            (["sample", "--sampler", "dpm++2m", "--eta", "0.5", "--out", Path.Combine(dir, "f.png")], "--eta does not apply to the dpm++2m sampler"),
-            (["sample", "--sampler", "ddim", "--snr", "0.2", "--out", Path.Combine(dir, "g.png")], "--snr does not apply"),
-            (["sample", "--cuda-option", "gpu_mem_limit=1", "--out", Path.Combine(dir, "h.png")], "--cuda-option applies only with --device cuda"),
+            (["sample", "--threads", "100000", "--out", Path.Combine(dir, "e.png")], "error: --threads: 100000: expected 0"),
+            (["sample", "--sampler", "dpm++2m", "--eta", "0.5", "--out", Path.Combine(dir, "f.png")], "error: --eta: does not apply to the dpm++2m sampler"),
+            (["sample", "--sampler", "ddim", "--snr", "0.2", "--out", Path.Combine(dir, "g.png")], "error: --snr: does not apply"),
+            (["sample", "--cuda-option", "gpu_mem_limit=1", "--out", Path.Combine(dir, "h.png")], "error: --cuda-option: applies only to a CUDA device"),
             (["sample", "--columns", "-3", "--out", Path.Combine(dir, "i.png")], "--columns"),
             (["schedules", "--timesteps", "2000000000", "--out", Path.Combine(dir, "s")], "--timesteps"),
             (["gaussian-model", "--size", "50000", "--out", Path.Combine(dir, "g.onnx")], "--size"),
-            (["bench-runtime", "--batches", "1,x"], "--batches '1,x'"),
+            (["bench-runtime", "--batches", "1,x"], "error: --batches: '1,x'"),
         ];
         foreach (var (args, expected) in cases) AssertHandled(Run(args), 2, expected, string.Join(' ', args));
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the refusals took {watch.Elapsed.TotalSeconds:0} s: something sampled first");

@@ -101,20 +101,22 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     }
 
     [Theory]
-    [InlineData("""{"class": "spaceship"}""", "'spaceship' is not a class")]
-    [InlineData("""{"steps": 5000}""", "steps must lie in 1…200")]
-    [InlineData("""{"count": 0}""", "count must lie in 1…64")]
-    [InlineData("""{"sampler": "plms"}""", "'plms' is not known")]
-    [InlineData("""{"guidance": -2, "class": "bag"}""", "Guidance must be a finite weight")]
-    [InlineData("""{not json""", "not a JSON image request")]
-    [InlineData("", "not a JSON image request")]
-    public async Task Bad_requests_get_400_with_the_reason(string body, string reason)
+    [InlineData("""{"class": "spaceship"}""", "'spaceship' is not a class", "class")]
+    [InlineData("""{"steps": 5000}""", "steps: must lie in 1…200", "steps")]
+    [InlineData("""{"count": 0}""", "count: must lie in 1…64", "count")]
+    [InlineData("""{"sampler": "plms"}""", "'plms' is not known", "sampler")]
+    [InlineData("""{"guidance": -2, "class": "bag"}""", "expected a finite weight", "guidance")]
+    [InlineData("""{not json""", "not a JSON image request", null)]
+    [InlineData("", "not a JSON image request", null)]
+    public async Task Bad_requests_get_400_with_the_reason_and_the_field(string body, string reason, string? field)
     {
         using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
         using var response = await _web.Http.PostAsync("generate", content);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString();
-        Assert.Contains(reason, error);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Contains(reason, json.GetProperty("error").GetString());
+        // The field is data: the library's parameter mapped to the request's own JSON name, never parsed from prose.
+        Assert.Equal(field, json.TryGetProperty("field", out var f) ? f.GetString() : null);
     }
 
     [Fact]

@@ -104,17 +104,23 @@ public class BadInputTests
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
         var ok = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 2 };
-        Assert.Contains("Steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 0 })).Message);
-        Assert.Contains("Steps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = -3 })).Message);
-        Assert.Contains("Count", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Count = 0 })).Message);
-        Assert.Contains("BatchSize", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { BatchSize = 0 })).Message);
+        string Refused(GenerationRequest r) => Assert.Throws<DiffusionArgumentException>(() => generator.Generate(r)).Parameter;
+        Assert.Equal("Steps", Refused(ok with { Steps = 0 }));
+        Assert.Equal("Steps", Refused(ok with { Steps = -3 }));
+        Assert.Equal("Count", Refused(ok with { Count = 0 }));
+        Assert.Equal("BatchSize", Refused(ok with { BatchSize = 0 }));
+        Assert.Equal("Guidance", Refused(ok with { Guidance = float.NaN }));
+        Assert.Equal("Strength", Refused(ok with { InitialImages = new float[2 * model.ImageSize], Strength = 0 }));
+        Assert.Equal("Mask", Refused(ok with { KnownImages = new float[2 * model.ImageSize] }));
+        Assert.Equal("Resampling", Refused(ok with { Options = new() { Resampling = 0 } }));
         var unknown = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
+        Assert.Equal("Sampler", unknown.Parameter);
         Assert.Contains("dpm++3m", unknown.Message);
         Assert.Contains("unipc", unknown.Message);
         Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
         Assert.Contains("not class-conditional", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
-        Assert.Contains("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Options = new() { Eta = 2 } })).Message);
-        Assert.Contains("initial noise", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { InitialNoise = new float[5] })).Message);
+        Assert.Equal("Eta", Refused(ok with { Options = new() { Eta = 2 } }));
+        Assert.Equal("InitialNoise", Refused(ok with { InitialNoise = new float[5] }));
     }
 
     [Fact]
@@ -124,7 +130,7 @@ public class BadInputTests
             new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
         Assert.Contains("cuda:0", e.Message);
         Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
-        Assert.Throws<DiffusionArgumentException>(() => ExecutionDevice.Parse("tpu"));
+        Assert.Equal("Device", Assert.Throws<DiffusionArgumentException>(() => ExecutionDevice.Parse("tpu")).Parameter);
         Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
     }
 
@@ -144,8 +150,9 @@ public class BadInputTests
         Assert.Contains("is ONNX Runtime 1.29.0, but the core", mismatch.Message);
         Assert.DoesNotContain('\n', mismatch.Message);
         // CUDA settings on the CPU are argument errors, not silently ignored.
-        Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaGraphs = true }.CreateOptions());
-        Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaProviderLibrary = "p.so" }.CreateOptions());
+        Assert.Equal("CudaGraphs", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaGraphs = true }.CreateOptions()).Parameter);
+        Assert.Equal("CudaProviderLibrary", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaProviderLibrary = "p.so" }.CreateOptions()).Parameter);
+        Assert.Equal("CudaOptions", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaOptions = new Dictionary<string, string> { ["a"] = "1" } }.CreateOptions()).Parameter);
     }
 
     [Fact]
@@ -169,15 +176,20 @@ public class BadInputTests
         using var fixed4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4 });
         Assert.Equal(8, Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 4).Count);
         var e = Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 3));
-        Assert.Contains("use BatchSize 4 and a Count that is a multiple of 4", e.Message);
-        Assert.Contains("multiple of 4", Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Message);
+        Assert.Equal("BatchSize", e.Parameter);
+        Assert.Contains("use 4 images per call and a count that is a multiple of 4", e.Problem);
+        Assert.Equal("Count", Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Parameter);
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
         using var guided4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4, ClassMeans = classes });
         var request = new GenerationRequest { Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
         Assert.Equal(4, new ImageGenerator(guided4).Generate(request).Count); // guidance doubles 2 to the model's 4
-        Assert.Contains("use BatchSize 2 (guidance doubles it)", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 })).Message);
+        var doubled = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 }));
+        Assert.Equal("BatchSize", doubled.Parameter);
+        Assert.Contains("use 2 images per call (guidance doubles it)", doubled.Problem);
         using var guided3 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 3, ClassMeans = classes });
-        Assert.Contains("needs an even one", Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided3).Generate(request)).Message);
+        var odd = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided3).Generate(request));
+        Assert.Equal("Guidance", odd.Parameter);
+        Assert.Contains("needs an even one", odd.Problem);
     }
 
     [Fact]

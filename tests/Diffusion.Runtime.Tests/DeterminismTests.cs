@@ -54,7 +54,7 @@ public class DeterminismTests
         using var denoiser = new Samplers.Denoiser(model, 4);
         foreach (var entry in Samplers.SamplerRegistry.All)
         {
-            var sampler = entry.Create();
+            var sampler = entry.Create(new Samplers.SamplerOptions());
             long Allocated(int steps)
             {
                 var grid = Schedules.SamplingGrid.Create(model.Schedule, steps, new Schedules.GridOptions());

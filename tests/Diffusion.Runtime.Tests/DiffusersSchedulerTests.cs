@@ -172,8 +172,8 @@ public class DiffusersExportTests
     {
         using var model = DiffusionModel.Load(Folder(name));
         Assert.Equal((channels, 8, 8, classes), (model.Channels, model.Height, model.Width, model.NumClasses));
-        Assert.Equal(scheduler, new GenerationRequest().ResolveSampler(model.Config).Name);
-        Assert.Equal("ddim", new GenerationRequest { Sampler = "ddim" }.ResolveSampler(model.Config).Name);
+        Assert.Equal(scheduler, new ImageGenerator(model).ResolveSampler(new GenerationRequest()).Name);
+        Assert.Equal("ddim", new ImageGenerator(model).ResolveSampler(new GenerationRequest { Sampler = "ddim" }).Name);
     }
 
     [Fact]
@@ -183,10 +183,10 @@ public class DiffusersExportTests
         Assert.False(model.HasNullClass);
         var generator = new ImageGenerator(model);
         var unconditional = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1 }));
-        Assert.StartsWith("ClassLabels: ", unconditional.Message);
+        Assert.Equal("ClassLabels", unconditional.Parameter);
         Assert.Contains("no null label", unconditional.Message);
         var guided = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [1], Guidance = 3 }));
-        Assert.StartsWith("Guidance 3: ", guided.Message);
+        Assert.Equal("Guidance", guided.Parameter);
         Assert.Equal(3 * 8 * 8, generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [3] }).Images.Length);
         // The runtime's own class-conditional models keep label num_classes as their trained null label.
         using var ours = DiffusionModel.Load(Fixtures.GaussianModelPath);

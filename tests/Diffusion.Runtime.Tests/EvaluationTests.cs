@@ -213,8 +213,9 @@ public class EvaluationTests
         var plan = new BenchmarkPlan { Samplers = ["ddim", "heun", "pc", "rk45"], Budgets = [4, 10], FullLength = new HashSet<string> { "ddim" }, Tolerances = [1e-2] };
         Assert.Equal([("ddim", 4, 0.0), ("ddim", 10, 0.0), ("ddim", 1000, 0.0), ("heun", 2, 0.0), ("heun", 5, 0.0), ("pc", 2, 0.0), ("pc", 5, 0.0), ("rk45", 1, 1e-2)],
             plan.Configurations(1000));
-        Assert.Contains("Count", Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Message);
-        Assert.Contains("Budgets", Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Message);
+        Assert.Equal("Count", Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Parameter);
+        Assert.Equal("Budgets", Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Parameter);
+        Assert.Equal("Samplers", Assert.Throws<DiffusionArgumentException>(() => (plan with { Samplers = ["plms"] }).Validate()).Parameter);
 
         using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());

@@ -57,8 +57,8 @@ public class Img2ImgTests
     {
         using var model = Fixtures.Gaussian();
         var input = DataSamples(2, model.ImageSize, 5);
-        Assert.Contains("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 0)).Message);
-        Assert.Contains("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 1.5)).Message);
-        Assert.Contains("input images", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input[..10], 2, 0.5)).Message);
+        Assert.Equal("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 0)).Parameter);
+        Assert.Equal("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 1.5)).Parameter);
+        Assert.Equal("InitialImages", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input[..10], 2, 0.5)).Parameter);
     }
 }

@@ -83,7 +83,8 @@ public class InpaintingTests
         {
             Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask, Options = new Samplers.SamplerOptions { Resampling = 2 },
         }));
-        Assert.Contains("Resampling", e.Message);
+        Assert.Equal("Resampling", e.Parameter);
+        Assert.Contains("ddim", e.Problem); // the samplers that do resample
     }
 
     [Fact]
@@ -97,7 +98,7 @@ public class InpaintingTests
         grey[3] = 0.5f;
         Assert.Contains("binary", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = grey })).Message);
         Assert.Contains("same size", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = mask[..64] })).Message);
-        Assert.Contains("rk45", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Sampler = "rk45" })).Message);
-        Assert.Contains("both", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = null })).Message);
+        Assert.Equal("Sampler", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(request with { Sampler = "rk45" })).Parameter);
+        Assert.Equal("Mask", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(request with { Mask = null })).Parameter);
     }
 }

@@ -293,7 +293,7 @@ public class SamplerTests
     [InlineData("HEUN", "heun")]
     public void Familiar_sampler_names_resolve_to_ours(string alias, string name)
     {
-        Assert.Equal(name, SamplerRegistry.Resolve(alias));
+        Assert.Equal(name, SamplerRegistry.Find(alias)?.Name);
         Assert.Equal(name, SamplerRegistry.Create(alias).Name);
     }
 
@@ -302,11 +302,12 @@ public class SamplerTests
     {
         static string Key(string n) => new(n.Where(c => !char.IsWhiteSpace(c) && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
         var names = SamplerRegistry.All.Select(e => (Key: Key(e.Name), Target: e.Name))
-            .Concat(SamplerRegistry.Aliases.SelectMany(kv => kv.Value.Select(a => (Key: Key(a), Target: kv.Key))));
+            .Concat(SamplerRegistry.All.SelectMany(e => e.Aliases.Select(a => (Key: Key(a), Target: e.Name))));
         foreach (var group in names.GroupBy(n => n.Key))
             Assert.True(group.Select(n => n.Target).Distinct().Count() == 1, $"'{group.Key}' names {string.Join(" and ", group.Select(n => n.Target).Distinct())}");
-        Assert.All(SamplerRegistry.Aliases.Keys, k => Assert.Contains(k, SamplerRegistry.All.Select(e => e.Name)));
+        Assert.Equal(SamplerRegistry.All.Count, SamplerRegistry.All.Select(e => e.Name).Distinct().Count());
         var e = Assert.Throws<DiffusionArgumentException>(() => SamplerRegistry.Create("plms"));
+        Assert.Equal("Sampler", e.Parameter);
         Assert.Contains("unipc", e.Message);
         Assert.Contains("euler_a", e.Message);
     }
@@ -343,18 +344,34 @@ public class SamplerTests
         Assert.Equal(1, new DpmSolverPlusPlus2MSde().Eta);
         Assert.Equal((0.16, 1), (new PredictorCorrector().Snr, new PredictorCorrector().CorrectorSteps));
         Assert.Equal((1e-3, 1e-3), (new DormandPrince().RelativeTolerance, new DormandPrince().AbsoluteTolerance));
-        // Overrides by name reach only the samplers that read them; the rest keep their defaults.
-        Assert.Equal(0.3, ((Ddim)SamplerRegistry.Create("ddim").With(new SamplerOptions { Eta = 0.3, Snr = 9 })).Eta);
-        Assert.Equal(1, ((EulerAncestral)SamplerRegistry.Create("euler_a").With(new SamplerOptions { Snr = 9 })).Eta);
+        // A sampler's declared defaults are the ones its instances and its by-name creation take.
+        foreach (var info in SamplerRegistry.All)
+            Assert.Equal(info.Name, info.Create(new SamplerOptions()).Name);
+        Assert.Equal(new Ddim().Eta, Ddim.Info.Defaults.Eta);
+        Assert.Equal(new DormandPrince().MaxEvaluations, DormandPrince.Info.Defaults.MaxEvaluations);
+        // Settings by name reach the sampler that reads them; one it does not read is refused, naming the knob.
+        Assert.Equal(0.3, ((Ddim)SamplerRegistry.Create("ddim", new SamplerOptions { Eta = 0.3 })).Eta);
+        Assert.Equal(1, ((EulerAncestral)SamplerRegistry.Create("euler_a", new SamplerOptions())).Eta);
+        var unread = Assert.Throws<DiffusionArgumentException>(() => SamplerRegistry.Create("ddim", new SamplerOptions { Snr = 9 }));
+        Assert.Equal(nameof(SamplerOptions.Snr), unread.Parameter);
+        Assert.Contains("pc", unread.Problem);
+        Assert.Equal(nameof(SamplerOptions.RelativeTolerance), Assert.Throws<DiffusionArgumentException>(() =>
+            SamplerRegistry.Create("euler", new SamplerOptions { RelativeTolerance = 1e-4 })).Parameter);
 
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
         var byName = generator.Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions { Eta = 0.5 } });
-        var byType = generator.Generate(new GenerationRequest { Sampler = "unipc", SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        var byType = generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
         Assert.Equal(byName.Images, byType.Images);
+        Assert.Equal(("ddim", "ddim"), (byName.Sampler, byType.Sampler));
+        // A name and an instance, or an instance with settings by name, are two owners of one choice: refused.
+        Assert.Equal("Sampler", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest
+            { Sampler = "unipc", SamplerInstance = new Ddim() })).Parameter);
+        Assert.Equal("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest
+            { SamplerInstance = new Ddim(), Options = new SamplerOptions { Eta = 0.5 } })).Parameter);
         var deterministic = generator.Generate(new GenerationRequest { SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
         Assert.NotEqual(byName.Images, deterministic.Images);
-        Assert.Contains("Eta must lie in [0, 1]", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Message);
-        Assert.Contains("Snr must be a positive", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new PredictorCorrector { Snr = 0 } })).Message);
+        Assert.Equal("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Parameter);
+        Assert.Equal("Snr", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new PredictorCorrector { Snr = 0 } })).Parameter);
     }
 }

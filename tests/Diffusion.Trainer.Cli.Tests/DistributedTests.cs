@@ -205,6 +205,6 @@ public class DistributedTests
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         Assert.Equal(1, process.ExitCode);
-        Assert.Equal("error: --processes needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.", error.Trim());
+        Assert.Equal("error: --processes: needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.", error.Trim());
     }
 }

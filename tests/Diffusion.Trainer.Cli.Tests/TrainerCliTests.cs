@@ -21,7 +21,7 @@ public class TrainerCliTests
         Assert.Equal(0, await Program.Run(["bench-train", "--steps", "1", "--warmup", "0", "--batch", "4", "--precision", "bf16"], output, error));
         Assert.Contains("threads, bf16:", output.ToString());
         Assert.Equal(2, await Program.Run(["bench-train", "--precision", "half"], output, error));
-        Assert.Contains("--precision 'half': expected fp32 or bf16.", error.ToString());
+        Assert.Contains("error: --precision: 'half': expected fp32 or bf16.", error.ToString());
         Assert.Equal(1, await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
         Assert.Contains("/nonexistent/python3", error.ToString());
         Assert.Equal(2, await Program.Run(["bench-train", "--steps", "0"], output, error));
@@ -73,11 +73,11 @@ public class TrainerCliTests
         Assert.Equal(Precision.BFloat16, saved.Config.Precision);
         Assert.True(saved.Config.Flip); // started without flips (the default), turned on here
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--precision", "fp16"], output, error));
-        Assert.Contains("--precision 'fp16': expected fp32 or bf16.", error.ToString());
+        Assert.Contains("error: --precision: 'fp16': expected fp32 or bf16.", error.ToString());
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output, error));
-        Assert.Contains("--decay-steps must lie in 0…8", error.ToString());
+        Assert.Contains("error: --decay-steps: expected 0…8", error.ToString());
         Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--dropout", "1"], output, error));
-        Assert.Contains("--dropout must lie in [0, 1), got 1", error.ToString());
+        Assert.Contains("error: --dropout: expected a rate in [0, 1), got 1", error.ToString());
         Assert.Equal(7, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step);
         var onnx = Path.Combine(folder, "exported.onnx");
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
@@ -88,7 +88,7 @@ public class TrainerCliTests
         Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema", "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
         using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"), (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
         Assert.Equal(2, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
-        Assert.Contains("--timestep-spacing 'even'", error.ToString());
+        Assert.Contains("error: --timestep-spacing: 'even'", error.ToString());
         Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
         Assert.Contains("nope.pt", error.ToString());
 

@@ -51,7 +51,7 @@ public class CheckpointTests
             var damaged = (byte[])original.Clone();
             damaged[offset] ^= (byte)(1 << random.Next(8));
             File.WriteAllBytes(path, damaged);
-            var e = Assert.Throws<InvalidDataException>(() => ReadBack(path));
+            var e = Assert.Throws<DiffusionException>(() => ReadBack(path));
             Assert.Contains(path, e.Message);
         }
     }
@@ -63,20 +63,20 @@ public class CheckpointTests
         var path = Write(folder, new byte[1000]);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length - 10)]);
-        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(path)).Message);
+        Assert.Contains("truncated", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(path)).Message);
 
         var huge = (byte[])bytes.Clone();
         BitConverter.GetBytes(int.MaxValue).CopyTo(huge, 12); // header length
         File.WriteAllBytes(path, huge);
-        Assert.Contains("header claims", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(path)).Message);
+        Assert.Contains("header claims", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(path)).Message);
 
         var oldTrainer = Path.Combine(folder, "old.pt");
         File.WriteAllBytes(oldTrainer, [.. "PK\u0003\u0004"u8, .. new byte[200]]); // torch::save's zip archive
-        Assert.Contains("earlier libtorch-shim trainer", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(oldTrainer)).Message);
+        Assert.Contains("earlier libtorch-shim trainer", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(oldTrainer)).Message);
 
         var text = Path.Combine(folder, "notes.pt");
         File.WriteAllText(text, "hello");
-        Assert.Contains("not a Diffusion for .NET checkpoint", Assert.Throws<InvalidDataException>(() => Checkpoint.ReadInfo(text)).Message);
+        Assert.Contains("not a Diffusion for .NET checkpoint", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(text)).Message);
         Assert.Throws<FileNotFoundException>(() => Checkpoint.ReadInfo(Path.Combine(folder, "missing.pt")));
     }
 
@@ -84,9 +84,9 @@ public class CheckpointTests
     public void A_payload_that_does_not_fit_the_network_is_refused()
     {
         var path = Write(Folder(), new byte[1000]);
-        Assert.Contains("more than its network reads", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, r) => r.ReadBytes(10))).Message);
-        Assert.Contains("does not fit its network", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, r) => { r.ReadBytes(1000); r.ReadInt32(); })).Message);
-        Assert.Contains("Mismatched tensor shape", Assert.Throws<InvalidDataException>(() => Checkpoint.Read(path, (_, _) => throw new ArgumentException("Mismatched tensor shape"))).Message);
+        Assert.Contains("more than its network reads", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, r) => r.ReadBytes(10))).Message);
+        Assert.Contains("does not fit its network", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, r) => { r.ReadBytes(1000); r.ReadInt32(); })).Message);
+        Assert.Contains("Mismatched tensor shape", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, _) => throw new ArgumentException("Mismatched tensor shape"))).Message);
     }
 
     [Fact]

@@ -53,14 +53,14 @@ public class ObjectiveTests
     [Fact]
     public void Cuda_is_used_where_torchsharp_has_it_and_is_one_clear_error_where_not()
     {
-        Assert.Contains("expected cpu, cuda or cuda:N", Assert.Throws<ArgumentException>(() => TorchSetup.ParseDevice("tpu")).Message);
+        Assert.Contains("expected cpu, cuda or cuda:N", Assert.Throws<DiffusionArgumentException>(() => TorchSetup.ParseDevice("tpu")).Message);
         if (cuda.is_available())
         {
             Assert.Equal(TorchSharp.DeviceType.CUDA, TorchSetup.ParseDevice("cuda").type);
             return;
         }
         var config = new TrainConfig { Device = "cuda", Steps = 1, SampleEvery = 0 };
-        var e = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config, TestFolders.Reserve("cuda"), Datasets.Open("fashion-mnist-test").Take(8)));
+        var e = Assert.Throws<DiffusionArgumentException>(() => TrainingRun.Start(config, TestFolders.Reserve("cuda"), Datasets.Open("fashion-mnist-test").Take(8)));
         Assert.Contains("no usable CUDA", e.Message);
         Assert.Contains("-p:TorchBackend=cuda", e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -84,7 +84,7 @@ public class ObjectiveTests
         Assert.Equal(200 / 127.5f - 1, images.data<float>()[0], 5);
         Assert.Equal([1L], labels!.data<long>().ToArray());
         Png.Save(Path.Combine(root, "dogs", "odd.png"), new Image8(5, 4, 3, new byte[60]));
-        Assert.Contains("odd.png", Assert.Throws<InvalidDataException>(() => Datasets.Open(root)).Message);
+        Assert.Contains("odd.png", Assert.Throws<DiffusionException>(() => Datasets.Open(root)).Message);
     }
 
     [Fact]

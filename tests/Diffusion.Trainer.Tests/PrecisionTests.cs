@@ -76,7 +76,7 @@ public class PrecisionTests
             Assert.Equal(152, resumed.Step);
         }
         Assert.Equal(Precision.Float32, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.Precision);
-        var hostile = Assert.Throws<ArgumentException>(() => TrainingRun.Start(config with { Precision = (Precision)7 }, TestFolders.Reserve("precision-tests"), data));
-        Assert.Equal("precision 7: expected fp32 or bf16.", hostile.Message);
+        var hostile = Assert.Throws<DiffusionArgumentException>(() => TrainingRun.Start(config with { Precision = (Precision)7 }, TestFolders.Reserve("precision-tests"), data));
+        Assert.Equal(("Precision", "7: expected fp32 or bf16."), (hostile.Parameter, hostile.Problem));
     }
 }

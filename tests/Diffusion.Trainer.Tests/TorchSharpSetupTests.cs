@@ -37,6 +37,6 @@ public class TorchSharpSetupTests
     public void Thread_counts_are_bounded()
     {
         Assert.Equal(Environment.ProcessorCount, TorchSetup.SetThreads(0));
-        Assert.Contains("threads 100000", Assert.Throws<ArgumentException>(() => TorchSetup.SetThreads(100000)).Message);
+        Assert.Contains("100000", Assert.Throws<DiffusionArgumentException>(() => TorchSetup.SetThreads(100000)).Message);
     }
 }

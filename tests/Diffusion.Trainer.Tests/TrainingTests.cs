@@ -153,8 +153,8 @@ public class TrainingTests
         Assert.Contains("bad magic", Assert.Throws<InvalidDataException>(() => Datasets.Open(badMagic)).Message);
         var cifar = Path.Combine(dir, "data_batch_1.bin");
         File.WriteAllBytes(cifar, new byte[3073 + 100]);
-        Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => Datasets.Open(cifar)).Message);
-        Assert.Throws<FileNotFoundException>(() => Datasets.Open(Path.Combine(dir, "missing")));
+        Assert.Contains("truncated", Assert.Throws<DiffusionException>(() => Datasets.Open(cifar)).Message);
+        Assert.Equal("Data", Assert.Throws<DiffusionException>(() => Datasets.Open(Path.Combine(dir, "missing"))).Parameter);
     }
 
     [Fact]

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Diffusion.Runtime;
+using Diffusion.CommandLine;
 using Diffusion.Trainer.Commands;
 
 namespace Diffusion.Trainer;
@@ -21,41 +21,11 @@ public static class Program
             TrainClassifierCommand.Create(output, error),
         };
         var parsed = root.Parse(args);
-        if (Diffusion.Cli.UsageErrors.Report(parsed, root, error)) return Task.FromResult(2);
+        if (UsageErrors.Report(parsed, root, error)) return Task.FromResult(ExitCodes.Usage);
         return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
     }
 
-    /// <summary>
-    /// Runs a command body. Handled errors become one line on stderr: exit code 2 for invalid arguments, 1 for files,
-    /// data and I/O, 130 for Ctrl-C; anything else is a bug and says so (exit code 70), as in the runtime's CLI.
-    /// </summary>
-    internal static async Task<int> Guard(TextWriter error, Func<Task<int>> body)
-    {
-        try
-        {
-            return await body();
-        }
-        catch (Exception e) when (e is ArgumentException or DiffusionArgumentException)
-        {
-            await error.WriteLineAsync($"error: {OneLine(e.Message)}");
-            return 2;
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or DiffusionException or InvalidOperationException or UnauthorizedAccessException)
-        {
-            await error.WriteLineAsync($"error: {OneLine(e.Message)}");
-            return 1;
-        }
-        catch (OperationCanceledException)
-        {
-            await error.WriteLineAsync("cancelled.");
-            return 130;
-        }
-        catch (Exception e)
-        {
-            await error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this output): {e}");
-            return 70;
-        }
-    }
-
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>Runs a command body as the runtime's CLI does (<see cref="CliConsole.Guard"/>), with the trainer's flags.</summary>
+    internal static Task<int> Guard(TextWriter error, Func<Task<int>> body) =>
+        new CliConsole(TextWriter.Null, error, TrainCommand.Flags).Guard(body);
 }

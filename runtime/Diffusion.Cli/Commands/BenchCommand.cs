@@ -18,6 +18,9 @@ namespace Diffusion.Cli.Commands;
 /// </summary>
 public static class BenchCommand
 {
+    /// <summary>The plan's defaults, the one place they are written (the samplers are the option's own: all).</summary>
+    private static readonly BenchmarkPlan Defaults = new() { Samplers = [] };
+
     /// <summary>Builds the command.</summary>
     public static Command Create(CliConsole console)
     {
@@ -26,16 +29,16 @@ public static class BenchCommand
         var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped one)." };
         var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test" };
         var samplers = new Option<string>("--samplers") { DefaultValueFactory = _ => "all", Description = "Comma-separated samplers, or all." };
-        var nfe = new Option<string>("--nfe") { DefaultValueFactory = _ => "5,10,20,50,100", Description = "Network-evaluation budgets." };
-        var full = new Option<string>("--full") { DefaultValueFactory = _ => "ddpm", Description = "Samplers also run at 1000 NFE (comma-separated, or none)." };
-        var tolerances = new Option<string>("--rk45-tolerances") { DefaultValueFactory = _ => "1e-1,1e-2,1e-3", Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
-        var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 500, Description = "Images per configuration (and reference images)." };
-        var headlineCount = new Option<int>("--headline-count") { DefaultValueFactory = _ => 2000, Description = "Images for the headline rows (best within 10 NFE, DDPM's longest), measured again after the sweep; 0: off." };
+        var nfe = new Option<string>("--nfe") { DefaultValueFactory = _ => string.Join(",", Defaults.Budgets), Description = "Network-evaluation budgets." };
+        var full = new Option<string>("--full") { DefaultValueFactory = _ => string.Join(",", Defaults.FullLength), Description = "Samplers also run at 1000 NFE (comma-separated, or none)." };
+        var tolerances = new Option<string>("--rk45-tolerances") { DefaultValueFactory = _ => string.Join(",", Defaults.Tolerances.Select(t => t.ToString(CultureInfo.InvariantCulture))), Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
+        var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => Defaults.Count, Description = "Images per configuration (and reference images)." };
+        var headlineCount = new Option<int>("--headline-count") { DefaultValueFactory = _ => Defaults.HeadlineCount, Description = "Images for the headline rows (best within 10 NFE, DDPM's longest), measured again after the sweep; 0: off." };
         var floor = new Option<string?>("--floor-reference") { Description = "A second sample of the data for the noise floor (default: fashion-mnist with fashion-mnist-test; none: no floor)." };
-        var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
+        var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => Defaults.Guidance };
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7) for every sampler; --karras false forces timesteps. Default: the model's use_karras_sigmas." };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
-        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => Defaults.BatchSize };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => Defaults.Seed };
         var resume = new Option<bool>("--resume")
         {
             Description = $"Continue an interrupted run in --out: the rows of this plan that its {BenchmarkJournal.FileName} holds (same model, classifier, data, seed, guidance and device) are kept, the rest measured.",
@@ -51,10 +54,10 @@ public static class BenchCommand
             var plan = new BenchmarkPlan
             {
                 Samplers = names,
-                Budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) ? b : throw new DiffusionArgumentException($"--nfe '{v}' is not a positive integer.")).ToArray(),
+                Budgets = Split(p.GetValue(nfe)!).Select(v => int.TryParse(v, out var b) ? b : throw new DiffusionArgumentException("--nfe", $"'{v}' is not a positive integer.")).ToArray(),
                 FullLength = p.GetValue(full) == "none" ? new HashSet<string>() : Split(p.GetValue(full)!).ToHashSet(),
                 Tolerances = p.GetValue(tolerances) == "none" ? [] : Split(p.GetValue(tolerances)!).Select(v =>
-                    double.TryParse(v, CultureInfo.InvariantCulture, out var t) ? t : throw new DiffusionArgumentException($"--rk45-tolerances '{v}' is not a positive number.")).ToArray(),
+                    double.TryParse(v, CultureInfo.InvariantCulture, out var t) ? t : throw new DiffusionArgumentException("--rk45-tolerances", $"'{v}' is not a positive number.")).ToArray(),
                 Count = p.GetValue(count), HeadlineCount = p.GetValue(headlineCount), BatchSize = p.GetValue(batch), Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
             };
             plan.Validate();

@@ -37,9 +37,9 @@ public static class BenchRuntimeCommand
         command.SetAction((p, cancellation) => console.Guard(() =>
         {
             int n = p.GetValue(steps), reps = p.GetValue(repeat);
-            if (n is <= 0 or > ImageGenerator.MaxSteps || reps is <= 0 or > 1000) throw new DiffusionArgumentException($"--steps must lie in 1…{ImageGenerator.MaxSteps} and --repeat in 1…1000.");
+            if (n is <= 0 or > ImageGenerator.MaxSteps || reps is <= 0 or > 1000) throw new DiffusionArgumentException("--steps", $"must lie in 1…{ImageGenerator.MaxSteps} and --repeat in 1…1000.");
             var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(v => int.TryParse(v, out var b) && b is > 0 and <= 4096 ? b
-                : throw new DiffusionArgumentException($"--batches '{v}': expected batch sizes 1…4096.")).ToArray();
+                : throw new DiffusionArgumentException("--batches", $"'{v}': expected batch sizes 1…4096.")).ToArray();
             using var m = model.Load(p);
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
             var watch = Stopwatch.StartNew();
@@ -159,9 +159,9 @@ public static class BenchRuntimeCommand
     private static string[] ParseList(string text, string option)
     {
         var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (items.Length == 0) throw new DiffusionArgumentException($"{option} needs at least one value.");
+        if (items.Length == 0) throw new DiffusionArgumentException(option, "needs at least one value.");
         if (option == "--batches" && items.Any(i => !int.TryParse(i, out var b) || b <= 0))
-            throw new DiffusionArgumentException($"{option} '{text}': expected positive integers separated by commas.");
+            throw new DiffusionArgumentException(option, $"'{text}': expected positive integers separated by commas.");
         return items;
     }
 }

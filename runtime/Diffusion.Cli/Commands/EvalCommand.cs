@@ -23,7 +23,7 @@ public static class EvalCommand
         var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
         var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test", Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
         var floor = new Option<string?>("--floor-reference") { Description = "A second sample of the data for the noise floor (default: fashion-mnist, the training set, with fashion-mnist-test; none: no floor)." };
-        var sampler = new Option<string?>("--sampler", "-s") { Description = "Sampler; default: the model's diffusers scheduler when its config names one, else dpm++2m." };
+        var sampler = new Option<string?>("--sampler", "-s") { Description = $"Sampler; default: the model's diffusers scheduler when its config names one, else {SamplerRegistry.DefaultName}." };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
@@ -42,9 +42,8 @@ public static class EvalCommand
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            if (p.GetValue(sampler) is { } name && !SampleCommand.IsDiffusers(name)) SamplerRegistry.Create(name);
-            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
-            if (p.GetValue(seeds) is < 1 or > MaxSeeds) throw new DiffusionArgumentException($"--seeds must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
+            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException("--count", $"must be a positive number of images, got {p.GetValue(count)}.");
+            if (p.GetValue(seeds) is < 1 or > MaxSeeds) throw new DiffusionArgumentException("--seeds", $"must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
             var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features, p.GetValue(seeds));

@@ -25,9 +25,9 @@ public static class GaussianModelCommand
         };
         command.SetAction((p, _) => console.Guard(() =>
         {
-            if (!(p.GetValue(std) > 0) || !float.IsFinite(p.GetValue(std))) throw new DiffusionArgumentException($"--std must be a positive number, got {p.GetValue(std)}.");
-            if (!float.IsFinite(p.GetValue(mean))) throw new DiffusionArgumentException($"--mean must be a finite number, got {p.GetValue(mean)}.");
-            if (p.GetValue(size) is <= 0 or > 4096) throw new DiffusionArgumentException($"--size must lie in 1…4096, got {p.GetValue(size)}.");
+            if (!(p.GetValue(std) > 0) || !float.IsFinite(p.GetValue(std))) throw new DiffusionArgumentException("--std", $"must be a positive number, got {p.GetValue(std)}.");
+            if (!float.IsFinite(p.GetValue(mean))) throw new DiffusionArgumentException("--mean", $"must be a finite number, got {p.GetValue(mean)}.");
+            if (p.GetValue(size) is <= 0 or > 4096) throw new DiffusionArgumentException("--size", $"must lie in 1…4096, got {p.GetValue(size)}.");
             var spec = p.GetValue(bundled) ? GaussianModel.Bundled : new GaussianModelSpec
             {
                 Height = p.GetValue(size),

@@ -24,11 +24,11 @@ public static class InputsCommand
         command.SetAction((p, _) => console.Guard(() =>
         {
             int n = p.GetValue(count);
-            if (n is < 1 or > 100_000) throw new DiffusionArgumentException($"--count must lie in 1…100000, got {n}.");
+            if (n is < 1 or > 100_000) throw new DiffusionArgumentException("--count", $"must lie in 1…100000, got {n}.");
             var path = p.GetValue(output)!;
-            if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) throw new DiffusionArgumentException($"--out '{path}': expected a .npy file.");
+            if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) throw new DiffusionArgumentException("--out", $"'{path}': expected a .npy file.");
             using var m = model.Load(p);
-            if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException($"--count {n}: too many values for one file.");
+            if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException("--count", $"{n}: too many values for one file.");
             var x = new float[n * m.ImageSize];
             new NoiseGenerator(p.GetValue(seed)).Fill(x, 0, m.ImageSize, 0);
             OutputFolder.Create(Path.GetDirectoryName(Path.GetFullPath(path))!, "--out");
@@ -50,7 +50,7 @@ public static class InputsCommand
         command.SetAction((p, _) => console.Guard(() =>
         {
             var path = p.GetValue(output)!;
-            if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new DiffusionArgumentException($"--out '{path}': expected a .png file.");
+            if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new DiffusionArgumentException("--out", $"'{path}': expected a .png file.");
             using var m = model.Load(p);
             int w = m.Width, h = m.Height;
             var spec = p.GetValue(repaint)!.Trim().ToLowerInvariant();
@@ -77,10 +77,10 @@ public static class InputsCommand
     {
         var parts = spec.Split(',', StringSplitOptions.TrimEntries);
         if (parts.Length != 4 || !parts.All(v => int.TryParse(v, out _)))
-            throw new DiffusionArgumentException($"--repaint '{spec}': expected top, bottom, left, right or x,y,w,h.");
+            throw new DiffusionArgumentException("--repaint", $"'{spec}': expected top, bottom, left, right or x,y,w,h.");
         var v = parts.Select(int.Parse).ToArray();
         if (v[0] < 0 || v[1] < 0 || v[2] <= 0 || v[3] <= 0 || v[0] + v[2] > width || v[1] + v[3] > height)
-            throw new DiffusionArgumentException($"--repaint '{spec}': the box must lie inside the {width}×{height} image.");
+            throw new DiffusionArgumentException("--repaint", $"'{spec}': the box must lie inside the {width}×{height} image.");
         return (v[0], v[1], v[2], v[3]);
     }
 }

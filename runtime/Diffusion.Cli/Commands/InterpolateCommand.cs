@@ -33,9 +33,9 @@ public static class InterpolateCommand
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
             int n = p.GetValue(frames);
-            if (n is < 2 or > 10_000) throw new DiffusionArgumentException($"--frames must lie in 2…10000, got {n}.");
+            if (n is < 2 or > 10_000) throw new DiffusionArgumentException("--frames", $"must lie in 2…10000, got {n}.");
             using var m = model.Load(p);
-            if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException($"--frames {n}: {n} frames of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
+            if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException("--frames", $"{n}: {n} frames of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
             var writer = new SampleWriter(p.GetValue(output)!, m.Channels, SampleWriter.DefaultScale(m.Height, m.Width));
             writer.Check(n, m.Channels, m.Height, m.Width, columns: n);
             int[] labels = p.GetValue(label) is { } l && l != "none" ? [m.ResolveClass(l)] : [];

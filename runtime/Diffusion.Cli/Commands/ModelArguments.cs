@@ -57,24 +57,21 @@ public sealed class ModelArguments
         var path = p.GetValue(Model) ?? BundledModelPath;
         int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
         foreach (var (option, value) in new[] { (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
-            if (value < 0 || value > maxThreads) throw new DiffusionArgumentException($"{option.Name} {value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
+            if (value < 0 || value > maxThreads) throw new DiffusionArgumentException(option.Name, $"{value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
         var device = ExecutionDevice.Parse(p.GetValue(Device)!);
-        foreach (var cudaOnly in new Option[] { CudaOptions, CudaProvider, CudaGraphs })
-            if (!device.IsCuda && p.GetResult(cudaOnly) is { Implicit: false })
-                throw new DiffusionArgumentException($"{cudaOnly.Name} applies only with --device cuda[:N].");
         var level = p.GetValue(GraphOptimization)!.ToLowerInvariant() switch
         {
             "none" => GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
-            var other => throw new DiffusionArgumentException($"--graph-opt '{other}': expected none, basic, extended or all."),
+            var other => throw new DiffusionArgumentException("--graph-opt", $"'{other}': expected none, basic, extended or all."),
         };
         var cudaOptions = new Dictionary<string, string>();
         foreach (var pair in p.GetValue(CudaOptions) ?? [])
         {
             var eq = pair.IndexOf('=');
-            if (eq <= 0) throw new DiffusionArgumentException($"--cuda-option '{pair}': expected KEY=VALUE.");
+            if (eq <= 0) throw new DiffusionArgumentException("--cuda-option", $"'{pair}': expected KEY=VALUE.");
             cudaOptions[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
         }
         DiffusionConfig? config = null;

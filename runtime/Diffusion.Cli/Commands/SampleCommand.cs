@@ -29,25 +29,52 @@ public static class SampleCommand
     {
         bool editing = mode == Mode.Img2Img;
         var model = new ModelArguments();
-        var sampler = new Option<string?>("--sampler", "-s") { Description = "Sampler (see `samplers`); `diffusers`: the scheduler a diffusers config names, walked as diffusers walks it. Default: that scheduler when the model's config names one, else dpm++2m." };
-        var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => 20 };
-        var count = new Option<int?>("--count", "-n") { Description = "Number of images (default 16, or as many as --init-noise holds)." };
-        var seed = new Option<ulong>("--seed") { Description = "Noise seed; image i of a seed is the same at any --batch.", DefaultValueFactory = _ => 0 };
-        var batch = new Option<int>("--batch") { Description = "Images per network call at most (guidance doubles the network batch).", DefaultValueFactory = _ => 16 };
-        var eta = new Option<double?>("--eta") { Description = "η of ddim (default 0), euler-ancestral, dpm++2m-sde and dpm++3m-sde (default 1; 0 = their ODE)." };
-        var guidance = new Option<float>("--guidance", "-g") { Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => 1 };
+        var sampler = new Option<string?>("--sampler", "-s")
+        {
+            Description = $"Sampler (see `samplers`); `{SamplerRegistry.DiffusersName}`: the scheduler a diffusers config names, "
+                + "walked as diffusers walks it. Default: that scheduler when the model's config names one, else "
+                + $"{SamplerRegistry.DefaultName}.",
+        };
+        var steps = new Option<int>("--steps") { Description = "Sampling steps.", DefaultValueFactory = _ => Defaults.Steps };
+        var count = new Option<int?>("--count", "-n")
+        {
+            Description = $"Number of images (default {Defaults.Count}, or as many as --init-noise holds).",
+        };
+        var seed = new Option<ulong>("--seed")
+        {
+            Description = "Noise seed; image i of a seed is the same at any --batch.", DefaultValueFactory = _ => Defaults.Seed,
+        };
+        var batch = new Option<int>("--batch")
+        {
+            Description = "Images per network call at most (guidance doubles the network batch).",
+            DefaultValueFactory = _ => Defaults.BatchSize,
+        };
+        var eta = new Option<double?>("--eta") { Description = $"Stochasticity η (0 = the ODE): {KnobDefaults(SamplerKnobs.Eta, o => o.Eta)}." };
+        var guidance = new Option<float>("--guidance", "-g")
+        {
+            Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => Defaults.Guidance,
+        };
         var label = new Option<string?>("--class", "-c") { Description = "Class name or id for every image; 'all' cycles through the classes (the default for class-conditional models); 'none' samples unconditionally." };
         var initNoise = new Option<string?>("--init-noise") { Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
         var output = new Option<string>("--out", "-o") { Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).", DefaultValueFactory = _ => $"out/{(mode == Mode.Sample ? "samples" : mode.ToString().ToLowerInvariant())}.png" };
         var spacing = new Option<string?>("--spacing") { Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
         var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
-        var rtol = new Option<double>("--rtol") { Description = "rk45 relative tolerance.", DefaultValueFactory = _ => 1e-3 };
-        var atol = new Option<double>("--atol") { Description = "rk45 absolute tolerance.", DefaultValueFactory = _ => 1e-3 };
-        var snr = new Option<double>("--snr") { Description = "pc Langevin signal-to-noise ratio.", DefaultValueFactory = _ => 0.16 };
+        var rtol = new Option<double?>("--rtol")
+        {
+            Description = $"Relative tolerance of {KnobDefaults(SamplerKnobs.Tolerances, o => o.RelativeTolerance)}.",
+        };
+        var atol = new Option<double?>("--atol")
+        {
+            Description = $"Absolute tolerance of {KnobDefaults(SamplerKnobs.Tolerances, o => o.AbsoluteTolerance)}.",
+        };
+        var snr = new Option<double?>("--snr")
+        {
+            Description = $"Langevin signal-to-noise ratio of {KnobDefaults(SamplerKnobs.Snr, o => o.Snr)}.",
+        };
         var columns = new Option<int>("--columns") { Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
         var image = new Option<string>("--image") { Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
-        var strength = new Option<double>("--strength") { DefaultValueFactory = _ => 0.6, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
-        var jumps = new Option<int>("--jumps") { DefaultValueFactory = _ => 1, Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between (harmonises the filled region)." };
+        var strength = new Option<double>("--strength") { DefaultValueFactory = _ => DefaultStrength, Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
+        var jumps = new Option<int>("--jumps") { DefaultValueFactory = _ => new SamplerOptions().Resampling, Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between (harmonises the filled region)." };
         var maskOption = new Option<string>("--mask") { Required = true, Description = "Mask PNG as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray PNG applies to every channel), or a .npy of 1 = keep, 0 = repaint [N,C,H,W]." };
         var maskKeeps = new Option<string>("--mask-keeps") { DefaultValueFactory = _ => "black", Description = "Which PNG mask colour marks pixels to keep: black (diffusers' convention, default) or white." };
         var scale = new Option<int?>("--scale") { Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 pixels a side (5× for 28×28)." };
@@ -72,31 +99,15 @@ public static class SampleCommand
 
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            var samplerName = p.GetValue(sampler);
-            if (samplerName is not null && !IsDiffusers(samplerName)) SamplerRegistry.Create(samplerName); // unknown names fail before the model loads
-            if (p.GetValue(count) is <= 0) throw new DiffusionArgumentException($"--count must be a positive number of images, got {p.GetValue(count)}.");
-            if (p.GetValue(columns) < 0) throw new DiffusionArgumentException($"--columns must be ≥ 0 (0 = square), got {p.GetValue(columns)}.");
+            if (p.GetValue(count) is <= 0)
+                throw new DiffusionArgumentException("--count", $"must be a positive number of images, got {p.GetValue(count)}.");
+            if (p.GetValue(columns) < 0)
+                throw new DiffusionArgumentException("--columns", $"must be ≥ 0 (0 = square), got {p.GetValue(columns)}.");
             using var m = model.Load(p);
-            var chosen = new GenerationRequest { Sampler = samplerName }.ResolveSampler(m.Config);
-            // Options the chosen sampler does not read are an error, not silently ignored.
-            foreach (var (option, knob) in new (Option, SamplerKnobs)[] { (eta, SamplerKnobs.Eta), (snr, SamplerKnobs.Snr), (rtol, SamplerKnobs.Tolerances), (atol, SamplerKnobs.Tolerances) })
-                if (Given(p, option) && !chosen.Knobs.HasFlag(knob))
-                    throw new DiffusionArgumentException($"{option.Name} does not apply to the {chosen.Name} sampler; samplers that read it: {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(knob)).Select(e => e.Name))}.");
-            var writer = new SampleWriter(p.GetValue(output)!, m.Channels, p.GetValue(scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
-            {
-                Parameters = new Dictionary<string, string>
-                {
-                    ["parameters"] = string.Join(", ", new[]
-                    {
-                        $"model: {Path.GetFileName(m.Source)}", $"sampler: {chosen.Name}", $"steps: {p.GetValue(steps)}", $"seed: {p.GetValue(seed)}",
-                        $"guidance: {p.GetValue(guidance)}", $"class: {p.GetValue(label) ?? (m.NumClasses > 0 ? "all" : "none")}",
-                    }.Concat(p.GetValue(eta) is double e ? [$"eta: {e}"] : [])),
-                    ["Software"] = "Diffusion for .NET",
-                },
-            };
+            var writer = new SampleWriter(p.GetValue(output)!, m.Channels, p.GetValue(scale) ?? SampleWriter.DefaultScale(m.Height, m.Width));
             bool replacing = writer.Replaces;
             float[]? init = null;
-            int n = p.GetValue(count) ?? 16;
+            int n = p.GetValue(count) ?? Defaults.Count;
             if (p.GetValue(initNoise) is { } noisePath)
             {
                 var array = Npy.Load(noisePath, m.Channels, m.Height, m.Width);
@@ -111,7 +122,7 @@ public static class SampleCommand
             {
                 var loaded = LoadImages(p.GetValue(image)!, m);
                 n = p.GetValue(count) ?? loaded.Count;
-                if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException($"--count {n}: {n} images of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
+                if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException("--count", $"{n}: {n} images of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
                 inputs = Repeat(loaded.Images, loaded.Count, n, m.ImageSize);
                 if (mode == Mode.Inpaint)
                 {
@@ -119,7 +130,7 @@ public static class SampleCommand
                     {
                         "white" => true,
                         "black" => false,
-                        var other => throw new DiffusionArgumentException($"--mask-keeps '{other}': expected black (diffusers' convention) or white."),
+                        var other => throw new DiffusionArgumentException("--mask-keeps", $"'{other}': expected black (diffusers' convention) or white."),
                     };
                     var loadedMask = LoadMask(p.GetValue(maskOption)!, m, keepWhite);
                     mask = Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize);
@@ -132,7 +143,7 @@ public static class SampleCommand
                 KnownImages = mode == Mode.Inpaint ? inputs : null,
                 Mask = mask,
                 Strength = editing ? p.GetValue(strength) : 1,
-                Sampler = samplerName,
+                Sampler = p.GetValue(sampler),
                 Steps = p.GetValue(steps),
                 Count = n,
                 Seed = p.GetValue(seed),
@@ -142,13 +153,27 @@ public static class SampleCommand
                 InitialNoise = init,
                 Spacing = p.GetValue(spacing) is { } sp ? Parse(() => TimestepSpacings.Parse(sp), "--spacing") : null,
                 KarrasSigmas = p.GetValue(karras),
-                Options = new SamplerOptions { Resampling = mode == Mode.Inpaint ? p.GetValue(jumps) : 1, Eta = p.GetValue(eta), RelativeTolerance = p.GetValue(rtol), AbsoluteTolerance = p.GetValue(atol), Snr = p.GetValue(snr) },
+                Options = new SamplerOptions
+                {
+                    Resampling = mode == Mode.Inpaint ? p.GetValue(jumps) : 1, Eta = p.GetValue(eta),
+                    RelativeTolerance = p.GetValue(rtol), AbsoluteTolerance = p.GetValue(atol), Snr = p.GetValue(snr),
+                },
             };
             var generator = new ImageGenerator(m);
             var result = await Generate(console, generator, request, cancellation);
+            writer.Parameters = new Dictionary<string, string>
+            {
+                ["parameters"] = string.Join(", ", new[]
+                {
+                    $"model: {Path.GetFileName(m.Source)}", $"sampler: {result.Sampler}", $"steps: {request.Steps}",
+                    $"seed: {request.Seed}", $"guidance: {request.Guidance}",
+                    $"class: {p.GetValue(label) ?? (m.NumClasses > 0 ? "all" : "none")}",
+                }.Concat(p.GetValue(eta) is double e ? [$"eta: {e}"] : [])),
+                ["Software"] = "Diffusion for .NET",
+            };
             var written = writer.Write(result, p.GetValue(columns));
             console.Out.WriteLine(
-                $"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}{(writer.Scale > 1 ? $" shown {writer.Scale}×" : "")}, {chosen.Name}, " +
+                $"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: {result.Count} images {m.Channels}×{m.Height}×{m.Width}{(writer.Scale > 1 ? $" shown {writer.Scale}×" : "")}, {result.Sampler}, " +
                 $"{result.EvaluationsPerImage:0.#} network evaluations per image, {result.TotalTime.TotalSeconds:0.00} s " +
                 $"({result.ModelTime.TotalSeconds:0.00} s in the model, {m.Settings.Device})");
             return 0;
@@ -164,8 +189,8 @@ public static class SampleCommand
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .StartAsync(async ctx =>
             {
-                var task = ctx.AddTask($"{request.Sampler}, {request.Count} images", maxValue: request.Count);
-                var progress = new Progress<GenerationProgress>(g => task.Value = g.ImagesDone + (double)g.Step / Math.Max(1, g.Steps) * Math.Min(request.BatchSize, g.ImagesTotal - g.ImagesDone));
+                var task = ctx.AddTask($"{request.Sampler ?? "sampling"}, {request.Count} images", maxValue: request.Count);
+                var progress = new Progress<GenerationProgress>(g => task.Value = g.Fraction * request.Count);
                 result = await Task.Run(() => generator.Generate(request, progress, cancellation), cancellation);
                 task.Value = request.Count;
             });
@@ -233,11 +258,16 @@ public static class SampleCommand
         return [m.ResolveClass(text)];
     }
 
-    /// <summary>Whether <paramref name="name"/> asks for the model's diffusers scheduler.</summary>
-    internal static bool IsDiffusers(string name) => name.Trim().Equals(GenerationRequest.DiffusersSampler, StringComparison.OrdinalIgnoreCase);
+    /// <summary>The request defaults the options take: <see cref="GenerationRequest"/>'s own.</summary>
+    private static readonly GenerationRequest Defaults = new();
 
-    /// <summary>Whether <paramref name="option"/> was given on the command line (not just defaulted).</summary>
-    internal static bool Given(ParseResult p, Option option) => p.GetResult(option) is { Implicit: false };
+    /// <summary>img2img's default strength: an edit keeps the input's layout (a request's own default, 1, redraws it).</summary>
+    private const double DefaultStrength = 0.6;
+
+    /// <summary>"sampler (default) …" for the samplers that read <paramref name="knob"/>, from their own declarations.</summary>
+    private static string KnobDefaults(SamplerKnobs knob, Func<SamplerOptions, double?> value) =>
+        string.Join(", ", SamplerRegistry.All.Where(e => e.Knobs.HasFlag(knob))
+            .Select(e => $"{e.Name} (default {value(e.Defaults)?.ToString(System.Globalization.CultureInfo.InvariantCulture)})"));
 
     private static T Parse<T>(Func<T> parse, string option)
     {

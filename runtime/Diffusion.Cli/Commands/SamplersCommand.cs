@@ -14,8 +14,8 @@ public static class SamplersCommand
         command.SetAction((_, _) => console.Guard(() =>
         {
             var table = new Table().AddColumns("name", "what it implements", "also known as");
-            foreach (var (name, description, _) in SamplerRegistry.All)
-                table.AddPlainRow(name, description, string.Join(", ", SamplerRegistry.Aliases.GetValueOrDefault(name) ?? []));
+            foreach (var info in SamplerRegistry.All)
+                table.AddPlainRow(info.Name, info.Description, string.Join(", ", info.Aliases));
             console.Ansi.Write(table);
             return Task.FromResult(0);
         }));

@@ -19,7 +19,7 @@ public static class SchedulesCommand
         command.SetAction((p, _) => console.Guard(() =>
         {
             int t = p.GetValue(timesteps);
-            if (t is < 2 or > 100_000) throw new DiffusionArgumentException($"--timesteps must lie in 2…100000, got {t}.");
+            if (t is < 2 or > 100_000) throw new DiffusionArgumentException("--timesteps", $"must lie in 2…100000, got {t}.");
             var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             var schedules = new (string Name, NoiseSchedule Schedule)[]
             {

@@ -23,7 +23,7 @@ public sealed class SampleWriter
     public int Scale { get; }
 
     /// <summary>Text chunks stored in every PNG written (the parameters that made the images).</summary>
-    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Parameters { get; set; } = new Dictionary<string, string>();
 
     /// <summary>The default enlargement: enough for 128 pixels on the shorter side (5× for 28×28, 1× from 128 up).</summary>
     public static int DefaultScale(int height, int width) => Math.Max(1, (int)Math.Ceiling(128.0 / Math.Max(1, Math.Min(height, width))));
@@ -31,7 +31,7 @@ public sealed class SampleWriter
     /// <summary>Checks <paramref name="path"/> before any sampling is done, so a bad path fails fast.</summary>
     public SampleWriter(string path, int channels, int scale = 1)
     {
-        if (scale is < 1 or > 64) throw new DiffusionArgumentException($"--scale must lie in 1…64, got {scale}.");
+        if (scale is < 1 or > 64) throw new DiffusionArgumentException("--scale", $"must lie in 1…64, got {scale}.");
         Scale = scale;
         _path = path;
         bool folder = path.EndsWith('/') || path.EndsWith(Path.DirectorySeparatorChar) || Directory.Exists(path);
@@ -39,9 +39,9 @@ public sealed class SampleWriter
         _kind = folder ? Kind.Folder
             : ext == ".png" ? Kind.Grid
             : ext == ".npy" ? Kind.Npy
-            : throw new DiffusionArgumentException($"--out '{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in '/'.");
+            : throw new DiffusionArgumentException("--out", $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in '/'.");
         if (_kind != Kind.Npy && channels is not (1 or 3 or 4))
-            throw new DiffusionArgumentException($"--out '{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
+            throw new DiffusionArgumentException("--out", $"'{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
         _folder = Path.GetFullPath(_kind == Kind.Folder ? path : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
         var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)! : _folder;
         CreateWritable(parent);
@@ -50,9 +50,9 @@ public sealed class SampleWriter
             TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".tmp-");
             TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".old-");
             if (Directory.Exists(_folder) && Directory.EnumerateFileSystemEntries(_folder).FirstOrDefault(e => !IsImageOfARun(e)) is { } other)
-                throw new DiffusionArgumentException($"--out '{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a new or empty folder (an earlier run's NNNN.png files are replaced).");
+                throw new DiffusionArgumentException("--out", $"'{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a new or empty folder (an earlier run's NNNN.png files are replaced).");
         }
-        else if (Directory.Exists(path)) throw new DiffusionArgumentException($"--out '{path}' is a folder; end it with '/' to write one PNG per image.");
+        else if (Directory.Exists(path)) throw new DiffusionArgumentException("--out", $"'{path}' is a folder; end it with '/' to write one PNG per image.");
     }
 
     private static bool IsImageOfARun(string entry)
@@ -83,7 +83,7 @@ public sealed class SampleWriter
         {
             var (w, h, _, _) = ImageGrid.Layout(count, channels, height, width, columns);
             if ((long)w * Scale * h * Scale * channels > Array.MaxLength)
-                throw new DiffusionArgumentException($"--scale {Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a folder.");
+                throw new DiffusionArgumentException("--scale", $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a folder.");
         }
     }
 

@@ -84,7 +84,8 @@ public sealed class BenchmarkJournal : IDisposable
             .Where(k => saved.GetValueOrDefault(k) != setup.GetValueOrDefault(k))
             .Select(k => $"{k} {saved.GetValueOrDefault(k) ?? "(none)"} → {setup.GetValueOrDefault(k) ?? "(none)"}").ToList();
         if (differences.Count > 0)
-            throw new DiffusionArgumentException($"--resume: '{path}' was measured with another setup ({string.Join("; ", differences)}); run without --resume to start over.");
+            throw new DiffusionArgumentException("Resume", $"'{path}' was measured with another setup "
+                + $"({string.Join("; ", differences)}); start over instead of resuming.");
 
         var earlier = new List<Line>();
         for (int i = 1; i < usable.Count; i++)
@@ -140,7 +141,7 @@ public sealed class BenchmarkJournal : IDisposable
         }
         catch (JsonException)
         {
-            throw new DiffusionException($"'{path}' line {index + 1} is not valid JSON: the journal is damaged (run without --resume to start over).");
+            throw new DiffusionException($"'{path}' line {index + 1} is not valid JSON: the journal is damaged (start over instead of resuming).");
         }
     }
 

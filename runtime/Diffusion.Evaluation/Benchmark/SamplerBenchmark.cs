@@ -52,7 +52,7 @@ public sealed record BenchmarkPlan
         Samplers.SelectMany(name =>
         {
             var sampler = SamplerRegistry.Create(name);
-            return sampler.IsAdaptive
+            return sampler.Info.IsAdaptive
                 ? Tolerances.Select(t => (name, 1, t))
                 : Budgets.Concat(FullLength.Contains(name) ? [1000] : []).Select(b => (name, Math.Min(sampler.StepsForBudget(b), trainTimesteps), 0.0));
         }).ToList();
@@ -60,15 +60,24 @@ public sealed record BenchmarkPlan
     /// <summary>Checks the plan; errors name the plan's own properties.</summary>
     public void Validate()
     {
-        if (Samplers.Count == 0) throw new DiffusionArgumentException("A benchmark needs at least one sampler.");
-        foreach (var s in Samplers) SamplerRegistry.Create(s);
-        if (Count <= 0) throw new DiffusionArgumentException($"Count must be a positive number of images, got {Count}.");
-        if (HeadlineCount < 0) throw new DiffusionArgumentException($"HeadlineCount must be 0 (off) or a number of images, got {HeadlineCount}.");
+        if (Samplers.Count == 0) throw new DiffusionArgumentException(nameof(Samplers), "a benchmark needs at least one sampler.");
+        foreach (var s in Samplers) Info(s);
+        if (Count <= 0)
+            throw new DiffusionArgumentException(nameof(Count), $"expected a positive number of images, got {Count}.");
+        if (HeadlineCount < 0)
+            throw new DiffusionArgumentException(nameof(HeadlineCount),
+                $"expected 0 (off) or a number of images, got {HeadlineCount}.");
         foreach (var b in Budgets)
-            if (b is <= 0 or > 2 * ImageGenerator.MaxSteps) throw new DiffusionArgumentException($"Budgets: {b} is not a number of evaluations in 1…{2 * ImageGenerator.MaxSteps}.");
+            if (b is <= 0 or > 2 * ImageGenerator.MaxSteps)
+                throw new DiffusionArgumentException(nameof(Budgets),
+                    $"{b} is not a number of evaluations in 1…{2 * ImageGenerator.MaxSteps}.");
         foreach (var t in Tolerances)
-            if (!(t > 0)) throw new DiffusionArgumentException($"Tolerances: {t} is not a positive number.");
+            if (!(t > 0)) throw new DiffusionArgumentException(nameof(Tolerances), $"{t} is not a positive number.");
     }
+
+    private static SamplerInfo Info(string name) => SamplerRegistry.Find(name)
+        ?? throw new DiffusionArgumentException(nameof(Samplers), $"'{name}' is not a sampler the benchmark knows "
+            + $"(the runtime's: {string.Join(", ", SamplerRegistry.All.Select(e => e.Name))}).");
 }
 
 /// <summary>Runs a <see cref="BenchmarkPlan"/> row by row through an <see cref="Evaluator"/>.</summary>

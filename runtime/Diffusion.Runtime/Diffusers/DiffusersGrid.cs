@@ -22,7 +22,8 @@ public static class DiffusersGrid
     {
         int T = schedule.TrainTimesteps;
         if (steps <= 0 || steps > T)
-            throw new DiffusionArgumentException($"Steps must lie in 1…{T} for {scheduler.ClassName} (the model's training timesteps), got {steps}.");
+            throw new DiffusionArgumentException("Steps",
+                $"expected 1…{T} for {scheduler.ClassName} (the model's training timesteps), got {steps}.");
         var levels = new NoiseLevel[steps + 1];
         switch (scheduler.Family)
         {
@@ -37,7 +38,7 @@ public static class DiffusersGrid
                 MultistepGrid(scheduler, schedule, steps, levels);
                 break;
             default:
-                throw new DiffusionArgumentException($"{scheduler.ClassName}: {scheduler.Unsupported ?? "no diffusers grid"}.");
+                throw new DiffusionArgumentException("Sampler", $"{scheduler.ClassName}: {scheduler.Unsupported ?? "no diffusers grid"}.");
         }
         levels[steps] = scheduler.EndsAtSigmaMin ? NoiseLevel.At(schedule, 0) : NoiseLevel.Clean;
         return levels;

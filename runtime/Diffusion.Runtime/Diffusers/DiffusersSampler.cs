@@ -7,10 +7,10 @@ namespace Diffusion.Runtime.Diffusers;
 /// The scheduler a diffusers config names, walked as diffusers walks it: its grid (<see cref="DiffusersGrid"/>) and its
 /// step. Most steps are the runtime's samplers — Euler, Euler ancestral, Heun, linear multistep, DPM-Solver++(2M)
 /// (midpoint or heun form; order 1 is DDIM, order 3 DPM-Solver++(3M) at η = 0; sde-dpmsolver++ the 2M SDE), UniPC bh2.
-/// Walked here: DDIM and DDPM, whose diffusers steps go from t to t − ⌊T/n⌋ whatever the next grid timestep is (on
-/// trailing and linspace grids with T/n not whole that falls between grid points, and the next step starts from there
-/// as if at the grid point; the runtime's own <c>ddim</c> and <c>ddpm</c> step grid point to grid point), the
-/// noise-prediction DPM-Solver, and PNDM (<see cref="PndmWalk"/>).
+/// DDIM and DDPM are the runtime's own steps aimed where diffusers aims them, at t − ⌊T/n⌋ whatever the next grid
+/// timestep is (on trailing and linspace grids with T/n not whole that falls between grid points, and the next step
+/// starts from there as if at the grid point; the runtime's <c>ddim</c> and <c>ddpm</c> step grid point to grid point).
+/// Walked here: the noise-prediction DPM-Solver, and PNDM (<see cref="PndmWalk"/>).
 /// On a grid ending at σ = 0 (final_sigmas_type "zero") the last step is first order; on one ending at σ_min
 /// ("sigma_min") DPMSolverMultistep takes it first order when euler_at_final, or lower_order_final with fewer than 15
 /// steps (which also caps the step before at order 2 for solver_order 3), and UniPC when lower_order_final; the sample
@@ -19,16 +19,25 @@ namespace Diffusion.Runtime.Diffusers;
 public sealed class DiffusersSampler : ISampler
 {
     /// <summary>The sampler for <paramref name="scheduler"/>; an unsupported one fails in <see cref="Validate"/>.</summary>
-    public DiffusersSampler(DiffusersScheduler scheduler) => Scheduler = scheduler;
+    public DiffusersSampler(DiffusersScheduler scheduler)
+    {
+        Scheduler = scheduler;
+        Info = new SamplerInfo(scheduler.ClassName, $"{scheduler.ClassName} as diffusers walks it (the model's scheduler config)");
+    }
 
-    /// <summary>The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null for DDIM, walked here).</summary>
+    /// <summary>Named after the scheduler's class; it reads no knobs, its settings come from the config.</summary>
+    public SamplerInfo Info { get; }
+
+    /// <summary>The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null: walked here).</summary>
     private ISampler? Step(int steps)
     {
         var s = Scheduler;
         bool lowerOrderFinal = !s.EndsAtSigmaMin || s.EulerAtFinal || (s.LowerOrderFinal && steps < 15);
         return s.Unsupported is not null ? null : s.Family switch
         {
-            DiffusersFamily.Ddim or DiffusersFamily.Ddpm or DiffusersFamily.Pndm => null,
+            DiffusersFamily.Ddim => new Ddim { Target = PreviousLevel(s.SetAlphaToOne) },
+            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large") { Target = PreviousLevel(setAlphaToOne: true) },
+            DiffusersFamily.Pndm => null,
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
             DiffusersFamily.Heun => new Heun(),
@@ -51,13 +60,11 @@ public sealed class DiffusersSampler : ISampler
     public DiffusersScheduler Scheduler { get; }
 
     /// <inheritdoc />
-    public string Name => Scheduler.ClassName;
-
-    /// <inheritdoc />
     public void Validate()
     {
         if (Scheduler.Unsupported is { } why)
-            throw new DiffusionArgumentException($"The model's scheduler config: {why}; choose one of the runtime's samplers instead (--sampler, e.g. dpm++2m or ddim).");
+            throw new DiffusionArgumentException("Sampler",
+                $"the model's scheduler config: {why}; choose one of the runtime's samplers instead (e.g. dpm++2m or ddim).");
     }
 
     /// <inheritdoc />
@@ -82,55 +89,15 @@ public sealed class DiffusersSampler : ISampler
     public void Sample(SamplingContext c)
     {
         Validate();
+        if (Scheduler.Family == DiffusersFamily.Ddim) c.Model.EpsilonFromClippedSample = false; // x̂₀ clipped, ε̂ the network's
         if (Step(c.Steps) is { } step) step.Sample(c);
-        else if (Scheduler.Family == DiffusersFamily.Ddpm) SampleDdpm(c);
         else if (Scheduler.Family == DiffusersFamily.Pndm) PndmWalk.Sample(c, Scheduler);
-        else if (Scheduler.Family == DiffusersFamily.DpmSolverMultistep) SampleNoisePrediction(c);
-        else SampleDdim(c);
+        else SampleNoisePrediction(c);
         if (c.Grid[^1] is { IsClean: false } last)
         {
             // x at σ_min as diffusers returns it: in σ space for Euler, in VP space (α x̃) for the multistep solvers.
             var space = Scheduler.Family == DiffusersFamily.Euler ? SampleSpace.Sigma : SampleSpace.Vp;
             if (space != c.Space) Vec.Scale(c.X, space == SampleSpace.Vp ? last.Alpha : 1 / last.Alpha, c.X);
-        }
-    }
-
-    /// <summary>diffusers' DDIMScheduler.step at η = 0: x′ = √ᾱ′ x̂₀ + √(1 − ᾱ′) ε̂ with ᾱ′ = ᾱ(t − ⌊T/n⌋), x̂₀ clipped and ε̂ not.</summary>
-    private void SampleDdim(SamplingContext c)
-    {
-        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1);
-        c.Model.EpsilonFromClippedSample = false; // diffusers clips x̂₀ but keeps the network's ε̂
-        for (int i = 0; i < c.Steps; i++)
-        {
-            var now = c.Grid[i];
-            double alphaBar = PreviousAlphaBar(c, now, Scheduler.SetAlphaToOne);
-            c.Model.Predict(x, now, eps, x0);
-            Vec.Axpby(x, Math.Sqrt(alphaBar), x0, Math.Sqrt(1 - alphaBar), eps);
-            c.StepDone(i, x, SampleSpace.Vp);
-        }
-    }
-
-    /// <summary>
-    /// diffusers' DDPMScheduler.step: the posterior q(x_t′ | x_t, x̂₀) with ᾱ′ = ᾱ(t − ⌊T/n⌋) (1 below 0), variance
-    /// β̃ = (1 − ᾱ′)/(1 − ᾱ)·β (fixed_small, and fixed_small_log, the same in diffusers' step) or β = 1 − ᾱ/ᾱ′
-    /// (fixed_large), no noise from t = 0.
-    /// </summary>
-    private void SampleDdpm(SamplingContext c)
-    {
-        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), z = c.Buffer(2);
-        for (int i = 0; i < c.Steps; i++)
-        {
-            var now = c.Grid[i];
-            double alphaBar = now.AlphaBar, previous = PreviousAlphaBar(c, now, setAlphaToOne: true), beta = 1 - alphaBar / previous;
-            c.Model.Predict(x, now, eps, x0);
-            Vec.Axpby(x, Math.Sqrt(alphaBar / previous) * (1 - previous) / (1 - alphaBar), x, Math.Sqrt(previous) * beta / (1 - alphaBar), x0);
-            if (Math.Round(now.Timestep) > 0)
-            {
-                double variance = Scheduler.VarianceType == "fixed_large" ? beta : Math.Max(beta * (1 - previous) / (1 - alphaBar), 1e-20);
-                c.DrawNoise(z);
-                Vec.AddScaled(x, Math.Sqrt(variance), z);
-            }
-            c.StepDone(i, x, SampleSpace.Vp);
         }
     }
 
@@ -170,10 +137,14 @@ public sealed class DiffusersSampler : ISampler
         }
     }
 
-    /// <summary>ᾱ at t − ⌊T/n⌋ for grid level <paramref name="now"/>: below t = 0, 1 (set_alpha_to_one) or ᾱ_0.</summary>
-    private static double PreviousAlphaBar(SamplingContext c, NoiseLevel now, bool setAlphaToOne)
+    /// <summary>
+    /// diffusers' DDIM and DDPM step from t to t − ⌊T/n⌋ whatever the next grid timestep is: that level, or below
+    /// t = 0 the clean level (set_alpha_to_one) or t = 0 itself.
+    /// </summary>
+    private static Func<SamplingContext, int, NoiseLevel> PreviousLevel(bool setAlphaToOne) => (c, i) =>
     {
-        int previous = (int)Math.Round(now.Timestep) - c.Model.Schedule.TrainTimesteps / c.Steps;
-        return previous >= 0 ? c.Model.Schedule.AlphasCumprod[previous] : setAlphaToOne ? 1 : c.Model.Schedule.AlphasCumprod[0];
-    }
+        int previous = (int)Math.Round(c.Grid[i].Timestep) - c.Model.Schedule.TrainTimesteps / c.Steps;
+        return previous >= 0 ? NoiseLevel.At(c.Model.Schedule, previous)
+            : setAlphaToOne ? NoiseLevel.Clean : NoiseLevel.At(c.Model.Schedule, 0);
+    };
 }

@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
@@ -17,28 +18,27 @@ public static class DdimInversion
         int[]? labels = null, float guidance = 1, CancellationToken cancellation = default)
     {
         int d = model.ImageSize;
-        if (images.Length != count * d) throw new DiffusionException($"The images hold {images.Length} values but {count} images of [{model.Channels},{model.Height},{model.Width}] need {count * d}.");
+        if (images.Length != (long)count * d)
+            throw new DiffusionArgumentException(nameof(images), $"{images.Length} values, but {count} images of "
+                + $"[{model.Channels},{model.Height},{model.Width}] need {(long)count * d}.");
         var latents = (float[])images.Clone();
-        for (int start = 0; start < count; start += batchSize)
-        {
-            int n = Math.Min(batchSize, count - start);
-            using var denoiser = new Denoiser(model, n, guidance, cancellation);
-            if (labels is { Length: > 0 })
-                denoiser.SetLabels(Enumerable.Range(start, n).Select(i => (long)(labels.Length == 1 ? labels[0] : labels[i])).ToArray());
-            var x = latents.AsSpan(start * d, n * d);
-            var eps = new float[n * d];
-            var x0 = new float[n * d];
-            for (int i = grid.Length - 2; i >= 0; i--)
+        MicroBatches.Run(model, count, batchSize, guidance, labels ?? [],
+            denoiser => (Denoiser: denoiser, Eps: new float[denoiser.BatchSize * d], X0: new float[denoiser.BatchSize * d]),
+            (s, start, n) =>
             {
-                cancellation.ThrowIfCancellationRequested();
-                var source = grid[i + 1];
-                var target = grid[i];
-                // ε̂ and x̂₀ exactly as the DDIM decoder will take them at this level (the clean start is its own x̂₀).
-                denoiser.Predict(x, source.IsClean ? target : source, eps, x0);
-                if (source.IsClean) x.CopyTo(x0);
-                Vec.Axpby(x, target.Alpha, x0, target.SigmaVp, eps);
-            }
-        }
+                var x = latents.AsSpan(start * d, n * d);
+                for (int i = grid.Length - 2; i >= 0; i--)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    var source = grid[i + 1];
+                    var target = grid[i];
+                    // ε̂ and x̂₀ exactly as the DDIM decoder will take them at this level (the clean start is its own x̂₀).
+                    s.Denoiser.Predict(x, source.IsClean ? target : source, s.Eps, s.X0);
+                    if (source.IsClean) x.CopyTo(s.X0);
+                    Vec.Axpby(x, target.Alpha, s.X0, target.SigmaVp, s.Eps);
+                }
+            },
+            cancellation);
         return latents;
     }
 

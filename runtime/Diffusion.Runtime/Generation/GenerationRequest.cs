@@ -8,17 +8,12 @@ namespace Diffusion.Runtime.Generation;
 public sealed record GenerationRequest
 {
     /// <summary>
-    /// Sampler name (see <see cref="SamplerRegistry"/>), or <see cref="DiffusersSampler"/> for the scheduler the model's
-    /// diffusers config names, walked as diffusers walks it; null: the model's default — that scheduler when its config
-    /// names one (<c>_class_name</c>), else <see cref="DefaultSampler"/>.
+    /// Sampler name or alias (see <see cref="SamplerRegistry"/>), or <see cref="SamplerRegistry.DiffusersName"/> for the
+    /// scheduler the model's diffusers config names, walked as diffusers walks it; null: the model's default — that
+    /// scheduler when its config names one (<c>_class_name</c>), else <see cref="SamplerRegistry.DefaultName"/>.
     /// </summary>
     public string? Sampler { get; init; }
 
-    /// <summary>The sampler of models whose config names no diffusers scheduler.</summary>
-    public const string DefaultSampler = "dpm++2m";
-
-    /// <summary>The sampler name that picks the model's diffusers scheduler (<see cref="Diffusers.DiffusersSampler"/>).</summary>
-    public const string DiffusersSampler = "diffusers";
     /// <summary>Sampling steps (grid intervals).</summary>
     public int Steps { get; init; } = 20;
     /// <summary>Number of images.</summary>
@@ -45,26 +40,12 @@ public sealed record GenerationRequest
     public TimestepSpacing? Spacing { get; init; }
     /// <summary>Use Karras' σ grid (true) or timesteps by <see cref="Spacing"/> (false); null takes the model config's use_karras_sigmas.</summary>
     public bool? KarrasSigmas { get; init; }
-    /// <summary>Sampler knobs.</summary>
+    /// <summary>Sampler knobs; null ones take the sampler's defaults, and one it does not read is refused.</summary>
     public SamplerOptions Options { get; init; } = new();
     /// <summary>
     /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or
     /// <c>new DormandPrince { RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of
-    /// <see cref="Options"/> are not used (<see cref="SamplerOptions.Resampling"/> still is).
+    /// <see cref="Options"/> must be left unset (<see cref="SamplerOptions.Resampling"/> still applies).
     /// </summary>
     public ISampler? SamplerInstance { get; init; }
-
-    /// <summary>
-    /// The sampler this request runs on a model with <paramref name="config"/>: <see cref="SamplerInstance"/>, or the one
-    /// named <see cref="Sampler"/> (or the model's default) with <see cref="Options"/> applied.
-    /// </summary>
-    public ISampler ResolveSampler(DiffusionConfig? config = null)
-    {
-        if (SamplerInstance is not null) return SamplerInstance;
-        var name = Sampler ?? (config?.Scheduler is not null ? DiffusersSampler : DefaultSampler);
-        if (!name.Trim().Equals(DiffusersSampler, StringComparison.OrdinalIgnoreCase)) return SamplerRegistry.Create(name).With(Options);
-        return config?.Scheduler is { } scheduler
-            ? new Diffusers.DiffusersSampler(scheduler)
-            : throw new DiffusionArgumentException("Sampler 'diffusers' walks the scheduler a diffusers config names (its _class_name), and this model's config names none.");
-    }
 }

@@ -3,6 +3,8 @@ namespace Diffusion.Runtime.Generation;
 /// <summary>Generated images [Count, C, H, W] in the data range (about [−1, 1]) and what it cost.</summary>
 public sealed record GenerationResult(float[] Images, int Count, int Channels, int Height, int Width)
 {
+    /// <summary>The sampler that made them, by name (the one resolved for the request).</summary>
+    public string Sampler { get; init; } = "";
     /// <summary>Network evaluations per image (a guided evaluation counts once).</summary>
     public double EvaluationsPerImage { get; init; }
     /// <summary>Total network calls over all micro-batches.</summary>

@@ -21,109 +21,114 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>The model.</summary>
     public DiffusionModel Model { get; } = model;
 
-    /// <summary>Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is checked every step.</summary>
-    public Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default) =>
+    /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
+    public const int MaxSteps = 10_000;
+
+    /// <summary>
+    /// Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is
+    /// checked every step.
+    /// </summary>
+    public Task<GenerationResult> GenerateAsync(GenerationRequest request,
+        IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default) =>
         Task.Run(() => Generate(request, progress, cancellation), cancellation);
 
     /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
-    public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
+    public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
+        CancellationToken cancellation = default)
     {
-        var sampler = request.ResolveSampler(Model.Config);
-        sampler.Validate();
-        Validate(request, sampler);
+        var sampler = ResolveSampler(request);
+        Validate(request);
         var grid = Grid(request, sampler);
         if (request.InitialImages is not null)
         {
             // SDEdit: keep the last round(s·n) steps of the grid; the input is noised to the first of them.
             int keep = (int)Math.Round(request.Strength * request.Steps);
-            if (keep == 0) return new GenerationResult((float[])request.InitialImages.Clone(), request.Count, Model.Channels, Model.Height, Model.Width);
+            if (keep == 0) return Result(request, sampler, (float[])request.InitialImages.Clone());
             grid = grid[^(keep + 1)..];
         }
         int d = Model.ImageSize, count = request.Count;
         var images = new float[count * d]; // Validate bounds count × d by Array.MaxLength
+        var inpainting = request.KnownImages is null ? null : new Editing.Inpainting(request.KnownImages, request.Mask!, d);
         var watch = Stopwatch.StartNew();
-        long calls = 0, modelTicks = 0;
-        var labels = new long[request.BatchSize];
-        Editing.Inpainting? inpainting = null;
-        if (request.KnownImages is not null || request.Mask is not null)
-        {
-            if (request.KnownImages is null || request.Mask is null) throw new DiffusionException("Inpainting needs both the image and the mask.");
-            if (request.KnownImages.Length != count * d)
-                throw new DiffusionException($"The inpainting images hold {request.KnownImages.Length} values but {count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {count * d}.");
-            inpainting = new Editing.Inpainting(request.KnownImages, request.Mask, d);
-        }
-        // At most two batch sizes occur (full batches and the remainder); each gets its buffers and binding once.
-        var contexts = new Dictionary<int, SamplingContext>();
-        try
-        {
-            for (int start = 0; start < count; start += request.BatchSize)
+        int current = 0; // the first image of the batch being sampled, for progress
+        var use = MicroBatches.Run(Model, count, request.BatchSize, request.Guidance, request.ClassLabels,
+            denoiser => new SamplingContext(denoiser, grid, request.Seed, request.Options,
+                progress is null ? null : step => progress.Report(new GenerationProgress(current, count, step + 1,
+                    grid.Length - 1, Math.Min(request.BatchSize, count - current))),
+                cancellation),
+            (c, start, n) =>
             {
-                int n = Math.Min(request.BatchSize, count - start);
-                if (!contexts.TryGetValue(n, out var c))
-                {
-                    var denoiser = new Denoiser(Model, n, request.Guidance, cancellation);
-                    int first = start;
-                    contexts[n] = c = new SamplingContext(denoiser, grid, request.Seed, request.Options,
-                        progress is null ? null : step => progress.Report(new GenerationProgress(Done(), count, step + 1, grid.Length - 1, Math.Min(request.BatchSize, count - Done()))),
-                        cancellation);
-                }
-                cancellation.ThrowIfCancellationRequested();
+                current = start;
                 c.Begin(start);
                 if (inpainting is not null)
                 {
                     inpainting.Begin(start);
                     c.Constraint = inpainting;
                 }
-                var x = c.X.AsSpan();
-                if (request.InitialNoise is { } init) init.AsSpan(start * d, n * d).CopyTo(x);
-                else c.DrawInitialNoise(x);
-                if (request.InitialImages is { } images0)
-                {
-                    // q(x_t | x₀) at the grid's first level, ε being the keyed x_T draw.
-                    ForwardProcess.Sample(x, images0.AsSpan(start * d, n * d), x, grid[0]);
-                }
-                else if (sampler.InitialNoiseScale(grid[0]) is var scale and not 1)
-                {
-                    Vec.Scale(c.X, scale, c.X);
-                }
-                if (request.ClassLabels.Length > 0)
-                {
-                    for (int i = 0; i < n; i++)
-                        labels[i] = request.ClassLabels.Length == 1 ? request.ClassLabels[0] : request.ClassLabels[start + i];
-                    c.Model.SetLabels(labels.AsSpan(0, n));
-                }
+                InitialSample(request, sampler, c, start * d, n * d);
                 sampler.Sample(c);
                 CheckFinite(c.X, start);
                 c.X.CopyTo(images.AsSpan(start * d, n * d));
                 progress?.Report(new GenerationProgress(start + n, count, grid.Length - 1, grid.Length - 1));
-                int Done() => start;
-            }
-        }
-        finally
-        {
-            foreach (var c in contexts.Values)
-            {
-                calls += c.Model.Evaluations;
-                modelTicks += c.Model.ModelTicks;
-                c.Model.Dispose();
-            }
-        }
+            },
+            cancellation);
         int batches = (count + request.BatchSize - 1) / request.BatchSize;
-        return new GenerationResult(images, count, Model.Channels, Model.Height, Model.Width)
+        return Result(request, sampler, images) with
         {
-            NetworkCalls = calls,
-            EvaluationsPerImage = (double)calls / batches,
-            ModelTime = Stopwatch.GetElapsedTime(0, modelTicks),
+            NetworkCalls = use.Evaluations,
+            EvaluationsPerImage = (double)use.Evaluations / batches,
+            ModelTime = Stopwatch.GetElapsedTime(0, use.ModelTicks),
             TotalTime = watch.Elapsed,
         };
     }
 
-    /// <summary>The noise levels this request visits (with <paramref name="sampler"/>, default: the request's own).</summary>
-    public NoiseLevel[] Grid(GenerationRequest request, ISampler? sampler = null)
+    /// <summary>
+    /// The sampler <paramref name="request"/> runs on this model, resolved once per request: its
+    /// <see cref="GenerationRequest.SamplerInstance"/>, or the one it names (or the model's default) with its options;
+    /// checked, with knobs it does not read refused.
+    /// </summary>
+    public ISampler ResolveSampler(GenerationRequest request)
     {
-        if (request.Steps <= 0 || request.Steps > MaxSteps)
-            throw new DiffusionArgumentException($"Steps must lie in 1…{MaxSteps:N0}, got {request.Steps}.");
-        sampler ??= request.ResolveSampler(Model.Config);
+        ISampler sampler;
+        if (request.SamplerInstance is { } instance)
+        {
+            if (request.Sampler is not null)
+                throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
+                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an instance; give one of them.");
+            foreach (var (parameter, knob) in request.Options.Set())
+                if (knob != SamplerKnobs.Resampling)
+                    throw new DiffusionArgumentException(parameter,
+                        $"the {instance.Name} sampler was given as an instance; set its own settings instead.");
+            SamplerRegistry.CheckKnobs(instance.Info, request.Options);
+            sampler = instance;
+        }
+        else
+        {
+            var name = request.Sampler
+                ?? (Model.Config.Scheduler is not null ? SamplerRegistry.DiffusersName : SamplerRegistry.DefaultName);
+            sampler = !SamplerRegistry.IsDiffusers(name) ? SamplerRegistry.Create(name, request.Options)
+                : Model.Config.Scheduler is { } scheduler ? DiffusersFor(scheduler, request.Options)
+                : throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
+                    "'diffusers' walks the scheduler a diffusers config names (its _class_name), and this model's "
+                    + "config names none.");
+        }
+        sampler.Validate();
+        return sampler;
+    }
+
+    private static Diffusers.DiffusersSampler DiffusersFor(Diffusers.DiffusersScheduler scheduler, SamplerOptions options)
+    {
+        var sampler = new Diffusers.DiffusersSampler(scheduler);
+        SamplerRegistry.CheckKnobs(sampler.Info, options);
+        return sampler;
+    }
+
+    /// <summary>The noise levels <paramref name="request"/> visits.</summary>
+    public NoiseLevel[] Grid(GenerationRequest request) => Grid(request, ResolveSampler(request));
+
+    private NoiseLevel[] Grid(GenerationRequest request, ISampler sampler)
+    {
+        CheckSteps(request.Steps);
         if (sampler.OwnGrid(Model.Schedule, request.Steps, request.Spacing, request.KarrasSigmas) is { } own) return own;
         var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
         try
@@ -133,77 +138,138 @@ public sealed class ImageGenerator(DiffusionModel model)
                 Spacing = spacing,
                 Karras = request.KarrasSigmas ?? Model.Config.UseKarrasSigmas,
                 StepsOffset = Model.Config.StepsOffset,
-                Multistep = sampler.IsMultistep,
+                Multistep = sampler.Info.IsMultistep,
             });
         }
         catch (ArgumentOutOfRangeException e)
         {
-            throw new DiffusionArgumentException($"Steps {request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
+            throw new DiffusionArgumentException(nameof(GenerationRequest.Steps),
+                $"{request.Steps}: {e.Message.Split(" (Parameter")[0]}", e);
         }
     }
 
-    /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
-    public const int MaxSteps = 10_000;
-
-    private void Validate(GenerationRequest r, ISampler sampler)
+    private static void CheckSteps(int steps)
     {
-        if (r.Steps <= 0) throw new DiffusionArgumentException($"Steps must be a positive number of sampling steps, got {r.Steps}.");
-        if (r.Count <= 0) throw new DiffusionArgumentException($"Count must be a positive number of images, got {r.Count}.");
+        if (steps <= 0 || steps > MaxSteps)
+            throw new DiffusionArgumentException(nameof(GenerationRequest.Steps),
+                $"expected 1…{MaxSteps:N0} sampling steps, got {steps}.");
+    }
+
+    /// <summary>x at the grid's first level for images [offset, offset + length): x_T, or an img2img input noised.</summary>
+    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int offset, int length)
+    {
+        var x = c.X.AsSpan();
+        if (request.InitialNoise is { } init) init.AsSpan(offset, length).CopyTo(x);
+        else c.DrawInitialNoise(x);
+        if (request.InitialImages is { } images0)
+            ForwardProcess.Sample(x, images0.AsSpan(offset, length), x, c.Grid[0]); // ε being the keyed x_T draw
+        else if (sampler.InitialNoiseScale(c.Grid[0]) is var scale and not 1)
+            Vec.Scale(c.X, scale, c.X);
+    }
+
+    private GenerationResult Result(GenerationRequest request, ISampler sampler, float[] images) =>
+        new(images, request.Count, Model.Channels, Model.Height, Model.Width) { Sampler = sampler.Name };
+
+    private void Validate(GenerationRequest r)
+    {
+        CheckSteps(r.Steps);
+        if (r.Count <= 0)
+            throw new DiffusionArgumentException(nameof(r.Count), $"expected a positive number of images, got {r.Count}.");
         if ((long)r.Count * Model.ImageSize > Array.MaxLength)
-            throw new DiffusionArgumentException($"Count {r.Count}: {r.Count} images of {Model.ImageSize:N0} values are more than one result holds (2³¹ values); generate them in several runs.");
-        if (r.Steps > MaxSteps) throw new DiffusionArgumentException($"Steps {r.Steps}: at most {MaxSteps:N0} sampling steps.");
-        if (r.BatchSize <= 0) throw new DiffusionArgumentException($"BatchSize must be a positive number of images per network call, got {r.BatchSize}.");
-        if (!float.IsFinite(r.Guidance) || r.Guidance < 0) throw new DiffusionArgumentException($"Guidance must be a finite weight ≥ 0, got {r.Guidance}.");
+            throw new DiffusionArgumentException(nameof(r.Count), $"{r.Count} images of {Model.ImageSize:N0} values "
+                + "are more than one result holds (2³¹ values); generate them in several runs.");
+        if (r.BatchSize <= 0)
+            throw new DiffusionArgumentException(nameof(r.BatchSize),
+                $"expected a positive number of images per network call, got {r.BatchSize}.");
+        ValidateConditioning(r);
+        ValidateFixedBatch(r);
+        ValidateImages(r);
+    }
+
+    private void ValidateConditioning(GenerationRequest r)
+    {
+        const string guidance = nameof(GenerationRequest.Guidance), labels = nameof(GenerationRequest.ClassLabels);
+        if (!float.IsFinite(r.Guidance) || r.Guidance < 0)
+            throw new DiffusionArgumentException(guidance, $"expected a finite weight ≥ 0, got {r.Guidance}.");
         if (r.Guidance != 1 && Model.NumClasses == 0)
-            throw new DiffusionArgumentException($"Guidance {r.Guidance}: model '{Model.Source}' is not class-conditional, so classifier-free guidance does not apply; leave Guidance at 1.");
+            throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' is not "
+                + "class-conditional, so classifier-free guidance does not apply; leave the weight at 1.");
         if (r.Guidance != 1 && r.ClassLabels.Length == 0)
-            throw new DiffusionArgumentException($"Guidance {r.Guidance} needs a class to guide towards; give ClassLabels.");
+            throw new DiffusionArgumentException(guidance, $"{r.Guidance} needs a class to guide towards; give a class label.");
         if (Model.NumClasses > 0 && !Model.HasNullClass)
         {
             if (r.Guidance != 1)
-                throw new DiffusionArgumentException($"Guidance {r.Guidance}: model '{Model.Source}' has no null label (its class embedding holds only classes 0…{Model.NumClasses - 1}), so classifier-free guidance does not apply; leave Guidance at 1.");
+                throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' has no null label "
+                    + $"(its class embedding holds only classes 0…{Model.NumClasses - 1}), so classifier-free guidance "
+                    + "does not apply; leave the weight at 1.");
             if (r.ClassLabels.Length == 0)
-                throw new DiffusionArgumentException($"ClassLabels: model '{Model.Source}' has no null label for unconditional sampling; give a class 0…{Model.NumClasses - 1} (one, or one per image).");
+                throw new DiffusionArgumentException(labels, $"model '{Model.Source}' has no null label for "
+                    + $"unconditional sampling; give a class 0…{Model.NumClasses - 1} (one, or one per image).");
         }
-        if (Model.FixedBatch is int fixedBatch)
+        if (r.ClassLabels.Length == 0) return;
+        if (Model.NumClasses == 0)
+            throw new DiffusionArgumentException(labels, $"model '{Model.Source}' is not class-conditional.");
+        if (r.ClassLabels.Length != 1 && r.ClassLabels.Length != r.Count)
+            throw new DiffusionArgumentException(labels,
+                $"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
+        foreach (var label in r.ClassLabels)
+            if (label < 0 || label >= Model.NumClasses)
+                throw new DiffusionArgumentException(labels,
+                    $"{label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
+    }
+
+    private void ValidateFixedBatch(GenerationRequest r)
+    {
+        if (Model.FixedBatch is not int fixedBatch) return;
+        // The network batch is the images per call, doubled by guidance; a fixed-batch graph takes only that size.
+        bool guided = r.Guidance != 1;
+        if (guided && fixedBatch % 2 != 0)
+            throw new DiffusionArgumentException(nameof(r.Guidance), $"model '{Model.Source}' takes a fixed batch of "
+                + $"{fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Leave the weight "
+                + "at 1, or export the model with a dynamic batch.");
+        int perCall = guided ? fixedBatch / 2 : fixedBatch;
+        if (r.BatchSize != perCall || r.Count % perCall != 0)
+            throw new DiffusionArgumentException(r.BatchSize != perCall ? nameof(r.BatchSize) : nameof(r.Count),
+                $"model '{Model.Source}' takes a fixed batch of {fixedBatch}: use {perCall} images per call"
+                + $"{(guided ? " (guidance doubles it)" : "")} and a count that is a multiple of {perCall}.");
+    }
+
+    private void ValidateImages(GenerationRequest r)
+    {
+        if (r.Options.Resampling < 1)
+            throw new DiffusionArgumentException(nameof(SamplerOptions.Resampling),
+                $"expected at least 1, got {r.Options.Resampling}.");
+        if (r.Options.Resampling != 1 && r.Mask is null)
+            throw new DiffusionArgumentException(nameof(SamplerOptions.Resampling),
+                "RePaint resampling applies to inpainting; give the known images and the mask.");
+        if (r.KnownImages is not null || r.Mask is not null)
         {
-            // The network batch is the images per call, doubled by guidance; a fixed-batch graph takes only that size.
-            bool guided = r.Guidance != 1;
-            if (guided && fixedBatch % 2 != 0)
-                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Use Guidance 1, or export the model with a dynamic batch.");
-            int perCall = guided ? fixedBatch / 2 : fixedBatch;
-            if (r.BatchSize != perCall || r.Count % perCall != 0)
-                throw new DiffusionArgumentException($"Model '{Model.Source}' takes a fixed batch of {fixedBatch}: use BatchSize {perCall}{(guided ? " (guidance doubles it)" : "")} and a Count that is a multiple of {perCall}.");
-        }
-        if (r.ClassLabels.Length > 0)
-        {
-            if (Model.NumClasses == 0) throw new DiffusionArgumentException($"ClassLabels: model '{Model.Source}' is not class-conditional.");
-            if (r.ClassLabels.Length != 1 && r.ClassLabels.Length != r.Count)
-                throw new DiffusionArgumentException($"{r.ClassLabels.Length} class labels were given for {r.Count} images; give one, or one per image.");
-            foreach (var label in r.ClassLabels)
-                if (label < 0 || label >= Model.NumClasses) throw new DiffusionArgumentException($"ClassLabels {label}: model '{Model.Source}' has classes 0…{Model.NumClasses - 1}.");
-        }
-        if (r.Options.Resampling != 1)
-        {
-            if (r.Options.Resampling < 1) throw new DiffusionArgumentException($"Resampling must be at least 1, got {r.Options.Resampling}.");
-            if (!sampler.Knobs.HasFlag(SamplerKnobs.Resampling))
-                throw new DiffusionArgumentException($"Resampling (RePaint resampling) works with {string.Join(", ", SamplerRegistry.All.Where(e => e.Create().Knobs.HasFlag(SamplerKnobs.Resampling)).Select(e => e.Name))}, not {sampler.Name}.");
-            if (r.Mask is null) throw new DiffusionArgumentException("Resampling (RePaint resampling) applies to inpainting; give KnownImages and Mask.");
+            if (r.KnownImages is null || r.Mask is null)
+                throw new DiffusionArgumentException(r.KnownImages is null ? nameof(r.KnownImages) : nameof(r.Mask),
+                    "inpainting needs both the known images and the mask.");
+            CheckLength(nameof(r.KnownImages), "the inpainting images", r.KnownImages, r.Count);
         }
         if (r.InitialImages is { } inputs)
         {
-            if (inputs.Length != r.Count * Model.ImageSize)
-                throw new DiffusionArgumentException($"The input images hold {inputs.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
-            if (!(r.Strength > 0 && r.Strength <= 1)) throw new DiffusionArgumentException($"Strength must lie in (0, 1], got {r.Strength}.");
+            CheckLength(nameof(r.InitialImages), "the input images", inputs, r.Count);
+            if (!(r.Strength > 0 && r.Strength <= 1))
+                throw new DiffusionArgumentException(nameof(r.Strength), $"expected a value in (0, 1], got {r.Strength}.");
         }
-        if (r.InitialNoise is { } init && init.Length != r.Count * Model.ImageSize)
-            throw new DiffusionArgumentException($"The initial noise holds {init.Length} values but {r.Count} images of [{Model.Channels},{Model.Height},{Model.Width}] need {r.Count * Model.ImageSize}.");
+        if (r.InitialNoise is { } init) CheckLength(nameof(r.InitialNoise), "the initial noise", init, r.Count);
+    }
+
+    private void CheckLength(string parameter, string what, float[] values, int count)
+    {
+        if (values.Length != (long)count * Model.ImageSize)
+            throw new DiffusionArgumentException(parameter, $"{what} hold {values.Length} values but {count} images of "
+                + $"[{Model.Channels},{Model.Height},{Model.Width}] need {(long)count * Model.ImageSize}.");
     }
 
     private void CheckFinite(float[] x, int start)
     {
         int bad = x.AsSpan().IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
         if (bad >= 0)
-            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; nothing was written. Try more steps or another sampler.");
+            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; nothing "
+                + "was written. Try more steps or another sampler.");
     }
 }

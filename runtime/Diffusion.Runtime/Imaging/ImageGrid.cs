@@ -45,11 +45,12 @@ public static class ImageGrid
     /// <summary>Enlarges <paramref name="image"/> <paramref name="factor"/> times with nearest-neighbour sampling (crisp pixels for small models).</summary>
     public static Image8 Scale(Image8 image, int factor)
     {
-        if (factor < 1) throw new DiffusionArgumentException($"Scale must be at least 1, got {factor}.");
+        if (factor < 1) throw new DiffusionArgumentException(nameof(factor), $"expected at least 1, got {factor}.");
         if (factor == 1) return image;
         long width = (long)image.Width * factor, height = (long)image.Height * factor;
         if (width * height * image.Channels > Array.MaxLength || width > int.MaxValue || height > int.MaxValue)
-            throw new DiffusionArgumentException($"Scale {factor}: a {image.Width}×{image.Height} image would become {width}×{height} pixels, more than one PNG holds.");
+            throw new DiffusionArgumentException(nameof(factor),
+                $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} pixels, more than one PNG holds.");
         int w = (int)width, c = image.Channels;
         var pixels = new byte[width * height * c];
         for (int y = 0; y < image.Height; y++)
@@ -67,7 +68,7 @@ public static class ImageGrid
     public static Image8 Shrink(Image8 image, int factor)
     {
         if (factor < 1 || image.Width % factor != 0 || image.Height % factor != 0)
-            throw new DiffusionArgumentException($"A {image.Width}×{image.Height} image does not shrink by {factor}.");
+            throw new DiffusionArgumentException(nameof(factor), $"a {image.Width}×{image.Height} image does not shrink by {factor}.");
         if (factor == 1) return image;
         int w = image.Width / factor, h = image.Height / factor, c = image.Channels;
         var pixels = new byte[w * h * c];
@@ -80,14 +81,17 @@ public static class ImageGrid
     /// <summary>The grid's width and height, and the columns and padding it uses; throws if it would not fit one image.</summary>
     public static (int Width, int Height, int Columns, int Padding) Layout(int count, int channels, int height, int width, int columns = 0, int padding = 2)
     {
-        if (count <= 0 || columns < 0 || padding < 0) throw new DiffusionArgumentException($"A grid needs images and non-negative columns and padding (got {count}, {columns}, {padding}).");
+        if (count <= 0) throw new DiffusionArgumentException(nameof(count), $"a grid needs images, got {count}.");
+        if (columns < 0) throw new DiffusionArgumentException(nameof(columns), $"expected ≥ 0 (0 = square), got {columns}.");
+        if (padding < 0) throw new DiffusionArgumentException(nameof(padding), $"expected ≥ 0, got {padding}.");
         if (columns == 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
         columns = Math.Min(columns, count);
         if (count == 1) padding = 0; // a single image is written as itself
         int rows = (count + columns - 1) / columns;
         long gridWidth = (long)columns * width + (columns + 1L) * padding, gridHeight = (long)rows * height + (rows + 1L) * padding;
         if (gridWidth > int.MaxValue || gridHeight > int.MaxValue || gridWidth * gridHeight * channels > Array.MaxLength)
-            throw new DiffusionArgumentException($"A grid of {count} images in {columns} columns would be {gridWidth}×{gridHeight} pixels, more than one PNG holds; use fewer images or write a folder.");
+            throw new DiffusionArgumentException(nameof(count), $"a grid of {count} images in {columns} columns would be "
+                + $"{gridWidth}×{gridHeight} pixels, more than one PNG holds; use fewer images or write a folder.");
         return ((int)gridWidth, (int)gridHeight, columns, padding);
     }
 

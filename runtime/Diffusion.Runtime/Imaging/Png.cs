@@ -44,7 +44,7 @@ public sealed record PngLimits
         bool exact = (Width is not int w0 || w0 == width) && (Height is not int h0 || h0 == height);
         bool multiple = AllowMultiples && Width is int w1 && Height is int h1 && width % w1 == 0 && height % h1 == 0 && width / w1 == height / h1 && width / w1 <= 64;
         if (!exact && !multiple)
-            throw new DiffusionException($"'{source}' is {width}×{height}; {Expecting ?? "the reader"} needs {Width}×{Height} images{(AllowMultiples ? " (or a whole multiple, as --scale writes)" : "")}.");
+            throw new DiffusionException($"'{source}' is {width}×{height}; {Expecting ?? "the reader"} needs {Width}×{Height} images{(AllowMultiples ? " (or a whole multiple, as an enlarged output is)" : "")}.");
         if ((long)width * height > MaxPixels)
             throw new DiffusionException($"'{source}' is {width}×{height} = {(long)width * height:N0} pixels; PNG inputs are limited to {MaxPixels:N0} pixels.");
     }

@@ -33,8 +33,8 @@ public static class CudaProvider
             throw new DiffusionException(
                 $"Device {device}: the CUDA provider '{path}' loaded but reports no GPU (no CUDA device visible to it: check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES).");
         if (device.DeviceId >= devices.Count)
-            throw new DiffusionArgumentException(
-                $"Device {device}: the CUDA provider reports {devices.Count} GPU{(devices.Count == 1 ? "" : "s")} (cuda:0…cuda:{devices.Count - 1}).");
+            throw new DiffusionArgumentException("Device",
+                $"{device}: the CUDA provider reports {devices.Count} GPU{(devices.Count == 1 ? "" : "s")} (cuda:0…cuda:{devices.Count - 1}).");
         var chosen = devices[device.DeviceId];
         var core = env.GetVersionString();
         if (chosen.EpMetadata.Entries.TryGetValue("version", out var provider))

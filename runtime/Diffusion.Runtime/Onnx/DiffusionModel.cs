@@ -109,13 +109,15 @@ public sealed class DiffusionModel : IDisposable
         ClassLabelsInput = labels;
         var extra = inputs.Keys.Where(k => k != SampleInput && k != TimestepInput && k != labels).ToList();
         if (extra.Count > 0)
-            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. Map them with SampleInput / TimestepInput / ClassLabelsInput if they play those roles.");
+            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. "
+                + "Name them as the sample, timestep or class-label input if they play those roles.");
 
         OutputName = options.OutputName
             ?? (outputs.ContainsKey("model_output") ? "model_output"
             : outputs.ContainsKey("out_sample") ? "out_sample"
             : outputs.Count == 1 ? outputs.Keys.First()
-            : throw new DiffusionException($"Model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name one with OutputName."));
+            : throw new DiffusionException(nameof(ModelOptions.OutputName),
+                $"model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name the one to read."));
         if (!outputs.TryGetValue(OutputName, out var output))
             throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its outputs: {Names(outputs)}).");
         if (output.ElementDataType != TensorElementType.Float || output.Dimensions.Length != 4)
@@ -259,16 +261,16 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
     public int ResolveClass(string nameOrId)
     {
-        if (NumClasses == 0) throw new DiffusionArgumentException($"Class {nameOrId}: model '{Source}' is not class-conditional.");
+        if (NumClasses == 0) throw new DiffusionArgumentException("Class", $"{nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
-            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException($"Class {id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException("Class", $"{id}: model '{Source}' has classes 0…{NumClasses - 1}.");
             return id;
         }
         var names = Config.ClassNames ?? [];
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
-        throw new DiffusionArgumentException($"Class '{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+        throw new DiffusionArgumentException("Class", $"'{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

@@ -16,7 +16,7 @@ public readonly record struct ExecutionDevice(bool IsCuda, int DeviceId)
         if (s == "cpu") return Cpu;
         if (s == "cuda" || s == "gpu") return Cuda();
         if (s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out var id) && id >= 0) return Cuda(id);
-        throw new DiffusionArgumentException($"Device '{text}' is not understood; expected cpu, cuda or cuda:N (N = device index).");
+        throw new DiffusionArgumentException("Device", $"'{text}' is not understood; expected cpu, cuda or cuda:N (N = device index).");
     }
 
     /// <inheritdoc />

@@ -45,7 +45,8 @@ internal sealed unsafe class ModelBinding : IDisposable
     public ModelBinding(DiffusionModel model, int batch, CancellationToken cancellation)
     {
         if (model.FixedBatch is int fixedBatch && fixedBatch != batch)
-            throw new DiffusionArgumentException($"Model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was needed.");
+            throw new DiffusionArgumentException(nameof(batch),
+                $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was needed.");
         _model = model;
         Batch = batch;
         _values = batch * model.ImageSize;

@@ -48,8 +48,8 @@ public sealed record SessionSettings
     internal SessionOptions Create(out BufferPlacement placement)
     {
         OrtLibrary.EnsureLoaded();
-        if (!Device.IsCuda && (CudaGraphs || CudaProviderLibrary is not null || CudaOptions.Count > 0))
-            throw new DiffusionArgumentException($"Device {Device}: CUDA settings (provider library, options, graphs) apply only to a CUDA device.");
+        if (!Device.IsCuda && CudaSettingGiven() is { } cudaOnly)
+            throw new DiffusionArgumentException(cudaOnly, $"applies only to a CUDA device, and the device is {Device}.");
         var options = new SessionOptions
         {
             IntraOpNumThreads = IntraOpThreads,
@@ -81,6 +81,13 @@ public sealed record SessionSettings
         }
     }
 
+    /// <summary>The first CUDA-only setting that is given, by name, or null.</summary>
+    private string? CudaSettingGiven() =>
+        CudaGraphs ? nameof(CudaGraphs)
+        : CudaProviderLibrary is not null ? nameof(CudaProviderLibrary)
+        : CudaOptions.Count > 0 ? nameof(CudaOptions)
+        : null;
+
     /// <summary>The CUDA provider built into the ONNX Runtime library (a GPU build's legacy entry point).</summary>
     private void AppendBuiltIn(SessionOptions options, Dictionary<string, string> values)
     {
@@ -95,7 +102,7 @@ public sealed record SessionSettings
             throw new DiffusionException(
                 $"Device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
                 $"This ONNX Runtime ({OrtLibrary.Path}) has no CUDA built in. To run on a GPU, name ORT's CUDA provider plugin library " +
-                $"(--cuda-provider or {CudaProvider.EnvironmentVariable}; the GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
+                $"({nameof(CudaProviderLibrary)} or {CudaProvider.EnvironmentVariable}; the GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
                 $"where a NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an ONNX Runtime GPU build " +
                 $"(version {OrtLibrary.ApiVersion.ToString(3)} or later, with its CUDA and cuDNN).", e);
         }

@@ -6,20 +6,31 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class Ddim : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { Eta = 0 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("ddim",
+        "DDIM, η = 0 deterministic … 1 ancestral — Song, Meng & Ermon 2021")
+    {
+        Aliases = ["DDIMScheduler"],
+        Knobs = SamplerKnobs.Eta | SamplerKnobs.Resampling,
+        Defaults = Defaults,
+        Create = o => new Ddim { Eta = o.Eta ?? Defaults.Eta!.Value },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
-    public double Eta { get; init; } = 0;
+    public double Eta { get; init; } = Defaults.Eta!.Value;
 
     /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new Ddim { Eta = overrides.Eta ?? Eta };
+    public void Validate() => SamplerSettings.CheckEta(Eta);
 
-    /// <inheritdoc />
-    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Eta | SamplerKnobs.Resampling;
-
-    /// <inheritdoc />
-    public string Name => "ddim";
+    /// <summary>
+    /// The level step i lands on; null: the grid's next level. diffusers' own scheduler goes to t − ⌊T/n⌋ instead
+    /// (<see cref="Diffusers.DiffusersSampler"/>), which on some grids falls between grid points.
+    /// </summary>
+    internal Func<SamplingContext, int, Schedules.NoiseLevel>? Target { get; init; }
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)
@@ -29,7 +40,7 @@ public sealed class Ddim : ISampler
         for (int i = 0; i < c.Steps; i++)
         for (int r = 0; r < c.Options.Resampling; r++)
         {
-            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            var (now, next) = (c.Grid[i], Target?.Invoke(c, i) ?? c.Grid[i + 1]);
             if (r > 0) Resampling.Renoise(c, x, now, next, z);
             c.Model.Predict(x, now, eps, x0);
             double sigma = eta * Math.Sqrt((1 - next.AlphaBar) / (1 - now.AlphaBar) * (1 - now.AlphaBar / next.AlphaBar));

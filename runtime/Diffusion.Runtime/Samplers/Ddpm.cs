@@ -8,11 +8,31 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class Ddpm(bool? fixedLarge) : ISampler
 {
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Resampling;
+    /// <summary><c>ddpm</c>: the variance the model's config names.</summary>
+    public static SamplerInfo Info { get; } = new("ddpm",
+        "DDPM ancestral, the variance the model's variance_type names (default β̃, fixed_small) — Ho et al. 2020")
+    {
+        Aliases = ["DDPMScheduler", "ancestral"],
+        Knobs = SamplerKnobs.Resampling,
+        Create = _ => new Ddpm(fixedLarge: null),
+    };
 
-    /// <inheritdoc />
-    public string Name => fixedLarge == true ? "ddpm-large" : "ddpm";
+    /// <summary><c>ddpm-large</c>: always the variance β.</summary>
+    public static SamplerInfo LargeInfo { get; } = Info with
+    {
+        Name = "ddpm-large",
+        Description = "DDPM ancestral, variance β (fixed_large) — Ho et al. 2020",
+        Aliases = [],
+        Create = _ => new Ddpm(fixedLarge: true),
+    };
+
+    SamplerInfo ISampler.Info => fixedLarge == true ? LargeInfo : Info;
+
+    /// <summary>
+    /// The level step i lands on; null: the grid's next level. diffusers' own scheduler goes to t − ⌊T/n⌋ instead
+    /// (<see cref="Diffusers.DiffusersSampler"/>), which on some grids falls between grid points.
+    /// </summary>
+    internal Func<SamplingContext, int, Schedules.NoiseLevel>? Target { get; init; }
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)
@@ -22,7 +42,7 @@ public sealed class Ddpm(bool? fixedLarge) : ISampler
         for (int i = 0; i < c.Steps; i++)
         for (int r = 0; r < c.Options.Resampling; r++)
         {
-            var (now, next) = (c.Grid[i], c.Grid[i + 1]);
+            var (now, next) = (c.Grid[i], Target?.Invoke(c, i) ?? c.Grid[i + 1]);
             if (r > 0) Resampling.Renoise(c, x, now, next, z);
             c.Model.Predict(x, now, eps, x0);
             double alpha = now.AlphaBar / next.AlphaBar, beta = 1 - alpha;

@@ -10,35 +10,45 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = 20_000 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("rk45",
+        "Adaptive Dormand–Prince RK45 on the PF-ODE (rtol/atol; chooses its own steps) — Song et al. 2021")
+    {
+        Aliases = ["dopri5", "dormand-prince", "ode"],
+        Knobs = SamplerKnobs.Tolerances,
+        Defaults = Defaults,
+        IsAdaptive = true,
+        Create = o => new DormandPrince
+        {
+            RelativeTolerance = o.RelativeTolerance ?? Defaults.RelativeTolerance!.Value,
+            AbsoluteTolerance = o.AbsoluteTolerance ?? Defaults.AbsoluteTolerance!.Value,
+            MaxEvaluations = o.MaxEvaluations ?? Defaults.MaxEvaluations!.Value,
+        },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Relative tolerance of the local error (per value, against the larger of |x| before and after).</summary>
-    public double RelativeTolerance { get; init; } = 1e-3;
+    public double RelativeTolerance { get; init; } = Defaults.RelativeTolerance!.Value;
 
     /// <summary>Absolute tolerance of the local error.</summary>
-    public double AbsoluteTolerance { get; init; } = 1e-3;
+    public double AbsoluteTolerance { get; init; } = Defaults.AbsoluteTolerance!.Value;
 
     /// <summary>Most network evaluations for one batch before giving up.</summary>
-    public int MaxEvaluations { get; init; } = 20_000;
-
-    /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new DormandPrince
-    {
-        RelativeTolerance = overrides.RelativeTolerance ?? RelativeTolerance,
-        AbsoluteTolerance = overrides.AbsoluteTolerance ?? AbsoluteTolerance,
-        MaxEvaluations = overrides.MaxEvaluations ?? MaxEvaluations,
-    };
+    public int MaxEvaluations { get; init; } = Defaults.MaxEvaluations!.Value;
 
     /// <inheritdoc />
     public void Validate()
     {
-        if (!(RelativeTolerance > 0) || !(AbsoluteTolerance > 0)) throw new DiffusionArgumentException($"RelativeTolerance and AbsoluteTolerance must be positive, got {RelativeTolerance} and {AbsoluteTolerance}.");
-        if (MaxEvaluations < 1) throw new DiffusionArgumentException($"MaxEvaluations must be positive, got {MaxEvaluations}.");
+        if (!(RelativeTolerance > 0))
+            throw new DiffusionArgumentException(nameof(RelativeTolerance), $"expected a positive tolerance, got {RelativeTolerance}.");
+        if (!(AbsoluteTolerance > 0))
+            throw new DiffusionArgumentException(nameof(AbsoluteTolerance), $"expected a positive tolerance, got {AbsoluteTolerance}.");
+        if (MaxEvaluations < 1)
+            throw new DiffusionArgumentException(nameof(MaxEvaluations), $"expected a positive number, got {MaxEvaluations}.");
     }
-
-    /// <inheritdoc />
-    public bool IsAdaptive => true;
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Tolerances;
 
     private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
     private static readonly double[][] A =
@@ -57,12 +67,10 @@ public sealed class DormandPrince : ISampler
          -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100, -1.0 / 40];
 
     /// <inheritdoc />
-    public string Name => "rk45";
-
-    /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        if (c.Constraint is not null) throw new DiffusionException("rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler (ddpm, ddim, dpm++2m, …).");
+        if (c.Constraint is not null) throw new DiffusionArgumentException("Sampler",
+                "rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler (ddpm, ddim, dpm++2m, …).");
         int batch = c.BatchSize;
         var k = new float[7][];
         for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
@@ -82,7 +90,8 @@ public sealed class DormandPrince : ISampler
         while (Array.Exists(h, v => v != 0))
         {
             if (c.Model.Evaluations - evaluationsBefore > MaxEvaluations)
-                throw new DiffusionException($"rk45 did not reach σ_min within {MaxEvaluations} network evaluations; loosen RelativeTolerance/AbsoluteTolerance.");
+                throw new DiffusionException(nameof(RelativeTolerance),
+                    $"rk45 did not reach σ_min within {MaxEvaluations} network evaluations; loosen the tolerances.");
             for (int j = 1; j < 7; j++)
             {
                 for (int b = 0; b < batch; b++)

@@ -10,17 +10,22 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DpmSolverPlusPlus2M : ISampler
 {
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("dpm++2m",
+        "DPM-Solver++(2M), multistep 2nd order — Lu et al. 2022")
+    {
+        Aliases = ["dpmpp_2m", "DPM++ 2M", "sample_dpmpp_2m", "DPMSolverMultistepScheduler", "k_dpmpp_2m"],
+        IsMultistep = true,
+        Create = _ => new DpmSolverPlusPlus2M(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Second-order term in the "heun" form instead of the midpoint form.</summary>
     public bool HeunForm { get; init; }
 
     /// <summary>First order on the last step also when it ends at a noisy level (to σ = 0 it always is).</summary>
     public bool LowerOrderFinal { get; init; }
-
-    /// <inheritdoc />
-    public bool IsMultistep => true;
-
-    /// <inheritdoc />
-    public string Name => "dpm++2m";
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

@@ -6,23 +6,26 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DpmSolverPlusPlus2MSde : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { Eta = 1 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("dpm++2m-sde",
+        "DPM-Solver++(2M) SDE, η = 1 — Lu et al. 2022")
+    {
+        Aliases = ["dpmpp_2m_sde", "DPM++ 2M SDE", "sample_dpmpp_2m_sde"],
+        Knobs = SamplerKnobs.Eta,
+        Defaults = Defaults,
+        IsMultistep = true,
+        Create = o => new DpmSolverPlusPlus2MSde { Eta = o.Eta ?? Defaults.Eta!.Value },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
-    public double Eta { get; init; } = 1;
+    public double Eta { get; init; } = Defaults.Eta!.Value;
 
     /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus2MSde { Eta = overrides.Eta ?? Eta };
-
-    /// <inheritdoc />
-    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Eta;
-
-    /// <inheritdoc />
-    public bool IsMultistep => true;
-
-    /// <inheritdoc />
-    public string Name => "dpm++2m-sde";
+    public void Validate() => SamplerSettings.CheckEta(Eta);
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

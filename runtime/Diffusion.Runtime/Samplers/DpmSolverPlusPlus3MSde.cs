@@ -11,8 +11,23 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DpmSolverPlusPlus3MSde : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { Eta = 1 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("dpm++3m-sde",
+        "DPM-Solver++(3M) SDE, multistep 3rd order, η = 1 (0 = ODE) — Lu et al. 2022")
+    {
+        Aliases = ["dpmpp_3m_sde", "DPM++ 3M SDE", "sample_dpmpp_3m_sde"],
+        Knobs = SamplerKnobs.Eta,
+        Defaults = Defaults,
+        IsMultistep = true,
+        Create = o => new DpmSolverPlusPlus3MSde { Eta = o.Eta ?? Defaults.Eta!.Value },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
-    public double Eta { get; init; } = 1;
+    public double Eta { get; init; } = Defaults.Eta!.Value;
 
     /// <summary>Second-order steps as ½(1 − e^{−ĥ})·(D − D₋₁)/r (Lu et al.'s midpoint form, diffusers' default) instead of φ₂·(D − D₋₁)/r (k-diffusion's).</summary>
     public bool MidpointSecondOrder { get; init; }
@@ -24,22 +39,7 @@ public sealed class DpmSolverPlusPlus3MSde : ISampler
     public int SecondLastStepOrder { get; init; } = 3;
 
     /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new DpmSolverPlusPlus3MSde
-    {
-        Eta = overrides.Eta ?? Eta, MidpointSecondOrder = MidpointSecondOrder, LastStepOrder = LastStepOrder, SecondLastStepOrder = SecondLastStepOrder,
-    };
-
-    /// <inheritdoc />
-    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Eta;
-
-    /// <inheritdoc />
-    public bool IsMultistep => true;
-
-    /// <inheritdoc />
-    public string Name => "dpm++3m-sde";
+    public void Validate() => SamplerSettings.CheckEta(Eta);
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

@@ -6,8 +6,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class Euler : ISampler
 {
-    /// <inheritdoc />
-    public string Name => "euler";
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("euler",
+        "Euler on the probability-flow ODE — Karras et al. 2022")
+    {
+        Aliases = ["sample_euler", "EulerDiscreteScheduler", "k_euler"],
+        Create = _ => new Euler(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

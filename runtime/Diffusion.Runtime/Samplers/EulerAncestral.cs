@@ -7,20 +7,25 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class EulerAncestral : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { Eta = 1 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("euler-ancestral",
+        "Euler ancestral (k-diffusion's Euler a), η = 1 — Karras et al. 2022 / Crowson")
+    {
+        Aliases = ["euler_a", "euler a", "sample_euler_ancestral", "EulerAncestralDiscreteScheduler", "k_euler_a"],
+        Knobs = SamplerKnobs.Eta,
+        Defaults = Defaults,
+        Create = o => new EulerAncestral { Eta = o.Eta ?? Defaults.Eta!.Value },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Stochasticity η: 0 is the deterministic (ODE) update, 1 the full ancestral noise.</summary>
-    public double Eta { get; init; } = 1;
+    public double Eta { get; init; } = Defaults.Eta!.Value;
 
     /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new EulerAncestral { Eta = overrides.Eta ?? Eta };
-
-    /// <inheritdoc />
-    public void Validate() => SamplerSettings.CheckEta(Name, Eta);
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Eta;
-
-    /// <inheritdoc />
-    public string Name => "euler-ancestral";
+    public void Validate() => SamplerSettings.CheckEta(Eta);
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

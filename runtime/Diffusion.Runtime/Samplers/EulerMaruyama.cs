@@ -7,8 +7,15 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class EulerMaruyama : ISampler
 {
-    /// <inheritdoc />
-    public string Name => "euler-maruyama";
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("euler-maruyama",
+        "Euler–Maruyama on the reverse VP SDE — Song et al. 2021")
+    {
+        Aliases = ["em", "sde"],
+        Create = _ => new EulerMaruyama(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

@@ -6,11 +6,18 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class Heun : ISampler
 {
-    /// <inheritdoc />
-    public int StepsForBudget(int evaluations) => (evaluations + 1) / 2; // 2 per step, the last (to σ = 0) an Euler step of 1
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("heun",
+        "Heun (2nd order) on the probability-flow ODE, 2 NFE/step — Karras et al. 2022")
+    {
+        Aliases = ["sample_heun", "HeunDiscreteScheduler", "k_heun"],
+        Create = _ => new Heun(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
 
     /// <inheritdoc />
-    public string Name => "heun";
+    public int StepsForBudget(int evaluations) => (evaluations + 1) / 2; // 2 per step, the last (to σ = 0) an Euler step of 1
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

@@ -6,14 +6,11 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public interface ISampler
 {
+    /// <summary>What this sampler is: name, knobs and their defaults, grid rule (its class's static <c>Info</c>).</summary>
+    SamplerInfo Info { get; }
+
     /// <summary>The name used on the command line.</summary>
-    string Name { get; }
-
-    /// <summary>The <see cref="SamplerOptions"/> knobs this sampler reads; the others do not apply to it.</summary>
-    SamplerKnobs Knobs => SamplerKnobs.None;
-
-    /// <summary>This sampler with the overrides it reads applied (its own defaults for the rest); a new instance, this one is unchanged.</summary>
-    ISampler With(SamplerOptions overrides) => this;
+    string Name => Info.Name;
 
     /// <summary>Checks the sampler's settings; a bad one is a <see cref="DiffusionArgumentException"/> naming it.</summary>
     void Validate() { }
@@ -35,31 +32,6 @@ public interface ISampler
     /// </summary>
     double InitialNoiseScale(Schedules.NoiseLevel first) => 1;
 
-    /// <summary>
-    /// Whether each step reuses earlier steps' predictions (DPM-Solver++(2M/3M), UniPC): such a sampler walks the
-    /// multistep grid rule on leading and linspace spacings (<see cref="Schedules.TimestepSpacings.MultistepTimesteps"/>).
-    /// </summary>
-    bool IsMultistep => false;
-
-    /// <summary>Whether it chooses its own steps (and ignores the grid's step count), like an adaptive ODE solver.</summary>
-    bool IsAdaptive => false;
-
     /// <summary>Runs the reverse process in place on <paramref name="c"/>.X.</summary>
     void Sample(SamplingContext c);
-}
-
-/// <summary>The knobs of <see cref="SamplerOptions"/>, as flags: what a sampler declares it reads.</summary>
-[Flags]
-public enum SamplerKnobs
-{
-    /// <summary>None.</summary>
-    None = 0,
-    /// <summary><see cref="SamplerOptions.Eta"/>.</summary>
-    Eta = 1,
-    /// <summary><see cref="SamplerOptions.Snr"/> and <see cref="SamplerOptions.CorrectorSteps"/>.</summary>
-    Snr = 2,
-    /// <summary><see cref="SamplerOptions.RelativeTolerance"/>, <see cref="SamplerOptions.AbsoluteTolerance"/>, <see cref="SamplerOptions.MaxEvaluations"/>.</summary>
-    Tolerances = 4,
-    /// <summary><see cref="SamplerOptions.Resampling"/> (RePaint).</summary>
-    Resampling = 8,
 }

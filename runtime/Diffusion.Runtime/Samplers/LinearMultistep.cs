@@ -8,19 +8,24 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class LinearMultistep : ISampler
 {
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("lms",
+        "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — k-diffusion / Karras et al. 2022")
+    {
+        Aliases = ["sample_lms", "LMS", "LMSDiscreteScheduler", "k_lms"],
+        IsMultistep = true,
+        Create = _ => new LinearMultistep(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Number of past derivatives combined (1 … 4; 4 as k-diffusion and diffusers).</summary>
     public int Order { get; init; } = 4;
 
     /// <inheritdoc />
-    public string Name => "lms";
-
-    /// <inheritdoc />
-    public bool IsMultistep => true;
-
-    /// <inheritdoc />
     public void Validate()
     {
-        if (Order is < 1 or > 4) throw new DiffusionArgumentException($"Order of the linear multistep method must lie in 1…4, got {Order}.");
+        if (Order is < 1 or > 4) throw new DiffusionArgumentException(nameof(Order), $"expected an order in 1…4, got {Order}.");
     }
 
     /// <inheritdoc />

@@ -9,30 +9,40 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class PredictorCorrector : ISampler
 {
+    private static readonly SamplerOptions Defaults = new() { Snr = 0.16, CorrectorSteps = 1 };
+
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("pc",
+        "Predictor–corrector: reverse diffusion + Langevin (snr), 2 NFE/step — Song et al. 2021")
+    {
+        Aliases = ["predictor-corrector"],
+        Knobs = SamplerKnobs.Snr,
+        Defaults = Defaults,
+        Create = o => new PredictorCorrector
+        {
+            Snr = o.Snr ?? Defaults.Snr!.Value, CorrectorSteps = o.CorrectorSteps ?? Defaults.CorrectorSteps!.Value,
+        },
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Langevin corrector signal-to-noise ratio r (Song et al. 2021, Alg. 5).</summary>
-    public double Snr { get; init; } = 0.16;
+    public double Snr { get; init; } = Defaults.Snr!.Value;
 
     /// <summary>Langevin corrector steps per noise level.</summary>
-    public int CorrectorSteps { get; init; } = 1;
-
-    /// <inheritdoc />
-    public ISampler With(SamplerOptions overrides) => new PredictorCorrector { Snr = overrides.Snr ?? Snr, CorrectorSteps = overrides.CorrectorSteps ?? CorrectorSteps };
+    public int CorrectorSteps { get; init; } = Defaults.CorrectorSteps!.Value;
 
     /// <inheritdoc />
     public void Validate()
     {
-        if (!(Snr > 0) || double.IsInfinity(Snr)) throw new DiffusionArgumentException($"Snr must be a positive number, got {Snr}.");
-        if (CorrectorSteps < 1) throw new DiffusionArgumentException($"CorrectorSteps must be at least 1, got {CorrectorSteps}.");
+        if (!(Snr > 0) || double.IsInfinity(Snr))
+            throw new DiffusionArgumentException(nameof(Snr), $"expected a positive number, got {Snr}.");
+        if (CorrectorSteps < 1)
+            throw new DiffusionArgumentException(nameof(CorrectorSteps), $"expected at least 1, got {CorrectorSteps}.");
     }
 
     /// <inheritdoc />
     public int StepsForBudget(int evaluations) => Math.Max(1, evaluations / 2); // predictor + corrector
-
-    /// <inheritdoc />
-    public SamplerKnobs Knobs => SamplerKnobs.Snr;
-
-    /// <inheritdoc />
-    public string Name => "pc";
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

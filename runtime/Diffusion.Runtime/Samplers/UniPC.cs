@@ -10,14 +10,19 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class UniPC : ISampler
 {
+    /// <summary>The sampler's name, knobs and defaults.</summary>
+    public static SamplerInfo Info { get; } = new("unipc",
+        "UniPC bh2, order 2 predictor–corrector — Zhao et al. 2023")
+    {
+        Aliases = ["UniPCMultistepScheduler", "UniPC"],
+        IsMultistep = true,
+        Create = _ => new UniPC(),
+    };
+
+    SamplerInfo ISampler.Info => Info;
+
     /// <summary>Order 1 on the last step (diffusers' lower_order_final).</summary>
     public bool LowerOrderFinal { get; init; } = true;
-
-    /// <inheritdoc />
-    public bool IsMultistep => true;
-
-    /// <inheritdoc />
-    public string Name => "unipc";
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

@@ -11,7 +11,7 @@ public sealed record GridOptions
     public double Rho { get; init; } = 7;
     /// <summary>diffusers' steps_offset, added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
-    /// <summary>Timesteps by the multistep solvers' rule (<see cref="TimestepSpacings.MultistepTimesteps"/>), for samplers that declare <see cref="Samplers.ISampler.IsMultistep"/>.</summary>
+    /// <summary>Timesteps by the multistep solvers' rule (<see cref="TimestepSpacings.MultistepTimesteps"/>), for samplers that declare <see cref="Samplers.SamplerInfo.IsMultistep"/>.</summary>
     public bool Multistep { get; init; }
 }
 

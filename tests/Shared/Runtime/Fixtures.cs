@@ -25,7 +25,7 @@ public static class Fixtures
     public static DiffusionModel Gaussian(string prediction = "epsilon") => Load(Spec(prediction));
 
     public static GenerationResult Generate(DiffusionModel model, string sampler, int steps, int count = 2048, int batch = 512, ulong seed = 7,
-        bool karras = false, double? eta = null, double rtol = 1e-3) =>
+        bool karras = false, double? eta = null, double? rtol = null) =>
         new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = sampler,

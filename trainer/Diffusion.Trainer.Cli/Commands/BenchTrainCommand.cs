@@ -34,7 +34,8 @@ public static partial class BenchTrainCommand
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
-            if (s <= 0 || w < 0 || b <= 0) throw new ArgumentException($"bench-train: --steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
+            if (s <= 0 || w < 0 || b <= 0) throw new DiffusionArgumentException(s <= 0 ? "--steps" : w < 0 ? "--warmup" : "--batch",
+                    $"--steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
             var arithmetic = PrecisionNames.Parse(p.GetValue(precision)!);
             if (!p.GetValue(compare))
             {
@@ -90,7 +91,7 @@ public static partial class BenchTrainCommand
 
     private static async Task<string> Compare(int steps, int warmup, int batch, int threads, Precision precision, int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
     {
-        if (rounds <= 0) throw new ArgumentException($"--rounds must be positive, got {rounds}.");
+        if (rounds <= 0) throw new DiffusionArgumentException("--rounds", $"expected a positive number, got {rounds}.");
         string[] common = ["bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
         string[] twinCommon = ["--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
         var self = typeof(Program).Assembly.Location;
@@ -138,13 +139,13 @@ public static partial class BenchTrainCommand
     {
         var start = new ProcessStartInfo(c.File) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in c.Arguments) start.ArgumentList.Add(a);
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {c.File}");
+        using var process = Process.Start(start) ?? throw new DiffusionException($"could not start {c.File}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellation);
         var stderr = process.StandardError.ReadToEndAsync(cancellation);
         await process.WaitForExitAsync(cancellation);
         var text = await stdout;
         if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{c.Name} ({c.File} {string.Join(' ', c.Arguments)}) failed with exit code {process.ExitCode}: {(await stderr).Trim().Split('\n').LastOrDefault()}");
+            throw new DiffusionException($"{c.Name} ({c.File} {string.Join(' ', c.Arguments)}) failed with exit code {process.ExitCode}: {(await stderr).Trim().Split('\n').LastOrDefault()}");
         return (text, Parse(c.Name, text));
     }
 
@@ -153,7 +154,7 @@ public static partial class BenchTrainCommand
     {
         var rate = RateLine().Match(text);
         var peak = PeakLine().Match(text);
-        if (!rate.Success || !peak.Success) throw new InvalidDataException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
+        if (!rate.Success || !peak.Success) throw new DiffusionException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
         double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
         return new Measurement(Number(rate.Groups[1]), Number(rate.Groups[2]), Number(peak.Groups[1]));
     }

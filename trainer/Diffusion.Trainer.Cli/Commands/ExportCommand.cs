@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Diffusion.Runtime;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Training;
 
@@ -19,7 +20,7 @@ public static class ExportCommand
         command.SetAction((p, _) => Program.Guard(error, async () =>
         {
             if (p.GetValue(spacing) is string s && s.ToLowerInvariant() is not ("trailing" or "leading" or "linspace"))
-                throw new ArgumentException($"--timestep-spacing '{s}': expected trailing, leading or linspace.");
+                throw new DiffusionArgumentException("--timestep-spacing", $"'{s}': expected trailing, leading or linspace.");
             var (net, config) = TrainingRun.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
             config = config with { UseKarrasSigmas = p.GetValue(karras), TimestepSpacing = p.GetValue(spacing)?.ToLowerInvariant() ?? config.TimestepSpacing };
             using (net)

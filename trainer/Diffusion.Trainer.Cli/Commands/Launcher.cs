@@ -11,7 +11,7 @@ public static class Launcher
     /// <summary>Runs <paramref name="arguments"/> (the command line from "train" on) as <paramref name="processes"/> MPI ranks.</summary>
     public static async Task<int> RunUnderMpirun(int processes, string[] arguments, TextWriter output, TextWriter error, CancellationToken cancellation)
     {
-        var mpirun = FindMpirun() ?? throw new InvalidOperationException("--processes needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.");
+        var mpirun = FindMpirun() ?? throw new DiffusionException("--processes", "needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.");
         var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in MpirunArguments(processes)) start.ArgumentList.Add(a);
         foreach (var a in SelfCommand()) start.ArgumentList.Add(a);
@@ -21,7 +21,7 @@ public static class Launcher
             if (arguments[i].StartsWith("--processes=", StringComparison.Ordinal)) continue;
             start.ArgumentList.Add(arguments[i]);
         }
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {mpirun}.");
+        using var process = Process.Start(start) ?? throw new DiffusionException($"Could not start {mpirun}.");
         var copyOut = Pump(process.StandardOutput, output);
         var copyErr = Pump(process.StandardError, error);
         try

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Diffusion.Runtime;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Distributed;
 using Diffusion.Trainer.Nn;
@@ -11,41 +12,56 @@ namespace Diffusion.Trainer.Commands;
 /// <summary><c>train</c>: trains a UNet, checkpointing and sampling as it goes; <c>--resume</c> continues a run folder.</summary>
 public static class TrainCommand
 {
+    /// <summary>The defaults of every option: those of the config records, the one place they are written.</summary>
+    private static readonly TrainConfig Defaults = new();
+
+    /// <summary>The trainer library's parameters (config properties) as this command's flags.</summary>
+    public static IReadOnlyDictionary<string, string> Flags { get; } = new Dictionary<string, string>
+    {
+        [nameof(TrainConfig.Data)] = "--data", [nameof(TrainConfig.Steps)] = "--steps", [nameof(TrainConfig.Batch)] = "--batch",
+        [nameof(TrainConfig.LearningRate)] = "--lr", [nameof(TrainConfig.EmaDecay)] = "--ema",
+        [nameof(UNetConfig.Dropout)] = "--dropout", [nameof(TrainConfig.LabelDropout)] = "--label-dropout",
+        [nameof(TrainConfig.CheckpointEvery)] = "--checkpoint-every", [nameof(TrainConfig.Precision)] = "--precision",
+        [nameof(TrainConfig.DecaySteps)] = "--decay-steps", [nameof(TrainConfig.Device)] = "--device", ["Threads"] = "--threads",
+        [nameof(UNetConfig.ChannelMults)] = "--mults", [nameof(UNetConfig.BaseChannels)] = "--channels",
+        [nameof(TrainConfig.Weighting)] = "--weighting", ["Checkpoint"] = "--checkpoint",
+    };
+
     /// <summary>Builds the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var data = new Option<string>("--data") { Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file or a folder of PNGs.", DefaultValueFactory = _ => "fashion-mnist" };
+        var data = new Option<string>("--data") { Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file or a folder of PNGs.", DefaultValueFactory = _ => Defaults.Data };
         var outDir = new Option<string>("--out") { Description = "Run folder: checkpoint.pt, loss.csv, model.onnx, sample grids.", Required = true };
-        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10_000, Description = "Optimizer steps in all." };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64, Description = "Images per step." };
-        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 2e-4, Description = "Peak learning rate (AdamW)." };
-        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 200, Description = "Linear learning-rate warm-up steps." };
-        var decay = new Option<int>("--decay-steps") { DefaultValueFactory = _ => 0, Description = "Linear learning-rate cool-down to zero over the last N of --steps (0 = constant to the end); applies on --resume too, to end an open-ended run." };
-        var channels = new Option<int>("--channels") { DefaultValueFactory = _ => 32, Description = "Base channels." };
-        var mults = new Option<string>("--mults") { DefaultValueFactory = _ => "1,2,2", Description = "Channel multipliers per level." };
-        var resBlocks = new Option<int>("--res-blocks") { DefaultValueFactory = _ => 2, Description = "Residual blocks per level." };
-        var attention = new Option<string>("--attention") { DefaultValueFactory = _ => "7", Description = "Resolutions with self-attention (comma-separated; empty for none)." };
+        var steps = new Option<int>("--steps") { DefaultValueFactory = _ => Defaults.Steps, Description = "Optimizer steps in all." };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => Defaults.Batch, Description = "Images per step." };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => Defaults.LearningRate, Description = "Peak learning rate (AdamW)." };
+        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => Defaults.WarmupSteps, Description = "Linear learning-rate warm-up steps." };
+        var decay = new Option<int>("--decay-steps") { DefaultValueFactory = _ => Defaults.DecaySteps, Description = "Linear learning-rate cool-down to zero over the last N of --steps (0 = constant to the end); applies on --resume too, to end an open-ended run." };
+        var channels = new Option<int>("--channels") { DefaultValueFactory = _ => Defaults.Net.BaseChannels, Description = "Base channels." };
+        var mults = new Option<string>("--mults") { DefaultValueFactory = _ => string.Join(",", Defaults.Net.ChannelMults), Description = "Channel multipliers per level." };
+        var resBlocks = new Option<int>("--res-blocks") { DefaultValueFactory = _ => Defaults.Net.ResBlocks, Description = "Residual blocks per level." };
+        var attention = new Option<string>("--attention") { DefaultValueFactory = _ => string.Join(",", Defaults.Net.AttentionResolutions), Description = "Resolutions with self-attention (comma-separated; empty for none)." };
         var scaleShift = new Option<bool>("--scale-shift") { Description = "Condition each residual block by scaling and shifting its second norm with the time/class embedding (AdaGN, Dhariwal & Nichol 2021) instead of adding it." };
-        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.1, Description = "Dropout in residual blocks." };
-        var prediction = new Option<string>("--prediction") { DefaultValueFactory = _ => "epsilon", Description = "epsilon, v_prediction or sample." };
-        var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => "linear", Description = "Beta schedule: linear, scaled_linear, cosine, quadratic, sigmoid." };
+        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => Defaults.Net.Dropout, Description = "Dropout in residual blocks." };
+        var prediction = new Option<string>("--prediction") { DefaultValueFactory = _ => Defaults.Diffusion.PredictionType, Description = "epsilon, v_prediction or sample." };
+        var schedule = new Option<string>("--schedule") { DefaultValueFactory = _ => Defaults.Diffusion.BetaSchedule, Description = "Beta schedule: linear, scaled_linear, cosine, quadratic, sigmoid." };
         var zeroSnr = new Option<bool>("--zero-terminal-snr") { Description = "Rescale the betas to zero terminal SNR (Lin et al. 2023; use with --prediction v_prediction)." };
         var timeLimit = new Option<double>("--time-limit") { DefaultValueFactory = _ => 0, Description = "Stop after this many minutes of training (checkpointing there; 0 = no limit), e.g. to compare recipes at equal wall time." };
-        var timesteps = new Option<int>("--timesteps") { DefaultValueFactory = _ => 1000, Description = "Training timesteps T." };
-        var weighting = new Option<string>("--weighting") { DefaultValueFactory = _ => "simple", Description = "Loss weighting: simple, snr or min-snr." };
-        var gamma = new Option<double>("--min-snr-gamma") { DefaultValueFactory = _ => 5, Description = "γ of min-snr." };
-        var labelDropout = new Option<double>("--label-dropout") { DefaultValueFactory = _ => 0.1, Description = "Null-label probability (classifier-free guidance)." };
+        var timesteps = new Option<int>("--timesteps") { DefaultValueFactory = _ => Defaults.Diffusion.NumTrainTimesteps, Description = "Training timesteps T." };
+        var weighting = new Option<string>("--weighting") { DefaultValueFactory = _ => Defaults.Weighting.Name(), Description = "Loss weighting: simple, snr or min-snr." };
+        var gamma = new Option<double>("--min-snr-gamma") { DefaultValueFactory = _ => Defaults.MinSnrGamma, Description = "γ of min-snr." };
+        var labelDropout = new Option<double>("--label-dropout") { DefaultValueFactory = _ => Defaults.LabelDropout, Description = "Null-label probability (classifier-free guidance)." };
         var unconditional = new Option<bool>("--unconditional") { Description = "Ignore the data's labels." };
-        var ema = new Option<double>("--ema") { DefaultValueFactory = _ => 0.999, Description = "EMA decay." };
-        var clip = new Option<double>("--grad-clip") { DefaultValueFactory = _ => 1.0, Description = "Gradient-norm clip (0 = off)." };
-        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of every random draw." };
-        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu", Description = "cpu or cuda[:N]." };
+        var ema = new Option<double>("--ema") { DefaultValueFactory = _ => Defaults.EmaDecay, Description = "EMA decay." };
+        var clip = new Option<double>("--grad-clip") { DefaultValueFactory = _ => Defaults.GradClip, Description = "Gradient-norm clip (0 = off)." };
+        var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => Defaults.Seed, Description = "Seed of every random draw." };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => Defaults.Device, Description = "cpu or cuda[:N]." };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "libtorch intra-op threads (0 = one per logical core)." };
-        var limit = new Option<int>("--limit") { DefaultValueFactory = _ => 0, Description = "Use only the first N images." };
+        var limit = new Option<int>("--limit") { DefaultValueFactory = _ => Defaults.Limit, Description = "Use only the first N images." };
         var flip = new Option<bool>("--flip") { Description = "Random horizontal flips, for mirror-symmetric data (not Fashion-MNIST, whose shoes all face one way); --flip false turns them off on --resume." };
-        var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
-        var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => 1000, Description = "Sample grid through the runtime every N steps (0 = never)." };
-        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.5× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
+        var checkpointEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => Defaults.CheckpointEvery };
+        var sampleEvery = new Option<int>("--sample-every") { DefaultValueFactory = _ => Defaults.SampleEvery, Description = "Sample grid through the runtime every N steps (0 = never)." };
+        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => Defaults.Precision.Name(), Description = "fp32, or bf16: mixed precision (bfloat16 activations, float32 weights, optimizer and checkpoint), ≈ 1.5× faster on CPUs with AVX512-BF16 or AMX, slower on others." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out with its saved config; --steps, --decay-steps, --lr, --ema, --dropout, --precision and --flip may change it from here on." };
         var processes = new Option<int>("--processes") { DefaultValueFactory = _ => 1, Description = "Data-parallel processes on this machine, started through mpirun (--batch stays the global batch); for several machines run mpirun yourself." };
         var command = new Command("train", "Train a diffusion UNet.")
@@ -57,7 +73,7 @@ public static class TrainCommand
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int n = p.GetValue(processes);
-            if (n is < 1 or > 1024) throw new ArgumentException($"--processes must lie in 1…1024, got {n}.");
+            if (n is < 1 or > 1024) throw new DiffusionArgumentException("--processes", $"expected 1…1024, got {n}.");
             if (n > 1 && !Mpi.LaunchedByMpirun) return await Launcher.RunUnderMpirun(n, p.Tokens.Select(t => t.Value).ToArray(), output, error, cancellation);
             using ICommunicator world = Mpi.LaunchedByMpirun ? Mpi.Initialize() : new SingleProcess();
             try
@@ -78,13 +94,13 @@ public static class TrainCommand
         async Task<int> Train(ParseResult p, ICommunicator world, TextWriter output, CancellationToken cancellation)
         {
             double minutes = p.GetValue(timeLimit);
-            if (!(minutes >= 0) || minutes > 1e6) throw new ArgumentException($"--time-limit must be a number of minutes ≥ 0, got {minutes}.");
+            if (!(minutes >= 0) || minutes > 1e6) throw new DiffusionArgumentException("--time-limit", $"expected a number of minutes ≥ 0, got {minutes}.");
             int torchThreads = TorchSetup.SetThreads(p.GetValue(threads) is var t and not 0 ? t : Launcher.ThreadsPerRank());
             var folder = p.GetValue(outDir)!;
             TrainingRun run;
             if (p.GetValue(resume))
             {
-                if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new FileNotFoundException($"--resume: no checkpoint in '{folder}'.");
+                if (!File.Exists(TrainingRun.CheckpointPath(folder))) throw new DiffusionException("--resume", $"no checkpoint in '{folder}'.");
                 // A resumed run keeps its saved configuration; say which of the options given here it does not take.
                 string[] applies = ["--steps", "--decay-steps", "--lr", "--ema", "--dropout", "--precision", "--flip", "--threads", "--time-limit", "--processes"];
                 var ignored = command.Options.Where(o => p.GetResult(o) is { Implicit: false } && o.Name is not ("--out" or "--resume") && !applies.Contains(o.Name))
@@ -130,13 +146,7 @@ public static class TrainCommand
                         NumTrainTimesteps = p.GetValue(timesteps),
                         RescaleBetasZeroSnr = p.GetValue(zeroSnr),
                     },
-                    Weighting = p.GetValue(weighting)!.ToLowerInvariant() switch
-                    {
-                        "simple" => LossWeighting.Simple,
-                        "snr" => LossWeighting.Snr,
-                        "min-snr" or "minsnr" => LossWeighting.MinSnr,
-                        var w => throw new ArgumentException($"--weighting '{w}': expected simple, snr or min-snr."),
-                    },
+                    Weighting = LossWeightings.Parse(p.GetValue(weighting)!),
                     MinSnrGamma = p.GetValue(gamma),
                     LabelDropout = p.GetValue(labelDropout),
                     EmaDecay = p.GetValue(ema),
@@ -149,7 +159,8 @@ public static class TrainCommand
                     SampleEvery = p.GetValue(sampleEvery),
                 };
                 if (world.Rank == 0 && File.Exists(TrainingRun.CheckpointPath(folder)))
-                    throw new ArgumentException($"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue it or choose another --out.");
+                    throw new DiffusionArgumentException("--out",
+                        $"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue it or choose another --out.");
                 run = TrainingRun.Start(config, folder, world: world);
             }
             using (run)
@@ -220,7 +231,7 @@ public static class TrainCommand
         }
         catch (FormatException)
         {
-            throw new ArgumentException($"{option} '{text}': expected integers separated by commas.");
+            throw new DiffusionArgumentException(option, $"'{text}': expected integers separated by commas.");
         }
     }
 

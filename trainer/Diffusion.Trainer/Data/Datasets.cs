@@ -40,14 +40,15 @@ public static class Datasets
             var labels = spec.Replace("images-idx3", "labels-idx1", StringComparison.Ordinal);
             return IdxDataset.Load(spec, labels != spec && File.Exists(labels) ? labels : null, []);
         }
-        throw new FileNotFoundException($"--data '{spec}': expected fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 binary folder or file, or a folder of PNGs.", spec);
+        throw new DiffusionException(nameof(Training.TrainConfig.Data), $"'{spec}': expected fashion-mnist, fashion-mnist-test, an IDX "
+            + "images file, a CIFAR-10 binary folder or file, or a folder of PNGs.");
     }
 
     /// <summary>Every PNG under <paramref name="folder"/>; subfolder names become classes when there are several.</summary>
     public static ImageDataset PngFolder(string folder)
     {
         var files = Directory.GetFiles(folder, "*.png", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
-        if (files.Length == 0) throw new FileNotFoundException($"--data '{folder}': no .png files found.");
+        if (files.Length == 0) throw new DiffusionException(nameof(Training.TrainConfig.Data), $"'{folder}': no .png files found.");
         var classes = files.Select(f => Path.GetRelativePath(folder, Path.GetDirectoryName(f)!)).Distinct().Order(StringComparer.Ordinal).ToArray();
         bool labelled = classes.Length > 1;
         Image8? first = null;
@@ -58,7 +59,7 @@ public static class Datasets
             var image = Png.Read(file);
             first ??= image;
             if (image.Width != first.Width || image.Height != first.Height || image.Channels != first.Channels)
-                throw new InvalidDataException($"'{file}' is {image.Width}×{image.Height}×{image.Channels}, unlike '{files[0]}' ({first.Width}×{first.Height}×{first.Channels}); all images must share one size.");
+                throw new DiffusionException($"'{file}' is {image.Width}×{image.Height}×{image.Channels}, unlike '{files[0]}' ({first.Width}×{first.Height}×{first.Channels}); all images must share one size.");
             pixels.AddRange(ImageGrid.FromImage(image).Select(Pixels.ToByte));
             labels.Add(Array.IndexOf(classes, Path.GetRelativePath(folder, Path.GetDirectoryName(file)!)));
         }
@@ -80,10 +81,10 @@ public static class Cifar10
         {
             var bytes = File.ReadAllBytes(file);
             if (bytes.Length == 0 || bytes.Length % Record != 0)
-                throw new InvalidDataException($"CIFAR-10 file '{file}' is truncated: {bytes.Length} bytes is not a whole number of {Record}-byte records (the last record starts at offset {bytes.Length / Record * Record}).");
+                throw new DiffusionException($"CIFAR-10 file '{file}' is truncated: {bytes.Length} bytes is not a whole number of {Record}-byte records (the last record starts at offset {bytes.Length / Record * Record}).");
             for (int offset = 0; offset < bytes.Length; offset += Record)
             {
-                if (bytes[offset] > 9) throw new InvalidDataException($"CIFAR-10 file '{file}': label {bytes[offset]} at offset {offset} (expected 0…9).");
+                if (bytes[offset] > 9) throw new DiffusionException($"CIFAR-10 file '{file}': label {bytes[offset]} at offset {offset} (expected 0…9).");
                 labels.Add(bytes[offset]);
                 pixels.AddRange(bytes.AsSpan(offset + 1, Record - 1).ToArray());
             }

@@ -26,9 +26,9 @@ public sealed class ImageDataset
     public ImageDataset(byte[] pixels, int[]? labels, int count, int channels, int height, int width, string[] classNames, string source)
     {
         if ((long)count * channels * height * width != pixels.Length)
-            throw new InvalidDataException($"{source}: {pixels.Length} pixel bytes do not hold {count} images of {channels}×{height}×{width}.");
+            throw new DiffusionException($"{source}: {pixels.Length} pixel bytes do not hold {count} images of {channels}×{height}×{width}.");
         if (labels is not null && labels.Length != count)
-            throw new InvalidDataException($"{source}: {labels.Length} labels for {count} images.");
+            throw new DiffusionException($"{source}: {labels.Length} labels for {count} images.");
         (Pixels, Labels, Count, Channels, Height, Width, ClassNames, Source) = (pixels, labels, count, channels, height, width, classNames, source);
     }
 

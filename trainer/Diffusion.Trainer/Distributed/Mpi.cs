@@ -114,4 +114,4 @@ public sealed class Mpi : ICommunicator
 }
 
 /// <summary>An MPI call failed, or MPI is missing.</summary>
-public sealed class MpiException(string message) : InvalidOperationException(message);
+public sealed class MpiException(string message) : DiffusionException(message);

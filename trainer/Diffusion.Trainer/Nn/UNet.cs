@@ -37,16 +37,18 @@ public sealed record UNetConfig
     /// <summary>Checks the combination and says what is wrong.</summary>
     public void Validate()
     {
-        if (InChannels <= 0 || ImageSize <= 0 || BaseChannels <= 0 || ResBlocks <= 0) throw new ArgumentException("UNet sizes must be positive.");
-        if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0)) throw new ArgumentException("--mults needs positive multipliers, e.g. 1,2,2.");
+        if (InChannels <= 0 || ImageSize <= 0 || BaseChannels <= 0 || ResBlocks <= 0) throw new DiffusionArgumentException(nameof(BaseChannels), "UNet sizes must be positive.");
+        if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0)) throw new DiffusionArgumentException(nameof(ChannelMults), "expected positive multipliers, e.g. 1,2,2.");
         int size = ImageSize;
         for (int i = 0; i < ChannelMults.Length - 1; i++)
         {
-            if (size % 2 != 0) throw new ArgumentException($"--mults {string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size {size}; use fewer levels.");
+            if (size % 2 != 0) throw new DiffusionArgumentException(nameof(ChannelMults),
+                    $"{string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size {size}; use fewer levels.");
             size /= 2;
         }
         foreach (var m in ChannelMults)
-            if (BaseChannels * m % NormGroups != 0) throw new ArgumentException($"Width {BaseChannels * m} is not divisible by {NormGroups} GroupNorm groups.");
+            if (BaseChannels * m % NormGroups != 0) throw new DiffusionArgumentException(nameof(BaseChannels),
+                    $"width {BaseChannels * m} is not divisible by {NormGroups} GroupNorm groups.");
     }
 }
 

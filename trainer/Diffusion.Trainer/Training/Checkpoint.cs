@@ -95,10 +95,10 @@ public static class Checkpoint
         }
         catch (Exception e) when (e is ArgumentException or EndOfStreamException or InvalidDataException or NotImplementedException or FormatException)
         {
-            throw new InvalidDataException($"Checkpoint '{path}' does not fit its network ({e.Message.Split('\n')[0]}). Was it written by a different configuration or version?", e);
+            throw new DiffusionException($"Checkpoint '{path}' does not fit its network ({e.Message.Split('\n')[0]}). Was it written by a different configuration or version?", e);
         }
         if (file.Position != file.Length)
-            throw new InvalidDataException($"Checkpoint '{path}' holds {file.Length - file.Position} bytes more than its network reads; was it written by a different configuration?");
+            throw new DiffusionException($"Checkpoint '{path}' holds {file.Length - file.Position} bytes more than its network reads; was it written by a different configuration?");
         return info;
     }
 
@@ -114,15 +114,15 @@ public static class Checkpoint
         if (file.ReadAtLeast(fixedPart, fixedPart.Length, throwOnEndOfStream: false) < fixedPart.Length || !fixedPart[..Magic.Length].SequenceEqual(Magic))
         {
             if (fixedPart[..4].SequenceEqual("PK\u0003\u0004"u8))
-                throw new InvalidDataException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer (a libtorch archive); this TorchSharp trainer cannot read it. " +
+                throw new DiffusionException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer (a libtorch archive); this TorchSharp trainer cannot read it. " +
                     "Export it with the trainer of that version (git history before the TorchSharp trainer) or train anew.");
-            throw new InvalidDataException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with DIFFCKPT).");
+            throw new DiffusionException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with DIFFCKPT).");
         }
         int version = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[Magic.Length..]);
         int headerLength = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[(Magic.Length + 4)..]);
-        if (version != FormatVersion) throw new InvalidDataException($"Checkpoint '{path}' has format version {version}; this trainer reads version {FormatVersion}.");
+        if (version != FormatVersion) throw new DiffusionException($"Checkpoint '{path}' has format version {version}; this trainer reads version {FormatVersion}.");
         if (headerLength <= 0 || headerLength > MaxHeaderBytes || file.Position + headerLength + sizeof(long) + HashBytes > file.Length)
-            throw new InvalidDataException($"Checkpoint '{path}' is truncated or damaged: its header claims {headerLength} bytes.");
+            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: its header claims {headerLength} bytes.");
         var header = new byte[headerLength];
         file.ReadExactly(header);
         Span<byte> lengthAndHash = stackalloc byte[sizeof(long) + HashBytes];
@@ -130,12 +130,12 @@ public static class Checkpoint
         long payloadLength = BinaryPrimitives.ReadInt64LittleEndian(lengthAndHash);
         long payloadStart = file.Position;
         if (payloadLength != file.Length - payloadStart)
-            throw new InvalidDataException($"Checkpoint '{path}' is truncated or damaged: {file.Length - payloadStart} payload bytes where its header says {payloadLength}.");
+            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: {file.Length - payloadStart} payload bytes where its header says {payloadLength}.");
         if (!Digest(header, file).AsSpan().SequenceEqual(lengthAndHash[sizeof(long)..]))
-            throw new InvalidDataException($"Checkpoint '{path}' is damaged: its contents do not match the SHA-256 recorded when it was written.");
+            throw new DiffusionException($"Checkpoint '{path}' is damaged: its contents do not match the SHA-256 recorded when it was written.");
         CheckpointInfo? info;
         try { info = JsonSerializer.Deserialize<CheckpointInfo>(header, Json); }
-        catch (JsonException e) { throw new InvalidDataException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
-        return (info ?? throw new InvalidDataException($"Checkpoint '{path}' has an empty header."), payloadStart);
+        catch (JsonException e) { throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
+        return (info ?? throw new DiffusionException($"Checkpoint '{path}' has an empty header."), payloadStart);
     }
 }

@@ -17,6 +17,27 @@ public enum LossWeighting
     MinSnr,
 }
 
+/// <summary>The names of <see cref="LossWeighting"/>s: simple, snr, min-snr.</summary>
+public static class LossWeightings
+{
+    /// <summary>The weighting's name.</summary>
+    public static string Name(this LossWeighting weighting) => weighting switch
+    {
+        LossWeighting.Snr => "snr",
+        LossWeighting.MinSnr => "min-snr",
+        _ => "simple",
+    };
+
+    /// <summary>simple, snr or min-snr (any case); anything else is an error naming <see cref="TrainConfig.Weighting"/>.</summary>
+    public static LossWeighting Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "simple" => LossWeighting.Simple,
+        "snr" => LossWeighting.Snr,
+        "min-snr" or "minsnr" => LossWeighting.MinSnr,
+        _ => throw new DiffusionArgumentException(nameof(TrainConfig.Weighting), $"'{text}': expected simple, snr or min-snr."),
+    };
+}
+
 /// <summary>
 /// The denoising objective: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε with the runtime's schedule (one source of truth for ᾱ),
 /// target ε, v = √ᾱ ε − √(1−ᾱ) x₀ or x₀, per-timestep weights, and label dropout for classifier-free guidance.

@@ -14,7 +14,7 @@ public static class TorchSetup
     public static int SetThreads(int threads)
     {
         if (threads < 0 || threads > 4 * Environment.ProcessorCount + 64)
-            throw new ArgumentException($"threads {threads}: expected 0 (one per core) up to {4 * Environment.ProcessorCount + 64}.");
+            throw new DiffusionArgumentException("Threads", $"{threads}: expected 0 (one per core) up to {4 * Environment.ProcessorCount + 64}.");
         set_num_threads(threads > 0 ? threads : Environment.ProcessorCount);
         return get_num_threads();
     }
@@ -41,12 +41,12 @@ public static class TorchSetup
         if (s == "cpu") return CPU;
         int index = 0;
         if (s != "cuda" && !(s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out index) && index >= 0))
-            throw new ArgumentException($"device '{text}': expected cpu, cuda or cuda:N.");
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': expected cpu, cuda or cuda:N.");
         if (!cuda.is_available())
-            throw new ArgumentException($"device '{text}': this TorchSharp build has no usable CUDA (libtorch {__version__}, CPU package). " +
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': this TorchSharp build has no usable CUDA (libtorch {__version__}, CPU package). " +
                 "On a machine with an NVIDIA GPU, build with -p:TorchBackend=cuda, which takes TorchSharp-cuda-linux where a NuGet feed serves it.");
         if (index >= cuda.device_count())
-            throw new ArgumentException($"device '{text}': only {cuda.device_count()} CUDA devices are visible.");
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': only {cuda.device_count()} CUDA devices are visible.");
         return new Device(DeviceType.CUDA, index);
     }
 }

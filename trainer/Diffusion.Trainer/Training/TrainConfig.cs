@@ -75,11 +75,11 @@ public enum Precision
 public static class PrecisionNames
 {
     /// <summary>fp32/float32 or bf16/bfloat16 (any case); anything else is one clear error naming <paramref name="option"/>.</summary>
-    public static Precision Parse(string text, string option = "--precision") => text.Trim().ToLowerInvariant() switch
+    public static Precision Parse(string text, string option = nameof(TrainConfig.Precision)) => text.Trim().ToLowerInvariant() switch
     {
         "fp32" or "float32" => Precision.Float32,
         "bf16" or "bfloat16" => Precision.BFloat16,
-        _ => throw new ArgumentException($"{option} '{text}': expected fp32 or bf16."),
+        _ => throw new DiffusionArgumentException(option, $"'{text}': expected fp32 or bf16."),
     };
 
     /// <summary>fp32 or bf16.</summary>

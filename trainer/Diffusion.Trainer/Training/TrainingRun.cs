@@ -75,7 +75,7 @@ public sealed class TrainingRun : IDisposable
             ImageSize = data.Height,
             NumClasses = config.Conditional ? data.NumClasses : 0,
         };
-        if (data.Height != data.Width) throw new ArgumentException($"{data.Source}: images are {data.Height}×{data.Width}; the UNet needs square images.");
+        if (data.Height != data.Width) throw new DiffusionArgumentException(nameof(TrainConfig.Data), $"{data.Source}: images are {data.Height}×{data.Width}; the UNet needs square images.");
         _config = config with
         {
             Net = net,
@@ -158,7 +158,7 @@ public sealed class TrainingRun : IDisposable
         var (rootConfig, rootRequest) = System.Text.Json.JsonSerializer.Deserialize<RankOptions>(root)!;
         bool differs = request != rootRequest || (mine is not null && !root.AsSpan().SequenceEqual(Json(mine, request)));
         if (world.AllreduceMax(differs ? 1 : 0) > 0)
-            throw new ArgumentException(differs
+            throw new DiffusionException(differs
                 ? $"Rank {world.Rank} was started with other training options than rank 0 ({(request != rootRequest ? $"'{request}' vs '{rootRequest}'" : "see the config each rank prints")}); start every rank with the same command line."
                 : "Another rank was started with other training options than rank 0; start every rank with the same command line.");
         return rootConfig;
@@ -225,15 +225,21 @@ public sealed class TrainingRun : IDisposable
 
     private static void Validate(TrainConfig c)
     {
-        if (c.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {c.Steps}.");
-        if (c.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {c.Batch}.");
-        if (!(c.LearningRate > 0 && double.IsFinite(c.LearningRate))) throw new ArgumentException($"--lr must be a positive number, got {c.LearningRate}.");
-        if (!(c.EmaDecay is >= 0 and < 1)) throw new ArgumentException($"--ema must lie in [0, 1), got {c.EmaDecay}.");
-        if (!(c.Net.Dropout is >= 0 and < 1)) throw new ArgumentException($"--dropout must lie in [0, 1), got {c.Net.Dropout}.");
-        if (!(c.LabelDropout is >= 0 and < 1)) throw new ArgumentException($"--label-dropout must lie in [0, 1), got {c.LabelDropout}.");
-        if (c.CheckpointEvery <= 0) throw new ArgumentException($"--checkpoint-every must be positive, got {c.CheckpointEvery}.");
-        if (!Enum.IsDefined(c.Precision)) throw new ArgumentException($"precision {(int)c.Precision}: expected fp32 or bf16.");
-        if (c.DecaySteps < 0 || c.DecaySteps > c.Steps) throw new ArgumentException($"--decay-steps must lie in 0…{c.Steps} (--steps), got {c.DecaySteps}.");
+        static void Check(bool ok, string parameter, string problem)
+        {
+            if (!ok) throw new DiffusionArgumentException(parameter, problem);
+        }
+        Check(c.Steps > 0, nameof(c.Steps), $"expected a positive number of steps, got {c.Steps}.");
+        Check(c.Batch > 0, nameof(c.Batch), $"expected a positive batch, got {c.Batch}.");
+        Check(c.LearningRate > 0 && double.IsFinite(c.LearningRate), nameof(c.LearningRate),
+            $"expected a positive number, got {c.LearningRate}.");
+        Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
+        Check(c.Net.Dropout is >= 0 and < 1, nameof(c.Net.Dropout), $"expected a rate in [0, 1), got {c.Net.Dropout}.");
+        Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout), $"expected a rate in [0, 1), got {c.LabelDropout}.");
+        Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery), $"expected a positive number of steps, got {c.CheckpointEvery}.");
+        Check(Enum.IsDefined(c.Precision), nameof(c.Precision), $"{(int)c.Precision}: expected fp32 or bf16.");
+        Check(c.DecaySteps >= 0 && c.DecaySteps <= c.Steps, nameof(c.DecaySteps),
+            $"expected 0…{c.Steps} (the run's steps), got {c.DecaySteps}.");
     }
 
     /// <summary>The learning rate at step <paramref name="step"/> (1-based).</summary>
@@ -281,7 +287,8 @@ public sealed class TrainingRun : IDisposable
         var flips = rand([b], generator: _generator).data<float>().ToArray().Select(u => _config.Flip && u < 0.5f).ToArray();
         // This rank's rows of the global batch (all of them in one process).
         int from = (int)((long)b * _world.Rank / _world.Size), to = (int)((long)b * (_world.Rank + 1) / _world.Size);
-        if (to == from) throw new ArgumentException($"--batch {b} gives rank {_world.Rank} of {_world.Size} no images; use a batch of at least {_world.Size}.");
+        if (to == from) throw new DiffusionArgumentException(nameof(TrainConfig.Batch),
+                $"{b} gives rank {_world.Rank} of {_world.Size} no images; use a batch of at least {_world.Size}.");
         var (images, labels) = _data.Batch(indices[from..to], flips[from..to]);
         var x0 = images.to(_device);
         var y = _net.Config.NumClasses > 0 ? labels?.to(_device) : null;
@@ -310,7 +317,8 @@ public sealed class TrainingRun : IDisposable
         Profile?.Mark("adamw");
         _ema.Update(Step);
         Profile?.Mark("ema");
-        if (!double.IsFinite(value)) throw new InvalidOperationException($"The loss became {value} at step {Step}; lower --lr or enable --grad-clip.");
+        if (!double.IsFinite(value)) throw new DiffusionException(nameof(TrainConfig.LearningRate),
+                $"the loss became {value} at step {Step}; lower the learning rate or enable gradient clipping.");
         _losses.Add((Step, value));
         Profile?.End();
         return value;

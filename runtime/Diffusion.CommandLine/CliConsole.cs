@@ -1,10 +1,14 @@
 using Diffusion.Runtime;
 using Spectre.Console;
 
-namespace Diffusion.Cli;
+namespace Diffusion.CommandLine;
 
-/// <summary>Where commands write: plain text writers plus a Spectre console for tables and progress bars.</summary>
-public sealed class CliConsole(TextWriter output, TextWriter error)
+/// <summary>
+/// Where commands write — plain text writers plus a Spectre console for tables and progress bars — and how their
+/// errors are reported: a library error that names a parameter (<see cref="DiffusionException.Parameter"/>) is shown
+/// with the flag <paramref name="flags"/> maps it to.
+/// </summary>
+public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDictionary<string, string> flags)
 {
     /// <summary>Standard output.</summary>
     public TextWriter Out { get; } = output;
@@ -14,16 +18,24 @@ public sealed class CliConsole(TextWriter output, TextWriter error)
     public IAnsiConsole Ansi { get; } = AnsiConsole.Create(new AnsiConsoleSettings
     {
         Out = new AnsiConsoleOutput(output),
-        Interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? InteractionSupport.Yes : InteractionSupport.No,
-        Ansi = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+        Interactive = IsTerminal(output) ? InteractionSupport.Yes : InteractionSupport.No,
+        Ansi = IsTerminal(output) ? AnsiSupport.Detect : AnsiSupport.No,
     });
+
+    private static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
 
     /// <summary>Whether live progress bars make sense (an interactive terminal).</summary>
     public bool Interactive => Ansi.Profile.Capabilities.Interactive;
 
     /// <summary>
+    /// The flag a library parameter is given by on this command line; a name that is a flag already (the CLI's own
+    /// errors), or one without a flag, is shown as it is.
+    /// </summary>
+    public string Flag(string parameter) => flags.TryGetValue(parameter, out var flag) ? flag : parameter;
+
+    /// <summary>
     /// Runs a command body. Handled errors become one line on stderr and an exit code that says which kind they were:
-    /// <see cref="ExitCodes.Usage"/> for invalid arguments, <see cref="ExitCodes.Failure"/> for files, models and I/O,
+    /// <see cref="ExitCodes.Usage"/> for invalid arguments, <see cref="ExitCodes.Failure"/> for files, models, data and I/O,
     /// <see cref="ExitCodes.Cancelled"/> for Ctrl-C; anything else is a bug and says so (<see cref="ExitCodes.InternalError"/>).
     /// </summary>
     public async Task<int> Guard(Func<Task<int>> body)
@@ -32,17 +44,13 @@ public sealed class CliConsole(TextWriter output, TextWriter error)
         {
             return await body();
         }
-        catch (DiffusionArgumentException e)
-        {
-            await Error.WriteLineAsync($"error: {OneLine(Flags.Rename(e.Message))}");
-            return ExitCodes.Usage;
-        }
         catch (DiffusionException e)
         {
-            await Error.WriteLineAsync($"error: {OneLine(Flags.Rename(e.Message))}");
-            return ExitCodes.Failure;
+            var text = e.Parameter is { } parameter ? $"{Flag(parameter)}: {e.Problem}" : e.Message;
+            await Error.WriteLineAsync($"error: {OneLine(text)}");
+            return e is DiffusionArgumentException ? ExitCodes.Usage : ExitCodes.Failure;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
             return ExitCodes.Failure;
