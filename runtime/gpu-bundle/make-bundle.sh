@@ -6,24 +6,26 @@
 # runs the CLI with that provider, and the PyTorch-eager twin of the UNet (pytorch_reference.py --infer) to compare. The machine needs no .NET SDK and no network; it needs the NVIDIA driver and the
 # CUDA 13 runtime, cuBLAS(Lt), cuRAND, cuFFT and cuDNN 9 libraries (e.g. the nvidia-* wheels that come with PyTorch).
 #
-#   runtime/gpu-bundle/make-bundle.sh [--out DIR] [--part-mib N] [--provider FILE] [--no-pack]
+#   runtime/gpu-bundle/make-bundle.sh [--out DIR] [--part-mib N] [--xz-level L] [--provider FILE] [--no-pack]
 #
 # Output in DIR (default .build/gpu-bundle): bundle/ (the tree), and unless --no-pack bundle.tar.xz.part-* (each at
 # most N MiB, default 60, so that each fits one call's 64 MiB carry to the device machine), SHA256SUMS and unpack.sh.
-# --provider uses that file as the provider library instead of the npm package's (for tests without the 180 MB download).
+# --xz-level is xz's preset (0 fast … 9 small, default 6). --provider uses that file as the provider library instead of the npm package's (for tests without the 180 MB download).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-out="$repo/.build/gpu-bundle" part_mib=60 provider="" pack=1
+out="$repo/.build/gpu-bundle" part_mib=60 xz_level=6 provider="" pack=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) out="$2"; shift 2 ;;
         --part-mib) part_mib="$2"; shift 2 ;;
+        --xz-level) xz_level="$2"; shift 2 ;;
         --provider) provider="$2"; shift 2 ;;
         --no-pack) pack=0; shift ;;
-        *) echo "make-bundle.sh: unknown argument '$1' (expected --out DIR, --part-mib N, --provider FILE, --no-pack)" >&2; exit 2 ;;
+        *) echo "make-bundle.sh: unknown argument '$1' (expected --out DIR, --part-mib N, --xz-level L, --provider FILE, --no-pack)" >&2; exit 2 ;;
     esac
 done
 [[ "$part_mib" =~ ^[1-9][0-9]*$ ]] || { echo "make-bundle.sh: --part-mib '$part_mib': expected a whole number of MiB ≥ 1" >&2; exit 2; }
+[[ "$xz_level" =~ ^[0-9]$ ]] || { echo "make-bundle.sh: --xz-level '$xz_level': expected 0 … 9" >&2; exit 2; }
 [ -z "$provider" ] || [ -f "$provider" ] || { echo "make-bundle.sh: --provider '$provider' does not exist" >&2; exit 2; }
 for tool in dotnet npm tar xz split sha256sum; do
     command -v "$tool" >/dev/null || { echo "make-bundle.sh: '$tool' is missing (dotnet: the .NET SDK; npm; xz-utils; coreutils)" >&2; exit 1; }
@@ -76,7 +78,7 @@ echo "[gpu-bundle] $(du -sh "$out/bundle" | cut -f1) in $out/bundle"
 
 # 3. Parts that each fit one carry, their checksums, and the line that puts them back together.
 echo "[gpu-bundle] packing into parts of at most $part_mib MiB (xz)"
-tar -C "$out" -cf - bundle | xz -T0 -6 | split -b "${part_mib}M" -d -a 2 - "$out/bundle.tar.xz.part-"
+tar -C "$out" -cf - bundle | xz -T0 "-$xz_level" | split -b "${part_mib}M" -d -a 2 - "$out/bundle.tar.xz.part-"
 (cd "$out" && sha256sum bundle.tar.xz.part-* > SHA256SUMS)
 cat > "$out/unpack.sh" <<'UNPACK'
 #!/usr/bin/env bash

@@ -19,7 +19,7 @@ public class GpuBundleTests
         var output = Path.Combine(folder, "out");
         var standIn = Path.Combine(folder, "not-a-provider.so");
         File.Copy("/lib/x86_64-linux-gnu/libm.so.6", standIn);
-        var (code, stdout, stderr) = Run(Path.Combine(Repo, "runtime", "gpu-bundle", "make-bundle.sh"), ["--out", output, "--part-mib", "16", "--provider", standIn]);
+        var (code, stdout, stderr) = Run(Path.Combine(Repo, "runtime", "gpu-bundle", "make-bundle.sh"), ["--out", output, "--part-mib", "16", "--xz-level", "0", "--provider", standIn]);
         Assert.True(code == 0, stdout + stderr);
 
         var parts = Directory.GetFiles(output, "bundle.tar.xz.part-*").Order().ToArray();
@@ -67,6 +67,7 @@ public class GpuBundleTests
         foreach (var (args, expected) in new (string[], string)[]
         {
             (["--part-mib", "0"], "--part-mib '0'"),
+            (["--xz-level", "fast"], "--xz-level 'fast': expected 0 … 9"),
             (["--provider", "/nowhere.so"], "--provider '/nowhere.so' does not exist"),
             (["--colour"], "unknown argument '--colour'"),
         })
