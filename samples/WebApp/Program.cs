@@ -71,7 +71,7 @@ app.MapGet("/generate/stream", async (HttpContext context, ImageGenerator genera
 app.Run();
 
 /// <summary>What a client may ask for; bounded so that one request cannot occupy the server for long.</summary>
-public sealed record ImageRequest(string? Class = null, string Sampler = "dpm++2m", int Steps = 20, ulong Seed = 0, float Guidance = 3, int Count = 1, int Scale = 4)
+public sealed record ImageRequest(string? Class = null, string? Sampler = null, int Steps = 20, ulong Seed = 0, float Guidance = 3, int Count = 1, int Scale = 4)
 {
     /// <summary>The library's parameters as this API's JSON fields.</summary>
     private static readonly Dictionary<string, string> Fields = new()
