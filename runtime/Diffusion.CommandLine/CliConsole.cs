@@ -22,7 +22,8 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         Ansi = IsTerminal(output) ? AnsiSupport.Detect : AnsiSupport.No,
     });
 
-    private static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+    private static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out)
+        && !Console.IsOutputRedirected;
 
     /// <summary>Whether live progress bars make sense (an interactive terminal).</summary>
     public bool Interactive => Ansi.Profile.Capabilities.Interactive;
@@ -35,8 +36,9 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
 
     /// <summary>
     /// Runs a command body. Handled errors become one line on stderr and an exit code that says which kind they were:
-    /// <see cref="ExitCodes.Usage"/> for invalid arguments, <see cref="ExitCodes.Failure"/> for files, models, data and I/O,
-    /// <see cref="ExitCodes.Cancelled"/> for Ctrl-C; anything else is a bug and says so (<see cref="ExitCodes.InternalError"/>).
+    /// <see cref="ExitCodes.Usage"/> for invalid arguments, <see cref="ExitCodes.Failure"/> for files, models, data and
+    /// I/O, <see cref="ExitCodes.Cancelled"/> for Ctrl-C; anything else is a bug and says so
+    /// (<see cref="ExitCodes.InternalError"/>).
     /// </summary>
     public async Task<int> Guard(Func<Task<int>> body)
     {
@@ -62,7 +64,8 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         }
         catch (Exception e)
         {
-            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this output): {e}");
+            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this " +
+                $"output): {e}");
             return ExitCodes.InternalError;
         }
     }

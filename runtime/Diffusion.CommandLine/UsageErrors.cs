@@ -8,7 +8,10 @@ namespace Diffusion.CommandLine;
 /// </summary>
 public static class UsageErrors
 {
-    /// <summary>Writes the errors of <paramref name="parsed"/> (if any) to <paramref name="error"/>; returns whether there were any.</summary>
+    /// <summary>
+    /// Writes the errors of <paramref name="parsed"/> (if any) to <paramref name="error"/>; returns whether there were
+    /// any.
+    /// </summary>
     public static bool Report(ParseResult parsed, Command root, TextWriter error)
     {
         if (parsed.Errors.Count == 0) return false;

@@ -5,7 +5,9 @@ namespace Diffusion.Evaluation;
 /// <summary>The mean and sample standard deviation of <see cref="Count"/> measurements of one quantity.</summary>
 public readonly record struct Spread(double Mean, double StandardDeviation, int Count)
 {
-    /// <summary>The spread of <paramref name="values"/> (standard deviation with n − 1; 0 for a single value).</summary>
+    /// <summary>
+    /// The spread of <paramref name="values"/> (standard deviation with n − 1; 0 for a single value).
+    /// </summary>
     public static Spread Of(IEnumerable<double> values)
     {
         var v = values.ToArray();
@@ -17,7 +19,8 @@ public readonly record struct Spread(double Mean, double StandardDeviation, int 
 
     /// <summary>"mean ± standard deviation", in <paramref name="format"/>.</summary>
     public string ToString(string format) =>
-        $"{Mean.ToString(format, CultureInfo.InvariantCulture)} ± {StandardDeviation.ToString(format, CultureInfo.InvariantCulture)}";
+        $"{Mean.ToString(format, CultureInfo.InvariantCulture)} " +
+            $"± {StandardDeviation.ToString(format, CultureInfo.InvariantCulture)}";
 
     /// <inheritdoc/>
     public override string ToString() => ToString("G3");
@@ -41,7 +44,8 @@ public sealed record EvalSeries(IReadOnlyList<EvalResult> Runs)
 
     /// <summary>Each class's accuracy, averaged over the runs.</summary>
     public double[] PerClassAccuracy =>
-        Enumerable.Range(0, Runs[0].PerClassAccuracy.Length).Select(c => Runs.Average(r => r.PerClassAccuracy[c])).ToArray();
+        Enumerable.Range(0, Runs[0].PerClassAccuracy.Length).Select(c =>
+            Runs.Average(r => r.PerClassAccuracy[c])).ToArray();
 
     /// <summary>The floor's Fréchet distance over the runs that had a floor sample; null when none had.</summary>
     public Spread? FloorFrechetDistance => OverFloors(d => d.FrechetDistance);
@@ -50,5 +54,6 @@ public sealed record EvalSeries(IReadOnlyList<EvalResult> Runs)
     public Spread? FloorKid => OverFloors(d => d.Kid.Value);
 
     private Spread? OverFloors(Func<SetDistance, double> metric) =>
-        Runs.Any(r => r.Floor is not null) ? Spread.Of(Runs.Where(r => r.Floor is not null).Select(r => metric(r.Floor!))) : null;
+        Runs.Any(r => r.Floor is not null)
+            ? Spread.Of(Runs.Where(r => r.Floor is not null).Select(r => metric(r.Floor!))) : null;
 }

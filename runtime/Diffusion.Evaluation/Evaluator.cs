@@ -7,14 +7,21 @@ using Diffusion.Runtime.Samplers;
 namespace Diffusion.Evaluation;
 
 /// <summary>What one evaluated configuration scored.</summary>
-public sealed record EvalResult(string Sampler, int Steps, double FrechetDistance, double ClassAccuracy, double[] PerClassAccuracy,
+public sealed record EvalResult(string Sampler, int Steps, double FrechetDistance, double ClassAccuracy,
+    double[] PerClassAccuracy,
     double EvaluationsPerImage, double MillisecondsPerImage, int Count)
 {
     /// <summary>The kernel inception distance to the reference images, with its standard error.</summary>
     public KidEstimate Kid { get; init; }
-    /// <summary>The same distances between the reference images and a second sample of the data at the same count — the noise floor; null without one.</summary>
+    /// <summary>
+    /// The same distances between the reference images and a second sample of the data at the same count — the noise
+    /// floor; null without one.
+    /// </summary>
     public SetDistance? Floor { get; init; }
-    /// <summary>The classifier's accuracy on the same number of labelled reference images — what real images score; null without labels.</summary>
+    /// <summary>
+    /// The classifier's accuracy on the same number of labelled reference images — what real images score; null without
+    /// labels.
+    /// </summary>
     public ReferenceAccuracy? Reference { get; init; }
 }
 
@@ -58,9 +65,13 @@ public sealed class Evaluator
         float[]? floorImages = null, int floorCount = 0, int[]? referenceLabels = null)
     {
         if (classifier.ImageSize != model.ImageSize)
-            throw new DiffusionException($"The classifier takes images of {classifier.ImageSize} values but model '{model.Source}' makes {model.ImageSize}.");
-        if (referenceLabels is not null && (referenceLabels.Length < referenceCount || referenceLabels.Take(referenceCount).Any(l => l < 0 || l >= classifier.Classes)))
-            throw new DiffusionException($"The reference labels must be {referenceCount} classes in 0…{classifier.Classes - 1}.");
+            throw new DiffusionException($"The classifier takes images of {classifier.ImageSize} values but model " +
+                $"'{model.Source}' makes {model.ImageSize}.");
+        if (referenceLabels is not null
+            && (referenceLabels.Length < referenceCount
+                || referenceLabels.Take(referenceCount).Any(l => l < 0 || l >= classifier.Classes)))
+            throw new DiffusionException($"The reference labels must be {referenceCount} classes in " +
+                $"0…{classifier.Classes - 1}.");
         (_model, _classifier, _referenceCount) = (model, classifier, referenceCount);
         (_referenceFeatures, _referencePredicted) = classifier.Run(referenceImages, referenceCount);
         _referenceLabels = referenceLabels;
@@ -73,8 +84,8 @@ public sealed class Evaluator
 
     /// <summary>
     /// The noise floor at <paramref name="count"/> images: the first <paramref name="count"/> reference images vs the
-    /// <paramref name="sample"/>-th disjoint run of <paramref name="count"/> floor images (sample 0: the first ones, fewer
-    /// when there are fewer). Null without a floor set, or when it holds fewer than (sample + 1)·count images.
+    /// <paramref name="sample"/>-th disjoint run of <paramref name="count"/> floor images (sample 0: the first ones,
+    /// fewer when there are fewer). Null without a floor set, or when it holds fewer than (sample + 1)·count images.
     /// </summary>
     public SetDistance? Floor(int count, int sample = 0)
     {
@@ -85,21 +96,28 @@ public sealed class Evaluator
         lock (_floors)
         {
             if (!_floors.TryGetValue((count, sample), out var floor))
-                _floors[(count, sample)] = floor = Distance(_referenceFeatures, _floorFeatures.AsSpan(sample * count * _classifier.FeatureDim), count);
+                _floors[(count, sample)] = floor = Distance(_referenceFeatures,
+                    _floorFeatures.AsSpan(sample * count * _classifier.FeatureDim), count);
             return floor;
         }
     }
 
-    /// <summary>The classifier's accuracy on the first <paramref name="count"/> reference images; null without their labels.</summary>
+    /// <summary>
+    /// The classifier's accuracy on the first <paramref name="count"/> reference images; null without their labels.
+    /// </summary>
     public ReferenceAccuracy? Accuracy(int count)
     {
         if (_referenceLabels is null) return null;
         count = Math.Min(count, _referenceCount);
         var (perClass, _) = Tally(_referenceLabels, _referencePredicted!, count, _classifier.Classes);
-        return new ReferenceAccuracy(perClass.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average(), perClass, count);
+        return new ReferenceAccuracy(perClass.Where(a => !double.IsNaN(a)).DefaultIfEmpty(double.NaN).Average(),
+            perClass, count);
     }
 
-    /// <summary>Of the first <paramref name="count"/> images, each class's share predicted as the class wanted (NaN where none was wanted), and all hits.</summary>
+    /// <summary>
+    /// Of the first <paramref name="count"/> images, each class's share predicted as the class wanted (NaN where none
+    /// was wanted), and all hits.
+    /// </summary>
     private static (double[] PerClass, int Hits) Tally(int[] wanted, int[] predicted, int count, int classes)
     {
         var hits = new int[classes];
@@ -119,16 +137,21 @@ public sealed class Evaluator
             KernelInceptionDistance.Compute(a, count, b, count, dim), count);
     }
 
-    /// <summary>Generates <paramref name="request"/>.Count images (classes cycled when the model is conditional) and scores them.</summary>
-    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null) =>
+    /// <summary>
+    /// Generates <paramref name="request"/>.Count images (classes cycled when the model is conditional) and scores
+    /// them.
+    /// </summary>
+    public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default,
+        IProgress<GenerationProgress>? progress = null) =>
         Evaluate(request, 0, cancellation, progress);
 
     /// <summary>
-    /// <see cref="Evaluate(GenerationRequest, CancellationToken, IProgress{GenerationProgress})"/> at <paramref name="seeds"/>
-    /// sampling seeds — request.Seed, request.Seed + 1, … — run k with the k-th disjoint floor sample (none where the
-    /// floor set runs out).
+    /// <see cref="Evaluate(GenerationRequest, CancellationToken, IProgress{GenerationProgress})"/> at
+    /// <paramref name="seeds"/> sampling seeds — request.Seed, request.Seed + 1, … — run k with the k-th disjoint floor
+    /// sample (none where the floor set runs out).
     /// </summary>
-    public EvalSeries EvaluateSeeds(GenerationRequest request, int seeds, CancellationToken cancellation = default, IProgress<GenerationProgress>? progress = null)
+    public EvalSeries EvaluateSeeds(GenerationRequest request, int seeds, CancellationToken cancellation = default,
+        IProgress<GenerationProgress>? progress = null)
     {
         if (seeds < 1) throw new DiffusionArgumentException(nameof(seeds), $"expected at least 1, got {seeds}.");
         var runs = new List<EvalResult>(seeds);
@@ -137,11 +160,13 @@ public sealed class Evaluator
         return new EvalSeries(runs);
     }
 
-    private EvalResult Evaluate(GenerationRequest request, int floorSample, CancellationToken cancellation, IProgress<GenerationProgress>? progress)
+    private EvalResult Evaluate(GenerationRequest request, int floorSample, CancellationToken cancellation,
+        IProgress<GenerationProgress>? progress)
     {
         int classes = _model.NumClasses;
         if (classes > 0 && request.ClassLabels.Length == 0)
-            request = request with { ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() };
+            request = request with {
+                ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() };
         var result = new ImageGenerator(_model).Generate(request, progress, cancellation);
         var (features, predicted) = _classifier.Run(result.Images, result.Count);
         int dim = _classifier.FeatureDim, n = Math.Min(result.Count, _referenceCount);
@@ -151,34 +176,44 @@ public sealed class Evaluator
         double accuracy = double.NaN;
         if (classes > 0)
         {
-            var wanted = request.ClassLabels.Length == 1 ? Enumerable.Repeat(request.ClassLabels[0], result.Count).ToArray() : request.ClassLabels;
+            var wanted = request.ClassLabels.Length == 1
+                ? Enumerable.Repeat(request.ClassLabels[0], result.Count).ToArray() : request.ClassLabels;
             (perClass, int hits) = Tally(wanted, predicted, result.Count, classes);
             accuracy = hits / (double)result.Count;
         }
         return new EvalResult(result.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
-            result.TotalTime.TotalMilliseconds / result.Count, result.Count) { Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null };
+            result.TotalTime.TotalMilliseconds / result.Count, result.Count) {
+                Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null };
     }
 
-    /// <summary>The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.</summary>
+    /// <summary>
+    /// The floor sample that goes with a named reference set: the training set for fashion-mnist-test, else null.
+    /// </summary>
     public static string? DefaultFloor(string reference) => reference == "fashion-mnist-test" ? "fashion-mnist" : null;
 
-    /// <summary>The file of a named Fashion-MNIST set (Debian's dataset-fashion-mnist) — "images-idx3" or "labels-idx1" — or null for other names.</summary>
+    /// <summary>
+    /// The file of a named Fashion-MNIST set (Debian's dataset-fashion-mnist) — "images-idx3" or "labels-idx1" — or
+    /// null for other names.
+    /// </summary>
     private static string? FashionMnistFile(string spec, string kind) =>
         spec switch { "fashion-mnist-test" => "t10k", "fashion-mnist" => "train", _ => null } is { } set
             ? $"/usr/share/datasets/fashion-mnist/{set}-{kind}-ubyte.gz" : null;
 
     /// <summary>
-    /// The first <paramref name="count"/> labels of a named reference set (fashion-mnist-test or fashion-mnist); null for
-    /// other references, whose labels are not known.
+    /// The first <paramref name="count"/> labels of a named reference set (fashion-mnist-test or fashion-mnist); null
+    /// for other references, whose labels are not known.
     /// </summary>
     public static int[]? LoadReferenceLabels(string spec, int count)
     {
         if (FashionMnistFile(spec, "labels-idx1") is not { } path) return null;
-        if (!File.Exists(path)) throw new DiffusionException("ReferenceLabels", $"'{path}' do not exist (apt-get install dataset-fashion-mnist).");
+        if (!File.Exists(path))
+            throw new DiffusionException("ReferenceLabels",
+                $"'{path}' do not exist (apt-get install dataset-fashion-mnist).");
         try
         {
             var (dims, data) = Idx.Read(path);
-            if (dims.Length != 1) throw new DiffusionException("ReferenceLabels", $"'{path}' has {dims.Length} dimensions; expected 1.");
+            if (dims.Length != 1)
+                throw new DiffusionException("ReferenceLabels", $"'{path}' has {dims.Length} dimensions; expected 1.");
             return data.Take(count).Select(b => (int)b).ToArray();
         }
         catch (InvalidDataException e)
@@ -187,23 +222,35 @@ public sealed class Evaluator
         }
     }
 
-    /// <summary>Reference images: fashion-mnist-test or fashion-mnist (Debian's dataset-fashion-mnist), an IDX images file, or a float32 .npy [N,C,H,W] in [−1, 1].</summary>
+    /// <summary>
+    /// Reference images: fashion-mnist-test or fashion-mnist (Debian's dataset-fashion-mnist), an IDX images file, or a
+    /// float32 .npy [N,C,H,W] in [−1, 1].
+    /// </summary>
     public static (float[] Images, int Count) LoadReference(string spec, int count, int imageSize)
     {
         spec = FashionMnistFile(spec, "images-idx3") ?? spec;
         if (spec.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
             var array = Npy.Load(spec);
-            if (array.Shape.Length < 2 || array.Shape[0] == 0) throw new DiffusionException("Reference", $"'{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
+            if (array.Shape.Length < 2 || array.Shape[0] == 0)
+                throw new DiffusionException("Reference",
+                    $"'{spec}' has shape ({string.Join(",", array.Shape)}); expected (N,C,H,W) with N ≥ 1.");
             int n = Math.Min(count, array.Shape[0]);
-            if (array.Data.Length / array.Shape[0] != imageSize) throw new DiffusionException("Reference", $"'{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model makes {imageSize}.");
+            if (array.Data.Length / array.Shape[0] != imageSize)
+                throw new DiffusionException("Reference",
+                    $"'{spec}' holds images of {array.Data.Length / array.Shape[0]} values; the model " +
+                        $"makes {imageSize}.");
             return (array.Data[..(n * imageSize)], n);
         }
-        if (!File.Exists(spec)) throw new DiffusionException("Reference", $"'{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
+        if (!File.Exists(spec))
+            throw new DiffusionException("Reference",
+                $"'{spec}' does not exist (for fashion-mnist-test: apt-get install dataset-fashion-mnist).");
         try
         {
             var (pixels, _, total, height, width) = Idx.ReadImages(spec, null);
-            if (height * width != imageSize) throw new DiffusionException("Reference", $"'{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
+            if (height * width != imageSize)
+                throw new DiffusionException("Reference",
+                    $"'{spec}' holds {height}×{width} images; the model makes {imageSize} values per image.");
             int n = Math.Min(count, total);
             var images = new float[n * imageSize];
             for (int i = 0; i < images.Length; i++) images[i] = Pixels.ToModel(pixels[i]);

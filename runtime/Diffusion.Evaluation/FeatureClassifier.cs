@@ -4,7 +4,10 @@ using Microsoft.ML.OnnxRuntime;
 
 namespace Diffusion.Evaluation;
 
-/// <summary>The quality classifier (an ONNX model with input "image" and outputs "logits" and "features"), run through ONNX Runtime.</summary>
+/// <summary>
+/// The quality classifier (an ONNX model with input "image" and outputs "logits" and "features"), run through ONNX
+/// Runtime.
+/// </summary>
 public sealed class FeatureClassifier : IDisposable
 {
     private readonly InferenceSession _session;
@@ -20,15 +23,20 @@ public sealed class FeatureClassifier : IDisposable
     /// <summary>Loads the classifier; a file that is not one is a clear error.</summary>
     public FeatureClassifier(string path, SessionSettings settings)
     {
-        if (!File.Exists(path)) throw new DiffusionException("Classifier", $"'{path}' does not exist. Train one (the trainer's train-classifier writes "
+        if (!File.Exists(path))
+            throw new DiffusionException("Classifier",
+                $"'{path}' does not exist. Train one (the trainer's train-classifier writes "
                 + "models/fashion-mnist/classifier.onnx), or name another.");
         using var options = settings.CreateOptions();
         try { _session = new InferenceSession(path, options); }
-        catch (OnnxRuntimeException e) { throw new DiffusionException("Classifier", $"'{path}' could not be loaded: {e.Message.Trim()}", e); }
-        if (!_session.InputMetadata.TryGetValue("image", out var input) || !_session.OutputMetadata.ContainsKey("features") || !_session.OutputMetadata.ContainsKey("logits"))
+        catch (OnnxRuntimeException e) {
+            throw new DiffusionException("Classifier", $"'{path}' could not be loaded: {e.Message.Trim()}", e); }
+        if (!_session.InputMetadata.TryGetValue("image", out var input)
+            || !_session.OutputMetadata.ContainsKey("features") || !_session.OutputMetadata.ContainsKey("logits"))
         {
             _session.Dispose();
-            throw new DiffusionException("Classifier", $"'{path}' needs an input 'image' and outputs 'logits' and 'features' (as train-classifier writes).");
+            throw new DiffusionException("Classifier",
+                $"'{path}' needs an input 'image' and outputs 'logits' and 'features' (as train-classifier writes).");
         }
         _imageShape = input.Dimensions.Select(d => (long)d).ToArray();
         ImageSize = (int)(_imageShape[1] * _imageShape[2] * _imageShape[3]);
@@ -45,7 +53,8 @@ public sealed class FeatureClassifier : IDisposable
         for (int start = 0; start < count; start += batch)
         {
             int n = Math.Min(batch, count - start);
-            using var input = OrtValue.CreateTensorValueFromMemory(images.Slice(start * ImageSize, n * ImageSize).ToArray(), [n, _imageShape[1], _imageShape[2], _imageShape[3]]);
+            using var input = OrtValue.CreateTensorValueFromMemory(images.Slice(start * ImageSize,
+                n * ImageSize).ToArray(), [n, _imageShape[1], _imageShape[2], _imageShape[3]]);
             using var outputs = _session.Run(run, ["image"], [input], ["logits", "features"]);
             var logits = outputs[0].GetTensorDataAsSpan<float>();
             outputs[1].GetTensorDataAsSpan<float>().CopyTo(features.AsSpan(start * FeatureDim));

@@ -4,13 +4,17 @@ namespace Diffusion.Evaluation;
 
 /// <summary>
 /// The Fréchet distance between two Gaussians fitted to feature sets (Heusel et al. 2017's FID, in any feature space):
-/// FD = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), with Tr((Σ₁Σ₂)^{1/2}) = Tr((Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}) taken through
-/// symmetric eigendecompositions (negative round-off eigenvalues clipped to 0), which keeps it real and stable.
+/// FD = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^{1/2}), with Tr((Σ₁Σ₂)^{1/2}) = Tr((Σ₁^{1/2} Σ₂ Σ₁^{1/2})^{1/2}) taken
+/// through symmetric eigendecompositions (negative round-off eigenvalues clipped to 0), which keeps it real and stable.
 /// </summary>
 public static class FrechetDistance
 {
-    /// <summary>Mean and covariance (n − 1 normalised) of <paramref name="count"/> feature vectors of width <paramref name="dim"/>.</summary>
-    public static (Vector<double> Mean, Matrix<double> Covariance) Statistics(ReadOnlySpan<float> features, int count, int dim)
+    /// <summary>
+    /// Mean and covariance (n − 1 normalised) of <paramref name="count"/> feature vectors of width
+    /// <paramref name="dim"/>.
+    /// </summary>
+    public static (Vector<double> Mean, Matrix<double> Covariance) Statistics(ReadOnlySpan<float> features, int count,
+        int dim)
     {
         if (count < 2) throw new ArgumentException("The Fréchet distance needs at least 2 feature vectors per set.");
         var x = Matrix<double>.Build.Dense(count, dim);
@@ -43,7 +47,8 @@ public static class FrechetDistance
     private static Matrix<double> SymmetricSqrt(Matrix<double> m)
     {
         var evd = ((m + m.Transpose()) / 2).Evd(Symmetricity.Symmetric);
-        var roots = Vector<double>.Build.Dense(evd.EigenValues.Count, i => Math.Sqrt(Math.Max(evd.EigenValues[i].Real, 0)));
+        var roots = Vector<double>.Build.Dense(evd.EigenValues.Count, i =>
+            Math.Sqrt(Math.Max(evd.EigenValues[i].Real, 0)));
         return evd.EigenVectors * Matrix<double>.Build.DenseOfDiagonalVector(roots) * evd.EigenVectors.Transpose();
     }
 }

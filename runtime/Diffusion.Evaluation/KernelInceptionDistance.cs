@@ -3,7 +3,9 @@ namespace Diffusion.Evaluation;
 /// <summary>An unbiased KID estimate and its standard error.</summary>
 public readonly record struct KidEstimate(double Value, double StandardError)
 {
-    /// <summary>"value ± standard error", three significant digits each (KID's scale follows the feature space's).</summary>
+    /// <summary>
+    /// "value ± standard error", three significant digits each (KID's scale follows the feature space's).
+    /// </summary>
     public override string ToString() =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Value:G3} ± {StandardError:G3}");
 }
@@ -18,11 +20,16 @@ public readonly record struct KidEstimate(double Value, double StandardError)
 /// </summary>
 public static class KernelInceptionDistance
 {
-    /// <summary>KID between <paramref name="countA"/> and <paramref name="countB"/> feature vectors of width <paramref name="dim"/>.</summary>
+    /// <summary>
+    /// KID between <paramref name="countA"/> and <paramref name="countB"/> feature vectors of width
+    /// <paramref name="dim"/>.
+    /// </summary>
     public static KidEstimate Compute(ReadOnlySpan<float> a, int countA, ReadOnlySpan<float> b, int countB, int dim)
     {
-        if (countA < 3 || countB < 3) throw new ArgumentException("The kernel inception distance needs at least 3 feature vectors per set.");
-        if (a.Length < countA * dim || b.Length < countB * dim) throw new ArgumentException("The feature sets hold fewer values than their counts say.");
+        if (countA < 3 || countB < 3)
+            throw new ArgumentException("The kernel inception distance needs at least 3 feature vectors per set.");
+        if (a.Length < countA * dim || b.Length < countB * dim)
+            throw new ArgumentException("The feature sets hold fewer values than their counts say.");
         // Row sums of the three kernel matrices (diagonals left out of the within-set ones).
         var aa = WithinRowSums(a, countA, dim);
         var bb = WithinRowSums(b, countB, dim);
@@ -50,8 +57,10 @@ public static class KernelInceptionDistance
             double mean = values.Average();
             return (count - 1.0) / count * values.Sum(v => (v - mean) * (v - mean));
         }
-        double varianceA = JackknifeVariance(countA, i => Mmd(sumAA - 2 * aa[i], countA - 1, sumBB, countB, sumAB - ab[i]));
-        double varianceB = JackknifeVariance(countB, j => Mmd(sumAA, countA, sumBB - 2 * bb[j], countB - 1, sumAB - ba[j]));
+        double varianceA = JackknifeVariance(countA, i =>
+            Mmd(sumAA - 2 * aa[i], countA - 1, sumBB, countB, sumAB - ab[i]));
+        double varianceB = JackknifeVariance(countB, j =>
+            Mmd(sumAA, countA, sumBB - 2 * bb[j], countB - 1, sumAB - ba[j]));
         return new KidEstimate(value, Math.Sqrt(varianceA + varianceB));
     }
 

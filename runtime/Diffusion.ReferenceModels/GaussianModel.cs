@@ -18,9 +18,14 @@ public sealed record GaussianModelSpec
     public float[] Mean { get; init; } = [0.5f];
     /// <summary>Per-channel data standard deviation s.</summary>
     public float[] Std { get; init; } = [0.3f];
-    /// <summary>Class-conditional means [num_classes + 1][C]; the last row is the null (unconditional) label's. Null: unconditional model.</summary>
+    /// <summary>
+    /// Class-conditional means [num_classes + 1][C]; the last row is the null (unconditional) label's. Null:
+    /// unconditional model.
+    /// </summary>
     public float[][]? ClassMeans { get; init; }
-    /// <summary>Scheduler config (prediction_type decides the output; sample_size, in_channels, num_classes are filled in).</summary>
+    /// <summary>
+    /// Scheduler config (prediction_type decides the output; sample_size, in_channels, num_classes are filled in).
+    /// </summary>
     public DiffusionConfig Config { get; init; } = new();
     /// <summary>Declare the timestep input as int64 (foreign-model layout) instead of float32.</summary>
     public bool Int64Timestep { get; init; }
@@ -32,7 +37,9 @@ public sealed record GaussianModelSpec
     public string OutputName { get; init; } = "model_output";
     /// <summary>Name of the x_t input.</summary>
     public string SampleInput { get; init; } = "sample";
-    /// <summary>A fixed batch size for every input and the output (foreign exports often have one); null: dynamic.</summary>
+    /// <summary>
+    /// A fixed batch size for every input and the output (foreign exports often have one); null: dynamic.
+    /// </summary>
     public int? FixedBatch { get; init; }
 }
 
@@ -48,7 +55,8 @@ public static class GaussianModel
     public static byte[] Build(GaussianModelSpec spec)
     {
         int c = spec.Channels;
-        if (spec.Mean.Length != c || spec.Std.Length != c) throw new ArgumentException($"Mean and Std need {c} entries (one per channel).");
+        if (spec.Mean.Length != c || spec.Std.Length != c)
+            throw new ArgumentException($"Mean and Std need {c} entries (one per channel).");
         var config = spec.Config with
         {
             SampleSize = [spec.Height, spec.Width],
@@ -66,8 +74,10 @@ public static class GaussianModel
         var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : DataType.Float, tShape);
         Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, batch);
 
-        // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1 — NoiseSchedule.AlphaBar's definition, as graph nodes.
-        var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(), timesteps);
+        // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1 — NoiseSchedule.AlphaBar's
+        // definition, as graph nodes.
+        var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(),
+            timesteps);
         var t = spec.Int64Timestep ? g.Cast(tIn, DataType.Float) : tIn;
         t = g.Max(g.Min(t, g.Scalar(timesteps - 1)), g.Scalar(0));
         var floor = g.Floor(t);
@@ -78,7 +88,8 @@ public static class GaussianModel
         ab = g.Reshape(ab, -1, 1, 1, 1);
 
         Value mu = labels is { } l
-            ? g.Reshape(g.Gather(g.Initializer("class_means", spec.ClassMeans!.SelectMany(r => r).ToArray(), spec.ClassMeans!.Length, c), l), -1, c, 1, 1)
+            ? g.Reshape(g.Gather(g.Initializer("class_means", spec.ClassMeans!.SelectMany(r => r).ToArray(),
+                spec.ClassMeans!.Length, c), l), -1, c, 1, 1)
             : g.Initializer("mean", spec.Mean, 1, c, 1, 1);
         var variance = g.Initializer("variance", spec.Std.Select(s => s * s).ToArray(), 1, c, 1, 1);
 
@@ -93,17 +104,21 @@ public static class GaussianModel
         {
             PredictionType.Epsilon => eps,
             PredictionType.Sample => x0,
-            PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)), // PredictionTypes.Velocity, as graph nodes
+            // PredictionTypes.Velocity, as graph nodes
+            PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
         g.Output(output, spec.OutputName, DataType.Float, batch, c, spec.Height, spec.Width);
 
-        var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET reference model).");
+        var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET " +
+            "reference model).");
         if (spec.WithMetadata) model.Metadata(DiffusionConfig.MetadataKey, config.ToJson());
         return model.ToBytes();
     }
 
-    /// <summary>The model bundled until a trained one ships: 32×32 RGB, four colour classes plus the null label.</summary>
+    /// <summary>
+    /// The model bundled until a trained one ships: 32×32 RGB, four colour classes plus the null label.
+    /// </summary>
     public static GaussianModelSpec Bundled => new()
     {
         Channels = 3,

@@ -13,7 +13,9 @@ public class DiffusionException : Exception
     /// <summary>Creates the exception with its message and cause.</summary>
     public DiffusionException(string message, Exception inner) : base(message, inner) => Problem = message;
 
-    /// <summary>Creates the exception about <paramref name="parameter"/>; <paramref name="problem"/> does not name it.</summary>
+    /// <summary>
+    /// Creates the exception about <paramref name="parameter"/>; <paramref name="problem"/> does not name it.
+    /// </summary>
     public DiffusionException(string parameter, string problem, Exception? inner = null)
         : base($"{parameter}: {problem}", inner)
     {
@@ -34,7 +36,9 @@ public class DiffusionException : Exception
 /// </summary>
 public sealed class DiffusionArgumentException : DiffusionException
 {
-    /// <summary>Creates the exception about <paramref name="parameter"/>; <paramref name="problem"/> does not name it.</summary>
+    /// <summary>
+    /// Creates the exception about <paramref name="parameter"/>; <paramref name="problem"/> does not name it.
+    /// </summary>
     public DiffusionArgumentException(string parameter, string problem, Exception? inner = null)
         : base(parameter, problem, inner) { }
 

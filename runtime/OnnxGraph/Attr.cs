@@ -23,7 +23,8 @@ public static class Attr
 
     /// <summary>A string attribute.</summary>
     public static AttributeProto String(string name, string value) =>
-        new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8(value) };
+        new() { Name = name, Type = AttributeProto.Types.AttributeType.String,
+            S = Google.Protobuf.ByteString.CopyFromUtf8(value) };
 
     /// <summary>A tensor attribute (as used by Constant).</summary>
     public static AttributeProto Tensor(string name, TensorProto value) =>

@@ -26,7 +26,10 @@ public sealed class GraphBuilder
         return new Value(name);
     }
 
-    /// <summary>Declares <paramref name="value"/> as a graph output, renamed to <paramref name="name"/> through an Identity node.</summary>
+    /// <summary>
+    /// Declares <paramref name="value"/> as a graph output, renamed to <paramref name="name"/> through an Identity
+    /// node.
+    /// </summary>
     public Value Output(Value value, string name, TensorProto.Types.DataType type, params Dim[] shape)
     {
         if (value.Name != name) value = Node("Identity", [value], name);
@@ -48,17 +51,21 @@ public sealed class GraphBuilder
     }
 
     /// <summary>A float32 initializer.</summary>
-    public Value Initializer(string name, ReadOnlySpan<float> data, params long[] shape) => Initializer(Tensors.Float(name, data, shape));
+    public Value Initializer(string name, ReadOnlySpan<float> data, params long[] shape) =>
+        Initializer(Tensors.Float(name, data, shape));
 
     /// <summary>An int64 initializer.</summary>
-    public Value Initializer(string name, ReadOnlySpan<long> data, params long[] shape) => Initializer(Tensors.Int64(name, data, shape));
+    public Value Initializer(string name, ReadOnlySpan<long> data, params long[] shape) =>
+        Initializer(Tensors.Int64(name, data, shape));
 
     /// <summary>A float32 scalar constant.</summary>
     public Value Scalar(float value, string? name = null) =>
-        name is null ? AddInitializer(Tensors.Float(Fresh("const"), [value])) : Initializer(Tensors.Float(name, [value]));
+        name is null ? AddInitializer(Tensors.Float(Fresh("const"), [value]))
+            : Initializer(Tensors.Float(name, [value]));
 
     /// <summary>A float32 constant tensor under a fresh name.</summary>
-    public Value Constant(ReadOnlySpan<float> data, params long[] shape) => AddInitializer(Tensors.Float(Fresh("const"), data, shape));
+    public Value Constant(ReadOnlySpan<float> data, params long[] shape) =>
+        AddInitializer(Tensors.Float(Fresh("const"), data, shape));
 
     /// <summary>A 1-D int64 constant (shapes, axes, indices).</summary>
     public Value Ints(params long[] values) => AddInitializer(Tensors.Int64(Fresh("ints"), values, values.Length));
@@ -68,7 +75,8 @@ public sealed class GraphBuilder
         NodeN(op, inputs, 1, output is null ? null : [output], attributes)[0];
 
     /// <summary>Adds one node with <paramref name="outputCount"/> outputs.</summary>
-    public Value[] NodeN(string op, Value[] inputs, int outputCount, string[]? outputs = null, params AttributeProto[] attributes)
+    public Value[] NodeN(string op, Value[] inputs, int outputCount, string[]? outputs = null,
+        params AttributeProto[] attributes)
     {
         var node = new NodeProto { OpType = op, Name = Fresh(op) };
         foreach (var i in inputs) node.Input.Add(i.Name);
@@ -104,7 +112,8 @@ public sealed class GraphBuilder
     /// <summary>Element type conversion.</summary>
     public Value Cast(Value a, TensorProto.Types.DataType to) => Node("Cast", [a], null, Attr.Int("to", (long)to));
     /// <summary>Gathers entries of <paramref name="data"/> along <paramref name="axis"/>.</summary>
-    public Value Gather(Value data, Value indices, long axis = 0) => Node("Gather", [data, indices], null, Attr.Int("axis", axis));
+    public Value Gather(Value data, Value indices, long axis = 0) =>
+        Node("Gather", [data, indices], null, Attr.Int("axis", axis));
     /// <summary>Reshapes to <paramref name="shape"/> (0 keeps a dimension, −1 infers one).</summary>
     public Value Reshape(Value a, params long[] shape) => Node("Reshape", [a, Ints(shape)]);
 
@@ -118,13 +127,15 @@ public sealed class GraphBuilder
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = tensorShape } },
+            Type = new TypeProto {
+                TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = tensorShape } },
         };
     }
 
     private void Claim(string name)
     {
-        if (!_names.Add(name)) throw new ArgumentException($"The graph already has a value named '{name}'.", nameof(name));
+        if (!_names.Add(name))
+            throw new ArgumentException($"The graph already has a value named '{name}'.", nameof(name));
     }
 
     /// <summary>A name no value of the graph has yet, reserved.</summary>

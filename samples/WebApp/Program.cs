@@ -1,6 +1,7 @@
 // A web front end for a diffusion model, on the Diffusion.Runtime package.
 //   dotnet run -- --Model path/to/model.onnx --urls http://127.0.0.1:5000
-// POST /generate {"class":"sneaker","sampler":"dpm++2m","steps":20,"seed":1,"guidance":3,"count":1,"scale":4} → image/png
+// POST /generate {"class":"sneaker","sampler":"dpm++2m","steps":20,"seed":1,"guidance":3,"count":1,"scale":4} →
+// image/png
 // GET  /generate/stream?…same fields… → server-sent events: progress, then the PNG (base64); GET / → the page.
 using System.Text.Json;
 using Diffusion.Runtime;
@@ -9,9 +10,12 @@ using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var modelPath = builder.Configuration["Model"] ?? Path.Combine(AppContext.BaseDirectory, "../../../../../models/fashion-mnist/model.onnx");
-// One model for the whole app: DiffusionModel and ImageGenerator serve concurrent requests (see Diffusion.Runtime's README).
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions {
+    Args = args, ContentRootPath = AppContext.BaseDirectory });
+var modelPath = builder.Configuration["Model"]
+    ?? Path.Combine(AppContext.BaseDirectory, "../../../../../models/fashion-mnist/model.onnx");
+// One model for the whole app: DiffusionModel and ImageGenerator serve concurrent requests (see Diffusion.Runtime's
+// README).
 builder.Services.AddSingleton(_ => DiffusionModel.Load(modelPath));
 builder.Services.AddSingleton(sp => new ImageGenerator(sp.GetRequiredService<DiffusionModel>()));
 var app = builder.Build();
@@ -30,7 +34,8 @@ app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, Canc
 {
     ImageRequest? body;
     try { body = await http.ReadFromJsonAsync<ImageRequest>(cancellation); }
-    catch (Exception e) when (e is JsonException or InvalidOperationException) { return Results.BadRequest(new { error = $"the body is not a JSON image request: {e.Message}" }); }
+    catch (Exception e) when (e is JsonException or InvalidOperationException) {
+        return Results.BadRequest(new { error = $"the body is not a JSON image request: {e.Message}" }); }
     if (body is null) return Results.BadRequest(new { error = "the body is empty; send a JSON image request" });
     try
     {
@@ -43,13 +48,15 @@ app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, Canc
     }
 });
 
-app.MapGet("/generate/stream", async (HttpContext context, ImageGenerator generator, [AsParameters] ImageRequest query) =>
+app.MapGet("/generate/stream",
+    async (HttpContext context, ImageGenerator generator, [AsParameters] ImageRequest query) =>
 {
     context.Response.Headers.ContentType = "text/event-stream";
     context.Response.Headers.CacheControl = "no-cache";
     async Task Send(string name, object data)
     {
-        await context.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data)}\n\n", context.RequestAborted);
+        await context.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data)}\n\n",
+            context.RequestAborted);
         await context.Response.Body.FlushAsync(context.RequestAborted);
     }
     var channel = System.Threading.Channels.Channel.CreateUnbounded<GenerationProgress>();
@@ -71,7 +78,8 @@ app.MapGet("/generate/stream", async (HttpContext context, ImageGenerator genera
 app.Run();
 
 /// <summary>What a client may ask for; bounded so that one request cannot occupy the server for long.</summary>
-public sealed record ImageRequest(string? Class = null, string? Sampler = null, int Steps = 20, ulong Seed = 0, float Guidance = 3, int Count = 1, int Scale = 4)
+public sealed record ImageRequest(string? Class = null, string? Sampler = null, int Steps = 20, ulong Seed = 0,
+    float Guidance = 3, int Count = 1, int Scale = 4)
 {
     /// <summary>The library's parameters as this API's JSON fields.</summary>
     private static readonly Dictionary<string, string> Fields = new()
@@ -87,10 +95,13 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
             : new ApiError(e.Message, null);
 
     /// <summary>The PNG: the images in a grid, enlarged <see cref="Scale"/> times (nearest neighbour).</summary>
-    public async Task<byte[]> RenderAsync(ImageGenerator generator, IProgress<GenerationProgress>? progress, CancellationToken cancellation)
+    public async Task<byte[]> RenderAsync(ImageGenerator generator, IProgress<GenerationProgress>? progress,
+        CancellationToken cancellation)
     {
-        if (Steps is < 1 or > 200) throw new DiffusionArgumentException(nameof(Steps), $"must lie in 1…200, got {Steps}.");
-        if (Count is < 1 or > 64) throw new DiffusionArgumentException(nameof(Count), $"must lie in 1…64, got {Count}.");
+        if (Steps is < 1 or > 200)
+            throw new DiffusionArgumentException(nameof(Steps), $"must lie in 1…200, got {Steps}.");
+        if (Count is < 1 or > 64)
+            throw new DiffusionArgumentException(nameof(Count), $"must lie in 1…64, got {Count}.");
         if (Scale is < 1 or > 16) throw new DiffusionArgumentException("factor", $"must lie in 1…16, got {Scale}.");
         var model = generator.Model;
         bool conditional = model.NumClasses > 0 && !string.IsNullOrEmpty(Class);

@@ -9,7 +9,9 @@ namespace Diffusion.Cli.Tests;
 /// <summary>eval, bench and schedules through the command line.</summary>
 public class CliEvaluationTests
 {
-    /// <summary>A closed-form Gaussian model of 10 grey 28×28 classes (the classifier's input size), in a new folder.</summary>
+    /// <summary>
+    /// A closed-form Gaussian model of 10 grey 28×28 classes (the classifier's input size), in a new folder.
+    /// </summary>
     private static (string Dir, string ModelPath) ClassConditionalModel()
     {
         var dir = Fixtures.TempFolder();
@@ -29,8 +31,10 @@ public class CliEvaluationTests
         var (dir, modelPath) = ClassConditionalModel();
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "report"), "--samplers", "ddim,heun,rk45",
-            "--nfe", "4,10", "--full", "none", "--rk45-tolerances", "0.1", "--count", "40", "--headline-count", "100", "--batch", "20"], output, error);
+        int code = await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "report"), "--samplers",
+            "ddim,heun,rk45",
+            "--nfe", "4,10", "--full", "none", "--rk45-tolerances", "0.1", "--count", "40", "--headline-count", "100",
+                "--batch", "20"], output, error);
         Assert.True(code == 0, error.ToString());
         var csv = File.ReadAllLines(Path.Combine(dir, "report", "results.csv"));
         Assert.Equal(1 + 2 + 2 + 1 + 1, csv.Length); // + the best row within 10 NFE again at 100 images (no DDPM here)
@@ -51,7 +55,9 @@ public class CliEvaluationTests
         Assert.Matches(@"generated for \(real images score [\d.]+ %: the classifier on 40 labelled test images, mean over classes\);", report);
         Assert.Matches(@"\n\| 4 \| (ddim|heun) \([34] NFE\) \|", report); // only rows within the budget compete
         Assert.Matches(@"\n\| 10 \| \w+ \(\d+ NFE\) \|", report);
-        Assert.Equal(2, await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances", "tight"], output, error));
+        Assert.Equal(2,
+            await Program.Run(["bench", "--model", modelPath, "--out", Path.Combine(dir, "r2"), "--rk45-tolerances",
+                "tight"], output, error));
         Assert.Contains("error: --rk45-tolerances: 'tight' is not a positive number", error.ToString());
 
         code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5"], output, error);
@@ -60,7 +66,8 @@ public class CliEvaluationTests
         Assert.Contains("noise floor", output.ToString());
         Assert.Contains("kernel inception distance", output.ToString());
         output.GetStringBuilder().Clear();
-        code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5", "--seeds", "3"], output, error);
+        code = await Program.Run(["eval", "--model", modelPath, "--count", "20", "--steps", "5", "--seeds", "3"],
+            output, error);
         Assert.True(code == 0, error.ToString());
         var text = Regex.Replace(output.ToString(), @"[│\s]+", " "); // the table wraps long cells
         Assert.Matches(@"Fréchet distance [\d.]+ ± [\d.]+ \(mean ± sd over 3 seeds; 20 generated vs 20 reference\) each seed [\d.]+, [\d.]+, [\d.]+ noise floor [\d.]+ ± [\d.]+ \(3 disjoint samples of 20 ", text);
@@ -68,7 +75,9 @@ public class CliEvaluationTests
         Assert.Matches(@" [\d.]+ % \(real: [\d.]+ %\) ", text);
         Assert.Equal(2, await Program.Run(["eval", "--model", modelPath, "--seeds", "0"], output, error));
         Assert.Contains("error: --seeds: must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
-        Assert.Equal(1, await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error)); // RGB 32×32 does not fit the classifier
+        // RGB 32×32 does not fit the classifier
+        Assert.Equal(1,
+            await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error));
         Assert.Contains("the model makes 3072 values per image", error.ToString());
     }
 
@@ -78,15 +87,19 @@ public class CliEvaluationTests
         var (dir, modelPath) = ClassConditionalModel();
         var report = Path.Combine(dir, "report");
         var journal = Path.Combine(report, "journal.jsonl");
-        string[] args = ["bench", "--model", modelPath, "--out", report, "--nfe", "4,10", "--full", "none", "--count", "40", "--headline-count", "100", "--batch", "20"];
+        string[] args = ["bench", "--model", modelPath, "--out", report, "--nfe", "4,10", "--full", "none", "--count",
+            "40", "--headline-count", "100", "--batch", "20"];
         async Task<(int Code, string Out, string Error)> Bench(params string[] extra)
         {
             var (output, error) = (new StringWriter(), new StringWriter());
-            int code = await Program.Run([.. args, .. extra.Contains("--samplers") ? extra : [.. extra, "--samplers", "ddim,heun"]], output, error);
+            int code = await Program.Run([.. args, .. extra.Contains("--samplers") ? extra
+                : [.. extra, "--samplers", "ddim,heun"]], output, error);
             return (code, output.ToString(), error.ToString());
         }
         // Quality columns only: a row measured again has the same images (same seed) but not the same milliseconds.
-        string[] Quality() => File.ReadAllLines(Path.Combine(report, "results.csv")).Select(l => string.Join(',', l.Split(',')[..11])).ToArray();
+        string[] Quality() =>
+            File.ReadAllLines(Path.Combine(report, "results.csv")).Select(l =>
+                string.Join(',', l.Split(',')[..11])).ToArray();
 
         var first = await Bench();
         Assert.True(first.Code == 0, first.Error);
@@ -103,7 +116,8 @@ public class CliEvaluationTests
         Assert.Equal(5, Regex.Matches(all.Out, @"\(kept\)").Count);
         Assert.Equal(csv, File.ReadAllText(Path.Combine(report, "results.csv")));
         Assert.Contains("in 2 sittings (resumed with `--resume`", File.ReadAllText(Path.Combine(report, "report.md")));
-        Assert.DoesNotContain("--resume --", File.ReadAllText(Path.Combine(report, "report.md"))); // the command shown is the plain one
+        // the command shown is the plain one
+        Assert.DoesNotContain("--resume --", File.ReadAllText(Path.Combine(report, "report.md")));
 
         // Stopped mid-way, the last line torn: the torn line is dropped, the rest measured again to the same numbers.
         File.WriteAllText(journal, string.Join('\n', lines[..3]) + "\n" + lines[3][..(lines[3].Length / 2)]);
@@ -114,7 +128,8 @@ public class CliEvaluationTests
         Assert.Equal(measured, Quality());
         var resumed = File.ReadAllLines(journal);
         Assert.Equal(6, resumed.Length);
-        Assert.All(resumed[3..], l => Assert.Contains("\"sitting\":2", l)); // the kept rows were sitting 1's; every line whole again
+        // the kept rows were sitting 1's; every line whole again
+        Assert.All(resumed[3..], l => Assert.Contains("\"sitting\":2", l));
 
         // Another setup, a damaged journal, a hostile one: one line each, and the journal is left as it was.
         var other = await Bench("--seed", "1", "--resume");
@@ -145,7 +160,8 @@ public class CliEvaluationTests
         // A plan that asks for other rows keeps the ones it shares: a sweep measured in pieces, or extended.
         var more = await Bench("--samplers", "ddim,heun,euler", "--resume");
         Assert.True(more.Code == 0, more.Error);
-        bool sameHeadline = more.Out.Split('\n').Any(l => l.Contains(" n   100 ") && l.Contains("(kept)")); // unless euler's rows beat the kept best
+        // unless euler's rows beat the kept best
+        bool sameHeadline = more.Out.Split('\n').Any(l => l.Contains(" n   100 ") && l.Contains("(kept)"));
         Assert.Equal(4 + (sameHeadline ? 1 : 0), Regex.Matches(more.Out, @"\(kept\)").Count);
         Assert.Equal(6 + 2 + (sameHeadline ? 0 : 1), File.ReadAllLines(journal).Length); // + euler at 4 and 10 NFE
         Assert.Equal(measured[..5], Quality()[..5]);

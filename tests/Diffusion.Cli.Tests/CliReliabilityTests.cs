@@ -21,13 +21,15 @@ public class CliReliabilityTests
         return (code, output.ToString(), error.ToString());
     }
 
-    private static void AssertHandled((int Code, string Out, string Err) r, int expectedCode, string expected, string what)
+    private static void AssertHandled((int Code, string Out, string Err) r, int expectedCode, string expected,
+        string what)
     {
         Assert.True(r.Code == expectedCode, $"{what}: exit {r.Code}, expected {expectedCode}: {r.Err}");
         Assert.Contains(expected, r.Err);
         Assert.DoesNotContain("   at ", r.Err);
         Assert.DoesNotContain("internal error", r.Err);
-        Assert.True(r.Err.Trim().Split('\n').Length <= 2, $"{what}: more than an error line and a help pointer: {r.Err}");
+        Assert.True(r.Err.Trim().Split('\n').Length <= 2,
+            $"{what}: more than an error line and a help pointer: {r.Err}");
     }
 
     [Fact]
@@ -35,7 +37,8 @@ public class CliReliabilityTests
     {
         var dir = Fixtures.TempFolder();
         File.WriteAllBytes(Path.Combine(dir, "big.png"), HostileFiles.Png("46000² gray bomb"));
-        AssertHandled(Run("img2img", "--image", Path.Combine(dir, "big.png"), "--out", Path.Combine(dir, "x.png")), 1, "needs 32×32 images", "img2img with a bomb");
+        AssertHandled(Run("img2img", "--image", Path.Combine(dir, "big.png"), "--out", Path.Combine(dir, "x.png")), 1,
+            "needs 32×32 images", "img2img with a bomb");
         Assert.False(File.Exists(Path.Combine(dir, "x.png")));
     }
 
@@ -52,25 +55,32 @@ public class CliReliabilityTests
         [
             (["img2img", "--image", image, "--count", "-1", "--out", Path.Combine(dir, "a.png")], "--count"),
             (["sample", "--karras", "--steps", "2147483647", "--out", Path.Combine(dir, "b.png")], "--steps"),
-            (["interpolate", "--from", "1", "--to", "2", "--frames", "2000000000", "--out", Path.Combine(dir, "c.png")], "--frames"),
+            (["interpolate", "--from", "1", "--to", "2", "--frames", "2000000000", "--out", Path.Combine(dir, "c.png")],
+                "--frames"),
             (["eval", "--count", "-1"], "--count"),
             (["bench", "--count", "0", "--out", Path.Combine(dir, "bench")], "--count"),
             (["sample", "--count", "9000000", "--steps", "2", "--out", Path.Combine(dir, "d.npy")], "2³¹"),
-            (["sample", "--threads", "100000", "--out", Path.Combine(dir, "e.png")], "error: --threads: 100000: expected 0"),
-            (["sample", "--sampler", "dpm++2m", "--eta", "0.5", "--out", Path.Combine(dir, "f.png")], "error: --eta: does not apply to the dpm++2m sampler"),
-            (["sample", "--sampler", "ddim", "--snr", "0.2", "--out", Path.Combine(dir, "g.png")], "error: --snr: does not apply"),
-            (["sample", "--cuda-option", "gpu_mem_limit=1", "--out", Path.Combine(dir, "h.png")], "error: --cuda-option: applies only to a CUDA device"),
+            (["sample", "--threads", "100000", "--out", Path.Combine(dir, "e.png")],
+                "error: --threads: 100000: expected 0"),
+            (["sample", "--sampler", "dpm++2m", "--eta", "0.5", "--out", Path.Combine(dir, "f.png")],
+                "error: --eta: does not apply to the dpm++2m sampler"),
+            (["sample", "--sampler", "ddim", "--snr", "0.2", "--out", Path.Combine(dir, "g.png")],
+                "error: --snr: does not apply"),
+            (["sample", "--cuda-option", "gpu_mem_limit=1", "--out", Path.Combine(dir, "h.png")],
+                "error: --cuda-option: applies only to a CUDA device"),
             (["sample", "--columns", "-3", "--out", Path.Combine(dir, "i.png")], "--columns"),
             (["schedules", "--timesteps", "2000000000", "--out", Path.Combine(dir, "s")], "--timesteps"),
             (["gaussian-model", "--size", "50000", "--out", Path.Combine(dir, "g.onnx")], "--size"),
             (["bench-runtime", "--batches", "1,x"], "error: --batches: '1,x'"),
         ];
         foreach (var (args, expected) in cases) AssertHandled(Run(args), 2, expected, string.Join(' ', args));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the refusals took {watch.Elapsed.TotalSeconds:0} s: something sampled first");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30),
+            $"the refusals took {watch.Elapsed.TotalSeconds:0} s: something sampled first");
         Assert.Equal(["one.png"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
         // A huge --columns is clamped to the image count, not a 2³¹-pixel-wide grid.
         var wide = Path.Combine(dir, "wide.png");
-        Assert.Equal(0, Run("sample", "-n", "3", "--steps", "2", "--columns", "100000000", "--scale", "1", "--out", wide).Code);
+        Assert.Equal(0,
+            Run("sample", "-n", "3", "--steps", "2", "--columns", "100000000", "--scale", "1", "--out", wide).Code);
         Assert.Equal(3 * 32 + 4 * 2, Png.Read(wide).Width);
     }
 
@@ -80,17 +90,24 @@ public class CliReliabilityTests
         var dir = Fixtures.TempFolder();
         var config = Path.Combine(dir, "scheduler_config.json");
         File.WriteAllText(config, """{"sample_size": 50000, "in_channels": 3}""");
-        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1, "sample_size must be two sides in 1…16384", "sample_size 50000");
+        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1,
+            "sample_size must be two sides in 1…16384", "sample_size 50000");
         File.WriteAllText(config, """{"beta_start": 0.02, "beta_end": 0.0001}""");
-        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1, "beta_start (0.02) is above beta_end", "beta_start > beta_end");
+        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1,
+            "beta_start (0.02) is above beta_end", "beta_start > beta_end");
         File.WriteAllText(config, """{"num_train_timesteps": 2000000000}""");
-        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1, "num_train_timesteps must lie in", "huge T");
+        AssertHandled(Run("sample", "--config", config, "--out", Path.Combine(dir, "a.png")), 1,
+            "num_train_timesteps must lie in", "huge T");
         var file = Path.Combine(dir, "a-file");
         File.WriteAllText(file, "");
-        AssertHandled(Run("schedules", "--out", Path.Combine(file, "plots")), 1, "cannot create or write the folder", "schedules under a file");
-        AssertHandled(Run("bench", "--out", Path.Combine(file, "report")), 1, "cannot create or write the folder", "bench under a file");
-        AssertHandled(Run("sample", "--out", Path.Combine(file, "x.png")), 1, "cannot write into folder", "sample under a file");
-        Assert.Equal(["a-file", "scheduler_config.json"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order());
+        AssertHandled(Run("schedules", "--out", Path.Combine(file, "plots")), 1, "cannot create or write the folder",
+            "schedules under a file");
+        AssertHandled(Run("bench", "--out", Path.Combine(file, "report")), 1, "cannot create or write the folder",
+            "bench under a file");
+        AssertHandled(Run("sample", "--out", Path.Combine(file, "x.png")), 1, "cannot write into folder",
+            "sample under a file");
+        Assert.Equal(["a-file", "scheduler_config.json"],
+            Directory.GetFileSystemEntries(dir).Select(Path.GetFileName).Order());
     }
 
     [Fact]
@@ -99,7 +116,8 @@ public class CliReliabilityTests
         var dir = Fixtures.TempFolder();
         var config = Path.Combine(dir, "override.json");
         File.WriteAllText(config, """{"prediction_type": "sample", "sample_size": 32, "in_channels": 3, "num_classes": 4, "class_names": ["red", "green", "blue", "yellow"]}""");
-        var (code, output, error) = Run("info", "--model", Diffusion.Cli.Commands.ModelArguments.GaussianModelPath, "--config", config);
+        var (code, output, error) = Run("info", "--model", Diffusion.Cli.Commands.ModelArguments.GaussianModelPath,
+            "--config", config);
         Assert.True(code == 0, error);
         var flat = string.Concat(output.Where(c => !char.IsWhiteSpace(c) && c != '│'));
         Assert.Contains($"--config{config}(overridesthemodel's'diffusion.config'metadata)", flat);
@@ -116,10 +134,13 @@ public class CliReliabilityTests
         Assert.Equal(0, Run("sample", "-n", "5", "--steps", "2", "--out", folder).Code);
         Assert.Equal(5, Directory.GetFiles(folder).Length);
         Assert.Equal(0, Run("sample", "-n", "2", "--steps", "2", "--out", folder).Code);
-        Assert.Equal(["0000.png", "0001.png"], Directory.GetFiles(folder).Select(Path.GetFileName).Order()); // no stale 0002…0004
+        // no stale 0002…0004
+        Assert.Equal(["0000.png", "0001.png"], Directory.GetFiles(folder).Select(Path.GetFileName).Order());
         File.WriteAllText(Path.Combine(folder, "notes.txt"), "mine");
-        AssertHandled(Run("sample", "-n", "2", "--steps", "2", "--out", folder), 2, "notes.txt", "foreign file in the output folder");
-        Assert.Equal(["imgs"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName)); // no temporary folders left
+        AssertHandled(Run("sample", "-n", "2", "--steps", "2", "--out", folder), 2, "notes.txt",
+            "foreign file in the output folder");
+        // no temporary folders left
+        Assert.Equal(["imgs"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
         // A killed run's temporary folder is removed by the next run.
         var stale = Path.Combine(dir, $"imgs.tmp-{int.MaxValue - 1}-abc");
         Directory.CreateDirectory(stale);
@@ -148,7 +169,9 @@ public class CliReliabilityTests
         Assert.True(ok, $"no tmpfs could be mounted here (needs root or user namespaces): {output}");
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, lines.Count(l => l == "exit=1"));
-        Assert.Equal(2, lines.Count(l => l.StartsWith("error: ", StringComparison.Ordinal) && l.Contains("No space left on device")));
+        Assert.Equal(2,
+            lines.Count(l => l.StartsWith("error: ", StringComparison.Ordinal)
+                && l.Contains("No space left on device")));
         Assert.DoesNotContain("   at ", output);
         Assert.Contains("left: \n", output + "\n"); // nothing at all: no imgs/, no temporaries, no grid
     }

@@ -7,10 +7,13 @@ namespace Diffusion.Cli.Tests;
 
 public class CliTests
 {
-    /// <summary>Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).</summary>
+    /// <summary>
+    /// Runs the CLI; sample/info without --model get the closed-form Gaussian model (fast, with known classes).
+    /// </summary>
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
-        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" or "inpaint" or "interpolate" && !args.Contains("--model"))
+        if (args.Length > 0 && args[0] is "sample" or "info" or "img2img" or "inpaint" or "interpolate"
+            && !args.Contains("--model"))
             args = [.. args, "--model", Cli.Commands.ModelArguments.GaussianModelPath];
         var output = new StringWriter();
         var error = new StringWriter();
@@ -23,7 +26,8 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var png = Path.Combine(dir, "grid.png");
-        var (code, output, error) = Run("sample", "--class", "blue", "--guidance", "2", "-n", "6", "--steps", "8", "--out", png);
+        var (code, output, error) = Run("sample", "--class", "blue", "--guidance", "2", "-n", "6", "--steps", "8",
+            "--out", png);
         Assert.True(code == 0, error);
         Assert.Contains("6 images 3×32×32", output);
         var grid = Png.Read(png);
@@ -53,12 +57,16 @@ public class CliTests
         var noise = new float[2 * 3 * 32 * 32];
         new Diffusion.Runtime.Noise.NoiseGenerator(4).Fill(noise, 0, 3 * 32 * 32, 0);
         Npy.Save(Path.Combine(dir, "noise.npy"), noise, 2, 3, 32, 32);
-        Assert.Equal(0, Run("sample", "--seed", "4", "-n", "2", "--steps", "5", "--out", Path.Combine(dir, "a.npy")).Code);
-        Assert.Equal(0, Run("sample", "--init-noise", Path.Combine(dir, "noise.npy"), "--steps", "5", "--out", Path.Combine(dir, "b.npy")).Code);
+        Assert.Equal(0,
+            Run("sample", "--seed", "4", "-n", "2", "--steps", "5", "--out", Path.Combine(dir, "a.npy")).Code);
+        Assert.Equal(0,
+            Run("sample", "--init-noise", Path.Combine(dir, "noise.npy"), "--steps", "5", "--out",
+                Path.Combine(dir, "b.npy")).Code);
         Assert.Equal(Npy.Load(Path.Combine(dir, "a.npy")).Data, Npy.Load(Path.Combine(dir, "b.npy")).Data);
 
         Npy.Save(Path.Combine(dir, "bad.npy"), new float[2 * 32 * 32], 2, 1, 32, 32);
-        var (code, _, error) = Run("sample", "--init-noise", Path.Combine(dir, "bad.npy"), "--out", Path.Combine(dir, "c.png"));
+        var (code, _, error) = Run("sample", "--init-noise", Path.Combine(dir, "bad.npy"), "--out",
+            Path.Combine(dir, "c.png"));
         Assert.Equal(1, code);
         Assert.Contains("expected (N,3,32,32)", error);
     }
@@ -78,13 +86,18 @@ public class CliTests
             (["sample", "--sampler", "plms", "--out", target], "unipc", 2),
             (["sample", "--sampler", "plms", "--out", target], "error: --sampler: 'plms' is not known", 2),
             (["sample", "--steps", "0", "--out", target], "error: --steps: expected 1…", 2),
-            (["sample", "--sampler", "euler", "--eta", "0.5", "--out", target], "error: --eta: does not apply to the euler sampler", 2),
-            (["sample", "--sampler", "rk45", "--rtol", "0", "--out", target], "error: --rtol: expected a positive tolerance", 2),
+            (["sample", "--sampler", "euler", "--eta", "0.5", "--out", target],
+                "error: --eta: does not apply to the euler sampler", 2),
+            (["sample", "--sampler", "rk45", "--rtol", "0", "--out", target],
+                "error: --rtol: expected a positive tolerance", 2),
             (["sample", "--guidance", "-1", "--out", target], "error: --guidance: expected a finite weight", 2),
             (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow", 2),
             (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY", 1),
-            (["sample", "--device", "cuda", "--cuda-provider", Path.Combine(dir, "libonnxruntime_providers_cuda.so"), "--out", target], "does not exist", 1),
-            (["sample", "--device", "cuda", "--cuda-provider", "/lib/x86_64-linux-gnu/libm.so.6", "--out", target], "CreateEpFactories", 1), // not a provider
+            (["sample", "--device", "cuda", "--cuda-provider", Path.Combine(dir, "libonnxruntime_providers_cuda.so"),
+                "--out", target], "does not exist", 1),
+            // not a provider
+            (["sample", "--device", "cuda", "--cuda-provider", "/lib/x86_64-linux-gnu/libm.so.6", "--out", target],
+                "CreateEpFactories", 1),
             (["sample", "--cuda-graphs", "--out", target], "error: --cuda-graphs: applies only to a CUDA device", 2),
             (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png", 2),
             (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
@@ -107,17 +120,21 @@ public class CliTests
         var dir = Fixtures.TempFolder();
         var single = Path.Combine(dir, "one.png");
         Assert.Equal(0, Run("sample", "--class", "red", "-n", "1", "--steps", "5", "--out", single).Code);
-        Assert.Equal((128, 128), (Png.Read(single).Width, Png.Read(single).Height)); // one image: no grid border, shown 4×; img2img reads it back at 32×32
+        // one image: no grid border, shown 4×; img2img reads it back at 32×32
+        Assert.Equal((128, 128), (Png.Read(single).Width, Png.Read(single).Height));
         var varied = Path.Combine(dir, "varied.npy");
-        var (code, output, error) = Run("img2img", "--image", single, "--strength", "0.3", "--class", "red", "-n", "3", "--steps", "20", "--out", varied);
+        var (code, output, error) = Run("img2img", "--image", single, "--strength", "0.3", "--class", "red", "-n", "3",
+            "--steps", "20", "--out", varied);
         Assert.True(code == 0, error);
         Assert.Contains("3 images", output);
         Assert.Equal(new[] { 3, 3, 32, 32 }, Npy.Load(varied).Shape);
-        (code, _, error) = Run("img2img", "--image", single, "--strength", "1.5", "--out", Path.Combine(dir, "bad.png"));
+        (code, _, error) = Run("img2img", "--image", single, "--strength", "1.5", "--out",
+            Path.Combine(dir, "bad.png"));
         Assert.Equal(2, code);
         Assert.Contains("--strength", error);
         Png.Save(Path.Combine(dir, "small.png"), new Image8(8, 8, 3, new byte[192]));
-        (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--out", Path.Combine(dir, "bad.png"));
+        (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--out",
+            Path.Combine(dir, "bad.png"));
         Assert.Equal(1, code);
         Assert.Contains("is 8×8; model", error);
         Assert.Contains("needs 32×32 images", error);
@@ -131,15 +148,19 @@ public class CliTests
         var image = Path.Combine(dir, "image.png");
         Assert.Equal(0, Run("sample", "--class", "green", "-n", "1", "--steps", "5", "--out", image).Code);
         var maskPixels = new byte[32 * 32];
-        for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 0 : 255); // diffusers: black = keep, white = repaint
+        // diffusers: black = keep, white = repaint
+        for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 0 : 255);
         Png.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
         var inverted = maskPixels.Select(v => (byte)(255 - v)).ToArray();
         Png.Save(Path.Combine(dir, "mask-white-keeps.png"), new Image8(32, 32, 1, inverted));
         var original = ImageGrid.FromImage(ImageGrid.Shrink(Png.Read(image), 4));
-        foreach (var (mask, extra) in new[] { ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]) })
+        foreach (var (mask, extra) in new[] {
+            ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]) })
         {
             var outPath = Path.Combine(dir, $"filled-{mask}.npy");
-            var (code, _, error) = Run(["inpaint", "--image", image, "--mask", Path.Combine(dir, mask), .. extra, "--class", "red", "-n", "2", "--steps", "10", "--sampler", "ddpm", "--jumps", "3", "--out", outPath]);
+            var (code, _,
+                error) = Run(["inpaint", "--image", image, "--mask", Path.Combine(dir, mask), .. extra, "--class",
+                    "red", "-n", "2", "--steps", "10", "--sampler", "ddpm", "--jumps", "3", "--out", outPath]);
             Assert.True(code == 0, error);
             var filled = Npy.Load(outPath).Data;
             for (int n = 0; n < 2; n++)
@@ -149,7 +170,8 @@ public class CliTests
         }
         maskPixels[5] = 128;
         Png.Save(Path.Combine(dir, "grey.png"), new Image8(32, 32, 1, maskPixels));
-        var (greyCode, _, greyError) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"), "--out", Path.Combine(dir, "no.png"));
+        var (greyCode, _, greyError) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"),
+            "--out", Path.Combine(dir, "no.png"));
         Assert.Equal(1, greyCode);
         Assert.Contains("not binary", greyError);
     }
@@ -159,17 +181,21 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var strip = Path.Combine(dir, "strip.npy");
-        var (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "5", "--class", "red", "--steps", "20", "--out", strip);
+        var (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "5", "--class", "red",
+            "--steps", "20", "--out", strip);
         Assert.True(code == 0, error);
         var frames = Npy.Load(strip);
         Assert.Equal(new[] { 5, 3, 32, 32 }, frames.Shape);
         foreach (var (seed, frame) in new[] { ("3", 0), ("4", 4) })
         {
             var single = Path.Combine(dir, $"seed{seed}.npy");
-            Assert.Equal(0, Run("sample", "--seed", seed, "-n", "1", "--class", "red", "--sampler", "ddim", "--karras", "--steps", "20", "--out", single).Code);
+            Assert.Equal(0,
+                Run("sample", "--seed", seed, "-n", "1", "--class", "red", "--sampler", "ddim", "--karras", "--steps",
+                    "20", "--out", single).Code);
             Assert.Equal(Npy.Load(single).Data, frames.Data.AsSpan(frame * 3072, 3072).ToArray());
         }
-        (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "1", "--out", Path.Combine(dir, "x.png"));
+        (code, _, error) = Run("interpolate", "--from", "3", "--to", "4", "--frames", "1", "--out",
+            Path.Combine(dir, "x.png"));
         Assert.Equal(2, code);
         Assert.Contains("--frames", error);
     }
@@ -179,13 +205,17 @@ public class CliTests
     {
         var dir = Fixtures.TempFolder();
         var karrasModel = Path.Combine(dir, "karras.onnx");
-        File.WriteAllBytes(karrasModel, Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with { Config = new Diffusion.Runtime.Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
+        File.WriteAllBytes(karrasModel,
+            Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with {
+                Config = new Diffusion.Runtime.Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
         var plainModel = Path.Combine(dir, "plain.onnx");
         File.WriteAllBytes(plainModel, Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec()));
         float[] Sample(string model, params string[] extra)
         {
             var path = Path.Combine(dir, $"{Guid.NewGuid():N}.npy");
-            var (code, _, error) = Run(["sample", "--model", model, "--sampler", "dpm++2m", "-n", "2", "--steps", "6", "--out", path, .. extra]);
+            var (code, _,
+                error) = Run(["sample", "--model", model, "--sampler", "dpm++2m", "-n", "2", "--steps", "6", "--out",
+                    path, .. extra]);
             Assert.True(code == 0, error);
             return Npy.Load(path).Data;
         }
@@ -217,7 +247,8 @@ public class CliTests
         // The library loads once per process, so these run the CLI as child processes.
         var (code, output, error) = RunChild(null);
         Assert.True(code == 0, error);
-        Assert.Contains(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), output); // the NuGet package's, beside the app
+        // the NuGet package's, beside the app
+        Assert.Contains(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), output);
 
         var folder = TestFolders.Create("ort");
         var copy = Path.Combine(folder, "libonnxruntime.so");
@@ -255,7 +286,8 @@ public class CliTests
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         // The info table wraps long paths inside its cells: read it without the table's lines and spaces.
-        var flat = new string(output.Result.Where(c => !char.IsWhiteSpace(c) && c is not ('│' or '─' or '┼' or '├' or '┤' or '┌' or '┐' or '└' or '┘' or '┬' or '┴')).ToArray());
+        var flat = new string(output.Result.Where(c => !char.IsWhiteSpace(c)
+            && c is not ('│' or '─' or '┼' or '├' or '┤' or '┌' or '┐' or '└' or '┘' or '┬' or '┴')).ToArray());
         return (process.ExitCode, flat, error);
     }
 }

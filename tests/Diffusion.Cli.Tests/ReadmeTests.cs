@@ -32,7 +32,8 @@ public class ReadmeTests
         foreach (var line in lines)
         {
             var args = line["./diffusion ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var start = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+            var start = new ProcessStartInfo("dotnet") {
+                WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
             start.ArgumentList.Add(cli);
             foreach (var a in args) start.ArgumentList.Add(a);
             start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
@@ -50,10 +51,14 @@ public class ReadmeTests
             Assert.True(process.ExitCode == 0, $"{line}\n→ exit {process.ExitCode}: {stderr}{await stdout}");
         }
         // What the lines were to make, made.
-        foreach (var file in new[] { "dress.png", "grid.png", "sneakers.png", "x.npy", "xT.npy", "from-noise.png", "coat.png", "top.png", "filled.png", "morph.png", "g.onnx", "g.png", "plots/beta.svg", "report/report.md" })
+        foreach (var file in new[] {
+            "dress.png", "grid.png", "sneakers.png", "x.npy", "xT.npy", "from-noise.png", "coat.png", "top.png",
+                "filled.png", "morph.png", "g.onnx", "g.png", "plots/beta.svg", "report/report.md" })
             Assert.True(File.Exists(Path.Combine(folder, file)), $"{file} was not written");
         Assert.Equal(8, Directory.GetFiles(Path.Combine(folder, "images")).Length);
-        Assert.Equal((140, 140), (Png.Read(Path.Combine(folder, "dress.png")).Width, Png.Read(Path.Combine(folder, "dress.png")).Height)); // 28×28 shown 5×
+        // 28×28 shown 5×
+        Assert.Equal((140, 140),
+            (Png.Read(Path.Combine(folder, "dress.png")).Width, Png.Read(Path.Combine(folder, "dress.png")).Height));
         Assert.False(File.Exists(Path.Combine(folder, "gpu.png")));
     }
 
@@ -63,9 +68,14 @@ public class ReadmeTests
         var folder = TestFolders.Create("readme-inputs");
         var cli = new[] { "--model", Diffusion.Cli.Commands.ModelArguments.GaussianModelPath };
         static Task<int> Run(params string[] args) => Program.Run(args, new StringWriter(), new StringWriter());
-        Assert.Equal(0, await Run(["noise", "-n", "3", "--seed", "9", "--out", Path.Combine(folder, "xT.npy"), .. cli]));
-        Assert.Equal(0, await Run(["sample", "-n", "3", "--seed", "9", "--class", "red", "--steps", "5", "--out", Path.Combine(folder, "a.npy"), .. cli]));
-        Assert.Equal(0, await Run(["sample", "--init-noise", Path.Combine(folder, "xT.npy"), "--seed", "1", "--class", "red", "--steps", "5", "--out", Path.Combine(folder, "b.npy"), .. cli]));
+        Assert.Equal(0,
+            await Run(["noise", "-n", "3", "--seed", "9", "--out", Path.Combine(folder, "xT.npy"), .. cli]));
+        Assert.Equal(0,
+            await Run(["sample", "-n", "3", "--seed", "9", "--class", "red", "--steps", "5", "--out",
+                Path.Combine(folder, "a.npy"), .. cli]));
+        Assert.Equal(0,
+            await Run(["sample", "--init-noise", Path.Combine(folder, "xT.npy"), "--seed", "1", "--class", "red",
+                "--steps", "5", "--out", Path.Combine(folder, "b.npy"), .. cli]));
         Assert.Equal(Npy.Load(Path.Combine(folder, "a.npy")).Data, Npy.Load(Path.Combine(folder, "b.npy")).Data);
 
         Assert.Equal(0, await Run(["mask", "--repaint", "4,2,10,6", "--out", Path.Combine(folder, "m.png"), .. cli]));
@@ -74,6 +84,7 @@ public class ReadmeTests
         Assert.Equal(60 * 255, mask.Pixels.Sum(b => (int)b));
         Assert.Equal(255, mask.Pixels[2 * 32 + 4]);
         Assert.Equal(0, mask.Pixels[2 * 32 + 14]);
-        Assert.Equal(2, await Run(["mask", "--repaint", "30,30,5,5", "--out", Path.Combine(folder, "bad.png"), .. cli]));
+        Assert.Equal(2,
+            await Run(["mask", "--repaint", "30,30,5,5", "--out", Path.Combine(folder, "bad.png"), .. cli]));
     }
 }

@@ -24,7 +24,9 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     private static string Built(string app)
     {
         var dll = Path.Combine(Repo, "samples", app, "bin", "Release", "net10.0", $"{app}.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the samples");
+        Assert.True(File.Exists(dll),
+            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the " +
+                $"samples");
         return dll;
     }
 
@@ -58,7 +60,9 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
                     if (Http.GetAsync("info").GetAwaiter().GetResult().IsSuccessStatusCode) break;
                 }
                 catch (HttpRequestException) { }
-                if (_process.HasExited || watch.Elapsed > TimeSpan.FromSeconds(60)) throw new InvalidOperationException($"the web app did not start (exit {(_process.HasExited ? _process.ExitCode : -1)})");
+                if (_process.HasExited || watch.Elapsed > TimeSpan.FromSeconds(60))
+                    throw new InvalidOperationException($"the web app did not start " +
+                        $"(exit {(_process.HasExited ? _process.ExitCode : -1)})");
                 Thread.Sleep(200);
             }
         }
@@ -92,7 +96,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     [Fact]
     public async Task Eight_concurrent_requests_share_the_model_and_give_the_sequential_images()
     {
-        var bodies = Enumerable.Range(0, 8).Select(i => new { @class = (i % 3).ToString(), steps = 6, seed = (ulong)i, count = 2, scale = 1 }).ToArray();
+        var bodies = Enumerable.Range(0, 8).Select(i => new {
+            @class = (i % 3).ToString(), steps = 6, seed = (ulong)i, count = 2, scale = 1 }).ToArray();
         var sequential = new List<byte[]>();
         foreach (var body in bodies) sequential.Add(await Generate(body));
         var concurrent = await Task.WhenAll(bodies.Select(Generate));
@@ -139,7 +144,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         var start = new ProcessStartInfo(browser) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
         {
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking",
             "--disable-component-update", "--disable-sync", $"--user-data-dir={profile}", "--virtual-time-budget=60000",
             "--dump-dom", _web.Url + "?autorun=1&class=bag&steps=4&count=2",
         }) start.ArgumentList.Add(a);
@@ -149,7 +155,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90))) await process.WaitForExitAsync(timeout.Token);
         var html = await dom;
         Assert.Contains("<option value=\"sneaker\">sneaker</option>", html); // the class list came from /info
-        var status = System.Text.RegularExpressions.Regex.Match(html, "<div id=\"status\"[^>]*>([^<]*)<").Groups[1].Value;
+        var status = System.Text.RegularExpressions.Regex.Match(html,
+            "<div id=\"status\"[^>]*>([^<]*)<").Groups[1].Value;
         Assert.True(status == "done", $"the page's status is '{status}'");                   // progress reached the end
         Assert.Contains("src=\"data:image/png;base64,", html);                // and the image arrived
     }
@@ -178,7 +185,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         var snippet = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)];
         var versionProps = Path.Combine(Repo, "samples", "feed", "version.props");
         Assert.True(File.Exists(versionProps), "samples/feed is missing: run samples/build-feed.sh (./test.sh does)");
-        var version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(versionProps), "<DiffusionPackageVersion>([^<]+)<").Groups[1].Value;
+        var version = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(versionProps),
+            "<DiffusionPackageVersion>([^<]+)<").Groups[1].Value;
 
         var app = TestFolders.Create("readme-app");
         File.WriteAllText(Path.Combine(app, "App.csproj"), $"""
@@ -196,7 +204,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
 
         async Task<(int Code, string Output)> Dotnet(params string[] args)
         {
-            var info = new ProcessStartInfo("dotnet") { WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true };
+            var info = new ProcessStartInfo("dotnet") {
+                WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in args) info.ArgumentList.Add(a);
             using var process = Process.Start(info)!;
             var stdout = process.StandardOutput.ReadToEndAsync();

@@ -63,7 +63,8 @@ public class BadInputTests
     {
         var bytes = GaussianModel.Build(Fixtures.Spec() with { WithMetadata = false });
         var config = new DiffusionConfig { SampleSize = [16, 16], InChannels = 1 };
-        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(bytes, "g.onnx", new ModelOptions { Config = config }));
+        var e = Assert.Throws<DiffusionException>(() =>
+            DiffusionModel.Load(bytes, "g.onnx", new ModelOptions { Config = config }));
         Assert.Contains("sample_size (height) = 16", e.Message);
         Assert.Contains("[batch,1,8,8]", e.Message);
     }
@@ -94,8 +95,12 @@ public class BadInputTests
         Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("{not json", "cfg.json"));
         Assert.Contains("class_names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 1, "class_names": [3]}""", "cfg.json")).Message);
         Assert.Contains("class_names has 1 names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 2, "class_names": ["a"]}""", "cfg.json")).Message);
-        var roundTrip = DiffusionConfig.Parse(new DiffusionConfig { NumClasses = 2, ClassNames = ["a", "b"], SampleSize = [4, 6], InChannels = 3, PredictionType = "sample" }.ToJson(), "json");
-        Assert.Equal((2, "b", 6, 3, "sample"), (roundTrip.NumClasses, roundTrip.ClassNames![1], roundTrip.SampleSize![1], roundTrip.InChannels, roundTrip.PredictionType));
+        var roundTrip = DiffusionConfig.Parse(new DiffusionConfig {
+            NumClasses = 2, ClassNames = ["a", "b"], SampleSize = [4, 6], InChannels = 3,
+                PredictionType = "sample" }.ToJson(), "json");
+        Assert.Equal((2, "b", 6, 3, "sample"),
+            (roundTrip.NumClasses, roundTrip.ClassNames![1], roundTrip.SampleSize![1], roundTrip.InChannels,
+                roundTrip.PredictionType));
     }
 
     [Fact]
@@ -104,7 +109,8 @@ public class BadInputTests
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
         var ok = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 2 };
-        string Refused(GenerationRequest r) => Assert.Throws<DiffusionArgumentException>(() => generator.Generate(r)).Parameter;
+        string Refused(GenerationRequest r) =>
+            Assert.Throws<DiffusionArgumentException>(() => generator.Generate(r)).Parameter;
         Assert.Equal("Steps", Refused(ok with { Steps = 0 }));
         Assert.Equal("Steps", Refused(ok with { Steps = -3 }));
         Assert.Equal("Count", Refused(ok with { Count = 0 }));
@@ -113,12 +119,15 @@ public class BadInputTests
         Assert.Equal("Strength", Refused(ok with { InitialImages = new float[2 * model.ImageSize], Strength = 0 }));
         Assert.Equal("Mask", Refused(ok with { KnownImages = new float[2 * model.ImageSize] }));
         Assert.Equal("Resampling", Refused(ok with { Options = new() { Resampling = 0 } }));
-        var unknown = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Sampler = "dpm++3m" }));
+        var unknown = Assert.Throws<DiffusionArgumentException>(() =>
+            generator.Generate(ok with { Sampler = "dpm++3m" }));
         Assert.Equal("Sampler", unknown.Parameter);
         Assert.Contains("dpm++3m", unknown.Message);
         Assert.Contains("unipc", unknown.Message);
-        Assert.Contains("1000 training timesteps", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
-        Assert.Contains("not class-conditional", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
+        Assert.Contains("1000 training timesteps",
+            Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Steps = 5000 })).Message);
+        Assert.Contains("not class-conditional",
+            Assert.Throws<DiffusionArgumentException>(() => generator.Generate(ok with { Guidance = 3 })).Message);
         Assert.Equal("Eta", Refused(ok with { Options = new() { Eta = 2 } }));
         Assert.Equal("InitialNoise", Refused(ok with { InitialNoise = new float[5] }));
     }
@@ -126,7 +135,8 @@ public class BadInputTests
     [Fact]
     public void Cuda_on_the_cpu_only_build_explains_how_to_get_a_gpu()
     {
-        var e = Assert.Throws<DiffusionException>(() => DiffusionModel.Load(GaussianModel.Build(Fixtures.Spec()), "g.onnx",
+        var e = Assert.Throws<DiffusionException>(() =>
+            DiffusionModel.Load(GaussianModel.Build(Fixtures.Spec()), "g.onnx",
             new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
         Assert.Contains("cuda:0", e.Message);
         Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
@@ -139,29 +149,41 @@ public class BadInputTests
     {
         // A core older than the managed API cannot serve it; newer ones can.
         var api = OrtLibrary.ApiVersion;
-        var old = Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor - 2}.0"));
+        var old = Assert.Throws<DiffusionException>(() =>
+            OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor - 2}.0"));
         Assert.Contains($"is ONNX Runtime {api.Major}.{api.Minor - 2}.0, older than", old.Message);
         OrtLibrary.CheckVersion("/x/libonnxruntime.so", api.ToString(3));
         OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor + 1}.0-dev");
-        Assert.Contains("not ONNX Runtime's library", Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libm.so", null)).Message);
+        Assert.Contains("not ONNX Runtime's library",
+            Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libm.so", null)).Message);
         // A CUDA provider must be the core's release (major.minor): a newer core accepts an older provider silently.
         CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.29.0", "1.29.1");
-        var mismatch = Assert.Throws<DiffusionException>(() => CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.31.1", "1.29.0"));
+        var mismatch = Assert.Throws<DiffusionException>(() =>
+            CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.31.1", "1.29.0"));
         Assert.Contains("is ONNX Runtime 1.29.0, but the core", mismatch.Message);
         Assert.DoesNotContain('\n', mismatch.Message);
         // CUDA settings on the CPU are argument errors, not silently ignored.
-        Assert.Equal("CudaGraphs", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaGraphs = true }.CreateOptions()).Parameter);
-        Assert.Equal("CudaProviderLibrary", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaProviderLibrary = "p.so" }.CreateOptions()).Parameter);
-        Assert.Equal("CudaOptions", Assert.Throws<DiffusionArgumentException>(() => new SessionSettings { CudaOptions = new Dictionary<string, string> { ["a"] = "1" } }.CreateOptions()).Parameter);
+        Assert.Equal("CudaGraphs",
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
+                CudaGraphs = true }.CreateOptions()).Parameter);
+        Assert.Equal("CudaProviderLibrary",
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
+                CudaProviderLibrary = "p.so" }.CreateOptions()).Parameter);
+        Assert.Equal("CudaOptions",
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
+                CudaOptions = new Dictionary<string, string> { ["a"] = "1" } }.CreateOptions()).Parameter);
     }
 
     [Fact]
     public void Device_copies_reach_onnx_runtime_without_allocating()
     {
-        // The staged (CUDA-graph) binding copies through ORT's CopyTensors entry point with handle arrays gathered once;
+        // The staged (CUDA-graph) binding copies through ORT's CopyTensors entry point with handle arrays gathered
+        // once;
         // this finds that entry point and the OrtValue handles in the API build the app was compiled against.
-        Assert.True(TensorCopy.CanCallDirectly, "NativeMethods.OrtCopyTensors or OrtValue.Handle not found: each device copy would allocate");
-        // The native call really is made: ORT has no CPU → CPU data transfer, so its status comes back as ORT's exception.
+        Assert.True(TensorCopy.CanCallDirectly,
+            "NativeMethods.OrtCopyTensors or OrtValue.Handle not found: each device copy would allocate");
+        // The native call really is made: ORT has no CPU → CPU data transfer, so its status comes back as ORT's
+        // exception.
         using var from = OrtValue.CreateTensorValueFromMemory(new float[] { 1, 2, 3 }, [3]);
         using var to = OrtValue.CreateTensorValueFromMemory(new float[3], [3]);
         var e = Assert.Throws<OnnxRuntimeException>(() => new TensorCopy([from], [to], throughOnnxRuntime: true).Run());
@@ -175,15 +197,20 @@ public class BadInputTests
     {
         using var fixed4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4 });
         Assert.Equal(8, Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 4).Count);
-        var e = Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 3));
+        var e = Assert.Throws<DiffusionArgumentException>(() =>
+            Fixtures.Generate(fixed4, "ddim", 4, count: 8, batch: 3));
         Assert.Equal("BatchSize", e.Parameter);
         Assert.Contains("use 4 images per call and a count that is a multiple of 4", e.Problem);
-        Assert.Equal("Count", Assert.Throws<DiffusionArgumentException>(() => Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Parameter);
+        Assert.Equal("Count",
+            Assert.Throws<DiffusionArgumentException>(() =>
+                Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Parameter);
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
         using var guided4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4, ClassMeans = classes });
-        var request = new GenerationRequest { Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
+        var request = new GenerationRequest {
+            Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
         Assert.Equal(4, new ImageGenerator(guided4).Generate(request).Count); // guidance doubles 2 to the model's 4
-        var doubled = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(guided4).Generate(request with { BatchSize = 4 }));
+        var doubled = Assert.Throws<DiffusionArgumentException>(() =>
+            new ImageGenerator(guided4).Generate(request with { BatchSize = 4 }));
         Assert.Equal("BatchSize", doubled.Parameter);
         Assert.Contains("use 2 images per call (guidance doubles it)", doubled.Problem);
         using var guided3 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 3, ClassMeans = classes });
@@ -215,7 +242,8 @@ public class BadInputTests
         {
             using var model = Fixtures.Load(spec);
             Assert.Equal(spec.OutputName, model.OutputName);
-            var images = Fixtures.Generate(model, "ddim", 20, count: 3, batch: 3).Images; // trailing timesteps are integers
+            // trailing timesteps are integers
+            var images = Fixtures.Generate(model, "ddim", 20, count: 3, batch: 3).Images;
             for (int i = 0; i < images.Length; i++) Assert.Equal(expected[i], images[i], 1e-4);
         }
         using var scalar = Fixtures.Load(Fixtures.Spec() with { ScalarTimestep = true });
@@ -237,7 +265,8 @@ public class BadInputTests
     public void A_diffusers_folder_loads_with_its_scheduler_and_unet_configs()
     {
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
-        var foreign = Fixtures.Spec() with { ClassMeans = classes, WithMetadata = false, Int64Timestep = true, OutputName = "out_sample" };
+        var foreign = Fixtures.Spec() with {
+            ClassMeans = classes, WithMetadata = false, Int64Timestep = true, OutputName = "out_sample" };
         var folder = Fixtures.TempFolder();
         Directory.CreateDirectory(Path.Combine(folder, "unet"));
         Directory.CreateDirectory(Path.Combine(folder, "scheduler"));
@@ -255,10 +284,13 @@ public class BadInputTests
         Assert.Contains("scheduler_config.json + ", model.ConfigSource);
         Assert.EndsWith(Path.Combine("unet", "config.json"), model.ConfigSource);
         using var reference = Fixtures.Load(foreign with { WithMetadata = true });
-        var request = new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1] };
+        var request = new GenerationRequest {
+            Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1] };
         Assert.False(model.HasNullClass); // num_class_embeds rows, no null label
-        Assert.Equal(new ImageGenerator(reference).Generate(request).Images, new ImageGenerator(model).Generate(request).Images);
+        Assert.Equal(new ImageGenerator(reference).Generate(request).Images,
+            new ImageGenerator(model).Generate(request).Images);
         Directory.Delete(Path.Combine(folder, "unet"), recursive: true);
-        Assert.Contains("unet/model.onnx", Assert.Throws<DiffusionException>(() => DiffusionModel.Load(folder)).Message);
+        Assert.Contains("unet/model.onnx",
+            Assert.Throws<DiffusionException>(() => DiffusionModel.Load(folder)).Message);
     }
 }

@@ -15,15 +15,19 @@ public class DiffusersSchedulerTests
 
     public static TheoryData<string> Cases() => new(((JsonArray)Data["cases"]!).Select(c => (string)c!["name"]!));
 
-    private static JsonObject Case(string name) => (JsonObject)((JsonArray)Data["cases"]!).First(c => (string)c!["name"]! == name)!;
+    private static JsonObject Case(string name) =>
+        (JsonObject)((JsonArray)Data["cases"]!).First(c => (string)c!["name"]! == name)!;
 
     private static float[] Floats(JsonNode? node) => ((JsonArray)node!).Select(v => (float)(double)v!).ToArray();
 
-    /// <summary>The Gaussian model with the case's betas, data std and prediction type, and its diffusers scheduler.</summary>
+    /// <summary>
+    /// The Gaussian model with the case's betas, data std and prediction type, and its diffusers scheduler.
+    /// </summary>
     internal static (DiffusionModel Model, DiffusersScheduler Scheduler) Load(JsonObject c)
     {
         var config = DiffusionConfig.Parse((string)c["config"]!, (string)c["name"]!);
-        var model = Fixtures.Load(Fixtures.Spec() with { Std = [(float)(double)c["std"]!], Config = config with { Scheduler = null } });
+        var model = Fixtures.Load(Fixtures.Spec() with {
+            Std = [(float)(double)c["std"]!], Config = config with { Scheduler = null } });
         return (model, config.Scheduler!);
     }
 
@@ -57,7 +61,8 @@ public class DiffusersSchedulerTests
         {
             // Stochastic: the same distribution from the runtime's own noise (4096 images of 64 independent pixels on
             // both sides: standard errors ≈ 0.0004 in the mean, 0.15 % in the std).
-            var images = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 4096, BatchSize = 512, Seed = 5 }).Images;
+            var images = new ImageGenerator(model).Generate(new GenerationRequest {
+                SamplerInstance = sampler, Steps = steps, Count = 4096, BatchSize = 512, Seed = 5 }).Images;
             var (mean, std) = Fixtures.Moments(images);
             double expectedMean = (double)c["sample_mean"]!, expectedStd = (double)sampleStd;
             Assert.True(Math.Abs(mean - expectedMean) <= 0.003 && Math.Abs(std - expectedStd) <= 0.01 * expectedStd,
@@ -65,7 +70,8 @@ public class DiffusersSchedulerTests
         }
         if (!(bool)c["deterministic"]!) return;
         var xT = Floats(Data["x_T"]);
-        var ours = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT }).Images;
+        var ours = new ImageGenerator(model).Generate(new GenerationRequest {
+            SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT }).Images;
         var theirs = Floats(c["output"]);
         double worst = ours.Zip(theirs, (a, b) => Math.Abs(a - b)).Max();
         Assert.True(worst <= 1e-3, $"{name}: largest difference from diffusers {worst:E2}");
@@ -83,7 +89,8 @@ public class DiffusersSchedulerTests
             var again = DiffusionConfig.Parse(config.ToJson(), name + " written back");
             Assert.NotNull(again.Scheduler);
             Assert.Equal(config.Scheduler! with { SourceKeys = null }, again.Scheduler! with { SourceKeys = null });
-            Assert.Equal(config with { Scheduler = null, SampleSize = null, ClassNames = null }, again with { Scheduler = null, SampleSize = null, ClassNames = null });
+            Assert.Equal(config with { Scheduler = null, SampleSize = null, ClassNames = null }, again with {
+                Scheduler = null, SampleSize = null, ClassNames = null });
         }
         var lu = DiffusionConfig.Parse("""{"_class_name": "DPMSolverMultistepScheduler", "use_lu_lambdas": true, "lambda_min_clipped": -5.1}""", "lu");
         var luAgain = DiffusionConfig.Parse(lu.ToJson(), "lu written back");
@@ -103,7 +110,8 @@ public class DiffusersSchedulerTests
             SamplerInstance = new DiffusersSampler(scheduler), Steps = 10, Count = 1,
             KnownImages = new float[model.ImageSize], Mask = Enumerable.Repeat(1f, model.ImageSize).ToArray(),
         };
-        Assert.Contains("PNDMScheduler", Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(request)).Message);
+        Assert.Contains("PNDMScheduler",
+            Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(request)).Message);
     }
 
     [Theory]
@@ -120,7 +128,8 @@ public class DiffusersSchedulerTests
         {
             int steps = sampler.StepsForBudget(budgets[i]);
             Assert.Equal(expectedSteps[i], steps);
-            var made = new ImageGenerator(model).Generate(new GenerationRequest { SamplerInstance = sampler, Steps = steps, Count = 1 }).EvaluationsPerImage;
+            var made = new ImageGenerator(model).Generate(new GenerationRequest {
+                SamplerInstance = sampler, Steps = steps, Count = 1 }).EvaluationsPerImage;
             Assert.Equal(PndmWalk.Evaluations(scheduler, steps), made);
             Assert.InRange(made, budgets[i] - (scheduler.SkipPrkSteps ? 1 : 4), budgets[i]);
         }
@@ -137,19 +146,26 @@ public class DiffusersExportTests
 {
     private static string Folder(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", "Diffusers", name);
 
-    private static JsonObject Reference(string name) => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(Folder(name), "reference.json")))!;
+    private static JsonObject Reference(string name) =>
+        (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(Folder(name), "reference.json")))!;
 
     private static float[] Floats(JsonNode? node) => ((JsonArray)node!).Select(v => (float)(double)v!).ToArray();
 
-    /// <summary>The export with <paramref name="schedulerConfig"/> in place of its scheduler config (classes from unet/config.json).</summary>
+    /// <summary>
+    /// The export with <paramref name="schedulerConfig"/> in place of its scheduler config (classes from
+    /// unet/config.json).
+    /// </summary>
     private static DiffusionModel Load(string name, string schedulerConfig)
     {
         using var plain = DiffusionModel.Load(Folder(name));
-        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with { NumClasses = plain.NumClasses, NullClass = plain.Config.NullClass };
-        return DiffusionModel.Load(Folder(name), new ModelOptions { Config = config, ConfigSource = "scheduler config" });
+        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with {
+            NumClasses = plain.NumClasses, NullClass = plain.Config.NullClass };
+        return DiffusionModel.Load(Folder(name), new ModelOptions {
+            Config = config, ConfigSource = "scheduler config" });
     }
 
-    private static float[] Generate(DiffusionModel model, JsonObject reference, float[] xT, int steps, Samplers.ISampler? sampler)
+    private static float[] Generate(DiffusionModel model, JsonObject reference, float[] xT, int steps,
+        Samplers.ISampler? sampler)
     {
         var labels = reference["labels"] is JsonArray l ? l.Select(v => (int)v!).ToArray() : [];
         return new ImageGenerator(model).Generate(new GenerationRequest
@@ -168,7 +184,8 @@ public class DiffusersExportTests
     [Theory]
     [InlineData("unet-eps", "DPMSolverMultistepScheduler", 1, 0)]
     [InlineData("unet-class-v", "DDIMScheduler", 3, 4)]
-    public void An_optimum_folder_loads_as_it_is_and_its_scheduler_is_the_default(string name, string scheduler, int channels, int classes)
+    public void An_optimum_folder_loads_as_it_is_and_its_scheduler_is_the_default(string name, string scheduler,
+        int channels, int classes)
     {
         using var model = DiffusionModel.Load(Folder(name));
         Assert.Equal((channels, 8, 8, classes), (model.Channels, model.Height, model.Width, model.NumClasses));
@@ -182,12 +199,15 @@ public class DiffusersExportTests
         using var model = DiffusionModel.Load(Folder("unet-class-v"));
         Assert.False(model.HasNullClass);
         var generator = new ImageGenerator(model);
-        var unconditional = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1 }));
+        var unconditional = Assert.Throws<DiffusionArgumentException>(() =>
+            generator.Generate(new GenerationRequest { Steps = 2, Count = 1 }));
         Assert.Equal("ClassLabels", unconditional.Parameter);
         Assert.Contains("no null label", unconditional.Message);
-        var guided = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [1], Guidance = 3 }));
+        var guided = Assert.Throws<DiffusionArgumentException>(() =>
+            generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [1], Guidance = 3 }));
         Assert.Equal("Guidance", guided.Parameter);
-        Assert.Equal(3 * 8 * 8, generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [3] }).Images.Length);
+        Assert.Equal(3 * 8 * 8,
+            generator.Generate(new GenerationRequest { Steps = 2, Count = 1, ClassLabels = [3] }).Images.Length);
         // The runtime's own class-conditional models keep label num_classes as their trained null label.
         using var ours = DiffusionModel.Load(Fixtures.GaussianModelPath);
         Assert.True(ours.HasNullClass);
@@ -207,7 +227,8 @@ public class DiffusersExportTests
             // As a diffusers user swaps pipe.scheduler: the folder with another scheduler config (the first run is
             // the folder's own); the config's scheduler is the default sampler.
             using var model = Load(name, (string)run["config"]!);
-            Close(Floats(run["output"]), Generate(model, reference, xT, (int)run["steps"]!, null), $"{name} {run["scheduler"]}");
+            Close(Floats(run["output"]), Generate(model, reference, xT, (int)run["steps"]!, null),
+                $"{name} {run["scheduler"]}");
         }
     }
 
@@ -216,7 +237,8 @@ public class DiffusersExportTests
     {
         var reference = Reference("unet-eps");
         var pipeline = (JsonObject)reference["ddim_pipeline"]!;
-        var ddimConfig = (string)((JsonArray)reference["runs"]!).First(r => (string)r!["scheduler"]! == "DDIMScheduler")!["config"]!;
+        var ddimConfig = (string)((JsonArray)reference["runs"]!).First(r =>
+            (string)r!["scheduler"]! == "DDIMScheduler")!["config"]!;
         using var model = Load("unet-eps", ddimConfig!);
         var x = Generate(model, reference, Floats(pipeline["x_T"]), (int)pipeline["steps"]!, null);
         Close(Floats(pipeline["images"]), x.Select(v => Math.Clamp(v / 2 + 0.5f, 0f, 1f)).ToArray(), "DDIMPipeline");
@@ -249,7 +271,8 @@ public class OwnDefaultsVersusDiffusersTests
     /// </summary>
     private static readonly HashSet<(string, string, int)> NotTheMethod =
     [
-        ("ddim", "linspace", 10), ("ddim", "linspace", 20), ("ddim", "linear-linspace", 10), ("ddim", "linear-linspace", 20),
+        ("ddim", "linspace", 10), ("ddim", "linspace", 20), ("ddim", "linear-linspace", 10),
+            ("ddim", "linear-linspace", 20),
         ("heun", "linspace", 10), ("heun", "linspace", 20),
     ];
 
@@ -258,18 +281,21 @@ public class OwnDefaultsVersusDiffusersTests
     public void Our_error_in_std_is_at_most_diffusers(string scheduler, string sampler)
     {
         var report = new List<string>();
-        foreach (var schedule in new[] { "", "linear-" }) // Stable Diffusion's scaled_linear (data std 0.3), the DDPM linear (0.5)
+        // Stable Diffusion's scaled_linear (data std 0.3), the DDPM linear (0.5)
+        foreach (var schedule in new[] { "", "linear-" })
         foreach (var spacing in new[] { "leading", "linspace", "trailing" })
         foreach (var steps in new[] { 10, 20 })
         {
-            var c = (JsonObject)((JsonArray)Data["cases"]!).First(x => (string)x!["name"]! == $"{scheduler}-{schedule}{spacing}-{steps}")!;
+            var c = (JsonObject)((JsonArray)Data["cases"]!).First(x =>
+                (string)x!["name"]! == $"{scheduler}-{schedule}{spacing}-{steps}")!;
             double std = (double)c["std"]!;
             var (model, _) = DiffusersSchedulerTests.Load(c);
             using var _m = model;
             // The output is a·x_T + b per pixel: a is the std of the samples for x_T ~ N(0, I).
             float Run(float x) => new ImageGenerator(model).Generate(new GenerationRequest
             {
-                Sampler = sampler, Steps = steps, Count = 1, BatchSize = 1, Spacing = Schedules.TimestepSpacings.Parse(spacing),
+                Sampler = sampler, Steps = steps, Count = 1, BatchSize = 1,
+                    Spacing = Schedules.TimestepSpacings.Parse(spacing),
                 InitialNoise = Enumerable.Repeat(x, model.ImageSize).ToArray(),
             }).Images[0];
             double ours = Run(1) - Run(0), theirs = (double)c["a"]!;
@@ -278,14 +304,18 @@ public class OwnDefaultsVersusDiffusersTests
             {
                 // Ours is then diffusers' own run of the method (DDIM ≡ Euler in σ space) from the prior's x_T.
                 var method = (JsonObject)((JsonArray)Data["cases"]!).First(x => (string)x!["name"]! ==
-                    (sampler == "ddim" ? $"EulerDiscreteScheduler-{schedule}{spacing}-{steps}" : $"{scheduler}-{schedule}{spacing}-{steps}"))!;
-                double sigmaMax = (double)((JsonArray)method["sigmas"]!)[0]!, expected = (double)method["a"]! * Math.Sqrt(1 + sigmaMax * sigmaMax) / sigmaMax;
+                    (sampler == "ddim" ? $"EulerDiscreteScheduler-{schedule}{spacing}-{steps}"
+                        : $"{scheduler}-{schedule}{spacing}-{steps}"))!;
+                double sigmaMax = (double)((JsonArray)method["sigmas"]!)[0]!,
+                    expected = (double)method["a"]! * Math.Sqrt(1 + sigmaMax * sigmaMax) / sigmaMax;
                 if (Math.Abs(ours - expected) > 1e-3 * expected)
-                    report.Add($"{schedule}{spacing}/{steps}: std {ours:F4}, but diffusers' own run of the method from the prior's x_T gives {expected:F4}");
+                    report.Add($"{schedule}{spacing}/{steps}: std {ours:F4}, but diffusers' own run of the method " +
+                        $"from the prior's x_T gives {expected:F4}");
             }
             else if (ourError > theirError + 1e-4)
                 report.Add($"{schedule}{spacing}/{steps}: std {ours:F4} vs diffusers' {theirs:F4} (data {std})");
         }
-        Assert.True(report.Count == 0, $"{sampler} is further from the data's std than {scheduler}: {string.Join("; ", report)}");
+        Assert.True(report.Count == 0,
+            $"{sampler} is further from the data's std than {scheduler}: {string.Join("; ", report)}");
     }
 }

@@ -33,7 +33,8 @@ public class EvaluationTests
         var fTrain = classifier.Run(train, m).Features;
         var fNoise = classifier.Run(noise, 2000).Features;
         int d = classifier.FeatureDim;
-        double near = FrechetDistance.Compute(fTest, n, fTrain, m, d), far = FrechetDistance.Compute(fTest, n, fNoise, 2000, d);
+        double near = FrechetDistance.Compute(fTest, n, fTrain, m, d),
+            far = FrechetDistance.Compute(fTest, n, fNoise, 2000, d);
         Assert.True(near * 20 < far, $"FD(test, train) = {near}, FD(test, noise) = {far}");
         Assert.Equal(0, FrechetDistance.Compute(fTest, n, fTest, n, d), 6);
         Assert.Equal(far, FrechetDistance.Compute(fNoise, 2000, fTest, n, d), 1e-6 * far);
@@ -57,16 +58,19 @@ public class EvaluationTests
         using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (test, n) = Evaluator.LoadReference(Test, 100, 784);
-        var (train, m) = Evaluator.LoadReference(Train, 250, 784); // two disjoint floor samples of 100, then 50 left over
+        // two disjoint floor samples of 100, then 50 left over
+        var (train, m) = Evaluator.LoadReference(Train, 250, 784);
         var evaluator = new Evaluator(model, classifier, test, n, train, m);
-        var request = new Generation.GenerationRequest { Sampler = "ddim", Steps = 5, Count = 100, BatchSize = 50, Seed = 7 };
+        var request = new Generation.GenerationRequest {
+            Sampler = "ddim", Steps = 5, Count = 100, BatchSize = 50, Seed = 7 };
 
         var series = evaluator.EvaluateSeeds(request, 3);
         Assert.Equal(3, series.Runs.Count);
         for (int k = 0; k < 3; k++)
         {
             var alone = evaluator.Evaluate(request with { Seed = 7 + (ulong)k });
-            Assert.Equal((alone.FrechetDistance, alone.Kid, alone.ClassAccuracy), (series.Runs[k].FrechetDistance, series.Runs[k].Kid, series.Runs[k].ClassAccuracy));
+            Assert.Equal((alone.FrechetDistance, alone.Kid, alone.ClassAccuracy),
+                (series.Runs[k].FrechetDistance, series.Runs[k].Kid, series.Runs[k].ClassAccuracy));
         }
         Assert.NotEqual(series.Runs[0].FrechetDistance, series.Runs[1].FrechetDistance); // other noise, other images
 
@@ -75,7 +79,8 @@ public class EvaluationTests
         var fTrain = classifier.Run(train, m).Features;
         int d = classifier.FeatureDim;
         for (int k = 0; k < 2; k++)
-            Assert.Equal(FrechetDistance.Compute(fTest, n, fTrain.AsSpan(k * 100 * d, 100 * d), 100, d), series.Runs[k].Floor!.FrechetDistance, 9);
+            Assert.Equal(FrechetDistance.Compute(fTest, n, fTrain.AsSpan(k * 100 * d, 100 * d), 100, d),
+                series.Runs[k].Floor!.FrechetDistance, 9);
         Assert.NotEqual(series.Runs[0].Floor!.FrechetDistance, series.Runs[1].Floor!.FrechetDistance);
         Assert.Null(series.Runs[2].Floor); // 50 images left: no third disjoint sample
 
@@ -97,13 +102,15 @@ public class EvaluationTests
         var (test, n) = Evaluator.LoadReference("fashion-mnist-test", 1000, 784);
         var labels = Evaluator.LoadReferenceLabels("fashion-mnist-test", n)!;
         Assert.Equal(n, labels.Length);
-        Assert.Equal([9, 2, 1, 1, 6], labels[..5]); // the test set's first labels: ankle boot, pullover, trouser, trouser, shirt
+        // the test set's first labels: ankle boot, pullover, trouser, trouser, shirt
+        Assert.Equal([9, 2, 1, 1, 6], labels[..5]);
         Assert.Null(Evaluator.LoadReferenceLabels("/some/images.npy", n));
 
         // Counted here from the classifier's predictions, per class and as the mean over classes.
         var predicted = classifier.Run(test, n).Predicted;
         var perClass = Enumerable.Range(0, 10).Select(c =>
-            Enumerable.Range(0, 600).Count(i => labels[i] == c && predicted[i] == c) / (double)Enumerable.Range(0, 600).Count(i => labels[i] == c)).ToArray();
+            Enumerable.Range(0, 600).Count(i => labels[i] == c && predicted[i] == c) / (double)Enumerable.Range(0,
+                600).Count(i => labels[i] == c)).ToArray();
         var evaluator = new Evaluator(model, classifier, test, n, referenceLabels: labels);
         var real = evaluator.Accuracy(600)!;
         Assert.Equal(600, real.Count);
@@ -113,14 +120,17 @@ public class EvaluationTests
         Assert.True(real.PerClass[6] < real.PerClass[1], "shirts are harder than trousers");
 
         // Each result carries it at the result's count; without labels there is none.
-        var result = evaluator.Evaluate(new Generation.GenerationRequest { Sampler = "ddim", Steps = 3, Count = 40, BatchSize = 40 });
+        var result = evaluator.Evaluate(new Generation.GenerationRequest {
+            Sampler = "ddim", Steps = 3, Count = 40, BatchSize = 40 });
         var atForty = evaluator.Accuracy(40)!;
         Assert.Equal((40, atForty.Overall), (result.Reference!.Count, result.Reference.Overall));
         Assert.Equal(atForty.PerClass, result.Reference.PerClass);
         Assert.Null(new Evaluator(model, classifier, test, n).Accuracy(40));
-        var e = Assert.Throws<DiffusionException>(() => new Evaluator(model, classifier, test, n, referenceLabels: labels[..10]));
+        var e = Assert.Throws<DiffusionException>(() =>
+            new Evaluator(model, classifier, test, n, referenceLabels: labels[..10]));
         Assert.Contains("reference labels must be 1000 classes", e.Message);
-        Assert.Throws<DiffusionException>(() => new Evaluator(model, classifier, test, n, referenceLabels: labels.Select(l => l + 5).ToArray()));
+        Assert.Throws<DiffusionException>(() =>
+            new Evaluator(model, classifier, test, n, referenceLabels: labels.Select(l => l + 5).ToArray()));
     }
 
     [Fact]
@@ -154,7 +164,8 @@ public class EvaluationTests
             foreach (var i in xs) foreach (var j in xs) if (i != j) within += K(x, i, x, j, d);
             foreach (var i in ys) foreach (var j in ys) if (i != j) withinY += K(y, i, y, j, d);
             foreach (var i in xs) foreach (var j in ys) across += K(x, i, y, j, d);
-            return within / (xs.Length * (xs.Length - 1.0)) + withinY / (ys.Length * (ys.Length - 1.0)) - 2 * across / ((double)xs.Length * ys.Length);
+            return within / (xs.Length * (xs.Length - 1.0))
+                + withinY / (ys.Length * (ys.Length - 1.0)) - 2 * across / ((double)xs.Length * ys.Length);
         }
         var all = (Enumerable.Range(0, m).ToArray(), Enumerable.Range(0, n).ToArray());
         double Jackknife(int count, Func<int, double> leaveOut)
@@ -168,7 +179,8 @@ public class EvaluationTests
         // Feature dot products are float32, the sums double: agreement to 1e-6 relative.
         double expected = Mmd(a, all.Item1, b, all.Item2, d);
         Assert.True(Math.Abs(expected - kid.Value) < 1e-6 * expected, $"{expected} vs {kid.Value}");
-        Assert.True(Math.Abs(Math.Sqrt(variance) - kid.StandardError) < 1e-5 * kid.StandardError, $"{Math.Sqrt(variance)} vs {kid.StandardError}");
+        Assert.True(Math.Abs(Math.Sqrt(variance) - kid.StandardError) < 1e-5 * kid.StandardError,
+            $"{Math.Sqrt(variance)} vs {kid.StandardError}");
         Assert.Equal(kid.Value, KernelInceptionDistance.Compute(b, n, a, m, d).Value, 1e-9); // symmetric
     }
 
@@ -188,7 +200,8 @@ public class EvaluationTests
             var kid = KernelInceptionDistance.Compute(Draw(count, 1), count, Draw(count, 2), count, d);
             Assert.True(Math.Abs(kid.Value) < 3 * kid.StandardError, $"{count}: KID {kid}");
         }
-        double fd100 = FrechetDistance.Compute(Draw(100, 1), 100, Draw(100, 2), 100, d), fd1000 = FrechetDistance.Compute(Draw(1000, 1), 1000, Draw(1000, 2), 1000, d);
+        double fd100 = FrechetDistance.Compute(Draw(100, 1), 100, Draw(100, 2), 100, d),
+            fd1000 = FrechetDistance.Compute(Draw(1000, 1), 1000, Draw(1000, 2), 1000, d);
         Assert.True(fd100 > 5 * fd1000, $"FD at 100: {fd100}, at 1000: {fd1000}");
         // A shift of 0.3 in every coordinate is seen at both counts.
         var shifted = Draw(1000, 3).Select(v => v + 0.3f).ToArray();
@@ -210,20 +223,30 @@ public class EvaluationTests
     [Fact]
     public void The_benchmark_plan_gives_each_sampler_its_own_budget_and_the_report_picks_the_best_per_budget()
     {
-        var plan = new BenchmarkPlan { Samplers = ["ddim", "heun", "pc", "rk45"], Budgets = [4, 10], FullLength = new HashSet<string> { "ddim" }, Tolerances = [1e-2] };
-        Assert.Equal([("ddim", 4, 0.0), ("ddim", 10, 0.0), ("ddim", 1000, 0.0), ("heun", 2, 0.0), ("heun", 5, 0.0), ("pc", 2, 0.0), ("pc", 5, 0.0), ("rk45", 1, 1e-2)],
+        var plan = new BenchmarkPlan {
+            Samplers = ["ddim", "heun", "pc", "rk45"], Budgets = [4, 10], FullLength = new HashSet<string> { "ddim" },
+                Tolerances = [1e-2] };
+        Assert.Equal([("ddim", 4, 0.0), ("ddim", 10, 0.0), ("ddim", 1000, 0.0), ("heun", 2, 0.0), ("heun", 5, 0.0),
+            ("pc", 2, 0.0), ("pc", 5, 0.0), ("rk45", 1, 1e-2)],
             plan.Configurations(1000));
-        Assert.Equal("Count", Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Parameter);
-        Assert.Equal("Budgets", Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Parameter);
-        Assert.Equal("Samplers", Assert.Throws<DiffusionArgumentException>(() => (plan with { Samplers = ["plms"] }).Validate()).Parameter);
+        Assert.Equal("Count",
+            Assert.Throws<DiffusionArgumentException>(() => (plan with { Count = 0 }).Validate()).Parameter);
+        Assert.Equal("Budgets",
+            Assert.Throws<DiffusionArgumentException>(() => (plan with { Budgets = [0] }).Validate()).Parameter);
+        Assert.Equal("Samplers",
+            Assert.Throws<DiffusionArgumentException>(() => (plan with { Samplers = ["plms"] }).Validate()).Parameter);
 
         using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (reference, n) = Evaluator.LoadReference(Test, 64, 784);
-        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with { Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64, HeadlineCount = 0 });
-        Assert.Equal([4.0, 10.0, 3.0, 9.0], rows.Select(r => r.Result.EvaluationsPerImage)); // Heun: 2 per step, 1 for the last
+        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with {
+            Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64,
+                HeadlineCount = 0 });
+        // Heun: 2 per step, 1 for the last
+        Assert.Equal([4.0, 10.0, 3.0, 9.0], rows.Select(r => r.Result.EvaluationsPerImage));
         var dir = Fixtures.TempFolder();
-        BenchmarkReport.Write(dir, rows, new BenchmarkRun("test", "g.onnx", 64, 1, false, "cpu", TimeSpan.FromSeconds(1), [4, 10]));
+        BenchmarkReport.Write(dir, rows,
+            new BenchmarkRun("test", "g.onnx", 64, 1, false, "cpu", TimeSpan.FromSeconds(1), [4, 10]));
         var report = File.ReadAllText(Path.Combine(dir, "report.md"));
         var best4 = rows.Where(r => r.Result.EvaluationsPerImage <= 4).MinBy(r => r.Result.FrechetDistance)!.Result;
         Assert.Contains($"| 4 | {best4.Sampler} ({best4.EvaluationsPerImage:0.#} NFE) |", report);

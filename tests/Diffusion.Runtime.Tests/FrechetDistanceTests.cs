@@ -9,7 +9,8 @@ public class FrechetDistanceTests
     {
         var noise = new float[count * mean.Length];
         new Noise.NoiseGenerator((ulong)seed).Fill(noise, 0, noise.Length, 0);
-        for (int i = 0; i < noise.Length; i++) noise[i] = (float)(mean[i % mean.Length] + std[i % mean.Length] * noise[i]);
+        for (int i = 0; i < noise.Length; i++)
+            noise[i] = (float)(mean[i % mean.Length] + std[i % mean.Length] * noise[i]);
         return noise;
     }
 
@@ -41,7 +42,8 @@ public class FrechetDistanceTests
     {
         var a = Gaussian(2000, [1, 2, 3], [1, 1, 1], 3);
         Assert.Equal(0, FrechetDistance.Compute(a, 2000, a, 2000, 3), 9);
-        var shifted = a.Select((v, i) => i % 3 == 0 ? v + 2f : v).ToArray(); // same covariance, mean moved by 2 along one axis
+        // same covariance, mean moved by 2 along one axis
+        var shifted = a.Select((v, i) => i % 3 == 0 ? v + 2f : v).ToArray();
         Assert.Equal(4, FrechetDistance.Compute(a, 2000, shifted, 2000, 3), 4);
     }
 

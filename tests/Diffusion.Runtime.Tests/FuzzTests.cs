@@ -13,13 +13,16 @@ namespace Diffusion.Runtime.Tests;
 /// </summary>
 public class FuzzTests(ITestOutputHelper log)
 {
-    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("DIFFUSION_FUZZ_CASES"), out var n) && n > 0 ? n : 1000;
-    private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("DIFFUSION_FUZZ_SEED"), out var s) ? s : 20261123;
+    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("DIFFUSION_FUZZ_CASES"), out var n)
+        && n > 0 ? n : 1000;
+    private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("DIFFUSION_FUZZ_SEED"), out var s) ? s
+        : 20261123;
     private const long AllocationBound = 96L << 20; // PngLimits.Default allows 16 MP (64 MB RGBA) plus the file
 
     private sealed record Report(int Cases, int Decoded, int Refused, List<string> Crashes, long PeakAllocated);
 
-    private static Report Fuzz(IReadOnlyList<byte[]> seeds, Func<Random, byte[], byte[]> mutate, Action<byte[], int> decode)
+    private static Report Fuzz(IReadOnlyList<byte[]> seeds, Func<Random, byte[], byte[]> mutate, Action<byte[],
+        int> decode)
     {
         var random = new Random(Seed);
         int decoded = 0, refused = 0;
@@ -50,7 +53,8 @@ public class FuzzTests(ITestOutputHelper log)
 
     private void Check(string format, Report r)
     {
-        log.WriteLine($"{format}: {r.Cases} cases, {r.Decoded} decoded, {r.Refused} refused, {r.Crashes.Count} crashes, peak {r.PeakAllocated / 1048576.0:0.0} MiB allocated by one case");
+        log.WriteLine($"{format}: {r.Cases} cases, {r.Decoded} decoded, {r.Refused} refused, {r.Crashes.Count} " +
+            $"crashes, peak {r.PeakAllocated / 1048576.0:0.0} MiB allocated by one case");
         Assert.True(r.Crashes.Count == 0, string.Join("\n", r.Crashes.Take(10)));
         Assert.True(r.PeakAllocated < AllocationBound, $"one case allocated {r.PeakAllocated:N0} bytes");
         Assert.True(r.Decoded > 0 && r.Refused > 0, "the mutations should produce both decodable and broken inputs");
@@ -79,14 +83,20 @@ public class FuzzTests(ITestOutputHelper log)
         var raw = new byte[4 * 7];
         for (int i = 0; i < raw.Length; i++) raw[i] = (byte)(i % 7 == 0 ? i % 5 : i % 3);
         using var compressed = new MemoryStream();
-        using (var z = new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true)) z.Write(raw);
-        seeds.Add([137, 80, 78, 71, 13, 10, 26, 10, .. Chunk("IHDR", body), .. Chunk("PLTE", new byte[9] { 255, 0, 0, 0, 255, 0, 0, 0, 255 }), .. Chunk("IDAT", compressed.ToArray()), .. Chunk("IEND", [])]);
+        using (var z = new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Optimal,
+            leaveOpen: true)) z.Write(raw);
+        seeds.Add([137, 80, 78, 71, 13, 10, 26, 10, .. Chunk("IHDR", body),
+            .. Chunk("PLTE", new byte[9] { 255, 0, 0, 0, 255, 0, 0, 0, 255 }), .. Chunk("IDAT", compressed.ToArray()),
+                .. Chunk("IEND", [])]);
         return seeds;
     }
 
     private static byte[] Chunk(string type, byte[] body) => HostileFiles.Chunk(type, body);
 
-    /// <summary>Byte-level damage half the time; otherwise damage inside one chunk with its CRC fixed, which reaches the decoder behind the CRC check.</summary>
+    /// <summary>
+    /// Byte-level damage half the time; otherwise damage inside one chunk with its CRC fixed, which reaches the decoder
+    /// behind the CRC check.
+    /// </summary>
     private static byte[] MutatePng(Random random, byte[] seed)
     {
         if (random.Next(2) == 0) return MutateBytes(random, seed);
@@ -103,9 +113,13 @@ public class FuzzTests(ITestOutputHelper log)
         {
             case 0 when body.Length > 0: body = MutateBytes(random, body); break;
             case 1 when type == "IHDR": // sizes from tiny to absurd
-                BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(random.Next(2) * 4), (uint)(random.Next(4) switch { 0 => random.Next(0, 5), 1 => random.Next(0, 5000), 2 => 1 << random.Next(31), _ => random.Next() }));
+                BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(random.Next(2) * 4),
+                    (uint)(random.Next(4) switch {
+                        0 => random.Next(0, 5), 1 => random.Next(0, 5000), 2 => 1 << random.Next(31), _ =>
+                            random.Next() }));
                 break;
-            case 2: chunks.Insert(random.Next(chunks.Count + 1), chunks[random.Next(chunks.Count)]); break; // a duplicated chunk
+            // a duplicated chunk
+            case 2: chunks.Insert(random.Next(chunks.Count + 1), chunks[random.Next(chunks.Count)]); break;
             case 3: chunks.RemoveAt(victim); break;
             default: if (body.Length > 0) body[random.Next(body.Length)] = (byte)random.Next(256); break;
         }
@@ -125,7 +139,8 @@ public class FuzzTests(ITestOutputHelper log)
                 case 0: data[at] ^= (byte)(1 << random.Next(8)); break;
                 case 1: data[at] = (byte)random.Next(256); break;
                 case 2: data.RemoveRange(at, data.Count - at); break; // truncate
-                case 3: data.InsertRange(at, Enumerable.Range(0, 1 + random.Next(16)).Select(_ => (byte)random.Next(256))); break;
+                case 3: data.InsertRange(at,
+                    Enumerable.Range(0, 1 + random.Next(16)).Select(_ => (byte)random.Next(256))); break;
                 default: data[at] = random.Next(2) == 0 ? (byte)0xFF : (byte)0; break;
             }
         }
@@ -148,7 +163,8 @@ public class FuzzTests(ITestOutputHelper log)
         foreach (var shape in new[] { new[] { 2, 1, 3, 3 }, new[] { 5 }, new[] { 1, 3, 2, 2 } })
         {
             var path = Path.Combine(folder, "seed.npy");
-            Npy.Save(path, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(v => v * 0.5f).ToArray(), shape);
+            Npy.Save(path, Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(v => v * 0.5f).ToArray(),
+                shape);
             seeds.Add(File.ReadAllBytes(path));
         }
         Directory.Delete(folder, recursive: true);

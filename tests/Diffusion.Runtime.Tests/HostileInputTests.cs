@@ -6,7 +6,9 @@ using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Runtime.Tests;
 
-/// <summary>Hostile files for the readers: each is refused with a message naming it, in bounded memory and time.</summary>
+/// <summary>
+/// Hostile files for the readers: each is refused with a message naming it, in bounded memory and time.
+/// </summary>
 public class HostileInputTests
 {
     // ---- PNG ----
@@ -45,7 +47,8 @@ public class HostileInputTests
     public void A_png_of_the_wrong_size_is_refused_from_its_header_before_decoding()
     {
         var data = HostileFiles.Png("46000² gray bomb");
-        var e = Assert.Throws<DiffusionException>(() => Imaging.Png.Decode(data, "big.png", PngLimits.Exactly(32, 32, "model 'm.onnx'")));
+        var e = Assert.Throws<DiffusionException>(() =>
+            Imaging.Png.Decode(data, "big.png", PngLimits.Exactly(32, 32, "model 'm.onnx'")));
         Assert.Equal("'big.png' is 46000×46000; model 'm.onnx' needs 32×32 images.", e.Message);
     }
 
@@ -55,8 +58,11 @@ public class HostileInputTests
     {
         var h = Encoding.ASCII.GetBytes(header + "\n");
         var preamble = major == 1
-            ? new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)h.Length, (byte)(h.Length >> 8) }
-            : [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 2, 0, .. BitConverter.GetBytes(claimedLength ?? (uint)h.Length)];
+            ? new byte[] {
+                0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)h.Length,
+                    (byte)(h.Length >> 8) }
+            : [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 2, 0,
+                .. BitConverter.GetBytes(claimedLength ?? (uint)h.Length)];
         return [.. preamble, .. h, .. new byte[dataBytes]];
     }
 
@@ -77,9 +83,12 @@ public class HostileInputTests
     {
         "dimension over 2³¹" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3000000000, 1, 2, 2), }"),
         "fractional shape" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2.5, 1, 2, 2), }"),
-        "header length 0xFFFFFFF0" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", major: 2, claimedLength: 0xFFFFFFF0),
+        "header length 0xFFFFFFF0" =>
+            Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", major: 2, claimedLength: 0xFFFFFFF0),
         "fortran order without spaces" => Npy("{'descr':'<f4','fortran_order':True,'shape':(1,1,2,2),}", dataBytes: 16),
-        "shape product overflows" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 2000000000, 2000000000, 2000000000), }"),
+        "shape product overflows" =>
+            Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 2000000000, 2000000000, 2000000000), " +
+                "}"),
         "truncated data" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 2), }", dataBytes: 7),
         "negative dimension" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-4, 1, 2, 2), }"),
         "unsupported dtype" => Npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", dataBytes: 8),

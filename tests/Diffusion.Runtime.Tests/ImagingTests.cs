@@ -15,11 +15,14 @@ public class ImagingTests
             {
                 int w = 1 + seed.Length % 13, h = 1 + seed.Length % 7;
                 var pixels = new byte[w * h * channels];
-                for (int i = 0; i < pixels.Length; i++) pixels[i] = seed.Length == 0 ? (byte)i : (byte)(seed[i % seed.Length] + i);
+                for (int i = 0; i < pixels.Length; i++)
+                    pixels[i] = seed.Length == 0 ? (byte)i : (byte)(seed[i % seed.Length] + i);
                 using var ms = new MemoryStream();
                 Png.Write(ms, new Image8(w, h, channels, pixels));
                 var back = Png.Decode(ms.ToArray(), "memory");
-                if (back.Width != w || back.Height != h || back.Channels != channels || !back.Pixels.AsSpan().SequenceEqual(pixels)) return false;
+                if (back.Width != w || back.Height != h || back.Channels != channels
+                    || !back.Pixels.AsSpan().SequenceEqual(pixels))
+                    return false;
             }
             return true;
         });
@@ -33,7 +36,8 @@ public class ImagingTests
         Png.Write(ms, new Image8(2, 2, 1, [0, 64, 128, 255]));
         var bytes = ms.ToArray();
         // Every PNG ends with the IEND chunk, whose CRC-32 is the well-known AE 42 60 82.
-        Assert.Equal(new byte[] { 0, 0, 0, 0, (byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82 }, bytes[^12..]);
+        Assert.Equal(new byte[] { 0, 0, 0, 0, (byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82 },
+            bytes[^12..]);
         Assert.Equal(13, BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(8)));
     }
 
@@ -43,8 +47,10 @@ public class ImagingTests
         using var ms = new MemoryStream();
         Png.Write(ms, new Image8(4, 4, 3, new byte[48]));
         var bytes = ms.ToArray();
-        Assert.Contains("not a PNG", Assert.Throws<DiffusionException>(() => Png.Decode(bytes.AsSpan(1), "a.png")).Message);
-        Assert.Contains("a.png", Assert.Throws<DiffusionException>(() => Png.Decode(bytes.AsSpan(0, 40), "a.png")).Message);
+        Assert.Contains("not a PNG",
+            Assert.Throws<DiffusionException>(() => Png.Decode(bytes.AsSpan(1), "a.png")).Message);
+        Assert.Contains("a.png",
+            Assert.Throws<DiffusionException>(() => Png.Decode(bytes.AsSpan(0, 40), "a.png")).Message);
     }
 
     [Fact]

@@ -13,13 +13,16 @@ public class Img2ImgTests
         return x;
     }
 
-    private static GenerationResult Edit(Onnx.DiffusionModel model, float[] input, int count, double strength, string sampler = "ddim", int steps = 50) =>
+    private static GenerationResult Edit(Onnx.DiffusionModel model, float[] input, int count, double strength,
+        string sampler = "ddim", int steps = 50) =>
         new ImageGenerator(model).Generate(new GenerationRequest
         {
-            Sampler = sampler, Steps = steps, Count = count, BatchSize = 256, Seed = 9, InitialImages = input, Strength = strength,
+            Sampler = sampler, Steps = steps, Count = count, BatchSize = 256, Seed = 9, InitialImages = input,
+                Strength = strength,
         });
 
-    private static double Rms(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Average());
+    private static double Rms(float[] a, float[] b) =>
+        Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Average());
 
     [Fact]
     public void Strength_towards_zero_returns_the_input_and_larger_strengths_move_further()
@@ -59,6 +62,7 @@ public class Img2ImgTests
         var input = DataSamples(2, model.ImageSize, 5);
         Assert.Equal("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 0)).Parameter);
         Assert.Equal("Strength", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input, 2, 1.5)).Parameter);
-        Assert.Equal("InitialImages", Assert.Throws<DiffusionArgumentException>(() => Edit(model, input[..10], 2, 0.5)).Parameter);
+        Assert.Equal("InitialImages",
+            Assert.Throws<DiffusionArgumentException>(() => Edit(model, input[..10], 2, 0.5)).Parameter);
     }
 }

@@ -2,7 +2,10 @@ using Diffusion.Runtime.Generation;
 
 namespace Diffusion.Runtime.Tests;
 
-/// <summary>Inpainting by replacement on the closed-form Gaussian model (independent pixels: the unknown ones must still be N(μ, s²)).</summary>
+/// <summary>
+/// Inpainting by replacement on the closed-form Gaussian model (independent pixels: the unknown ones must still be N(μ,
+/// s²)).
+/// </summary>
 public class InpaintingTests
 {
     private static (float[] Known, float[] Mask) LeftHalfKnown(int count, int size)
@@ -34,7 +37,8 @@ public class InpaintingTests
         var (known, mask) = LeftHalfKnown(6, model.ImageSize);
         var r = new ImageGenerator(model).Generate(new GenerationRequest
         {
-            Sampler = sampler, Steps = steps, KarrasSigmas = karras, Count = 6, BatchSize = 4, Seed = 2, KnownImages = known, Mask = mask,
+            Sampler = sampler, Steps = steps, KarrasSigmas = karras, Count = 6, BatchSize = 4, Seed = 2,
+                KnownImages = known, Mask = mask,
         });
         for (int i = 0; i < known.Length; i++)
         {
@@ -50,7 +54,8 @@ public class InpaintingTests
         var (known, mask) = LeftHalfKnown(2048, model.ImageSize);
         var r = new ImageGenerator(model).Generate(new GenerationRequest
         {
-            Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 2048, BatchSize = 512, Seed = 3, KnownImages = known, Mask = mask,
+            Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 2048, BatchSize = 512, Seed = 3,
+                KnownImages = known, Mask = mask,
         });
         var unknown = r.Images.Where((_, i) => mask[i] == 0).ToArray();
         var (mean, std) = Fixtures.Moments(unknown);
@@ -81,7 +86,8 @@ public class InpaintingTests
         Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
         var e = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model).Generate(new GenerationRequest
         {
-            Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask, Options = new Samplers.SamplerOptions { Resampling = 2 },
+            Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask,
+                Options = new Samplers.SamplerOptions { Resampling = 2 },
         }));
         Assert.Equal("Resampling", e.Parameter);
         Assert.Contains("ddim", e.Problem); // the samplers that do resample
@@ -93,12 +99,19 @@ public class InpaintingTests
         using var model = Fixtures.Gaussian();
         var (known, mask) = LeftHalfKnown(2, model.ImageSize);
         var generator = new ImageGenerator(model);
-        var request = new GenerationRequest { Sampler = "ddim", Steps = 5, Count = 2, KnownImages = known, Mask = mask };
+        var request = new GenerationRequest {
+            Sampler = "ddim", Steps = 5, Count = 2, KnownImages = known, Mask = mask };
         var grey = (float[])mask.Clone();
         grey[3] = 0.5f;
-        Assert.Contains("binary", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = grey })).Message);
-        Assert.Contains("same size", Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = mask[..64] })).Message);
-        Assert.Equal("Sampler", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(request with { Sampler = "rk45" })).Parameter);
-        Assert.Equal("Mask", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(request with { Mask = null })).Parameter);
+        Assert.Contains("binary",
+            Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = grey })).Message);
+        Assert.Contains("same size",
+            Assert.Throws<DiffusionException>(() => generator.Generate(request with { Mask = mask[..64] })).Message);
+        Assert.Equal("Sampler",
+            Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(request with { Sampler = "rk45" })).Parameter);
+        Assert.Equal("Mask",
+            Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(request with { Mask = null })).Parameter);
     }
 }

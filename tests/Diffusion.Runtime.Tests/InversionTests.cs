@@ -8,7 +8,8 @@ public class InversionTests
     private static double RoundTripError(Onnx.DiffusionModel model, float[] images, int count, int steps)
     {
         var generator = new ImageGenerator(model);
-        var request = new GenerationRequest { Sampler = "ddim", Steps = steps, Count = count, BatchSize = count, KarrasSigmas = true };
+        var request = new GenerationRequest {
+            Sampler = "ddim", Steps = steps, Count = count, BatchSize = count, KarrasSigmas = true };
         var latents = DdimInversion.Invert(model, images, count, generator.Grid(request), count);
         var decoded = generator.Generate(request with { InitialNoise = latents }).Images;
         return Math.Sqrt(decoded.Zip(images, (a, b) => (double)(a - b) * (a - b)).Average());
@@ -21,11 +22,13 @@ public class InversionTests
         var images = new float[8 * model.ImageSize];
         new Noise.NoiseGenerator(5).Fill(images, 0, model.ImageSize, 0);
         for (int i = 0; i < images.Length; i++) images[i] = Fixtures.Mean + Fixtures.Std * images[i];
-        double e20 = RoundTripError(model, images, 8, 20), e80 = RoundTripError(model, images, 8, 80), e320 = RoundTripError(model, images, 8, 320);
+        double e20 = RoundTripError(model, images, 8, 20), e80 = RoundTripError(model, images, 8, 80),
+            e320 = RoundTripError(model, images, 8, 320);
         Assert.True(e80 < e20 && e320 < e80, $"round-trip rms {e20}, {e80}, {e320} at 20, 80, 320 steps");
         Assert.True(e320 < 0.02, $"rms {e320} at 320 steps");
         // Inverted latents look like noise: roughly zero mean, unit variance.
-        var latents = DdimInversion.Invert(model, images, 8, new ImageGenerator(model).Grid(new GenerationRequest { Steps = 50, KarrasSigmas = true }), 8);
+        var latents = DdimInversion.Invert(model, images, 8,
+            new ImageGenerator(model).Grid(new GenerationRequest { Steps = 50, KarrasSigmas = true }), 8);
         var (mean, std) = Fixtures.Moments(latents);
         Assert.InRange(mean, -0.1, 0.1);
         Assert.InRange(std, 0.85, 1.15);

@@ -2,14 +2,17 @@ using System.Diagnostics;
 
 namespace Diffusion.Runtime.Tests;
 
-/// <summary>Runs Debian's python3 (with python3-onnx and numpy, installed by ./test.sh) as an independent reference.</summary>
+/// <summary>
+/// Runs Debian's python3 (with python3-onnx and numpy, installed by ./test.sh) as an independent reference.
+/// </summary>
 internal static class PythonReference
 {
     public const string Interpreter = "/usr/bin/python3";
 
     public static string Run(string script, params string[] args)
     {
-        Assert.True(File.Exists(Interpreter), $"{Interpreter} is missing: ./test.sh installs python3-onnx (apt-get install python3-onnx).");
+        Assert.True(File.Exists(Interpreter),
+            $"{Interpreter} is missing: ./test.sh installs python3-onnx (apt-get install python3-onnx).");
         var start = new ProcessStartInfo(Interpreter) { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(script);

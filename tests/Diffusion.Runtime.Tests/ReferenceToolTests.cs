@@ -15,7 +15,9 @@ public class ReferenceToolTests
             Fixtures.Spec(), Fixtures.Spec("v_prediction"), GaussianModel.Bundled,
             Fixtures.Spec() with { Int64Timestep = true, ScalarTimestep = true, WithMetadata = false },
         };
-        var paths = specs.Select((s, i) => { var p = Path.Combine(dir, $"m{i}.onnx"); File.WriteAllBytes(p, GaussianModel.Build(s)); return p; }).ToArray();
+        var paths = specs.Select((s, i) => {
+            var p = Path.Combine(dir, $"m{i}.onnx"); File.WriteAllBytes(p,
+                GaussianModel.Build(s)); return p; }).ToArray();
         var output = PythonReference.Run("""
             import sys, onnx, json
             for path in sys.argv[1:]:
@@ -24,7 +26,8 @@ public class ReferenceToolTests
                 meta = {p.key: p.value for p in m.metadata_props}
                 print(m.opset_import[0].version, m.graph.input[0].type.tensor_type.shape.dim[0].dim_param, json.loads(meta.get('diffusion.config', '{}')).get('prediction_type'))
             """, paths);
-        Assert.Equal(["17 batch epsilon", "17 batch v_prediction", "17 batch epsilon", "17 batch None"], output.Split('\n'));
+        Assert.Equal(["17 batch epsilon", "17 batch v_prediction", "17 batch epsilon", "17 batch None"],
+            output.Split('\n'));
     }
 
     [Fact]

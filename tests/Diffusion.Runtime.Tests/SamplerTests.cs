@@ -6,7 +6,9 @@ using Diffusion.Runtime.Schedules;
 
 namespace Diffusion.Runtime.Tests;
 
-/// <summary>Every sampler against the closed-form Gaussian model: 2048 samples must have mean μ ± 0.03 and std s ± 5%.</summary>
+/// <summary>
+/// Every sampler against the closed-form Gaussian model: 2048 samples must have mean μ ± 0.03 and std s ± 5%.
+/// </summary>
 public class SamplerTests
 {
     public static TheoryData<string, int, bool> Cases => new()
@@ -20,7 +22,8 @@ public class SamplerTests
         { "dpm++2m-sde", 50, false },
         { "dpm++2m-sde", 50, true },
         // 3M SDE's second differences of noisy D's over-disperse at few steps (std +5.7 % at 50 trailing steps,
-        // +28 % at 20 Karras steps — as a NumPy transcription of k-diffusion's update gives too); 100 steps are within 2 %.
+        // +28 % at 20 Karras steps — as a NumPy transcription of k-diffusion's update gives too); 100 steps are within
+        // 2 %.
         { "dpm++3m-sde", 100, false },
         { "dpm++3m-sde", 50, true },
         { "euler-ancestral", 250, false },
@@ -87,7 +90,8 @@ public class SamplerTests
     public void Deterministic_solvers_converge_to_the_exact_ODE_solution_at_their_order(string sampler, double ratio)
     {
         using var model = Fixtures.Gaussian();
-        double e20 = OdeError(model, sampler, 20), e40 = OdeError(model, sampler, 40), e80 = OdeError(model, sampler, 80);
+        double e20 = OdeError(model, sampler, 20), e40 = OdeError(model, sampler, 40),
+            e80 = OdeError(model, sampler, 80);
         Assert.True(e40 < e20 && e80 < e40, $"{sampler}: errors {e20}, {e40}, {e80} at 20, 40, 80 steps do not shrink");
         Assert.True(e40 / e80 >= ratio, $"{sampler}: error ratio {e40 / e80} between 40 and 80 steps is below {ratio}");
     }
@@ -118,32 +122,40 @@ public class SamplerTests
     [Fact]
     public void Dpm_solver_3m_without_noise_converges_at_third_order()
     {
-        // η = 0 turns DPM-Solver++(3M) SDE into the deterministic 3M solver. On this Karras grid its error falls 17× from 20
+        // η = 0 turns DPM-Solver++(3M) SDE into the deterministic 3M solver. On this Karras grid its error falls 17×
+        // from 20
         // to 40 steps (0.018 → 0.001); the second-order dpm++2m's falls 4.2× (0.055 → 0.013), so ≥ 8 fails without the
         // third-order term.
         using var model = Fixtures.Gaussian();
-        double Error(int steps) => OdeError(model, Fixtures.Generate(model, "dpm++3m-sde", steps, count: 16, batch: 16, karras: true, eta: 0), rk45: false);
+        double Error(int steps) =>
+            OdeError(model, Fixtures.Generate(model, "dpm++3m-sde", steps, count: 16, batch: 16, karras: true, eta: 0),
+                rk45: false);
         double e10 = Error(10), e20 = Error(20), e40 = Error(40);
         Assert.True(e20 < e10 && e40 < e20, $"errors {e10}, {e20}, {e40} at 10, 20, 40 steps do not shrink");
-        Assert.True(e20 / e40 >= 8, $"error ratio {e20 / e40} between 20 and 40 steps is below 8 ({e10}, {e20}, {e40})");
+        Assert.True(e20 / e40 >= 8,
+            $"error ratio {e20 / e40} between 20 and 40 steps is below 8 ({e10}, {e20}, {e40})");
     }
 
     [Fact]
     public void Linear_multistep_coefficients_are_adams_bashforth_on_even_steps_and_the_method_is_higher_order()
     {
-        // On evenly spaced σ the Lagrange integrals are Adams–Bashforth's weights: h, (3h/2, −h/2), (23, −16, 5)·h/12, (55, −59, 37, −9)·h/24.
+        // On evenly spaced σ the Lagrange integrals are Adams–Bashforth's weights: h, (3h/2, −h/2), (23, −16, 5)·h/12,
+        // (55, −59, 37, −9)·h/24.
         double h = -0.25;
-        double[][] expected = [[1], [1.5, -0.5], [23 / 12.0, -16 / 12.0, 5 / 12.0], [55 / 24.0, -59 / 24.0, 37 / 24.0, -9 / 24.0]];
+        double[][] expected = [[1], [1.5, -0.5], [23 / 12.0, -16 / 12.0, 5 / 12.0],
+            [55 / 24.0, -59 / 24.0, 37 / 24.0, -9 / 24.0]];
         for (int order = 1; order <= 4; order++)
         {
-            var sigmas = Enumerable.Range(0, order).Select(k => 2.0 - k * h).ToArray(); // the current σ first, then earlier (larger) ones
+            // the current σ first, then earlier (larger) ones
+            var sigmas = Enumerable.Range(0, order).Select(k => 2.0 - k * h).ToArray();
             var c = new double[order];
             LinearMultistep.Coefficients(sigmas, 2.0 + h, c);
             for (int k = 0; k < order; k++) Assert.Equal(expected[order - 1][k] * h, c[k], 1e-12);
         }
         // On Karras' grid the 4th-order method's error falls more than 8× when the steps double (dpm++2m's: 4.2×).
         using var model = Fixtures.Gaussian();
-        double Error(int steps) => OdeError(model, Fixtures.Generate(model, "lms", steps, count: 16, batch: 16, karras: true), rk45: false);
+        double Error(int steps) =>
+            OdeError(model, Fixtures.Generate(model, "lms", steps, count: 16, batch: 16, karras: true), rk45: false);
         double e20 = Error(20), e40 = Error(40);
         Assert.True(e20 / e40 >= 8, $"error ratio {e20 / e40} between 20 and 40 steps is below 8 ({e20}, {e40})");
     }
@@ -178,7 +190,9 @@ public class SamplerTests
             double xT = noise[i] / alphaT;
             double exact = mu + (xT - mu) * s / Math.Sqrt(s * s + sigmaT * sigmaT);
             if (rk45) // rk45 integrates to σ_min and then applies D(x̃, σ_min) = μ + s²/(s² + σ²)(x̃ − μ)
-                exact = mu + (xT - mu) * Math.Sqrt(s * s + sigmaMin * sigmaMin) / Math.Sqrt(s * s + sigmaT * sigmaT) * s * s / (s * s + sigmaMin * sigmaMin);
+                exact = mu
+                    + (xT - mu) * Math.Sqrt(s * s + sigmaMin * sigmaMin) / Math.Sqrt(s * s
+                        + sigmaT * sigmaT) * s * s / (s * s + sigmaMin * sigmaMin);
             worst = Math.Max(worst, Math.Abs(r.Images[i] - exact));
         }
         return worst;
@@ -198,7 +212,8 @@ public class SamplerTests
         foreach (var t in new[] { 999.0, 500.5, 20, 0 })
         {
             var level = NoiseLevel.At(reference.Schedule, t);
-            float[] epsA = new float[x.Length], x0A = new float[x.Length], epsB = new float[x.Length], x0B = new float[x.Length];
+            float[] epsA = new float[x.Length], x0A = new float[x.Length], epsB = new float[x.Length],
+                x0B = new float[x.Length];
             a.Predict(x, level, epsA, x0A);
             b.Predict(x, level, epsB, x0B);
             for (int i = 0; i < x.Length; i++)
@@ -217,20 +232,24 @@ public class SamplerTests
     public void Classifier_free_guidance_moves_the_mean_to_the_guided_combination()
     {
         // With ε̂_w = ε̂_∅ + w(ε̂_c − ε̂_∅) and equal s, the guided model is exactly N(μ_∅ + w(μ_c − μ_∅), s²).
-        var spec = Fixtures.Spec() with { ClassMeans = [[-0.5f], [0.2f], [0f]], Config = new DiffusionConfig { ClassNames = ["dark", "light"], NumClasses = 2 } };
+        var spec = Fixtures.Spec() with {
+            ClassMeans = [[-0.5f], [0.2f], [0f]], Config = new DiffusionConfig {
+                ClassNames = ["dark", "light"], NumClasses = 2 } };
         using var model = Fixtures.Load(spec);
         foreach (var (label, w, expected) in new[] { (1, 3f, 0.6), (0, 1f, -0.5), (0, 0f, 0.0), (1, 1.5f, 0.3) })
         {
             var r = new ImageGenerator(model).Generate(new GenerationRequest
             {
-                Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 1024, BatchSize = 256, Seed = 1, Guidance = w, ClassLabels = [label],
+                Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 1024, BatchSize = 256, Seed = 1,
+                    Guidance = w, ClassLabels = [label],
             });
             var (mean, std) = Fixtures.Moments(r.Images);
             Assert.InRange(mean, expected - 0.03, expected + 0.03);
             Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
         }
         Assert.Equal(1, model.ResolveClass("LIGHT"));
-        Assert.Contains("dark, light", Assert.Throws<DiffusionArgumentException>(() => model.ResolveClass("medium")).Message);
+        Assert.Contains("dark, light",
+            Assert.Throws<DiffusionArgumentException>(() => model.ResolveClass("medium")).Message);
     }
 
     [Fact]
@@ -247,7 +266,8 @@ public class SamplerTests
     public void Dynamic_thresholding_rescales_x0_into_range()
     {
         // Data far outside [−1, 1]: thresholding must bring every predicted x̂₀ back to [−1, 1] (sample_max_value 1).
-        var spec = Fixtures.Spec() with { Mean = [3f], Config = new DiffusionConfig { Thresholding = true, SampleMaxValue = 1 } };
+        var spec = Fixtures.Spec() with {
+            Mean = [3f], Config = new DiffusionConfig { Thresholding = true, SampleMaxValue = 1 } };
         using var model = Fixtures.Load(spec);
         var r = Fixtures.Generate(model, "ddim", 20, count: 64);
         Assert.All(r.Images, v => Assert.InRange(v, -1f, 1f + 1e-6f));
@@ -260,12 +280,16 @@ public class SamplerTests
     {
         var spec = Fixtures.Spec("v_prediction") with
         {
-            Config = new DiffusionConfig { PredictionType = "v_prediction", RescaleBetasZeroSnr = true, BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 },
+            Config = new DiffusionConfig {
+                PredictionType = "v_prediction", RescaleBetasZeroSnr = true, BetaSchedule = "scaled_linear",
+                    BetaStart = 0.00085, BetaEnd = 0.012 },
         };
         using var model = Fixtures.Load(spec);
         foreach (var sampler in new[] { "ddim", "dpm++2m" })
         {
-            var (mean, std) = Fixtures.Moments(Fixtures.Generate(model, sampler, sampler == "ddim" ? 250 : 40, karras: true).Images);
+            var (mean,
+                std) = Fixtures.Moments(Fixtures.Generate(model, sampler, sampler == "ddim" ? 250 : 40,
+                    karras: true).Images);
             Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
             Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
         }
@@ -300,11 +324,14 @@ public class SamplerTests
     [Fact]
     public void Aliases_are_unambiguous_and_unknown_names_say_what_is_known()
     {
-        static string Key(string n) => new(n.Where(c => !char.IsWhiteSpace(c) && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
+        static string Key(string n) =>
+            new(n.Where(c => !char.IsWhiteSpace(c)
+                && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
         var names = SamplerRegistry.All.Select(e => (Key: Key(e.Name), Target: e.Name))
             .Concat(SamplerRegistry.All.SelectMany(e => e.Aliases.Select(a => (Key: Key(a), Target: e.Name))));
         foreach (var group in names.GroupBy(n => n.Key))
-            Assert.True(group.Select(n => n.Target).Distinct().Count() == 1, $"'{group.Key}' names {string.Join(" and ", group.Select(n => n.Target).Distinct())}");
+            Assert.True(group.Select(n => n.Target).Distinct().Count() == 1,
+                $"'{group.Key}' names {string.Join(" and ", group.Select(n => n.Target).Distinct())}");
         Assert.Equal(SamplerRegistry.All.Count, SamplerRegistry.All.Select(e => e.Name).Distinct().Count());
         var e = Assert.Throws<DiffusionArgumentException>(() => SamplerRegistry.Create("plms"));
         Assert.Equal("Sampler", e.Parameter);
@@ -316,20 +343,29 @@ public class SamplerTests
     public void Rk45s_evaluation_budget_is_per_batch_not_per_request()
     {
         using var model = Fixtures.Gaussian();
-        var one = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = new SamplerOptions { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3 } });
+        var one = new ImageGenerator(model).Generate(new GenerationRequest {
+            Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = new SamplerOptions {
+                RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3 } });
         int perBatch = (int)one.NetworkCalls;
-        var options = new SamplerOptions { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = perBatch * 3 / 2 };
-        var four = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 16, BatchSize = 4, Options = options });
-        Assert.True(four.NetworkCalls > options.MaxEvaluations, "the request as a whole must exceed the per-batch budget for this test to mean anything");
+        var options = new SamplerOptions {
+            RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = perBatch * 3 / 2 };
+        var four = new ImageGenerator(model).Generate(new GenerationRequest {
+            Sampler = "rk45", Steps = 1, Count = 16, BatchSize = 4, Options = options });
+        Assert.True(four.NetworkCalls > options.MaxEvaluations,
+            "the request as a whole must exceed the per-batch budget for this test to mean anything");
         var tooTight = options with { MaxEvaluations = perBatch / 3 };
-        Assert.Contains("did not reach", Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = tooTight })).Message);
+        Assert.Contains("did not reach",
+            Assert.Throws<DiffusionException>(() =>
+                new ImageGenerator(model).Generate(new GenerationRequest {
+                    Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = tooTight })).Message);
     }
 
     [Fact]
     public void Ddpm_takes_the_variance_the_models_config_names()
     {
         using var small = Fixtures.Load(Fixtures.Spec());
-        using var large = Fixtures.Load(Fixtures.Spec() with { Config = new DiffusionConfig { VarianceType = "fixed_large" } });
+        using var large = Fixtures.Load(Fixtures.Spec() with {
+            Config = new DiffusionConfig { VarianceType = "fixed_large" } });
         float[] Run(DiffusionModel m, string sampler) => Fixtures.Generate(m, sampler, 10, count: 8, batch: 8).Images;
         Assert.Equal(Run(large, "ddpm-large"), Run(large, "ddpm"));
         Assert.Equal(Run(small, "ddpm-large"), Run(large, "ddpm"));
@@ -352,7 +388,8 @@ public class SamplerTests
         // Settings by name reach the sampler that reads them; one it does not read is refused, naming the knob.
         Assert.Equal(0.3, ((Ddim)SamplerRegistry.Create("ddim", new SamplerOptions { Eta = 0.3 })).Eta);
         Assert.Equal(1, ((EulerAncestral)SamplerRegistry.Create("euler_a", new SamplerOptions())).Eta);
-        var unread = Assert.Throws<DiffusionArgumentException>(() => SamplerRegistry.Create("ddim", new SamplerOptions { Snr = 9 }));
+        var unread = Assert.Throws<DiffusionArgumentException>(() =>
+            SamplerRegistry.Create("ddim", new SamplerOptions { Snr = 9 }));
         Assert.Equal(nameof(SamplerOptions.Snr), unread.Parameter);
         Assert.Contains("pc", unread.Problem);
         Assert.Equal(nameof(SamplerOptions.RelativeTolerance), Assert.Throws<DiffusionArgumentException>(() =>
@@ -360,8 +397,11 @@ public class SamplerTests
 
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
-        var byName = generator.Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions { Eta = 0.5 } });
-        var byType = generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        var byName = generator.Generate(new GenerationRequest {
+            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions {
+                Eta = 0.5 } });
+        var byType = generator.Generate(new GenerationRequest {
+            SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
         Assert.Equal(byName.Images, byType.Images);
         Assert.Equal(("ddim", "ddim"), (byName.Sampler, byType.Sampler));
         // A name and an instance, or an instance with settings by name, are two owners of one choice: refused.
@@ -369,9 +409,15 @@ public class SamplerTests
             { Sampler = "unipc", SamplerInstance = new Ddim() })).Parameter);
         Assert.Equal("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest
             { SamplerInstance = new Ddim(), Options = new SamplerOptions { Eta = 0.5 } })).Parameter);
-        var deterministic = generator.Generate(new GenerationRequest { SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        var deterministic = generator.Generate(new GenerationRequest {
+            SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
         Assert.NotEqual(byName.Images, deterministic.Images);
-        Assert.Equal("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Parameter);
-        Assert.Equal("Snr", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest { SamplerInstance = new PredictorCorrector { Snr = 0 } })).Parameter);
+        Assert.Equal("Eta",
+            Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Parameter);
+        Assert.Equal("Snr",
+            Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(new GenerationRequest {
+                    SamplerInstance = new PredictorCorrector { Snr = 0 } })).Parameter);
     }
 }

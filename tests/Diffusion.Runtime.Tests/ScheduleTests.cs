@@ -50,7 +50,8 @@ public class ScheduleTests
     public void Zero_terminal_snr_rescale_ends_at_zero_and_keeps_the_start()
     {
         var plain = NoiseSchedule.Create(BetaScheduleKind.ScaledLinear, 1000, 0.00085, 0.012);
-        var zsnr = NoiseSchedule.Create(BetaScheduleKind.ScaledLinear, 1000, 0.00085, 0.012, rescaleZeroTerminalSnr: true);
+        var zsnr = NoiseSchedule.Create(BetaScheduleKind.ScaledLinear, 1000, 0.00085, 0.012,
+            rescaleZeroTerminalSnr: true);
         Assert.Equal(0, zsnr.AlphasCumprod[999], 15);
         Assert.Equal(plain.AlphasCumprod[0], zsnr.AlphasCumprod[0], 12);
         Assert.True(double.IsFinite(zsnr.SigmaMax));
@@ -79,7 +80,8 @@ public class ScheduleTests
 
     [Fact]
     public void Leading_spacing_adds_steps_offset() =>
-        Assert.Equal([801, 601, 401, 201, 1], TimestepSpacings.Timesteps(TimestepSpacing.Leading, 1000, 5, stepsOffset: 1));
+        Assert.Equal([801, 601, 401, 201, 1],
+            TimestepSpacings.Timesteps(TimestepSpacing.Leading, 1000, 5, stepsOffset: 1));
 
     [Fact]
     public void Karras_grid_spans_sigma_max_to_sigma_min_with_rho_7()
@@ -110,14 +112,16 @@ public class ScheduleTests
     [Fact]
     public void Too_many_steps_for_a_spacing_rule_is_a_clear_error()
     {
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TimestepSpacings.Timesteps(TimestepSpacing.Trailing, 1000, 1001));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            TimestepSpacings.Timesteps(TimestepSpacing.Trailing, 1000, 1001));
         Assert.Contains("1000 training timesteps", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => TimestepSpacings.Timesteps(TimestepSpacing.Trailing, 1000, 0));
     }
 
     [Fact]
     public void Unknown_schedule_names_are_rejected() =>
-        Assert.Contains("squaredcos_cap_v2", Assert.Throws<ArgumentException>(() => BetaSchedule.Parse("cosinus")).Message);
+        Assert.Contains("squaredcos_cap_v2",
+            Assert.Throws<ArgumentException>(() => BetaSchedule.Parse("cosinus")).Message);
 
     [Fact]
     public void Multistep_solvers_divide_leading_and_linspace_grids_into_n_plus_one_and_skip_t_near_zero()
@@ -125,15 +129,20 @@ public class ScheduleTests
         using var model = Diffusion.Tests.Fixtures.Gaussian(); // T = 1000, steps_offset 0
         var generator = new Generation.ImageGenerator(model);
         double[] Timesteps(string sampler, TimestepSpacing spacing) =>
-            generator.Grid(new Generation.GenerationRequest { Sampler = sampler, Steps = 20, Spacing = spacing })[..^1].Select(l => l.Timestep).ToArray();
+            generator.Grid(new Generation.GenerationRequest {
+                Sampler = sampler, Steps = 20, Spacing = spacing })[..^1].Select(l => l.Timestep).ToArray();
         foreach (var multistep in new[] { "dpm++2m", "dpm++2m-sde", "dpm++3m-sde", "unipc" })
         {
             // DPM-Solver's and UniPC's own rule: ⌊1000/21⌋ = 47 apart, 940 … 47; linspace(0, 999, 21) without its 0.
-            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k => 47.0 * k), Timesteps(multistep, TimestepSpacing.Leading));
-            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k => Math.Round(999 * k / 20.0, MidpointRounding.ToEven)), Timesteps(multistep, TimestepSpacing.Linspace));
+            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k => 47.0 * k),
+                Timesteps(multistep, TimestepSpacing.Leading));
+            Assert.Equal(Enumerable.Range(1, 20).Reverse().Select(k =>
+                Math.Round(999 * k / 20.0, MidpointRounding.ToEven)), Timesteps(multistep, TimestepSpacing.Linspace));
             Assert.Equal(Timesteps("ddim", TimestepSpacing.Trailing), Timesteps(multistep, TimestepSpacing.Trailing));
         }
         foreach (var single in new[] { "ddim", "euler", "heun", "ddpm" })
-            Assert.Equal(Enumerable.Range(0, 20).Reverse().Select(k => 50.0 * k), Timesteps(single, TimestepSpacing.Leading)); // 950 … 0
+            // 950 … 0
+            Assert.Equal(Enumerable.Range(0, 20).Reverse().Select(k => 50.0 * k),
+                Timesteps(single, TimestepSpacing.Leading));
     }
 }

@@ -6,7 +6,9 @@ using TorchSharp;
 
 namespace Diffusion.Trainer.Cli.Tests;
 
-/// <summary>Data-parallel training on Open MPI: N ranks follow the one-process run; faults end every rank with a message.</summary>
+/// <summary>
+/// Data-parallel training on Open MPI: N ranks follow the one-process run; faults end every rank with a message.
+/// </summary>
 public class DistributedTests
 {
     private static string Trainer => Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
@@ -14,7 +16,8 @@ public class DistributedTests
     /// <summary>A small run with dropout off (dropout draws would differ by shard), checkpointed at its end.</summary>
     private static string[] Small(string folder, int steps, int batch = 32) =>
         ["train", "--out", folder, "--data", "fashion-mnist-test", "--limit", "256", "--channels", "16", "--mults", "1,2", "--attention", "",
-         "--steps", $"{steps}", "--batch", $"{batch}", "--dropout", "0", "--checkpoint-every", "10", "--sample-every", "0"];
+         "--steps", $"{steps}", "--batch", $"{batch}", "--dropout", "0", "--checkpoint-every", "10", "--sample-every",
+             "0"];
 
     /// <summary>
     /// Runs the trainer in a process of its own: libtorch's default generator (initial weights) is process-wide, and
@@ -60,7 +63,8 @@ public class DistributedTests
         var (net, config) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
         using var _ = net;
         using var model = DiffusionModel.Load(Export.UNetExporter.ToOnnx(net, config), folder);
-        return new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, ClassLabels = [3] }).Images;
+        return new ImageGenerator(model).Generate(new GenerationRequest {
+            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, ClassLabels = [3] }).Images;
     }
 
     [Fact]
@@ -73,7 +77,8 @@ public class DistributedTests
         Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
         double images = Sample(one).Zip(Sample(two), (x, y) => Math.Abs(x - y)).Max();
         Assert.True(images <= 1e-3, $"images differ by {images:E2}");
-        Assert.Equal(File.ReadAllLines(Path.Combine(one, "loss.csv")).Length, File.ReadAllLines(Path.Combine(two, "loss.csv")).Length);
+        Assert.Equal(File.ReadAllLines(Path.Combine(one, "loss.csv")).Length,
+            File.ReadAllLines(Path.Combine(two, "loss.csv")).Length);
     }
 
     [Fact]
@@ -85,17 +90,22 @@ public class DistributedTests
         await Train(["train", "--out", resumed, "--resume", "--steps", "20"]);
         double weights = RelativeDifference(straight, resumed);
         Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
-        var a = File.ReadAllLines(Path.Combine(straight, "loss.csv")).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        var b = File.ReadAllLines(Path.Combine(resumed, "loss.csv")).Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var a = File.ReadAllLines(Path.Combine(straight, "loss.csv")).Skip(1).Select(l =>
+            double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        var b = File.ReadAllLines(Path.Combine(resumed, "loss.csv")).Skip(1).Select(l =>
+            double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         Assert.Equal(20, b.Length);
-        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4 * Math.Abs(a[i]), $"step {i + 1}: loss {b[i]} vs {a[i]}");
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4 * Math.Abs(a[i]), $"step {i + 1}: loss {b[i]} vs {a[i]}");
     }
 
     /// <summary>mpirun with one command line per rank (MPMD), as a user starting ranks by hand might.</summary>
-    private static (int Code, string Output) Mpirun(string[][] ranks, TimeSpan timeout, Action<Process>? whileRunning = null)
+    private static (int Code, string Output) Mpirun(string[][] ranks, TimeSpan timeout,
+        Action<Process>? whileRunning = null)
     {
         var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--bind-to", "none", "--oversubscribe", "--allow-run-as-root"]) start.ArgumentList.Add(a);
+        foreach (var a in (string[])["--bind-to", "none", "--oversubscribe", "--allow-run-as-root"])
+            start.ArgumentList.Add(a);
         for (int r = 0; r < ranks.Length; r++)
         {
             if (r > 0) start.ArgumentList.Add(":");
@@ -117,7 +127,8 @@ public class DistributedTests
     public void Ranks_started_with_different_options_fail_before_the_first_step()
     {
         var folder = TestFolders.Reserve("mpi-mismatch");
-        var (code, output) = Mpirun([[.. Small(folder, 20), "--lr", "1e-4"], [.. Small(folder, 20), "--lr", "2e-4"]], TimeSpan.FromSeconds(60));
+        var (code, output) = Mpirun([[.. Small(folder, 20), "--lr", "1e-4"], [.. Small(folder, 20), "--lr", "2e-4"]],
+            TimeSpan.FromSeconds(60));
         Assert.NotEqual(0, code);
         Assert.Contains("Rank 1 was started with other training options than rank 0", output);
         Assert.DoesNotContain("   at ", output);
@@ -138,7 +149,8 @@ public class DistributedTests
             Assert.True(File.Exists(checkpoint), "the run never wrote a checkpoint");
             // Rank 1 is the dotnet process whose environment says OMPI_COMM_WORLD_RANK=1.
             var rank1 = Process.GetProcessesByName("dotnet").FirstOrDefault(p =>
-                File.Exists($"/proc/{p.Id}/environ") && File.ReadAllText($"/proc/{p.Id}/environ").Split('\0').Contains("OMPI_COMM_WORLD_RANK=1")
+                File.Exists($"/proc/{p.Id}/environ")
+                    && File.ReadAllText($"/proc/{p.Id}/environ").Split('\0').Contains("OMPI_COMM_WORLD_RANK=1")
                 && File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(folder));
             Assert.NotNull(rank1);
             rank1!.Kill(); // SIGKILL
@@ -146,7 +158,8 @@ public class DistributedTests
         });
         watch.Stop();
         Assert.NotEqual(0, code);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"the other rank took {watch.Elapsed.TotalSeconds:0} s to end");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30),
+            $"the other rank took {watch.Elapsed.TotalSeconds:0} s to end");
         Assert.Contains("signal 9", output); // mpirun names the rank and the signal
         Assert.True(Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step >= 1);
         var (net, _) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
@@ -156,11 +169,13 @@ public class DistributedTests
     [Fact]
     public async Task Two_ranks_in_two_network_namespaces_match_one_process_and_talk_over_their_link()
     {
-        // Two machines without a cluster: trainer/Diffusion.Trainer/Distributed/two-hosts.sh (needs root, as the tmpfs tests do).
+        // Two machines without a cluster: trainer/Diffusion.Trainer/Distributed/two-hosts.sh (needs root, as the tmpfs
+        // tests do).
         string one = TestFolders.Reserve("netns-1"), two = TestFolders.Reserve("netns-2");
         await Train(Small(one, 20));
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "two-hosts.sh"), "dotnet", Trainer, .. Small(two, 20), "--threads", "1"])
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "two-hosts.sh"), "dotnet", Trainer,
+            .. Small(two, 20), "--threads", "1"])
             start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var error = process.StandardError.ReadToEndAsync();
@@ -170,9 +185,11 @@ public class DistributedTests
         double weights = RelativeDifference(one, two);
         Assert.True(weights <= 1e-4, $"weights differ by {weights:E2} of their scale");
         // Each side sent at least its 20 gradient buffers (4 bytes × 231 809 parameters) over the veth pair.
-        var sent = System.Text.RegularExpressions.Regex.Matches(output, @"sent (\d+)").Select(m => long.Parse(m.Groups[1].Value)).ToArray();
+        var sent = System.Text.RegularExpressions.Regex.Matches(output, @"sent (\d+)").Select(m =>
+            long.Parse(m.Groups[1].Value)).ToArray();
         Assert.Equal(2, sent.Length);
-        Assert.All(sent, bytes => Assert.True(bytes >= 20L * 4 * 231_809, $"only {bytes} bytes crossed the link: {output}"));
+        Assert.All(sent, bytes =>
+            Assert.True(bytes >= 20L * 4 * 231_809, $"only {bytes} bytes crossed the link: {output}"));
     }
 
     [Theory]
@@ -188,7 +205,8 @@ public class DistributedTests
         // ./diffusion train installs what the command needs on a fresh machine: Open MPI only when --processes N > 1.
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("-c");
-        start.ArgumentList.Add($"source '{Path.Combine(TestFolders.Repository, "runtime", "bootstrap.sh")}' && needs_mpi {args}");
+        start.ArgumentList.Add($"source '{Path.Combine(TestFolders.Repository, "runtime", "bootstrap.sh")}' && " +
+            $"needs_mpi {args}");
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
@@ -199,12 +217,15 @@ public class DistributedTests
     public void Processes_without_mpirun_is_one_clear_line()
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Trainer, .. Small(TestFolders.Reserve("mpi-none"), 2), "--processes", "2"]) start.ArgumentList.Add(a);
-        start.Environment["PATH"] = Path.GetDirectoryName(Environment.ProcessPath) ?? "/usr/bin/none"; // dotnet, but no mpirun
+        foreach (var a in (string[])[Trainer, .. Small(TestFolders.Reserve("mpi-none"), 2), "--processes", "2"])
+            start.ArgumentList.Add(a);
+        // dotnet, but no mpirun
+        start.Environment["PATH"] = Path.GetDirectoryName(Environment.ProcessPath) ?? "/usr/bin/none";
         using var process = Process.Start(start)!;
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         Assert.Equal(1, process.ExitCode);
-        Assert.Equal("error: --processes: needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.", error.Trim());
+        Assert.Equal("error: --processes: needs Open MPI's mpirun, which is not installed: apt-get install " +
+            "openmpi-bin libopenmpi-dev.", error.Trim());
     }
 }

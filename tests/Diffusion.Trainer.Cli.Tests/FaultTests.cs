@@ -3,7 +3,10 @@ using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Cli.Tests;
 
-/// <summary>Training killed mid-checkpoint, and training onto a full disk: the last checkpoint stays loadable, nothing half-written stays.</summary>
+/// <summary>
+/// Training killed mid-checkpoint, and training onto a full disk: the last checkpoint stays loadable, nothing
+/// half-written stays.
+/// </summary>
 public class FaultTests
 {
     private static string Trainer => Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
@@ -19,9 +22,11 @@ public class FaultTests
         int killedMidWrite = 0;
         for (int attempt = 0; attempt < 4 && killedMidWrite < 2; attempt++)
         {
-            // A 2.4 M-parameter net: each checkpoint (weights, EMA, two AdamW moments) is ≈ 40 MB, a wide window to be killed in.
+            // A 2.4 M-parameter net: each checkpoint (weights, EMA, two AdamW moments) is ≈ 40 MB, a wide window to be
+            // killed in.
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in (string[])[Trainer, "train", "--out", folder, .. File.Exists(checkpoint) ? ["--resume", "--steps", "100000"] : (string[])["--steps", "100000", "--channels", "64", .. Tiny]])
+            foreach (var a in (string[])[Trainer, "train", "--out", folder, .. File.Exists(checkpoint)
+                ? ["--resume", "--steps", "100000"] : (string[])["--steps", "100000", "--channels", "64", .. Tiny]])
                 start.ArgumentList.Add(a);
             using var process = Process.Start(start)!;
             _ = process.StandardOutput.ReadToEndAsync();
@@ -30,7 +35,8 @@ public class FaultTests
             bool killed = false;
             while (!process.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60))
             {
-                if (File.Exists(checkpoint) && Directory.Exists(folder) && Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any())
+                if (File.Exists(checkpoint) && Directory.Exists(folder)
+                    && Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any())
                 {
                     process.Kill(entireProcessTree: true); // SIGKILL: no finally blocks, no cleanup
                     killed = true;
@@ -41,7 +47,8 @@ public class FaultTests
             await process.WaitForExitAsync();
             Assert.True(killed, $"the trainer exited ({process.ExitCode}) or never wrote a second checkpoint");
             if (Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any()) killedMidWrite++;
-            var info = Checkpoint.ReadInfo(checkpoint); // whatever the moment of the kill, the checkpoint is a whole one
+            // whatever the moment of the kill, the checkpoint is a whole one
+            var info = Checkpoint.ReadInfo(checkpoint);
             Assert.True(info.Step >= 1);
         }
         Assert.True(killedMidWrite >= 1, "no kill landed inside a checkpoint write; the test proved nothing");
@@ -49,7 +56,8 @@ public class FaultTests
         int before = Checkpoint.ReadInfo(checkpoint).Step;
         var output = new StringWriter();
         var error = new StringWriter();
-        Assert.True(await Program.Run(["train", "--out", folder, "--resume", "--steps", $"{before + 2}"], output, error) == 0, error.ToString());
+        Assert.True(await Program.Run(["train", "--out", folder, "--resume", "--steps", $"{before + 2}"], output,
+            error) == 0, error.ToString());
         Assert.Equal(before + 2, Checkpoint.ReadInfo(checkpoint).Step);
         Assert.Empty(Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp"));
     }

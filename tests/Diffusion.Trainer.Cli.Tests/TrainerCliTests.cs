@@ -13,16 +13,22 @@ public class TrainerCliTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        Assert.Equal(0, await Program.Run(["bench-train", "--steps", "2", "--warmup", "0", "--batch", "4", "--profile"], output, error));
+        Assert.Equal(0,
+            await Program.Run(["bench-train", "--steps", "2", "--warmup", "0", "--batch", "4", "--profile"], output,
+                error));
         var text = output.ToString();
         Assert.Matches(@"[0-9.]+ images/s \(median step [0-9.]+ ms", text);
         Assert.Matches(@"peak resident memory [0-9]+ MiB", text);
-        foreach (var phase in new[] { "data", "forward", "backward", "clip", "adamw", "ema" }) Assert.Contains($"{phase} ", text);
-        Assert.Equal(0, await Program.Run(["bench-train", "--steps", "1", "--warmup", "0", "--batch", "4", "--precision", "bf16"], output, error));
+        foreach (var phase in new[] { "data", "forward", "backward", "clip", "adamw", "ema" })
+            Assert.Contains($"{phase} ", text);
+        Assert.Equal(0,
+            await Program.Run(["bench-train", "--steps", "1", "--warmup", "0", "--batch", "4", "--precision", "bf16"],
+                output, error));
         Assert.Contains("threads, bf16:", output.ToString());
         Assert.Equal(2, await Program.Run(["bench-train", "--precision", "half"], output, error));
         Assert.Contains("error: --precision: 'half': expected fp32 or bf16.", error.ToString());
-        Assert.Equal(1, await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
+        Assert.Equal(1,
+            await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
         Assert.Contains("/nonexistent/python3", error.ToString());
         Assert.Equal(2, await Program.Run(["bench-train", "--steps", "0"], output, error));
     }
@@ -33,9 +39,12 @@ public class TrainerCliTests
         var folder = Folder();
         var (output, error) = (new StringWriter(), new StringWriter());
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "1000000", "--batch", "4",
-            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0", "--checkpoint-every", "100000",
-            "--prediction", "v_prediction", "--zero-terminal-snr", "--scale-shift", "--time-limit", "0.05"], output, error);
+        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder,
+            "--steps", "1000000", "--batch", "4",
+            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0",
+                "--checkpoint-every", "100000",
+            "--prediction", "v_prediction", "--zero-terminal-snr", "--scale-shift", "--time-limit", "0.05"], output,
+                error);
         Assert.True(code == 0, error.ToString());
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
         var info = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
@@ -54,42 +63,66 @@ public class TrainerCliTests
         var folder = Folder();
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder, "--steps", "3", "--batch", "4",
-            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0"], output, error);
+        int code = await Program.Run(["train", "--data", "fashion-mnist-test", "--limit", "64", "--out", folder,
+            "--steps", "3", "--batch", "4",
+            "--channels", "8", "--mults", "1,2", "--res-blocks", "1", "--attention", "", "--sample-every", "0"], output,
+                error);
         Assert.True(code == 0, error.ToString());
         Assert.Equal(2, await Program.Run(["train", "--data", "fashion-mnist-test", "--out", folder], output, error));
         Assert.Contains("--resume", error.ToString());
-        File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n"); // a hand-edited log does not stop a resume
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--batch", "8"], output, error));
+        // a hand-edited log does not stop a resume
+        File.AppendAllText(Path.Combine(folder, "loss.csv"), "not,a number\n");
+        Assert.Equal(0,
+            await Program.Run(["train", "--out", folder, "--resume", "--steps", "5", "--batch", "8"], output, error));
         Assert.Contains("step 5", output.ToString());
-        Assert.Contains("ignoring --batch (only --steps, --decay-steps, --lr, --ema, --dropout, --precision, --flip, --threads, --time-limit and --processes apply)", error.ToString());
+        Assert.Contains("ignoring --batch (only --steps, --decay-steps, --lr, --ema, --dropout, --precision, --flip, " +
+            "--threads, --time-limit and --processes apply)", error.ToString());
         // An open-ended run is ended with a cool-down chosen on resume, and may change how it optimises from here on;
         // the saved config records the change. A cool-down longer than the run, or a dropout of 1, is refused.
-        Assert.Equal(0, await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2", "--lr", "1e-3", "--ema", "0.9999", "--dropout", "0", "--precision", "bf16", "--flip"], output, error));
-        Assert.Contains("with --steps 7 --decay-steps 2 --lr 0.001 --ema 0.9999 --dropout 0 --precision bf16 --flip true", output.ToString());
+        Assert.Equal(0,
+            await Program.Run(["train", "--out", folder, "--resume", "--steps", "7", "--decay-steps", "2", "--lr",
+                "1e-3", "--ema", "0.9999", "--dropout", "0", "--precision", "bf16", "--flip"], output, error));
+        Assert.Contains("with --steps 7 --decay-steps 2 --lr 0.001 --ema 0.9999 --dropout 0 --precision bf16 --flip " +
+            "true", output.ToString());
         Assert.Contains("threads, bf16", output.ToString());
         var saved = Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder));
-        Assert.Equal((7, 7, 2, 1e-3, 0.9999, 0.0, 4), (saved.Step, saved.Config.Steps, saved.Config.DecaySteps, saved.Config.LearningRate, saved.Config.EmaDecay, saved.Config.Net.Dropout, saved.Config.Batch));
+        Assert.Equal((7, 7, 2, 1e-3, 0.9999, 0.0, 4),
+            (saved.Step, saved.Config.Steps, saved.Config.DecaySteps, saved.Config.LearningRate, saved.Config.EmaDecay,
+                saved.Config.Net.Dropout, saved.Config.Batch));
         Assert.Equal(Precision.BFloat16, saved.Config.Precision);
         Assert.True(saved.Config.Flip); // started without flips (the default), turned on here
-        Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--precision", "fp16"], output, error));
+        Assert.Equal(2,
+            await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--precision", "fp16"], output,
+                error));
         Assert.Contains("error: --precision: 'fp16': expected fp32 or bf16.", error.ToString());
-        Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output, error));
+        Assert.Equal(2,
+            await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--decay-steps", "9"], output,
+                error));
         Assert.Contains("error: --decay-steps: expected 0…8", error.ToString());
-        Assert.Equal(2, await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--dropout", "1"], output, error));
+        Assert.Equal(2,
+            await Program.Run(["train", "--out", folder, "--resume", "--steps", "8", "--dropout", "1"], output, error));
         Assert.Contains("error: --dropout: expected a rate in [0, 1), got 1", error.ToString());
         Assert.Equal(7, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Step);
         var onnx = Path.Combine(folder, "exported.onnx");
-        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"], output, error));
+        Assert.Equal(0,
+            await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", onnx, "--ema"],
+                output, error));
         using var model = DiffusionModel.Load(onnx);
         Assert.Equal(10, model.NumClasses);
         Assert.False(model.Config.UseKarrasSigmas);
         var karras = Path.Combine(folder, "karras.onnx");
-        Assert.Equal(0, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema", "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
-        using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"), (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
-        Assert.Equal(2, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--timestep-spacing", "even"], output, error));
+        Assert.Equal(0,
+            await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras, "--ema",
+                "--use-karras-sigmas", "--timestep-spacing", "leading"], output, error));
+        using (var k = DiffusionModel.Load(karras)) Assert.Equal((true, "leading"),
+            (k.Config.UseKarrasSigmas, k.Config.TimestepSpacing));
+        Assert.Equal(2,
+            await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras,
+                "--timestep-spacing", "even"], output, error));
         Assert.Contains("error: --timestep-spacing: 'even'", error.ToString());
-        Assert.Equal(1, await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output, error));
+        Assert.Equal(1,
+            await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output,
+                error));
         Assert.Contains("nope.pt", error.ToString());
 
         // A damaged checkpoint is refused by export and resume alike, and nothing is written.
@@ -97,7 +130,9 @@ public class TrainerCliTests
         for (int i = 0; i < 100; i++) checkpoint[checkpoint.Length / 2 + 37 * i] ^= 0x10;
         File.WriteAllBytes(TrainingRun.CheckpointPath(folder), checkpoint);
         var damagedOut = Path.Combine(folder, "damaged.onnx");
-        Assert.Equal(1, await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", damagedOut], output, error));
+        Assert.Equal(1,
+            await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", damagedOut],
+                output, error));
         Assert.Equal(1, await Program.Run(["train", "--out", folder, "--resume", "--steps", "6"], output, error));
         Assert.Contains("is damaged", error.ToString());
         Assert.False(File.Exists(damagedOut));

@@ -3,7 +3,9 @@ using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Tests;
 
-/// <summary>The checkpoint container: round trip, and every kind of damage refused with a message naming the file.</summary>
+/// <summary>
+/// The checkpoint container: round trip, and every kind of damage refused with a message naming the file.
+/// </summary>
 public class CheckpointTests
 {
     private static readonly CheckpointInfo Info = new(42, new TrainConfig { Batch = 7 }, ["a", "b"], 0.125);
@@ -45,7 +47,8 @@ public class CheckpointTests
         var path = Write(Folder(), new byte[1000]);
         var original = File.ReadAllBytes(path);
         var random = new Random(1);
-        var offsets = Enumerable.Range(0, 40).Select(_ => random.Next(original.Length)).Concat([0, 8, 12, 20, original.Length - 1]);
+        var offsets = Enumerable.Range(0, 40).Select(_ =>
+            random.Next(original.Length)).Concat([0, 8, 12, 20, original.Length - 1]);
         foreach (var offset in offsets)
         {
             var damaged = (byte[])original.Clone();
@@ -72,11 +75,13 @@ public class CheckpointTests
 
         var oldTrainer = Path.Combine(folder, "old.pt");
         File.WriteAllBytes(oldTrainer, [.. "PK\u0003\u0004"u8, .. new byte[200]]); // torch::save's zip archive
-        Assert.Contains("earlier libtorch-shim trainer", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(oldTrainer)).Message);
+        Assert.Contains("earlier libtorch-shim trainer",
+            Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(oldTrainer)).Message);
 
         var text = Path.Combine(folder, "notes.pt");
         File.WriteAllText(text, "hello");
-        Assert.Contains("not a Diffusion for .NET checkpoint", Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(text)).Message);
+        Assert.Contains("not a Diffusion for .NET checkpoint",
+            Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(text)).Message);
         Assert.Throws<FileNotFoundException>(() => Checkpoint.ReadInfo(Path.Combine(folder, "missing.pt")));
     }
 
@@ -84,9 +89,14 @@ public class CheckpointTests
     public void A_payload_that_does_not_fit_the_network_is_refused()
     {
         var path = Write(Folder(), new byte[1000]);
-        Assert.Contains("more than its network reads", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, r) => r.ReadBytes(10))).Message);
-        Assert.Contains("does not fit its network", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, r) => { r.ReadBytes(1000); r.ReadInt32(); })).Message);
-        Assert.Contains("Mismatched tensor shape", Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, _) => throw new ArgumentException("Mismatched tensor shape"))).Message);
+        Assert.Contains("more than its network reads",
+            Assert.Throws<DiffusionException>(() => Checkpoint.Read(path, (_, r) => r.ReadBytes(10))).Message);
+        Assert.Contains("does not fit its network",
+            Assert.Throws<DiffusionException>(() =>
+                Checkpoint.Read(path, (_, r) => { r.ReadBytes(1000); r.ReadInt32(); })).Message);
+        Assert.Contains("Mismatched tensor shape",
+            Assert.Throws<DiffusionException>(() =>
+                Checkpoint.Read(path, (_, _) => throw new ArgumentException("Mismatched tensor shape"))).Message);
     }
 
     [Fact]
@@ -94,7 +104,9 @@ public class CheckpointTests
     {
         var folder = Folder();
         var path = Write(folder, Encoding.UTF8.GetBytes(new string('x', 1000)));
-        var e = Assert.Throws<IOException>(() => Checkpoint.Save(path, Info with { Step = 43 }, w => { w.Write(new byte[100]); throw new IOException("No space left on device"); }));
+        var e = Assert.Throws<IOException>(() =>
+            Checkpoint.Save(path, Info with { Step = 43 }, w => {
+                w.Write(new byte[100]); throw new IOException("No space left on device"); }));
         Assert.Contains("previous checkpoint", e.Message);
         Assert.Equal(42, Checkpoint.ReadInfo(path).Step);
         Assert.Empty(Directory.GetFiles(folder, "*.tmp"));
@@ -106,7 +118,8 @@ public class CheckpointTests
         var folder = Folder();
         var path = Path.Combine(folder, "checkpoint.pt");
         var dead = Path.Combine(folder, $".checkpoint.pt.{int.MaxValue - 1}.0123.tmp"); // no such process
-        var alive = Path.Combine(folder, ".checkpoint.pt.1.0123.tmp");                 // init: a writer that may still be running
+        // init: a writer that may still be running
+        var alive = Path.Combine(folder, ".checkpoint.pt.1.0123.tmp");
         File.WriteAllText(dead, "half");
         File.WriteAllText(alive, "busy");
         Write(folder, new byte[1000]);

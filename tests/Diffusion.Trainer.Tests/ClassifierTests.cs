@@ -44,13 +44,16 @@ public class ClassifierTests
         var train = Datasets.Open("fashion-mnist").Take(2048);
         var test = Datasets.Open("fashion-mnist-test").Take(1000);
         var losses = new List<double>();
-        using var net = ClassifierTraining.Train(train, epochs: 2, batch: 64, lr: 2e-3, seed: 1, new Progress(r => losses.Add(r.Loss)));
+        using var net = ClassifierTraining.Train(train, epochs: 2, batch: 64, lr: 2e-3, seed: 1,
+            new Progress(r => losses.Add(r.Loss)));
         double accuracy = ClassifierTraining.Accuracy(net, test);
         Assert.True(accuracy > 0.6, $"accuracy {accuracy:P1} after 64 steps (chance: 10 %)");
-        Assert.True(losses.TakeLast(8).Average() < 0.5 * losses.Take(8).Average(), $"loss {losses.Take(8).Average():0.00} → {losses.TakeLast(8).Average():0.00}");
+        Assert.True(losses.TakeLast(8).Average() < 0.5 * losses.Take(8).Average(),
+            $"loss {losses.Take(8).Average():0.00} → {losses.TakeLast(8).Average():0.00}");
     }
 
-    private sealed class Progress(Action<(int Epoch, int Step, double Loss)> report) : IProgress<(int Epoch, int Step, double Loss)>
+    private sealed class Progress(Action<(int Epoch, int Step, double Loss)> report)
+        : IProgress<(int Epoch, int Step, double Loss)>
     {
         public void Report((int Epoch, int Step, double Loss) value) => report(value);
     }

@@ -15,7 +15,8 @@ public class ObjectiveTests
     public void Q_sample_uses_the_runtime_schedule()
     {
         var schedule = NoiseSchedule.Create(BetaScheduleKind.SquaredCosCapV2, 1000, 0, 0);
-        using var objective = new DiffusionObjective(schedule, PredictionType.Epsilon, LossWeighting.Simple, 5, 0, 0, CPU);
+        using var objective = new DiffusionObjective(schedule, PredictionType.Epsilon, LossWeighting.Simple, 5, 0, 0,
+            CPU);
         using var scope = NewDisposeScope();
         var x0 = tensor(new[] { 0.5f, -0.25f, 1f }, [3, 1, 1, 1]);
         var noise = tensor(new[] { 1f, 2f, -1f }, [3, 1, 1, 1]);
@@ -53,14 +54,16 @@ public class ObjectiveTests
     [Fact]
     public void Cuda_is_used_where_torchsharp_has_it_and_is_one_clear_error_where_not()
     {
-        Assert.Contains("expected cpu, cuda or cuda:N", Assert.Throws<DiffusionArgumentException>(() => TorchSetup.ParseDevice("tpu")).Message);
+        Assert.Contains("expected cpu, cuda or cuda:N",
+            Assert.Throws<DiffusionArgumentException>(() => TorchSetup.ParseDevice("tpu")).Message);
         if (cuda.is_available())
         {
             Assert.Equal(TorchSharp.DeviceType.CUDA, TorchSetup.ParseDevice("cuda").type);
             return;
         }
         var config = new TrainConfig { Device = "cuda", Steps = 1, SampleEvery = 0 };
-        var e = Assert.Throws<DiffusionArgumentException>(() => TrainingRun.Start(config, TestFolders.Reserve("cuda"), Datasets.Open("fashion-mnist-test").Take(8)));
+        var e = Assert.Throws<DiffusionArgumentException>(() =>
+            TrainingRun.Start(config, TestFolders.Reserve("cuda"), Datasets.Open("fashion-mnist-test").Take(8)));
         Assert.Contains("no usable CUDA", e.Message);
         Assert.Contains("-p:TorchBackend=cuda", e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -73,7 +76,9 @@ public class ObjectiveTests
         foreach (var (cls, value) in new[] { ("cats", (byte)10), ("dogs", (byte)200) })
         {
             Directory.CreateDirectory(Path.Combine(root, cls));
-            for (int i = 0; i < 3; i++) Png.Save(Path.Combine(root, cls, $"{i}.png"), new Image8(4, 4, 3, Enumerable.Repeat(value, 48).ToArray()));
+            for (int i = 0; i < 3; i++)
+                Png.Save(Path.Combine(root, cls, $"{i}.png"),
+                    new Image8(4, 4, 3, Enumerable.Repeat(value, 48).ToArray()));
         }
         var data = Datasets.Open(root);
         Assert.Equal((6, 3, 4, 4), (data.Count, data.Channels, data.Height, data.Width));
@@ -93,7 +98,8 @@ public class ObjectiveTests
         var pixels = Enumerable.Range(0, 6).Select(i => (byte)(i * 50)).ToArray(); // one 2×3 gray image
         var data = new ImageDataset(pixels, null, 1, 1, 2, 3, [], "inline");
         using var scope = NewDisposeScope();
-        var flipped = data.Batch([0], [true]).Images.data<float>().ToArray().Select(v => (int)MathF.Round((v + 1) * 127.5f)).ToArray();
+        var flipped = data.Batch([0], [true]).Images.data<float>().ToArray().Select(v =>
+            (int)MathF.Round((v + 1) * 127.5f)).ToArray();
         Assert.Equal([100, 50, 0, 250, 200, 150], flipped);
     }
 }

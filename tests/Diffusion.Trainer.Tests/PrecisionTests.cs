@@ -18,7 +18,9 @@ public class PrecisionTests
     [InlineData(true)]
     public void A_bf16_forward_and_backward_follow_the_float32_ones_to_bfloat16_rounding(bool scaleShift)
     {
-        var config = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 3, Dropout = 0, ScaleShift = scaleShift };
+        var config = new UNetConfig {
+            BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 3,
+                Dropout = 0, ScaleShift = scaleShift };
         random.manual_seed(4);
         using var net = new UNet(config);
         using var g = new Generator(4);
@@ -34,7 +36,8 @@ public class PrecisionTests
             net.zero_grad();
             var y = net.forward(x, t, labels);
             y.square().mean().backward();
-            Assert.All(net.parameters(), p => Assert.Equal(ScalarType.Float32, p.grad!.dtype)); // gradients land on the float32 weights
+            // gradients land on the float32 weights
+            Assert.All(net.parameters(), p => Assert.Equal(ScalarType.Float32, p.grad!.dtype));
             return (y.detach(), cat(net.parameters().Select(p => p.grad!.flatten()).ToArray()).clone());
         }
         var (y32, g32) = Pass(ScalarType.Float32);
@@ -43,7 +46,8 @@ public class PrecisionTests
         Assert.Equal(ScalarType.Float32, y16.dtype);
         double RelativeError(Tensor a, Tensor b) => (a - b).norm().item<float>() / b.norm().item<float>();
         double output = RelativeError(y16, y32), gradient = RelativeError(g16, g32);
-        Assert.True(output is > 1e-4 and < 0.02, $"output relative error {output}: bfloat16 should round (> 1e-4) and no more (< 0.02)");
+        Assert.True(output is > 1e-4 and < 0.02,
+            $"output relative error {output}: bfloat16 should round (> 1e-4) and no more (< 0.02)");
         Assert.True(gradient is > 1e-4 and < 0.05, $"gradient relative error {gradient}");
         Assert.Throws<ArgumentException>(() => net.ComputeType = ScalarType.Float16);
     }
@@ -55,14 +59,17 @@ public class PrecisionTests
         var folder = TestFolders.Reserve("precision-tests");
         var config = new TrainConfig
         {
-            Steps = 150, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000, Seed = 5, Precision = Precision.BFloat16,
-            Net = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = 0 },
+            Steps = 150, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000,
+                Seed = 5, Precision = Precision.BFloat16,
+            Net = new UNetConfig {
+                BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = 0 },
         };
         using (var run = TrainingRun.Start(config, folder, data))
         {
             Assert.Equal(ScalarType.BFloat16, run.Net.ComputeType);
             run.Run();
-            double first = run.Losses.Take(20).Average(l => l.Loss), last = run.Losses.TakeLast(30).Average(l => l.Loss);
+            double first = run.Losses.Take(20).Average(l => l.Loss),
+                last = run.Losses.TakeLast(30).Average(l => l.Loss);
             Assert.True(last < 0.5 * first, $"loss {first:0.000} → {last:0.000}");
             Assert.All(run.Net.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
         }
@@ -76,7 +83,8 @@ public class PrecisionTests
             Assert.Equal(152, resumed.Step);
         }
         Assert.Equal(Precision.Float32, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.Precision);
-        var hostile = Assert.Throws<DiffusionArgumentException>(() => TrainingRun.Start(config with { Precision = (Precision)7 }, TestFolders.Reserve("precision-tests"), data));
+        var hostile = Assert.Throws<DiffusionArgumentException>(() =>
+            TrainingRun.Start(config with { Precision = (Precision)7 }, TestFolders.Reserve("precision-tests"), data));
         Assert.Equal(("Precision", "7: expected fp32 or bf16."), (hostile.Parameter, hostile.Problem));
     }
 }

@@ -15,8 +15,8 @@ public class ResBlockTests
     private static readonly float[] Shift = [-1.5f, -0.25f, 0.5f, 2f];
 
     /// <summary>
-    /// Scale-shift (AdaGN): the projection's first half is the scale s, the second the shift b, and the norm's output is
-    /// multiplied by 1 + s. With s = −1 the features vanish and the block is x + SiLU(b) per channel, whatever x is.
+    /// Scale-shift (AdaGN): the projection's first half is the scale s, the second the shift b, and the norm's output
+    /// is multiplied by 1 + s. With s = −1 the features vanish and the block is x + SiLU(b) per channel, whatever x is.
     /// </summary>
     [Fact]
     public void Scale_shift_multiplies_the_norm_by_one_plus_the_first_half_and_adds_the_second()
@@ -31,7 +31,8 @@ public class ResBlockTests
             Assert.True(difference < 1e-5, $"channel {c}: off by {difference}");
         }
         // The halves swapped (scale b, shift −1) is another block: the order is diffusers' (scale, then shift).
-        var swapped = Block(scaleShift: true, bias: [.. Shift, .. Enumerable.Repeat(-1f, Channels)]).forward(x, zeros(2, 3));
+        var swapped = Block(scaleShift: true, bias: [.. Shift, .. Enumerable.Repeat(-1f, Channels)]).forward(x,
+            zeros(2, 3));
         Assert.True((swapped - y).abs().max().item<float>() > 0.1);
     }
 
@@ -57,7 +58,10 @@ public class ResBlockTests
         return randn([2, Channels, 6, 6], generator: g);
     }
 
-    /// <summary>A block with random first conv, an identity last conv, and an embedding projection of weight 0 and the given bias.</summary>
+    /// <summary>
+    /// A block with random first conv, an identity last conv, and an embedding projection of weight 0 and the given
+    /// bias.
+    /// </summary>
     private static ResBlock Block(bool scaleShift, float[] bias)
     {
         random.manual_seed(6);

@@ -26,9 +26,11 @@ public class TorchSharpSetupTests
     {
         _ = zeros(1); // make sure the native library is loaded
         var maps = File.ReadAllText("/proc/self/maps");
-        var libstdcxx = maps.Split('\n').Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")
+        var libstdcxx = maps.Split('\n').Select(l =>
+            l.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")
             .First(p => p.Contains("libstdc++.so.6", StringComparison.Ordinal));
-        bool systemHasIt = File.ReadAllText(libstdcxx, System.Text.Encoding.Latin1).Contains("GLIBCXX_3.4.32", StringComparison.Ordinal);
+        bool systemHasIt = File.ReadAllText(libstdcxx, System.Text.Encoding.Latin1).Contains("GLIBCXX_3.4.32",
+            StringComparison.Ordinal);
         Assert.Contains("libLibTorchSharp.so", maps);
         Assert.Equal(!systemHasIt, maps.Contains("libdiffusion_stdcxx_compat.so", StringComparison.Ordinal));
     }
@@ -37,6 +39,7 @@ public class TorchSharpSetupTests
     public void Thread_counts_are_bounded()
     {
         Assert.Equal(Environment.ProcessorCount, TorchSetup.SetThreads(0));
-        Assert.Contains("100000", Assert.Throws<DiffusionArgumentException>(() => TorchSetup.SetThreads(100000)).Message);
+        Assert.Contains("100000",
+            Assert.Throws<DiffusionArgumentException>(() => TorchSetup.SetThreads(100000)).Message);
     }
 }

@@ -15,8 +15,10 @@ public class TrainingTests
 
     private static TrainConfig Tiny(int steps, double dropout = 0.0) => new()
     {
-        Steps = steps, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000, Seed = 5,
-        Net = new UNetConfig { BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout },
+        Steps = steps, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000,
+            Seed = 5,
+        Net = new UNetConfig {
+            BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout },
     };
 
     private static string Folder() => TestFolders.Reserve("trainer-tests");
@@ -58,7 +60,8 @@ public class TrainingTests
         Assert.Equal(1e-3 * 19 / 20, Lr(82), 12);   // cool-down: linear …
         Assert.Equal(1e-3 / 20, Lr(100), 12);       // … to 1/20 of the peak at the last step
         Assert.Equal(1e-3, TrainingRun.LearningRate(c with { DecaySteps = 0 }, 100), 12);
-        Assert.Equal(0.1e-3, TrainingRun.LearningRate(c with { DecaySteps = 100 }, 91), 12); // a cool-down longer than the warm-up caps it
+        // a cool-down longer than the warm-up caps it
+        Assert.Equal(0.1e-3, TrainingRun.LearningRate(c with { DecaySteps = 100 }, 91), 12);
     }
 
     [Fact]
@@ -86,12 +89,15 @@ public class TrainingTests
     {
         var folder = Folder();
         using (var run = TrainingRun.Start(Tiny(12, dropout: 0.2), folder, Slice.Value)) run.Run();
-        using var resumed = TrainingRun.Resume(folder, new ResumeOptions { Steps = 16, LearningRate = 5e-3, EmaDecay = 0, Dropout = 0 }, data: Slice.Value);
+        using var resumed = TrainingRun.Resume(folder, new ResumeOptions {
+            Steps = 16, LearningRate = 5e-3, EmaDecay = 0, Dropout = 0 }, data: Slice.Value);
         Assert.Equal(12, resumed.Step);
-        Assert.NotEqual(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true)); // the average of 12 steps at 0.999
+        // the average of 12 steps at 0.999
+        Assert.NotEqual(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true));
         Assert.Equal(5e-3, resumed.LearningRateAt(13), 12);
         resumed.TrainStep();
-        Assert.Equal(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true));    // decay 0: the average is the weights
+        // decay 0: the average is the weights
+        Assert.Equal(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true));
 
         // Dropout 0: the network in training mode gives the same output twice (at 0.2 it would not).
         using var scope = torch.NewDisposeScope();
@@ -117,7 +123,8 @@ public class TrainingTests
         var flipped = new ResumeOptions { Steps = 12, Flip = true };
         Assert.Equal("--steps 12 --flip true", flipped.ToString());
         Assert.True(flipped.ApplyTo(Tiny(8)).Flip);
-        double[] plain = LossesAfterResume(new ResumeOptions { Steps = 12 }), again = LossesAfterResume(new ResumeOptions { Steps = 12, Flip = false });
+        double[] plain = LossesAfterResume(new ResumeOptions { Steps = 12 }),
+            again = LossesAfterResume(new ResumeOptions { Steps = 12, Flip = false });
         Assert.Equal(plain, again);                          // the same draws from the restored generators …
         Assert.NotEqual(plain, LossesAfterResume(flipped));  // … on mirrored images
     }
@@ -140,7 +147,8 @@ public class TrainingTests
         using var model = DiffusionModel.Load(Path.Combine(folder, "model.onnx"));
         Assert.Equal((1, 28, 28, 10), (model.Channels, model.Height, model.Width, model.NumClasses));
         Assert.Equal("sneaker", model.Config.ClassNames![7]);
-        var images = new ImageGenerator(model).Generate(new GenerationRequest { Sampler = "ddim", Steps = 10, Count = 4, ClassLabels = [7], Guidance = 2 });
+        var images = new ImageGenerator(model).Generate(new GenerationRequest {
+            Sampler = "ddim", Steps = 10, Count = 4, ClassLabels = [7], Guidance = 2 });
         Assert.All(images.Images, v => Assert.True(float.IsFinite(v)));
 
         // The exported EMA model equals what `export --ema` writes from the checkpoint.
@@ -164,7 +172,8 @@ public class TrainingTests
         var cifar = Path.Combine(dir, "data_batch_1.bin");
         File.WriteAllBytes(cifar, new byte[3073 + 100]);
         Assert.Contains("truncated", Assert.Throws<DiffusionException>(() => Datasets.Open(cifar)).Message);
-        Assert.Equal("Data", Assert.Throws<DiffusionException>(() => Datasets.Open(Path.Combine(dir, "missing"))).Parameter);
+        Assert.Equal("Data",
+            Assert.Throws<DiffusionException>(() => Datasets.Open(Path.Combine(dir, "missing"))).Parameter);
     }
 
     [Fact]
@@ -191,6 +200,7 @@ public class TrainingTests
         run.TrainStep();
         run.SaveCheckpoint(run.Losses[^1].Loss);
         var lines = File.ReadAllLines(log);
-        Assert.Equal(["step,loss", $"1,{run.Losses[0].Loss:R}", "edited by hand", $"2,{run.Losses[1].Loss:R}", $"3,{run.Losses[2].Loss:R}"], lines);
+        Assert.Equal(["step,loss", $"1,{run.Losses[0].Loss:R}", "edited by hand", $"2,{run.Losses[1].Loss:R}",
+            $"3,{run.Losses[2].Loss:R}"], lines);
     }
 }

@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 
 namespace Diffusion.Tests;
 
-/// <summary>Temporary folders for tests, removed when the test process exits (so a run leaves nothing in /tmp).</summary>
+/// <summary>
+/// Temporary folders for tests, removed when the test process exits (so a run leaves nothing in /tmp).
+/// </summary>
 public static class TestFolders
 {
     private static readonly ConcurrentBag<string> Created = [];
@@ -10,7 +12,8 @@ public static class TestFolders
     static TestFolders() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
     {
         foreach (var folder in Created)
-            try { Directory.Delete(folder, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) {
+                } catch (UnauthorizedAccessException) { }
     };
 
     /// <summary>The repository's root (the folder with Diffusion.sln above the test binaries).</summary>
@@ -19,7 +22,9 @@ public static class TestFolders
         get
         {
             var dir = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(dir, "Diffusion.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("the repository root was not found");
+            while (!File.Exists(Path.Combine(dir, "Diffusion.sln")))
+                dir = Path.GetDirectoryName(dir)
+                    ?? throw new InvalidOperationException("the repository root was not found");
             return dir;
         }
     }
@@ -33,7 +38,9 @@ public static class TestFolders
         return folder;
     }
 
-    /// <summary>A path for a folder that does not exist yet (the code under test creates it); removed at exit too.</summary>
+    /// <summary>
+    /// A path for a folder that does not exist yet (the code under test creates it); removed at exit too.
+    /// </summary>
     public static string Reserve(string prefix)
     {
         var folder = Path.Combine(Path.GetTempPath(), $"{prefix}-{Guid.NewGuid():N}");

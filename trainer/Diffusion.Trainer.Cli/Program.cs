@@ -11,7 +11,8 @@ public static class Program
     public static Task<int> Main(string[] args) => Run(args, Console.Out, Console.Error);
 
     /// <summary>Runs the trainer CLI with the given writers (tests use this).</summary>
-    public static Task<int> Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
+    public static Task<int> Run(string[] args, TextWriter output, TextWriter error,
+        CancellationToken cancellation = default)
     {
         var root = new RootCommand("Diffusion for .NET trainer — train a UNet on TorchSharp and export it to ONNX.")
         {
@@ -22,10 +23,13 @@ public static class Program
         };
         var parsed = root.Parse(args);
         if (UsageErrors.Report(parsed, root, error)) return Task.FromResult(ExitCodes.Usage);
-        return parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
+        return parsed.InvokeAsync(new InvocationConfiguration {
+            Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
     }
 
-    /// <summary>Runs a command body as the runtime's CLI does (<see cref="CliConsole.Guard"/>), with the trainer's flags.</summary>
+    /// <summary>
+    /// Runs a command body as the runtime's CLI does (<see cref="CliConsole.Guard"/>), with the trainer's flags.
+    /// </summary>
     internal static Task<int> Guard(TextWriter error, Func<Task<int>> body) =>
         new CliConsole(TextWriter.Null, error, TrainCommand.Flags).Guard(body);
 }

@@ -12,12 +12,12 @@ using Spectre.Console;
 namespace Diffusion.Cli.Commands;
 
 /// <summary>
-/// <c>bench-runtime</c>: the sampling loop's cost over the bare network. For each batch size it times (a) ONNX Runtime's
-/// bare Run on the same session with a hand-made IoBinding — the baseline —, (b) the usual C# pattern: each step
-/// builds fresh input tensors, calls Run and copies the output back to a new array, and (c) each sampler's loop over
-/// buffers prepared once (as a generation does), reporting ms per network evaluation, loop time / summed model time,
-/// the fresh-tensor pattern's time over the loop's, and managed bytes allocated per step after warm-up (the difference
-/// between a 2n-step and an n-step run, divided by n).
+/// <c>bench-runtime</c>: the sampling loop's cost over the bare network. For each batch size it times (a) ONNX
+/// Runtime's bare Run on the same session with a hand-made IoBinding — the baseline —, (b) the usual C# pattern: each
+/// step builds fresh input tensors, calls Run and copies the output back to a new array, and (c) each sampler's loop
+/// over buffers prepared once (as a generation does), reporting ms per network evaluation, loop time / summed model
+/// time, the fresh-tensor pattern's time over the loop's, and managed bytes allocated per step after warm-up (the
+/// difference between a 2n-step and an n-step run, divided by n).
 /// </summary>
 public static class BenchRuntimeCommand
 {
@@ -25,11 +25,15 @@ public static class BenchRuntimeCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var batches = new Option<string>("--batches") { Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64" };
-        var samplers = new Option<string>("--samplers") { Description = "Comma-separated samplers to time.", DefaultValueFactory = _ => "ddim,dpm++2m,ddpm" };
+        var batches = new Option<string>("--batches") {
+            Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64" };
+        var samplers = new Option<string>("--samplers") {
+            Description = "Comma-separated samplers to time.", DefaultValueFactory = _ => "ddim,dpm++2m,ddpm" };
         var steps = new Option<int>("--steps") { Description = "Steps per generation.", DefaultValueFactory = _ => 50 };
-        var repeat = new Option<int>("--repeat") { Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5 };
-        var command = new Command("bench-runtime", "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
+        var repeat = new Option<int>("--repeat") {
+            Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5 };
+        var command = new Command("bench-runtime",
+            "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
         {
             batches, samplers, steps, repeat,
         };
@@ -37,13 +41,17 @@ public static class BenchRuntimeCommand
         command.SetAction((p, cancellation) => console.Guard(() =>
         {
             int n = p.GetValue(steps), reps = p.GetValue(repeat);
-            if (n is <= 0 or > ImageGenerator.MaxSteps || reps is <= 0 or > 1000) throw new DiffusionArgumentException("--steps", $"must lie in 1…{ImageGenerator.MaxSteps} and --repeat in 1…1000.");
-            var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(v => int.TryParse(v, out var b) && b is > 0 and <= 4096 ? b
+            if (n is <= 0 or > ImageGenerator.MaxSteps || reps is <= 0 or > 1000)
+                throw new DiffusionArgumentException("--steps",
+                    $"must lie in 1…{ImageGenerator.MaxSteps} and --repeat in 1…1000.");
+            var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(v => int.TryParse(v, out var b)
+                && b is > 0 and <= 4096 ? b
                 : throw new DiffusionArgumentException("--batches", $"'{v}': expected batch sizes 1…4096.")).ToArray();
             using var m = model.Load(p);
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
             var watch = Stopwatch.StartNew();
-            var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "fresh-tensor ms", "loop ms/NFE", "model ms/NFE", "loop / model", "loop / bare", "fresh / loop", "alloc B/step");
+            var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "fresh-tensor ms", "loop ms/NFE",
+                "model ms/NFE", "loop / model", "loop / bare", "fresh / loop", "alloc B/step");
             foreach (var batch in sizes)
             {
                 double bare = BareRunMs(m, batch, n * reps, cancellation);
@@ -56,24 +64,32 @@ public static class BenchRuntimeCommand
                     var doubled = SamplingGrid.Create(m.Schedule, 2 * n, new GridOptions());
                     var context = new SamplingContext(denoiser, grid, seed: 1, cancellation: cancellation);
                     var longer = new SamplingContext(denoiser, doubled, seed: 1, cancellation: cancellation);
-                    for (int w = 0; w < 3; w++) { Run(sampler, context); Run(sampler, longer); } // warm-up: JIT, buffers
-                    var timings = Enumerable.Range(0, reps).Select(_ => Run(sampler, context)).OrderBy(t => t.LoopMs).ToList();
+                    // warm-up: JIT, buffers
+                    for (int w = 0; w < 3; w++) { Run(sampler, context); Run(sampler, longer); }
+                    var timings = Enumerable.Range(0, reps).Select(_ => Run(sampler, context)).OrderBy(t =>
+                        t.LoopMs).ToList();
                     var (loopMs, modelMs, calls, _) = timings[reps / 2];
                     long allocPerStep = (Run(sampler, longer).Allocated - Run(sampler, context).Allocated) / n;
-                    console.Error.WriteLine($"bench-runtime: batch {batch}, {name}: {loopMs / calls:0.000} ms per network evaluation ({watch.Elapsed.TotalSeconds:0} s so far)");
-                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", $"{fresh:0.000}", $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
-                        $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}", $"{fresh / (loopMs / calls):0.00}", allocPerStep.ToString());
+                    console.Error.WriteLine($"bench-runtime: batch {batch}, {name}: {loopMs / calls:0.000} ms per " +
+                        $"network evaluation ({watch.Elapsed.TotalSeconds:0} s so far)");
+                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", $"{fresh:0.000}",
+                        $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
+                        $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}",
+                            $"{fresh / (loopMs / calls):0.00}", allocPerStep.ToString());
                 }
             }
             console.Ansi.Write(table);
-            console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median of {reps}; device {m.Settings.Device}; " +
-                $"intra-op threads {(m.Settings.IntraOpThreads == 0 ? $"ORT default ({Environment.ProcessorCount} logical cores)" : m.Settings.IntraOpThreads)}; ONNX Runtime {OrtLibrary.Version}");
+            console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
+                $"of {reps}; device {m.Settings.Device}; intra-op " +
+                    $"threads {(m.Settings.IntraOpThreads == 0 ? $"ORT default ({Environment.ProcessorCount} logical cores)" : m.Settings.IntraOpThreads)}; ONNX Runtime {OrtLibrary.Version}");
             return Task.FromResult(0);
         }));
         return command;
     }
 
-    /// <summary>ms per call of InferenceSession.RunWithBinding on buffers bound once: the floor any sampling loop stands on.</summary>
+    /// <summary>
+    /// ms per call of InferenceSession.RunWithBinding on buffers bound once: the floor any sampling loop stands on.
+    /// </summary>
     private static double BareRunMs(DiffusionModel m, int batch, int calls, CancellationToken cancellation)
     {
         long[] shape = [batch, m.Channels, m.Height, m.Width];
@@ -118,10 +134,14 @@ public static class BenchRuntimeCommand
             var inputs = new List<NamedOnnxValue>
             {
                 NamedOnnxValue.CreateFromTensor(m.SampleInput, new DenseTensor<float>(x.ToArray(), shape)),
-                floatTime ? NamedOnnxValue.CreateFromTensor(m.TimestepInput, new DenseTensor<float>(Enumerable.Repeat(500f, tCount).ToArray(), tShape))
-                          : NamedOnnxValue.CreateFromTensor(m.TimestepInput, new DenseTensor<long>(Enumerable.Repeat(500L, tCount).ToArray(), tShape)),
+                floatTime
+                    ? NamedOnnxValue.CreateFromTensor(m.TimestepInput,
+                        new DenseTensor<float>(Enumerable.Repeat(500f, tCount).ToArray(), tShape))
+                          : NamedOnnxValue.CreateFromTensor(m.TimestepInput,
+                              new DenseTensor<long>(Enumerable.Repeat(500L, tCount).ToArray(), tShape)),
             };
-            if (m.ClassLabelsInput is { } l) inputs.Add(NamedOnnxValue.CreateFromTensor(l, new DenseTensor<long>(new long[batch], [batch])));
+            if (m.ClassLabelsInput is { } l)
+                inputs.Add(NamedOnnxValue.CreateFromTensor(l, new DenseTensor<long>(new long[batch], [batch])));
             using var results = m.Session.Run(inputs, [m.OutputName]);
             return results[0].AsTensor<float>().ToArray();
         }
@@ -143,8 +163,12 @@ public static class BenchRuntimeCommand
         return x;
     }
 
-    /// <summary>One sampling run on a prepared context: its wall time, the time inside the network, its calls and managed bytes allocated.</summary>
-    private static (double LoopMs, double ModelMs, long Calls, long Allocated) Run(ISampler sampler, SamplingContext context)
+    /// <summary>
+    /// One sampling run on a prepared context: its wall time, the time inside the network, its calls and managed bytes
+    /// allocated.
+    /// </summary>
+    private static (double LoopMs, double ModelMs, long Calls, long Allocated) Run(ISampler sampler,
+        SamplingContext context)
     {
         context.Begin(0);
         context.DrawInitialNoise(context.X);
@@ -153,7 +177,8 @@ public static class BenchRuntimeCommand
         sampler.Sample(context);
         double loopMs = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         long allocated = GC.GetAllocatedBytesForCurrentThread() - bytes;
-        return (loopMs, Stopwatch.GetElapsedTime(0, context.Model.ModelTicks - ticks).TotalMilliseconds, context.Model.Evaluations - calls, allocated);
+        return (loopMs, Stopwatch.GetElapsedTime(0, context.Model.ModelTicks - ticks).TotalMilliseconds,
+            context.Model.Evaluations - calls, allocated);
     }
 
     private static string[] ParseList(string text, string option)

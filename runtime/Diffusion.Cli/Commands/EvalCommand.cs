@@ -10,46 +10,69 @@ using System.Globalization;
 
 namespace Diffusion.Cli.Commands;
 
-/// <summary><c>eval</c>: Fréchet distance of generated images to the test set in the classifier's feature space, and class accuracy.</summary>
+/// <summary>
+/// <c>eval</c>: Fréchet distance of generated images to the test set in the classifier's feature space, and class
+/// accuracy.
+/// </summary>
 public static class EvalCommand
 {
     /// <summary>The shipped quality classifier.</summary>
-    public static string DefaultClassifier => Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "classifier.onnx");
+    public static string DefaultClassifier =>
+        Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "classifier.onnx");
 
     /// <summary>Builds the command.</summary>
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var classifier = new Option<string?>("--classifier") { Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
-        var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test", Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
-        var floor = new Option<string?>("--floor-reference") { Description = "A second sample of the data for the noise floor (default: fashion-mnist, the training set, with fashion-mnist-test; none: no floor)." };
-        var sampler = new Option<string?>("--sampler", "-s") { Description = $"Sampler; default: the model's diffusers scheduler when its config names one, else {SamplerRegistry.DefaultName}." };
+        var classifier = new Option<string?>("--classifier") {
+            Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
+        var reference = new Option<string>("--reference") {
+            DefaultValueFactory = _ => "fashion-mnist-test",
+                Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
+        var floor = new Option<string?>("--floor-reference") {
+            Description = "A second sample of the data for the noise floor (default: fashion-mnist, the training " +
+                "set, with fashion-mnist-test; none: no floor)." };
+        var sampler = new Option<string?>("--sampler", "-s") {
+            Description = $"Sampler; default: the model's diffusers scheduler when its config names one, " +
+                $"else {SamplerRegistry.DefaultName}." };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
-        var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
+        var count = new Option<int>("--count", "-n") {
+            DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var seeds = new Option<int>("--seeds")
         {
             DefaultValueFactory = _ => 1,
-            Description = "Evaluate at this many sampling seeds (--seed, --seed + 1, …) against the same reference images, each with its own disjoint floor sample, and report mean ± standard deviation: how far one run's numbers move by the luck of the noise.",
+            Description = "Evaluate at this many sampling seeds (--seed, --seed + 1, …) against the same reference " +
+                "images, each with its own disjoint floor sample, and report mean ± standard deviation: how far one " +
+                    "run's numbers move by the luck of the noise.",
         };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
-        var karras = new Option<bool?>("--karras") { Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's use_karras_sigmas." };
-        var command = new Command("eval", "Fréchet distance (classifier features) and class accuracy of generated images.")
+        var karras = new Option<bool?>("--karras") {
+            Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's " +
+                "use_karras_sigmas." };
+        var command = new Command("eval",
+            "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
             classifier, reference, floor, sampler, steps, count, guidance, seed, seeds, batch, karras,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
-            if (p.GetValue(count) <= 0) throw new DiffusionArgumentException("--count", $"must be a positive number of images, got {p.GetValue(count)}.");
-            if (p.GetValue(seeds) is < 1 or > MaxSeeds) throw new DiffusionArgumentException("--seeds", $"must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
+            if (p.GetValue(count) <= 0)
+                throw new DiffusionArgumentException("--count",
+                    $"must be a positive number of images, got {p.GetValue(count)}.");
+            if (p.GetValue(seeds) is < 1 or > MaxSeeds)
+                throw new DiffusionArgumentException("--seeds",
+                    $"must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
             using var m = model.Load(p);
             using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
-            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features, p.GetValue(seeds));
+            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features,
+                p.GetValue(seeds));
             var series = await Task.Run(() => evaluator.EvaluateSeeds(new GenerationRequest
             {
-                Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count), Seed = p.GetValue(seed),
+                Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count),
+                    Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
             }, p.GetValue(seeds), cancellation, new ProgressLines(console.Error, "eval")), cancellation);
             var result = series.Runs[0];
@@ -57,20 +80,33 @@ public static class EvalCommand
             int n = Math.Min(result.Count, evaluator.ReferenceCount);
             if (series.Runs.Count == 1)
             {
-                table.AddPlainRow("Fréchet distance", $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
-                if (result.Floor is { } f) table.AddPlainRow("  noise floor", $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect model's FD at this count)");
-                table.AddPlainRow("kernel inception distance", $"{result.Kid} (unbiased: ≈ 0 for a perfect model at any count)");
+                table.AddPlainRow("Fréchet distance",
+                    $"{result.FrechetDistance:0.###} ({result.Count} generated vs {n} reference)");
+                if (result.Floor is { } f)
+                    table.AddPlainRow("  noise floor",
+                        $"{f.FrechetDistance:0.###} ({f.Count} reference vs {f.Count} of a second sample; a perfect " +
+                            $"model's FD at this count)");
+                table.AddPlainRow("kernel inception distance",
+                    $"{result.Kid} (unbiased: ≈ 0 for a perfect model at any count)");
                 if (result.Floor is { } g) table.AddPlainRow("  noise floor", g.Kid.ToString());
             }
             else
             {
-                string Values(Func<EvalResult, double> metric, string format) => string.Join(", ", series.Runs.Select(r => metric(r).ToString(format, CultureInfo.InvariantCulture)));
+                string Values(Func<EvalResult, double> metric, string format) =>
+                    string.Join(", ",
+                        series.Runs.Select(r => metric(r).ToString(format, CultureInfo.InvariantCulture)));
                 int k = series.Runs.Count;
-                table.AddPlainRow("Fréchet distance", $"{series.FrechetDistance.ToString("0.###")} (mean ± sd over {k} seeds; {result.Count} generated vs {n} reference)");
+                table.AddPlainRow("Fréchet distance",
+                    $"{series.FrechetDistance.ToString("0.###")} (mean ± sd over {k} seeds; {result.Count} generated " +
+                        $"vs {n} reference)");
                 table.AddPlainRow("  each seed", Values(r => r.FrechetDistance, "0.##"));
                 if (series.FloorFrechetDistance is { } f)
-                    table.AddPlainRow("  noise floor", $"{f.ToString("0.###")} ({f.Count} disjoint samples of {result.Floor!.Count} vs the reference; a perfect model's FD)");
-                table.AddPlainRow("kernel inception distance", $"{series.Kid} (mean ± sd over {k} seeds; one run's standard error ≈ {series.Runs.Average(r => r.Kid.StandardError):G3})");
+                    table.AddPlainRow("  noise floor",
+                        $"{f.ToString("0.###")} ({f.Count} disjoint samples of {result.Floor!.Count} vs the " +
+                            $"reference; a perfect model's FD)");
+                table.AddPlainRow("kernel inception distance",
+                    $"{series.Kid} (mean ± sd over {k} seeds; one run's standard error " +
+                        $"≈ {series.Runs.Average(r => r.Kid.StandardError):G3})");
                 table.AddPlainRow("  each seed", Values(r => r.Kid.Value, "G3"));
                 if (series.FloorKid is { } g) table.AddPlainRow("  noise floor", $"{g} ({g.Count} samples)");
             }
@@ -78,8 +114,12 @@ public static class EvalCommand
             {
                 var accuracy = series.ClassAccuracy;
                 var real = result.Reference;
-                table.AddPlainRow("class accuracy", (series.Runs.Count == 1 ? $"{accuracy.Mean:P1}" : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}")
-                    + (real is null ? "" : $" (real images: {real.Overall:P1}, the classifier on {real.Count} labelled reference images)"));
+                table.AddPlainRow("class accuracy",
+                    (series.Runs.Count == 1 ? $"{accuracy.Mean:P1}"
+                        : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}")
+                    + (real is null ? ""
+                        : $" (real images: {real.Overall:P1}, the classifier on {real.Count} labelled reference " +
+                            $"images)"));
                 var perClass = series.PerClassAccuracy;
                 for (int c = 0; c < m.NumClasses; c++)
                     table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}",
@@ -98,15 +138,18 @@ public static class EvalCommand
 
     /// <summary>
     /// An evaluator over <paramref name="count"/> reference images and, unless <paramref name="floor"/> is "none",
-    /// <paramref name="floorSamples"/> × as many floor images (default: the reference's own second sample) where the floor set has them.
+    /// <paramref name="floorSamples"/> × as many floor images (default: the reference's own second sample) where the
+    /// floor set has them.
     /// </summary>
-    public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m, FeatureClassifier features, int floorSamples = 1)
+    public static Evaluator CreateEvaluator(string reference, string? floor, int count, DiffusionModel m,
+        FeatureClassifier features, int floorSamples = 1)
     {
         var (images, n) = Evaluator.LoadReference(reference, count, m.ImageSize);
         var labels = m.NumClasses == features.Classes ? Evaluator.LoadReferenceLabels(reference, n) : null;
         floor ??= Evaluator.DefaultFloor(reference);
         if (floor is null or "none") return new Evaluator(m, features, images, n, referenceLabels: labels);
-        var (floorImages, floorCount) = Evaluator.LoadReference(floor, (int)Math.Min(int.MaxValue, (long)count * floorSamples), m.ImageSize);
+        var (floorImages, floorCount) = Evaluator.LoadReference(floor,
+            (int)Math.Min(int.MaxValue, (long)count * floorSamples), m.ImageSize);
         return new Evaluator(m, features, images, n, floorImages, floorCount, labels);
     }
 }

@@ -20,18 +20,24 @@ public static class InfoCommand
             foreach (var (name, meta) in m.Session.InputMetadata)
                 io.AddPlainRow("input", name, DiffusionModel.Describe(meta), Role(m, name));
             foreach (var (name, meta) in m.Session.OutputMetadata)
-                io.AddPlainRow("output", name, DiffusionModel.Describe(meta), name == m.OutputName ? "model_output" : "");
+                io.AddPlainRow("output", name, DiffusionModel.Describe(meta), name == m.OutputName ? "model_output"
+                    : "");
             console.Ansi.Write(io);
             var c = m.Config;
             var config = new Table().AddColumns("config", "value");
             config.AddPlainRow("source", m.ConfigSource);
             config.AddPlainRow("image", $"{m.Channels}×{m.Height}×{m.Width}");
             config.AddPlainRow("prediction_type", c.PredictionType);
-            config.AddPlainRow("schedule", $"{c.BetaSchedule}, T = {c.NumTrainTimesteps}, β ∈ [{c.BetaStart}, {c.BetaEnd}]{(c.RescaleBetasZeroSnr ? ", zero terminal SNR" : "")}");
+            config.AddPlainRow("schedule",
+                $"{c.BetaSchedule}, T = {c.NumTrainTimesteps}, β ∈ " +
+                    $"[{c.BetaStart}, {c.BetaEnd}]{(c.RescaleBetasZeroSnr ? ", zero terminal SNR" : "")}");
             config.AddPlainRow("σ range", $"{m.Schedule.SigmaMin:0.####} … {m.Schedule.SigmaMax:0.##}");
-            config.AddPlainRow("default grid", c.UseKarrasSigmas ? "Karras σ (use_karras_sigmas)" : $"timesteps, {c.TimestepSpacing} spacing");
+            config.AddPlainRow("default grid", c.UseKarrasSigmas ? "Karras σ (use_karras_sigmas)"
+                : $"timesteps, {c.TimestepSpacing} spacing");
             config.AddPlainRow("clip_sample / thresholding", $"{c.ClipSample} / {c.Thresholding}");
-            config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional" : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} ({(m.HasNullClass ? $"null label {m.NumClasses}" : "no null label: no unconditional sampling or guidance")})");
+            config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional"
+                : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} " +
+                    $"({(m.HasNullClass ? $"null label {m.NumClasses}" : "no null label: no unconditional sampling or guidance")})");
             config.AddPlainRow("ONNX Runtime", $"{OrtLibrary.Version} ({OrtLibrary.Path}), {m.Settings.Device}");
             console.Ansi.Write(config);
             return Task.FromResult(0);
@@ -40,5 +46,6 @@ public static class InfoCommand
     }
 
     private static string Role(DiffusionModel m, string name) =>
-        name == m.SampleInput ? "sample" : name == m.TimestepInput ? $"timestep ({m.TimestepLayout})" : name == m.ClassLabelsInput ? "class_labels" : "";
+        name == m.SampleInput ? "sample" : name == m.TimestepInput ? $"timestep ({m.TimestepLayout})"
+            : name == m.ClassLabelsInput ? "class_labels" : "";
 }

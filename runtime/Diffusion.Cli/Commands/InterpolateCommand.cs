@@ -18,14 +18,19 @@ public static class InterpolateCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var from = new Option<string>("--from") { Required = true, Description = "Start: an image (PNG or .npy) or a seed." };
+        var from = new Option<string>("--from") {
+            Required = true, Description = "Start: an image (PNG or .npy) or a seed." };
         var to = new Option<string>("--to") { Required = true, Description = "End: an image (PNG or .npy) or a seed." };
-        var frames = new Option<int>("--frames") { DefaultValueFactory = _ => 8, Description = "Frames, both ends included." };
+        var frames = new Option<int>("--frames") {
+            DefaultValueFactory = _ => 8, Description = "Frames, both ends included." };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 50 };
-        var label = new Option<string?>("--class", "-c") { Description = "Class for class-conditional models (default: unconditional)." };
+        var label = new Option<string?>("--class", "-c") {
+            Description = "Class for class-conditional models (default: unconditional)." };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
-        var output = new Option<string>("--out", "-o") { DefaultValueFactory = _ => "out/interpolation.png", Description = "FILE.png (a strip), FILE.npy or DIR/." };
-        var command = new Command("interpolate", "Morph between two images or seeds: DDIM inversion, spherical interpolation, deterministic decoding.")
+        var output = new Option<string>("--out", "-o") {
+            DefaultValueFactory = _ => "out/interpolation.png", Description = "FILE.png (a strip), FILE.npy or DIR/." };
+        var command = new Command("interpolate",
+            "Morph between two images or seeds: DDIM inversion, spherical interpolation, deterministic decoding.")
         {
             from, to, frames, steps, label, guidance, output,
         };
@@ -33,26 +38,34 @@ public static class InterpolateCommand
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
             int n = p.GetValue(frames);
-            if (n is < 2 or > 10_000) throw new DiffusionArgumentException("--frames", $"must lie in 2…10000, got {n}.");
+            if (n is < 2 or > 10_000)
+                throw new DiffusionArgumentException("--frames", $"must lie in 2…10000, got {n}.");
             using var m = model.Load(p);
-            if ((long)n * m.ImageSize > Array.MaxLength) throw new DiffusionArgumentException("--frames", $"{n}: {n} frames of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
-            var writer = new SampleWriter(p.GetValue(output)!, m.Channels, SampleWriter.DefaultScale(m.Height, m.Width));
+            if ((long)n * m.ImageSize > Array.MaxLength)
+                throw new DiffusionArgumentException("--frames",
+                    $"{n}: {n} frames of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
+            var writer = new SampleWriter(p.GetValue(output)!, m.Channels,
+                SampleWriter.DefaultScale(m.Height, m.Width));
             writer.Check(n, m.Channels, m.Height, m.Width, columns: n);
             int[] labels = p.GetValue(label) is { } l && l != "none" ? [m.ResolveClass(l)] : [];
             var generator = new ImageGenerator(m);
             var request = new GenerationRequest
             {
-                Sampler = "ddim", Steps = p.GetValue(steps), Count = n, BatchSize = Math.Min(n, 16), ClassLabels = labels,
+                Sampler = "ddim", Steps = p.GetValue(steps), Count = n, BatchSize = Math.Min(n, 16),
+                    ClassLabels = labels,
                 Guidance = p.GetValue(guidance), KarrasSigmas = true,
             };
             var grid = generator.Grid(request);
             float[] Latent(string spec) => ulong.TryParse(spec, out var seed) ? Noise(seed, m.ImageSize)
-                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m).Images[..m.ImageSize], 1, grid, 1, labels, p.GetValue(guidance), cancellation);
+                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m).Images[..m.ImageSize], 1, grid, 1, labels,
+                    p.GetValue(guidance), cancellation);
             var z0 = Latent(p.GetValue(from)!);
             var z1 = Latent(p.GetValue(to)!);
             var latents = new float[n * m.ImageSize];
-            for (int i = 0; i < n; i++) DdimInversion.Slerp(z0, z1, i / (double)(n - 1)).CopyTo(latents.AsSpan(i * m.ImageSize));
-            var result = await generator.GenerateAsync(request with { InitialNoise = latents }, new ProgressLines(console.Error, "decoding"), cancellation);
+            for (int i = 0; i < n; i++)
+                DdimInversion.Slerp(z0, z1, i / (double)(n - 1)).CopyTo(latents.AsSpan(i * m.ImageSize));
+            var result = await generator.GenerateAsync(request with { InitialNoise = latents },
+                new ProgressLines(console.Error, "decoding"), cancellation);
             var written = writer.Write(result, columns: n);
             console.Out.WriteLine($"wrote {written}: {n} frames, DDIM {request.Steps} steps (Karras σ)");
             return 0;

@@ -9,55 +9,84 @@ namespace Diffusion.Cli.Commands;
 public sealed class ModelArguments
 {
     /// <summary>--model.</summary>
-    public Option<string?> Model { get; } = new("--model", "-m") { Description = "ONNX model file (default: the bundled model)." };
+    public Option<string?> Model { get; } = new("--model", "-m") {
+        Description = "ONNX model file (default: the bundled model)." };
     /// <summary>--device.</summary>
-    public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+    public Option<string> Device { get; } = new("--device") {
+        Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
     /// <summary>--threads.</summary>
-    public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0 };
+    public Option<int> Threads { get; } = new("--threads") {
+        Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0 };
     /// <summary>--inter-threads.</summary>
-    public Option<int> InterThreads { get; } = new("--inter-threads") { Description = "ONNX Runtime inter-op threads (0 = its default; > 1 runs independent nodes in parallel).", DefaultValueFactory = _ => 0 };
+    public Option<int> InterThreads { get; } = new("--inter-threads") {
+        Description = "ONNX Runtime inter-op threads (0 = its default; > 1 runs independent nodes in parallel).",
+            DefaultValueFactory = _ => 0 };
     /// <summary>--graph-opt.</summary>
-    public Option<string> GraphOptimization { get; } = new("--graph-opt") { Description = "ONNX Runtime graph optimisation: none, basic, extended or all.", DefaultValueFactory = _ => "all" };
+    public Option<string> GraphOptimization { get; } = new("--graph-opt") {
+        Description = "ONNX Runtime graph optimisation: none, basic, extended or all.", DefaultValueFactory = _ =>
+            "all" };
     /// <summary>--cuda-option.</summary>
-    public Option<string[]> CudaOptions { get; } = new("--cuda-option") { Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.", AllowMultipleArgumentsPerToken = false };
+    public Option<string[]> CudaOptions { get; } = new("--cuda-option") {
+        Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.",
+            AllowMultipleArgumentsPerToken = false };
     /// <summary>--cuda-provider.</summary>
-    public Option<string?> CudaProvider { get; } = new("--cuda-provider") { Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's release), registered through the plugin-EP API (default: ${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into the ONNX Runtime library)." };
+    public Option<string?> CudaProvider { get; } = new("--cuda-provider") {
+        Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's " +
+            $"release), registered through the plugin-EP API (default: " +
+                $"${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into the ONNX Runtime " +
+                    $"library)." };
     /// <summary>--cuda-graphs.</summary>
-    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs") { Description = "Capture the network as a CUDA graph and replay it every step (device buffers bound once per generation)." };
+    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs") {
+        Description = "Capture the network as a CUDA graph and replay it every step (device buffers bound once per " +
+            "generation)." };
     /// <summary>--config.</summary>
-    public Option<string?> Config { get; } = new("--config") { Description = "scheduler_config.json to use; overrides the model's diffusion.config metadata and a scheduler_config.json beside it." };
+    public Option<string?> Config { get; } = new("--config") {
+        Description = "scheduler_config.json to use; overrides the model's diffusion.config metadata and a " +
+            "scheduler_config.json beside it." };
     /// <summary>--sample-input.</summary>
-    public Option<string?> SampleInput { get; } = new("--sample-input") { Description = "Name of the model's x_t input (default: sample)." };
+    public Option<string?> SampleInput { get; } = new("--sample-input") {
+        Description = "Name of the model's x_t input (default: sample)." };
     /// <summary>--timestep-input.</summary>
-    public Option<string?> TimestepInput { get; } = new("--timestep-input") { Description = "Name of the model's timestep input (default: timestep)." };
+    public Option<string?> TimestepInput { get; } = new("--timestep-input") {
+        Description = "Name of the model's timestep input (default: timestep)." };
     /// <summary>--class-input.</summary>
-    public Option<string?> ClassInput { get; } = new("--class-input") { Description = "Name of the model's class-label input (default: class_labels)." };
+    public Option<string?> ClassInput { get; } = new("--class-input") {
+        Description = "Name of the model's class-label input (default: class_labels)." };
     /// <summary>--output-name.</summary>
-    public Option<string?> OutputName { get; } = new("--output-name") { Description = "Name of the model's output (default: model_output, else out_sample)." };
+    public Option<string?> OutputName { get; } = new("--output-name") {
+        Description = "Name of the model's output (default: model_output, else out_sample)." };
 
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider, CudaGraphs, Config, SampleInput, TimestepInput, ClassInput, OutputName })
+        foreach (var o in new Option[] {
+            Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider, CudaGraphs, Config,
+                SampleInput, TimestepInput, ClassInput, OutputName })
             command.Options.Add(o);
     }
 
     /// <summary>The closed-form Gaussian reference model that ships with the app.</summary>
-    public static string GaussianModelPath => Path.Combine(AppContext.BaseDirectory, "models", "gaussian", "gaussian.onnx");
+    public static string GaussianModelPath =>
+        Path.Combine(AppContext.BaseDirectory, "models", "gaussian", "gaussian.onnx");
 
     /// <summary>The trained Fashion-MNIST model, when it ships.</summary>
-    public static string FashionMnistModelPath => Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "model.onnx");
+    public static string FashionMnistModelPath =>
+        Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "model.onnx");
 
     /// <summary>The default model: the trained Fashion-MNIST UNet, else the closed-form Gaussian model.</summary>
-    public static string BundledModelPath => File.Exists(FashionMnistModelPath) ? FashionMnistModelPath : GaussianModelPath;
+    public static string BundledModelPath => File.Exists(FashionMnistModelPath) ? FashionMnistModelPath
+        : GaussianModelPath;
 
     /// <summary>Loads the model the options name.</summary>
     public DiffusionModel Load(ParseResult p)
     {
         var path = p.GetValue(Model) ?? BundledModelPath;
         int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
-        foreach (var (option, value) in new[] { (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
-            if (value < 0 || value > maxThreads) throw new DiffusionArgumentException(option.Name, $"{value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
+        foreach (var (option, value) in new[] {
+            (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
+            if (value < 0 || value > maxThreads)
+                throw new DiffusionArgumentException(option.Name,
+                    $"{value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");
         var device = ExecutionDevice.Parse(p.GetValue(Device)!);
         var level = p.GetValue(GraphOptimization)!.ToLowerInvariant() switch
         {
@@ -65,7 +94,9 @@ public sealed class ModelArguments
             "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
-            var other => throw new DiffusionArgumentException("--graph-opt", $"'{other}': expected none, basic, extended or all."),
+            var other =>
+                throw new DiffusionArgumentException("--graph-opt",
+                    $"'{other}': expected none, basic, extended or all."),
         };
         var cudaOptions = new Dictionary<string, string>();
         foreach (var pair in p.GetValue(CudaOptions) ?? [])

@@ -30,5 +30,6 @@ public sealed class ProgressLines(TextWriter error, string what, TimeSpan? every
     /// <inheritdoc />
     public void Report(GenerationProgress p) => Report(p.Fraction, $"{p.ImagesDone}/{p.ImagesTotal} images");
 
-    private static string Format(TimeSpan t) => t.TotalMinutes >= 2 ? $"{t.TotalMinutes:0.#} min" : $"{t.TotalSeconds:0} s";
+    private static string Format(TimeSpan t) => t.TotalMinutes >= 2 ? $"{t.TotalMinutes:0.#} min"
+        : $"{t.TotalSeconds:0} s";
 }

@@ -25,8 +25,11 @@ public sealed class SampleWriter
     /// <summary>Text chunks stored in every PNG written (the parameters that made the images).</summary>
     public IReadOnlyDictionary<string, string> Parameters { get; set; } = new Dictionary<string, string>();
 
-    /// <summary>The default enlargement: enough for 128 pixels on the shorter side (5× for 28×28, 1× from 128 up).</summary>
-    public static int DefaultScale(int height, int width) => Math.Max(1, (int)Math.Ceiling(128.0 / Math.Max(1, Math.Min(height, width))));
+    /// <summary>
+    /// The default enlargement: enough for 128 pixels on the shorter side (5× for 28×28, 1× from 128 up).
+    /// </summary>
+    public static int DefaultScale(int height, int width) =>
+        Math.Max(1, (int)Math.Ceiling(128.0 / Math.Max(1, Math.Min(height, width))));
 
     /// <summary>Checks <paramref name="path"/> before any sampling is done, so a bad path fails fast.</summary>
     public SampleWriter(string path, int channels, int scale = 1)
@@ -39,26 +42,35 @@ public sealed class SampleWriter
         _kind = folder ? Kind.Folder
             : ext == ".png" ? Kind.Grid
             : ext == ".npy" ? Kind.Npy
-            : throw new DiffusionArgumentException("--out", $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in '/'.");
+            : throw new DiffusionArgumentException("--out",
+                $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in " +
+                    $"'/'.");
         if (_kind != Kind.Npy && channels is not (1 or 3 or 4))
-            throw new DiffusionArgumentException("--out", $"'{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
-        _folder = Path.GetFullPath(_kind == Kind.Folder ? path : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
+            throw new DiffusionArgumentException("--out",
+                $"'{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
+        _folder = Path.GetFullPath(_kind == Kind.Folder ? path
+            : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
         var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)! : _folder;
         CreateWritable(parent);
         if (_kind == Kind.Folder)
         {
             TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".tmp-");
             TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".old-");
-            if (Directory.Exists(_folder) && Directory.EnumerateFileSystemEntries(_folder).FirstOrDefault(e => !IsImageOfARun(e)) is { } other)
-                throw new DiffusionArgumentException("--out", $"'{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a new or empty folder (an earlier run's NNNN.png files are replaced).");
+            if (Directory.Exists(_folder)
+                && Directory.EnumerateFileSystemEntries(_folder).FirstOrDefault(e => !IsImageOfARun(e)) is { } other)
+                throw new DiffusionArgumentException("--out",
+                    $"'{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a " +
+                        $"new or empty folder (an earlier run's NNNN.png files are replaced).");
         }
-        else if (Directory.Exists(path)) throw new DiffusionArgumentException("--out", $"'{path}' is a folder; end it with '/' to write one PNG per image.");
+        else if (Directory.Exists(path)) throw new DiffusionArgumentException("--out",
+            $"'{path}' is a folder; end it with '/' to write one PNG per image.");
     }
 
     private static bool IsImageOfARun(string entry)
     {
         var name = Path.GetFileName(entry);
-        return File.Exists(entry) && name.Length >= 8 && name.EndsWith(".png", StringComparison.Ordinal) && name[..^4].All(char.IsAsciiDigit);
+        return File.Exists(entry) && name.Length >= 8 && name.EndsWith(".png", StringComparison.Ordinal)
+            && name[..^4].All(char.IsAsciiDigit);
     }
 
     /// <summary>Creates <paramref name="folder"/> if needed and proves a file can be written there.</summary>
@@ -68,7 +80,8 @@ public sealed class SampleWriter
         {
             Directory.CreateDirectory(folder);
             var probe = Path.Combine(folder, $".diffusion-write-test.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1,
+                FileOptions.DeleteOnClose)) { }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -76,22 +89,29 @@ public sealed class SampleWriter
         }
     }
 
-    /// <summary>Checks, before sampling, that <paramref name="count"/> images of this shape can be written as asked.</summary>
+    /// <summary>
+    /// Checks, before sampling, that <paramref name="count"/> images of this shape can be written as asked.
+    /// </summary>
     public void Check(int count, int channels, int height, int width, int columns)
     {
         if (_kind == Kind.Grid)
         {
             var (w, h, _, _) = ImageGrid.Layout(count, channels, height, width, columns);
             if ((long)w * Scale * h * Scale * channels > Array.MaxLength)
-                throw new DiffusionArgumentException("--scale", $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a folder.");
+                throw new DiffusionArgumentException("--scale",
+                    $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a " +
+                        $"folder.");
         }
     }
 
     /// <summary>Whether the output exists already (its earlier content will be replaced).</summary>
-    public bool Replaces => _kind == Kind.Folder ? Directory.Exists(_folder) && Directory.EnumerateFileSystemEntries(_folder).Any() : File.Exists(_path);
+    public bool Replaces => _kind == Kind.Folder ? Directory.Exists(_folder)
+        && Directory.EnumerateFileSystemEntries(_folder).Any() : File.Exists(_path);
 
     private Image8 Finish(Image8 image, int? index = null) =>
-        ImageGrid.Scale(image, Scale) with { Text = index is int i ? new Dictionary<string, string>(Parameters) { ["image"] = i.ToString() } : Parameters };
+        ImageGrid.Scale(image, Scale) with {
+            Text = index is int i ? new Dictionary<string, string>(Parameters) { ["image"] = i.ToString() }
+                : Parameters };
 
     /// <summary>Writes the images; returns what was written, for the summary line.</summary>
     public string Write(GenerationResult r, int columns)
@@ -120,7 +140,8 @@ public sealed class SampleWriter
         {
             Directory.CreateDirectory(tmp);
             for (int i = 0; i < r.Count; i++)
-                Png.Save(Path.Combine(tmp, $"{i:0000}.png"), Finish(ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width), i));
+                Png.Save(Path.Combine(tmp, $"{i:0000}.png"),
+                    Finish(ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width), i));
             bool replacing = Directory.Exists(_folder);
             if (replacing) Directory.Move(_folder, old);
             try
@@ -137,7 +158,8 @@ public sealed class SampleWriter
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DiffusionException)
         {
             TemporaryFiles.TryDelete(tmp);
-            throw e as DiffusionException ?? new DiffusionException($"--out '{_path}': {e.Message}; nothing was written.", e);
+            throw e as DiffusionException
+                ?? new DiffusionException($"--out '{_path}': {e.Message}; nothing was written.", e);
         }
         catch
         {

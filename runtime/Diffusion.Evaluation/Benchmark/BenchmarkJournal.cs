@@ -8,10 +8,10 @@ using Diffusion.Runtime.Imaging;
 namespace Diffusion.Evaluation.Benchmark;
 
 /// <summary>
-/// A benchmark's rows as they are measured, so that an interrupted run (a session's end, Ctrl-C, a crash) resumes
-/// where it stopped instead of starting over — a full sweep takes hours on a CPU. The file is JSON lines: first the
-/// setup (what every row's numbers depend on: the model's and classifier's SHA-256, the data, seed, guidance, device), then one
-/// line per measured row with the time it took and the sitting it was measured in. Each row is appended and flushed
+/// A benchmark's rows as they are measured, so that an interrupted run (a session's end, Ctrl-C, a crash) resumes where
+/// it stopped instead of starting over — a full sweep takes hours on a CPU. The file is JSON lines: first the setup
+/// (what every row's numbers depend on: the model's and classifier's SHA-256, the data, seed, guidance, device), then
+/// one line per measured row with the time it took and the sitting it was measured in. Each row is appended and flushed
 /// to disk before the next starts; a last line cut off mid-write is dropped on resume, any other damage is an error.
 /// </summary>
 public sealed class BenchmarkJournal : IDisposable
@@ -25,8 +25,10 @@ public sealed class BenchmarkJournal : IDisposable
     private static readonly JsonSerializerOptions Json = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // class accuracy is NaN for unconditional models
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a file, not a web page: quotes stay readable
+        // class accuracy is NaN for unconditional models
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        // a file, not a web page: quotes stay readable
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     private readonly FileStream _stream;
@@ -49,7 +51,8 @@ public sealed class BenchmarkJournal : IDisposable
         _measured = [];
         foreach (var line in earlier)
         {
-            var row = new BenchmarkRow(line.Result, line.Configuration.Tolerance) { Headline = line.Configuration.Headline };
+            var row = new BenchmarkRow(line.Result, line.Configuration.Tolerance) {
+                Headline = line.Configuration.Headline };
             _measured[line.Configuration] = row;
             _earlierSeconds[row] = line.Seconds;
         }
@@ -57,23 +60,28 @@ public sealed class BenchmarkJournal : IDisposable
         Sitting = earlier.Count == 0 ? 1 : earlier.Max(e => e.Sitting) + 1;
     }
 
-    /// <summary>A new journal in <paramref name="folder"/> for <paramref name="setup"/>, replacing any earlier one.</summary>
+    /// <summary>
+    /// A new journal in <paramref name="folder"/> for <paramref name="setup"/>, replacing any earlier one.
+    /// </summary>
     public static BenchmarkJournal Start(string folder, IReadOnlyDictionary<string, string> setup)
     {
         var path = System.IO.Path.Combine(folder, FileName);
-        AtomicFile.Write(path, s => s.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Header(setup), Json) + "\n")));
+        AtomicFile.Write(path, s =>
+            s.Write(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new Header(setup), Json) + "\n")));
         return new BenchmarkJournal(path, OpenForAppend(path), []);
     }
 
     /// <summary>
     /// Continues the journal in <paramref name="folder"/>, or starts one where there is none. Its setup must equal
-    /// <paramref name="setup"/>: rows measured with another model, data, seed or device are not this run's (the error names what differs).
+    /// <paramref name="setup"/>: rows measured with another model, data, seed or device are not this run's (the error
+    /// names what differs).
     /// </summary>
     public static BenchmarkJournal Resume(string folder, IReadOnlyDictionary<string, string> setup)
     {
         var path = System.IO.Path.Combine(folder, FileName);
         if (!File.Exists(path)) return Start(folder, setup);
-        if (new FileInfo(path).Length > MaxBytes) throw new DiffusionException($"'{path}' is larger than {MaxBytes >> 20} MB: not a benchmark journal.");
+        if (new FileInfo(path).Length > MaxBytes)
+            throw new DiffusionException($"'{path}' is larger than {MaxBytes >> 20} MB: not a benchmark journal.");
         var bytes = File.ReadAllBytes(path);
         int whole = Array.LastIndexOf(bytes, (byte)'\n') + 1; // a last line without its newline was cut off mid-write
         var usable = Encoding.UTF8.GetString(bytes, 0, whole).Split('\n').SkipLast(1).ToList();
@@ -82,7 +90,8 @@ public sealed class BenchmarkJournal : IDisposable
         if (header?.Setup is not { } saved) throw new DiffusionException($"'{path}' line 1 is not a benchmark setup.");
         var differences = setup.Keys.Union(saved.Keys)
             .Where(k => saved.GetValueOrDefault(k) != setup.GetValueOrDefault(k))
-            .Select(k => $"{k} {saved.GetValueOrDefault(k) ?? "(none)"} → {setup.GetValueOrDefault(k) ?? "(none)"}").ToList();
+            .Select(k =>
+                $"{k} {saved.GetValueOrDefault(k) ?? "(none)"} → {setup.GetValueOrDefault(k) ?? "(none)"}").ToList();
         if (differences.Count > 0)
             throw new DiffusionArgumentException("Resume", $"'{path}' was measured with another setup "
                 + $"({string.Join("; ", differences)}); start over instead of resuming.");
@@ -91,7 +100,8 @@ public sealed class BenchmarkJournal : IDisposable
         for (int i = 1; i < usable.Count; i++)
         {
             var line = Parse<Line>(path, usable, i);
-            if (line is not { Result: not null, Configuration.Sampler: not null } || line.Sitting < 1 || !(line.Seconds >= 0))
+            if (line is not { Result: not null, Configuration.Sampler: not null } || line.Sitting < 1
+                || !(line.Seconds >= 0))
                 throw new DiffusionException($"'{path}' line {i + 1} is not a benchmark row.");
             earlier.Add(line);
         }
@@ -106,7 +116,8 @@ public sealed class BenchmarkJournal : IDisposable
 
     /// <summary>Wall time the earlier sittings spent on those of <paramref name="rows"/> they measured.</summary>
     public TimeSpan EarlierTimeOf(IEnumerable<BenchmarkRow> rows) =>
-        TimeSpan.FromSeconds(rows.Distinct(ReferenceEqualityComparer.Instance).Sum(r => _earlierSeconds.GetValueOrDefault((BenchmarkRow)r!)));
+        TimeSpan.FromSeconds(rows.Distinct(ReferenceEqualityComparer.Instance).Sum(r =>
+            _earlierSeconds.GetValueOrDefault((BenchmarkRow)r!)));
 
     /// <summary>The row measured earlier for <paramref name="configuration"/>, if any.</summary>
     public BenchmarkRow? Find(BenchmarkConfiguration configuration) => _measured.GetValueOrDefault(configuration);
@@ -114,7 +125,8 @@ public sealed class BenchmarkJournal : IDisposable
     /// <summary>Appends the row just measured for <paramref name="configuration"/> and flushes it to disk.</summary>
     public void Append(BenchmarkConfiguration configuration, BenchmarkRow row, TimeSpan took)
     {
-        var line = JsonSerializer.Serialize(new Line(Sitting, took.TotalSeconds, configuration, row.Result), Json) + "\n";
+        var line = JsonSerializer.Serialize(new Line(Sitting, took.TotalSeconds, configuration, row.Result), Json)
+            + "\n";
         _stream.Write(Encoding.UTF8.GetBytes(line));
         _stream.Flush(flushToDisk: true);
         _measured[configuration] = row;
@@ -130,7 +142,8 @@ public sealed class BenchmarkJournal : IDisposable
     /// <inheritdoc />
     public void Dispose() => _stream.Dispose();
 
-    private static FileStream OpenForAppend(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+    private static FileStream OpenForAppend(string path) =>
+        new(path, FileMode.Append, FileAccess.Write, FileShare.Read);
 
     private static T? Parse<T>(string path, List<string> lines, int index)
     {
@@ -141,7 +154,8 @@ public sealed class BenchmarkJournal : IDisposable
         }
         catch (JsonException)
         {
-            throw new DiffusionException($"'{path}' line {index + 1} is not valid JSON: the journal is damaged (start over instead of resuming).");
+            throw new DiffusionException($"'{path}' line {index + 1} is not valid JSON: the journal is damaged " +
+                $"(start over instead of resuming).");
         }
     }
 

@@ -4,23 +4,34 @@ using Diffusion.Runtime.Samplers;
 
 namespace Diffusion.Evaluation.Benchmark;
 
-/// <summary>One measured configuration: a sampler at a number of steps (or, for an adaptive solver, a tolerance).</summary>
+/// <summary>
+/// One measured configuration: a sampler at a number of steps (or, for an adaptive solver, a tolerance).
+/// </summary>
 public sealed record BenchmarkRow(EvalResult Result, double Tolerance)
 {
-    /// <summary>A headline configuration measured again with <see cref="BenchmarkPlan.HeadlineCount"/> images.</summary>
+    /// <summary>
+    /// A headline configuration measured again with <see cref="BenchmarkPlan.HeadlineCount"/> images.
+    /// </summary>
     public bool Headline { get; init; }
 }
 
-/// <summary>One configuration as asked for: the sampler's name, steps, tolerance (adaptive solvers), images, and whether it is a headline row.</summary>
+/// <summary>
+/// One configuration as asked for: the sampler's name, steps, tolerance (adaptive solvers), images, and whether it is a
+/// headline row.
+/// </summary>
 public sealed record BenchmarkConfiguration(string Sampler, int Steps, double Tolerance, int Count, bool Headline);
 
 /// <summary>
 /// How a benchmark was made: the command, the model, the settings every row shares, the device, the wall time (of all
 /// its sittings, when it was resumed) and the number of sittings.
 /// </summary>
-public sealed record BenchmarkRun(string Command, string Model, int Count, float Guidance, bool Karras, string Device, TimeSpan WallTime, int[] Budgets, int Sittings = 1);
+public sealed record BenchmarkRun(string Command, string Model, int Count, float Guidance, bool Karras, string Device,
+    TimeSpan WallTime, int[] Budgets, int Sittings = 1);
 
-/// <summary>What to measure: samplers × network-evaluation budgets (plus full-length runs), and the tolerances of adaptive solvers.</summary>
+/// <summary>
+/// What to measure: samplers × network-evaluation budgets (plus full-length runs), and the tolerances of adaptive
+/// solvers.
+/// </summary>
 public sealed record BenchmarkPlan
 {
     /// <summary>Sampler names.</summary>
@@ -47,20 +58,24 @@ public sealed record BenchmarkPlan
     /// <summary>Karras σ grid for every sampler; null: the model's default.</summary>
     public bool? Karras { get; init; }
 
-    /// <summary>The (sampler, steps, tolerance) rows this plan measures; steps are capped at the model's timesteps.</summary>
+    /// <summary>
+    /// The (sampler, steps, tolerance) rows this plan measures; steps are capped at the model's timesteps.
+    /// </summary>
     public IReadOnlyList<(string Sampler, int Steps, double Tolerance)> Configurations(int trainTimesteps) =>
         Samplers.SelectMany(name =>
         {
             var sampler = SamplerRegistry.Create(name);
             return sampler.Info.IsAdaptive
                 ? Tolerances.Select(t => (name, 1, t))
-                : Budgets.Concat(FullLength.Contains(name) ? [1000] : []).Select(b => (name, Math.Min(sampler.StepsForBudget(b), trainTimesteps), 0.0));
+                : Budgets.Concat(FullLength.Contains(name) ? [1000] : []).Select(b =>
+                    (name, Math.Min(sampler.StepsForBudget(b), trainTimesteps), 0.0));
         }).ToList();
 
     /// <summary>Checks the plan; errors name the plan's own properties.</summary>
     public void Validate()
     {
-        if (Samplers.Count == 0) throw new DiffusionArgumentException(nameof(Samplers), "a benchmark needs at least one sampler.");
+        if (Samplers.Count == 0)
+            throw new DiffusionArgumentException(nameof(Samplers), "a benchmark needs at least one sampler.");
         foreach (var s in Samplers) Info(s);
         if (Count <= 0)
             throw new DiffusionArgumentException(nameof(Count), $"expected a positive number of images, got {Count}.");
@@ -85,9 +100,11 @@ public static class SamplerBenchmark
 {
     /// <summary>
     /// Measures every configuration of <paramref name="plan"/>; reports each row as it completes. With a
-    /// <paramref name="journal"/>, rows it holds are taken from it instead of measured again, and new ones are appended to it.
+    /// <paramref name="journal"/>, rows it holds are taken from it instead of measured again, and new ones are appended
+    /// to it.
     /// </summary>
-    public static IReadOnlyList<BenchmarkRow> Run(Evaluator evaluator, BenchmarkPlan plan, IProgress<BenchmarkRow>? progress = null,
+    public static IReadOnlyList<BenchmarkRow> Run(Evaluator evaluator, BenchmarkPlan plan,
+        IProgress<BenchmarkRow>? progress = null,
         CancellationToken cancellation = default, BenchmarkJournal? journal = null)
     {
         plan.Validate();
@@ -103,7 +120,8 @@ public static class SamplerBenchmark
                 {
                     Sampler = sampler, Steps = steps, Count = count, BatchSize = plan.BatchSize, Seed = plan.Seed,
                     Guidance = plan.Guidance, KarrasSigmas = plan.Karras,
-                    Options = tolerance > 0 ? new SamplerOptions { RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
+                    Options = tolerance > 0 ? new SamplerOptions {
+                        RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
                 };
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 row = new BenchmarkRow(evaluator.Evaluate(request, cancellation), tolerance) { Headline = headline };
@@ -120,11 +138,16 @@ public static class SamplerBenchmark
         return rows;
     }
 
-    /// <summary>The headline's configurations among <paramref name="rows"/>: the lowest FD within 10 NFE, and DDPM's longest run.</summary>
+    /// <summary>
+    /// The headline's configurations among <paramref name="rows"/>: the lowest FD within 10 NFE, and DDPM's longest
+    /// run.
+    /// </summary>
     public static IEnumerable<BenchmarkRow> HeadlineRows(IEnumerable<BenchmarkRow> rows)
     {
         var list = rows.ToList();
-        if (list.Where(r => r.Result.EvaluationsPerImage <= 10).MinBy(r => r.Result.FrechetDistance) is { } best) yield return best;
-        if (list.Where(r => r.Result.Sampler == "ddpm").MaxBy(r => r.Result.EvaluationsPerImage) is { } reference) yield return reference;
+        if (list.Where(r => r.Result.EvaluationsPerImage <= 10).MinBy(r => r.Result.FrechetDistance) is { } best)
+            yield return best;
+        if (list.Where(r => r.Result.Sampler == "ddpm").MaxBy(r => r.Result.EvaluationsPerImage) is { } reference)
+            yield return reference;
     }
 }

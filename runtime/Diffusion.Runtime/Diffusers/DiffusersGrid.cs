@@ -5,9 +5,12 @@ namespace Diffusion.Runtime.Diffusers;
 /// <summary>
 /// The noise levels a diffusers scheduler visits for n steps, built by its own rules (diffusers 0.31):
 /// <list type="bullet">
-/// <item>DDIM, DDPM and PNDM: integer timesteps by <see cref="TimestepSpacings"/> (the runtime's own rule is theirs).</item>
-/// <item>Euler, Euler ancestral, Heun, LMS: "linspace" keeps linspace(0, T−1, n) unrounded; σ is interpolated linearly in σ
-/// between integer timesteps; Karras σ's span the grid's own end points and map back to t by log-σ interpolation.</item>
+/// <item>DDIM, DDPM and PNDM: integer timesteps by <see cref="TimestepSpacings"/> (the runtime's own rule is
+/// theirs).</item>
+/// <item>Euler, Euler ancestral, Heun, LMS: "linspace" keeps linspace(0, T−1, n) unrounded; σ is interpolated linearly
+/// in σ
+/// between integer timesteps; Karras σ's span the grid's own end points and map back to t by log-σ
+/// interpolation.</item>
 /// <item>DPMSolverMultistep, UniPCMultistep: "leading" and "linspace" divide [0, T) into n + 1 and drop the point at
 /// t ≈ 0, so the last step goes from t ≈ T/(n+1) straight to σ = 0; Karras σ's span the whole schedule and their t
 /// are rounded.</item>
@@ -38,7 +41,8 @@ public static class DiffusersGrid
                 MultistepGrid(scheduler, schedule, steps, levels);
                 break;
             default:
-                throw new DiffusionArgumentException("Sampler", $"{scheduler.ClassName}: {scheduler.Unsupported ?? "no diffusers grid"}.");
+                throw new DiffusionArgumentException("Sampler",
+                    $"{scheduler.ClassName}: {scheduler.Unsupported ?? "no diffusers grid"}.");
         }
         levels[steps] = scheduler.EndsAtSigmaMin ? NoiseLevel.At(schedule, 0) : NoiseLevel.Clean;
         return levels;
@@ -67,12 +71,14 @@ public static class DiffusersGrid
     private static void MultistepGrid(DiffusersScheduler s, NoiseSchedule schedule, int steps, NoiseLevel[] levels)
     {
         int T = schedule.TrainTimesteps;
-        var t = TimestepSpacings.MultistepTimesteps(s.Spacing, T, steps, s.StepsOffset, T - ClippedTimesteps(schedule, s.LambdaMinClipped));
+        var t = TimestepSpacings.MultistepTimesteps(s.Spacing, T, steps, s.StepsOffset,
+            T - ClippedTimesteps(schedule, s.LambdaMinClipped));
         if (s.UseKarrasSigmas)
         {
             var sigma = KarrasSigmas.Create(steps, schedule.Sigma(0), schedule.Sigma(T - 1));
             for (int i = 0; i < steps; i++)
-                levels[i] = new NoiseLevel(Math.Round(TimestepOfLogSigma(schedule, sigma[i]), MidpointRounding.ToEven), 1 / (1 + sigma[i] * sigma[i]));
+                levels[i] = new NoiseLevel(Math.Round(TimestepOfLogSigma(schedule, sigma[i]), MidpointRounding.ToEven),
+                    1 / (1 + sigma[i] * sigma[i]));
             return;
         }
         for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
@@ -102,7 +108,9 @@ public static class DiffusersGrid
         return low + w;
     }
 
-    /// <summary>How many of the noisiest timesteps have λ below <paramref name="lambdaMin"/> (DPM-Solver's lambda_min_clipped).</summary>
+    /// <summary>
+    /// How many of the noisiest timesteps have λ below <paramref name="lambdaMin"/> (DPM-Solver's lambda_min_clipped).
+    /// </summary>
     private static int ClippedTimesteps(NoiseSchedule schedule, double lambdaMin)
     {
         if (double.IsNegativeInfinity(lambdaMin)) return 0;

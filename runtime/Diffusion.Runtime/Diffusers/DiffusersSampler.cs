@@ -18,17 +18,22 @@ namespace Diffusion.Runtime.Diffusers;
 /// </summary>
 public sealed class DiffusersSampler : ISampler
 {
-    /// <summary>The sampler for <paramref name="scheduler"/>; an unsupported one fails in <see cref="Validate"/>.</summary>
+    /// <summary>
+    /// The sampler for <paramref name="scheduler"/>; an unsupported one fails in <see cref="Validate"/>.
+    /// </summary>
     public DiffusersSampler(DiffusersScheduler scheduler)
     {
         Scheduler = scheduler;
-        Info = new SamplerInfo(scheduler.ClassName, $"{scheduler.ClassName} as diffusers walks it (the model's scheduler config)");
+        Info = new SamplerInfo(scheduler.ClassName,
+            $"{scheduler.ClassName} as diffusers walks it (the model's scheduler config)");
     }
 
     /// <summary>Named after the scheduler's class; it reads no knobs, its settings come from the config.</summary>
     public SamplerInfo Info { get; }
 
-    /// <summary>The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null: walked here).</summary>
+    /// <summary>
+    /// The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null: walked here).
+    /// </summary>
     private ISampler? Step(int steps)
     {
         var s = Scheduler;
@@ -36,7 +41,8 @@ public sealed class DiffusersSampler : ISampler
         return s.Unsupported is not null ? null : s.Family switch
         {
             DiffusersFamily.Ddim => new Ddim { Target = PreviousLevel(s.SetAlphaToOne) },
-            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large") { Target = PreviousLevel(setAlphaToOne: true) },
+            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large") {
+                Target = PreviousLevel(setAlphaToOne: true) },
             DiffusersFamily.Pndm => null,
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
@@ -50,7 +56,8 @@ public sealed class DiffusersSampler : ISampler
                 Eta = 0, MidpointSecondOrder = s.SolverType != "heun",
                 LastStepOrder = lowerOrderFinal ? 1 : 3, SecondLastStepOrder = s.LowerOrderFinal && steps < 15 ? 2 : 3,
             },
-            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M { HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal },
+            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M {
+                HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal },
             DiffusersFamily.UniPCMultistep => new UniPC { LowerOrderFinal = s.LowerOrderFinal },
             _ => null,
         };
@@ -64,32 +71,41 @@ public sealed class DiffusersSampler : ISampler
     {
         if (Scheduler.Unsupported is { } why)
             throw new DiffusionArgumentException("Sampler",
-                $"the model's scheduler config: {why}; choose one of the runtime's samplers instead (e.g. dpm++2m or ddim).");
+                $"the model's scheduler config: {why}; choose one of the runtime's samplers instead (e.g. dpm++2m or " +
+                    $"ddim).");
     }
 
     /// <inheritdoc />
     public int StepsForBudget(int evaluations) =>
-        Scheduler.Family == DiffusersFamily.Pndm && Scheduler.Unsupported is null ? PndmWalk.StepsForBudget(Scheduler, evaluations)
+        Scheduler.Family == DiffusersFamily.Pndm && Scheduler.Unsupported is null
+            ? PndmWalk.StepsForBudget(Scheduler, evaluations)
         : Step(evaluations)?.StepsForBudget(evaluations) ?? evaluations;
 
     /// <inheritdoc />
-    public NoiseLevel[]? OwnGrid(NoiseSchedule schedule, int steps, TimestepSpacing? spacing = null, bool? karras = null)
+    public NoiseLevel[]? OwnGrid(NoiseSchedule schedule, int steps, TimestepSpacing? spacing = null,
+        bool? karras = null)
     {
         Validate();
-        var scheduler = Scheduler with { Spacing = spacing ?? Scheduler.Spacing, UseKarrasSigmas = karras ?? Scheduler.UseKarrasSigmas };
+        var scheduler = Scheduler with {
+            Spacing = spacing ?? Scheduler.Spacing, UseKarrasSigmas = karras ?? Scheduler.UseKarrasSigmas };
         return DiffusersGrid.Create(scheduler, schedule, steps);
     }
 
-    /// <summary>diffusers' init_noise_sigma: σ_max (not √(σ_max² + 1)) for Euler, Euler ancestral, Heun and LMS on linspace and trailing grids.</summary>
+    /// <summary>
+    /// diffusers' init_noise_sigma: σ_max (not √(σ_max² + 1)) for Euler, Euler ancestral, Heun and LMS on linspace and
+    /// trailing grids.
+    /// </summary>
     public double InitialNoiseScale(NoiseLevel first) =>
-        Scheduler.Family is DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun or DiffusersFamily.Lms
+        Scheduler.Family is DiffusersFamily.Euler or DiffusersFamily.EulerAncestral or DiffusersFamily.Heun
+            or DiffusersFamily.Lms
         && Scheduler.Spacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing ? first.SigmaVp : 1;
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
         Validate();
-        if (Scheduler.Family == DiffusersFamily.Ddim) c.Model.EpsilonFromClippedSample = false; // x̂₀ clipped, ε̂ the network's
+        // x̂₀ clipped, ε̂ the network's
+        if (Scheduler.Family == DiffusersFamily.Ddim) c.Model.EpsilonFromClippedSample = false;
         if (Step(c.Steps) is { } step) step.Sample(c);
         else if (Scheduler.Family == DiffusersFamily.Pndm) PndmWalk.Sample(c, Scheduler);
         else SampleNoisePrediction(c);
@@ -112,7 +128,8 @@ public sealed class DiffusersSampler : ISampler
     {
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), previous = c.Buffer(2), z = c.Buffer(3);
         bool sde = Scheduler.Algorithm == "sde-dpmsolver", heun = Scheduler.SolverType == "heun";
-        bool lowerOrderFinal = !Scheduler.EndsAtSigmaMin || Scheduler.EulerAtFinal || (Scheduler.LowerOrderFinal && c.Steps < 15);
+        bool lowerOrderFinal = !Scheduler.EndsAtSigmaMin || Scheduler.EulerAtFinal
+            || (Scheduler.LowerOrderFinal && c.Steps < 15);
         double k = sde ? 2 : 1, lastH = 0;
         for (int i = 0; i < c.Steps; i++)
         {

@@ -36,7 +36,9 @@ internal static class PndmWalk
         return prk.Length + plms.Length;
     }
 
-    /// <summary>The most steps whose <see cref="Evaluations"/> fit in <paramref name="evaluations"/> (at least 1).</summary>
+    /// <summary>
+    /// The most steps whose <see cref="Evaluations"/> fit in <paramref name="evaluations"/> (at least 1).
+    /// </summary>
     public static int StepsForBudget(DiffusersScheduler scheduler, int evaluations)
     {
         int steps = 1;
@@ -47,20 +49,24 @@ internal static class PndmWalk
     /// <summary>
     /// diffusers' PNDMScheduler (Liu et al. 2022), its state machine followed call by call: the network's outputs are
     /// combined — 3 pseudo Runge–Kutta steps of 4 evaluations first (at t and t − ⌊T/n⌋/2), or with skip_prk_steps
-    /// (Stable Diffusion's PLMS) a first step evaluated twice and averaged — then Adams–Bashforth on up to 4 past outputs;
-    /// each combination moves x from t to t′ by PNDM's transfer, x′ = √(ᾱ′/ᾱ) x − (ᾱ′ − ᾱ) e/(ᾱ√(1 − ᾱ′) + √(ᾱ(1 − ᾱ)ᾱ′)),
-    /// with e the combined ε (a v-prediction combination is turned into ε with the x it is applied to, as diffusers does).
+    /// (Stable Diffusion's PLMS) a first step evaluated twice and averaged — then Adams–Bashforth on up to 4 past
+    /// outputs; each combination moves x from t to t′ by PNDM's transfer, x′ = √(ᾱ′/ᾱ) x − (ᾱ′ − ᾱ) e/(ᾱ√(1 − ᾱ′) +
+    /// √(ᾱ(1 − ᾱ)ᾱ′)), with e the combined ε (a v-prediction combination is turned into ε with the x it is applied to,
+    /// as diffusers does).
     /// </summary>
     public static void Sample(SamplingContext c, DiffusersScheduler scheduler)
     {
-        if (c.Constraint is not null) throw new DiffusionException("PNDMScheduler evaluates the network between grid levels and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
+        if (c.Constraint is not null)
+            throw new DiffusionException("PNDMScheduler evaluates the network between grid levels and cannot keep " +
+                "inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
         var schedule = c.Model.Schedule;
         int T = schedule.TrainTimesteps, n = c.Steps, stride = T / n;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
         var (prk, plms) = Timesteps(ascending, stride, scheduler.SkipPrkSteps);
         var timesteps = prk.Concat(plms).ToArray();
 
-        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), combined = c.Buffer(2), current = c.Buffer(3), accumulated = c.Buffer(4);
+        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), combined = c.Buffer(2), current = c.Buffer(3),
+            accumulated = c.Buffer(4);
         var ets = new List<float[]>(4);
         var spare = new Queue<float[]>(Enumerable.Range(5, 5).Select(c.Buffer));
         bool haveCurrent = false;

@@ -16,16 +16,23 @@ public sealed class Inpainting : IStepConstraint
     private float[] _noise = [];
     private long _firstImage;
 
-    /// <summary>Known images and masks, both [Count, C, H, W]; mask values must be exactly 0 (generate) or 1 (keep).</summary>
+    /// <summary>
+    /// Known images and masks, both [Count, C, H, W]; mask values must be exactly 0 (generate) or 1 (keep).
+    /// </summary>
     public Inpainting(float[] known, float[] mask, int imageSize)
     {
-        if (known.Length != mask.Length) throw new DiffusionException($"The mask holds {mask.Length} values but the images hold {known.Length}; they must be the same size.");
+        if (known.Length != mask.Length)
+            throw new DiffusionException($"The mask holds {mask.Length} values but the images hold {known.Length}; " +
+                $"they must be the same size.");
         foreach (var m in mask)
-            if (m != 0 && m != 1) throw new DiffusionException($"The mask must be binary (0 = generate, 1 = keep); found {m}.");
+            if (m != 0 && m != 1)
+                throw new DiffusionException($"The mask must be binary (0 = generate, 1 = keep); found {m}.");
         (_known, _mask, _imageSize) = (known, mask, imageSize);
     }
 
-    /// <summary>Points the constraint at images <paramref name="firstImage"/>… of the request (called per micro-batch).</summary>
+    /// <summary>
+    /// Points the constraint at images <paramref name="firstImage"/>… of the request (called per micro-batch).
+    /// </summary>
     public void Begin(long firstImage) => _firstImage = firstImage;
 
     /// <inheritdoc />
@@ -41,7 +48,8 @@ public sealed class Inpainting : IStepConstraint
         }
         if (_noise.Length != x.Length) _noise = new float[x.Length];
         context.DrawNoise(_noise);
-        ForwardProcess.Sample(_noise, known, _noise, level, space); // the known image at this level, into the noise buffer
+        // the known image at this level, into the noise buffer
+        ForwardProcess.Sample(_noise, known, _noise, level, space);
         for (int i = 0; i < x.Length; i++)
             if (mask[i] == 1) x[i] = _noise[i];
     }

@@ -8,8 +8,8 @@ namespace Diffusion.Runtime.Generation;
 public sealed record GenerationRequest
 {
     /// <summary>
-    /// Sampler name or alias (see <see cref="SamplerRegistry"/>), or <see cref="SamplerRegistry.DiffusersName"/> for the
-    /// scheduler the model's diffusers config names, walked as diffusers walks it; null: the model's default — that
+    /// Sampler name or alias (see <see cref="SamplerRegistry"/>), or <see cref="SamplerRegistry.DiffusersName"/> for
+    /// the scheduler the model's diffusers config names, walked as diffusers walks it; null: the model's default — that
     /// scheduler when its config names one (<c>_class_name</c>), else <see cref="SamplerRegistry.DefaultName"/>.
     /// </summary>
     public string? Sampler { get; init; }
@@ -20,32 +20,46 @@ public sealed record GenerationRequest
     public int Count { get; init; } = 16;
     /// <summary>Seed of the noise; image i of a seed is the same at any batch size.</summary>
     public ulong Seed { get; init; }
-    /// <summary>Images per network call at most (the memory bound); classifier-free guidance doubles the network batch.</summary>
+    /// <summary>
+    /// Images per network call at most (the memory bound); classifier-free guidance doubles the network batch.
+    /// </summary>
     public int BatchSize { get; init; } = 16;
     /// <summary>Classifier-free guidance weight w (1 = none): ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅).</summary>
     public float Guidance { get; init; } = 1;
-    /// <summary>Class label per image: empty = the null label (unconditional); one entry = every image; else one per image.</summary>
+    /// <summary>
+    /// Class label per image: empty = the null label (unconditional); one entry = every image; else one per image.
+    /// </summary>
     public int[] ClassLabels { get; init; } = [];
     /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
     public float[]? InitialNoise { get; init; }
-    /// <summary>img2img (SDEdit, Meng et al. 2022): images [Count, C, H, W] in [−1, 1] to start from instead of pure noise.</summary>
+    /// <summary>
+    /// img2img (SDEdit, Meng et al. 2022): images [Count, C, H, W] in [−1, 1] to start from instead of pure noise.
+    /// </summary>
     public float[]? InitialImages { get; init; }
-    /// <summary>img2img strength s ∈ (0, 1]: the input is noised to the grid level at fraction s of the steps and denoised from there (1 = from pure noise).</summary>
+    /// <summary>
+    /// img2img strength s ∈ (0, 1]: the input is noised to the grid level at fraction s of the steps and denoised from
+    /// there (1 = from pure noise).
+    /// </summary>
     public double Strength { get; init; } = 1;
-    /// <summary>Inpainting: known images [Count, C, H, W] in [−1, 1]; pixels where <see cref="Mask"/> is 1 are kept exactly.</summary>
+    /// <summary>
+    /// Inpainting: known images [Count, C, H, W] in [−1, 1]; pixels where <see cref="Mask"/> is 1 are kept exactly.
+    /// </summary>
     public float[]? KnownImages { get; init; }
     /// <summary>Inpainting mask [Count, C, H, W]: 1 = keep the known pixel, 0 = generate.</summary>
     public float[]? Mask { get; init; }
     /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
     public TimestepSpacing? Spacing { get; init; }
-    /// <summary>Use Karras' σ grid (true) or timesteps by <see cref="Spacing"/> (false); null takes the model config's use_karras_sigmas.</summary>
+    /// <summary>
+    /// Use Karras' σ grid (true) or timesteps by <see cref="Spacing"/> (false); null takes the model config's
+    /// use_karras_sigmas.
+    /// </summary>
     public bool? KarrasSigmas { get; init; }
     /// <summary>Sampler knobs; null ones take the sampler's defaults, and one it does not read is refused.</summary>
     public SamplerOptions Options { get; init; } = new();
     /// <summary>
-    /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or
-    /// <c>new DormandPrince { RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of
-    /// <see cref="Options"/> must be left unset (<see cref="SamplerOptions.Resampling"/> still applies).
+    /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or <c>new DormandPrince {
+    /// RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of <see cref="Options"/>
+    /// must be left unset (<see cref="SamplerOptions.Resampling"/> still applies).
     /// </summary>
     public ISampler? SamplerInstance { get; init; }
 }

@@ -21,9 +21,15 @@ public sealed record GenerationResult(float[] Images, int Count, int Channels, i
     public ReadOnlySpan<float> Image(int i) => Images.AsSpan(i * ImageSize, ImageSize);
 }
 
-/// <summary>Progress of a generation: images finished, of how many, the current batch's step, and that batch's size.</summary>
-public readonly record struct GenerationProgress(int ImagesDone, int ImagesTotal, int Step, int Steps, int BatchImages = 0)
+/// <summary>
+/// Progress of a generation: images finished, of how many, the current batch's step, and that batch's size.
+/// </summary>
+public readonly record struct GenerationProgress(int ImagesDone, int ImagesTotal, int Step, int Steps,
+    int BatchImages = 0)
 {
     /// <summary>The share of the whole generation done, in [0, 1].</summary>
-    public double Fraction => (ImagesDone + (double)Step / Math.Max(1, Steps) * Math.Max(0, Math.Min(ImagesTotal - ImagesDone, BatchImages))) / Math.Max(1, ImagesTotal);
+    public double Fraction =>
+        (ImagesDone
+            + (double)Step / Math.Max(1, Steps) * Math.Max(0,
+                Math.Min(ImagesTotal - ImagesDone, BatchImages))) / Math.Max(1, ImagesTotal);
 }

@@ -11,8 +11,8 @@ namespace Diffusion.Runtime.Generation;
 /// refuses to return non-finite pixels.
 /// </summary>
 /// <remarks>
-/// Thread safety: an <see cref="ImageGenerator"/> holds no state between calls, and any number of <see cref="Generate"/>
-/// / <see cref="GenerateAsync"/> calls may run at once on one generator or on several over one
+/// Thread safety: an <see cref="ImageGenerator"/> holds no state between calls, and any number of
+/// <see cref="Generate"/> / <see cref="GenerateAsync"/> calls may run at once on one generator or on several over one
 /// <see cref="DiffusionModel"/>: each call allocates its own buffers and ONNX Runtime bindings, and the model's session
 /// is safe for concurrent runs. Images do not depend on concurrency or batch size.
 /// </remarks>
@@ -48,7 +48,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         }
         int d = Model.ImageSize, count = request.Count;
         var images = new float[count * d]; // Validate bounds count × d by Array.MaxLength
-        var inpainting = request.KnownImages is null ? null : new Editing.Inpainting(request.KnownImages, request.Mask!, d);
+        var inpainting = request.KnownImages is null ? null
+            : new Editing.Inpainting(request.KnownImages, request.Mask!, d);
         var watch = Stopwatch.StartNew();
         int current = 0; // the first image of the batch being sampled, for progress
         var use = MicroBatches.Run(Model, count, request.BatchSize, request.Guidance, request.ClassLabels,
@@ -94,7 +95,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         {
             if (request.Sampler is not null)
                 throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
-                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an instance; give one of them.");
+                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an instance; give one of " +
+                        $"them.");
             foreach (var (parameter, knob) in request.Options.Set())
                 if (knob != SamplerKnobs.Resampling)
                     throw new DiffusionArgumentException(parameter,
@@ -116,7 +118,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         return sampler;
     }
 
-    private static Diffusers.DiffusersSampler DiffusersFor(Diffusers.DiffusersScheduler scheduler, SamplerOptions options)
+    private static Diffusers.DiffusersSampler DiffusersFor(Diffusers.DiffusersScheduler scheduler,
+        SamplerOptions options)
     {
         var sampler = new Diffusers.DiffusersSampler(scheduler);
         SamplerRegistry.CheckKnobs(sampler.Info, options);
@@ -129,7 +132,8 @@ public sealed class ImageGenerator(DiffusionModel model)
     private NoiseLevel[] Grid(GenerationRequest request, ISampler sampler)
     {
         CheckSteps(request.Steps);
-        if (sampler.OwnGrid(Model.Schedule, request.Steps, request.Spacing, request.KarrasSigmas) is { } own) return own;
+        if (sampler.OwnGrid(Model.Schedule, request.Steps, request.Spacing, request.KarrasSigmas) is { } own)
+            return own;
         var spacing = request.Spacing ?? TimestepSpacings.Parse(Model.Config.TimestepSpacing);
         try
         {
@@ -155,8 +159,11 @@ public sealed class ImageGenerator(DiffusionModel model)
                 $"expected 1…{MaxSteps:N0} sampling steps, got {steps}.");
     }
 
-    /// <summary>x at the grid's first level for images [offset, offset + length): x_T, or an img2img input noised.</summary>
-    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int offset, int length)
+    /// <summary>
+    /// x at the grid's first level for images [offset, offset + length): x_T, or an img2img input noised.
+    /// </summary>
+    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int offset,
+        int length)
     {
         var x = c.X.AsSpan();
         if (request.InitialNoise is { } init) init.AsSpan(offset, length).CopyTo(x);
@@ -174,7 +181,8 @@ public sealed class ImageGenerator(DiffusionModel model)
     {
         CheckSteps(r.Steps);
         if (r.Count <= 0)
-            throw new DiffusionArgumentException(nameof(r.Count), $"expected a positive number of images, got {r.Count}.");
+            throw new DiffusionArgumentException(nameof(r.Count),
+                $"expected a positive number of images, got {r.Count}.");
         if ((long)r.Count * Model.ImageSize > Array.MaxLength)
             throw new DiffusionArgumentException(nameof(r.Count), $"{r.Count} images of {Model.ImageSize:N0} values "
                 + "are more than one result holds (2³¹ values); generate them in several runs.");
@@ -195,11 +203,13 @@ public sealed class ImageGenerator(DiffusionModel model)
             throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' is not "
                 + "class-conditional, so classifier-free guidance does not apply; leave the weight at 1.");
         if (r.Guidance != 1 && r.ClassLabels.Length == 0)
-            throw new DiffusionArgumentException(guidance, $"{r.Guidance} needs a class to guide towards; give a class label.");
+            throw new DiffusionArgumentException(guidance,
+                $"{r.Guidance} needs a class to guide towards; give a class label.");
         if (Model.NumClasses > 0 && !Model.HasNullClass)
         {
             if (r.Guidance != 1)
-                throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' has no null label "
+                throw new DiffusionArgumentException(guidance,
+                    $"{r.Guidance}: model '{Model.Source}' has no null label "
                     + $"(its class embedding holds only classes 0…{Model.NumClasses - 1}), so classifier-free guidance "
                     + "does not apply; leave the weight at 1.");
             if (r.ClassLabels.Length == 0)
@@ -225,8 +235,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         bool guided = r.Guidance != 1;
         if (guided && fixedBatch % 2 != 0)
             throw new DiffusionArgumentException(nameof(r.Guidance), $"model '{Model.Source}' takes a fixed batch of "
-                + $"{fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Leave the weight "
-                + "at 1, or export the model with a dynamic batch.");
+                + $"{fixedBatch}; classifier-free guidance doubles the batch, so it needs an even one. Leave the "
+                + "weight at 1, or export the model with a dynamic batch.");
         int perCall = guided ? fixedBatch / 2 : fixedBatch;
         if (r.BatchSize != perCall || r.Count % perCall != 0)
             throw new DiffusionArgumentException(r.BatchSize != perCall ? nameof(r.BatchSize) : nameof(r.Count),
@@ -253,7 +263,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         {
             CheckLength(nameof(r.InitialImages), "the input images", inputs, r.Count);
             if (!(r.Strength > 0 && r.Strength <= 1))
-                throw new DiffusionArgumentException(nameof(r.Strength), $"expected a value in (0, 1], got {r.Strength}.");
+                throw new DiffusionArgumentException(nameof(r.Strength),
+                    $"expected a value in (0, 1], got {r.Strength}.");
         }
         if (r.InitialNoise is { } init) CheckLength(nameof(r.InitialNoise), "the initial noise", init, r.Count);
     }
@@ -269,7 +280,7 @@ public sealed class ImageGenerator(DiffusionModel model)
     {
         int bad = x.AsSpan().IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
         if (bad >= 0)
-            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; nothing "
-                + "was written. Try more steps or another sampler.");
+            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; "
+                + "nothing was written. Try more steps or another sampler.");
     }
 }

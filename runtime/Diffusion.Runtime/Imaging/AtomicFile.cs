@@ -5,17 +5,22 @@ namespace Diffusion.Runtime.Imaging;
 /// <summary>Writes a file through a temporary name in the same folder, renamed into place only when complete.</summary>
 public static class AtomicFile
 {
-    /// <summary>Calls <paramref name="write"/> on a stream to a temp file, then renames it to <paramref name="path"/>; on failure nothing is left behind.</summary>
+    /// <summary>
+    /// Calls <paramref name="write"/> on a stream to a temp file, then renames it to <paramref name="path"/>; on
+    /// failure nothing is left behind.
+    /// </summary>
     public static void Write(string path, Action<Stream> write)
     {
         var full = Path.GetFullPath(path);
         var folder = Path.GetDirectoryName(full)!;
-        if (!Directory.Exists(folder)) throw new DiffusionException($"Cannot write '{path}': folder '{folder}' does not exist.");
+        if (!Directory.Exists(folder))
+            throw new DiffusionException($"Cannot write '{path}': folder '{folder}' does not exist.");
         RemoveStaleTemporaries(full);
         var tmp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite)) // readable too: a writer may hash what it wrote
+            // readable too: a writer may hash what it wrote
+            using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite))
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);
@@ -34,7 +39,10 @@ public static class AtomicFile
         }
     }
 
-    /// <summary>Removes the temporaries that writers of <paramref name="path"/> left when they were killed (their process is gone).</summary>
+    /// <summary>
+    /// Removes the temporaries that writers of <paramref name="path"/> left when they were killed (their process is
+    /// gone).
+    /// </summary>
     public static void RemoveStaleTemporaries(string path)
     {
         var full = Path.GetFullPath(path);
@@ -48,7 +56,10 @@ public static class AtomicFile
 /// </summary>
 public static class TemporaryFiles
 {
-    /// <summary>Deletes entries of <paramref name="folder"/> named <paramref name="prefix"/>PID… <paramref name="suffix"/> whose process PID is gone.</summary>
+    /// <summary>
+    /// Deletes entries of <paramref name="folder"/> named <paramref name="prefix"/>PID… <paramref name="suffix"/> whose
+    /// process PID is gone.
+    /// </summary>
     public static void RemoveStale(string folder, string prefix, string suffix = "")
     {
         if (!Directory.Exists(folder)) return;
@@ -60,7 +71,9 @@ public static class TemporaryFiles
             var rest = Path.GetFileName(entry)[prefix.Length..];
             int digits = 0;
             while (digits < rest.Length && char.IsAsciiDigit(rest[digits])) digits++;
-            if (digits == 0 || !int.TryParse(rest[..digits], out var pid) || (pid != Environment.ProcessId && IsRunning(pid))) continue;
+            if (digits == 0 || !int.TryParse(rest[..digits], out var pid)
+                || (pid != Environment.ProcessId && IsRunning(pid)))
+                continue;
             if (pid == Environment.ProcessId) continue; // ours, still in use
             TryDelete(entry);
         }

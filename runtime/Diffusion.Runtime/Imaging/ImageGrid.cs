@@ -25,8 +25,12 @@ public static class ImageGrid
         return chw;
     }
 
-    /// <summary>N images [N,C,H,W] tiled row-major into a grid of <paramref name="columns"/> columns with a <paramref name="padding"/>-pixel black gap.</summary>
-    public static Image8 Tile(ReadOnlySpan<float> images, int count, int channels, int height, int width, int columns = 0, int padding = 2)
+    /// <summary>
+    /// N images [N,C,H,W] tiled row-major into a grid of <paramref name="columns"/> columns with a
+    /// <paramref name="padding"/>-pixel black gap.
+    /// </summary>
+    public static Image8 Tile(ReadOnlySpan<float> images, int count, int channels, int height, int width,
+        int columns = 0, int padding = 2)
     {
         (int gridW, int gridH, columns, padding) = Layout(count, channels, height, width, columns, padding);
         var pixels = new byte[gridW * gridH * channels];
@@ -42,7 +46,10 @@ public static class ImageGrid
         return new Image8(gridW, gridH, channels, pixels);
     }
 
-    /// <summary>Enlarges <paramref name="image"/> <paramref name="factor"/> times with nearest-neighbour sampling (crisp pixels for small models).</summary>
+    /// <summary>
+    /// Enlarges <paramref name="image"/> <paramref name="factor"/> times with nearest-neighbour sampling (crisp pixels
+    /// for small models).
+    /// </summary>
     public static Image8 Scale(Image8 image, int factor)
     {
         if (factor < 1) throw new DiffusionArgumentException(nameof(factor), $"expected at least 1, got {factor}.");
@@ -50,7 +57,8 @@ public static class ImageGrid
         long width = (long)image.Width * factor, height = (long)image.Height * factor;
         if (width * height * image.Channels > Array.MaxLength || width > int.MaxValue || height > int.MaxValue)
             throw new DiffusionArgumentException(nameof(factor),
-                $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} pixels, more than one PNG holds.");
+                $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} pixels, more than one " +
+                    $"PNG holds.");
         int w = (int)width, c = image.Channels;
         var pixels = new byte[width * height * c];
         for (int y = 0; y < image.Height; y++)
@@ -64,33 +72,45 @@ public static class ImageGrid
         return new Image8(w, (int)height, c, pixels) { Text = image.Text };
     }
 
-    /// <summary>Undoes <see cref="Scale"/>: keeps the top-left pixel of every <paramref name="factor"/>×<paramref name="factor"/> block.</summary>
+    /// <summary>
+    /// Undoes <see cref="Scale"/>: keeps the top-left pixel of every
+    /// <paramref name="factor"/>×<paramref name="factor"/> block.
+    /// </summary>
     public static Image8 Shrink(Image8 image, int factor)
     {
         if (factor < 1 || image.Width % factor != 0 || image.Height % factor != 0)
-            throw new DiffusionArgumentException(nameof(factor), $"a {image.Width}×{image.Height} image does not shrink by {factor}.");
+            throw new DiffusionArgumentException(nameof(factor),
+                $"a {image.Width}×{image.Height} image does not shrink by {factor}.");
         if (factor == 1) return image;
         int w = image.Width / factor, h = image.Height / factor, c = image.Channels;
         var pixels = new byte[w * h * c];
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                image.Pixels.AsSpan(((y * factor) * image.Width + x * factor) * c, c).CopyTo(pixels.AsSpan((y * w + x) * c));
+                image.Pixels.AsSpan(((y * factor) * image.Width + x * factor) * c,
+                    c).CopyTo(pixels.AsSpan((y * w + x) * c));
         return new Image8(w, h, c, pixels) { Text = image.Text };
     }
 
-    /// <summary>The grid's width and height, and the columns and padding it uses; throws if it would not fit one image.</summary>
-    public static (int Width, int Height, int Columns, int Padding) Layout(int count, int channels, int height, int width, int columns = 0, int padding = 2)
+    /// <summary>
+    /// The grid's width and height, and the columns and padding it uses; throws if it would not fit one image.
+    /// </summary>
+    public static (int Width, int Height, int Columns, int Padding) Layout(int count, int channels, int height,
+        int width, int columns = 0, int padding = 2)
     {
         if (count <= 0) throw new DiffusionArgumentException(nameof(count), $"a grid needs images, got {count}.");
-        if (columns < 0) throw new DiffusionArgumentException(nameof(columns), $"expected ≥ 0 (0 = square), got {columns}.");
+        if (columns < 0)
+            throw new DiffusionArgumentException(nameof(columns), $"expected ≥ 0 (0 = square), got {columns}.");
         if (padding < 0) throw new DiffusionArgumentException(nameof(padding), $"expected ≥ 0, got {padding}.");
         if (columns == 0) columns = (int)Math.Ceiling(Math.Sqrt(count));
         columns = Math.Min(columns, count);
         if (count == 1) padding = 0; // a single image is written as itself
         int rows = (count + columns - 1) / columns;
-        long gridWidth = (long)columns * width + (columns + 1L) * padding, gridHeight = (long)rows * height + (rows + 1L) * padding;
-        if (gridWidth > int.MaxValue || gridHeight > int.MaxValue || gridWidth * gridHeight * channels > Array.MaxLength)
-            throw new DiffusionArgumentException(nameof(count), $"a grid of {count} images in {columns} columns would be "
+        long gridWidth = (long)columns * width + (columns + 1L) * padding, gridHeight = (long)rows * height
+            + (rows + 1L) * padding;
+        if (gridWidth > int.MaxValue || gridHeight > int.MaxValue
+            || gridWidth * gridHeight * channels > Array.MaxLength)
+            throw new DiffusionArgumentException(nameof(count),
+                $"a grid of {count} images in {columns} columns would be "
                 + $"{gridWidth}×{gridHeight} pixels, more than one PNG holds; use fewer images or write a folder.");
         return ((int)gridWidth, (int)gridHeight, columns, padding);
     }

@@ -13,12 +13,16 @@ public static partial class Npy
 {
     private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
-    /// <summary>Writes <paramref name="data"/> with <paramref name="shape"/> to <paramref name="path"/> atomically (streamed: no second copy in memory).</summary>
+    /// <summary>
+    /// Writes <paramref name="data"/> with <paramref name="shape"/> to <paramref name="path"/> atomically (streamed: no
+    /// second copy in memory).
+    /// </summary>
     public static void Save(string path, ReadOnlyMemory<float> data, params int[] shape)
     {
         long count = 1;
         foreach (var d in shape) count = d < 0 ? -1 : checked(count * d);
-        if (count != data.Length) throw new ArgumentException($"Shape [{string.Join(",", shape)}] does not hold {data.Length} values.");
+        if (count != data.Length)
+            throw new ArgumentException($"Shape [{string.Join(",", shape)}] does not hold {data.Length} values.");
         AtomicFile.Write(path, s => Write(s, data.Span, shape));
     }
 
@@ -40,7 +44,8 @@ public static partial class Npy
         {
             int n = Math.Min(buffer.Length / 4, data.Length - i);
             if (BitConverter.IsLittleEndian) MemoryMarshal.AsBytes(data.Slice(i, n)).CopyTo(buffer);
-            else for (int k = 0; k < n; k++) BinaryPrimitives.WriteSingleLittleEndian(buffer.AsSpan(4 * k), data[i + k]);
+            else for (int k = 0; k < n; k++) BinaryPrimitives.WriteSingleLittleEndian(buffer.AsSpan(4 * k),
+                data[i + k]);
             stream.Write(buffer, 0, 4 * n);
         }
     }
@@ -58,7 +63,8 @@ public static partial class Npy
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
             return Read(file, path, trailingShape);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
     }
 
     private static NpyArray Read(FileStream file, string path, int[] trailingShape)
@@ -67,10 +73,14 @@ public static partial class Npy
         if (file.ReadAtLeast(preamble, 10, throwOnEndOfStream: false) < 10 || !preamble[..6].SequenceEqual(Magic))
             throw new DiffusionException($"'{path}' is not a .npy file (bad magic).");
         int major = preamble[6];
-        if (major is not (1 or 2 or 3)) throw new DiffusionException($"'{path}': .npy format version {major} is not supported.");
-        long headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(preamble[8..]) : BinaryPrimitives.ReadUInt32LittleEndian(preamble[8..]);
+        if (major is not (1 or 2 or 3))
+            throw new DiffusionException($"'{path}': .npy format version {major} is not supported.");
+        long headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(preamble[8..])
+            : BinaryPrimitives.ReadUInt32LittleEndian(preamble[8..]);
         long start = major == 1 ? 10 : 12;
-        if (headerLength > 1 << 16 || start + headerLength > file.Length) throw new DiffusionException($"'{path}' is truncated or damaged in its header (it claims {headerLength} header bytes).");
+        if (headerLength > 1 << 16 || start + headerLength > file.Length)
+            throw new DiffusionException($"'{path}' is truncated or damaged in its header (it claims {headerLength} " +
+                $"header bytes).");
         file.Position = start;
         var headerBytes = new byte[headerLength];
         file.ReadExactly(headerBytes);
@@ -78,29 +88,41 @@ public static partial class Npy
         var descr = DescrPattern().Match(header);
         var shapeMatch = ShapePattern().Match(header);
         var order = FortranPattern().Match(header);
-        if (!descr.Success || !shapeMatch.Success || !order.Success) throw new DiffusionException($"'{path}': unreadable .npy header: {Printable.Of(header)}");
-        if (order.Groups[1].Value == "True") throw new DiffusionException($"'{path}': Fortran-ordered arrays are not supported; save with C order.");
+        if (!descr.Success || !shapeMatch.Success || !order.Success)
+            throw new DiffusionException($"'{path}': unreadable .npy header: {Printable.Of(header)}");
+        if (order.Groups[1].Value == "True")
+            throw new DiffusionException($"'{path}': Fortran-ordered arrays are not supported; save with C order.");
         int elementSize = descr.Groups[1].Value switch
         {
             "<f4" => 4, "<f8" => 8,
-            var other => throw new DiffusionException($"'{path}': dtype '{Printable.Of(other)}' is not supported; expected float32 ('<f4') or float64 ('<f8')."),
+            var other =>
+                throw new DiffusionException($"'{path}': dtype '{Printable.Of(other)}' is not supported; expected " +
+                    $"float32 ('<f4') or float64 ('<f8')."),
         };
-        var parts = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var parts = shapeMatch.Groups[1].Value.Split(',',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var shape = new int[parts.Length];
         long count = 1;
         for (int i = 0; i < parts.Length; i++)
         {
-            if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var d) || d > Array.MaxLength)
-                throw new DiffusionException($"'{path}': shape entry '{Printable.Of(parts[i])}' is not a dimension (a whole number below 2³¹).");
+            if (!long.TryParse(parts[i], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var d) || d > Array.MaxLength)
+                throw new DiffusionException($"'{path}': shape entry '{Printable.Of(parts[i])}' is not a dimension " +
+                    $"(a whole number below 2³¹).");
             shape[i] = (int)d;
             count = Math.Min(count * d, long.MaxValue / 2 / Array.MaxLength); // saturates instead of overflowing
         }
-        if (trailingShape.Length > 0 && (shape.Length != trailingShape.Length + 1 || !shape.AsSpan(1).SequenceEqual(trailingShape)))
-            throw new DiffusionException($"'{path}' has shape ({string.Join(",", shape)}); expected (N,{string.Join(",", trailingShape)}).");
-        if (count > Array.MaxLength) throw new DiffusionException($"'{path}': shape ({string.Join(",", shape)}) holds more values than fit in memory at once (2³¹).");
+        if (trailingShape.Length > 0
+            && (shape.Length != trailingShape.Length + 1 || !shape.AsSpan(1).SequenceEqual(trailingShape)))
+            throw new DiffusionException($"'{path}' has shape ({string.Join(",", shape)}); expected " +
+                $"(N,{string.Join(",", trailingShape)}).");
+        if (count > Array.MaxLength)
+            throw new DiffusionException($"'{path}': shape ({string.Join(",", shape)}) holds more values than fit in " +
+                $"memory at once (2³¹).");
         long offset = start + headerLength;
         if (offset + count * elementSize != file.Length)
-            throw new DiffusionException($"'{path}': shape ({string.Join(",", shape)}) needs {count * elementSize} data bytes but the file holds {file.Length - offset}; is it truncated?");
+            throw new DiffusionException($"'{path}': shape ({string.Join(",", shape)}) needs {count * elementSize} " +
+                $"data bytes but the file holds {file.Length - offset}; is it truncated?");
         var data = new float[count];
         var buffer = new byte[1 << 16];
         for (long i = 0; i < count;)
@@ -108,7 +130,8 @@ public static partial class Npy
             int n = (int)Math.Min(buffer.Length / elementSize, count - i);
             file.ReadExactly(buffer, 0, n * elementSize);
             for (int k = 0; k < n; k++)
-                data[i + k] = elementSize == 4 ? BinaryPrimitives.ReadSingleLittleEndian(buffer.AsSpan(4 * k)) : (float)BinaryPrimitives.ReadDoubleLittleEndian(buffer.AsSpan(8 * k));
+                data[i + k] = elementSize == 4 ? BinaryPrimitives.ReadSingleLittleEndian(buffer.AsSpan(4 * k))
+                    : (float)BinaryPrimitives.ReadDoubleLittleEndian(buffer.AsSpan(8 * k));
             i += n;
         }
         return new NpyArray(data, shape);

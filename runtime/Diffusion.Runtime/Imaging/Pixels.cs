@@ -1,6 +1,9 @@
 namespace Diffusion.Runtime.Imaging;
 
-/// <summary>The one mapping between 8-bit pixels and the models' data range: v = p/127.5 − 1 ∈ [−1, 1], and back (rounded, clamped).</summary>
+/// <summary>
+/// The one mapping between 8-bit pixels and the models' data range: v = p/127.5 − 1 ∈ [−1, 1], and back (rounded,
+/// clamped).
+/// </summary>
 public static class Pixels
 {
     /// <summary>A byte 0…255 as a model value in [−1, 1].</summary>

@@ -15,7 +15,10 @@ public readonly struct NoiseGenerator(ulong seed)
     /// <summary>The seed.</summary>
     public ulong Seed { get; } = seed;
 
-    /// <summary>Fills <paramref name="destination"/> (one image's values) with draw <paramref name="draw"/> of image <paramref name="image"/>.</summary>
+    /// <summary>
+    /// Fills <paramref name="destination"/> (one image's values) with draw <paramref name="draw"/> of image
+    /// <paramref name="image"/>.
+    /// </summary>
     [System.Runtime.CompilerServices.SkipLocalsInit]
     public void Fill(Span<float> destination, long image, uint draw)
     {
@@ -27,7 +30,8 @@ public readonly struct NoiseGenerator(ulong seed)
         {
             int count = Math.Min(Chunk, destination.Length - start), blocks = (count + 3) / 4, pairs = 2 * blocks;
             Philox4x32.Blocks(words[..(4 * blocks)], (uint)(start / 4), draw, i0, i1, k0, k1);
-            // Box–Muller on pair p = (words[2p], words[2p+1]): radius √(−2 ln u₁), u₁ ∈ (0, 1) from 24 bits; angle 2π·u₂.
+            // Box–Muller on pair p = (words[2p], words[2p+1]): radius √(−2 ln u₁), u₁ ∈ (0, 1) from 24 bits; angle
+            // 2π·u₂.
             var r = radius[..pairs];
             for (int p = 0; p < pairs; p++) r[p] = ((words[2 * p] >> 8) + 0.5f) * (1f / (1 << 24));
             TensorPrimitives.Log(r, r);
@@ -43,7 +47,10 @@ public readonly struct NoiseGenerator(ulong seed)
         }
     }
 
-    /// <summary>Fills a batch: image k of <paramref name="destination"/> gets draw <paramref name="draw"/> of image <paramref name="firstImage"/> + k.</summary>
+    /// <summary>
+    /// Fills a batch: image k of <paramref name="destination"/> gets draw <paramref name="draw"/> of image
+    /// <paramref name="firstImage"/> + k.
+    /// </summary>
     public void Fill(Span<float> destination, long firstImage, int imageSize, uint draw)
     {
         int count = destination.Length / imageSize;

@@ -29,17 +29,28 @@ internal sealed class BufferPlacement : IDisposable
     /// <summary>Managed arrays, bound directly (the CPU, and the fallback).</summary>
     public static BufferPlacement Managed => new(null, null, false);
 
-    /// <summary>Managed arrays with CPU-memory twins and explicit copies: the CUDA-graph data flow, runnable without a GPU.</summary>
+    /// <summary>
+    /// Managed arrays with CPU-memory twins and explicit copies: the CUDA-graph data flow, runnable without a GPU.
+    /// </summary>
     public static BufferPlacement StagedOnCpu() => new(null, OrtMemoryInfo.DefaultInstance, false);
 
-    /// <summary>A plugin provider's device: its host-accessible (pinned) memory, and with graphs its device memory (both ORT's own descriptions).</summary>
+    /// <summary>
+    /// A plugin provider's device: its host-accessible (pinned) memory, and with graphs its device memory (both ORT's
+    /// own descriptions).
+    /// </summary>
     public static BufferPlacement ForPluginDevice(OrtEpDevice device, bool graphs) =>
-        new(device.GetMemoryInfo(OrtDeviceMemoryType.HOST_ACCESSIBLE), graphs ? device.GetMemoryInfo(OrtDeviceMemoryType.DEFAULT) : null, false);
+        new(device.GetMemoryInfo(OrtDeviceMemoryType.HOST_ACCESSIBLE), graphs
+            ? device.GetMemoryInfo(OrtDeviceMemoryType.DEFAULT) : null, false);
 
-    /// <summary>The built-in CUDA provider's pinned memory ("CudaPinned"), and with graphs its device memory ("Cuda"), on GPU <paramref name="deviceId"/>.</summary>
+    /// <summary>
+    /// The built-in CUDA provider's pinned memory ("CudaPinned"), and with graphs its device memory ("Cuda"), on GPU
+    /// <paramref name="deviceId"/>.
+    /// </summary>
     public static BufferPlacement ForBuiltInCuda(int deviceId, bool graphs) => new(
-        new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.CpuOutput),
-        graphs ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default) : null,
+        new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, deviceId,
+            OrtMemType.CpuOutput),
+        graphs ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId,
+            OrtMemType.Default) : null,
         true);
 
     /// <inheritdoc />

@@ -10,7 +10,10 @@ namespace Diffusion.Runtime.Onnx;
 /// </summary>
 public static class CudaProvider
 {
-    /// <summary>The environment variable naming the provider library, when <see cref="SessionSettings.CudaProviderLibrary"/> does not.</summary>
+    /// <summary>
+    /// The environment variable naming the provider library, when <see cref="SessionSettings.CudaProviderLibrary"/>
+    /// does not.
+    /// </summary>
     public const string EnvironmentVariable = "DIFFUSION_CUDA_PROVIDER";
 
     /// <summary>The execution provider's name in ONNX Runtime.</summary>
@@ -21,20 +24,27 @@ public static class CudaProvider
     private static string? _registered;
 
     /// <summary>The library <see cref="EnvironmentVariable"/> names, or null.</summary>
-    public static string? FromEnvironment => Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } v && !string.IsNullOrWhiteSpace(v) ? v : null;
+    public static string? FromEnvironment => Environment.GetEnvironmentVariable(EnvironmentVariable) is {
+        Length: > 0 } v && !string.IsNullOrWhiteSpace(v) ? v : null;
 
-    /// <summary>Registers <paramref name="library"/> (once per process) and appends its CUDA provider for <paramref name="device"/> with the given provider options.</summary>
-    internal static OrtEpDevice Append(SessionOptions options, string library, ExecutionDevice device, IReadOnlyDictionary<string, string> providerOptions)
+    /// <summary>
+    /// Registers <paramref name="library"/> (once per process) and appends its CUDA provider for
+    /// <paramref name="device"/> with the given provider options.
+    /// </summary>
+    internal static OrtEpDevice Append(SessionOptions options, string library, ExecutionDevice device,
+        IReadOnlyDictionary<string, string> providerOptions)
     {
         var env = OrtEnv.Instance();
         var path = Register(env, library);
         var devices = env.GetEpDevices().Where(d => d.EpName == ProviderName).ToList();
         if (devices.Count == 0)
             throw new DiffusionException(
-                $"Device {device}: the CUDA provider '{path}' loaded but reports no GPU (no CUDA device visible to it: check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES).");
+                $"Device {device}: the CUDA provider '{path}' loaded but reports no GPU (no CUDA device visible to " +
+                    $"it: check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES).");
         if (device.DeviceId >= devices.Count)
             throw new DiffusionArgumentException("Device",
-                $"{device}: the CUDA provider reports {devices.Count} GPU{(devices.Count == 1 ? "" : "s")} (cuda:0…cuda:{devices.Count - 1}).");
+                $"{device}: the CUDA provider reports {devices.Count} GPU{(devices.Count == 1 ? "" : "s")} " +
+                    $"(cuda:0…cuda:{devices.Count - 1}).");
         var chosen = devices[device.DeviceId];
         var core = env.GetVersionString();
         if (chosen.EpMetadata.Entries.TryGetValue("version", out var provider))
@@ -42,7 +52,8 @@ public static class CudaProvider
         try { options.AppendExecutionProvider(env, [chosen], providerOptions); }
         catch (OnnxRuntimeException e)
         {
-            throw new DiffusionException($"Device {device}: ONNX Runtime refused the CUDA provider's options ({string.Join(", ", providerOptions.Select(kv => $"{kv.Key}={kv.Value}"))}): {OneLine(e.Message)}", e);
+            throw new DiffusionException($"Device {device}: ONNX Runtime refused the CUDA provider's options " +
+                $"({string.Join(", ", providerOptions.Select(kv => $"{kv.Key}={kv.Value}"))}): {OneLine(e.Message)}", e);
         }
         return chosen;
     }
@@ -53,31 +64,38 @@ public static class CudaProvider
         static string Release(string v) => string.Join('.', v.Split('-', '+')[0].Split('.').Take(2));
         if (Release(coreVersion) != Release(providerVersion))
             throw new DiffusionException(
-                $"CUDA provider '{path}' is ONNX Runtime {providerVersion}, but the core ({OrtLibrary.Path}) is {coreVersion}: use the provider of the " +
-                $"same release as the core (set {OrtLibrary.EnvironmentVariable} to that release's libonnxruntime.so).");
+                $"CUDA provider '{path}' is ONNX Runtime {providerVersion}, but the core ({OrtLibrary.Path}) " +
+                $"is {coreVersion}: use the provider of the same release as the core " +
+                    $"(set {OrtLibrary.EnvironmentVariable} to that release's libonnxruntime.so).");
     }
 
     private static string Register(OrtEnv env, string library)
     {
         if (!File.Exists(library))
-            throw new DiffusionException($"CUDA provider library '{library}' does not exist (from {(library == FromEnvironment ? EnvironmentVariable : "the CUDA provider option")}); expected ONNX Runtime's libonnxruntime_providers_cuda.so.");
+            throw new DiffusionException($"CUDA provider library '{library}' does not exist " +
+                $"(from {(library == FromEnvironment ? EnvironmentVariable : "the CUDA provider option")}); expected " +
+                    $"ONNX Runtime's libonnxruntime_providers_cuda.so.");
         var path = Path.GetFullPath(library);
         lock (Gate)
         {
             if (_registered == path) return path;
             if (_registered is not null)
-                throw new DiffusionException($"CUDA provider library '{path}': this process already registered '{_registered}', and ONNX Runtime keeps one per process.");
+                throw new DiffusionException($"CUDA provider library '{path}': this process already registered " +
+                    $"'{_registered}', and ONNX Runtime keeps one per process.");
             try { env.RegisterExecutionProviderLibrary(RegistrationName, path); }
             catch (OnnxRuntimeException e)
             {
                 throw new DiffusionException(
-                    $"CUDA provider library '{path}' could not be registered with ONNX Runtime {env.GetVersionString()}: {OneLine(e.Message)} " +
-                    "(it must be a plugin build of the same ONNX Runtime release, exporting CreateEpFactories, with its CUDA, cuBLAS and cuDNN libraries on LD_LIBRARY_PATH).", e);
+                    $"CUDA provider library '{path}' could not be registered with ONNX " +
+                        $"Runtime {env.GetVersionString()}: {OneLine(e.Message)} " +
+                    "(it must be a plugin build of the same ONNX Runtime release, exporting CreateEpFactories, with " +
+                        "its CUDA, cuBLAS and cuDNN libraries on LD_LIBRARY_PATH).", e);
             }
             _registered = path;
             return path;
         }
     }
 
-    private static string OneLine(string message) => string.Join(' ', message.ReplaceLineEndings(" ").Split(' ', StringSplitOptions.RemoveEmptyEntries));
+    private static string OneLine(string message) =>
+        string.Join(' ', message.ReplaceLineEndings(" ").Split(' ', StringSplitOptions.RemoveEmptyEntries));
 }

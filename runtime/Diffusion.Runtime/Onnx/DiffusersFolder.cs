@@ -5,18 +5,26 @@ using System.Text.Json.Nodes;
 namespace Diffusion.Runtime.Onnx;
 
 /// <summary>
-/// A diffusers / Optimum export folder: <c>unet/model.onnx</c> (or <c>model.onnx</c>), <c>scheduler/scheduler_config.json</c>
-/// (or <c>scheduler_config.json</c>), and <c>unet/config.json</c>, whose <c>sample_size</c>, <c>in_channels</c> and
-/// <c>num_class_embeds</c> complete the scheduler config (the UNet's image shape and its classes, which have no null label).
+/// A diffusers / Optimum export folder: <c>unet/model.onnx</c> (or <c>model.onnx</c>),
+/// <c>scheduler/scheduler_config.json</c> (or <c>scheduler_config.json</c>), and <c>unet/config.json</c>, whose
+/// <c>sample_size</c>, <c>in_channels</c> and <c>num_class_embeds</c> complete the scheduler config (the UNet's image
+/// shape and its classes, which have no null label).
 /// </summary>
 public static class DiffusersFolder
 {
-    /// <summary>The model file and the merged config (JSON, where it came from) of <paramref name="folder"/>; the config is null if the folder has none.</summary>
+    /// <summary>
+    /// The model file and the merged config (JSON, where it came from) of <paramref name="folder"/>; the config is null
+    /// if the folder has none.
+    /// </summary>
     public static (string Model, string? ConfigJson, string ConfigSource) Find(string folder)
     {
-        var model = new[] { Path.Combine(folder, "unet", "model.onnx"), Path.Combine(folder, "model.onnx") }.FirstOrDefault(File.Exists)
-            ?? throw new DiffusionException($"Model folder '{folder}' has neither unet/model.onnx (an Optimum / diffusers export) nor model.onnx.");
-        var scheduler = new[] { Path.Combine(folder, "scheduler", "scheduler_config.json"), Path.Combine(folder, "scheduler_config.json") }.FirstOrDefault(File.Exists);
+        var model = new[] {
+            Path.Combine(folder, "unet", "model.onnx"), Path.Combine(folder, "model.onnx") }.FirstOrDefault(File.Exists)
+            ?? throw new DiffusionException($"Model folder '{folder}' has neither unet/model.onnx (an Optimum / " +
+                $"diffusers export) nor model.onnx.");
+        var scheduler = new[] {
+            Path.Combine(folder, "scheduler", "scheduler_config.json"),
+                Path.Combine(folder, "scheduler_config.json") }.FirstOrDefault(File.Exists);
         var unet = Path.Combine(folder, "unet", "config.json");
         if (scheduler is null && !File.Exists(unet)) return (model, null, "");
         var merged = scheduler is null ? new JsonObject() : ReadObject(scheduler);
@@ -25,10 +33,15 @@ public static class DiffusersFolder
         if (File.Exists(unet))
         {
             var u = ReadObject(unet);
-            foreach (var (from, to) in new[] { ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes") })
-                if (u[from] is { } value && value.GetValueKind() != JsonValueKind.Null && !merged.ContainsKey(to)) merged[to] = value.DeepClone();
-            // diffusers' class embedding has num_class_embeds rows: no null label to sample unconditionally or guide with.
-            if (u["num_class_embeds"] is JsonValue { } embeds && embeds.GetValueKind() == JsonValueKind.Number && !merged.ContainsKey("null_class")) merged["null_class"] = false;
+            foreach (var (from, to) in new[] {
+                ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes") })
+                if (u[from] is { } value && value.GetValueKind() != JsonValueKind.Null && !merged.ContainsKey(to))
+                    merged[to] = value.DeepClone();
+            // diffusers' class embedding has num_class_embeds rows: no null label to sample unconditionally or guide
+            // with.
+            if (u["num_class_embeds"] is JsonValue { } embeds && embeds.GetValueKind() == JsonValueKind.Number
+                && !merged.ContainsKey("null_class"))
+                merged["null_class"] = false;
             sources.Add(unet);
         }
         return (model, merged.ToJsonString(), string.Join(" + ", sources));
@@ -38,15 +51,18 @@ public static class DiffusersFolder
     {
         string text;
         try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
-        try { return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject ?? throw new DiffusionException($"'{path}': expected a JSON object."); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        try { return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject
+            ?? throw new DiffusionException($"'{path}': expected a JSON object."); }
         catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }
     }
 }
 
 /// <summary>
-/// JSON as Python's json module writes it: bare <c>NaN</c>, <c>Infinity</c> and <c>-Infinity</c> (diffusers' save_config
-/// writes e.g. <c>"lambda_min_clipped": -Infinity</c>). Outside strings they become <c>null</c> (the key's default).
+/// JSON as Python's json module writes it: bare <c>NaN</c>, <c>Infinity</c> and <c>-Infinity</c> (diffusers'
+/// save_config writes e.g. <c>"lambda_min_clipped": -Infinity</c>). Outside strings they become <c>null</c> (the key's
+/// default).
 /// </summary>
 public static class PythonJson
 {
@@ -66,7 +82,9 @@ public static class PythonJson
                 continue;
             }
             if (c == '"') { inString = true; result.Append(c); continue; }
-            var token = new[] { "-Infinity", "Infinity", "NaN" }.FirstOrDefault(t => string.CompareOrdinal(json, i, t, 0, t.Length) == 0);
+            var token = new[] {
+                "-Infinity", "Infinity", "NaN" }.FirstOrDefault(t =>
+                    string.CompareOrdinal(json, i, t, 0, t.Length) == 0);
             if (token is not null)
             {
                 result.Append("null");

@@ -37,7 +37,10 @@ public sealed record DiffusionConfig
     public bool RescaleBetasZeroSnr { get; init; }
     /// <summary>Default timestep spacing for sampling.</summary>
     public string TimestepSpacing { get; init; } = "trailing";
-    /// <summary>Default grid: Karras et al.'s σ grid instead of timesteps by <see cref="TimestepSpacing"/> (diffusers' use_karras_sigmas).</summary>
+    /// <summary>
+    /// Default grid: Karras et al.'s σ grid instead of timesteps by <see cref="TimestepSpacing"/> (diffusers'
+    /// use_karras_sigmas).
+    /// </summary>
     public bool UseKarrasSigmas { get; init; }
     /// <summary>Offset added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
@@ -47,18 +50,27 @@ public sealed record DiffusionConfig
     public int[]? SampleSize { get; init; }
     /// <summary>Image channels.</summary>
     public int? InChannels { get; init; }
-    /// <summary>Number of classes of a class-conditional model (the label value num_classes is the null label); 0 if unconditional.</summary>
+    /// <summary>
+    /// Number of classes of a class-conditional model (the label value num_classes is the null label); 0 if
+    /// unconditional.
+    /// </summary>
     public int NumClasses { get; init; }
-    /// <summary>Whether label <see cref="NumClasses"/> is a trained null label (unconditional, for guidance); diffusers' class-conditional UNets have none (<c>null_class</c>).</summary>
+    /// <summary>
+    /// Whether label <see cref="NumClasses"/> is a trained null label (unconditional, for guidance); diffusers'
+    /// class-conditional UNets have none (<c>null_class</c>).
+    /// </summary>
     public bool NullClass { get; init; } = true;
     /// <summary>Optional names of the classes, index = label.</summary>
     public string[]? ClassNames { get; init; }
-    /// <summary>The diffusers scheduler the config names (<c>_class_name</c>) with its settings; null if it names none.</summary>
+    /// <summary>
+    /// The diffusers scheduler the config names (<c>_class_name</c>) with its settings; null if it names none.
+    /// </summary>
     public Diffusers.DiffusersScheduler? Scheduler { get; init; }
 
     /// <summary>The noise schedule this config describes.</summary>
     public NoiseSchedule CreateSchedule() =>
-        NoiseSchedule.Create(Schedules.BetaSchedule.Parse(BetaSchedule), NumTrainTimesteps, BetaStart, BetaEnd, RescaleBetasZeroSnr);
+        NoiseSchedule.Create(Schedules.BetaSchedule.Parse(BetaSchedule), NumTrainTimesteps, BetaStart, BetaEnd,
+            RescaleBetasZeroSnr);
 
     /// <summary>The parsed prediction type.</summary>
     public PredictionType Prediction => PredictionTypes.Parse(PredictionType);
@@ -66,14 +78,18 @@ public sealed record DiffusionConfig
     /// <summary>The keys <see cref="ToJson"/> writes (or leaves out) for this config's own fields.</summary>
     private static readonly HashSet<string> OwnKeys =
     [
-        "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "clip_sample", "clip_sample_range",
+        "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "clip_sample",
+            "clip_sample_range",
         "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "rescale_betas_zero_snr", "timestep_spacing",
-        "use_karras_sigmas", "steps_offset", "variance_type", "num_classes", "sample_size", "in_channels", "null_class", "class_names",
+        "use_karras_sigmas", "steps_offset", "variance_type", "num_classes", "sample_size", "in_channels", "null_class",
+            "class_names",
     ];
 
     private static readonly HashSet<string> OwnKeysButVariance = [.. OwnKeys.Where(k => k != "variance_type")];
 
-    /// <summary>Serializes with diffusers' key names, the scheduler's (<c>_class_name</c> and its settings) included.</summary>
+    /// <summary>
+    /// Serializes with diffusers' key names, the scheduler's (<c>_class_name</c> and its settings) included.
+    /// </summary>
     public string ToJson()
     {
         var o = new JsonObject
@@ -107,11 +123,14 @@ public sealed record DiffusionConfig
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
 
-    /// <summary>Parses and validates a config; <paramref name="source"/> names where it came from in error messages.</summary>
+    /// <summary>
+    /// Parses and validates a config; <paramref name="source"/> names where it came from in error messages.
+    /// </summary>
     public static DiffusionConfig Parse(string json, string source)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(PythonJson.Normalize(json)) as JsonObject ?? throw new DiffusionException($"{source}: expected a JSON object."); }
+        try { o = JsonNode.Parse(PythonJson.Normalize(json)) as JsonObject
+            ?? throw new DiffusionException($"{source}: expected a JSON object."); }
         catch (JsonException e) { throw new DiffusionException($"{source}: not valid JSON ({e.Message}).", e); }
 
         var c = new DiffusionConfig();
@@ -120,7 +139,8 @@ public sealed record DiffusionConfig
             if (!o.TryGetPropertyValue(key, out var node) || node is null) return fallback;
             try { return node.GetValue<T>(); }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
-            { throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, found {node.ToJsonString()}.", e); }
+            { throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, " +
+                $"found {node.ToJsonString()}.", e); }
         }
         c = c with
         {
@@ -148,8 +168,10 @@ public sealed record DiffusionConfig
             {
                 Scheduler = scheduler,
                 // diffusers' per-class default where the file is silent (older Stable Diffusion configs are).
-                TimestepSpacing = o["timestep_spacing"] is null ? scheduler.Spacing.ToString().ToLowerInvariant() : c.TimestepSpacing,
-                ClipSample = o["clip_sample"] is null ? scheduler.ClassName is "DDIMScheduler" or "DDPMScheduler" : c.ClipSample,
+                TimestepSpacing = o["timestep_spacing"] is null ? scheduler.Spacing.ToString().ToLowerInvariant()
+                    : c.TimestepSpacing,
+                ClipSample = o["clip_sample"] is null ? scheduler.ClassName is "DDIMScheduler" or "DDPMScheduler"
+                    : c.ClipSample,
             };
         if (o["sample_size"] is JsonNode size)
         {
@@ -159,7 +181,8 @@ public sealed record DiffusionConfig
                 {
                     JsonArray a when a.Count == 2 => [Get2(a, 0), Get2(a, 1)],
                     JsonValue v when v.TryGetValue<int>(out var s) => [s, s],
-                    _ => throw new DiffusionException($"{source}: 'sample_size' should be an integer or [height, width], found {size.ToJsonString()}."),
+                    _ => throw new DiffusionException($"{source}: 'sample_size' should be an integer or [height, " +
+                        $"width], found {size.ToJsonString()}."),
                 },
             };
         }
@@ -167,13 +190,15 @@ public sealed record DiffusionConfig
             c = c with
             {
                 ClassNames = names.Select(n => n is JsonValue v && v.TryGetValue<string>(out var name) ? name
-                    : throw new DiffusionException($"{source}: 'class_names' should hold strings, found {n?.ToJsonString() ?? "null"}.")).ToArray(),
+                    : throw new DiffusionException($"{source}: 'class_names' should hold strings, " +
+                        $"found {n?.ToJsonString() ?? "null"}.")).ToArray(),
             };
         c.Validate(source);
         return c;
 
         int Get2(JsonArray a, int i) => a[i] is JsonValue v && v.TryGetValue<int>(out var x)
-            ? x : throw new DiffusionException($"{source}: 'sample_size' entries should be integers, found {a.ToJsonString()}.");
+            ? x : throw new DiffusionException($"{source}: 'sample_size' entries should be integers, " +
+                $"found {a.ToJsonString()}.");
     }
 
     /// <summary>Most training timesteps a config may declare.</summary>
@@ -186,26 +211,37 @@ public sealed record DiffusionConfig
     /// <summary>Checks every field, naming <paramref name="source"/> and the key at fault.</summary>
     public void Validate(string source)
     {
-        if (NumTrainTimesteps is < 2 or > MaxTrainTimesteps) throw new DiffusionException($"{source}: num_train_timesteps must lie in 2…{MaxTrainTimesteps}, found {NumTrainTimesteps}.");
+        if (NumTrainTimesteps is < 2 or > MaxTrainTimesteps)
+            throw new DiffusionException($"{source}: num_train_timesteps must lie in 2…{MaxTrainTimesteps}, " +
+                $"found {NumTrainTimesteps}.");
         if (!(BetaStart > 0 && BetaEnd > 0 && BetaStart < 1 && BetaEnd < 1))
-            throw new DiffusionException($"{source}: beta_start and beta_end must lie in (0, 1), found {BetaStart} and {BetaEnd}.");
+            throw new DiffusionException($"{source}: beta_start and beta_end must lie in (0, 1), found {BetaStart} " +
+                $"and {BetaEnd}.");
         Wrap(() => Schedules.BetaSchedule.Parse(BetaSchedule));
-        if (BetaStart > BetaEnd && Schedules.BetaSchedule.Parse(BetaSchedule) != Schedules.BetaScheduleKind.SquaredCosCapV2)
-            throw new DiffusionException($"{source}: beta_start ({BetaStart}) is above beta_end ({BetaEnd}); noise must grow with t. Swap them.");
+        if (BetaStart > BetaEnd
+            && Schedules.BetaSchedule.Parse(BetaSchedule) != Schedules.BetaScheduleKind.SquaredCosCapV2)
+            throw new DiffusionException($"{source}: beta_start ({BetaStart}) is above beta_end ({BetaEnd}); noise " +
+                $"must grow with t. Swap them.");
         Wrap(() => PredictionTypes.Parse(PredictionType));
         Wrap(() => TimestepSpacings.Parse(TimestepSpacing));
         if (VarianceType is not ("fixed_small" or "fixed_large"))
-            throw new DiffusionException($"{source}: variance_type '{VarianceType}' is not supported; expected fixed_small or fixed_large.");
+            throw new DiffusionException($"{source}: variance_type '{VarianceType}' is not supported; expected " +
+                $"fixed_small or fixed_large.");
         if (SampleSize is { } s && (s.Length != 2 || s[0] is <= 0 or > MaxSide || s[1] is <= 0 or > MaxSide))
-            throw new DiffusionException($"{source}: sample_size must be two sides in 1…{MaxSide}, found [{string.Join(",", s)}].");
-        if (InChannels is <= 0 or > 4096) throw new DiffusionException($"{source}: in_channels must lie in 1…4096, found {InChannels}.");
+            throw new DiffusionException($"{source}: sample_size must be two sides in 1…{MaxSide}, found " +
+                $"[{string.Join(",", s)}].");
+        if (InChannels is <= 0 or > 4096)
+            throw new DiffusionException($"{source}: in_channels must lie in 1…4096, found {InChannels}.");
         if (SampleSize is { } size && (long)size[0] * size[1] * (InChannels ?? 1) > MaxImageValues)
-            throw new DiffusionException($"{source}: sample_size {size[0]}×{size[1]} with {InChannels ?? 1} channels is {(long)size[0] * size[1] * (InChannels ?? 1):N0} values per image; at most {MaxImageValues:N0}.");
+            throw new DiffusionException($"{source}: sample_size {size[0]}×{size[1]} with {InChannels ?? 1} channels " +
+                $"is {(long)size[0] * size[1] * (InChannels ?? 1):N0} values per image; at most {MaxImageValues:N0}.");
         if (NumClasses < 0) throw new DiffusionException($"{source}: num_classes must be ≥ 0, found {NumClasses}.");
         if (ClassNames is not null && ClassNames.Length != NumClasses)
-            throw new DiffusionException($"{source}: class_names has {ClassNames.Length} names but num_classes is {NumClasses}.");
+            throw new DiffusionException($"{source}: class_names has {ClassNames.Length} names but num_classes " +
+                $"is {NumClasses}.");
         if (!(DynamicThresholdingRatio > 0 && DynamicThresholdingRatio <= 1))
-            throw new DiffusionException($"{source}: dynamic_thresholding_ratio must lie in (0, 1], found {DynamicThresholdingRatio}.");
+            throw new DiffusionException($"{source}: dynamic_thresholding_ratio must lie in (0, 1], " +
+                $"found {DynamicThresholdingRatio}.");
 
         void Wrap(Action parse)
         {

@@ -60,11 +60,17 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Whether the timestep input is float32 (else int64, fractional timesteps rounded).</summary>
     public bool FloatTimesteps => TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared;
 
-    /// <summary>The timestep input's shape for a network batch: [B] per image, else [1] or a scalar as the graph declares.</summary>
-    public long[] TimestepShape(int batch) => TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage ? [batch]
+    /// <summary>
+    /// The timestep input's shape for a network batch: [B] per image, else [1] or a scalar as the graph declares.
+    /// </summary>
+    public long[] TimestepShape(int batch) =>
+        TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage ? [batch]
         : Session.InputMetadata[TimestepInput].Dimensions.Length == 0 ? [] : [1];
 
-    /// <summary>Whether the model has a null label (<see cref="NumClasses"/>) for unconditional sampling and classifier-free guidance.</summary>
+    /// <summary>
+    /// Whether the model has a null label (<see cref="NumClasses"/>) for unconditional sampling and classifier-free
+    /// guidance.
+    /// </summary>
     public bool HasNullClass => NumClasses > 0 && Config.NullClass;
     /// <summary>The settings the session was created with.</summary>
     public SessionSettings Settings { get; }
@@ -72,7 +78,8 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Where bound buffers live for this session (managed arrays, pinned host memory, device twins).</summary>
     internal BufferPlacement Placement { get; }
 
-    private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource, ModelOptions options, BufferPlacement placement)
+    private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource,
+        ModelOptions options, BufferPlacement placement)
     {
         Session = session;
         Placement = placement;
@@ -82,34 +89,45 @@ public sealed class DiffusionModel : IDisposable
         Settings = options.Session;
         var inputs = session.InputMetadata;
         var outputs = session.OutputMetadata;
-        string Names(IReadOnlyDictionary<string, NodeMetadata> m) => string.Join(", ", m.Select(kv => $"{kv.Key} {Describe(kv.Value)}"));
+        string Names(IReadOnlyDictionary<string, NodeMetadata> m) =>
+            string.Join(", ", m.Select(kv => $"{kv.Key} {Describe(kv.Value)}"));
 
         SampleInput = options.SampleInput ?? "sample";
         if (!inputs.TryGetValue(SampleInput, out var sample))
-            throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input with SampleInput.");
+            throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its " +
+                $"inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input " +
+                    $"with SampleInput.");
         if (sample.ElementDataType != TensorElementType.Float || sample.Dimensions.Length != 4)
-            throw new DiffusionException($"Model '{source}': input '{SampleInput}' is {Describe(sample)}; expected float32 [B,C,H,W].");
+            throw new DiffusionException($"Model '{source}': input '{SampleInput}' is {Describe(sample)}; expected " +
+                $"float32 [B,C,H,W].");
 
         TimestepInput = options.TimestepInput ?? "timestep";
         if (!inputs.TryGetValue(TimestepInput, out var timestep))
-            throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with TimestepInput.");
+            throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its " +
+                $"inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with " +
+                    $"TimestepInput.");
         TimestepLayout = LayoutOf(timestep) ?? throw new DiffusionException(
-            $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape [B], [1] or a scalar.");
+            $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape " +
+                $"[B], [1] or a scalar.");
 
         var labels = options.ClassLabelsInput ?? (inputs.ContainsKey("class_labels") ? "class_labels" : null);
         if (labels is not null)
         {
             if (!inputs.TryGetValue(labels, out var labelMeta))
-                throw new DiffusionException($"Model '{source}' has no input named '{labels}' (its inputs: {Names(inputs)}).");
+                throw new DiffusionException($"Model '{source}' has no input named '{labels}' (its " +
+                    $"inputs: {Names(inputs)}).");
             if (labelMeta.ElementDataType != TensorElementType.Int64 || labelMeta.Dimensions.Length != 1)
-                throw new DiffusionException($"Model '{source}': input '{labels}' is {Describe(labelMeta)}; expected int64 [B].");
+                throw new DiffusionException($"Model '{source}': input '{labels}' is {Describe(labelMeta)}; expected " +
+                    $"int64 [B].");
             if (config.NumClasses <= 0)
-                throw new DiffusionException($"Model '{source}' takes class labels ('{labels}') but its config ({configSource}) gives no num_classes.");
+                throw new DiffusionException($"Model '{source}' takes class labels ('{labels}') but its config " +
+                    $"({configSource}) gives no num_classes.");
         }
         ClassLabelsInput = labels;
         var extra = inputs.Keys.Where(k => k != SampleInput && k != TimestepInput && k != labels).ToList();
         if (extra.Count > 0)
-            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to feed: {string.Join(", ", extra)}. "
+            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to " +
+                $"feed: {string.Join(", ", extra)}. "
                 + "Name them as the sample, timestep or class-label input if they play those roles.");
 
         OutputName = options.OutputName
@@ -117,30 +135,39 @@ public sealed class DiffusionModel : IDisposable
             : outputs.ContainsKey("out_sample") ? "out_sample"
             : outputs.Count == 1 ? outputs.Keys.First()
             : throw new DiffusionException(nameof(ModelOptions.OutputName),
-                $"model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name the one to read."));
+                $"model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name the " +
+                    $"one to read."));
         if (!outputs.TryGetValue(OutputName, out var output))
-            throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its outputs: {Names(outputs)}).");
+            throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its " +
+                $"outputs: {Names(outputs)}).");
         if (output.ElementDataType != TensorElementType.Float || output.Dimensions.Length != 4)
-            throw new DiffusionException($"Model '{source}': output '{OutputName}' is {Describe(output)}; expected float32 [B,C,H,W].");
+            throw new DiffusionException($"Model '{source}': output '{OutputName}' is {Describe(output)}; expected " +
+                $"float32 [B,C,H,W].");
 
         // The image shape: the config's, checked against every static dimension the graph declares.
         var dims = sample.Dimensions; // −1 marks a dynamic dimension
         int Pick(string what, int? fromConfig, int fromGraph)
         {
             if (fromConfig is int c && fromGraph > 0 && c != fromGraph)
-                throw new DiffusionException($"Model '{source}': the config ({configSource}) says {what} = {c}, but input '{SampleInput}' is declared {Describe(sample)}.");
+                throw new DiffusionException($"Model '{source}': the config ({configSource}) says {what} = {c}, but " +
+                    $"input '{SampleInput}' is declared {Describe(sample)}.");
             return fromConfig ?? (fromGraph > 0 ? fromGraph
-                : throw new DiffusionException($"Model '{source}': {what} is neither in the config ({configSource}) nor fixed by the graph ({SampleInput} {Describe(sample)}); add sample_size / in_channels to the config."));
+                : throw new DiffusionException($"Model '{source}': {what} is neither in the config ({configSource}) " +
+                    $"nor fixed by the graph ({SampleInput} {Describe(sample)}); add sample_size / in_channels to " +
+                        $"the config."));
         }
         Channels = Pick("in_channels", config.InChannels, dims[1]);
         Height = Pick("sample_size (height)", config.SampleSize?[0], dims[2]);
         Width = Pick("sample_size (width)", config.SampleSize?[1], dims[3]);
         if ((long)Channels * Height * Width > DiffusionConfig.MaxImageValues)
-            throw new DiffusionException($"Model '{source}': images of {Channels}×{Height}×{Width} are {(long)Channels * Height * Width:N0} values; at most {DiffusionConfig.MaxImageValues:N0} per image.");
+            throw new DiffusionException($"Model '{source}': images of {Channels}×{Height}×{Width} " +
+                $"are {(long)Channels * Height * Width:N0} values; at most {DiffusionConfig.MaxImageValues:N0} per " +
+                    $"image.");
         FixedBatch = dims[0] > 0 ? dims[0] : null;
         for (int k = 1; k < 4; k++)
             if (output.Dimensions[k] > 0 && output.Dimensions[k] != dims[k] && dims[k] > 0)
-                throw new DiffusionException($"Model '{source}': output '{OutputName}' {Describe(output)} does not match input '{SampleInput}' {Describe(sample)}.");
+                throw new DiffusionException($"Model '{source}': output '{OutputName}' {Describe(output)} does not " +
+                    $"match input '{SampleInput}' {Describe(sample)}.");
         Schedule = config.CreateSchedule();
     }
 
@@ -158,29 +185,35 @@ public sealed class DiffusionModel : IDisposable
             return Load(ReadModel(modelFile), modelFile, options, json is null ? null : (json, configSource));
         }
         if (!File.Exists(path)) throw new DiffusionException($"Model file '{path}' does not exist.");
-        var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "scheduler_config.json");
+        var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!,
+            "scheduler_config.json");
         return Load(ReadModel(path), path, options, File.Exists(sidecar) ? (ReadText(sidecar), sidecar) : null);
     }
 
     private static string ReadText(string path)
     {
         try { return File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
     }
 
     private static byte[] ReadModel(string path)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
-        catch (UnauthorizedAccessException e) { throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
+        catch (IOException e) {
+            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
+        catch (UnauthorizedAccessException e) {
+            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
         return bytes;
     }
 
     /// <summary>Loads a model from ONNX bytes; <paramref name="source"/> names it in messages.</summary>
-    public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) => Load(onnx, source, options ?? new(), null);
+    public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) =>
+        Load(onnx, source, options ?? new(), null);
 
-    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options, (string Json, string Source)? sidecar)
+    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options,
+        (string Json, string Source)? sidecar)
     {
         if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
         using var sessionOptions = options.Session.Create(out var placement);
@@ -191,8 +224,11 @@ public sealed class DiffusionModel : IDisposable
             placement.Dispose();
             var message = e.Message.Trim();
             if (options.Session.Device.IsCuda && message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
-                throw new DiffusionException($"Model '{source}' could not be placed on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build of ONNX Runtime with a working CUDA and cuDNN.", e);
-            throw new DiffusionException($"Model file '{source}' could not be loaded by ONNX Runtime ({message}). Is it a complete, valid .onnx file?", e);
+                throw new DiffusionException($"Model '{source}' could not be placed " +
+                    $"on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build " +
+                        $"of ONNX Runtime with a working CUDA and cuDNN.", e);
+            throw new DiffusionException($"Model file '{source}' could not be loaded by ONNX Runtime ({message}). Is " +
+                $"it a complete, valid .onnx file?", e);
         }
         try
         {
@@ -207,15 +243,21 @@ public sealed class DiffusionModel : IDisposable
         }
     }
 
-    /// <summary>The config and where it came from: an explicitly given one first (it overrides), then the metadata, then the sidecar file.</summary>
-    private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options, (string Json, string Source)? sidecar)
+    /// <summary>
+    /// The config and where it came from: an explicitly given one first (it overrides), then the metadata, then the
+    /// sidecar file.
+    /// </summary>
+    private static (DiffusionConfig, string) ReadConfig(InferenceSession session, string source, ModelOptions options,
+        (string Json, string Source)? sidecar)
     {
-        bool hasMetadata = session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey, out var json);
+        bool hasMetadata = session.ModelMetadata.CustomMetadataMap.TryGetValue(DiffusionConfig.MetadataKey,
+            out var json);
         if (options.Config is { } given)
         {
             var name = options.ConfigSource ?? "the given config";
             given.Validate(name);
-            var overrides = hasMetadata ? $" (overrides the model's '{DiffusionConfig.MetadataKey}' metadata)" : sidecar is { } side ? $" (overrides {side.Source})" : "";
+            var overrides = hasMetadata ? $" (overrides the model's '{DiffusionConfig.MetadataKey}' metadata)"
+                : sidecar is { } side ? $" (overrides {side.Source})" : "";
             return (given, name + overrides);
         }
         if (hasMetadata)
@@ -226,13 +268,15 @@ public sealed class DiffusionModel : IDisposable
         if (sidecar is { } found)
             return (DiffusionConfig.Parse(found.Json, found.Source), found.Source);
         throw new DiffusionException(
-            $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside it, and no config was given. " +
-            "Put a diffusers scheduler_config.json (plus sample_size / in_channels if the graph does not fix them) next to the model, or give a Config.");
+            $"Model '{source}' has no '{DiffusionConfig.MetadataKey}' metadata, no scheduler_config.json lies beside " +
+            "it, and no config was given. Put a diffusers scheduler_config.json (plus sample_size / in_channels if " +
+                "the graph does not fix them) next to the model, or give a Config.");
     }
 
     private static TimestepLayout? LayoutOf(NodeMetadata m)
     {
-        bool isFloat = m.ElementDataType == TensorElementType.Float, isLong = m.ElementDataType == TensorElementType.Int64;
+        bool isFloat = m.ElementDataType == TensorElementType.Float,
+            isLong = m.ElementDataType == TensorElementType.Int64;
         if (!isFloat && !isLong) return null;
         var d = m.Dimensions;
         bool shared = d.Length == 0 || (d.Length == 1 && d[0] == 1);
@@ -254,23 +298,30 @@ public sealed class DiffusionModel : IDisposable
             TensorElementType.Double => "float64",
             var other => other.ToString().ToLowerInvariant(),
         };
-        var dims = m.Dimensions.Select((d, i) => d > 0 ? d.ToString() : string.IsNullOrEmpty(m.SymbolicDimensions[i]) ? "?" : m.SymbolicDimensions[i]);
+        var dims = m.Dimensions.Select((d, i) => d > 0 ? d.ToString() : string.IsNullOrEmpty(m.SymbolicDimensions[i])
+            ? "?" : m.SymbolicDimensions[i]);
         return $"{type} [{string.Join(",", dims)}]";
     }
 
-    /// <summary>The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.</summary>
+    /// <summary>
+    /// The label of a class given by name (case-insensitive) or number; throws with the list of names otherwise.
+    /// </summary>
     public int ResolveClass(string nameOrId)
     {
-        if (NumClasses == 0) throw new DiffusionArgumentException("Class", $"{nameOrId}: model '{Source}' is not class-conditional.");
+        if (NumClasses == 0)
+            throw new DiffusionArgumentException("Class", $"{nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
-            if (id < 0 || id >= NumClasses) throw new DiffusionArgumentException("Class", $"{id}: model '{Source}' has classes 0…{NumClasses - 1}.");
+            if (id < 0 || id >= NumClasses)
+                throw new DiffusionArgumentException("Class",
+                    $"{id}: model '{Source}' has classes 0…{NumClasses - 1}.");
             return id;
         }
         var names = Config.ClassNames ?? [];
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
-        throw new DiffusionArgumentException("Class", $"'{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+        throw new DiffusionArgumentException("Class",
+            $"'{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

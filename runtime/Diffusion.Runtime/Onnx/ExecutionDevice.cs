@@ -15,8 +15,10 @@ public readonly record struct ExecutionDevice(bool IsCuda, int DeviceId)
         var s = text.Trim().ToLowerInvariant();
         if (s == "cpu") return Cpu;
         if (s == "cuda" || s == "gpu") return Cuda();
-        if (s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out var id) && id >= 0) return Cuda(id);
-        throw new DiffusionArgumentException("Device", $"'{text}' is not understood; expected cpu, cuda or cuda:N (N = device index).");
+        if (s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out var id) && id >= 0)
+            return Cuda(id);
+        throw new DiffusionArgumentException("Device",
+            $"'{text}' is not understood; expected cpu, cuda or cuda:N (N = device index).");
     }
 
     /// <inheritdoc />

@@ -37,7 +37,9 @@ internal sealed unsafe class ModelBinding : IDisposable
     public bool Staged => _toDevice is not null;
     /// <summary>Network batch size B.</summary>
     public int Batch { get; }
-    /// <summary>Time spent inside ONNX Runtime's Run (with the copies of a staged binding), in Stopwatch ticks.</summary>
+    /// <summary>
+    /// Time spent inside ONNX Runtime's Run (with the copies of a staged binding), in Stopwatch ticks.
+    /// </summary>
     public long RunTicks { get; private set; }
     /// <summary>Number of Run calls.</summary>
     public long Runs { get; private set; }
@@ -46,7 +48,8 @@ internal sealed unsafe class ModelBinding : IDisposable
     {
         if (model.FixedBatch is int fixedBatch && fixedBatch != batch)
             throw new DiffusionArgumentException(nameof(batch),
-                $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was needed.");
+                $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was " +
+                    $"needed.");
         _model = model;
         Batch = batch;
         _values = batch * model.ImageSize;
@@ -61,9 +64,11 @@ internal sealed unsafe class ModelBinding : IDisposable
             var device = placement.Device is { } d ? Allocator(d) : null;
             List<OrtValue> hostInputs = [], deviceInputs = [];
 
-            (OrtValue Host, OrtValue Bound) Bind<T>(string name, long[] shape, TensorElementType type, bool input, out T* pointer) where T : unmanaged
+            (OrtValue Host, OrtValue Bound) Bind<T>(string name, long[] shape, TensorElementType type, bool input,
+                out T* pointer) where T : unmanaged
             {
-                var value = host is null ? Own(OrtValue.CreateTensorValueFromMemory(new T[shape.Aggregate(1L, (a, d) => a * d)], shape))
+                var value = host is null
+                    ? Own(OrtValue.CreateTensorValueFromMemory(new T[shape.Aggregate(1L, (a, d) => a * d)], shape))
                                          : Own(OrtValue.CreateAllocatedTensorValue(host, type, shape));
                 var bytes = value.GetTensorMutableRawData();
                 bytes.Clear(); // allocator memory comes uninitialised
@@ -85,7 +90,8 @@ internal sealed unsafe class ModelBinding : IDisposable
                 Bind(model.TimestepInput, tShape, TensorElementType.Int64, input: true, out _timestepLong);
             if (model.ClassLabelsInput is { } labels)
                 Bind(labels, [batch], TensorElementType.Int64, input: true, out _labels);
-            var (hostOutput, boundOutput) = Bind(model.OutputName, imageShape, TensorElementType.Float, input: false, out _output);
+            var (hostOutput, boundOutput) = Bind(model.OutputName, imageShape, TensorElementType.Float, input: false,
+                out _output);
             if (device is not null)
             {
                 _toDevice = new TensorCopy(hostInputs, deviceInputs);
@@ -106,17 +112,24 @@ internal sealed unsafe class ModelBinding : IDisposable
         return value;
     }
 
-    /// <summary>An allocator of <paramref name="info"/>'s memory from the session (ORT registers one per memory its providers use).</summary>
+    /// <summary>
+    /// An allocator of <paramref name="info"/>'s memory from the session (ORT registers one per memory its providers
+    /// use).
+    /// </summary>
     private OrtAllocator Allocator(OrtMemoryInfo info)
     {
         try { return Own(new OrtAllocator(_model.Session, info)); }
         catch (OnnxRuntimeException e)
         {
-            throw new DiffusionException($"Model '{_model.Source}' on {_model.Settings.Device}: ONNX Runtime has no allocator for {info} ({e.Message.Trim()}), which bound device buffers (CUDA graphs) need.", e);
+            throw new DiffusionException($"Model '{_model.Source}' on {_model.Settings.Device}: ONNX Runtime has no " +
+                $"allocator for {info} ({e.Message.Trim()}), which bound device buffers (CUDA graphs) need.", e);
         }
     }
 
-    /// <summary>The pinned-memory allocator where the provider offers one; null (managed arrays) otherwise — pinned memory only speeds up copies.</summary>
+    /// <summary>
+    /// The pinned-memory allocator where the provider offers one; null (managed arrays) otherwise — pinned memory only
+    /// speeds up copies.
+    /// </summary>
     private OrtAllocator? HostAllocator(OrtMemoryInfo? info)
     {
         if (info is null) return null;
@@ -138,8 +151,11 @@ internal sealed unsafe class ModelBinding : IDisposable
             default:
                 for (int i = 1; i < t.Length; i++)
                     if (t[i] != t[0])
-                        throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different timestep per image; use BatchSize 1.");
-                if (_timestepFloat != null) _timestepFloat[0] = (float)t[0]; else _timestepLong[0] = (long)Math.Round(t[0]);
+                        throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole " +
+                            $"batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different " +
+                                $"timestep per image; use BatchSize 1.");
+                if (_timestepFloat != null)
+                    _timestepFloat[0] = (float)t[0]; else _timestepLong[0] = (long)Math.Round(t[0]);
                 break;
         }
     }
@@ -160,7 +176,8 @@ internal sealed unsafe class ModelBinding : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new DiffusionException($"Model '{_model.Source}' failed while running a batch of {Batch}: {e.Message.Trim()}", e);
+            throw new DiffusionException($"Model '{_model.Source}' failed while running a batch " +
+                $"of {Batch}: {e.Message.Trim()}", e);
         }
         RunTicks += Stopwatch.GetTimestamp() - start;
         Runs++;

@@ -5,7 +5,10 @@ public sealed record ModelOptions
 {
     /// <summary>ONNX Runtime settings.</summary>
     public SessionSettings Session { get; init; } = new();
-    /// <summary>The config to use; when given it overrides the model's <c>diffusion.config</c> metadata and a scheduler_config.json beside it.</summary>
+    /// <summary>
+    /// The config to use; when given it overrides the model's <c>diffusion.config</c> metadata and a
+    /// scheduler_config.json beside it.
+    /// </summary>
     public DiffusionConfig? Config { get; init; }
     /// <summary>Where <see cref="Config"/> came from (a file name), for messages and <c>info</c>.</summary>
     public string? ConfigSource { get; init; }

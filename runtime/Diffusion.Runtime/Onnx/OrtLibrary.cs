@@ -29,7 +29,9 @@ public static class OrtLibrary
         }
     }
 
-    /// <summary>Loads the native library (once per process) or throws a <see cref="DiffusionException"/> saying how to get one.</summary>
+    /// <summary>
+    /// Loads the native library (once per process) or throws a <see cref="DiffusionException"/> saying how to get one.
+    /// </summary>
     public static void EnsureLoaded() => _ = Loaded.Value;
 
     private static string Load()
@@ -40,12 +42,15 @@ public static class OrtLibrary
         {
             _ = OrtEnv.Instance(); // the package's own loader: throws if the native library is missing or broken
         }
-        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or EntryPointNotFoundException or BadImageFormatException or OnnxRuntimeException)
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException
+            or EntryPointNotFoundException or BadImageFormatException or OnnxRuntimeException)
         {
             var inner = e is TypeInitializationException { InnerException: { } i } ? i : e;
             throw new DiffusionException(
-                $"ONNX Runtime's native library could not be loaded ({inner.Message.Split('\n')[0].Trim()}). The {typeof(OrtEnv).Assembly.GetName().Name} " +
-                $"package places it beside the app (or under runtimes/{RuntimeInformation.RuntimeIdentifier}/native); rebuild the app, or set {EnvironmentVariable} to a libonnxruntime.so.", inner);
+                $"ONNX Runtime's native library could not be loaded ({inner.Message.Split('\n')[0].Trim()}). " +
+                $"The {typeof(OrtEnv).Assembly.GetName().Name} package places it beside the app (or under " +
+                    $"runtimes/{RuntimeInformation.RuntimeIdentifier}/native); rebuild the app, or " +
+                        $"set {EnvironmentVariable} to a libonnxruntime.so.", inner);
         }
         return Locate() ?? $"found by {typeof(OrtEnv).Assembly.GetName().Name}'s own loader";
     }
@@ -53,20 +58,24 @@ public static class OrtLibrary
     private static string LoadExplicit(string explicitPath)
     {
         if (!File.Exists(explicitPath))
-            throw new DiffusionException($"{EnvironmentVariable} is set to '{explicitPath}', but no file is there. Point it at a libonnxruntime.so (for example from a GPU build of ONNX Runtime), or unset it to use the one that came with the app.");
+            throw new DiffusionException($"{EnvironmentVariable} is set to '{explicitPath}', but no file is there. " +
+                $"Point it at a libonnxruntime.so (for example from a GPU build of ONNX Runtime), or unset it to use " +
+                    $"the one that came with the app.");
         var path = System.IO.Path.GetFullPath(explicitPath);
         IntPtr handle;
         try { handle = NativeLibrary.Load(path); }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
-            throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not be loaded: {e.Message.ReplaceLineEndings(" ").Trim()}", e);
+            throw new DiffusionException($"{EnvironmentVariable}: ONNX Runtime's native library '{path}' could not " +
+                $"be loaded: {e.Message.ReplaceLineEndings(" ").Trim()}", e);
         }
         CheckVersion(path, NativeVersion(handle));
         var ortAssembly = typeof(OrtEnv).Assembly;
         OrtEnv.DisableDllImportResolver = true;
         try
         {
-            NativeLibrary.SetDllImportResolver(ortAssembly, (name, _, _) => name == "onnxruntime" ? handle : IntPtr.Zero);
+            NativeLibrary.SetDllImportResolver(ortAssembly, (name, _, _) => name == "onnxruntime" ? handle
+                : IntPtr.Zero);
         }
         catch (InvalidOperationException)
         {
@@ -85,16 +94,21 @@ public static class OrtLibrary
     internal static void CheckVersion(string path, string? nativeVersion)
     {
         if (nativeVersion is null)
-            throw new DiffusionException($"{EnvironmentVariable}: '{path}' is not ONNX Runtime's library (it exports no OrtGetApiBase).");
+            throw new DiffusionException($"{EnvironmentVariable}: '{path}' is not ONNX Runtime's library (it exports " +
+                $"no OrtGetApiBase).");
         var api = ApiVersion;
-        if (System.Version.TryParse(nativeVersion.Split('-', '+')[0], out var v) && (v.Major, v.Minor).CompareTo((api.Major, api.Minor)) < 0)
+        if (System.Version.TryParse(nativeVersion.Split('-', '+')[0], out var v)
+            && (v.Major, v.Minor).CompareTo((api.Major, api.Minor)) < 0)
             throw new DiffusionException(
-                $"{EnvironmentVariable}: '{path}' is ONNX Runtime {nativeVersion}, older than the ONNX Runtime API this app was built with " +
-                $"({typeof(OrtEnv).Assembly.GetName().Name} {api.ToString(3)}); point it at ONNX Runtime {api.ToString(2)} or later, or build the app " +
+                $"{EnvironmentVariable}: '{path}' is ONNX Runtime {nativeVersion}, older than the ONNX Runtime API " +
+                $"this app was built with ({typeof(OrtEnv).Assembly.GetName().Name} {api.ToString(3)}); point it at " +
+                    $"ONNX Runtime {api.ToString(2)} or later, or build the app " +
                 "for that version (-p:OrtNuGetVersion=X.Y.Z, or -p:OrtSource=npm for 1.29).");
     }
 
-    /// <summary>The library's own version string (OrtGetApiBase()->GetVersionString()), or null if it is not ONNX Runtime.</summary>
+    /// <summary>
+    /// The library's own version string (OrtGetApiBase()->GetVersionString()), or null if it is not ONNX Runtime.
+    /// </summary>
     private static unsafe string? NativeVersion(IntPtr handle)
     {
         if (!NativeLibrary.TryGetExport(handle, "OrtGetApiBase", out var getApiBase)) return null;
@@ -108,10 +122,13 @@ public static class OrtLibrary
     {
         var name = RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "onnxruntime.dll"
             : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "libonnxruntime.dylib" : "libonnxruntime.so";
-        var folders = new[] { AppContext.BaseDirectory, System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location) ?? "" }
+        var folders = new[] {
+            AppContext.BaseDirectory, System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location) ?? "" }
             .Where(f => f.Length > 0).Distinct();
         return folders
-            .SelectMany(f => new[] { System.IO.Path.Combine(f, name), System.IO.Path.Combine(f, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name) })
+            .SelectMany(f => new[] {
+                System.IO.Path.Combine(f, name),
+                    System.IO.Path.Combine(f, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name) })
             .FirstOrDefault(File.Exists);
     }
 }

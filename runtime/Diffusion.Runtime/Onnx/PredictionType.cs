@@ -21,7 +21,8 @@ public static class PredictionTypes
     public static (double OnNoise, double OnSample) Velocity(double alpha, double sigma) => (alpha, -sigma);
 
     /// <summary>Back from a predicted v̂: x̂₀ = α x − σ v̂ and ε̂ = σ x + α v̂, as weights on (x, v̂).</summary>
-    public static ((double OnX, double OnV) Sample, (double OnX, double OnV) Noise) FromVelocity(double alpha, double sigma) =>
+    public static ((double OnX, double OnV) Sample, (double OnX, double OnV) Noise) FromVelocity(double alpha,
+        double sigma) =>
         ((alpha, -sigma), (sigma, alpha));
 
     /// <summary>Parses epsilon, v_prediction or sample.</summary>
@@ -30,7 +31,8 @@ public static class PredictionTypes
         "epsilon" => PredictionType.Epsilon,
         "v_prediction" or "v" => PredictionType.VPrediction,
         "sample" => PredictionType.Sample,
-        _ => throw new ArgumentException($"prediction_type '{name}' is not known; expected epsilon, v_prediction or sample."),
+        _ => throw new ArgumentException($"prediction_type '{name}' is not known; expected epsilon, v_prediction or " +
+            $"sample."),
     };
 
     /// <summary>The config name.</summary>

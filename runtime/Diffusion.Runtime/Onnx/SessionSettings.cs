@@ -13,7 +13,10 @@ public sealed record SessionSettings
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     /// <summary>CPU or CUDA device.</summary>
     public ExecutionDevice Device { get; init; } = ExecutionDevice.Cpu;
-    /// <summary>Extra CUDA provider options (ONNX Runtime's names: gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search, do_copy_in_default_stream, …), passed through as they are.</summary>
+    /// <summary>
+    /// Extra CUDA provider options (ONNX Runtime's names: gpu_mem_limit, arena_extend_strategy, cudnn_conv_algo_search,
+    /// do_copy_in_default_stream, …), passed through as they are.
+    /// </summary>
     public IReadOnlyDictionary<string, string> CudaOptions { get; init; } = new Dictionary<string, string>();
     /// <summary>
     /// The CUDA provider as a plugin library (ORT's <c>libonnxruntime_providers_cuda.so</c> of the core's release,
@@ -27,7 +30,10 @@ public sealed record SessionSettings
     /// copies x_t in and the output out around each replay.
     /// </summary>
     public bool CudaGraphs { get; init; }
-    /// <summary>Tests only: stage the bound buffers through allocator-owned twins and explicit copies even on the CPU — the CUDA-graph path's data flow.</summary>
+    /// <summary>
+    /// Tests only: stage the bound buffers through allocator-owned twins and explicit copies even on the CPU — the
+    /// CUDA-graph path's data flow.
+    /// </summary>
     internal bool StageThroughDeviceBuffers { get; init; }
 
     /// <summary>
@@ -36,7 +42,9 @@ public sealed record SessionSettings
     /// </summary>
     public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
 
-    /// <summary>Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.</summary>
+    /// <summary>
+    /// Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.
+    /// </summary>
     public SessionOptions CreateOptions()
     {
         var options = Create(out var placement);
@@ -44,12 +52,15 @@ public sealed record SessionSettings
         return options;
     }
 
-    /// <summary>Builds ONNX Runtime's options, and says where the bound buffers of a session made with them should live.</summary>
+    /// <summary>
+    /// Builds ONNX Runtime's options, and says where the bound buffers of a session made with them should live.
+    /// </summary>
     internal SessionOptions Create(out BufferPlacement placement)
     {
         OrtLibrary.EnsureLoaded();
         if (!Device.IsCuda && CudaSettingGiven() is { } cudaOnly)
-            throw new DiffusionArgumentException(cudaOnly, $"applies only to a CUDA device, and the device is {Device}.");
+            throw new DiffusionArgumentException(cudaOnly,
+                $"applies only to a CUDA device, and the device is {Device}.");
         var options = new SessionOptions
         {
             IntraOpNumThreads = IntraOpThreads,
@@ -101,10 +112,12 @@ public sealed record SessionSettings
         {
             throw new DiffusionException(
                 $"Device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
-                $"This ONNX Runtime ({OrtLibrary.Path}) has no CUDA built in. To run on a GPU, name ORT's CUDA provider plugin library " +
-                $"({nameof(CudaProviderLibrary)} or {CudaProvider.EnvironmentVariable}; the GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu " +
-                $"where a NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an ONNX Runtime GPU build " +
-                $"(version {OrtLibrary.ApiVersion.ToString(3)} or later, with its CUDA and cuDNN).", e);
+                $"This ONNX Runtime ({OrtLibrary.Path}) has no CUDA built in. To run on a GPU, name ORT's CUDA " +
+                $"provider plugin library ({nameof(CudaProviderLibrary)} or {CudaProvider.EnvironmentVariable}; the " +
+                $"GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu where a " +
+                    $"NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an " +
+                $"ONNX Runtime GPU build (version {OrtLibrary.ApiVersion.ToString(3)} or later, with its CUDA and " +
+                    $"cuDNN).", e);
         }
     }
 }

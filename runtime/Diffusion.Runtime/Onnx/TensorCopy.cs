@@ -16,7 +16,8 @@ namespace Diffusion.Runtime.Onnx;
 internal sealed unsafe class TensorCopy
 {
     [UnmanagedFunctionPointer(CallingConvention.Winapi)]
-    private delegate IntPtr CopyTensorsFunction(IntPtr env, IntPtr[] source, IntPtr[] destination, IntPtr stream, UIntPtr count);
+    private delegate IntPtr CopyTensorsFunction(IntPtr env, IntPtr[] source, IntPtr[] destination, IntPtr stream,
+        UIntPtr count);
 
     private static readonly Lazy<CopyTensorsFunction?> Native = new(FindNative);
 
@@ -26,8 +27,12 @@ internal sealed unsafe class TensorCopy
     private readonly bool _direct;
     private readonly (IntPtr Source, IntPtr Destination, int Bytes)[]? _cpuToCpu;
 
-    /// <summary>A copy of each <paramref name="source"/> tensor into the same-sized <paramref name="destination"/> tensor; <paramref name="throughOnnxRuntime"/> (tests) sends CPU ↔ CPU copies to ORT too.</summary>
-    public TensorCopy(IReadOnlyList<OrtValue> source, IReadOnlyList<OrtValue> destination, bool throughOnnxRuntime = false)
+    /// <summary>
+    /// A copy of each <paramref name="source"/> tensor into the same-sized <paramref name="destination"/> tensor;
+    /// <paramref name="throughOnnxRuntime"/> (tests) sends CPU ↔ CPU copies to ORT too.
+    /// </summary>
+    public TensorCopy(IReadOnlyList<OrtValue> source, IReadOnlyList<OrtValue> destination,
+        bool throughOnnxRuntime = false)
     {
         if (source.Count != destination.Count) throw new ArgumentException("source and destination differ in length");
         _source = [.. source];
@@ -45,15 +50,20 @@ internal sealed unsafe class TensorCopy
     {
         if (_cpuToCpu is not null)
         {
-            foreach (var (from, to, bytes) in _cpuToCpu) new ReadOnlySpan<byte>((void*)from, bytes).CopyTo(new Span<byte>((void*)to, bytes));
+            foreach (var (from, to, bytes) in _cpuToCpu)
+                new ReadOnlySpan<byte>((void*)from, bytes).CopyTo(new Span<byte>((void*)to, bytes));
             return;
         }
         // A failed native call leaves its status unreleased (error path only); the official call then reports it.
-        if (_direct && Native.Value is { } copy && copy(_env, _sourceHandles, _destinationHandles, IntPtr.Zero, (UIntPtr)_source.Length) == IntPtr.Zero) return;
+        if (_direct && Native.Value is { } copy
+            && copy(_env, _sourceHandles, _destinationHandles, IntPtr.Zero, (UIntPtr)_source.Length) == IntPtr.Zero)
+            return;
         OrtEnv.Instance().CopyTensors(_source, _destination, null);
     }
 
-    /// <summary>Whether the allocation-free native call is available (else each copy goes through the official API).</summary>
+    /// <summary>
+    /// Whether the allocation-free native call is available (else each copy goes through the official API).
+    /// </summary>
     internal static bool CanCallDirectly => Native.Value is not null && HandleProperty is not null;
 
     private static bool IsCpuMemory(OrtValue value)
@@ -62,21 +72,30 @@ internal sealed unsafe class TensorCopy
         return info.Name == "Cpu";
     }
 
-    private static IntPtr Address(OrtValue value) => (IntPtr)Unsafe.AsPointer(ref MemoryMarshal.GetReference(value.GetTensorMutableRawData()));
+    private static IntPtr Address(OrtValue value) =>
+        (IntPtr)Unsafe.AsPointer(ref MemoryMarshal.GetReference(value.GetTensorMutableRawData()));
 
     private static int Bytes(OrtValue from, OrtValue to)
     {
         int bytes = from.GetTensorMutableRawData().Length;
-        if (to.GetTensorMutableRawData().Length != bytes) throw new ArgumentException("source and destination tensors differ in size");
+        if (to.GetTensorMutableRawData().Length != bytes)
+            throw new ArgumentException("source and destination tensors differ in size");
         return bytes;
     }
 
-    private static readonly PropertyInfo? HandleProperty = typeof(OrtValue).GetProperty("Handle", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+    private static readonly PropertyInfo? HandleProperty = typeof(OrtValue).GetProperty("Handle",
+        BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
 
-    /// <summary>The native OrtValue* (internal to the API; zero where it cannot be read, which sends every call the official way).</summary>
-    private static IntPtr HandleOf(OrtValue value) => HandleProperty?.GetValue(value) is IntPtr handle ? handle : IntPtr.Zero;
+    /// <summary>
+    /// The native OrtValue* (internal to the API; zero where it cannot be read, which sends every call the official
+    /// way).
+    /// </summary>
+    private static IntPtr HandleOf(OrtValue value) => HandleProperty?.GetValue(value) is IntPtr handle ? handle
+        : IntPtr.Zero;
 
-    /// <summary>The API's own bound entry point (NativeMethods.OrtCopyTensors), as a delegate that takes our arrays.</summary>
+    /// <summary>
+    /// The API's own bound entry point (NativeMethods.OrtCopyTensors), as a delegate that takes our arrays.
+    /// </summary>
     private static CopyTensorsFunction? FindNative()
     {
         try
@@ -86,7 +105,8 @@ internal sealed unsafe class TensorCopy
             if (field?.GetValue(null) is not Delegate bound) return null;
             return Marshal.GetDelegateForFunctionPointer<CopyTensorsFunction>(Marshal.GetFunctionPointerForDelegate(bound));
         }
-        catch (Exception e) when (e is ArgumentException or MemberAccessException or NotSupportedException or TargetInvocationException)
+        catch (Exception e) when (e is ArgumentException or MemberAccessException or NotSupportedException
+            or TargetInvocationException)
         {
             return null;
         }

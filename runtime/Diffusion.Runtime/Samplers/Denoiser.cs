@@ -17,7 +17,8 @@ public sealed class Denoiser : IDisposable
     private readonly CancellationToken _cancellation;
     private readonly float _guidance;
     private readonly bool _guided;
-    private readonly float[] _guidedOutput; // ε̂ after guidance (empty without guidance: the network's output is used as it is)
+    // ε̂ after guidance (empty without guidance: the network's output is used as it is)
+    private readonly float[] _guidedOutput;
     private readonly float[] _epsScratch;
     private readonly float[] _thresholdScratch;
     private readonly NoiseLevel[] _uniform;
@@ -42,10 +43,15 @@ public sealed class Denoiser : IDisposable
     public long Evaluations => _binding.Runs;
     /// <summary>Time spent inside ONNX Runtime, in Stopwatch ticks.</summary>
     public long ModelTicks => _binding.RunTicks;
-    /// <summary>Whether the network's inputs and output are device twins copied around each run (CUDA graphs; tests).</summary>
+    /// <summary>
+    /// Whether the network's inputs and output are device twins copied around each run (CUDA graphs; tests).
+    /// </summary>
     internal bool StagedBuffers => _binding.Staged;
 
-    /// <summary>A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images, guided with weight <paramref name="guidance"/> when the model is class-conditional and guidance ≠ 1.</summary>
+    /// <summary>
+    /// A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images, guided with weight
+    /// <paramref name="guidance"/> when the model is class-conditional and guidance ≠ 1.
+    /// </summary>
     public Denoiser(DiffusionModel model, int batchSize, float guidance = 1, CancellationToken cancellation = default)
     {
         _model = model;
@@ -64,7 +70,10 @@ public sealed class Denoiser : IDisposable
         SetLabels([]);
     }
 
-    /// <summary>Sets the class label of each image (empty: the null label, i.e. unconditional). Guided calls pair each with the null label.</summary>
+    /// <summary>
+    /// Sets the class label of each image (empty: the null label, i.e. unconditional). Guided calls pair each with the
+    /// null label.
+    /// </summary>
     public void SetLabels(ReadOnlySpan<long> labels)
     {
         if (!_binding.HasLabels) return;
@@ -86,7 +95,8 @@ public sealed class Denoiser : IDisposable
     }
 
     /// <summary>Karras' denoiser D(x̃, σ) = x̂₀ for x̃ = x/α at one σ (level) shared by the batch.</summary>
-    public void Denoise(ReadOnlySpan<float> xTilde, NoiseLevel level, Span<float> denoised) => Denoise(xTilde, Uniform(level), denoised);
+    public void Denoise(ReadOnlySpan<float> xTilde, NoiseLevel level, Span<float> denoised) =>
+        Denoise(xTilde, Uniform(level), denoised);
 
     /// <summary>Karras' denoiser D(x̃, σ) = x̂₀ for x̃ = x/α at one level per image.</summary>
     public void Denoise(ReadOnlySpan<float> xTilde, ReadOnlySpan<NoiseLevel> levels, Span<float> denoised)
@@ -108,7 +118,8 @@ public sealed class Denoiser : IDisposable
         var sample = _binding.Sample[..n];
         for (int i = 0; i < BatchSize; i++)
         {
-            if (levels[i].IsClean) throw new InvalidOperationException("The network is never evaluated at the clean level σ = 0.");
+            if (levels[i].IsClean)
+                throw new InvalidOperationException("The network is never evaluated at the clean level σ = 0.");
             _timesteps[i] = levels[i].Timestep;
         }
         if (_guided)
@@ -122,7 +133,8 @@ public sealed class Denoiser : IDisposable
         Span<float> output = _guided ? _guidedOutput : _binding.Output;
         if (_guided)
         {
-            // ε̂ = ε̂_∅ + w·(ε̂_c − ε̂_∅): the first half of the network batch is conditional, the second unconditional.
+            // ε̂ = ε̂_∅ + w·(ε̂_c − ε̂_∅): the first half of the network batch is conditional, the second
+            // unconditional.
             var cond = _binding.Output[..n];
             var uncond = _binding.Output.Slice(n, n);
             TensorPrimitives.Subtract(cond, uncond, output);
@@ -169,7 +181,9 @@ public sealed class Denoiser : IDisposable
         TensorPrimitives.MultiplyAdd(x, 1 / s, eps, eps);
     }
 
-    /// <summary>Saharia et al. 2022: s = max(1, min(quantile(|x̂₀|, ratio), sample_max_value)); x̂₀ ← clamp(x̂₀, −s, s)/s.</summary>
+    /// <summary>
+    /// Saharia et al. 2022: s = max(1, min(quantile(|x̂₀|, ratio), sample_max_value)); x̂₀ ← clamp(x̂₀, −s, s)/s.
+    /// </summary>
     private void DynamicThreshold(Span<float> x0)
     {
         var abs = _thresholdScratch.AsSpan();
@@ -196,7 +210,8 @@ public sealed class Denoiser : IDisposable
         if (bad < 0) return; // the sum overflowed, the values are finite
         int image = bad / ImageSize;
         throw new DiffusionException(
-            $"Model '{_model.Source}' returned {output[bad]} (image {image} of the batch, value {bad % ImageSize}, timestep {levels[image].Timestep:0.###}). " +
+            $"Model '{_model.Source}' returned {output[bad]} (image {image} of the batch, value {bad % ImageSize}, " +
+                $"timestep {levels[image].Timestep:0.###}). " +
             "The sampling was stopped rather than writing a broken image; check the model file and its inputs.");
     }
 

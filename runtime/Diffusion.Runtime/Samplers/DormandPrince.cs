@@ -3,14 +3,15 @@ using Diffusion.Runtime.Schedules;
 namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
-/// Adaptive Dormand–Prince RK5(4) (Dormand &amp; Prince 1980; scipy's RK45) on the probability-flow ODE written in
-/// s = log σ: dx̃/ds = x̃ − D(x̃, eˢ), from the grid's first σ to the schedule's σ_min = σ(t = 0), then x₀ = D(x̃, σ_min). Step size is
-/// controlled per image (error ≤ atol + rtol·|x̃|, RMS), so an image's result never depends on its batch. Ignores the
-/// rest of the grid; network evaluations used are in <see cref="Denoiser.Evaluations"/>.
+/// Adaptive Dormand–Prince RK5(4) (Dormand &amp; Prince 1980; scipy's RK45) on the probability-flow ODE written in s =
+/// log σ: dx̃/ds = x̃ − D(x̃, eˢ), from the grid's first σ to the schedule's σ_min = σ(t = 0), then x₀ = D(x̃, σ_min).
+/// Step size is controlled per image (error ≤ atol + rtol·|x̃|, RMS), so an image's result never depends on its batch.
+/// Ignores the rest of the grid; network evaluations used are in <see cref="Denoiser.Evaluations"/>.
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
-    private static readonly SamplerOptions Defaults = new() { RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = 20_000 };
+    private static readonly SamplerOptions Defaults = new() {
+        RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = 20_000 };
 
     /// <summary>The sampler's name, knobs and defaults.</summary>
     public static SamplerInfo Info { get; } = new("rk45",
@@ -30,7 +31,9 @@ public sealed class DormandPrince : ISampler
 
     SamplerInfo ISampler.Info => Info;
 
-    /// <summary>Relative tolerance of the local error (per value, against the larger of |x| before and after).</summary>
+    /// <summary>
+    /// Relative tolerance of the local error (per value, against the larger of |x| before and after).
+    /// </summary>
     public double RelativeTolerance { get; init; } = Defaults.RelativeTolerance!.Value;
 
     /// <summary>Absolute tolerance of the local error.</summary>
@@ -43,11 +46,14 @@ public sealed class DormandPrince : ISampler
     public void Validate()
     {
         if (!(RelativeTolerance > 0))
-            throw new DiffusionArgumentException(nameof(RelativeTolerance), $"expected a positive tolerance, got {RelativeTolerance}.");
+            throw new DiffusionArgumentException(nameof(RelativeTolerance),
+                $"expected a positive tolerance, got {RelativeTolerance}.");
         if (!(AbsoluteTolerance > 0))
-            throw new DiffusionArgumentException(nameof(AbsoluteTolerance), $"expected a positive tolerance, got {AbsoluteTolerance}.");
+            throw new DiffusionArgumentException(nameof(AbsoluteTolerance),
+                $"expected a positive tolerance, got {AbsoluteTolerance}.");
         if (MaxEvaluations < 1)
-            throw new DiffusionArgumentException(nameof(MaxEvaluations), $"expected a positive number, got {MaxEvaluations}.");
+            throw new DiffusionArgumentException(nameof(MaxEvaluations),
+                $"expected a positive number, got {MaxEvaluations}.");
     }
 
     private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
@@ -70,7 +76,8 @@ public sealed class DormandPrince : ISampler
     public void Sample(SamplingContext c)
     {
         if (c.Constraint is not null) throw new DiffusionArgumentException("Sampler",
-                "rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler (ddpm, ddim, dpm++2m, …).");
+                "rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler " +
+                    "(ddpm, ddim, dpm++2m, …).");
         int batch = c.BatchSize;
         var k = new float[7][];
         for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
@@ -80,7 +87,8 @@ public sealed class DormandPrince : ISampler
         var s = new double[batch];
         var h = new double[batch];
         var levels = new NoiseLevel[batch];
-        long evaluationsBefore = c.Model.Evaluations; // the denoiser is shared by every batch of a request: count this batch's own
+        // the denoiser is shared by every batch of a request: count this batch's own
+        long evaluationsBefore = c.Model.Evaluations;
         Array.Fill(s, sStart);
         Array.Fill(h, sStart == sEnd ? 0 : (sEnd - sStart) / 10);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
@@ -122,7 +130,8 @@ public sealed class DormandPrince : ISampler
                     anyAccepted = true;
                 }
                 double remaining = sEnd - s[b];
-                h[b] = Math.Abs(remaining) < 1e-12 ? 0 : Math.Max(h[b] * factor, remaining); // h < 0: never step past σ_min
+                // h < 0: never step past σ_min
+                h[b] = Math.Abs(remaining) < 1e-12 ? 0 : Math.Max(h[b] * factor, remaining);
             }
             if (anyAccepted) c.Progress(accepted++);
         }
@@ -131,9 +140,11 @@ public sealed class DormandPrince : ISampler
     }
 
     /// <summary>dx̃/ds = x̃ − D(x̃, e^{s + c·h}) for every image at its own s.</summary>
-    private static void Slope(SamplingContext c, float[] xTilde, double[] s, double[] h, double cj, NoiseLevel[] levels, float[] denoised, float[] slope)
+    private static void Slope(SamplingContext c, float[] xTilde, double[] s, double[] h, double cj, NoiseLevel[] levels,
+        float[] denoised, float[] slope)
     {
-        for (int b = 0; b < levels.Length; b++) levels[b] = NoiseLevel.OfSigma(c.Model.Schedule, Math.Exp(s[b] + cj * h[b]));
+        for (int b = 0; b < levels.Length; b++)
+            levels[b] = NoiseLevel.OfSigma(c.Model.Schedule, Math.Exp(s[b] + cj * h[b]));
         c.Model.Denoise(xTilde, levels, denoised);
         Vec.Axpby(slope, 1, xTilde, -1, denoised);
     }

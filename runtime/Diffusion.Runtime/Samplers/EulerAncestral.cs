@@ -1,9 +1,9 @@
 namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
-/// Euler ancestral in σ-space (x̃ = x/α; k-diffusion's "Euler a"): split the step σ → σ′ into a deterministic Euler step
-/// to σ↓ and fresh noise of size σ↑, with σ↑ = min(σ′, η σ′ √(σ² − σ′²)/σ) and σ↓ = √(σ′² − σ↑²), so that
-/// x̃′ = (σ↓/σ) x̃ + (1 − σ↓/σ) D + σ↑ z. η = 1 (default) is the ancestral DDPM step on the σ grid; η = 0 is Euler.
+/// Euler ancestral in σ-space (x̃ = x/α; k-diffusion's "Euler a"): split the step σ → σ′ into a deterministic Euler
+/// step to σ↓ and fresh noise of size σ↑, with σ↑ = min(σ′, η σ′ √(σ² − σ′²)/σ) and σ↓ = √(σ′² − σ↑²), so that x̃′ =
+/// (σ↓/σ) x̃ + (1 − σ↓/σ) D + σ↑ z. η = 1 (default) is the ancestral DDPM step on the σ grid; η = 0 is Euler.
 /// </summary>
 public sealed class EulerAncestral : ISampler
 {
@@ -37,7 +37,8 @@ public sealed class EulerAncestral : ISampler
         {
             var (now, next) = (c.Grid[i], c.Grid[i + 1]);
             c.Model.Denoise(x, now, denoised);
-            double up = Math.Min(next.Sigma, eta * next.Sigma * Math.Sqrt(Math.Max(0, now.Sigma * now.Sigma - next.Sigma * next.Sigma)) / now.Sigma);
+            double up = Math.Min(next.Sigma,
+                eta * next.Sigma * Math.Sqrt(Math.Max(0, now.Sigma * now.Sigma - next.Sigma * next.Sigma)) / now.Sigma);
             double down = Math.Sqrt(next.Sigma * next.Sigma - up * up);
             double ratio = down / now.Sigma;
             Vec.Axpby(x, ratio, x, 1 - ratio, denoised);

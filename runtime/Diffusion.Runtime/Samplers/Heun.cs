@@ -17,7 +17,8 @@ public sealed class Heun : ISampler
     SamplerInfo ISampler.Info => Info;
 
     /// <inheritdoc />
-    public int StepsForBudget(int evaluations) => (evaluations + 1) / 2; // 2 per step, the last (to σ = 0) an Euler step of 1
+    // 2 per step, the last (to σ = 0) an Euler step of 1
+    public int StepsForBudget(int evaluations) => (evaluations + 1) / 2;
 
     /// <inheritdoc />
     public void Sample(SamplingContext c)

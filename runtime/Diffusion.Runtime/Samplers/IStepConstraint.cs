@@ -2,7 +2,9 @@ using Diffusion.Runtime.Schedules;
 
 namespace Diffusion.Runtime.Samplers;
 
-/// <summary>How a sampler holds x between steps: the model's VP space (x = αx₀ + σε) or Karras' σ-space (x̃ = x/α).</summary>
+/// <summary>
+/// How a sampler holds x between steps: the model's VP space (x = αx₀ + σε) or Karras' σ-space (x̃ = x/α).
+/// </summary>
 public enum SampleSpace
 {
     /// <summary>x = αx₀ + σ_vp ε.</summary>
@@ -17,6 +19,8 @@ public enum SampleSpace
 /// </summary>
 public interface IStepConstraint
 {
-    /// <summary>Adjusts <paramref name="x"/>, which now sits at <paramref name="level"/> in <paramref name="space"/>.</summary>
+    /// <summary>
+    /// Adjusts <paramref name="x"/>, which now sits at <paramref name="level"/> in <paramref name="space"/>.
+    /// </summary>
     void Apply(SamplingContext context, Span<float> x, NoiseLevel level, SampleSpace space);
 }

@@ -2,15 +2,16 @@ namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
 /// The linear multistep method on the probability-flow ODE in σ space (Karras et al. 2022's dx̃/dσ = (x̃ − D)/σ;
-/// k-diffusion's sample_lms, diffusers' LMSDiscreteScheduler): x̃′ = x̃ + Σ_k c_k d_{i−k}, with d = (x̃ − D)/σ at the last
-/// <see cref="Order"/> levels and c_k = ∫_{σ_i}^{σ_{i+1}} ℓ_k(σ) dσ, ℓ_k the Lagrange basis polynomial through those
-/// levels' σ (integrated exactly; the order grows from 1 as history accumulates, and is kept to the end).
+/// k-diffusion's sample_lms, diffusers' LMSDiscreteScheduler): x̃′ = x̃ + Σ_k c_k d_{i−k}, with d = (x̃ − D)/σ at the
+/// last <see cref="Order"/> levels and c_k = ∫_{σ_i}^{σ_{i+1}} ℓ_k(σ) dσ, ℓ_k the Lagrange basis polynomial through
+/// those levels' σ (integrated exactly; the order grows from 1 as history accumulates, and is kept to the end).
 /// </summary>
 public sealed class LinearMultistep : ISampler
 {
     /// <summary>The sampler's name, knobs and defaults.</summary>
     public static SamplerInfo Info { get; } = new("lms",
-        "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — k-diffusion / Karras et al. 2022")
+        "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — k-diffusion / Karras " +
+            "et al. 2022")
     {
         Aliases = ["sample_lms", "LMS", "LMSDiscreteScheduler", "k_lms"],
         IsMultistep = true,
@@ -25,7 +26,8 @@ public sealed class LinearMultistep : ISampler
     /// <inheritdoc />
     public void Validate()
     {
-        if (Order is < 1 or > 4) throw new DiffusionArgumentException(nameof(Order), $"expected an order in 1…4, got {Order}.");
+        if (Order is < 1 or > 4)
+            throw new DiffusionArgumentException(nameof(Order), $"expected an order in 1…4, got {Order}.");
     }
 
     /// <inheritdoc />

@@ -2,13 +2,15 @@ namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
 /// Settings of samplers by name, as a command line or a config gives them: null leaves a knob to the sampler's own
-/// default (<see cref="SamplerInfo.Defaults"/>); a knob the chosen sampler does not read (<see cref="SamplerInfo.Knobs"/>)
-/// is refused, not ignored. To choose a sampler by type with its settings, give
+/// default (<see cref="SamplerInfo.Defaults"/>); a knob the chosen sampler does not read
+/// (<see cref="SamplerInfo.Knobs"/>) is refused, not ignored. To choose a sampler by type with its settings, give
 /// <see cref="Generation.GenerationRequest.SamplerInstance"/> instead, e.g. <c>new Ddim { Eta = 0.5 }</c>.
 /// </summary>
 public sealed record SamplerOptions
 {
-    /// <summary>Stochasticity η (DDIM, Euler ancestral, the DPM-Solver++ SDE variants); null: the sampler's default.</summary>
+    /// <summary>
+    /// Stochasticity η (DDIM, Euler ancestral, the DPM-Solver++ SDE variants); null: the sampler's default.
+    /// </summary>
     public double? Eta { get; init; }
     /// <summary>Langevin corrector signal-to-noise ratio r (predictor–corrector); null: its default.</summary>
     public double? Snr { get; init; }

@@ -14,7 +14,9 @@ public static class SamplerRegistry
     /// <summary>The sampler of models whose config names no diffusers scheduler.</summary>
     public const string DefaultName = "dpm++2m";
 
-    /// <summary>The name that picks the scheduler a model's diffusers config names (<see cref="Diffusers.DiffusersSampler"/>).</summary>
+    /// <summary>
+    /// The name that picks the scheduler a model's diffusers config names (<see cref="Diffusers.DiffusersSampler"/>).
+    /// </summary>
     public const string DiffusersName = "diffusers";
 
     /// <summary>Whether <paramref name="name"/> asks for the model's diffusers scheduler.</summary>
@@ -22,7 +24,8 @@ public static class SamplerRegistry
 
     // Matching ignores case, spaces, '_', '-', '+' and '.'.
     private static string Key(string name) =>
-        new(name.Where(c => !char.IsWhiteSpace(c) && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
+        new(name.Where(c => !char.IsWhiteSpace(c)
+            && c is not ('_' or '-' or '+' or '.')).Select(char.ToLowerInvariant).ToArray());
 
     /// <summary>The sampler called <paramref name="name"/> (its own name or an alias), or null.</summary>
     public static SamplerInfo? Find(string name)
@@ -49,7 +52,9 @@ public static class SamplerRegistry
         return info.Create(options);
     }
 
-    /// <summary>Refuses a knob of <paramref name="options"/> that the sampler <paramref name="info"/> does not read.</summary>
+    /// <summary>
+    /// Refuses a knob of <paramref name="options"/> that the sampler <paramref name="info"/> does not read.
+    /// </summary>
     public static void CheckKnobs(SamplerInfo info, SamplerOptions options)
     {
         foreach (var (parameter, knob) in options.Set())

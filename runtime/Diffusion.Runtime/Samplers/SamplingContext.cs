@@ -19,7 +19,9 @@ public sealed class SamplingContext
     public SamplingContext(Denoiser model, NoiseLevel[] grid, ulong seed, SamplerOptions? options = null,
         Action<int>? stepDone = null, CancellationToken cancellation = default)
     {
-        if (grid.Length < 2 || grid[0].IsClean) throw new ArgumentException("A sampling grid holds at least one noisy level before its last level.", nameof(grid));
+        if (grid.Length < 2 || grid[0].IsClean)
+            throw new ArgumentException("A sampling grid holds at least one noisy level before its last level.",
+                nameof(grid));
         Model = model;
         Grid = grid;
         X = new float[model.BatchSize * model.ImageSize];
@@ -39,7 +41,10 @@ public sealed class SamplingContext
     public NoiseLevel[] Grid { get; }
     /// <summary>Number of steps: one per grid interval.</summary>
     public int Steps => Grid.Length - 1;
-    /// <summary>The batch, [B,C,H,W] flattened: x_T on entry (VP space), x at the grid's last level on exit (x₀ at the clean level).</summary>
+    /// <summary>
+    /// The batch, [B,C,H,W] flattened: x_T on entry (VP space), x at the grid's last level on exit (x₀ at the clean
+    /// level).
+    /// </summary>
     public float[] X { get; }
     /// <summary>Images in the batch.</summary>
     public int BatchSize => Model.BatchSize;
@@ -50,21 +55,29 @@ public sealed class SamplingContext
     /// <summary>Cancellation of the generation.</summary>
     public CancellationToken Cancellation { get; }
 
-    /// <summary>Scratch buffer number <paramref name="slot"/>, the size of <see cref="X"/>; allocated on first use, reused by every later batch.</summary>
+    /// <summary>
+    /// Scratch buffer number <paramref name="slot"/>, the size of <see cref="X"/>; allocated on first use, reused by
+    /// every later batch.
+    /// </summary>
     public float[] Buffer(int slot)
     {
         while (_buffers.Count <= slot) _buffers.Add(new float[X.Length]);
         return _buffers[slot];
     }
 
-    /// <summary>Points the context at images <paramref name="firstImage"/>… and restarts the draw count; x_T is draw 0.</summary>
+    /// <summary>
+    /// Points the context at images <paramref name="firstImage"/>… and restarts the draw count; x_T is draw 0.
+    /// </summary>
     public void Begin(long firstImage)
     {
         _firstImage = firstImage;
         _draw = 0;
     }
 
-    /// <summary>Fills <paramref name="destination"/> with this batch's next N(0, I) draw (keyed by seed, image index and draw number).</summary>
+    /// <summary>
+    /// Fills <paramref name="destination"/> with this batch's next N(0, I) draw (keyed by seed, image index and draw
+    /// number).
+    /// </summary>
     public void DrawNoise(Span<float> destination) => _noise.Fill(destination, _firstImage, ImageSize, ++_draw);
 
     /// <summary>Fills <paramref name="destination"/> with the initial noise x_T of this batch (draw 0).</summary>
@@ -73,7 +86,10 @@ public sealed class SamplingContext
     /// <summary>A constraint applied after every grid step (inpainting), or null.</summary>
     public IStepConstraint? Constraint { get; set; }
 
-    /// <summary>Marks grid step <paramref name="step"/> done with x (held in <paramref name="space"/>) at Grid[step + 1]: applies the constraint, reports progress, honours cancellation.</summary>
+    /// <summary>
+    /// Marks grid step <paramref name="step"/> done with x (held in <paramref name="space"/>) at Grid[step + 1]:
+    /// applies the constraint, reports progress, honours cancellation.
+    /// </summary>
     public void StepDone(int step, float[] x, SampleSpace space)
     {
         Space = space;

@@ -27,7 +27,8 @@ public sealed class UniPC : ISampler
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
-        float[] x = c.X, current = c.Buffer(0), previous = c.Buffer(1), beforePrevious = c.Buffer(2), baseSample = c.Buffer(3);
+        float[] x = c.X, current = c.Buffer(0), previous = c.Buffer(1), beforePrevious = c.Buffer(2),
+            baseSample = c.Buffer(3);
         Vec.Scale(x, 1 / c.Grid[0].Alpha, x);
         int lastOrder = 0;
         for (int i = 0; i < c.Steps; i++)
@@ -50,7 +51,8 @@ public sealed class UniPC : ISampler
     }
 
     /// <summary>UniP: x ← (σ_t/σ_s) x − φ₁ D₀ − B(h)·½·D₁ with D₁ = (D₋₁ − D₀)/r₁ (the order-2 ρ is ½).</summary>
-    private static void Predict(float[] x, Schedules.NoiseLevel s, Schedules.NoiseLevel t, float[] d0, float[]? dPrev, Schedules.NoiseLevel sPrev)
+    private static void Predict(float[] x, Schedules.NoiseLevel s, Schedules.NoiseLevel t, float[] d0, float[]? dPrev,
+        Schedules.NoiseLevel sPrev)
     {
         double h = t.Lambda - s.Lambda, phi1 = double.ExpM1(-h), bh = double.ExpM1(-h);
         Vec.Axpby(x, t.Sigma / s.Sigma, x, -phi1, d0);

@@ -2,7 +2,9 @@ using System.Numerics.Tensors;
 
 namespace Diffusion.Runtime.Samplers;
 
-/// <summary>The few vector updates samplers are made of, in float32 through TensorPrimitives (destination may alias an input).</summary>
+/// <summary>
+/// The few vector updates samplers are made of, in float32 through TensorPrimitives (destination may alias an input).
+/// </summary>
 public static class Vec
 {
     /// <summary>dst = a·x + b·y.</summary>
@@ -19,8 +21,10 @@ public static class Vec
     }
 
     /// <summary>dst += a·x.</summary>
-    public static void AddScaled(Span<float> dst, double a, ReadOnlySpan<float> x) => TensorPrimitives.MultiplyAdd(x, (float)a, dst, dst);
+    public static void AddScaled(Span<float> dst, double a, ReadOnlySpan<float> x) =>
+        TensorPrimitives.MultiplyAdd(x, (float)a, dst, dst);
 
     /// <summary>dst = a·x.</summary>
-    public static void Scale(Span<float> dst, double a, ReadOnlySpan<float> x) => TensorPrimitives.Multiply(x, (float)a, dst);
+    public static void Scale(Span<float> dst, double a, ReadOnlySpan<float> x) =>
+        TensorPrimitives.Multiply(x, (float)a, dst);
 }

@@ -9,7 +9,9 @@ public enum BetaScheduleKind
     ScaledLinear,
     /// <summary>ᾱ(t) = cos²((t/T + 0.008)/1.008 · π/2), β capped at 0.999 (Nichol &amp; Dhariwal 2021).</summary>
     SquaredCosCapV2,
-    /// <summary>Ho et al.'s "quad" schedule: β = (linspace(√beta_start, √beta_end))², the same curve as scaled_linear.</summary>
+    /// <summary>
+    /// Ho et al.'s "quad" schedule: β = (linspace(√beta_start, √beta_end))², the same curve as scaled_linear.
+    /// </summary>
     Quadratic,
     /// <summary>β = beta_start + (beta_end − beta_start) · sigmoid(linspace(−6, 6)).</summary>
     Sigmoid,
@@ -18,7 +20,9 @@ public enum BetaScheduleKind
 /// <summary>The β_t sequences of the known schedules.</summary>
 public static class BetaSchedule
 {
-    /// <summary>Parses a diffusers schedule name (linear, scaled_linear, squaredcos_cap_v2 or cosine, quadratic, sigmoid).</summary>
+    /// <summary>
+    /// Parses a diffusers schedule name (linear, scaled_linear, squaredcos_cap_v2 or cosine, quadratic, sigmoid).
+    /// </summary>
     public static BetaScheduleKind Parse(string name) => name.Trim().ToLowerInvariant() switch
     {
         "linear" => BetaScheduleKind.Linear,
@@ -27,7 +31,8 @@ public static class BetaSchedule
         "quadratic" or "quad" => BetaScheduleKind.Quadratic,
         "sigmoid" => BetaScheduleKind.Sigmoid,
         _ => throw new ArgumentException(
-            $"beta_schedule '{name}' is not known; expected linear, scaled_linear, squaredcos_cap_v2 (cosine), quadratic or sigmoid."),
+            $"beta_schedule '{name}' is not known; expected linear, scaled_linear, squaredcos_cap_v2 (cosine), " +
+                $"quadratic or sigmoid."),
     };
 
     /// <summary>The diffusers name of a schedule.</summary>
@@ -44,7 +49,9 @@ public static class BetaSchedule
     /// <summary>β_0 … β_{T−1} for <paramref name="kind"/>.</summary>
     public static double[] Betas(BetaScheduleKind kind, int timesteps, double betaStart, double betaEnd)
     {
-        if (timesteps < 2) throw new ArgumentOutOfRangeException(nameof(timesteps), timesteps, "num_train_timesteps must be at least 2.");
+        if (timesteps < 2)
+            throw new ArgumentOutOfRangeException(nameof(timesteps), timesteps,
+                "num_train_timesteps must be at least 2.");
         var betas = new double[timesteps];
         for (int i = 0; i < timesteps; i++)
         {
@@ -63,7 +70,9 @@ public static class BetaSchedule
         return betas;
     }
 
-    /// <summary>The cosine schedule's continuous ᾱ(u), u ∈ [0, 1] (Nichol &amp; Dhariwal 2021, Eq. 17, s = 0.008).</summary>
+    /// <summary>
+    /// The cosine schedule's continuous ᾱ(u), u ∈ [0, 1] (Nichol &amp; Dhariwal 2021, Eq. 17, s = 0.008).
+    /// </summary>
     public static double CosineAlphaBar(double u) => Square(Math.Cos((u + 0.008) / 1.008 * Math.PI / 2));
 
     private static double Square(double x) => x * x;

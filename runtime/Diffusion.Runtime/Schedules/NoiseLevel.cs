@@ -7,14 +7,17 @@ namespace Diffusion.Runtime.Schedules;
 /// </summary>
 public readonly record struct NoiseLevel(double Timestep, double AlphaBar)
 {
-    /// <summary>Floor on ᾱ used in sampling, so that zero-terminal-SNR schedules keep a finite σ (2⁻²⁴, as diffusers).</summary>
+    /// <summary>
+    /// Floor on ᾱ used in sampling, so that zero-terminal-SNR schedules keep a finite σ (2⁻²⁴, as diffusers).
+    /// </summary>
     public const double MinAlphaBar = 1.0 / (1 << 24);
 
     /// <summary>The clean end of the trajectory: ᾱ = 1, σ = 0.</summary>
     public static NoiseLevel Clean => new(-1, 1);
 
     /// <summary>The level at continuous timestep t of <paramref name="schedule"/>.</summary>
-    public static NoiseLevel At(NoiseSchedule schedule, double t) => new(t, Math.Max(schedule.AlphaBar(t), MinAlphaBar));
+    public static NoiseLevel At(NoiseSchedule schedule, double t) =>
+        new(t, Math.Max(schedule.AlphaBar(t), MinAlphaBar));
 
     /// <summary>The level whose Karras σ is <paramref name="sigma"/>.</summary>
     public static NoiseLevel OfSigma(NoiseSchedule schedule, double sigma) =>

@@ -10,12 +10,17 @@ public sealed class NoiseSchedule
     private readonly double[] _betas;
     private readonly double[] _alphasCumprod;
 
-    /// <summary>Builds the schedule from β_0 … β_{T−1}; <paramref name="rescaleZeroTerminalSnr"/> applies Lin et al. 2023, Alg. 1.</summary>
+    /// <summary>
+    /// Builds the schedule from β_0 … β_{T−1}; <paramref name="rescaleZeroTerminalSnr"/> applies Lin et al. 2023, Alg.
+    /// 1.
+    /// </summary>
     public NoiseSchedule(double[] betas, bool rescaleZeroTerminalSnr = false)
     {
-        if (betas.Length < 2) throw new ArgumentException("A noise schedule needs at least 2 timesteps.", nameof(betas));
+        if (betas.Length < 2)
+            throw new ArgumentException("A noise schedule needs at least 2 timesteps.", nameof(betas));
         foreach (var b in betas)
-            if (!(b > 0 && b < 1)) throw new ArgumentException($"Every β must lie in (0, 1); found {b}.", nameof(betas));
+            if (!(b > 0 && b < 1))
+                throw new ArgumentException($"Every β must lie in (0, 1); found {b}.", nameof(betas));
         var ab = new double[betas.Length];
         double prod = 1;
         for (int i = 0; i < betas.Length; i++) ab[i] = prod *= 1 - betas[i];
@@ -26,7 +31,8 @@ public sealed class NoiseSchedule
     }
 
     /// <summary>A schedule of a named kind (diffusers' beta_schedule semantics).</summary>
-    public static NoiseSchedule Create(BetaScheduleKind kind, int timesteps, double betaStart, double betaEnd, bool rescaleZeroTerminalSnr = false) =>
+    public static NoiseSchedule Create(BetaScheduleKind kind, int timesteps, double betaStart, double betaEnd,
+        bool rescaleZeroTerminalSnr = false) =>
         new(BetaSchedule.Betas(kind, timesteps, betaStart, betaEnd), rescaleZeroTerminalSnr);
 
     /// <summary>T, the number of training timesteps.</summary>
@@ -38,7 +44,9 @@ public sealed class NoiseSchedule
     /// <summary>ᾱ_t = ∏_{s≤t} (1 − β_s) for t = 0 … T−1.</summary>
     public ReadOnlySpan<double> AlphasCumprod => _alphasCumprod;
 
-    /// <summary>ᾱ(t) for continuous t ∈ [0, T−1], linear between integer timesteps; t is clamped to that range.</summary>
+    /// <summary>
+    /// ᾱ(t) for continuous t ∈ [0, T−1], linear between integer timesteps; t is clamped to that range.
+    /// </summary>
     public double AlphaBar(double t)
     {
         if (double.IsNaN(t)) throw new ArgumentException("Timestep is NaN.", nameof(t));
@@ -50,7 +58,10 @@ public sealed class NoiseSchedule
         return _alphasCumprod[i] + f * (_alphasCumprod[i + 1] - _alphasCumprod[i]);
     }
 
-    /// <summary>The continuous t at which ᾱ(t) equals <paramref name="alphaBar"/> (the inverse of <see cref="AlphaBar"/>), clamped to [0, T−1].</summary>
+    /// <summary>
+    /// The continuous t at which ᾱ(t) equals <paramref name="alphaBar"/> (the inverse of <see cref="AlphaBar"/>),
+    /// clamped to [0, T−1].
+    /// </summary>
     public double Timestep(double alphaBar)
     {
         var ab = _alphasCumprod;
@@ -74,10 +85,15 @@ public sealed class NoiseSchedule
     /// <summary>The smallest σ of the schedule, σ(0).</summary>
     public double SigmaMin => Sigma(0);
 
-    /// <summary>The largest σ of the schedule, σ(T−1) (finite even for zero-terminal-SNR schedules: ᾱ is floored at <see cref="NoiseLevel.MinAlphaBar"/>).</summary>
+    /// <summary>
+    /// The largest σ of the schedule, σ(T−1) (finite even for zero-terminal-SNR schedules: ᾱ is floored at
+    /// <see cref="NoiseLevel.MinAlphaBar"/>).
+    /// </summary>
     public double SigmaMax => NoiseLevel.SigmaOf(Math.Max(_alphasCumprod[^1], NoiseLevel.MinAlphaBar));
 
-    /// <summary>Rescales √ᾱ so that the last timestep has zero SNR while the first keeps its value (Lin et al. 2023, Alg. 1).</summary>
+    /// <summary>
+    /// Rescales √ᾱ so that the last timestep has zero SNR while the first keeps its value (Lin et al. 2023, Alg. 1).
+    /// </summary>
     public static double[] RescaleZeroTerminalSnr(double[] alphasCumprod)
     {
         double first = Math.Sqrt(alphasCumprod[0]), last = Math.Sqrt(alphasCumprod[^1]);

@@ -11,7 +11,10 @@ public sealed record GridOptions
     public double Rho { get; init; } = 7;
     /// <summary>diffusers' steps_offset, added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
-    /// <summary>Timesteps by the multistep solvers' rule (<see cref="TimestepSpacings.MultistepTimesteps"/>), for samplers that declare <see cref="Samplers.SamplerInfo.IsMultistep"/>.</summary>
+    /// <summary>
+    /// Timesteps by the multistep solvers' rule (<see cref="TimestepSpacings.MultistepTimesteps"/>), for samplers that
+    /// declare <see cref="Samplers.SamplerInfo.IsMultistep"/>.
+    /// </summary>
     public bool Multistep { get; init; }
 }
 
@@ -30,7 +33,8 @@ public static class SamplingGrid
         else
         {
             var t = options.Multistep
-                ? TimestepSpacings.MultistepTimesteps(options.Spacing, schedule.TrainTimesteps, steps, options.StepsOffset)
+                ? TimestepSpacings.MultistepTimesteps(options.Spacing, schedule.TrainTimesteps, steps,
+                    options.StepsOffset)
                 : TimestepSpacings.Timesteps(options.Spacing, schedule.TrainTimesteps, steps, options.StepsOffset);
             for (int i = 0; i < steps; i++) levels[i] = NoiseLevel.At(schedule, t[i]);
         }

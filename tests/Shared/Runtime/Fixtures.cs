@@ -24,7 +24,8 @@ public static class Fixtures
 
     public static DiffusionModel Gaussian(string prediction = "epsilon") => Load(Spec(prediction));
 
-    public static GenerationResult Generate(DiffusionModel model, string sampler, int steps, int count = 2048, int batch = 512, ulong seed = 7,
+    public static GenerationResult Generate(DiffusionModel model, string sampler, int steps, int count = 2048,
+        int batch = 512, ulong seed = 7,
         bool karras = false, double? eta = null, double? rtol = null) =>
         new ImageGenerator(model).Generate(new GenerationRequest
         {
@@ -34,7 +35,8 @@ public static class Fixtures
             BatchSize = batch,
             Seed = seed,
             KarrasSigmas = karras,
-            Options = new Diffusion.Runtime.Samplers.SamplerOptions { Eta = eta, RelativeTolerance = rtol, AbsoluteTolerance = rtol },
+            Options = new Diffusion.Runtime.Samplers.SamplerOptions {
+                Eta = eta, RelativeTolerance = rtol, AbsoluteTolerance = rtol },
         });
 
     public static (double Mean, double Std) Moments(ReadOnlySpan<float> values)

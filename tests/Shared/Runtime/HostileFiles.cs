@@ -4,10 +4,15 @@ using System.Text;
 
 namespace Diffusion.Tests;
 
-/// <summary>Hand-made hostile PNG files: broken headers, bombs, bad CRCs (each chunk built with a correct CRC unless asked not to).</summary>
+/// <summary>
+/// Hand-made hostile PNG files: broken headers, bombs, bad CRCs (each chunk built with a correct CRC unless asked not
+/// to).
+/// </summary>
 public static class HostileFiles
 {
-    /// <summary>A PNG chunk: length, type, body and its CRC (a wrong one if <paramref name="goodCrc"/> is false).</summary>
+    /// <summary>
+    /// A PNG chunk: length, type, body and its CRC (a wrong one if <paramref name="goodCrc"/> is false).
+    /// </summary>
     public static byte[] Chunk(string type, ReadOnlySpan<byte> body, bool goodCrc = true)
     {
         var bytes = new byte[12 + body.Length];
@@ -40,27 +45,34 @@ public static class HostileFiles
         return Chunk("IHDR", body.AsSpan(0, length));
     }
 
-    /// <summary>A "decompression bomb": zlib data that inflates to <paramref name="rawBytes"/> zeros, compressed to almost nothing.</summary>
+    /// <summary>
+    /// A "decompression bomb": zlib data that inflates to <paramref name="rawBytes"/> zeros, compressed to almost
+    /// nothing.
+    /// </summary>
     private static byte[] ZeroIdat(long rawBytes)
     {
         using var compressed = new MemoryStream();
         using (var z = new ZLibStream(compressed, CompressionLevel.SmallestSize, leaveOpen: true))
         {
             var zeros = new byte[1 << 20];
-            for (long left = rawBytes; left > 0; left -= zeros.Length) z.Write(zeros, 0, (int)Math.Min(zeros.Length, left));
+            for (long left = rawBytes; left > 0; left -= zeros.Length)
+                z.Write(zeros, 0, (int)Math.Min(zeros.Length, left));
         }
         return Chunk("IDAT", compressed.ToArray());
     }
 
-    private static byte[] PngOf(params byte[][] chunks) => [137, 80, 78, 71, 13, 10, 26, 10, .. chunks.SelectMany(c => c), .. Chunk("IEND", [])];
+    private static byte[] PngOf(params byte[][] chunks) =>
+        [137, 80, 78, 71, 13, 10, 26, 10, .. chunks.SelectMany(c => c), .. Chunk("IEND", [])];
 
     public static byte[] Png(string name) => name switch
     {
         "short IHDR" => PngOf(Ihdr(8, 8, length: 5)),
         "65536² IHDR" => PngOf(Ihdr(65536, 65536), ZeroIdat(100)),
-        "30000² palette bomb" => PngOf(Ihdr(30000, 30000, colorType: 3), Chunk("PLTE", new byte[768]), ZeroIdat(30001L * 300)),
+        "30000² palette bomb" =>
+            PngOf(Ihdr(30000, 30000, colorType: 3), Chunk("PLTE", new byte[768]), ZeroIdat(30001L * 300)),
         "46000² gray bomb" => PngOf(Ihdr(46000, 46000), ZeroIdat(46001L * 2000)),
-        "bad CRC" => [137, 80, 78, 71, 13, 10, 26, 10, .. Ihdr(4, 4).Take(21), .. Chunk("IDAT", [1, 2, 3], goodCrc: false)],
+        "bad CRC" =>
+            [137, 80, 78, 71, 13, 10, 26, 10, .. Ihdr(4, 4).Take(21), .. Chunk("IDAT", [1, 2, 3], goodCrc: false)],
         "IDAT before IHDR" => PngOf(ZeroIdat(20), Ihdr(4, 4)),
         "zero width" => PngOf(Ihdr(0, 4), ZeroIdat(20)),
         "truncated" => PngOf(Ihdr(4, 4), ZeroIdat(20))[..40],

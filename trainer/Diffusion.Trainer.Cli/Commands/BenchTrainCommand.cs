@@ -21,20 +21,36 @@ public static partial class BenchTrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "Timed steps." };
-        var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps." };
+        var warmup = new Option<int>("--warmup") {
+            DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps." };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core)." };
-        var compare = new Option<bool>("--compare") { Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print a table." };
-        var python = new Option<string>("--python") { DefaultValueFactory = _ => "/usr/bin/python3", Description = "Python with torch for the twin (Debian's python3-torch)." };
-        var previous = new Option<string?>("--previous") { Description = "The trainer dll (diffusion-trainer.dll before the TorchSharp trainer) of an earlier build to measure too (see trainer/bench/build-previous.sh)." };
-        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
-        var profile = new Option<bool>("--profile") { Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, AdamW, EMA)." };
-        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "fp32", Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 rows (this trainer, and the twin under torch.autocast) beside the fp32 ones." };
-        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") { steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision };
+        var threads = new Option<int>("--threads") {
+            DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core)." };
+        var compare = new Option<bool>("--compare") {
+            Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print " +
+                "a table." };
+        var python = new Option<string>("--python") {
+            DefaultValueFactory = _ => "/usr/bin/python3",
+                Description = "Python with torch for the twin (Debian's python3-torch)." };
+        var previous = new Option<string?>("--previous") {
+            Description = "The trainer dll (diffusion-trainer.dll before the TorchSharp trainer) of an earlier build " +
+                "to measure too (see trainer/bench/build-previous.sh)." };
+        var rounds = new Option<int>("--rounds") {
+            DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
+        var profile = new Option<bool>("--profile") {
+            Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, " +
+                "AdamW, EMA)." };
+        var precision = new Option<string>("--precision") {
+            DefaultValueFactory = _ => "fp32",
+                Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 " +
+                    "rows (this trainer, and the twin under torch.autocast) beside the fp32 ones." };
+        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") {
+            steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
-            if (s <= 0 || w < 0 || b <= 0) throw new DiffusionArgumentException(s <= 0 ? "--steps" : w < 0 ? "--warmup" : "--batch",
+            if (s <= 0 || w < 0 || b <= 0)
+                throw new DiffusionArgumentException(s <= 0 ? "--steps" : w < 0 ? "--warmup" : "--batch",
                     $"--steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
             var arithmetic = PrecisionNames.Parse(p.GetValue(precision)!);
             if (!p.GetValue(compare))
@@ -42,7 +58,8 @@ public static partial class BenchTrainCommand
                 await output.WriteAsync(MeasureThisTrainer(s, w, b, t, arithmetic, p.GetValue(profile), cancellation));
                 return 0;
             }
-            var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, arithmetic, p.GetValue(rounds), p.GetValue(python)!, p.GetValue(previous), output, cancellation);
+            var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, arithmetic, p.GetValue(rounds),
+                p.GetValue(python)!, p.GetValue(previous), output, cancellation);
             await output.WriteAsync(report);
             return 0;
         }));
@@ -50,14 +67,17 @@ public static partial class BenchTrainCommand
     }
 
     /// <summary>Times this trainer's steps in this process; the text has the lines <see cref="Parse"/> reads.</summary>
-    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, Precision precision, bool profile, CancellationToken cancellation)
+    private static string MeasureThisTrainer(int steps, int warmup, int batch, int threads, Precision precision,
+        bool profile, CancellationToken cancellation)
     {
         int torchThreads = TorchSetup.SetThreads(threads);
         var folder = Path.Combine(Path.GetTempPath(), $"bench-train-{Environment.ProcessId}");
         var config = new TrainConfig
         {
-            Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0, CheckpointEvery = int.MaxValue, Precision = precision,
-            Net = new UNetConfig { BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
+            Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0,
+                CheckpointEvery = int.MaxValue, Precision = precision,
+            Net = new UNetConfig {
+                BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
         };
         using var run = TrainingRun.Start(config, folder);
         var times = new List<double>();
@@ -79,34 +99,44 @@ public static partial class BenchTrainCommand
         }
         times.Sort();
         double median = times[times.Count / 2], mean = times.Average();
-        return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, 28×28×1, {TorchSetup.Describe()}, {torchThreads} threads, {precision.Name()}:\n" +
-               $"  {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms over {times.Count} steps)\n" +
-               $"  peak resident memory {ProcessMemory.PeakResidentMiB():0} MiB\n" +
-               (run.Profile is { } phases ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
+        return $"reference UNet ({run.Net.parameters().Sum(q => q.numel()):N0} parameters), batch {config.Batch}, " +
+               $"28×28×1, {TorchSetup.Describe()}, {torchThreads} threads, {precision.Name()}:\n " +
+                   $" {config.Batch / (median / 1000):0.0} images/s (median step {median:0.0} ms, mean {mean:0.0} ms " +
+               $"over {times.Count} steps)\n  peak resident memory {ProcessMemory.PeakResidentMiB():0} MiB\n" +
+               (run.Profile is { } phases
+                   ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
     }
 
     private sealed record Contender(string Name, string File, IReadOnlyList<string> Arguments);
 
     private readonly record struct Measurement(double ImagesPerSecond, double MedianMs, double PeakMiB);
 
-    private static async Task<string> Compare(int steps, int warmup, int batch, int threads, Precision precision, int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
+    private static async Task<string> Compare(int steps, int warmup, int batch, int threads, Precision precision,
+        int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
     {
         if (rounds <= 0) throw new DiffusionArgumentException("--rounds", $"expected a positive number, got {rounds}.");
-        string[] common = ["bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
-        string[] twinCommon = ["--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads", $"{threads}"];
+        string[] common = ["bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}",
+            "--threads", $"{threads}"];
+        string[] twinCommon = ["--steps", $"{steps}", "--warmup", $"{warmup}", "--batch", $"{batch}", "--threads",
+            $"{threads}"];
         var self = typeof(Program).Assembly.Location;
         var contenders = new List<Contender> { new("this trainer (TorchSharp)", "dotnet", [self, .. common]) };
         var twin = Path.Combine(AppContext.BaseDirectory, "bench", "pytorch_reference.py");
-        if (!File.Exists(python)) throw new FileNotFoundException($"--python '{python}' does not exist; install Debian's python3-torch (apt-get install python3-torch) for the PyTorch twin.", python);
+        if (!File.Exists(python))
+            throw new FileNotFoundException($"--python '{python}' does not exist; install Debian's python3-torch " +
+                $"(apt-get install python3-torch) for the PyTorch twin.", python);
         contenders.Add(new("PyTorch eager twin", python, [twin, .. twinCommon]));
         if (precision == Precision.BFloat16)
         {
             contenders.Add(new("this trainer (TorchSharp), bf16", "dotnet", [self, .. common, "--precision", "bf16"]));
-            contenders.Add(new("PyTorch eager twin, bf16 autocast", python, [twin, .. twinCommon, "--precision", "bf16"]));
+            contenders.Add(new("PyTorch eager twin, bf16 autocast", python,
+                [twin, .. twinCommon, "--precision", "bf16"]));
         }
         if (previous is not null)
         {
-            if (!File.Exists(previous)) throw new FileNotFoundException($"--previous '{previous}' does not exist; build it with trainer/bench/build-previous.sh.", previous);
+            if (!File.Exists(previous))
+                throw new FileNotFoundException($"--previous '{previous}' does not exist; build it with " +
+                    $"trainer/bench/build-previous.sh.", previous);
             contenders.Add(new("previous trainer (libtorch shim)", "dotnet", [previous, .. common]));
         }
         var results = contenders.ToDictionary(c => c.Name, _ => new List<Measurement>());
@@ -117,18 +147,22 @@ public static partial class BenchTrainCommand
                 var (text, measurement) = await RunOne(c, cancellation);
                 banners[c.Name] = text.Split('\n')[0].Trim();
                 results[c.Name].Add(measurement);
-                await progress.WriteLineAsync($"round {round}/{rounds}: {c.Name}: {measurement.ImagesPerSecond:0.0} images/s, {measurement.PeakMiB:0} MiB");
+                await progress.WriteLineAsync($"round {round}/{rounds}: {c.Name}: {measurement.ImagesPerSecond:0.0} " +
+                    $"images/s, {measurement.PeakMiB:0} MiB");
             }
         var baseline = Median(results["PyTorch eager twin"].Select(m => m.ImagesPerSecond));
         var table = new System.Text.StringBuilder();
-        table.AppendLine($"\nreference UNet, batch {batch}, 28×28×1, {threads} threads, median of {rounds} rounds of {steps} timed steps (after {warmup} warm-up), each contender in its own process:\n");
+        table.AppendLine($"\nreference UNet, batch {batch}, 28×28×1, {threads} threads, median of {rounds} rounds " +
+            $"of {steps} timed steps (after {warmup} warm-up), each contender in its own process:\n");
         table.AppendLine("| trainer | images/s | median step | peak RSS | images/s vs PyTorch |");
         table.AppendLine("| --- | --- | --- | --- | --- |");
         foreach (var c in contenders)
         {
             var m = results[c.Name];
             double rate = Median(m.Select(x => x.ImagesPerSecond));
-            table.AppendLine(CultureInfo.InvariantCulture, $"| {c.Name} | {rate:0.0} | {Median(m.Select(x => x.MedianMs)):0} ms | {Median(m.Select(x => x.PeakMiB)):0} MiB | {rate / baseline:0.00}× |");
+            table.AppendLine(CultureInfo.InvariantCulture,
+                $"| {c.Name} | {rate:0.0} | {Median(m.Select(x => x.MedianMs)):0} ms " +
+                    $"| {Median(m.Select(x => x.PeakMiB)):0} MiB | {rate / baseline:0.00}× |");
         }
         table.AppendLine();
         foreach (var c in contenders) table.AppendLine($"{c.Name}: {banners[c.Name]}");
@@ -137,7 +171,8 @@ public static partial class BenchTrainCommand
 
     private static async Task<(string Text, Measurement Result)> RunOne(Contender c, CancellationToken cancellation)
     {
-        var start = new ProcessStartInfo(c.File) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(c.File) {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in c.Arguments) start.ArgumentList.Add(a);
         using var process = Process.Start(start) ?? throw new DiffusionException($"could not start {c.File}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellation);
@@ -145,16 +180,20 @@ public static partial class BenchTrainCommand
         await process.WaitForExitAsync(cancellation);
         var text = await stdout;
         if (process.ExitCode != 0)
-            throw new DiffusionException($"{c.Name} ({c.File} {string.Join(' ', c.Arguments)}) failed with exit code {process.ExitCode}: {(await stderr).Trim().Split('\n').LastOrDefault()}");
+            throw new DiffusionException($"{c.Name} ({c.File} {string.Join(' ', c.Arguments)}) failed with exit " +
+                $"code {process.ExitCode}: {(await stderr).Trim().Split('\n').LastOrDefault()}");
         return (text, Parse(c.Name, text));
     }
 
-    /// <summary>Reads "N images/s (median step M ms" and "peak resident memory P MiB" from a bench-train report.</summary>
+    /// <summary>
+    /// Reads "N images/s (median step M ms" and "peak resident memory P MiB" from a bench-train report.
+    /// </summary>
     private static Measurement Parse(string name, string text)
     {
         var rate = RateLine().Match(text);
         var peak = PeakLine().Match(text);
-        if (!rate.Success || !peak.Success) throw new DiffusionException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
+        if (!rate.Success || !peak.Success)
+            throw new DiffusionException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
         double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
         return new Measurement(Number(rate.Groups[1]), Number(rate.Groups[2]), Number(peak.Groups[1]));
     }
@@ -168,6 +207,7 @@ public static partial class BenchTrainCommand
     private static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
+            : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

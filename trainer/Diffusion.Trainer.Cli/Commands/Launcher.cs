@@ -8,10 +8,15 @@ namespace Diffusion.Trainer.Commands;
 /// </summary>
 public static class Launcher
 {
-    /// <summary>Runs <paramref name="arguments"/> (the command line from "train" on) as <paramref name="processes"/> MPI ranks.</summary>
-    public static async Task<int> RunUnderMpirun(int processes, string[] arguments, TextWriter output, TextWriter error, CancellationToken cancellation)
+    /// <summary>
+    /// Runs <paramref name="arguments"/> (the command line from "train" on) as <paramref name="processes"/> MPI ranks.
+    /// </summary>
+    public static async Task<int> RunUnderMpirun(int processes, string[] arguments, TextWriter output, TextWriter error,
+        CancellationToken cancellation)
     {
-        var mpirun = FindMpirun() ?? throw new DiffusionException("--processes", "needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.");
+        var mpirun = FindMpirun()
+            ?? throw new DiffusionException("--processes",
+                "needs Open MPI's mpirun, which is not installed: apt-get install openmpi-bin libopenmpi-dev.");
         var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in MpirunArguments(processes)) start.ArgumentList.Add(a);
         foreach (var a in SelfCommand()) start.ArgumentList.Add(a);
@@ -37,7 +42,10 @@ public static class Launcher
         return process.ExitCode;
     }
 
-    /// <summary>mpirun's options for N ranks here: root allowed (containers), no core binding (libtorch spreads its threads), N may exceed the cores.</summary>
+    /// <summary>
+    /// mpirun's options for N ranks here: root allowed (containers), no core binding (libtorch spreads its threads), N
+    /// may exceed the cores.
+    /// </summary>
     public static IEnumerable<string> MpirunArguments(int processes)
     {
         yield return "-np";
@@ -56,10 +64,13 @@ public static class Launcher
         if (Path.GetFileNameWithoutExtension(host) == "dotnet") yield return typeof(Launcher).Assembly.Location;
     }
 
-    /// <summary>libtorch threads per rank when --threads is not given: the cores shared by the ranks on this machine.</summary>
+    /// <summary>
+    /// libtorch threads per rank when --threads is not given: the cores shared by the ranks on this machine.
+    /// </summary>
     public static int ThreadsPerRank()
     {
-        int local = int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out var n) && n > 0 ? n : 1;
+        int local = int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_LOCAL_SIZE"), out var n) && n > 0
+            ? n : 1;
         return Math.Max(1, Environment.ProcessorCount / local);
     }
 

@@ -2,7 +2,10 @@ using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.Trainer.Data;
 
-/// <summary>IDX files (MNIST / Fashion-MNIST) as a training data set; the format itself is read by the runtime's <see cref="Idx"/>.</summary>
+/// <summary>
+/// IDX files (MNIST / Fashion-MNIST) as a training data set; the format itself is read by the runtime's
+/// <see cref="Idx"/>.
+/// </summary>
 public static class IdxDataset
 {
     /// <summary>An images file [N,H,W] and, if given, its labels file [N].</summary>
@@ -13,7 +16,9 @@ public static class IdxDataset
         {
             int max = labels.Max();
             if (classNames.Length == 0) classNames = Enumerable.Range(0, max + 1).Select(i => i.ToString()).ToArray();
-            if (max >= classNames.Length) throw new DiffusionException($"IDX file '{labelsPath}': label {max} but only {classNames.Length} class names.");
+            if (max >= classNames.Length)
+                throw new DiffusionException($"IDX file '{labelsPath}': label {max} but only {classNames.Length} " +
+                    $"class names.");
         }
         return new ImageDataset(pixels, labels, count, 1, height, width, labels is null ? [] : classNames, imagesPath);
     }

@@ -2,7 +2,9 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Data;
 
-/// <summary>Images held in memory as bytes [N,C,H,W] (0…255) with optional class labels; batches come out scaled to [−1, 1].</summary>
+/// <summary>
+/// Images held in memory as bytes [N,C,H,W] (0…255) with optional class labels; batches come out scaled to [−1, 1].
+/// </summary>
 public sealed class ImageDataset
 {
     /// <summary>Pixels, image after image, each [C,H,W].</summary>
@@ -23,13 +25,16 @@ public sealed class ImageDataset
     public string Source { get; }
 
     /// <summary>Wraps loaded data, checking that the sizes agree.</summary>
-    public ImageDataset(byte[] pixels, int[]? labels, int count, int channels, int height, int width, string[] classNames, string source)
+    public ImageDataset(byte[] pixels, int[]? labels, int count, int channels, int height, int width,
+        string[] classNames, string source)
     {
         if ((long)count * channels * height * width != pixels.Length)
-            throw new DiffusionException($"{source}: {pixels.Length} pixel bytes do not hold {count} images of {channels}×{height}×{width}.");
+            throw new DiffusionException($"{source}: {pixels.Length} pixel bytes do not hold {count} images " +
+                $"of {channels}×{height}×{width}.");
         if (labels is not null && labels.Length != count)
             throw new DiffusionException($"{source}: {labels.Length} labels for {count} images.");
-        (Pixels, Labels, Count, Channels, Height, Width, ClassNames, Source) = (pixels, labels, count, channels, height, width, classNames, source);
+        (Pixels, Labels, Count, Channels, Height, Width, ClassNames, Source) = (pixels, labels, count, channels, height,
+            width, classNames, source);
     }
 
     /// <summary>Values per image.</summary>
@@ -52,7 +57,9 @@ public sealed class ImageDataset
             var target = data.AsSpan(i * size, size);
             for (int row = 0; row < Channels * Height; row++)
                 for (int x = 0; x < Width; x++)
-                    target[row * Width + x] = Diffusion.Runtime.Imaging.Pixels.ToModel(source[row * Width + (flip.Length > 0 && flip[i] ? Width - 1 - x : x)]);
+                    target[row * Width
+                        + x] = Diffusion.Runtime.Imaging.Pixels.ToModel(source[row * Width
+                            + (flip.Length > 0 && flip[i] ? Width - 1 - x : x)]);
         }
         var images = tensor(data, [b, Channels, Height, Width]);
         if (Labels is null) return (images, null);
@@ -65,6 +72,7 @@ public sealed class ImageDataset
     public ImageDataset Take(int count)
     {
         count = Math.Min(count, Count);
-        return new ImageDataset(Pixels[..(count * ImageSize)], Labels?[..count], count, Channels, Height, Width, ClassNames, $"{Source} (first {count})");
+        return new ImageDataset(Pixels[..(count * ImageSize)], Labels?[..count], count, Channels, Height, Width,
+            ClassNames, $"{Source} (first {count})");
     }
 }

@@ -23,7 +23,8 @@ public sealed class GradientAverager
         _world = world;
         _parameters = parameters.ToArray();
         long total = _parameters.Sum(p => p.numel());
-        if (total + 1 > Array.MaxLength) throw new ArgumentException($"{total:N0} parameters are more than one flat buffer holds.");
+        if (total + 1 > Array.MaxLength)
+            throw new ArgumentException($"{total:N0} parameters are more than one flat buffer holds.");
         _flat = new float[total + 1];
     }
 
@@ -33,7 +34,9 @@ public sealed class GradientAverager
     /// <summary>Time spent in allreduce calls so far.</summary>
     public TimeSpan AllreduceTime { get; private set; }
 
-    /// <summary>Replaces every gradient by its mean over the ranks; returns the mean of <paramref name="loss"/>.</summary>
+    /// <summary>
+    /// Replaces every gradient by its mean over the ranks; returns the mean of <paramref name="loss"/>.
+    /// </summary>
     public double Average(double loss)
     {
         if (_world.Size == 1) return loss;
@@ -42,7 +45,8 @@ public sealed class GradientAverager
         foreach (var p in _parameters)
         {
             int n = (int)p.numel();
-            using var grad = p.grad is { } g ? (g.device_type == TorchSharp.DeviceType.CPU ? g.alias() : g.cpu()) : null;
+            using var grad = p.grad is { } g ? (g.device_type == TorchSharp.DeviceType.CPU ? g.alias() : g.cpu())
+                : null;
             if (grad is null) flat.Slice(offset, n).Clear();
             else grad.data<float>().CopyTo(flat.Slice(offset, n), 0, 0);
             offset += n;

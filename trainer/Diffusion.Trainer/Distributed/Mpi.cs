@@ -24,11 +24,14 @@ public sealed class Mpi : ICommunicator
         try { library = NativeLibrary.Load(Library); }
         catch (DllNotFoundException e)
         {
-            throw new MpiException($"Open MPI's library ({Library}) is not installed: apt-get install openmpi-bin libopenmpi-dev ({e.Message.Split('\n')[0]}).");
+            throw new MpiException($"Open MPI's library ({Library}) is not installed: apt-get install openmpi-bin " +
+                $"libopenmpi-dev ({e.Message.Split('\n')[0]}).");
         }
         IntPtr Symbol(string name) => NativeLibrary.TryGetExport(library, name, out var address) ? address
-            : throw new MpiException($"{Library} has no '{name}': the trainer needs Open MPI (MPICH-family libraries use another ABI).");
-        (_world, _float, _double, _byte, _long, _sum, _max) = (Symbol("ompi_mpi_comm_world"), Symbol("ompi_mpi_float"), Symbol("ompi_mpi_double"),
+            : throw new MpiException($"{Library} has no '{name}': the trainer needs Open MPI (MPICH-family libraries " +
+                $"use another ABI).");
+        (_world, _float, _double, _byte, _long, _sum, _max) = (Symbol("ompi_mpi_comm_world"), Symbol("ompi_mpi_float"),
+            Symbol("ompi_mpi_double"),
             Symbol("ompi_mpi_byte"), Symbol("ompi_mpi_long"), Symbol("ompi_mpi_op_sum"), Symbol("ompi_mpi_op_max"));
         int argc = 0;
         IntPtr argv = IntPtr.Zero;
@@ -52,11 +55,13 @@ public sealed class Mpi : ICommunicator
 
     /// <inheritdoc />
     public void AllreduceSum(Span<float> values) =>
-        Check(MPI_Allreduce(InPlace, ref MemoryMarshal.GetReference(values), values.Length, _float, _sum, _world), "MPI_Allreduce");
+        Check(MPI_Allreduce(InPlace, ref MemoryMarshal.GetReference(values), values.Length, _float, _sum, _world),
+            "MPI_Allreduce");
 
     /// <inheritdoc />
     public void AllreduceSum(Span<double> values) =>
-        Check(MPI_Allreduce(InPlace, ref MemoryMarshal.GetReference(values), values.Length, _double, _sum, _world), "MPI_Allreduce");
+        Check(MPI_Allreduce(InPlace, ref MemoryMarshal.GetReference(values), values.Length, _double, _sum, _world),
+            "MPI_Allreduce");
 
     /// <inheritdoc />
     public long AllreduceMax(long value)
@@ -70,7 +75,8 @@ public sealed class Mpi : ICommunicator
     {
         long length = Rank == root ? data!.LongLength : 0;
         Check(MPI_Bcast(ref length, 1, _long, root, _world), "MPI_Bcast");
-        if (length is < 0 or > int.MaxValue) throw new MpiException($"A broadcast of {length:N0} bytes is more than one MPI call carries here.");
+        if (length is < 0 or > int.MaxValue)
+            throw new MpiException($"A broadcast of {length:N0} bytes is more than one MPI call carries here.");
         var buffer = Rank == root ? data! : new byte[length];
         if (length > 0) Check(MPI_Bcast(ref buffer[0], (int)length, _byte, root, _world), "MPI_Bcast");
         return buffer;
@@ -94,7 +100,8 @@ public sealed class Mpi : ICommunicator
     {
         if (code == 0) return;
         var text = new byte[512];
-        string message = MPI_Error_string(code, text, out int length) == 0 ? System.Text.Encoding.ASCII.GetString(text, 0, Math.Clamp(length, 0, text.Length)) : $"error {code}";
+        string message = MPI_Error_string(code, text, out int length) == 0
+            ? System.Text.Encoding.ASCII.GetString(text, 0, Math.Clamp(length, 0, text.Length)) : $"error {code}";
         throw new MpiException($"{call} failed: {message}.");
     }
 

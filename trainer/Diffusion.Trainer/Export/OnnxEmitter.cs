@@ -7,9 +7,9 @@ using DataType = Onnx.TensorProto.Types.DataType;
 namespace Diffusion.Trainer.Export;
 
 /// <summary>
-/// Where modules write their ONNX nodes: the graph builder, the root module's parameters turned into initializers
-/// under their dotted names (as named_parameters gives them), and the nodes of TorchSharp's own layers (Conv2d, Linear, GroupNorm,
-/// Embedding) with the same arithmetic as their forward.
+/// Where modules write their ONNX nodes: the graph builder, the root module's parameters turned into initializers under
+/// their dotted names (as named_parameters gives them), and the nodes of TorchSharp's own layers (Conv2d, Linear,
+/// GroupNorm, Embedding) with the same arithmetic as their forward.
 /// </summary>
 public sealed class OnnxEmitter
 {
@@ -29,11 +29,15 @@ public sealed class OnnxEmitter
     /// <summary>The element type of float tensors.</summary>
     public static DataType Float => DataType.Float;
 
-    /// <summary>Parameter <paramref name="name"/> of <paramref name="layer"/> as a float32 initializer (optionally reshaped), named as in named_parameters.</summary>
+    /// <summary>
+    /// Parameter <paramref name="name"/> of <paramref name="layer"/> as a float32 initializer (optionally reshaped),
+    /// named as in named_parameters.
+    /// </summary>
     public Value Weight(nn.Module layer, string name, Tensor value, params long[] shape)
     {
         if (!_modules.TryGetValue(layer, out var path))
-            throw new InvalidOperationException($"A {layer.GetType().Name} is not registered under the exported module; register it (register_module) so that it is named and saved.");
+            throw new InvalidOperationException($"A {layer.GetType().Name} is not registered under the exported " +
+                $"module; register it (register_module) so that it is named and saved.");
         using var scope = NewDisposeScope();
         var data = value.detach().cpu().to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
         return G.Initializer(path.Length == 0 ? name : $"{path}.{name}", data, shape.Length > 0 ? shape : value.shape);
@@ -46,11 +50,15 @@ public sealed class OnnxEmitter
     public Value Conv(Conv2d conv, Value x)
     {
         if (conv.groups != 1 || conv.dilation.Any(d => d != 1) || conv.padding_type is not null || conv.padding is null)
-            throw new NotSupportedException("The exporter writes Conv2d with groups = 1, dilation = 1 and explicit padding.");
-        long[] pads = conv.padding.Length == 1 ? [conv.padding[0], conv.padding[0], conv.padding[0], conv.padding[0]] : [conv.padding[0], conv.padding[1], conv.padding[0], conv.padding[1]];
-        Value[] inputs = conv.bias is null ? [x, Weight(conv, "weight", conv.weight!)] : [x, Weight(conv, "weight", conv.weight!), Weight(conv, "bias", conv.bias)];
+            throw new NotSupportedException("The exporter writes Conv2d with groups = 1, dilation = 1 and explicit " +
+                "padding.");
+        long[] pads = conv.padding.Length == 1 ? [conv.padding[0], conv.padding[0], conv.padding[0], conv.padding[0]]
+            : [conv.padding[0], conv.padding[1], conv.padding[0], conv.padding[1]];
+        Value[] inputs = conv.bias is null ? [x, Weight(conv, "weight", conv.weight!)]
+            : [x, Weight(conv, "weight", conv.weight!), Weight(conv, "bias", conv.bias)];
         return G.Node("Conv", inputs, null,
-            Attr.Ints("kernel_shape", Pair(conv.kernel_size)), Attr.Ints("strides", Pair(conv.stride)), Attr.Ints("pads", pads));
+            Attr.Ints("kernel_shape", Pair(conv.kernel_size)), Attr.Ints("strides", Pair(conv.stride)),
+                Attr.Ints("pads", pads));
     }
 
     private static long[] Pair(long[] values) => values.Length == 1 ? [values[0], values[0]] : values;
@@ -63,20 +71,26 @@ public sealed class OnnxEmitter
         return linear.bias is null ? product : G.Add(product, Weight(linear, "bias", linear.bias));
     }
 
-    /// <summary>nn.GroupNorm: reshape to [B, G, −1], normalise with the biased variance, reshape back, per-channel affine (opset 17 has no GroupNormalization).</summary>
+    /// <summary>
+    /// nn.GroupNorm: reshape to [B, G, −1], normalise with the biased variance, reshape back, per-channel affine (opset
+    /// 17 has no GroupNormalization).
+    /// </summary>
     public Value GroupNorm(GroupNorm norm, Value x)
     {
         var grouped = G.Reshape(x, 0, norm.num_groups, -1);
         var mean = G.Node("ReduceMean", [grouped], null, Attr.Ints("axes", 2), Attr.Int("keepdims", 1));
         var centered = G.Sub(grouped, mean);
-        var variance = G.Node("ReduceMean", [G.Mul(centered, centered)], null, Attr.Ints("axes", 2), Attr.Int("keepdims", 1));
+        var variance = G.Node("ReduceMean", [G.Mul(centered, centered)], null, Attr.Ints("axes", 2),
+            Attr.Int("keepdims", 1));
         var normed = G.Div(centered, G.Sqrt(G.Add(variance, G.Scalar((float)norm.eps))));
         var restored = G.Node("Reshape", [normed, G.Node("Shape", [x])]);
         if (!norm.affine) return restored;
         long channels = norm.weight!.shape[0];
-        return G.Add(G.Mul(restored, Weight(norm, "weight", norm.weight, channels, 1, 1)), Weight(norm, "bias", norm.bias!, channels, 1, 1));
+        return G.Add(G.Mul(restored, Weight(norm, "weight", norm.weight, channels, 1, 1)),
+            Weight(norm, "bias", norm.bias!, channels, 1, 1));
     }
 
     /// <summary>nn.Embedding as Gather of rows.</summary>
-    public Value Embedding(Embedding embedding, Value labels) => G.Gather(Weight(embedding, "weight", embedding.weight!), labels);
+    public Value Embedding(Embedding embedding, Value labels) =>
+        G.Gather(Weight(embedding, "weight", embedding.weight!), labels);
 }

@@ -5,23 +5,31 @@ using Diffusion.Trainer.Nn;
 
 namespace Diffusion.Trainer.Export;
 
-/// <summary>Writes a UNet as an ONNX model that follows the model contract (README, "The model contract"): inputs, names, dynamic batch, metadata.</summary>
+/// <summary>
+/// Writes a UNet as an ONNX model that follows the model contract (README, "The model contract"): inputs, names,
+/// dynamic batch, metadata.
+/// </summary>
 public static class UNetExporter
 {
     /// <summary>The ONNX bytes of <paramref name="net"/> with its diffusion config in the metadata.</summary>
     public static byte[] ToOnnx(UNet net, DiffusionConfig config)
     {
         var c = net.Config;
-        config = config with { SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses };
+        config = config with {
+            SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses };
         config.Validate("export config");
         var g = new GraphBuilder("unet");
         var e = new OnnxEmitter(g, net);
         var x = g.Input("sample", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
         var t = g.Input("timestep", OnnxEmitter.Float, "batch");
-        Value? labels = c.NumClasses > 0 ? g.Input("class_labels", Onnx.TensorProto.Types.DataType.Int64, "batch") : null;
-        g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize, c.ImageSize);
+        Value? labels = c.NumClasses > 0 ? g.Input("class_labels", Onnx.TensorProto.Types.DataType.Int64, "batch")
+            : null;
+        g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize,
+            c.ImageSize);
         return new ModelBuilder(g)
-            .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention at {string.Join(",", c.AttentionResolutions)}{(c.ScaleShift ? ", scale-shift conditioning" : "")}.")
+            .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, " +
+                $"mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention " +
+                    $"at {string.Join(",", c.AttentionResolutions)}{(c.ScaleShift ? ", scale-shift conditioning" : "")}.")
             .Metadata(DiffusionConfig.MetadataKey, config.ToJson())
             .ToBytes();
     }

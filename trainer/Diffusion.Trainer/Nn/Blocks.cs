@@ -7,7 +7,9 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Diffusion.Trainer.Nn;
 
-/// <summary>Sinusoidal embedding of (fractional) timesteps (Vaswani et al. 2017; Ho et al. 2020), then a 2-layer SiLU MLP.</summary>
+/// <summary>
+/// Sinusoidal embedding of (fractional) timesteps (Vaswani et al. 2017; Ho et al. 2020), then a 2-layer SiLU MLP.
+/// </summary>
 public sealed class TimeEmbedding : nn.Module<Tensor, Tensor>
 {
     private readonly float[] _frequencies;
@@ -19,7 +21,8 @@ public sealed class TimeEmbedding : nn.Module<Tensor, Tensor>
     {
         long half = dim / 2;
         // ω_k = 10000^(−k/half), k = 0 … half−1.
-        _frequencies = Enumerable.Range(0, (int)half).Select(k => (float)Math.Exp(-Math.Log(10000) * k / half)).ToArray();
+        _frequencies = Enumerable.Range(0, (int)half).Select(k =>
+            (float)Math.Exp(-Math.Log(10000) * k / half)).ToArray();
         frequencies = tensor(_frequencies).reshape(1, half);
         linear_1 = nn.Linear(dim, outDim);
         linear_2 = nn.Linear(outDim, outDim);
@@ -47,10 +50,10 @@ public sealed class TimeEmbedding : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// Residual block (Ho et al. 2020, Wide-ResNet style): h = conv(SiLU(norm(x))) + Linear(SiLU(emb)), then
-/// conv(dropout(SiLU(norm(h)))), plus x (through a 1×1 conv when the width changes). The last conv starts at zero.
-/// With scale-shift conditioning (AdaGN, Dhariwal &amp; Nichol 2021; diffusers' <c>resnet_time_scale_shift="scale_shift"</c>)
-/// the embedding is not added but sets the second norm's per-channel affine: [s, b] = Linear(SiLU(emb)),
-/// h = conv(dropout(SiLU(norm(h)·(1 + s) + b))).
+/// conv(dropout(SiLU(norm(h)))), plus x (through a 1×1 conv when the width changes). The last conv starts at zero. With
+/// scale-shift conditioning (AdaGN, Dhariwal &amp; Nichol 2021; diffusers'
+/// <c>resnet_time_scale_shift="scale_shift"</c>) the embedding is not added but sets the second norm's per-channel
+/// affine: [s, b] = Linear(SiLU(emb)), h = conv(dropout(SiLU(norm(h)·(1 + s) + b))).
 /// </summary>
 public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -62,10 +65,11 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly bool _scaleShift;
 
     /// <summary>
-    /// in → out channels, conditioned on an embedding of width <paramref name="embDim"/>: added to the features, or with
-    /// <paramref name="scaleShift"/> setting the second norm's scale and shift.
+    /// in → out channels, conditioned on an embedding of width <paramref name="embDim"/>: added to the features, or
+    /// with <paramref name="scaleShift"/> setting the second norm's scale and shift.
     /// </summary>
-    public ResBlock(long inChannels, long outChannels, long embDim, long groups, double dropoutRate, bool scaleShift = false) : base(nameof(ResBlock))
+    public ResBlock(long inChannels, long outChannels, long embDim, long groups, double dropoutRate,
+        bool scaleShift = false) : base(nameof(ResBlock))
     {
         _scaleShift = scaleShift;
         norm1 = Layers.GroupNorm(groups, inChannels);
@@ -125,7 +129,9 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
     }
 }
 
-/// <summary>Single-head self-attention over the pixels of a feature map, with a residual connection (Ho et al. 2020).</summary>
+/// <summary>
+/// Single-head self-attention over the pixels of a feature map, with a residual connection (Ho et al. 2020).
+/// </summary>
 public sealed class SelfAttention : nn.Module<Tensor, Tensor>
 {
     private readonly GroupNorm norm;
@@ -151,7 +157,8 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         var parts = Layers.Conv(qkv, norm.forward(x)).reshape(b, 3, c, hw);
         Tensor q = parts.select(1, 0), k = parts.select(1, 1), v = parts.select(1, 2);
         // The softmax in float32 whatever the activations' precision: bfloat16 logits would round before exp.
-        var weights = (q.transpose(1, 2).matmul(k).to(ScalarType.Float32) * (1 / Math.Sqrt(c))).softmax(-1).to(x.dtype); // [B, HW(query), HW(key)]
+        // [B, HW(query), HW(key)]
+        var weights = (q.transpose(1, 2).matmul(k).to(ScalarType.Float32) * (1 / Math.Sqrt(c))).softmax(-1).to(x.dtype);
         var attended = v.matmul(weights.transpose(1, 2)).reshape(x.shape);            // [B, C, HW(query)]
         return x + Layers.Conv(proj_out, attended);
     }
@@ -164,7 +171,8 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
         var parts = g.NodeN("Split", [parts3], 3, null, Attr.Int("axis", 1));
         Value Flat(Value v) => g.Reshape(v, 0, _channels, -1);
         Value q = Flat(parts[0]), k = Flat(parts[1]), v = Flat(parts[2]);
-        var scores = g.Mul(g.Node("MatMul", [g.Node("Transpose", [q], null, Attr.Ints("perm", 0, 2, 1)), k]), g.Scalar((float)(1 / Math.Sqrt(_channels))));
+        var scores = g.Mul(g.Node("MatMul", [g.Node("Transpose", [q], null, Attr.Ints("perm", 0, 2, 1)), k]),
+            g.Scalar((float)(1 / Math.Sqrt(_channels))));
         var weights = g.Node("Softmax", [scores], null, Attr.Int("axis", -1));
         var attended = g.Node("MatMul", [v, g.Node("Transpose", [weights], null, Attr.Ints("perm", 0, 2, 1))]);
         return g.Add(x, e.Conv(proj_out, g.Node("Reshape", [attended, g.Node("Shape", [x])])));
@@ -203,7 +211,8 @@ public sealed class Upsample : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>[B,C,H,W] → [B,C,2H,2W].</summary>
-    public override Tensor forward(Tensor x) => Layers.Conv(conv, F.interpolate(x, scale_factor: [2, 2], mode: InterpolationMode.Nearest));
+    public override Tensor forward(Tensor x) =>
+        Layers.Conv(conv, F.interpolate(x, scale_factor: [2, 2], mode: InterpolationMode.Nearest));
 
     /// <summary>ONNX Resize (nearest, asymmetric, floor: PyTorch's nearest) then Conv.</summary>
     public Value Export(OnnxEmitter e, Value x)
@@ -211,7 +220,8 @@ public sealed class Upsample : nn.Module<Tensor, Tensor>
         var g = e.G;
         var scales = g.Constant([1, 1, 2, 2], 4);
         var up = g.Node("Resize", [x, new Value(""), scales], null,
-            Attr.String("mode", "nearest"), Attr.String("coordinate_transformation_mode", "asymmetric"), Attr.String("nearest_mode", "floor"));
+            Attr.String("mode", "nearest"), Attr.String("coordinate_transformation_mode", "asymmetric"),
+                Attr.String("nearest_mode", "floor"));
         return e.Conv(conv, up);
     }
 }

@@ -27,12 +27,18 @@ public sealed class Classifier : nn.Module<Tensor, (Tensor Logits, Tensor Featur
     /// <summary>Input height = width.</summary>
     public int ImageSize { get; }
 
-    /// <summary>A classifier of <paramref name="channels"/>×<paramref name="size"/>² images into <paramref name="classes"/> classes (weights from the default generator).</summary>
-    public Classifier(int channels, int size, int classes, int width = 32, int featureDim = 128) : base(nameof(Classifier))
+    /// <summary>
+    /// A classifier of <paramref name="channels"/>×<paramref name="size"/>² images into <paramref name="classes"/>
+    /// classes (weights from the default generator).
+    /// </summary>
+    public Classifier(int channels, int size, int classes, int width = 32, int featureDim = 128)
+        : base(nameof(Classifier))
     {
-        if (size % 4 != 0) throw new ArgumentException($"The classifier needs an image size divisible by 4, got {size}.");
+        if (size % 4 != 0)
+            throw new ArgumentException($"The classifier needs an image size divisible by 4, got {size}.");
         (InChannels, ImageSize, Classes, FeatureDim) = (channels, size, classes, featureDim);
-        (long In, long Out, long Stride)[] layers = [(channels, width, 1), (width, width, 2), (width, 2 * width, 1), (2 * width, 2 * width, 2)];
+        (long In, long Out, long Stride)[] layers = [(channels, width, 1), (width, width, 2), (width, 2 * width, 1),
+            (2 * width, 2 * width, 2)];
         foreach (var (cin, cout, stride) in layers)
         {
             convs.Add(nn.Conv2d(cin, cout, 3, stride: stride, padding: 1));
@@ -66,6 +72,7 @@ public sealed class Classifier : nn.Module<Tensor, (Tensor Logits, Tensor Featur
         var features = e.Silu(e.Linear(hidden, g.Reshape(h, 0, -1)));
         g.Output(e.Linear(logits, features), "logits", OnnxEmitter.Float, "batch", Classes);
         g.Output(features, "features", OnnxEmitter.Float, "batch", FeatureDim);
-        return new ModelBuilder(g).Doc("Diffusion for .NET feature classifier: 'features' is the space of the Fréchet distance.").ToBytes();
+        return new ModelBuilder(g).Doc("Diffusion for .NET feature classifier: 'features' is the space of the " +
+            "Fréchet distance.").ToBytes();
     }
 }

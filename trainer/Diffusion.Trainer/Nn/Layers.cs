@@ -29,6 +29,7 @@ public static class Layers
     {
         var weight = conv.weight!;
         if (x.dtype == weight.dtype) return conv.forward(x);
-        return nn.functional.conv2d(x, weight.to(x.dtype), conv.bias?.to(x.dtype), conv.stride, conv.padding, conv.dilation, conv.groups);
+        return nn.functional.conv2d(x, weight.to(x.dtype), conv.bias?.to(x.dtype), conv.stride, conv.padding,
+            conv.dilation, conv.groups);
     }
 }

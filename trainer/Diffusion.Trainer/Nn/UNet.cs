@@ -37,13 +37,16 @@ public sealed record UNetConfig
     /// <summary>Checks the combination and says what is wrong.</summary>
     public void Validate()
     {
-        if (InChannels <= 0 || ImageSize <= 0 || BaseChannels <= 0 || ResBlocks <= 0) throw new DiffusionArgumentException(nameof(BaseChannels), "UNet sizes must be positive.");
-        if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0)) throw new DiffusionArgumentException(nameof(ChannelMults), "expected positive multipliers, e.g. 1,2,2.");
+        if (InChannels <= 0 || ImageSize <= 0 || BaseChannels <= 0 || ResBlocks <= 0)
+            throw new DiffusionArgumentException(nameof(BaseChannels), "UNet sizes must be positive.");
+        if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0))
+            throw new DiffusionArgumentException(nameof(ChannelMults), "expected positive multipliers, e.g. 1,2,2.");
         int size = ImageSize;
         for (int i = 0; i < ChannelMults.Length - 1; i++)
         {
             if (size % 2 != 0) throw new DiffusionArgumentException(nameof(ChannelMults),
-                    $"{string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size {size}; use fewer levels.");
+                    $"{string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size {size}; use fewer " +
+                        $"levels.");
             size /= 2;
         }
         foreach (var m in ChannelMults)
@@ -54,8 +57,9 @@ public sealed record UNetConfig
 
 /// <summary>
 /// The denoising UNet of Ho et al. 2020 (as in diffusers' UNet2DModel): time (and class) embedding added in every
-/// residual block (or setting its norm's scale and shift: <see cref="UNetConfig.ScaleShift"/>), self-attention at chosen resolutions, skip connections between levels. A TorchSharp module whose
-/// <see cref="Export"/> writes the same arithmetic as ONNX nodes.
+/// residual block (or setting its norm's scale and shift: <see cref="UNetConfig.ScaleShift"/>), self-attention at
+/// chosen resolutions, skip connections between levels. A TorchSharp module whose <see cref="Export"/> writes the same
+/// arithmetic as ONNX nodes.
 /// </summary>
 public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 {
@@ -76,8 +80,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
 
     /// <summary>
     /// The precision of the activations in <see cref="forward"/>: Float32, or BFloat16 for mixed-precision training
-    /// (convolutions, attention and norms run in bfloat16 on bfloat16 copies of the float32 weights; the embeddings, the
-    /// attention softmax and the output stay float32). The weights, their gradients and the export are float32 either way.
+    /// (convolutions, attention and norms run in bfloat16 on bfloat16 copies of the float32 weights; the embeddings,
+    /// the attention softmax and the output stay float32). The weights, their gradients and the export are float32
+    /// either way.
     /// </summary>
     public ScalarType ComputeType
     {
@@ -87,7 +92,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     }
     private ScalarType _computeType = ScalarType.Float32;
 
-    /// <summary>Builds the network; its weights come from TorchSharp's default generator (seed it with torch.manual_seed).</summary>
+    /// <summary>
+    /// Builds the network; its weights come from TorchSharp's default generator (seed it with torch.manual_seed).
+    /// </summary>
     public UNet(UNetConfig config) : base(nameof(UNet))
     {
         config.Validate();
@@ -106,7 +113,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             for (int i = 0; i < config.ResBlocks; i++)
             {
                 down_blocks.Add(new ResBlock(width, outWidth, emb, groups, config.Dropout, config.ScaleShift));
-                if (config.AttentionResolutions.Contains(size)) down_attentions.Add(((down_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
+                if (config.AttentionResolutions.Contains(size))
+                    down_attentions.Add(((down_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
                 skips.Add(width);
             }
@@ -130,7 +138,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
                 long skip = skips[^1];
                 skips.RemoveAt(skips.Count - 1);
                 up_blocks.Add(new ResBlock(width + skip, outWidth, emb, groups, config.Dropout, config.ScaleShift));
-                if (config.AttentionResolutions.Contains(size)) up_attentions.Add(((up_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
+                if (config.AttentionResolutions.Contains(size))
+                    up_attentions.Add(((up_blocks.Count - 1).ToString(), new SelfAttention(outWidth, groups)));
                 width = outWidth;
             }
             if (level > 0)
@@ -158,12 +167,17 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
         register_module("conv_out", conv_out);
     }
 
-    /// <summary>model_output for x_t [B,C,H,W], timesteps t [B] (float) and, for class-conditional nets, labels [B] (int64).</summary>
+    /// <summary>
+    /// model_output for x_t [B,C,H,W], timesteps t [B] (float) and, for class-conditional nets, labels [B] (int64).
+    /// </summary>
     public override Tensor forward(Tensor x, Tensor t, Tensor? labels)
     {
         var emb = time_embedding.forward(t);
         if (class_embedding is not null)
-            emb = emb + class_embedding.forward(labels ?? throw new ArgumentException("This UNet is class-conditional: pass class labels (num_classes is the null label)."));
+            emb = emb
+                + class_embedding.forward(labels
+                    ?? throw new ArgumentException("This UNet is class-conditional: pass class labels (num_classes " +
+                        "is the null label)."));
         var h = Layers.Conv(conv_in, x.to(_computeType));
         var skips = new List<Tensor> { h };
         int block = 0;
@@ -201,7 +215,9 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
     {
         var g = e.G;
         var emb = time_embedding.Export(e, t);
-        if (class_embedding is not null) emb = g.Add(emb, e.Embedding(class_embedding, labels ?? throw new ArgumentException("class labels input missing")));
+        if (class_embedding is not null)
+            emb = g.Add(emb,
+                e.Embedding(class_embedding, labels ?? throw new ArgumentException("class labels input missing")));
         var h = e.Conv(conv_in, x);
         var skips = new List<Value> { h };
         int block = 0;

@@ -18,12 +18,16 @@ public sealed class Ema<TModule> : IDisposable where TModule : nn.Module
     /// <summary>Target decay.</summary>
     public double Decay { get; }
 
-    /// <summary>Starts <paramref name="average"/> (same architecture as <paramref name="source"/>) at the source's current weights.</summary>
+    /// <summary>
+    /// Starts <paramref name="average"/> (same architecture as <paramref name="source"/>) at the source's current
+    /// weights.
+    /// </summary>
     public Ema(nn.Module source, TModule average, double decay = 0.999)
     {
         _source = source.parameters().ToArray();
         _shadow = average.parameters().ToArray();
-        if (_source.Length != _shadow.Length || _source.Zip(_shadow).Any(p => !p.First.shape.SequenceEqual(p.Second.shape)))
+        if (_source.Length != _shadow.Length
+            || _source.Zip(_shadow).Any(p => !p.First.shape.SequenceEqual(p.Second.shape)))
             throw new ArgumentException("The EMA module must have the architecture of the trained module.");
         Average = average;
         Decay = decay;

@@ -27,7 +27,10 @@ public static class Checkpoint
     private const int HashBytes = 32;
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes <paramref name="info"/> and the payload <paramref name="writePayload"/> produces to <paramref name="path"/>, atomically (see <see cref="AtomicFile"/>).</summary>
+    /// <summary>
+    /// Writes <paramref name="info"/> and the payload <paramref name="writePayload"/> produces to
+    /// <paramref name="path"/>, atomically (see <see cref="AtomicFile"/>).
+    /// </summary>
     public static void Save(string path, CheckpointInfo info, Action<BinaryWriter> writePayload)
     {
         var full = Path.GetFullPath(path);
@@ -57,11 +60,14 @@ public static class Checkpoint
         }
         catch (DiffusionException e) when (e.InnerException is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"Writing checkpoint '{full}' failed ({e.InnerException!.Message}); the previous checkpoint, if any, is intact.", e);
+            throw new IOException($"Writing checkpoint '{full}' failed ({e.InnerException!.Message}); the previous " +
+                $"checkpoint, if any, is intact.", e);
         }
     }
 
-    /// <summary>Removes the temporaries of writers of <paramref name="path"/> that were killed (their process is gone).</summary>
+    /// <summary>
+    /// Removes the temporaries of writers of <paramref name="path"/> that were killed (their process is gone).
+    /// </summary>
     public static void RemoveStaleTemporaries(string path) => AtomicFile.RemoveStaleTemporaries(path);
 
     /// <summary>SHA-256 of the header and the rest of <paramref name="payload"/>, read in 1 MiB pieces.</summary>
@@ -82,7 +88,9 @@ public static class Checkpoint
         return ReadVerified(path, file).Info;
     }
 
-    /// <summary>Checks the file, then hands its payload to <paramref name="readPayload"/>; returns the header.</summary>
+    /// <summary>
+    /// Checks the file, then hands its payload to <paramref name="readPayload"/>; returns the header.
+    /// </summary>
     public static CheckpointInfo Read(string path, Action<CheckpointInfo, BinaryReader> readPayload)
     {
         using var file = Open(path);
@@ -93,12 +101,15 @@ public static class Checkpoint
         {
             readPayload(info, reader);
         }
-        catch (Exception e) when (e is ArgumentException or EndOfStreamException or InvalidDataException or NotImplementedException or FormatException)
+        catch (Exception e) when (e is ArgumentException or EndOfStreamException or InvalidDataException
+            or NotImplementedException or FormatException)
         {
-            throw new DiffusionException($"Checkpoint '{path}' does not fit its network ({e.Message.Split('\n')[0]}). Was it written by a different configuration or version?", e);
+            throw new DiffusionException($"Checkpoint '{path}' does not fit its network " +
+                $"({e.Message.Split('\n')[0]}). Was it written by a different configuration or version?", e);
         }
         if (file.Position != file.Length)
-            throw new DiffusionException($"Checkpoint '{path}' holds {file.Length - file.Position} bytes more than its network reads; was it written by a different configuration?");
+            throw new DiffusionException($"Checkpoint '{path}' holds {file.Length - file.Position} bytes more than " +
+                $"its network reads; was it written by a different configuration?");
         return info;
     }
 
@@ -111,18 +122,25 @@ public static class Checkpoint
     private static (CheckpointInfo Info, long PayloadStart) ReadVerified(string path, FileStream file)
     {
         Span<byte> fixedPart = stackalloc byte[Magic.Length + 8];
-        if (file.ReadAtLeast(fixedPart, fixedPart.Length, throwOnEndOfStream: false) < fixedPart.Length || !fixedPart[..Magic.Length].SequenceEqual(Magic))
+        if (file.ReadAtLeast(fixedPart, fixedPart.Length, throwOnEndOfStream: false) < fixedPart.Length
+            || !fixedPart[..Magic.Length].SequenceEqual(Magic))
         {
             if (fixedPart[..4].SequenceEqual("PK\u0003\u0004"u8))
-                throw new DiffusionException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer (a libtorch archive); this TorchSharp trainer cannot read it. " +
-                    "Export it with the trainer of that version (git history before the TorchSharp trainer) or train anew.");
-            throw new DiffusionException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with DIFFCKPT).");
+                throw new DiffusionException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer " +
+                    "(a libtorch archive); this TorchSharp trainer cannot read it. Export it with the trainer of " +
+                        "that version (git history before the TorchSharp trainer) or train anew.");
+            throw new DiffusionException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with " +
+                $"DIFFCKPT).");
         }
         int version = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[Magic.Length..]);
         int headerLength = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[(Magic.Length + 4)..]);
-        if (version != FormatVersion) throw new DiffusionException($"Checkpoint '{path}' has format version {version}; this trainer reads version {FormatVersion}.");
-        if (headerLength <= 0 || headerLength > MaxHeaderBytes || file.Position + headerLength + sizeof(long) + HashBytes > file.Length)
-            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: its header claims {headerLength} bytes.");
+        if (version != FormatVersion)
+            throw new DiffusionException($"Checkpoint '{path}' has format version {version}; this trainer reads " +
+                $"version {FormatVersion}.");
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes || file.Position + headerLength + sizeof(long)
+            + HashBytes > file.Length)
+            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: its header " +
+                $"claims {headerLength} bytes.");
         var header = new byte[headerLength];
         file.ReadExactly(header);
         Span<byte> lengthAndHash = stackalloc byte[sizeof(long) + HashBytes];
@@ -130,12 +148,15 @@ public static class Checkpoint
         long payloadLength = BinaryPrimitives.ReadInt64LittleEndian(lengthAndHash);
         long payloadStart = file.Position;
         if (payloadLength != file.Length - payloadStart)
-            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: {file.Length - payloadStart} payload bytes where its header says {payloadLength}.");
+            throw new DiffusionException($"Checkpoint '{path}' is truncated or damaged: {file.Length - payloadStart} " +
+                $"payload bytes where its header says {payloadLength}.");
         if (!Digest(header, file).AsSpan().SequenceEqual(lengthAndHash[sizeof(long)..]))
-            throw new DiffusionException($"Checkpoint '{path}' is damaged: its contents do not match the SHA-256 recorded when it was written.");
+            throw new DiffusionException($"Checkpoint '{path}' is damaged: its contents do not match the SHA-256 " +
+                $"recorded when it was written.");
         CheckpointInfo? info;
         try { info = JsonSerializer.Deserialize<CheckpointInfo>(header, Json); }
-        catch (JsonException e) { throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
+        catch (JsonException e) {
+            throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
         return (info ?? throw new DiffusionException($"Checkpoint '{path}' has an empty header."), payloadStart);
     }
 }

@@ -5,13 +5,21 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Training;
 
-/// <summary>Trains a <see cref="Classifier"/> with cross-entropy and TorchSharp's AdamW (cosine decay), and measures its accuracy.</summary>
+/// <summary>
+/// Trains a <see cref="Classifier"/> with cross-entropy and TorchSharp's AdamW (cosine decay), and measures its
+/// accuracy.
+/// </summary>
 public static class ClassifierTraining
 {
-    /// <summary>Trains for <paramref name="epochs"/> passes over shuffled, flipped <paramref name="train"/>; reports (epoch, mean loss).</summary>
-    public static Classifier Train(ImageDataset train, int epochs, int batch, double lr, ulong seed, IProgress<(int Epoch, int Step, double Loss)>? progress = null)
+    /// <summary>
+    /// Trains for <paramref name="epochs"/> passes over shuffled, flipped <paramref name="train"/>; reports (epoch,
+    /// mean loss).
+    /// </summary>
+    public static Classifier Train(ImageDataset train, int epochs, int batch, double lr, ulong seed,
+        IProgress<(int Epoch, int Step, double Loss)>? progress = null)
     {
-        if (train.Labels is null) throw new ArgumentException($"{train.Source} has no labels to train a classifier on.");
+        if (train.Labels is null)
+            throw new ArgumentException($"{train.Source} has no labels to train a classifier on.");
         random.manual_seed((long)seed);
         using var g = new Generator(seed);
         var net = new Classifier(train.Channels, train.Height, train.NumClasses);
@@ -29,9 +37,12 @@ public static class ClassifierTraining
                 var (images, labels) = train.Batch(indices, flips);
                 optimizer.zero_grad();
                 Tensor loss;
-                using (var forward = NewDisposeScope()) loss = forward.MoveToOuter(nn.functional.cross_entropy(net.forward(images).Logits, labels!)); // see TrainingRun.TrainStep
+                // see TrainingRun.TrainStep
+                using (var forward = NewDisposeScope()) loss = forward.MoveToOuter(nn.functional.cross_entropy(net.forward(images).Logits, labels!));
                 loss.backward();
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr * 0.5 * (1 + Math.Cos(Math.PI * step / total)); // cosine decay
+                // cosine decay
+                foreach (var group in optimizer.ParamGroups)
+                    group.LearningRate = lr * 0.5 * (1 + Math.Cos(Math.PI * step / total));
                 optimizer.step();
                 progress?.Report((epoch, step, loss.item<float>()));
             }

@@ -6,7 +6,9 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Training;
 
-/// <summary>How the per-timestep losses are weighted, as weights w(t) on the x₀ error (Hang et al. 2023's framing).</summary>
+/// <summary>
+/// How the per-timestep losses are weighted, as weights w(t) on the x₀ error (Hang et al. 2023's framing).
+/// </summary>
 public enum LossWeighting
 {
     /// <summary>Plain MSE on the network's own target (Ho et al. 2020's L_simple).</summary>
@@ -28,13 +30,16 @@ public static class LossWeightings
         _ => "simple",
     };
 
-    /// <summary>simple, snr or min-snr (any case); anything else is an error naming <see cref="TrainConfig.Weighting"/>.</summary>
+    /// <summary>
+    /// simple, snr or min-snr (any case); anything else is an error naming <see cref="TrainConfig.Weighting"/>.
+    /// </summary>
     public static LossWeighting Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
         "simple" => LossWeighting.Simple,
         "snr" => LossWeighting.Snr,
         "min-snr" or "minsnr" => LossWeighting.MinSnr,
-        _ => throw new DiffusionArgumentException(nameof(TrainConfig.Weighting), $"'{text}': expected simple, snr or min-snr."),
+        _ => throw new DiffusionArgumentException(nameof(TrainConfig.Weighting),
+            $"'{text}': expected simple, snr or min-snr."),
     };
 }
 
@@ -52,9 +57,11 @@ public sealed class DiffusionObjective : IDisposable
     private readonly Device _device;
 
     /// <summary>The objective for <paramref name="schedule"/>, its tables on <paramref name="device"/>.</summary>
-    public DiffusionObjective(NoiseSchedule schedule, PredictionType prediction, LossWeighting weighting, double minSnrGamma, double labelDropout, int numClasses, Device device)
+    public DiffusionObjective(NoiseSchedule schedule, PredictionType prediction, LossWeighting weighting,
+        double minSnrGamma, double labelDropout, int numClasses, Device device)
     {
-        (_schedule, _prediction, _labelDropout, _nullLabel, _device) = (schedule, prediction, labelDropout, numClasses, device);
+        (_schedule, _prediction, _labelDropout, _nullLabel, _device) = (schedule, prediction, labelDropout, numClasses,
+            device);
         var ab = schedule.AlphasCumprod;
         int count = ab.Length;
         var a = new float[count];
@@ -77,7 +84,8 @@ public sealed class DiffusionObjective : IDisposable
                 _ => throw new ArgumentOutOfRangeException(nameof(weighting)),
             };
             // The target's error relates to the x₀ error by a factor c(t): ε: SNR, v: SNR + 1, x₀: 1.
-            double factor = prediction switch { PredictionType.Epsilon => snr, PredictionType.VPrediction => snr + 1, _ => 1 };
+            double factor = prediction switch {
+                PredictionType.Epsilon => snr, PredictionType.VPrediction => snr + 1, _ => 1 };
             w[i] = double.IsNaN(x0Weight) ? 1f : (float)(x0Weight / Math.Max(factor, 1e-12));
         }
         _sqrtAlphaBar = tensor(a, device: device).DetachFromDisposeScope();
@@ -91,7 +99,8 @@ public sealed class DiffusionObjective : IDisposable
     public Tensor QSample(Tensor x0, Tensor t, Tensor noise)
     {
         long b = x0.shape[0];
-        return _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0 + _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise;
+        return _sqrtAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * x0
+            + _sqrtOneMinusAlphaBar.index_select(0, t).reshape(b, 1, 1, 1) * noise;
     }
 
     /// <summary>
@@ -104,7 +113,8 @@ public sealed class DiffusionObjective : IDisposable
     {
         long b = x0.shape[0];
         var (from, total) = shard is { } s ? (s.From, s.Total) : (0, (int)b);
-        if (from + b > total) throw new ArgumentException($"Shard rows {from}…{from + b - 1} lie outside a batch of {total}.");
+        if (from + b > total)
+            throw new ArgumentException($"Shard rows {from}…{from + b - 1} lie outside a batch of {total}.");
         Tensor Rows(Tensor all) => b == total ? all : all.narrow(0, from, b);
         var t = Rows(randint(_schedule.TrainTimesteps, [total], generator: g)).to(_device);
         var noise = Rows(randn([total, .. x0.shape[1..]], generator: g)).to(_device);
@@ -119,7 +129,8 @@ public sealed class DiffusionObjective : IDisposable
         {
             PredictionType.Epsilon => noise,
             PredictionType.Sample => x0,
-            _ => _velocityOnNoise.index_select(0, t).reshape(b, 1, 1, 1) * noise + _velocityOnSample.index_select(0, t).reshape(b, 1, 1, 1) * x0,
+            _ => _velocityOnNoise.index_select(0, t).reshape(b, 1, 1, 1) * noise
+                + _velocityOnSample.index_select(0, t).reshape(b, 1, 1, 1) * x0,
         };
         var perImage = (prediction - target).square().mean([1, 2, 3]);
         return (perImage * _weights.index_select(0, t)).mean();
@@ -136,5 +147,7 @@ public sealed class DiffusionObjective : IDisposable
     }
 }
 
-/// <summary>Rows [<see cref="From"/>, <see cref="From"/> + n) of a global batch of <see cref="Total"/> images.</summary>
+/// <summary>
+/// Rows [<see cref="From"/>, <see cref="From"/> + n) of a global batch of <see cref="Total"/> images.
+/// </summary>
 public readonly record struct BatchShard(int From, int Total);

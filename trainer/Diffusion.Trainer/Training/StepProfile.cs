@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace Diffusion.Trainer.Training;
 
-/// <summary>Where a training step's time goes: wall time per phase (data, forward, backward, clip, optimizer, EMA), summed over steps.</summary>
+/// <summary>
+/// Where a training step's time goes: wall time per phase (data, forward, backward, clip, optimizer, EMA), summed over
+/// steps.
+/// </summary>
 public sealed class StepProfile
 {
     private readonly Stopwatch _watch = new();

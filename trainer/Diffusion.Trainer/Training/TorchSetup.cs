@@ -3,18 +3,22 @@ using static TorchSharp.torch;
 
 namespace Diffusion.Trainer.Training;
 
-/// <summary>Process-wide TorchSharp settings the trainer commands share: threads, the device, what libtorch this is.</summary>
+/// <summary>
+/// Process-wide TorchSharp settings the trainer commands share: threads, the device, what libtorch this is.
+/// </summary>
 public static class TorchSetup
 {
     /// <summary>"TorchSharp 0.107.0, libtorch 2.10.0 (cpu)": what trains.</summary>
     public static string Describe() =>
-        $"TorchSharp {typeof(torch).Assembly.GetName().Version?.ToString(3)}, libtorch {__version__}{(cuda.is_available() ? $" with CUDA ({cuda.device_count()} devices)" : " (CPU)")}";
+        $"TorchSharp {typeof(torch).Assembly.GetName().Version?.ToString(3)}, " +
+            $"libtorch {__version__}{(cuda.is_available() ? $" with CUDA ({cuda.device_count()} devices)" : " (CPU)")}";
 
     /// <summary>Sets libtorch's intra-op threads: <paramref name="threads"/>, or one per logical core for 0.</summary>
     public static int SetThreads(int threads)
     {
         if (threads < 0 || threads > 4 * Environment.ProcessorCount + 64)
-            throw new DiffusionArgumentException("Threads", $"{threads}: expected 0 (one per core) up to {4 * Environment.ProcessorCount + 64}.");
+            throw new DiffusionArgumentException("Threads",
+                $"{threads}: expected 0 (one per core) up to {4 * Environment.ProcessorCount + 64}.");
         set_num_threads(threads > 0 ? threads : Environment.ProcessorCount);
         return get_num_threads();
     }
@@ -27,7 +31,8 @@ public static class TorchSetup
     {
         try
         {
-            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal));
+            var flags = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l =>
+                l.StartsWith("flags", StringComparison.Ordinal));
             return flags is not null && flags.Split(' ', ':', '\t').Any(f => f is "avx512_bf16" or "amx_bf16");
         }
         catch (IOException) { return false; }
@@ -40,13 +45,18 @@ public static class TorchSetup
         var s = text.Trim().ToLowerInvariant();
         if (s == "cpu") return CPU;
         int index = 0;
-        if (s != "cuda" && !(s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out index) && index >= 0))
-            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': expected cpu, cuda or cuda:N.");
+        if (s != "cuda"
+            && !(s.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(s.AsSpan(5), out index) && index >= 0))
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device),
+                $"'{text}': expected cpu, cuda or cuda:N.");
         if (!cuda.is_available())
-            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': this TorchSharp build has no usable CUDA (libtorch {__version__}, CPU package). " +
-                "On a machine with an NVIDIA GPU, build with -p:TorchBackend=cuda, which takes TorchSharp-cuda-linux where a NuGet feed serves it.");
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device),
+                $"'{text}': this TorchSharp build has no usable CUDA (libtorch {__version__}, CPU package). " +
+                "On a machine with an NVIDIA GPU, build with -p:TorchBackend=cuda, which takes TorchSharp-cuda-linux " +
+                    "where a NuGet feed serves it.");
         if (index >= cuda.device_count())
-            throw new DiffusionArgumentException(nameof(TrainConfig.Device), $"'{text}': only {cuda.device_count()} CUDA devices are visible.");
+            throw new DiffusionArgumentException(nameof(TrainConfig.Device),
+                $"'{text}': only {cuda.device_count()} CUDA devices are visible.");
         return new Device(DeviceType.CUDA, index);
     }
 }

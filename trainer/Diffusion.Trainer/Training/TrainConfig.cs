@@ -3,7 +3,9 @@ using Diffusion.Trainer.Nn;
 
 namespace Diffusion.Trainer.Training;
 
-/// <summary>Everything a training run is made of: one plain record; the checkpoint stores it, --resume reads it back.</summary>
+/// <summary>
+/// Everything a training run is made of: one plain record; the checkpoint stores it, --resume reads it back.
+/// </summary>
 public sealed record TrainConfig
 {
     /// <summary>Data set (see Datasets.Open).</summary>
@@ -25,8 +27,9 @@ public sealed record TrainConfig
     /// <summary>Linear warm-up steps.</summary>
     public int WarmupSteps { get; init; } = 200;
     /// <summary>
-    /// Steps at the end of <see cref="Steps"/> over which the learning rate falls linearly to zero (warmup–stable–decay;
-    /// 0 = constant to the end). A resumed run may set it, so the end of an open-ended run is chosen when it comes.
+    /// Steps at the end of <see cref="Steps"/> over which the learning rate falls linearly to zero
+    /// (warmup–stable–decay; 0 = constant to the end). A resumed run may set it, so the end of an open-ended run is
+    /// chosen when it comes.
     /// </summary>
     public int DecaySteps { get; init; }
     /// <summary>AdamW's decoupled weight decay.</summary>
@@ -43,14 +46,17 @@ public sealed record TrainConfig
     public double LabelDropout { get; init; } = 0.1;
     /// <summary>
     /// Random horizontal flips: an augmentation for mirror-symmetric data only. Fashion-MNIST is not (its shoes all
-    /// face one way): a model trained on flipped images learns the mirrored half too, which is ≈ 65 FD from the test set.
+    /// face one way): a model trained on flipped images learns the mirrored half too, which is ≈ 65 FD from the test
+    /// set.
     /// </summary>
     public bool Flip { get; init; }
     /// <summary>Seed of every random draw (weights, batches, noise, t, dropout).</summary>
     public ulong Seed { get; init; }
     /// <summary>cpu or cuda[:N].</summary>
     public string Device { get; init; } = "cpu";
-    /// <summary>Arithmetic of the forward and backward passes (the weights, the optimizer and the checkpoint stay float32).</summary>
+    /// <summary>
+    /// Arithmetic of the forward and backward passes (the weights, the optimizer and the checkpoint stay float32).
+    /// </summary>
     public Precision Precision { get; init; } = Precision.Float32;
     /// <summary>Checkpoint every N steps.</summary>
     public int CheckpointEvery { get; init; } = 500;
@@ -74,8 +80,11 @@ public enum Precision
 /// <summary>The command-line names of <see cref="Precision"/>: fp32 and bf16.</summary>
 public static class PrecisionNames
 {
-    /// <summary>fp32/float32 or bf16/bfloat16 (any case); anything else is one clear error naming <paramref name="option"/>.</summary>
-    public static Precision Parse(string text, string option = nameof(TrainConfig.Precision)) => text.Trim().ToLowerInvariant() switch
+    /// <summary>
+    /// fp32/float32 or bf16/bfloat16 (any case); anything else is one clear error naming <paramref name="option"/>.
+    /// </summary>
+    public static Precision Parse(string text, string option = nameof(TrainConfig.Precision)) =>
+        text.Trim().ToLowerInvariant() switch
     {
         "fp32" or "float32" => Precision.Float32,
         "bf16" or "bfloat16" => Precision.BFloat16,

@@ -55,7 +55,10 @@ public sealed class TrainingRun : IDisposable
     public ICommunicator World => _world;
     /// <summary>Gradient averaging over the ranks (bytes per step, time in allreduce).</summary>
     public GradientAverager Averager => _averager;
-    /// <summary>When set, <see cref="Run"/> ends (with a checkpoint) at the first step after this much training time — on every rank at the same step.</summary>
+    /// <summary>
+    /// When set, <see cref="Run"/> ends (with a checkpoint) at the first step after this much training time — on every
+    /// rank at the same step.
+    /// </summary>
     public TimeSpan? TimeLimit { get; set; }
     /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
     public StepProfile? Profile { get; set; }
@@ -75,18 +78,23 @@ public sealed class TrainingRun : IDisposable
             ImageSize = data.Height,
             NumClasses = config.Conditional ? data.NumClasses : 0,
         };
-        if (data.Height != data.Width) throw new DiffusionArgumentException(nameof(TrainConfig.Data), $"{data.Source}: images are {data.Height}×{data.Width}; the UNet needs square images.");
+        if (data.Height != data.Width)
+            throw new DiffusionArgumentException(nameof(TrainConfig.Data),
+                $"{data.Source}: images are {data.Height}×{data.Width}; the UNet needs square images.");
         _config = config with
         {
             Net = net,
-            Diffusion = config.Diffusion with { NumClasses = net.NumClasses, ClassNames = net.NumClasses > 0 ? data.ClassNames : null, SampleSize = [data.Height, data.Width], InChannels = data.Channels },
+            Diffusion = config.Diffusion with {
+                NumClasses = net.NumClasses, ClassNames = net.NumClasses > 0 ? data.ClassNames : null,
+                    SampleSize = [data.Height, data.Width], InChannels = data.Channels },
         };
         _config.Diffusion.Validate("training config");
         random.manual_seed((long)config.Seed);  // initial weights and dropout draw from the default generator
         _generator = new Generator(config.Seed); // batches, t, noise and label dropout from this one
         _net = new UNet(net) { ComputeType = config.Precision.ScalarType() };
         _net.to(_device);
-        _objective = new DiffusionObjective(_config.Diffusion.CreateSchedule(), _config.Diffusion.Prediction, config.Weighting, config.MinSnrGamma,
+        _objective = new DiffusionObjective(_config.Diffusion.CreateSchedule(), _config.Diffusion.Prediction,
+            config.Weighting, config.MinSnrGamma,
             config.LabelDropout, net.NumClasses, _device);
         _optimizer = optim.AdamW(_net.parameters(), config.LearningRate, weight_decay: config.WeightDecay);
         var average = new UNet(net);
@@ -95,8 +103,12 @@ public sealed class TrainingRun : IDisposable
         _averager = new GradientAverager(world, _net.parameters());
     }
 
-    /// <summary>Starts a new run writing into <paramref name="outDir"/> (on every rank of <paramref name="world"/>, each with the same config).</summary>
-    public static TrainingRun Start(TrainConfig config, string outDir, ImageDataset? data = null, ICommunicator? world = null)
+    /// <summary>
+    /// Starts a new run writing into <paramref name="outDir"/> (on every rank of <paramref name="world"/>, each with
+    /// the same config).
+    /// </summary>
+    public static TrainingRun Start(TrainConfig config, string outDir, ImageDataset? data = null,
+        ICommunicator? world = null)
     {
         world ??= new SingleProcess();
         Validate(config);
@@ -113,10 +125,11 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>
-    /// Continues the run saved in <paramref name="outDir"/>, with the <paramref name="changes"/> a resumed run may make.
-    /// Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
+    /// Continues the run saved in <paramref name="outDir"/>, with the <paramref name="changes"/> a resumed run may
+    /// make. Rank 0 reads the checkpoint and hands config and state to the others, whatever their number was before.
     /// </summary>
-    public static TrainingRun Resume(string outDir, ResumeOptions? changes = null, ImageDataset? data = null, ICommunicator? world = null)
+    public static TrainingRun Resume(string outDir, ResumeOptions? changes = null, ImageDataset? data = null,
+        ICommunicator? world = null)
     {
         world ??= new SingleProcess();
         changes ??= new ResumeOptions();
@@ -153,14 +166,18 @@ public sealed class TrainingRun : IDisposable
     private static TrainConfig AgreeOnConfig(ICommunicator world, TrainConfig? mine, string request)
     {
         if (world.Size == 1) return mine!;
-        static byte[] Json(TrainConfig config, string request) => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new RankOptions(config, request));
+        static byte[] Json(TrainConfig config, string request) =>
+            System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new RankOptions(config, request));
         var root = world.Broadcast(world.Rank == 0 ? Json(mine!, request) : null);
         var (rootConfig, rootRequest) = System.Text.Json.JsonSerializer.Deserialize<RankOptions>(root)!;
-        bool differs = request != rootRequest || (mine is not null && !root.AsSpan().SequenceEqual(Json(mine, request)));
+        bool differs = request != rootRequest
+            || (mine is not null && !root.AsSpan().SequenceEqual(Json(mine, request)));
         if (world.AllreduceMax(differs ? 1 : 0) > 0)
             throw new DiffusionException(differs
-                ? $"Rank {world.Rank} was started with other training options than rank 0 ({(request != rootRequest ? $"'{request}' vs '{rootRequest}'" : "see the config each rank prints")}); start every rank with the same command line."
-                : "Another rank was started with other training options than rank 0; start every rank with the same command line.");
+                ? $"Rank {world.Rank} was started with other training options than rank 0 " +
+                    $"({(request != rootRequest ? $"'{request}' vs '{rootRequest}'" : "see the config each rank prints")}); start every rank with the same command line."
+                : "Another rank was started with other training options than rank 0; start every rank with the same " +
+                    "command line.");
         return rootConfig;
     }
 
@@ -193,7 +210,9 @@ public sealed class TrainingRun : IDisposable
         return this;
     }
 
-    /// <summary>The payload of a checkpoint: weights, EMA weights, AdamW state, both generators' states, in this order.</summary>
+    /// <summary>
+    /// The payload of a checkpoint: weights, EMA weights, AdamW state, both generators' states, in this order.
+    /// </summary>
     private void WriteState(BinaryWriter writer)
     {
         _net.save(writer);
@@ -211,8 +230,11 @@ public sealed class TrainingRun : IDisposable
         _loggedUpTo = Step;
     }
 
-    /// <summary>Reads what <see cref="WriteState"/> wrote into modules, optimizer and generator of the same configuration.</summary>
-    private static void ReadState(BinaryReader reader, UNet net, UNet average, AdamW optimizer, Generator generator, bool restoreDefaultGenerator)
+    /// <summary>
+    /// Reads what <see cref="WriteState"/> wrote into modules, optimizer and generator of the same configuration.
+    /// </summary>
+    private static void ReadState(BinaryReader reader, UNet net, UNet average, AdamW optimizer, Generator generator,
+        bool restoreDefaultGenerator)
     {
         net.load(reader, strict: true);
         average.load(reader, strict: true);
@@ -235,8 +257,10 @@ public sealed class TrainingRun : IDisposable
             $"expected a positive number, got {c.LearningRate}.");
         Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
         Check(c.Net.Dropout is >= 0 and < 1, nameof(c.Net.Dropout), $"expected a rate in [0, 1), got {c.Net.Dropout}.");
-        Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout), $"expected a rate in [0, 1), got {c.LabelDropout}.");
-        Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery), $"expected a positive number of steps, got {c.CheckpointEvery}.");
+        Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout),
+            $"expected a rate in [0, 1), got {c.LabelDropout}.");
+        Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery),
+            $"expected a positive number of steps, got {c.CheckpointEvery}.");
         Check(Enum.IsDefined(c.Precision), nameof(c.Precision), $"{(int)c.Precision}: expected fp32 or bf16.");
         Check(c.DecaySteps >= 0 && c.DecaySteps <= c.Steps, nameof(c.DecaySteps),
             $"expected 0…{c.Steps} (the run's steps), got {c.DecaySteps}.");
@@ -246,8 +270,9 @@ public sealed class TrainingRun : IDisposable
     public double LearningRateAt(int step) => LearningRate(_config, step);
 
     /// <summary>
-    /// Linear warm-up over <see cref="TrainConfig.WarmupSteps"/>, then constant, then with <see cref="TrainConfig.DecaySteps"/>
-    /// a linear cool-down whose last step (<see cref="TrainConfig.Steps"/>) runs at 1/DecaySteps of the peak.
+    /// Linear warm-up over <see cref="TrainConfig.WarmupSteps"/>, then constant, then with
+    /// <see cref="TrainConfig.DecaySteps"/> a linear cool-down whose last step (<see cref="TrainConfig.Steps"/>) runs
+    /// at 1/DecaySteps of the peak.
     /// </summary>
     public static double LearningRate(TrainConfig c, int step)
     {
@@ -276,7 +301,9 @@ public sealed class TrainingRun : IDisposable
         }
     }
 
-    /// <summary>One optimizer step on a fresh batch (this rank's rows of it); returns the loss of the whole batch.</summary>
+    /// <summary>
+    /// One optimizer step on a fresh batch (this rank's rows of it); returns the loss of the whole batch.
+    /// </summary>
     public double TrainStep()
     {
         using var scope = NewDisposeScope();
@@ -284,7 +311,8 @@ public sealed class TrainingRun : IDisposable
         _net.train();
         int b = _config.Batch;
         var indices = randint(_data.Count, [b], generator: _generator).data<long>().ToArray();
-        var flips = rand([b], generator: _generator).data<float>().ToArray().Select(u => _config.Flip && u < 0.5f).ToArray();
+        var flips = rand([b], generator: _generator).data<float>().ToArray().Select(u => _config.Flip
+            && u < 0.5f).ToArray();
         // This rank's rows of the global batch (all of them in one process).
         int from = (int)((long)b * _world.Rank / _world.Size), to = (int)((long)b * (_world.Rank + 1) / _world.Size);
         if (to == from) throw new DiffusionArgumentException(nameof(TrainConfig.Batch),
@@ -300,7 +328,8 @@ public sealed class TrainingRun : IDisposable
         using (var forward = NewDisposeScope())
         {
             loss = _objective.Loss(_net, x0, y, _generator, new BatchShard(from, b));
-            // Averaging over the ranks weighs each rank's mean by its share of the batch: the mean over the whole batch.
+            // Averaging over the ranks weighs each rank's mean by its share of the batch: the mean over the whole
+            // batch.
             if (to - from != b) loss = loss * ((to - from) * (double)_world.Size / b);
             loss = forward.MoveToOuter(loss);
         }
@@ -327,7 +356,8 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Writes checkpoint.pt and appends the steps since the last checkpoint to loss.csv.</summary>
     public void SaveCheckpoint(double lastLoss)
     {
-        Checkpoint.Save(CheckpointPath(_outDir), new CheckpointInfo(Step, _config, _data.ClassNames, lastLoss), WriteState);
+        Checkpoint.Save(CheckpointPath(_outDir), new CheckpointInfo(Step, _config, _data.ClassNames, lastLoss),
+            WriteState);
         var log = Path.Combine(_outDir, "loss.csv");
         if (_loggedUpTo < 0) _loggedUpTo = File.Exists(log) ? LastLoggedStep(log) : 0;
         if (!File.Exists(log)) File.WriteAllText(log, "step,loss\n");
@@ -344,7 +374,10 @@ public sealed class TrainingRun : IDisposable
     /// <summary>The EMA (or raw) weights as an ONNX model following the model contract.</summary>
     public byte[] ExportOnnx(bool ema = true) => UNetExporter.ToOnnx(ema ? _ema.Average : _net, _config.Diffusion);
 
-    /// <summary>Exports the EMA model to model.onnx and samples a grid through the runtime (DPM-Solver++(2M), 20 steps, Karras σ).</summary>
+    /// <summary>
+    /// Exports the EMA model to model.onnx and samples a grid through the runtime (DPM-Solver++(2M), 20 steps, Karras
+    /// σ).
+    /// </summary>
     public string WriteSamples()
     {
         var modelPath = Path.Combine(_outDir, "model.onnx");
@@ -355,15 +388,20 @@ public sealed class TrainingRun : IDisposable
         var result = new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = "dpm++2m", Steps = 20, KarrasSigmas = true, Count = count, BatchSize = count, Seed = 0,
-            ClassLabels = model.NumClasses > 0 ? Enumerable.Range(0, count).Select(i => i % model.NumClasses).ToArray() : [],
+            ClassLabels = model.NumClasses > 0 ? Enumerable.Range(0, count).Select(i => i % model.NumClasses).ToArray()
+                : [],
             Guidance = model.NumClasses > 0 ? 2 : 1,
         });
         var grid = Path.Combine(_outDir, $"samples-{Step:000000}.png");
-        Png.Save(grid, ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width, columns: model.NumClasses > 0 ? model.NumClasses : 0));
+        Png.Save(grid,
+            ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width,
+                columns: model.NumClasses > 0 ? model.NumClasses : 0));
         return grid;
     }
 
-    /// <summary>The network stored in a checkpoint (its EMA weights, or the raw ones), with the config to export it with.</summary>
+    /// <summary>
+    /// The network stored in a checkpoint (its EMA weights, or the raw ones), with the config to export it with.
+    /// </summary>
     public static (UNet Net, DiffusionConfig Config) LoadNetwork(string path, bool ema)
     {
         var info = Checkpoint.ReadInfo(path);
@@ -372,7 +410,8 @@ public sealed class TrainingRun : IDisposable
         {
             using var optimizer = optim.AdamW(net.parameters());
             using var generator = new Generator(0);
-            Checkpoint.Read(path, (_, reader) => ReadState(reader, net, average, optimizer, generator, restoreDefaultGenerator: false));
+            Checkpoint.Read(path, (_, reader) =>
+                ReadState(reader, net, average, optimizer, generator, restoreDefaultGenerator: false));
             var kept = ema ? average : net;
             (ema ? net : average).Dispose();
             kept.eval();
