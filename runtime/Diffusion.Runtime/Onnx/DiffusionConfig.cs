@@ -75,50 +75,94 @@ public sealed record DiffusionConfig
     /// <summary>The parsed prediction type.</summary>
     public PredictionType Prediction => PredictionTypes.Parse(PredictionType);
 
-    /// <summary>The keys <see cref="ToJson"/> writes (or leaves out) for this config's own fields.</summary>
-    private static readonly HashSet<string> OwnKeys =
+    /// <summary>A scalar field under its diffusers key: how it is written and read back.</summary>
+    private abstract record Field(string Key)
+    {
+        public abstract JsonNode Write(DiffusionConfig c);
+        public abstract DiffusionConfig Read(DiffusionConfig c, JsonNode node, string source);
+    }
+
+    private sealed record Field<T>(
+        string Key, Func<DiffusionConfig, T> Get, Func<DiffusionConfig, T, DiffusionConfig> Set) : Field(Key)
+    {
+        public override JsonNode Write(DiffusionConfig c) => Get(c) switch
+        {
+            int v => v,
+            double v => v,
+            bool v => v,
+            string v => v,
+            var v => throw new NotSupportedException($"{Key}: {v?.GetType().Name}"),
+        };
+
+        public override DiffusionConfig Read(DiffusionConfig c, JsonNode node, string source) =>
+            Set(c, Value<T>(node, Key, source));
+    }
+
+    /// <summary>
+    /// The value under <paramref name="key"/> as a <typeparamref name="T"/>, or an error naming both.
+    /// </summary>
+    private static T Value<T>(JsonNode node, string key, string source)
+    {
+        try { return node.GetValue<T>(); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, "
+                + $"found {node.ToJsonString()}.", e);
+        }
+    }
+
+    private static Field<T> F<T>(
+        string key, Func<DiffusionConfig, T> get, Func<DiffusionConfig, T, DiffusionConfig> set) => new(key, get, set);
+
+    /// <summary>
+    /// The scalar fields: the one list that <see cref="ToJson"/> writes and <see cref="Parse"/> reads.
+    /// </summary>
+    private static readonly Field[] Scalars =
     [
-        "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "clip_sample",
-            "clip_sample_range",
-        "thresholding", "dynamic_thresholding_ratio", "sample_max_value", "rescale_betas_zero_snr", "timestep_spacing",
-        "use_karras_sigmas", "steps_offset", "variance_type", "num_classes", "sample_size", "in_channels", "null_class",
-            "class_names",
+        F("num_train_timesteps", c => c.NumTrainTimesteps, (c, v) => c with { NumTrainTimesteps = v }),
+        F("beta_start", c => c.BetaStart, (c, v) => c with { BetaStart = v }),
+        F("beta_end", c => c.BetaEnd, (c, v) => c with { BetaEnd = v }),
+        F("beta_schedule", c => c.BetaSchedule, (c, v) => c with { BetaSchedule = v }),
+        F("prediction_type", c => c.PredictionType, (c, v) => c with { PredictionType = v }),
+        F("clip_sample", c => c.ClipSample, (c, v) => c with { ClipSample = v }),
+        F("clip_sample_range", c => c.ClipSampleRange, (c, v) => c with { ClipSampleRange = v }),
+        F("thresholding", c => c.Thresholding, (c, v) => c with { Thresholding = v }),
+        F("dynamic_thresholding_ratio", c => c.DynamicThresholdingRatio,
+            (c, v) => c with { DynamicThresholdingRatio = v }),
+        F("sample_max_value", c => c.SampleMaxValue, (c, v) => c with { SampleMaxValue = v }),
+        F("rescale_betas_zero_snr", c => c.RescaleBetasZeroSnr, (c, v) => c with { RescaleBetasZeroSnr = v }),
+        F("timestep_spacing", c => c.TimestepSpacing, (c, v) => c with { TimestepSpacing = v }),
+        F("use_karras_sigmas", c => c.UseKarrasSigmas, (c, v) => c with { UseKarrasSigmas = v }),
+        F("steps_offset", c => c.StepsOffset, (c, v) => c with { StepsOffset = v }),
+        F("variance_type", c => c.VarianceType, (c, v) => c with { VarianceType = v }),
+        F("num_classes", c => c.NumClasses, (c, v) => c with { NumClasses = v }),
     ];
 
-    private static readonly HashSet<string> OwnKeysButVariance = [.. OwnKeys.Where(k => k != "variance_type")];
+    /// <summary>Keys of the fields that are not scalars, or are written only when not the default.</summary>
+    private const string SampleSizeKey = "sample_size", InChannelsKey = "in_channels", NullClassKey = "null_class",
+        ClassNamesKey = "class_names", VarianceTypeKey = "variance_type";
+
+    /// <summary>Every key of this config's own fields: a scheduler's settings never write over them.</summary>
+    private static readonly HashSet<string> OwnKeys =
+        [.. Scalars.Select(f => f.Key), SampleSizeKey, InChannelsKey, NullClassKey, ClassNamesKey];
+
+    private static readonly HashSet<string> OwnKeysButVariance = [.. OwnKeys.Where(k => k != VarianceTypeKey)];
 
     /// <summary>
     /// Serializes with diffusers' key names, the scheduler's (<c>_class_name</c> and its settings) included.
     /// </summary>
     public string ToJson()
     {
-        var o = new JsonObject
-        {
-            ["num_train_timesteps"] = NumTrainTimesteps,
-            ["beta_start"] = BetaStart,
-            ["beta_end"] = BetaEnd,
-            ["beta_schedule"] = BetaSchedule,
-            ["prediction_type"] = PredictionType,
-            ["clip_sample"] = ClipSample,
-            ["clip_sample_range"] = ClipSampleRange,
-            ["thresholding"] = Thresholding,
-            ["dynamic_thresholding_ratio"] = DynamicThresholdingRatio,
-            ["sample_max_value"] = SampleMaxValue,
-            ["rescale_betas_zero_snr"] = RescaleBetasZeroSnr,
-            ["timestep_spacing"] = TimestepSpacing,
-            ["use_karras_sigmas"] = UseKarrasSigmas,
-            ["steps_offset"] = StepsOffset,
-            ["variance_type"] = VarianceType,
-            ["num_classes"] = NumClasses,
-        };
+        var o = new JsonObject();
+        foreach (var field in Scalars) o[field.Key] = field.Write(this);
         // variance_type is DDPM's posterior variance; other diffusers schedulers read the key otherwise (DPM-Solver: a
         // learned variance, refused), so with one of those the key is left as its own file had it.
         bool schedulerOwnsVariance = Scheduler is { Family: not Diffusers.DiffusersFamily.Ddpm };
-        if (schedulerOwnsVariance) o.Remove("variance_type");
-        if (SampleSize is not null) o["sample_size"] = new JsonArray(SampleSize.Select(v => (JsonNode)v).ToArray());
-        if (InChannels is not null) o["in_channels"] = InChannels;
-        if (!NullClass) o["null_class"] = false;
-        if (ClassNames is not null) o["class_names"] = new JsonArray(ClassNames.Select(v => (JsonNode)v!).ToArray());
+        if (schedulerOwnsVariance) o.Remove(VarianceTypeKey);
+        if (SampleSize is not null) o[SampleSizeKey] = new JsonArray(SampleSize.Select(v => (JsonNode)v).ToArray());
+        if (InChannels is not null) o[InChannelsKey] = InChannels;
+        if (!NullClass) o[NullClassKey] = false;
+        if (ClassNames is not null) o[ClassNamesKey] = new JsonArray(ClassNames.Select(v => (JsonNode)v!).ToArray());
         Scheduler?.WriteTo(o, schedulerOwnsVariance ? OwnKeysButVariance : OwnKeys);
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
     }
@@ -129,40 +173,18 @@ public sealed record DiffusionConfig
     public static DiffusionConfig Parse(string json, string source)
     {
         JsonObject o;
-        try { o = JsonNode.Parse(PythonJson.Normalize(json)) as JsonObject
-            ?? throw new DiffusionException($"{source}: expected a JSON object."); }
+        try
+        {
+            o = JsonNode.Parse(PythonJson.Normalize(json)) as JsonObject
+                ?? throw new DiffusionException($"{source}: expected a JSON object.");
+        }
         catch (JsonException e) { throw new DiffusionException($"{source}: not valid JSON ({e.Message}).", e); }
 
         var c = new DiffusionConfig();
-        T Get<T>(string key, T fallback)
-        {
-            if (!o.TryGetPropertyValue(key, out var node) || node is null) return fallback;
-            try { return node.GetValue<T>(); }
-            catch (Exception e) when (e is InvalidOperationException or FormatException)
-            { throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, " +
-                $"found {node.ToJsonString()}.", e); }
-        }
-        c = c with
-        {
-            NumTrainTimesteps = Get("num_train_timesteps", c.NumTrainTimesteps),
-            BetaStart = Get("beta_start", c.BetaStart),
-            BetaEnd = Get("beta_end", c.BetaEnd),
-            BetaSchedule = Get("beta_schedule", c.BetaSchedule),
-            PredictionType = Get("prediction_type", c.PredictionType),
-            ClipSample = Get("clip_sample", c.ClipSample),
-            ClipSampleRange = Get("clip_sample_range", c.ClipSampleRange),
-            Thresholding = Get("thresholding", c.Thresholding),
-            DynamicThresholdingRatio = Get("dynamic_thresholding_ratio", c.DynamicThresholdingRatio),
-            SampleMaxValue = Get("sample_max_value", c.SampleMaxValue),
-            RescaleBetasZeroSnr = Get("rescale_betas_zero_snr", c.RescaleBetasZeroSnr),
-            TimestepSpacing = Get("timestep_spacing", c.TimestepSpacing),
-            UseKarrasSigmas = Get("use_karras_sigmas", c.UseKarrasSigmas),
-            StepsOffset = Get("steps_offset", c.StepsOffset),
-            VarianceType = Get("variance_type", c.VarianceType),
-            InChannels = o["in_channels"] is null ? null : Get("in_channels", 0),
-            NumClasses = Get("num_classes", 0),
-            NullClass = Get("null_class", true),
-        };
+        foreach (var field in Scalars)
+            if (o[field.Key] is { } node) c = field.Read(c, node, source);
+        if (o[InChannelsKey] is { } channels) c = c with { InChannels = Value<int>(channels, InChannelsKey, source) };
+        if (o[NullClassKey] is { } nullClass) c = c with { NullClass = Value<bool>(nullClass, NullClassKey, source) };
         if (Diffusers.DiffusersScheduler.Parse(o, source) is { } scheduler)
             c = c with
             {
@@ -173,7 +195,7 @@ public sealed record DiffusionConfig
                 ClipSample = o["clip_sample"] is null ? scheduler.ClassName is "DDIMScheduler" or "DDPMScheduler"
                     : c.ClipSample,
             };
-        if (o["sample_size"] is JsonNode size)
+        if (o[SampleSizeKey] is JsonNode size)
         {
             c = c with
             {
@@ -181,24 +203,24 @@ public sealed record DiffusionConfig
                 {
                     JsonArray a when a.Count == 2 => [Get2(a, 0), Get2(a, 1)],
                     JsonValue v when v.TryGetValue<int>(out var s) => [s, s],
-                    _ => throw new DiffusionException($"{source}: 'sample_size' should be an integer or [height, " +
-                        $"width], found {size.ToJsonString()}."),
+                    _ => throw new DiffusionException($"{source}: 'sample_size' should be an integer or [height, "
+                        + $"width], found {size.ToJsonString()}."),
                 },
             };
         }
-        if (o["class_names"] is JsonArray names)
+        if (o[ClassNamesKey] is JsonArray names)
             c = c with
             {
                 ClassNames = names.Select(n => n is JsonValue v && v.TryGetValue<string>(out var name) ? name
-                    : throw new DiffusionException($"{source}: 'class_names' should hold strings, " +
-                        $"found {n?.ToJsonString() ?? "null"}.")).ToArray(),
+                    : throw new DiffusionException($"{source}: 'class_names' should hold strings, "
+                        + $"found {n?.ToJsonString() ?? "null"}.")).ToArray(),
             };
         c.Validate(source);
         return c;
 
         int Get2(JsonArray a, int i) => a[i] is JsonValue v && v.TryGetValue<int>(out var x)
-            ? x : throw new DiffusionException($"{source}: 'sample_size' entries should be integers, " +
-                $"found {a.ToJsonString()}.");
+            ? x : throw new DiffusionException($"{source}: 'sample_size' entries should be integers, "
+                + $"found {a.ToJsonString()}.");
     }
 
     /// <summary>Most training timesteps a config may declare.</summary>
