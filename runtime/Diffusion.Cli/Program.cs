@@ -58,8 +58,10 @@ public static class Program
         }
         var parsed = root.Parse(args);
         if (UsageErrors.Report(parsed, root, error)) return Task.FromResult(ExitCodes.Usage);
-        var config = new InvocationConfiguration {
-            Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        var config = new InvocationConfiguration
+        {
+            Output = output, Error = error, EnableDefaultExceptionHandler = false,
+        };
         return parsed.InvokeAsync(config, cancellation);
     }
 }

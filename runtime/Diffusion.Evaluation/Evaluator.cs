@@ -165,8 +165,10 @@ public sealed class Evaluator
     {
         int classes = _model.NumClasses;
         if (classes > 0 && request.ClassLabels.Length == 0)
-            request = request with {
-                ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() };
+            request = request with
+            {
+                ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray(),
+            };
         var result = new ImageGenerator(_model).Generate(request, progress, cancellation);
         var (features, predicted) = _classifier.Run(result.Images, result.Count);
         int dim = _classifier.FeatureDim, n = Math.Min(result.Count, _referenceCount);
@@ -182,8 +184,10 @@ public sealed class Evaluator
             accuracy = hits / (double)result.Count;
         }
         return new EvalResult(result.Sampler, request.Steps, fd, accuracy, perClass, result.EvaluationsPerImage,
-            result.TotalTime.TotalMilliseconds / result.Count, result.Count) {
-                Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null };
+            result.TotalTime.TotalMilliseconds / result.Count, result.Count)
+            {
+                Kid = kid, Floor = Floor(result.Count, floorSample), Reference = classes > 0 ? Accuracy(n) : null,
+            };
     }
 
     /// <summary>

@@ -29,8 +29,10 @@ public sealed class FeatureClassifier : IDisposable
                 + "models/fashion-mnist/classifier.onnx), or name another.");
         using var options = settings.CreateOptions();
         try { _session = new InferenceSession(path, options); }
-        catch (OnnxRuntimeException e) {
-            throw new DiffusionException("Classifier", $"'{path}' could not be loaded: {e.Message.Trim()}", e); }
+        catch (OnnxRuntimeException e)
+        {
+            throw new DiffusionException("Classifier", $"'{path}' could not be loaded: {e.Message.Trim()}", e);
+        }
         if (!_session.InputMetadata.TryGetValue("image", out var input)
             || !_session.OutputMetadata.ContainsKey("features") || !_session.OutputMetadata.ContainsKey("logits"))
         {

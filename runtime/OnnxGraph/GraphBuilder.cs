@@ -127,8 +127,10 @@ public sealed class GraphBuilder
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto {
-                TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = tensorShape } },
+            Type = new TypeProto
+            {
+                TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = tensorShape }
+            },
         };
     }
 

@@ -10,8 +10,10 @@ using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions {
-    Args = args, ContentRootPath = AppContext.BaseDirectory });
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+{
+    Args = args, ContentRootPath = AppContext.BaseDirectory,
+});
 var modelPath = builder.Configuration["Model"]
     ?? Path.Combine(AppContext.BaseDirectory, "../../../../../models/fashion-mnist/model.onnx");
 // One model for the whole app: DiffusionModel and ImageGenerator serve concurrent requests (see Diffusion.Runtime's
@@ -34,8 +36,10 @@ app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, Canc
 {
     ImageRequest? body;
     try { body = await http.ReadFromJsonAsync<ImageRequest>(cancellation); }
-    catch (Exception e) when (e is JsonException or InvalidOperationException) {
-        return Results.BadRequest(new { error = $"the body is not a JSON image request: {e.Message}" }); }
+    catch (Exception e) when (e is JsonException or InvalidOperationException)
+    {
+        return Results.BadRequest(new { error = $"the body is not a JSON image request: {e.Message}" });
+    }
     if (body is null) return Results.BadRequest(new { error = "the body is empty; send a JSON image request" });
     try
     {

@@ -154,8 +154,10 @@ public class CliTests
         var inverted = maskPixels.Select(v => (byte)(255 - v)).ToArray();
         Png.Save(Path.Combine(dir, "mask-white-keeps.png"), new Image8(32, 32, 1, inverted));
         var original = ImageGrid.FromImage(ImageGrid.Shrink(Png.Read(image), 4));
-        foreach (var (mask, extra) in new[] {
-            ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]) })
+        foreach (var (mask, extra) in new[]
+        {
+            ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]),
+        })
         {
             var outPath = Path.Combine(dir, $"filled-{mask}.npy");
             var (code, _,
@@ -206,8 +208,10 @@ public class CliTests
         var dir = Fixtures.TempFolder();
         var karrasModel = Path.Combine(dir, "karras.onnx");
         File.WriteAllBytes(karrasModel,
-            Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with {
-                Config = new Diffusion.Runtime.Onnx.DiffusionConfig { UseKarrasSigmas = true } }));
+            Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec() with
+            {
+                Config = new Diffusion.Runtime.Onnx.DiffusionConfig { UseKarrasSigmas = true }
+            }));
         var plainModel = Path.Combine(dir, "plain.onnx");
         File.WriteAllBytes(plainModel, Diffusion.ReferenceModels.GaussianModel.Build(Fixtures.Spec()));
         float[] Sample(string model, params string[] extra)

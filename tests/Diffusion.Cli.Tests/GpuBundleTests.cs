@@ -88,9 +88,11 @@ public class GpuBundleTests
 
     private static (int Code, string Out, string Err) Run(string file, string[] args)
     {
-        var start = new ProcessStartInfo(file) {
+        var start = new ProcessStartInfo(file)
+        {
             RedirectStandardOutput = true, RedirectStandardError = true,
-                WorkingDirectory = Path.GetDirectoryName(file)! };
+            WorkingDirectory = Path.GetDirectoryName(file)!,
+        };
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
         start.Environment.Remove("DIFFUSION_CUDA_PROVIDER");

@@ -32,8 +32,10 @@ public class ReadmeTests
         foreach (var line in lines)
         {
             var args = line["./diffusion ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var start = new ProcessStartInfo("dotnet") {
-                WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
+            var start = new ProcessStartInfo("dotnet")
+            {
+                WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true,
+            };
             start.ArgumentList.Add(cli);
             foreach (var a in args) start.ArgumentList.Add(a);
             start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
@@ -51,9 +53,11 @@ public class ReadmeTests
             Assert.True(process.ExitCode == 0, $"{line}\n→ exit {process.ExitCode}: {stderr}{await stdout}");
         }
         // What the lines were to make, made.
-        foreach (var file in new[] {
+        foreach (var file in new[]
+        {
             "dress.png", "grid.png", "sneakers.png", "x.npy", "xT.npy", "from-noise.png", "coat.png", "top.png",
-                "filled.png", "morph.png", "g.onnx", "g.png", "plots/beta.svg", "report/report.md" })
+                "filled.png", "morph.png", "g.onnx", "g.png", "plots/beta.svg", "report/report.md",
+        })
             Assert.True(File.Exists(Path.Combine(folder, file)), $"{file} was not written");
         Assert.Equal(8, Directory.GetFiles(Path.Combine(folder, "images")).Length);
         // 28×28 shown 5×

@@ -96,8 +96,10 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     [Fact]
     public async Task Eight_concurrent_requests_share_the_model_and_give_the_sequential_images()
     {
-        var bodies = Enumerable.Range(0, 8).Select(i => new {
-            @class = (i % 3).ToString(), steps = 6, seed = (ulong)i, count = 2, scale = 1 }).ToArray();
+        var bodies = Enumerable.Range(0, 8).Select(i => new
+        {
+            @class = (i % 3).ToString(), steps = 6, seed = (ulong)i, count = 2, scale = 1,
+        }).ToArray();
         var sequential = new List<byte[]>();
         foreach (var body in bodies) sequential.Add(await Generate(body));
         var concurrent = await Task.WhenAll(bodies.Select(Generate));
@@ -204,8 +206,10 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
 
         async Task<(int Code, string Output)> Dotnet(params string[] args)
         {
-            var info = new ProcessStartInfo("dotnet") {
-                WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true };
+            var info = new ProcessStartInfo("dotnet")
+            {
+                WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true,
+            };
             foreach (var a in args) info.ArgumentList.Add(a);
             using var process = Process.Start(info)!;
             var stdout = process.StandardOutput.ReadToEndAsync();

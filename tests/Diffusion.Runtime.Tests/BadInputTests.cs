@@ -95,9 +95,11 @@ public class BadInputTests
         Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("{not json", "cfg.json"));
         Assert.Contains("class_names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 1, "class_names": [3]}""", "cfg.json")).Message);
         Assert.Contains("class_names has 1 names", Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse("""{"num_classes": 2, "class_names": ["a"]}""", "cfg.json")).Message);
-        var roundTrip = DiffusionConfig.Parse(new DiffusionConfig {
+        var roundTrip = DiffusionConfig.Parse(new DiffusionConfig
+        {
             NumClasses = 2, ClassNames = ["a", "b"], SampleSize = [4, 6], InChannels = 3,
-                PredictionType = "sample" }.ToJson(), "json");
+            PredictionType = "sample",
+        }.ToJson(), "json");
         Assert.Equal((2, "b", 6, 3, "sample"),
             (roundTrip.NumClasses, roundTrip.ClassNames![1], roundTrip.SampleSize![1], roundTrip.InChannels,
                 roundTrip.PredictionType));
@@ -164,14 +166,20 @@ public class BadInputTests
         Assert.DoesNotContain('\n', mismatch.Message);
         // CUDA settings on the CPU are argument errors, not silently ignored.
         Assert.Equal("CudaGraphs",
-            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
-                CudaGraphs = true }.CreateOptions()).Parameter);
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
+            {
+                CudaGraphs = true,
+            }.CreateOptions()).Parameter);
         Assert.Equal("CudaProviderLibrary",
-            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
-                CudaProviderLibrary = "p.so" }.CreateOptions()).Parameter);
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
+            {
+                CudaProviderLibrary = "p.so",
+            }.CreateOptions()).Parameter);
         Assert.Equal("CudaOptions",
-            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings {
-                CudaOptions = new Dictionary<string, string> { ["a"] = "1" } }.CreateOptions()).Parameter);
+            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
+            {
+                CudaOptions = new Dictionary<string, string> { ["a"] = "1" }
+            }.CreateOptions()).Parameter);
     }
 
     [Fact]
@@ -206,8 +214,10 @@ public class BadInputTests
                 Fixtures.Generate(fixed4, "ddim", 4, count: 6, batch: 4)).Parameter);
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
         using var guided4 = Fixtures.Load(Fixtures.Spec() with { FixedBatch = 4, ClassMeans = classes });
-        var request = new GenerationRequest {
-            Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2 };
+        var request = new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 4, Count = 4, BatchSize = 2, ClassLabels = [0], Guidance = 2,
+        };
         Assert.Equal(4, new ImageGenerator(guided4).Generate(request).Count); // guidance doubles 2 to the model's 4
         var doubled = Assert.Throws<DiffusionArgumentException>(() =>
             new ImageGenerator(guided4).Generate(request with { BatchSize = 4 }));
@@ -265,8 +275,10 @@ public class BadInputTests
     public void A_diffusers_folder_loads_with_its_scheduler_and_unet_configs()
     {
         var classes = new[] { new[] { 0.5f }, new[] { -0.5f }, new[] { 0f } };
-        var foreign = Fixtures.Spec() with {
-            ClassMeans = classes, WithMetadata = false, Int64Timestep = true, OutputName = "out_sample" };
+        var foreign = Fixtures.Spec() with
+        {
+            ClassMeans = classes, WithMetadata = false, Int64Timestep = true, OutputName = "out_sample",
+        };
         var folder = Fixtures.TempFolder();
         Directory.CreateDirectory(Path.Combine(folder, "unet"));
         Directory.CreateDirectory(Path.Combine(folder, "scheduler"));
@@ -284,8 +296,10 @@ public class BadInputTests
         Assert.Contains("scheduler_config.json + ", model.ConfigSource);
         Assert.EndsWith(Path.Combine("unet", "config.json"), model.ConfigSource);
         using var reference = Fixtures.Load(foreign with { WithMetadata = true });
-        var request = new GenerationRequest {
-            Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1] };
+        var request = new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 10, Count = 4, BatchSize = 4, ClassLabels = [1],
+        };
         Assert.False(model.HasNullClass); // num_class_embeds rows, no null label
         Assert.Equal(new ImageGenerator(reference).Generate(request).Images,
             new ImageGenerator(model).Generate(request).Images);

@@ -31,8 +31,10 @@ public class DeterminismTests
         var seeded = Fixtures.Generate(model, "ddim", 10, count: 3, batch: 3, seed: 11);
         var noise = new float[3 * model.ImageSize];
         new Noise.NoiseGenerator(11).Fill(noise, 0, model.ImageSize, 0);
-        var given = new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "ddim", Steps = 10, Count = 3, BatchSize = 3, Seed = 999, InitialNoise = noise });
+        var given = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 10, Count = 3, BatchSize = 3, Seed = 999, InitialNoise = noise,
+        });
         Assert.Equal(seeded.Images, given.Images);
     }
 
@@ -51,8 +53,10 @@ public class DeterminismTests
     [InlineData(true)] // device twins and explicit copies around each run: the CUDA-graph data flow, on the CPU
     public void The_sampling_loop_allocates_nothing_per_step_after_warm_up(bool staged)
     {
-        using var model = Fixtures.Load(Fixtures.Spec(), new Onnx.ModelOptions {
-            Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = staged } });
+        using var model = Fixtures.Load(Fixtures.Spec(), new Onnx.ModelOptions
+        {
+            Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = staged }
+        });
         using var denoiser = new Samplers.Denoiser(model, 4);
         foreach (var entry in Samplers.SamplerRegistry.All)
         {
@@ -89,18 +93,24 @@ public class DeterminismTests
     {
         // Class-conditional and guided, so that labels, the doubled batch and each timestep layout pass through the
         // copies.
-        var spec = Fixtures.Spec() with {
-            ClassMeans = [[0.5f], [-0.5f], [0f]], Int64Timestep = int64Timestep, ScalarTimestep = scalarTimestep };
+        var spec = Fixtures.Spec() with
+        {
+            ClassMeans = [[0.5f], [-0.5f], [0f]], Int64Timestep = int64Timestep, ScalarTimestep = scalarTimestep,
+        };
         using var direct = Fixtures.Load(spec);
-        using var staged = Fixtures.Load(spec, new Onnx.ModelOptions {
-            Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = true } });
+        using var staged = Fixtures.Load(spec, new Onnx.ModelOptions
+        {
+            Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = true }
+        });
         using (var d = new Samplers.Denoiser(direct, 2, guidance: 3)) Assert.False(d.StagedBuffers);
         using (var d = new Samplers.Denoiser(staged, 2, guidance: 3)) Assert.True(d.StagedBuffers);
         foreach (var sampler in new[] { "ddim", "dpm++2m", "heun", "ddpm" })
         {
-            var request = new GenerationRequest {
+            var request = new GenerationRequest
+            {
                 Sampler = sampler, Steps = 8, Count = 6, BatchSize = 3, Seed = 3, Guidance = 3,
-                    ClassLabels = [0, 1, 1, 0, 1, 0] };
+                ClassLabels = [0, 1, 1, 0, 1, 0],
+            };
             var expected = new ImageGenerator(direct).Generate(request).Images;
             Assert.Equal(expected, new ImageGenerator(staged).Generate(request).Images);
             // guidance and labels reach the network
@@ -114,16 +124,20 @@ public class DeterminismTests
         using var model = Fixtures.Gaussian();
         var reports = new List<GenerationProgress>();
         var progress = new SynchronousProgress<GenerationProgress>(reports.Add);
-        new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "ddim", Steps = 5, Count = 6, BatchSize = 4 }, progress);
+        new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 5, Count = 6, BatchSize = 4,
+        }, progress);
         Assert.Equal(6, reports[^1].ImagesDone);
         Assert.Contains(reports, p => p.Step == 3 && p.ImagesDone == 4);
 
         using var cts = new CancellationTokenSource();
         var cancelling = new SynchronousProgress<GenerationProgress>(p => { if (p.Step == 2) cts.Cancel(); });
         Assert.ThrowsAny<OperationCanceledException>(() =>
-            new ImageGenerator(model).Generate(new GenerationRequest {
-                Sampler = "ddim", Steps = 50, Count = 4, BatchSize = 4 }, cancelling, cts.Token));
+            new ImageGenerator(model).Generate(new GenerationRequest
+            {
+                Sampler = "ddim", Steps = 50, Count = 4, BatchSize = 4,
+            }, cancelling, cts.Token));
     }
 
     private sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>

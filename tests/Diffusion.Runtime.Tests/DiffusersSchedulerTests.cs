@@ -26,8 +26,10 @@ public class DiffusersSchedulerTests
     internal static (DiffusionModel Model, DiffusersScheduler Scheduler) Load(JsonObject c)
     {
         var config = DiffusionConfig.Parse((string)c["config"]!, (string)c["name"]!);
-        var model = Fixtures.Load(Fixtures.Spec() with {
-            Std = [(float)(double)c["std"]!], Config = config with { Scheduler = null } });
+        var model = Fixtures.Load(Fixtures.Spec() with
+        {
+            Std = [(float)(double)c["std"]!], Config = config with { Scheduler = null }
+        });
         return (model, config.Scheduler!);
     }
 
@@ -61,8 +63,10 @@ public class DiffusersSchedulerTests
         {
             // Stochastic: the same distribution from the runtime's own noise (4096 images of 64 independent pixels on
             // both sides: standard errors ≈ 0.0004 in the mean, 0.15 % in the std).
-            var images = new ImageGenerator(model).Generate(new GenerationRequest {
-                SamplerInstance = sampler, Steps = steps, Count = 4096, BatchSize = 512, Seed = 5 }).Images;
+            var images = new ImageGenerator(model).Generate(new GenerationRequest
+            {
+                SamplerInstance = sampler, Steps = steps, Count = 4096, BatchSize = 512, Seed = 5,
+            }).Images;
             var (mean, std) = Fixtures.Moments(images);
             double expectedMean = (double)c["sample_mean"]!, expectedStd = (double)sampleStd;
             Assert.True(Math.Abs(mean - expectedMean) <= 0.003 && Math.Abs(std - expectedStd) <= 0.01 * expectedStd,
@@ -70,8 +74,10 @@ public class DiffusersSchedulerTests
         }
         if (!(bool)c["deterministic"]!) return;
         var xT = Floats(Data["x_T"]);
-        var ours = new ImageGenerator(model).Generate(new GenerationRequest {
-            SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT }).Images;
+        var ours = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            SamplerInstance = sampler, Steps = steps, Count = 2, BatchSize = 2, InitialNoise = xT,
+        }).Images;
         var theirs = Floats(c["output"]);
         double worst = ours.Zip(theirs, (a, b) => Math.Abs(a - b)).Max();
         Assert.True(worst <= 1e-3, $"{name}: largest difference from diffusers {worst:E2}");
@@ -89,8 +95,10 @@ public class DiffusersSchedulerTests
             var again = DiffusionConfig.Parse(config.ToJson(), name + " written back");
             Assert.NotNull(again.Scheduler);
             Assert.Equal(config.Scheduler! with { SourceKeys = null }, again.Scheduler! with { SourceKeys = null });
-            Assert.Equal(config with { Scheduler = null, SampleSize = null, ClassNames = null }, again with {
-                Scheduler = null, SampleSize = null, ClassNames = null });
+            Assert.Equal(config with { Scheduler = null, SampleSize = null, ClassNames = null }, again with
+            {
+                Scheduler = null, SampleSize = null, ClassNames = null,
+            });
         }
         var lu = DiffusionConfig.Parse("""{"_class_name": "DPMSolverMultistepScheduler", "use_lu_lambdas": true, "lambda_min_clipped": -5.1}""", "lu");
         var luAgain = DiffusionConfig.Parse(lu.ToJson(), "lu written back");
@@ -128,8 +136,10 @@ public class DiffusersSchedulerTests
         {
             int steps = sampler.StepsForBudget(budgets[i]);
             Assert.Equal(expectedSteps[i], steps);
-            var made = new ImageGenerator(model).Generate(new GenerationRequest {
-                SamplerInstance = sampler, Steps = steps, Count = 1 }).EvaluationsPerImage;
+            var made = new ImageGenerator(model).Generate(new GenerationRequest
+            {
+                SamplerInstance = sampler, Steps = steps, Count = 1,
+            }).EvaluationsPerImage;
             Assert.Equal(PndmWalk.Evaluations(scheduler, steps), made);
             Assert.InRange(made, budgets[i] - (scheduler.SkipPrkSteps ? 1 : 4), budgets[i]);
         }
@@ -158,10 +168,14 @@ public class DiffusersExportTests
     private static DiffusionModel Load(string name, string schedulerConfig)
     {
         using var plain = DiffusionModel.Load(Folder(name));
-        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with {
-            NumClasses = plain.NumClasses, NullClass = plain.Config.NullClass };
-        return DiffusionModel.Load(Folder(name), new ModelOptions {
-            Config = config, ConfigSource = "scheduler config" });
+        var config = DiffusionConfig.Parse(schedulerConfig, "scheduler config") with
+        {
+            NumClasses = plain.NumClasses, NullClass = plain.Config.NullClass,
+        };
+        return DiffusionModel.Load(Folder(name), new ModelOptions
+        {
+            Config = config, ConfigSource = "scheduler config",
+        });
     }
 
     private static float[] Generate(DiffusionModel model, JsonObject reference, float[] xT, int steps,
@@ -295,7 +309,7 @@ public class OwnDefaultsVersusDiffusersTests
             float Run(float x) => new ImageGenerator(model).Generate(new GenerationRequest
             {
                 Sampler = sampler, Steps = steps, Count = 1, BatchSize = 1,
-                    Spacing = Schedules.TimestepSpacings.Parse(spacing),
+                Spacing = Schedules.TimestepSpacings.Parse(spacing),
                 InitialNoise = Enumerable.Repeat(x, model.ImageSize).ToArray(),
             }).Images[0];
             double ours = Run(1) - Run(0), theirs = (double)c["a"]!;

@@ -61,8 +61,10 @@ public class EvaluationTests
         // two disjoint floor samples of 100, then 50 left over
         var (train, m) = Evaluator.LoadReference(Train, 250, 784);
         var evaluator = new Evaluator(model, classifier, test, n, train, m);
-        var request = new Generation.GenerationRequest {
-            Sampler = "ddim", Steps = 5, Count = 100, BatchSize = 50, Seed = 7 };
+        var request = new Generation.GenerationRequest
+        {
+            Sampler = "ddim", Steps = 5, Count = 100, BatchSize = 50, Seed = 7,
+        };
 
         var series = evaluator.EvaluateSeeds(request, 3);
         Assert.Equal(3, series.Runs.Count);
@@ -120,8 +122,10 @@ public class EvaluationTests
         Assert.True(real.PerClass[6] < real.PerClass[1], "shirts are harder than trousers");
 
         // Each result carries it at the result's count; without labels there is none.
-        var result = evaluator.Evaluate(new Generation.GenerationRequest {
-            Sampler = "ddim", Steps = 3, Count = 40, BatchSize = 40 });
+        var result = evaluator.Evaluate(new Generation.GenerationRequest
+        {
+            Sampler = "ddim", Steps = 3, Count = 40, BatchSize = 40,
+        });
         var atForty = evaluator.Accuracy(40)!;
         Assert.Equal((40, atForty.Overall), (result.Reference!.Count, result.Reference.Overall));
         Assert.Equal(atForty.PerClass, result.Reference.PerClass);
@@ -223,9 +227,11 @@ public class EvaluationTests
     [Fact]
     public void The_benchmark_plan_gives_each_sampler_its_own_budget_and_the_report_picks_the_best_per_budget()
     {
-        var plan = new BenchmarkPlan {
+        var plan = new BenchmarkPlan
+        {
             Samplers = ["ddim", "heun", "pc", "rk45"], Budgets = [4, 10], FullLength = new HashSet<string> { "ddim" },
-                Tolerances = [1e-2] };
+            Tolerances = [1e-2],
+        };
         Assert.Equal([("ddim", 4, 0.0), ("ddim", 10, 0.0), ("ddim", 1000, 0.0), ("heun", 2, 0.0), ("heun", 5, 0.0),
             ("pc", 2, 0.0), ("pc", 5, 0.0), ("rk45", 1, 1e-2)],
             plan.Configurations(1000));
@@ -239,9 +245,11 @@ public class EvaluationTests
         using var model = ConditionalModel();
         using var classifier = new FeatureClassifier(Fixtures.Classifier, new SessionSettings());
         var (reference, n) = Evaluator.LoadReference(Test, 64, 784);
-        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with {
+        var rows = SamplerBenchmark.Run(new Evaluator(model, classifier, reference, n), plan with
+        {
             Samplers = ["ddim", "heun"], FullLength = new HashSet<string>(), Count = 64, BatchSize = 64,
-                HeadlineCount = 0 });
+            HeadlineCount = 0,
+        });
         // Heun: 2 per step, 1 for the last
         Assert.Equal([4.0, 10.0, 3.0, 9.0], rows.Select(r => r.Result.EvaluationsPerImage));
         var dir = Fixtures.TempFolder();

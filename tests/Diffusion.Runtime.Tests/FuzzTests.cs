@@ -114,9 +114,11 @@ public class FuzzTests(ITestOutputHelper log)
             case 0 when body.Length > 0: body = MutateBytes(random, body); break;
             case 1 when type == "IHDR": // sizes from tiny to absurd
                 BinaryPrimitives.WriteUInt32BigEndian(body.AsSpan(random.Next(2) * 4),
-                    (uint)(random.Next(4) switch {
+                    (uint)(random.Next(4) switch
+                    {
                         0 => random.Next(0, 5), 1 => random.Next(0, 5000), 2 => 1 << random.Next(31), _ =>
-                            random.Next() }));
+                            random.Next(),
+                    }));
                 break;
             // a duplicated chunk
             case 2: chunks.Insert(random.Next(chunks.Count + 1), chunks[random.Next(chunks.Count)]); break;

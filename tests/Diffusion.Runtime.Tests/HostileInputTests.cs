@@ -58,9 +58,11 @@ public class HostileInputTests
     {
         var h = Encoding.ASCII.GetBytes(header + "\n");
         var preamble = major == 1
-            ? new byte[] {
+            ? new byte[]
+            {
                 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, (byte)h.Length,
-                    (byte)(h.Length >> 8) }
+                (byte)(h.Length >> 8),
+            }
             : [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 2, 0,
                 .. BitConverter.GetBytes(claimedLength ?? (uint)h.Length)];
         return [.. preamble, .. h, .. new byte[dataBytes]];

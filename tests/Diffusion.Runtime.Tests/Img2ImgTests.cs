@@ -18,7 +18,7 @@ public class Img2ImgTests
         new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = sampler, Steps = steps, Count = count, BatchSize = 256, Seed = 9, InitialImages = input,
-                Strength = strength,
+            Strength = strength,
         });
 
     private static double Rms(float[] a, float[] b) =>

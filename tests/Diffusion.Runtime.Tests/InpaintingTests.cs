@@ -38,7 +38,7 @@ public class InpaintingTests
         var r = new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = sampler, Steps = steps, KarrasSigmas = karras, Count = 6, BatchSize = 4, Seed = 2,
-                KnownImages = known, Mask = mask,
+            KnownImages = known, Mask = mask,
         });
         for (int i = 0; i < known.Length; i++)
         {
@@ -55,7 +55,7 @@ public class InpaintingTests
         var r = new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 2048, BatchSize = 512, Seed = 3,
-                KnownImages = known, Mask = mask,
+            KnownImages = known, Mask = mask,
         });
         var unknown = r.Images.Where((_, i) => mask[i] == 0).ToArray();
         var (mean, std) = Fixtures.Moments(unknown);
@@ -87,7 +87,7 @@ public class InpaintingTests
         var e = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model).Generate(new GenerationRequest
         {
             Sampler = "dpm++2m", Steps = 5, Count = 512, KnownImages = known, Mask = mask,
-                Options = new Samplers.SamplerOptions { Resampling = 2 },
+            Options = new Samplers.SamplerOptions { Resampling = 2 },
         }));
         Assert.Equal("Resampling", e.Parameter);
         Assert.Contains("ddim", e.Problem); // the samplers that do resample
@@ -99,8 +99,10 @@ public class InpaintingTests
         using var model = Fixtures.Gaussian();
         var (known, mask) = LeftHalfKnown(2, model.ImageSize);
         var generator = new ImageGenerator(model);
-        var request = new GenerationRequest {
-            Sampler = "ddim", Steps = 5, Count = 2, KnownImages = known, Mask = mask };
+        var request = new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 5, Count = 2, KnownImages = known, Mask = mask,
+        };
         var grey = (float[])mask.Clone();
         grey[3] = 0.5f;
         Assert.Contains("binary",

@@ -8,8 +8,10 @@ public class InversionTests
     private static double RoundTripError(Onnx.DiffusionModel model, float[] images, int count, int steps)
     {
         var generator = new ImageGenerator(model);
-        var request = new GenerationRequest {
-            Sampler = "ddim", Steps = steps, Count = count, BatchSize = count, KarrasSigmas = true };
+        var request = new GenerationRequest
+        {
+            Sampler = "ddim", Steps = steps, Count = count, BatchSize = count, KarrasSigmas = true,
+        };
         var latents = DdimInversion.Invert(model, images, count, generator.Grid(request), count);
         var decoded = generator.Generate(request with { InitialNoise = latents }).Images;
         return Math.Sqrt(decoded.Zip(images, (a, b) => (double)(a - b) * (a - b)).Average());

@@ -15,9 +15,11 @@ public class ReferenceToolTests
             Fixtures.Spec(), Fixtures.Spec("v_prediction"), GaussianModel.Bundled,
             Fixtures.Spec() with { Int64Timestep = true, ScalarTimestep = true, WithMetadata = false },
         };
-        var paths = specs.Select((s, i) => {
+        var paths = specs.Select((s, i) =>
+        {
             var p = Path.Combine(dir, $"m{i}.onnx"); File.WriteAllBytes(p,
-                GaussianModel.Build(s)); return p; }).ToArray();
+                GaussianModel.Build(s)); return p;
+        }).ToArray();
         var output = PythonReference.Run("""
             import sys, onnx, json
             for path in sys.argv[1:]:

@@ -232,16 +232,20 @@ public class SamplerTests
     public void Classifier_free_guidance_moves_the_mean_to_the_guided_combination()
     {
         // With ε̂_w = ε̂_∅ + w(ε̂_c − ε̂_∅) and equal s, the guided model is exactly N(μ_∅ + w(μ_c − μ_∅), s²).
-        var spec = Fixtures.Spec() with {
-            ClassMeans = [[-0.5f], [0.2f], [0f]], Config = new DiffusionConfig {
-                ClassNames = ["dark", "light"], NumClasses = 2 } };
+        var spec = Fixtures.Spec() with
+        {
+            ClassMeans = [[-0.5f], [0.2f], [0f]], Config = new DiffusionConfig
+            {
+                ClassNames = ["dark", "light"], NumClasses = 2,
+            }
+        };
         using var model = Fixtures.Load(spec);
         foreach (var (label, w, expected) in new[] { (1, 3f, 0.6), (0, 1f, -0.5), (0, 0f, 0.0), (1, 1.5f, 0.3) })
         {
             var r = new ImageGenerator(model).Generate(new GenerationRequest
             {
                 Sampler = "dpm++2m", Steps = 40, KarrasSigmas = true, Count = 1024, BatchSize = 256, Seed = 1,
-                    Guidance = w, ClassLabels = [label],
+                Guidance = w, ClassLabels = [label],
             });
             var (mean, std) = Fixtures.Moments(r.Images);
             Assert.InRange(mean, expected - 0.03, expected + 0.03);
@@ -266,8 +270,10 @@ public class SamplerTests
     public void Dynamic_thresholding_rescales_x0_into_range()
     {
         // Data far outside [−1, 1]: thresholding must bring every predicted x̂₀ back to [−1, 1] (sample_max_value 1).
-        var spec = Fixtures.Spec() with {
-            Mean = [3f], Config = new DiffusionConfig { Thresholding = true, SampleMaxValue = 1 } };
+        var spec = Fixtures.Spec() with
+        {
+            Mean = [3f], Config = new DiffusionConfig { Thresholding = true, SampleMaxValue = 1 }
+        };
         using var model = Fixtures.Load(spec);
         var r = Fixtures.Generate(model, "ddim", 20, count: 64);
         Assert.All(r.Images, v => Assert.InRange(v, -1f, 1f + 1e-6f));
@@ -280,9 +286,11 @@ public class SamplerTests
     {
         var spec = Fixtures.Spec("v_prediction") with
         {
-            Config = new DiffusionConfig {
+            Config = new DiffusionConfig
+            {
                 PredictionType = "v_prediction", RescaleBetasZeroSnr = true, BetaSchedule = "scaled_linear",
-                    BetaStart = 0.00085, BetaEnd = 0.012 },
+                BetaStart = 0.00085, BetaEnd = 0.012,
+            },
         };
         using var model = Fixtures.Load(spec);
         foreach (var sampler in new[] { "ddim", "dpm++2m" })
@@ -343,29 +351,41 @@ public class SamplerTests
     public void Rk45s_evaluation_budget_is_per_batch_not_per_request()
     {
         using var model = Fixtures.Gaussian();
-        var one = new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = new SamplerOptions {
-                RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3 } });
+        var one = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = new SamplerOptions
+            {
+                RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3,
+            }
+        });
         int perBatch = (int)one.NetworkCalls;
-        var options = new SamplerOptions {
-            RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = perBatch * 3 / 2 };
-        var four = new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "rk45", Steps = 1, Count = 16, BatchSize = 4, Options = options });
+        var options = new SamplerOptions
+        {
+            RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = perBatch * 3 / 2,
+        };
+        var four = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "rk45", Steps = 1, Count = 16, BatchSize = 4, Options = options,
+        });
         Assert.True(four.NetworkCalls > options.MaxEvaluations,
             "the request as a whole must exceed the per-batch budget for this test to mean anything");
         var tooTight = options with { MaxEvaluations = perBatch / 3 };
         Assert.Contains("did not reach",
             Assert.Throws<DiffusionException>(() =>
-                new ImageGenerator(model).Generate(new GenerationRequest {
-                    Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = tooTight })).Message);
+                new ImageGenerator(model).Generate(new GenerationRequest
+                {
+                    Sampler = "rk45", Steps = 1, Count = 4, BatchSize = 4, Options = tooTight,
+                })).Message);
     }
 
     [Fact]
     public void Ddpm_takes_the_variance_the_models_config_names()
     {
         using var small = Fixtures.Load(Fixtures.Spec());
-        using var large = Fixtures.Load(Fixtures.Spec() with {
-            Config = new DiffusionConfig { VarianceType = "fixed_large" } });
+        using var large = Fixtures.Load(Fixtures.Spec() with
+        {
+            Config = new DiffusionConfig { VarianceType = "fixed_large" }
+        });
         float[] Run(DiffusionModel m, string sampler) => Fixtures.Generate(m, sampler, 10, count: 8, batch: 8).Images;
         Assert.Equal(Run(large, "ddpm-large"), Run(large, "ddpm"));
         Assert.Equal(Run(small, "ddpm-large"), Run(large, "ddpm"));
@@ -397,11 +417,17 @@ public class SamplerTests
 
         using var model = Fixtures.Gaussian();
         var generator = new ImageGenerator(model);
-        var byName = generator.Generate(new GenerationRequest {
-            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions {
-                Eta = 0.5 } });
-        var byType = generator.Generate(new GenerationRequest {
-            SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        var byName = generator.Generate(new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, Seed = 2, Options = new SamplerOptions
+            {
+                Eta = 0.5,
+            }
+        });
+        var byType = generator.Generate(new GenerationRequest
+        {
+            SamplerInstance = new Ddim { Eta = 0.5 }, Steps = 10, Count = 8, BatchSize = 8, Seed = 2,
+        });
         Assert.Equal(byName.Images, byType.Images);
         Assert.Equal(("ddim", "ddim"), (byName.Sampler, byType.Sampler));
         // A name and an instance, or an instance with settings by name, are two owners of one choice: refused.
@@ -409,15 +435,19 @@ public class SamplerTests
             { Sampler = "unipc", SamplerInstance = new Ddim() })).Parameter);
         Assert.Equal("Eta", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(new GenerationRequest
             { SamplerInstance = new Ddim(), Options = new SamplerOptions { Eta = 0.5 } })).Parameter);
-        var deterministic = generator.Generate(new GenerationRequest {
-            SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2 });
+        var deterministic = generator.Generate(new GenerationRequest
+        {
+            SamplerInstance = new Ddim(), Steps = 10, Count = 8, BatchSize = 8, Seed = 2,
+        });
         Assert.NotEqual(byName.Images, deterministic.Images);
         Assert.Equal("Eta",
             Assert.Throws<DiffusionArgumentException>(() =>
                 generator.Generate(new GenerationRequest { SamplerInstance = new Ddim { Eta = 2 } })).Parameter);
         Assert.Equal("Snr",
             Assert.Throws<DiffusionArgumentException>(() =>
-                generator.Generate(new GenerationRequest {
-                    SamplerInstance = new PredictorCorrector { Snr = 0 } })).Parameter);
+                generator.Generate(new GenerationRequest
+                {
+                    SamplerInstance = new PredictorCorrector { Snr = 0 }
+                })).Parameter);
     }
 }

@@ -129,8 +129,10 @@ public class ScheduleTests
         using var model = Diffusion.Tests.Fixtures.Gaussian(); // T = 1000, steps_offset 0
         var generator = new Generation.ImageGenerator(model);
         double[] Timesteps(string sampler, TimestepSpacing spacing) =>
-            generator.Grid(new Generation.GenerationRequest {
-                Sampler = sampler, Steps = 20, Spacing = spacing })[..^1].Select(l => l.Timestep).ToArray();
+            generator.Grid(new Generation.GenerationRequest
+            {
+                Sampler = sampler, Steps = 20, Spacing = spacing,
+            })[..^1].Select(l => l.Timestep).ToArray();
         foreach (var multistep in new[] { "dpm++2m", "dpm++2m-sde", "dpm++3m-sde", "unipc" })
         {
             // DPM-Solver's and UniPC's own rule: ⌊1000/21⌋ = 47 apart, 940 … 47; linspace(0, 999, 21) without its 0.

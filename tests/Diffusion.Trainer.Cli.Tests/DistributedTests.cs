@@ -63,8 +63,10 @@ public class DistributedTests
         var (net, config) = TrainingRun.LoadNetwork(TrainingRun.CheckpointPath(folder), ema: true);
         using var _ = net;
         using var model = DiffusionModel.Load(Export.UNetExporter.ToOnnx(net, config), folder);
-        return new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, ClassLabels = [3] }).Images;
+        return new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 10, Count = 8, BatchSize = 8, ClassLabels = [3],
+        }).Images;
     }
 
     [Fact]

@@ -105,8 +105,10 @@ public class CheckpointTests
         var folder = Folder();
         var path = Write(folder, Encoding.UTF8.GetBytes(new string('x', 1000)));
         var e = Assert.Throws<IOException>(() =>
-            Checkpoint.Save(path, Info with { Step = 43 }, w => {
-                w.Write(new byte[100]); throw new IOException("No space left on device"); }));
+            Checkpoint.Save(path, Info with { Step = 43 }, w =>
+            {
+                w.Write(new byte[100]); throw new IOException("No space left on device");
+            }));
         Assert.Contains("previous checkpoint", e.Message);
         Assert.Equal(42, Checkpoint.ReadInfo(path).Step);
         Assert.Empty(Directory.GetFiles(folder, "*.tmp"));

@@ -13,8 +13,8 @@ public class ExportParityTests
 {
     public static TheoryData<int, bool, bool> Cases => new()
     {
-        { 1, false, false }, { 5, false, false }, { 1, true, false }, { 5, true, false }, { 1, false, true }, {
-            5, true, true },
+        { 1, false, false }, { 5, false, false }, { 1, true, false }, { 5, true, false },
+        { 1, false, true }, { 5, true, true },
     };
 
     [Theory]
@@ -24,7 +24,7 @@ public class ExportParityTests
         var config = new UNetConfig
         {
             BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, AttentionResolutions = [7],
-                NumClasses = conditional ? 3 : 0, Dropout = 0.3,
+            NumClasses = conditional ? 3 : 0, Dropout = 0.3,
             ScaleShift = scaleShift,
         };
         random.manual_seed(3);
@@ -63,8 +63,10 @@ public class ExportParityTests
     public void Initializers_carry_the_modules_parameter_names()
     {
         random.manual_seed(0);
-        using var net = new UNet(new UNetConfig {
-            BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 2 });
+        using var net = new UNet(new UNetConfig
+        {
+            BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 2,
+        });
         var model = Onnx.ModelProto.Parser.ParseFrom(UNetExporter.ToOnnx(net, new DiffusionConfig()));
         var initializers = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
         foreach (var (name, _) in net.named_parameters())
@@ -76,8 +78,10 @@ public class ExportParityTests
     public void A_new_unet_starts_like_pytorchs_norm_identity_and_zero_output()
     {
         random.manual_seed(0);
-        using var net = new UNet(new UNetConfig {
-            BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14] });
+        using var net = new UNet(new UNetConfig
+        {
+            BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14],
+        });
         foreach (var (name, p) in net.named_parameters())
         {
             var values = p.data<float>().ToArray();

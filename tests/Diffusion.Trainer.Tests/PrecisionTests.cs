@@ -18,9 +18,11 @@ public class PrecisionTests
     [InlineData(true)]
     public void A_bf16_forward_and_backward_follow_the_float32_ones_to_bfloat16_rounding(bool scaleShift)
     {
-        var config = new UNetConfig {
+        var config = new UNetConfig
+        {
             BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], NumClasses = 3,
-                Dropout = 0, ScaleShift = scaleShift };
+            Dropout = 0, ScaleShift = scaleShift,
+        };
         random.manual_seed(4);
         using var net = new UNet(config);
         using var g = new Generator(4);
@@ -60,9 +62,11 @@ public class PrecisionTests
         var config = new TrainConfig
         {
             Steps = 150, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000,
-                Seed = 5, Precision = Precision.BFloat16,
-            Net = new UNetConfig {
-                BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = 0 },
+            Seed = 5, Precision = Precision.BFloat16,
+            Net = new UNetConfig
+            {
+                BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = 0,
+            },
         };
         using (var run = TrainingRun.Start(config, folder, data))
         {

@@ -17,8 +17,10 @@ public class TrainingTests
     {
         Steps = steps, Batch = 16, LearningRate = 1e-3, WarmupSteps = 10, SampleEvery = 0, CheckpointEvery = 1000,
             Seed = 5,
-        Net = new UNetConfig {
-            BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout },
+        Net = new UNetConfig
+        {
+            BaseChannels = 16, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [14], Dropout = dropout,
+        },
     };
 
     private static string Folder() => TestFolders.Reserve("trainer-tests");
@@ -89,8 +91,10 @@ public class TrainingTests
     {
         var folder = Folder();
         using (var run = TrainingRun.Start(Tiny(12, dropout: 0.2), folder, Slice.Value)) run.Run();
-        using var resumed = TrainingRun.Resume(folder, new ResumeOptions {
-            Steps = 16, LearningRate = 5e-3, EmaDecay = 0, Dropout = 0 }, data: Slice.Value);
+        using var resumed = TrainingRun.Resume(folder, new ResumeOptions
+        {
+            Steps = 16, LearningRate = 5e-3, EmaDecay = 0, Dropout = 0,
+        }, data: Slice.Value);
         Assert.Equal(12, resumed.Step);
         // the average of 12 steps at 0.999
         Assert.NotEqual(resumed.ExportOnnx(ema: false), resumed.ExportOnnx(ema: true));
@@ -147,8 +151,10 @@ public class TrainingTests
         using var model = DiffusionModel.Load(Path.Combine(folder, "model.onnx"));
         Assert.Equal((1, 28, 28, 10), (model.Channels, model.Height, model.Width, model.NumClasses));
         Assert.Equal("sneaker", model.Config.ClassNames![7]);
-        var images = new ImageGenerator(model).Generate(new GenerationRequest {
-            Sampler = "ddim", Steps = 10, Count = 4, ClassLabels = [7], Guidance = 2 });
+        var images = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddim", Steps = 10, Count = 4, ClassLabels = [7], Guidance = 2,
+        });
         Assert.All(images.Images, v => Assert.True(float.IsFinite(v)));
 
         // The exported EMA model equals what `export --ema` writes from the checkpoint.

@@ -12,8 +12,8 @@ public static class TestFolders
     static TestFolders() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
     {
         foreach (var folder in Created)
-            try { Directory.Delete(folder, recursive: true); } catch (IOException) {
-                } catch (UnauthorizedAccessException) { }
+            try { Directory.Delete(folder, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     };
 
     /// <summary>The repository's root (the folder with Diffusion.sln above the test binaries).</summary>

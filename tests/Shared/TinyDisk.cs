@@ -10,9 +10,11 @@ public static class TinyDisk
     /// <summary>Runs <paramref name="script"/> with sh; Ok is false when no tmpfs could be mounted.</summary>
     public static (bool Ok, string Output) RunScript(string script)
     {
-        foreach (var (file, args) in new[] {
+        foreach (var (file, args) in new[]
+        {
             ("unshare", new[] { "--user", "--map-root-user", "--mount", "sh", "-c", script }),
-                ("unshare", new[] { "--mount", "sh", "-c", script }) })
+                ("unshare", new[] { "--mount", "sh", "-c", script }),
+        })
         {
             var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in args) start.ArgumentList.Add(a);

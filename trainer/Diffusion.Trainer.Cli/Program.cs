@@ -23,8 +23,10 @@ public static class Program
         };
         var parsed = root.Parse(args);
         if (UsageErrors.Report(parsed, root, error)) return Task.FromResult(ExitCodes.Usage);
-        return parsed.InvokeAsync(new InvocationConfiguration {
-            Output = output, Error = error, EnableDefaultExceptionHandler = false }, cancellation);
+        return parsed.InvokeAsync(new InvocationConfiguration
+        {
+            Output = output, Error = error, EnableDefaultExceptionHandler = false,
+        }, cancellation);
     }
 
     /// <summary>

@@ -25,37 +25,57 @@ public static class BenchCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var output = new Option<string>("--out", "-o") {
-            Required = true, Description = "Folder for report.md, results.csv and the charts." };
-        var classifier = new Option<string?>("--classifier") {
-            Description = "Feature classifier .onnx (default: the shipped one)." };
+        var output = new Option<string>("--out", "-o")
+        {
+            Required = true, Description = "Folder for report.md, results.csv and the charts.",
+        };
+        var classifier = new Option<string?>("--classifier")
+        {
+            Description = "Feature classifier .onnx (default: the shipped one).",
+        };
         var reference = new Option<string>("--reference") { DefaultValueFactory = _ => "fashion-mnist-test" };
-        var samplers = new Option<string>("--samplers") {
-            DefaultValueFactory = _ => "all", Description = "Comma-separated samplers, or all." };
-        var nfe = new Option<string>("--nfe") {
+        var samplers = new Option<string>("--samplers")
+        {
+            DefaultValueFactory = _ => "all", Description = "Comma-separated samplers, or all.",
+        };
+        var nfe = new Option<string>("--nfe")
+        {
             DefaultValueFactory = _ => string.Join(",", Defaults.Budgets),
-                Description = "Network-evaluation budgets." };
-        var full = new Option<string>("--full") {
+            Description = "Network-evaluation budgets.",
+        };
+        var full = new Option<string>("--full")
+        {
             DefaultValueFactory = _ => string.Join(",", Defaults.FullLength),
-                Description = "Samplers also run at 1000 NFE (comma-separated, or none)." };
-        var tolerances = new Option<string>("--rk45-tolerances") {
+            Description = "Samplers also run at 1000 NFE (comma-separated, or none).",
+        };
+        var tolerances = new Option<string>("--rk45-tolerances")
+        {
             DefaultValueFactory = _ =>
                 string.Join(",", Defaults.Tolerances.Select(t => t.ToString(CultureInfo.InvariantCulture))),
-                    Description = "rk45 rtol = atol values (its NFE is measured, not chosen)." };
-        var count = new Option<int>("--count", "-n") {
+                    Description = "rk45 rtol = atol values (its NFE is measured, not chosen).",
+        };
+        var count = new Option<int>("--count", "-n")
+        {
             DefaultValueFactory = _ => Defaults.Count,
-                Description = "Images per configuration (and reference images)." };
-        var headlineCount = new Option<int>("--headline-count") {
+            Description = "Images per configuration (and reference images).",
+        };
+        var headlineCount = new Option<int>("--headline-count")
+        {
             DefaultValueFactory = _ => Defaults.HeadlineCount,
-                Description = "Images for the headline rows (best within 10 NFE, DDPM's longest), measured again " +
-                    "after the sweep; 0: off." };
-        var floor = new Option<string?>("--floor-reference") {
+            Description = "Images for the headline rows (best within 10 NFE, DDPM's longest), measured again " +
+                    "after the sweep; 0: off.",
+        };
+        var floor = new Option<string?>("--floor-reference")
+        {
             Description = "A second sample of the data for the noise floor (default: fashion-mnist with " +
-                "fashion-mnist-test; none: no floor)." };
+                "fashion-mnist-test; none: no floor).",
+        };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => Defaults.Guidance };
-        var karras = new Option<bool?>("--karras") {
+        var karras = new Option<bool?>("--karras")
+        {
             Description = "Karras et al.'s σ grid (ρ = 7) for every sampler; --karras false forces timesteps. " +
-                "Default: the model's use_karras_sigmas." };
+                "Default: the model's use_karras_sigmas.",
+        };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => Defaults.BatchSize };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => Defaults.Seed };
         var resume = new Option<bool>("--resume")
@@ -86,7 +106,7 @@ public static class BenchCommand
                         : throw new DiffusionArgumentException("--rk45-tolerances",
                             $"'{v}' is not a positive number.")).ToArray(),
                 Count = p.GetValue(count), HeadlineCount = p.GetValue(headlineCount), BatchSize = p.GetValue(batch),
-                    Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
+                Seed = p.GetValue(seed), Guidance = p.GetValue(guidance), Karras = p.GetValue(karras),
             };
             plan.Validate();
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -25,13 +25,19 @@ public static class BenchRuntimeCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var batches = new Option<string>("--batches") {
-            Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64" };
-        var samplers = new Option<string>("--samplers") {
-            Description = "Comma-separated samplers to time.", DefaultValueFactory = _ => "ddim,dpm++2m,ddpm" };
+        var batches = new Option<string>("--batches")
+        {
+            Description = "Comma-separated batch sizes.", DefaultValueFactory = _ => "1,64",
+        };
+        var samplers = new Option<string>("--samplers")
+        {
+            Description = "Comma-separated samplers to time.", DefaultValueFactory = _ => "ddim,dpm++2m,ddpm",
+        };
         var steps = new Option<int>("--steps") { Description = "Steps per generation.", DefaultValueFactory = _ => 50 };
-        var repeat = new Option<int>("--repeat") {
-            Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5 };
+        var repeat = new Option<int>("--repeat")
+        {
+            Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5,
+        };
         var command = new Command("bench-runtime",
             "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
         {

@@ -24,20 +24,30 @@ public static class EvalCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var classifier = new Option<string?>("--classifier") {
-            Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one)." };
-        var reference = new Option<string>("--reference") {
+        var classifier = new Option<string?>("--classifier")
+        {
+            Description = "Feature classifier .onnx (default: the shipped Fashion-MNIST one).",
+        };
+        var reference = new Option<string>("--reference")
+        {
             DefaultValueFactory = _ => "fashion-mnist-test",
-                Description = "Reference images: fashion-mnist-test, an IDX file or a .npy." };
-        var floor = new Option<string?>("--floor-reference") {
+            Description = "Reference images: fashion-mnist-test, an IDX file or a .npy.",
+        };
+        var floor = new Option<string?>("--floor-reference")
+        {
             Description = "A second sample of the data for the noise floor (default: fashion-mnist, the training " +
-                "set, with fashion-mnist-test; none: no floor)." };
-        var sampler = new Option<string?>("--sampler", "-s") {
+                "set, with fashion-mnist-test; none: no floor).",
+        };
+        var sampler = new Option<string?>("--sampler", "-s")
+        {
             Description = $"Sampler; default: the model's diffusers scheduler when its config names one, " +
-                $"else {SamplerRegistry.DefaultName}." };
+                $"else {SamplerRegistry.DefaultName}.",
+        };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20 };
-        var count = new Option<int>("--count", "-n") {
-            DefaultValueFactory = _ => 1000, Description = "Generated and reference images." };
+        var count = new Option<int>("--count", "-n")
+        {
+            DefaultValueFactory = _ => 1000, Description = "Generated and reference images.",
+        };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
         var seeds = new Option<int>("--seeds")
@@ -48,9 +58,11 @@ public static class EvalCommand
                     "run's numbers move by the luck of the noise.",
         };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 100 };
-        var karras = new Option<bool?>("--karras") {
+        var karras = new Option<bool?>("--karras")
+        {
             Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's " +
-                "use_karras_sigmas." };
+                "use_karras_sigmas.",
+        };
         var command = new Command("eval",
             "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
@@ -72,7 +84,7 @@ public static class EvalCommand
             var series = await Task.Run(() => evaluator.EvaluateSeeds(new GenerationRequest
             {
                 Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count),
-                    Seed = p.GetValue(seed),
+                Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
             }, p.GetValue(seeds), cancellation, new ProgressLines(console.Error, "eval")), cancellation);
             var result = series.Runs[0];

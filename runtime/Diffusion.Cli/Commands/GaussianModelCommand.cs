@@ -14,18 +14,28 @@ public static class GaussianModelCommand
     /// <summary>Builds the command.</summary>
     public static Command Create(CliConsole console)
     {
-        var output = new Option<string>("--out", "-o") {
-            Description = "Where to write the .onnx file.", Required = true };
+        var output = new Option<string>("--out", "-o")
+        {
+            Description = "Where to write the .onnx file.", Required = true,
+        };
         var bundled = new Option<bool>("--bundled") { Description = "Write the bundled 32×32 RGB colour-class model." };
-        var mean = new Option<float>("--mean") {
-            Description = "Data mean μ (single channel).", DefaultValueFactory = _ => 0.5f };
-        var std = new Option<float>("--std") {
-            Description = "Data standard deviation s.", DefaultValueFactory = _ => 0.3f };
+        var mean = new Option<float>("--mean")
+        {
+            Description = "Data mean μ (single channel).", DefaultValueFactory = _ => 0.5f,
+        };
+        var std = new Option<float>("--std")
+        {
+            Description = "Data standard deviation s.", DefaultValueFactory = _ => 0.3f,
+        };
         var size = new Option<int>("--size") { Description = "Image height and width.", DefaultValueFactory = _ => 8 };
-        var prediction = new Option<string>("--prediction") {
-            Description = "epsilon, v_prediction or sample.", DefaultValueFactory = _ => "epsilon" };
-        var schedule = new Option<string>("--schedule") {
-            Description = "Beta schedule.", DefaultValueFactory = _ => "linear" };
+        var prediction = new Option<string>("--prediction")
+        {
+            Description = "epsilon, v_prediction or sample.", DefaultValueFactory = _ => "epsilon",
+        };
+        var schedule = new Option<string>("--schedule")
+        {
+            Description = "Beta schedule.", DefaultValueFactory = _ => "linear",
+        };
         var command = new Command("gaussian-model",
             "Write the closed-form denoiser of N(μ, s²) data as an ONNX model: every correct sampler reproduces μ " +
                 "and s.")
@@ -46,8 +56,10 @@ public static class GaussianModelCommand
                 Width = p.GetValue(size),
                 Mean = [p.GetValue(mean)],
                 Std = [p.GetValue(std)],
-                Config = new DiffusionConfig {
-                    PredictionType = p.GetValue(prediction)!, BetaSchedule = p.GetValue(schedule)! },
+                Config = new DiffusionConfig
+                {
+                    PredictionType = p.GetValue(prediction)!, BetaSchedule = p.GetValue(schedule)!,
+                },
             };
             var bytes = GaussianModel.Build(spec);
             var path = p.GetValue(output)!;

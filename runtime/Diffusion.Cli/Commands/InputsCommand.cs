@@ -19,13 +19,19 @@ public static class InputsCommand
     {
         var model = new ModelArguments();
         var count = new Option<int>("--count", "-n") { DefaultValueFactory = _ => 1, Description = "Images." };
-        var seed = new Option<ulong>("--seed") {
-            DefaultValueFactory = _ => 0, Description = "The seed whose x_T to write (image i of it)." };
-        var output = new Option<string>("--out", "-o") {
-            Required = true, Description = "The .npy to write: float32 [N,C,H,W]." };
+        var seed = new Option<ulong>("--seed")
+        {
+            DefaultValueFactory = _ => 0, Description = "The seed whose x_T to write (image i of it).",
+        };
+        var output = new Option<string>("--out", "-o")
+        {
+            Required = true, Description = "The .npy to write: float32 [N,C,H,W].",
+        };
         var command = new Command("noise",
-            "Write the x_T that sample draws for a seed, as .npy (edit it, then pass it to --init-noise).") {
-                count, seed, output };
+            "Write the x_T that sample draws for a seed, as .npy (edit it, then pass it to --init-noise).")
+            {
+                count, seed, output,
+            };
         model.AddTo(command);
         command.SetAction((p, _) => console.Guard(() =>
         {
@@ -53,12 +59,16 @@ public static class InputsCommand
     public static Command Mask(CliConsole console)
     {
         var model = new ModelArguments();
-        var repaint = new Option<string>("--repaint") {
+        var repaint = new Option<string>("--repaint")
+        {
             Required = true,
-                Description = "What to repaint: top, bottom, left or right (half of the image), or a box x,y,w,h in " +
-                    "pixels." };
-        var output = new Option<string>("--out", "-o") {
-            Required = true, Description = "The mask PNG to write (white = repaint, black = keep; the model's size)." };
+            Description = "What to repaint: top, bottom, left or right (half of the image), or a box x,y,w,h in " +
+                    "pixels.",
+        };
+        var output = new Option<string>("--out", "-o")
+        {
+            Required = true, Description = "The mask PNG to write (white = repaint, black = keep; the model's size).",
+        };
         var command = new Command("mask",
             "Write an inpainting mask of the model's size: white where inpaint repaints, black where it keeps the " +
                 "image.") { repaint, output };

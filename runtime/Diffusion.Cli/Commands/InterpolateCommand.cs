@@ -18,17 +18,25 @@ public static class InterpolateCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
-        var from = new Option<string>("--from") {
-            Required = true, Description = "Start: an image (PNG or .npy) or a seed." };
+        var from = new Option<string>("--from")
+        {
+            Required = true, Description = "Start: an image (PNG or .npy) or a seed.",
+        };
         var to = new Option<string>("--to") { Required = true, Description = "End: an image (PNG or .npy) or a seed." };
-        var frames = new Option<int>("--frames") {
-            DefaultValueFactory = _ => 8, Description = "Frames, both ends included." };
+        var frames = new Option<int>("--frames")
+        {
+            DefaultValueFactory = _ => 8, Description = "Frames, both ends included.",
+        };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 50 };
-        var label = new Option<string?>("--class", "-c") {
-            Description = "Class for class-conditional models (default: unconditional)." };
+        var label = new Option<string?>("--class", "-c")
+        {
+            Description = "Class for class-conditional models (default: unconditional).",
+        };
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
-        var output = new Option<string>("--out", "-o") {
-            DefaultValueFactory = _ => "out/interpolation.png", Description = "FILE.png (a strip), FILE.npy or DIR/." };
+        var output = new Option<string>("--out", "-o")
+        {
+            DefaultValueFactory = _ => "out/interpolation.png", Description = "FILE.png (a strip), FILE.npy or DIR/.",
+        };
         var command = new Command("interpolate",
             "Morph between two images or seeds: DDIM inversion, spherical interpolation, deterministic decoding.")
         {
@@ -52,7 +60,7 @@ public static class InterpolateCommand
             var request = new GenerationRequest
             {
                 Sampler = "ddim", Steps = p.GetValue(steps), Count = n, BatchSize = Math.Min(n, 16),
-                    ClassLabels = labels,
+                ClassLabels = labels,
                 Guidance = p.GetValue(guidance), KarrasSigmas = true,
             };
             var grid = generator.Grid(request);

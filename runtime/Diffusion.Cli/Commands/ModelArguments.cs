@@ -9,59 +9,87 @@ namespace Diffusion.Cli.Commands;
 public sealed class ModelArguments
 {
     /// <summary>--model.</summary>
-    public Option<string?> Model { get; } = new("--model", "-m") {
-        Description = "ONNX model file (default: the bundled model)." };
+    public Option<string?> Model { get; } = new("--model", "-m")
+    {
+        Description = "ONNX model file (default: the bundled model).",
+    };
     /// <summary>--device.</summary>
-    public Option<string> Device { get; } = new("--device") {
-        Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+    public Option<string> Device { get; } = new("--device")
+    {
+        Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu",
+    };
     /// <summary>--threads.</summary>
-    public Option<int> Threads { get; } = new("--threads") {
-        Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0 };
+    public Option<int> Threads { get; } = new("--threads")
+    {
+        Description = "ONNX Runtime intra-op threads (0 = one per core).", DefaultValueFactory = _ => 0,
+    };
     /// <summary>--inter-threads.</summary>
-    public Option<int> InterThreads { get; } = new("--inter-threads") {
+    public Option<int> InterThreads { get; } = new("--inter-threads")
+    {
         Description = "ONNX Runtime inter-op threads (0 = its default; > 1 runs independent nodes in parallel).",
-            DefaultValueFactory = _ => 0 };
+            DefaultValueFactory = _ => 0,
+    };
     /// <summary>--graph-opt.</summary>
-    public Option<string> GraphOptimization { get; } = new("--graph-opt") {
+    public Option<string> GraphOptimization { get; } = new("--graph-opt")
+    {
         Description = "ONNX Runtime graph optimisation: none, basic, extended or all.", DefaultValueFactory = _ =>
-            "all" };
+            "all",
+    };
     /// <summary>--cuda-option.</summary>
-    public Option<string[]> CudaOptions { get; } = new("--cuda-option") {
+    public Option<string[]> CudaOptions { get; } = new("--cuda-option")
+    {
         Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.",
-            AllowMultipleArgumentsPerToken = false };
+            AllowMultipleArgumentsPerToken = false,
+    };
     /// <summary>--cuda-provider.</summary>
-    public Option<string?> CudaProvider { get; } = new("--cuda-provider") {
+    public Option<string?> CudaProvider { get; } = new("--cuda-provider")
+    {
         Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's " +
             $"release), registered through the plugin-EP API (default: " +
                 $"${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into the ONNX Runtime " +
-                    $"library)." };
+                    $"library).",
+    };
     /// <summary>--cuda-graphs.</summary>
-    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs") {
+    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs")
+    {
         Description = "Capture the network as a CUDA graph and replay it every step (device buffers bound once per " +
-            "generation)." };
+            "generation).",
+    };
     /// <summary>--config.</summary>
-    public Option<string?> Config { get; } = new("--config") {
+    public Option<string?> Config { get; } = new("--config")
+    {
         Description = "scheduler_config.json to use; overrides the model's diffusion.config metadata and a " +
-            "scheduler_config.json beside it." };
+            "scheduler_config.json beside it.",
+    };
     /// <summary>--sample-input.</summary>
-    public Option<string?> SampleInput { get; } = new("--sample-input") {
-        Description = "Name of the model's x_t input (default: sample)." };
+    public Option<string?> SampleInput { get; } = new("--sample-input")
+    {
+        Description = "Name of the model's x_t input (default: sample).",
+    };
     /// <summary>--timestep-input.</summary>
-    public Option<string?> TimestepInput { get; } = new("--timestep-input") {
-        Description = "Name of the model's timestep input (default: timestep)." };
+    public Option<string?> TimestepInput { get; } = new("--timestep-input")
+    {
+        Description = "Name of the model's timestep input (default: timestep).",
+    };
     /// <summary>--class-input.</summary>
-    public Option<string?> ClassInput { get; } = new("--class-input") {
-        Description = "Name of the model's class-label input (default: class_labels)." };
+    public Option<string?> ClassInput { get; } = new("--class-input")
+    {
+        Description = "Name of the model's class-label input (default: class_labels).",
+    };
     /// <summary>--output-name.</summary>
-    public Option<string?> OutputName { get; } = new("--output-name") {
-        Description = "Name of the model's output (default: model_output, else out_sample)." };
+    public Option<string?> OutputName { get; } = new("--output-name")
+    {
+        Description = "Name of the model's output (default: model_output, else out_sample).",
+    };
 
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] {
+        foreach (var o in new Option[]
+        {
             Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider, CudaGraphs, Config,
-                SampleInput, TimestepInput, ClassInput, OutputName })
+                SampleInput, TimestepInput, ClassInput, OutputName,
+        })
             command.Options.Add(o);
     }
 
@@ -82,8 +110,10 @@ public sealed class ModelArguments
     {
         var path = p.GetValue(Model) ?? BundledModelPath;
         int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
-        foreach (var (option, value) in new[] {
-            (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)) })
+        foreach (var (option, value) in new[]
+        {
+            (Threads, p.GetValue(Threads)), (InterThreads, p.GetValue(InterThreads)),
+        })
             if (value < 0 || value > maxThreads)
                 throw new DiffusionArgumentException(option.Name,
                     $"{value}: expected 0 (ONNX Runtime's choice) up to {maxThreads}.");

@@ -37,8 +37,10 @@ public static class SampleCommand
                 + "config names, walked as diffusers walks it. Default: that scheduler when the model's config names "
                 + $"one, else {SamplerRegistry.DefaultName}.",
         };
-        var steps = new Option<int>("--steps") {
-            Description = "Sampling steps.", DefaultValueFactory = _ => Defaults.Steps };
+        var steps = new Option<int>("--steps")
+        {
+            Description = "Sampling steps.", DefaultValueFactory = _ => Defaults.Steps,
+        };
         var count = new Option<int?>("--count", "-n")
         {
             Description = $"Number of images (default {Defaults.Count}, or as many as --init-noise holds).",
@@ -53,26 +55,38 @@ public static class SampleCommand
             Description = "Images per network call at most (guidance doubles the network batch).",
             DefaultValueFactory = _ => Defaults.BatchSize,
         };
-        var eta = new Option<double?>("--eta") {
-            Description = $"Stochasticity η (0 = the ODE): {KnobDefaults(SamplerKnobs.Eta, o => o.Eta)}." };
+        var eta = new Option<double?>("--eta")
+        {
+            Description = $"Stochasticity η (0 = the ODE): {KnobDefaults(SamplerKnobs.Eta, o => o.Eta)}.",
+        };
         var guidance = new Option<float>("--guidance", "-g")
         {
             Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => Defaults.Guidance,
         };
-        var label = new Option<string?>("--class", "-c") {
+        var label = new Option<string?>("--class", "-c")
+        {
             Description = "Class name or id for every image; 'all' cycles through the classes (the default for " +
-                "class-conditional models); 'none' samples unconditionally." };
-        var initNoise = new Option<string?>("--init-noise") {
-            Description = "x_T from a float32 .npy of shape [N,C,H,W]." };
-        var output = new Option<string>("--out", "-o") {
+                "class-conditional models); 'none' samples unconditionally.",
+        };
+        var initNoise = new Option<string?>("--init-noise")
+        {
+            Description = "x_T from a float32 .npy of shape [N,C,H,W].",
+        };
+        var output = new Option<string>("--out", "-o")
+        {
             Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).",
-                DefaultValueFactory = _ =>
-                    $"out/{(mode == Mode.Sample ? "samples" : mode.ToString().ToLowerInvariant())}.png" };
-        var spacing = new Option<string?>("--spacing") {
-            Description = "Timestep spacing: trailing, leading or linspace (default: the model config's)." };
-        var karras = new Option<bool?>("--karras") {
+            DefaultValueFactory = _ =>
+                    $"out/{(mode == Mode.Sample ? "samples" : mode.ToString().ToLowerInvariant())}.png",
+        };
+        var spacing = new Option<string?>("--spacing")
+        {
+            Description = "Timestep spacing: trailing, leading or linspace (default: the model config's).",
+        };
+        var karras = new Option<bool?>("--karras")
+        {
             Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's " +
-                "use_karras_sigmas." };
+                "use_karras_sigmas.",
+        };
         var rtol = new Option<double?>("--rtol")
         {
             Description = $"Relative tolerance of {KnobDefaults(SamplerKnobs.Tolerances, o => o.RelativeTolerance)}.",
@@ -85,28 +99,42 @@ public static class SampleCommand
         {
             Description = $"Langevin signal-to-noise ratio of {KnobDefaults(SamplerKnobs.Snr, o => o.Snr)}.",
         };
-        var columns = new Option<int>("--columns") {
-            Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0 };
-        var image = new Option<string>("--image") {
-            Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1]." };
-        var strength = new Option<double>("--strength") {
+        var columns = new Option<int>("--columns")
+        {
+            Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0,
+        };
+        var image = new Option<string>("--image")
+        {
+            Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1].",
+        };
+        var strength = new Option<double>("--strength")
+        {
             DefaultValueFactory = _ => DefaultStrength,
-                Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input." };
-        var jumps = new Option<int>("--jumps") {
+            Description = "Noise level to start from, in (0, 1]: 1 = plain generation, → 0 = the input.",
+        };
+        var jumps = new Option<int>("--jumps")
+        {
             DefaultValueFactory = _ => new SamplerOptions().Resampling,
-                Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between " +
-                    "(harmonises the filled region)." };
-        var maskOption = new Option<string>("--mask") {
+            Description = "RePaint resampling: do each ddpm/ddim step this many times, re-noising in between " +
+                    "(harmonises the filled region).",
+        };
+        var maskOption = new Option<string>("--mask")
+        {
             Required = true,
-                Description = "Mask PNG as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray PNG " +
-                    "applies to every channel), or a .npy of 1 = keep, 0 = repaint [N,C,H,W]." };
-        var maskKeeps = new Option<string>("--mask-keeps") {
+            Description = "Mask PNG as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray PNG " +
+                    "applies to every channel), or a .npy of 1 = keep, 0 = repaint [N,C,H,W].",
+        };
+        var maskKeeps = new Option<string>("--mask-keeps")
+        {
             DefaultValueFactory = _ => "black",
-                Description = "Which PNG mask colour marks pixels to keep: black (diffusers' convention, default) or " +
-                    "white." };
-        var scale = new Option<int?>("--scale") {
+            Description = "Which PNG mask colour marks pixels to keep: black (diffusers' convention, default) or " +
+                    "white.",
+        };
+        var scale = new Option<int?>("--scale")
+        {
             Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 pixels a side (5× for " +
-                "28×28)." };
+                "28×28).",
+        };
         var command = new Command(mode.ToString().ToLowerInvariant(), mode switch
         {
             Mode.Img2Img => "Vary images (SDEdit): noise them to --strength and denoise with any sampler.",

@@ -16,8 +16,10 @@ public static class SchedulesCommand
         var output = new Option<string>("--out", "-o") { Required = true, Description = "Folder for the SVG files." };
         var timesteps = new Option<int>("--timesteps") { DefaultValueFactory = _ => 1000 };
         var command = new Command("schedules",
-            "Plot β(t), ᾱ(t), √(1−ᾱ) and log-SNR of the linear, cosine, quadratic and sigmoid schedules.") {
-                output, timesteps };
+            "Plot β(t), ᾱ(t), √(1−ᾱ) and log-SNR of the linear, cosine, quadratic and sigmoid schedules.")
+            {
+                output, timesteps,
+            };
         command.SetAction((p, _) => console.Guard(() =>
         {
             int t = p.GetValue(timesteps);
@@ -45,9 +47,11 @@ public static class SchedulesCommand
                 var series = schedules.Select(s =>
                     new Series(s.Name, Enumerable.Range(0, t).Where(i => i % Math.Max(1, t / 250) == 0 || i == t - 1)
                     .Select(i => ((double)i, value(s.Schedule, i))).ToList())).ToList();
-                var svg = new SvgLineChart {
+                var svg = new SvgLineChart
+                {
                     Title = $"{title}, T = {t}, β ∈ [1e−4, 0.02]", XLabel = "timestep t",
-                        YLabel = yLabel }.Render(series);
+                    YLabel = yLabel,
+                }.Render(series);
                 AtomicFile.Write(Path.Combine(folder, file), s => s.Write(System.Text.Encoding.UTF8.GetBytes(svg)));
             }
             console.Out.WriteLine($"wrote {string.Join(", ", plots.Select(p => p.File))} in {folder}");

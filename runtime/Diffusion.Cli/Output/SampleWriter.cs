@@ -109,9 +109,11 @@ public sealed class SampleWriter
         && Directory.EnumerateFileSystemEntries(_folder).Any() : File.Exists(_path);
 
     private Image8 Finish(Image8 image, int? index = null) =>
-        ImageGrid.Scale(image, Scale) with {
+        ImageGrid.Scale(image, Scale) with
+        {
             Text = index is int i ? new Dictionary<string, string>(Parameters) { ["image"] = i.ToString() }
-                : Parameters };
+                : Parameters,
+        };
 
     /// <summary>Writes the images; returns what was written, for the summary line.</summary>
     public string Write(GenerationResult r, int columns)

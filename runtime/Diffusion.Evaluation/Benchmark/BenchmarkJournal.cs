@@ -51,8 +51,10 @@ public sealed class BenchmarkJournal : IDisposable
         _measured = [];
         foreach (var line in earlier)
         {
-            var row = new BenchmarkRow(line.Result, line.Configuration.Tolerance) {
-                Headline = line.Configuration.Headline };
+            var row = new BenchmarkRow(line.Result, line.Configuration.Tolerance)
+            {
+                Headline = line.Configuration.Headline,
+            };
             _measured[line.Configuration] = row;
             _earlierSeconds[row] = line.Seconds;
         }

@@ -113,19 +113,25 @@ public static class BenchmarkReport
         md.Append("![FD vs NFE](fd_vs_nfe.svg)\n![time vs NFE](time_vs_nfe.svg)\n");
 
         var bySampler = results.GroupBy(r => r.Sampler).ToList();
-        var fd = new SvgLineChart {
+        var fd = new SvgLineChart
+        {
             Title = "Fréchet distance vs network evaluations", XLabel = "NFE per image",
-                YLabel = "FD (lower is better)", LogX = true, LogY = true }
+            YLabel = "FD (lower is better)", LogX = true, LogY = true,
+        }
             .Render(bySampler.Select(g =>
                 new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.FrechetDistance)).ToList())).ToList());
-        var time = new SvgLineChart {
+        var time = new SvgLineChart
+        {
             Title = "Time per image vs network evaluations", XLabel = "NFE per image", YLabel = "ms per image",
-                LogX = true, LogY = true }
+            LogX = true, LogY = true,
+        }
             .Render(bySampler.Select(g =>
                 new Series(g.Key, g.Select(r => (r.EvaluationsPerImage, r.MillisecondsPerImage)).ToList())).ToList());
-        foreach (var (file, text) in new[] {
+        foreach (var (file, text) in new[]
+        {
             ("results.csv", csv.ToString()), ("report.md", md.ToString()), ("fd_vs_nfe.svg", fd),
-                ("time_vs_nfe.svg", time) })
+                ("time_vs_nfe.svg", time),
+        })
             AtomicFile.Write(Path.Combine(folder, file), s => s.Write(Encoding.UTF8.GetBytes(text)));
     }
 }

@@ -120,8 +120,10 @@ public static class SamplerBenchmark
                 {
                     Sampler = sampler, Steps = steps, Count = count, BatchSize = plan.BatchSize, Seed = plan.Seed,
                     Guidance = plan.Guidance, KarrasSigmas = plan.Karras,
-                    Options = tolerance > 0 ? new SamplerOptions {
-                        RelativeTolerance = tolerance, AbsoluteTolerance = tolerance } : new SamplerOptions(),
+                    Options = tolerance > 0 ? new SamplerOptions
+                    {
+                        RelativeTolerance = tolerance, AbsoluteTolerance = tolerance,
+                    } : new SamplerOptions(),
                 };
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 row = new BenchmarkRow(evaluator.Evaluate(request, cancellation), tolerance) { Headline = headline };

@@ -41,8 +41,10 @@ public sealed class DiffusersSampler : ISampler
         return s.Unsupported is not null ? null : s.Family switch
         {
             DiffusersFamily.Ddim => new Ddim { Target = PreviousLevel(s.SetAlphaToOne) },
-            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large") {
-                Target = PreviousLevel(setAlphaToOne: true) },
+            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large")
+            {
+                Target = PreviousLevel(setAlphaToOne: true),
+            },
             DiffusersFamily.Pndm => null,
             DiffusersFamily.Euler => new Euler(),
             DiffusersFamily.EulerAncestral => new EulerAncestral(),
@@ -56,8 +58,10 @@ public sealed class DiffusersSampler : ISampler
                 Eta = 0, MidpointSecondOrder = s.SolverType != "heun",
                 LastStepOrder = lowerOrderFinal ? 1 : 3, SecondLastStepOrder = s.LowerOrderFinal && steps < 15 ? 2 : 3,
             },
-            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M {
-                HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal },
+            DiffusersFamily.DpmSolverMultistep => new DpmSolverPlusPlus2M
+            {
+                HeunForm = s.SolverType == "heun", LowerOrderFinal = lowerOrderFinal,
+            },
             DiffusersFamily.UniPCMultistep => new UniPC { LowerOrderFinal = s.LowerOrderFinal },
             _ => null,
         };
@@ -86,8 +90,10 @@ public sealed class DiffusersSampler : ISampler
         bool? karras = null)
     {
         Validate();
-        var scheduler = Scheduler with {
-            Spacing = spacing ?? Scheduler.Spacing, UseKarrasSigmas = karras ?? Scheduler.UseKarrasSigmas };
+        var scheduler = Scheduler with
+        {
+            Spacing = spacing ?? Scheduler.Spacing, UseKarrasSigmas = karras ?? Scheduler.UseKarrasSigmas,
+        };
         return DiffusersGrid.Create(scheduler, schedule, steps);
     }
 

@@ -57,9 +57,9 @@ public sealed record GenerationRequest
     /// <summary>Sampler knobs; null ones take the sampler's defaults, and one it does not read is refused.</summary>
     public SamplerOptions Options { get; init; } = new();
     /// <summary>
-    /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or <c>new DormandPrince {
-    /// RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of <see cref="Options"/>
-    /// must be left unset (<see cref="SamplerOptions.Resampling"/> still applies).
+    /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or
+    /// <c>new DormandPrince { RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of
+    /// <see cref="Options"/> must be left unset (<see cref="SamplerOptions.Resampling"/> still applies).
     /// </summary>
     public ISampler? SamplerInstance { get; init; }
 }

@@ -63,8 +63,10 @@ public static partial class Npy
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
             return Read(file, path, trailingShape);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e);
+        }
     }
 
     private static NpyArray Read(FileStream file, string path, int[] trailingShape)

@@ -41,8 +41,10 @@ public sealed record PngLimits
     public bool AllowMultiples { get; init; }
 
     /// <summary>Limits for an input of exactly <paramref name="width"/>×<paramref name="height"/>.</summary>
-    public static PngLimits Exactly(int width, int height, string expecting) => new() {
-        Width = width, Height = height, Expecting = expecting };
+    public static PngLimits Exactly(int width, int height, string expecting) => new()
+    {
+        Width = width, Height = height, Expecting = expecting,
+    };
 
     /// <summary>
     /// Limits for an input of <paramref name="width"/>×<paramref name="height"/> or a whole multiple of it (see
@@ -136,8 +138,10 @@ public static class Png
                     $"to {limits.MaxFileBytes:N0} bytes.");
             data = File.ReadAllBytes(path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-            throw new DiffusionException($"Cannot read image '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"Cannot read image '{path}': {e.Message}", e);
+        }
         return Decode(data, path, limits);
     }
 
@@ -211,8 +215,10 @@ public static class Png
                     if (zero is > 0 and < 80 && text.Count < 64)
                         text[System.Text.Encoding.Latin1.GetString(body[..zero])] = System.Text.Encoding.Latin1.GetString(body[(zero + 1)..]);
                     break;
-                case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source) with {
-                    Text = text };
+                case "IEND": return Unfilter(idat.ToArray(), width, height, colorType, palette, source) with
+                {
+                    Text = text,
+                };
                 default:
                     // bit 5 of the first type byte clear: a critical chunk
                     if ((data[pos - 8 - (int)length] & 0x20) == 0)
@@ -252,8 +258,10 @@ public static class Png
             {
                 int a = i >= channels ? outLine[i - channels] : 0, b = prior[i], c = i >= channels
                     ? prior[i - channels] : 0;
-                outLine[i] = (byte)(line[i] + filter switch {
-                    0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2, _ => Paeth(a, b, c) });
+                outLine[i] = (byte)(line[i] + filter switch
+                {
+                    0 => 0, 1 => a, 2 => b, 3 => (a + b) / 2, _ => Paeth(a, b, c),
+                });
             }
         }
         if (colorType == 3)

@@ -24,8 +24,10 @@ public static class CudaProvider
     private static string? _registered;
 
     /// <summary>The library <see cref="EnvironmentVariable"/> names, or null.</summary>
-    public static string? FromEnvironment => Environment.GetEnvironmentVariable(EnvironmentVariable) is {
-        Length: > 0 } v && !string.IsNullOrWhiteSpace(v) ? v : null;
+    public static string? FromEnvironment => Environment.GetEnvironmentVariable(EnvironmentVariable) is
+    {
+        Length: > 0,
+    } v && !string.IsNullOrWhiteSpace(v) ? v : null;
 
     /// <summary>
     /// Registers <paramref name="library"/> (once per process) and appends its CUDA provider for

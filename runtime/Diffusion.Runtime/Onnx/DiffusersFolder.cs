@@ -18,13 +18,17 @@ public static class DiffusersFolder
     /// </summary>
     public static (string Model, string? ConfigJson, string ConfigSource) Find(string folder)
     {
-        var model = new[] {
-            Path.Combine(folder, "unet", "model.onnx"), Path.Combine(folder, "model.onnx") }.FirstOrDefault(File.Exists)
+        var model = new[]
+        {
+            Path.Combine(folder, "unet", "model.onnx"), Path.Combine(folder, "model.onnx"),
+        }.FirstOrDefault(File.Exists)
             ?? throw new DiffusionException($"Model folder '{folder}' has neither unet/model.onnx (an Optimum / " +
                 $"diffusers export) nor model.onnx.");
-        var scheduler = new[] {
+        var scheduler = new[]
+        {
             Path.Combine(folder, "scheduler", "scheduler_config.json"),
-                Path.Combine(folder, "scheduler_config.json") }.FirstOrDefault(File.Exists);
+            Path.Combine(folder, "scheduler_config.json"),
+        }.FirstOrDefault(File.Exists);
         var unet = Path.Combine(folder, "unet", "config.json");
         if (scheduler is null && !File.Exists(unet)) return (model, null, "");
         var merged = scheduler is null ? new JsonObject() : ReadObject(scheduler);
@@ -33,8 +37,10 @@ public static class DiffusersFolder
         if (File.Exists(unet))
         {
             var u = ReadObject(unet);
-            foreach (var (from, to) in new[] {
-                ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes") })
+            foreach (var (from, to) in new[]
+            {
+                ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes"),
+            })
                 if (u[from] is { } value && value.GetValueKind() != JsonValueKind.Null && !merged.ContainsKey(to))
                     merged[to] = value.DeepClone();
             // diffusers' class embedding has num_class_embeds rows: no null label to sample unconditionally or guide
@@ -51,8 +57,10 @@ public static class DiffusersFolder
     {
         string text;
         try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e);
+        }
         try { return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject
             ?? throw new DiffusionException($"'{path}': expected a JSON object."); }
         catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }
@@ -82,8 +90,10 @@ public static class PythonJson
                 continue;
             }
             if (c == '"') { inString = true; result.Append(c); continue; }
-            var token = new[] {
-                "-Infinity", "Infinity", "NaN" }.FirstOrDefault(t =>
+            var token = new[]
+            {
+                "-Infinity", "Infinity", "NaN",
+            }.FirstOrDefault(t =>
                     string.CompareOrdinal(json, i, t, 0, t.Length) == 0);
             if (token is not null)
             {

@@ -193,18 +193,24 @@ public sealed class DiffusionModel : IDisposable
     private static string ReadText(string path)
     {
         try { return File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) {
-            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e);
+        }
     }
 
     private static byte[] ReadModel(string path)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) {
-            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
-        catch (UnauthorizedAccessException e) {
-            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e); }
+        catch (IOException e)
+        {
+            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e);
+        }
         return bytes;
     }
 

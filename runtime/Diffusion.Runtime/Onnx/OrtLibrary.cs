@@ -122,13 +122,17 @@ public static class OrtLibrary
     {
         var name = RuntimeInformation.IsOSPlatform(OSPlatform.Windows) ? "onnxruntime.dll"
             : RuntimeInformation.IsOSPlatform(OSPlatform.OSX) ? "libonnxruntime.dylib" : "libonnxruntime.so";
-        var folders = new[] {
-            AppContext.BaseDirectory, System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location) ?? "" }
+        var folders = new[]
+        {
+            AppContext.BaseDirectory, System.IO.Path.GetDirectoryName(typeof(OrtEnv).Assembly.Location) ?? "",
+        }
             .Where(f => f.Length > 0).Distinct();
         return folders
-            .SelectMany(f => new[] {
+            .SelectMany(f => new[]
+            {
                 System.IO.Path.Combine(f, name),
-                    System.IO.Path.Combine(f, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name) })
+                System.IO.Path.Combine(f, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", name),
+            })
             .FirstOrDefault(File.Exists);
     }
 }

@@ -10,8 +10,10 @@ namespace Diffusion.Runtime.Samplers;
 /// </summary>
 public sealed class DormandPrince : ISampler
 {
-    private static readonly SamplerOptions Defaults = new() {
-        RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = 20_000 };
+    private static readonly SamplerOptions Defaults = new()
+    {
+        RelativeTolerance = 1e-3, AbsoluteTolerance = 1e-3, MaxEvaluations = 20_000,
+    };
 
     /// <summary>The sampler's name, knobs and defaults.</summary>
     public static SamplerInfo Info { get; } = new("rk45",

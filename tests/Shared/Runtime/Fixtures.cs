@@ -35,8 +35,10 @@ public static class Fixtures
             BatchSize = batch,
             Seed = seed,
             KarrasSigmas = karras,
-            Options = new Diffusion.Runtime.Samplers.SamplerOptions {
-                Eta = eta, RelativeTolerance = rtol, AbsoluteTolerance = rtol },
+            Options = new Diffusion.Runtime.Samplers.SamplerOptions
+            {
+                Eta = eta, RelativeTolerance = rtol, AbsoluteTolerance = rtol,
+            },
         });
 
     public static (double Mean, double Std) Moments(ReadOnlySpan<float> values)

@@ -21,31 +21,49 @@ public static partial class BenchTrainCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 20, Description = "Timed steps." };
-        var warmup = new Option<int>("--warmup") {
-            DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps." };
+        var warmup = new Option<int>("--warmup")
+        {
+            DefaultValueFactory = _ => 3, Description = "Untimed warm-up steps.",
+        };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 64 };
-        var threads = new Option<int>("--threads") {
-            DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core)." };
-        var compare = new Option<bool>("--compare") {
+        var threads = new Option<int>("--threads")
+        {
+            DefaultValueFactory = _ => 0, Description = "Intra-op threads (0 = one per logical core).",
+        };
+        var compare = new Option<bool>("--compare")
+        {
             Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print " +
-                "a table." };
-        var python = new Option<string>("--python") {
+                "a table.",
+        };
+        var python = new Option<string>("--python")
+        {
             DefaultValueFactory = _ => "/usr/bin/python3",
-                Description = "Python with torch for the twin (Debian's python3-torch)." };
-        var previous = new Option<string?>("--previous") {
+            Description = "Python with torch for the twin (Debian's python3-torch).",
+        };
+        var previous = new Option<string?>("--previous")
+        {
             Description = "The trainer dll (diffusion-trainer.dll before the TorchSharp trainer) of an earlier build " +
-                "to measure too (see trainer/bench/build-previous.sh)." };
-        var rounds = new Option<int>("--rounds") {
-            DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back." };
-        var profile = new Option<bool>("--profile") {
+                "to measure too (see trainer/bench/build-previous.sh).",
+        };
+        var rounds = new Option<int>("--rounds")
+        {
+            DefaultValueFactory = _ => 3, Description = "With --compare: rounds of all contenders, back to back.",
+        };
+        var profile = new Option<bool>("--profile")
+        {
             Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, " +
-                "AdamW, EMA)." };
-        var precision = new Option<string>("--precision") {
+                "AdamW, EMA).",
+        };
+        var precision = new Option<string>("--precision")
+        {
             DefaultValueFactory = _ => "fp32",
-                Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 " +
-                    "rows (this trainer, and the twin under torch.autocast) beside the fp32 ones." };
-        var command = new Command("bench-train", "Measure training throughput of the reference UNet.") {
-            steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision };
+            Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 " +
+                    "rows (this trainer, and the twin under torch.autocast) beside the fp32 ones.",
+        };
+        var command = new Command("bench-train", "Measure training throughput of the reference UNet.")
+        {
+            steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision,
+        };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
             int s = p.GetValue(steps), w = p.GetValue(warmup), b = p.GetValue(batch), t = p.GetValue(threads);
@@ -75,9 +93,11 @@ public static partial class BenchTrainCommand
         var config = new TrainConfig
         {
             Data = "fashion-mnist", Limit = 4096, Batch = batch, Steps = int.MaxValue, SampleEvery = 0,
-                CheckpointEvery = int.MaxValue, Precision = precision,
-            Net = new UNetConfig {
-                BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7] },
+            CheckpointEvery = int.MaxValue, Precision = precision,
+            Net = new UNetConfig
+            {
+                BaseChannels = 32, ChannelMults = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [7],
+            },
         };
         using var run = TrainingRun.Start(config, folder);
         var times = new List<double>();
@@ -171,8 +191,10 @@ public static partial class BenchTrainCommand
 
     private static async Task<(string Text, Measurement Result)> RunOne(Contender c, CancellationToken cancellation)
     {
-        var start = new ProcessStartInfo(c.File) {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(c.File)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
         foreach (var a in c.Arguments) start.ArgumentList.Add(a);
         using var process = Process.Start(start) ?? throw new DiffusionException($"could not start {c.File}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellation);

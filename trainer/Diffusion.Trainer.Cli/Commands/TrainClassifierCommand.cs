@@ -15,10 +15,14 @@ public static class TrainClassifierCommand
     /// <summary>Builds the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var data = new Option<string>("--data") {
-            DefaultValueFactory = _ => "fashion-mnist", Description = "Labelled training data." };
-        var test = new Option<string>("--test") {
-            DefaultValueFactory = _ => "fashion-mnist-test", Description = "Labelled test data for the accuracy." };
+        var data = new Option<string>("--data")
+        {
+            DefaultValueFactory = _ => "fashion-mnist", Description = "Labelled training data.",
+        };
+        var test = new Option<string>("--test")
+        {
+            DefaultValueFactory = _ => "fashion-mnist-test", Description = "Labelled test data for the accuracy.",
+        };
         var outFile = new Option<string>("--out") { Required = true, Description = "The classifier .onnx to write." };
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 4 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 128 };
@@ -39,9 +43,11 @@ public static class TrainClassifierCommand
             int every = Math.Max(1, train.Count / p.GetValue(batch) / 4);
             using var net = ClassifierTraining.Train(train, p.GetValue(epochs), p.GetValue(batch), p.GetValue(lr),
                 p.GetValue(seed),
-                new SyncProgress(r => {
+                new SyncProgress(r =>
+                {
                     if (r.Step % every == 0)
-                        output.WriteLine($"epoch {r.Epoch + 1} step {r.Step} loss {r.Loss:0.0000}"); }));
+                        output.WriteLine($"epoch {r.Epoch + 1} step {r.Step} loss {r.Loss:0.0000}");
+                }));
             double accuracy = ClassifierTraining.Accuracy(net, testSet);
             var bytes = net.ToOnnx();
             AtomicFile.Write(p.GetValue(outFile)!, s => s.Write(bytes));

@@ -15,8 +15,10 @@ public static class UNetExporter
     public static byte[] ToOnnx(UNet net, DiffusionConfig config)
     {
         var c = net.Config;
-        config = config with {
-            SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses };
+        config = config with
+        {
+            SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses,
+        };
         config.Validate("export config");
         var g = new GraphBuilder("unet");
         var e = new OnnxEmitter(g, net);

@@ -155,8 +155,10 @@ public static class Checkpoint
                 $"recorded when it was written.");
         CheckpointInfo? info;
         try { info = JsonSerializer.Deserialize<CheckpointInfo>(header, Json); }
-        catch (JsonException e) {
-            throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e); }
+        catch (JsonException e)
+        {
+            throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e);
+        }
         return (info ?? throw new DiffusionException($"Checkpoint '{path}' has an empty header."), payloadStart);
     }
 }

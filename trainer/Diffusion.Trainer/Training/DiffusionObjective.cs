@@ -84,8 +84,10 @@ public sealed class DiffusionObjective : IDisposable
                 _ => throw new ArgumentOutOfRangeException(nameof(weighting)),
             };
             // The target's error relates to the x₀ error by a factor c(t): ε: SNR, v: SNR + 1, x₀: 1.
-            double factor = prediction switch {
-                PredictionType.Epsilon => snr, PredictionType.VPrediction => snr + 1, _ => 1 };
+            double factor = prediction switch
+            {
+                PredictionType.Epsilon => snr, PredictionType.VPrediction => snr + 1, _ => 1,
+            };
             w[i] = double.IsNaN(x0Weight) ? 1f : (float)(x0Weight / Math.Max(factor, 1e-12));
         }
         _sqrtAlphaBar = tensor(a, device: device).DetachFromDisposeScope();

@@ -84,9 +84,11 @@ public sealed class TrainingRun : IDisposable
         _config = config with
         {
             Net = net,
-            Diffusion = config.Diffusion with {
+            Diffusion = config.Diffusion with
+            {
                 NumClasses = net.NumClasses, ClassNames = net.NumClasses > 0 ? data.ClassNames : null,
-                    SampleSize = [data.Height, data.Width], InChannels = data.Channels },
+                SampleSize = [data.Height, data.Width], InChannels = data.Channels,
+            },
         };
         _config.Diffusion.Validate("training config");
         random.manual_seed((long)config.Seed);  // initial weights and dropout draw from the default generator
