@@ -118,8 +118,9 @@ public class DiffusersSchedulerTests
             SamplerInstance = new DiffusersSampler(scheduler), Steps = 10, Count = 1,
             KnownImages = new float[model.ImageSize], Mask = Enumerable.Repeat(1f, model.ImageSize).ToArray(),
         };
-        Assert.Contains("PNDMScheduler",
-            Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(request)).Message);
+        var e = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model).Generate(request));
+        Assert.Equal("Sampler", e.Parameter);
+        Assert.Contains("PNDMScheduler", e.Problem);
     }
 
     [Theory]

@@ -57,8 +57,8 @@ internal static class PndmWalk
     public static void Sample(SamplingContext c, DiffusersScheduler scheduler)
     {
         if (c.Constraint is not null)
-            throw new DiffusionException("PNDMScheduler evaluates the network between grid levels and cannot keep " +
-                "inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
+            throw new DiffusionArgumentException("Sampler", "PNDMScheduler evaluates the network between grid levels "
+                + "and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
         var schedule = c.Model.Schedule;
         int T = schedule.TrainTimesteps, n = c.Steps, stride = T / n;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
