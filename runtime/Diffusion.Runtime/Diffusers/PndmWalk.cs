@@ -59,108 +59,132 @@ internal static class PndmWalk
         if (c.Constraint is not null)
             throw new DiffusionArgumentException("Sampler", "PNDMScheduler evaluates the network between grid levels "
                 + "and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
-        var schedule = c.Model.Schedule;
-        int T = schedule.TrainTimesteps, n = c.Steps, stride = T / n;
+        int n = c.Steps, stride = c.Model.Schedule.TrainTimesteps / n;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
         var (prk, plms) = Timesteps(ascending, stride, scheduler.SkipPrkSteps);
-        var timesteps = prk.Concat(plms).ToArray();
+        new Walk(c, scheduler, stride, prk).Run([.. prk, .. plms]);
+    }
 
-        float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), combined = c.Buffer(2), current = c.Buffer(3),
-            accumulated = c.Buffer(4);
-        var ets = new List<float[]>(4);
-        var spare = new Queue<float[]>(Enumerable.Range(5, 5).Select(c.Buffer));
-        bool haveCurrent = false;
-        double finalAlphaBar = scheduler.SetAlphaToOne ? 1 : schedule.AlphasCumprod[0];
-        double AlphaBar(int t) => t >= 0 ? schedule.AlphasCumprod[t] : finalAlphaBar;
-        bool velocity = c.Model.Config.Prediction == Onnx.PredictionType.VPrediction;
-        void Transfer(float[] sample, int t, int previous, float[] output)
+    /// <summary>The scheduler's state between network calls: x, the last four outputs, the PRK sums.</summary>
+    private sealed class Walk(SamplingContext c, DiffusersScheduler scheduler, int stride, int[] prk)
+    {
+        private readonly NoiseSchedule _schedule = c.Model.Schedule;
+        private readonly bool _velocity = c.Model.Config.Prediction == Onnx.PredictionType.VPrediction;
+        private readonly float[] _x = c.X, _eps = c.Buffer(0), _x0 = c.Buffer(1), _combined = c.Buffer(2),
+            _current = c.Buffer(3), _accumulated = c.Buffer(4);
+        private readonly List<float[]> _ets = new(4);
+        private readonly Queue<float[]> _spare = new(Enumerable.Range(5, 5).Select(c.Buffer));
+        private bool _haveCurrent;
+
+        public void Run(int[] timesteps)
         {
-            double a = AlphaBar(t), ap = AlphaBar(previous);
-            if (velocity) Vec.Axpby(output, Math.Sqrt(a), output, Math.Sqrt(1 - a), sample); // v → ε with this sample
-            double denominator = a * Math.Sqrt(1 - ap) + Math.Sqrt(a * (1 - a) * ap);
-            Vec.Axpby(x, Math.Sqrt(ap / a), sample, -(ap - a) / denominator, output);
-        }
-        for (int counter = 0; counter < timesteps.Length; counter++)
-        {
-            int t = timesteps[counter];
-            var level = NoiseLevel.At(schedule, t);
-            c.Model.Predict(x, level, eps, x0);
-            var output = spare.Count > 0 ? spare.Dequeue() : ets[0];
-            // The network's own output: ε, or v = √ᾱ ε − √(1 − ᾱ) x̂₀.
-            if (velocity) Vec.Axpby(output, level.Alpha, eps, -level.SigmaVp, x0);
-            else eps.CopyTo(output, 0);
-            if (counter < prk.Length)
+            for (int counter = 0; counter < timesteps.Length; counter++)
             {
-                int previous = t - (counter % 2 == 1 ? 0 : stride / 2);
-                int from = prk[counter / 4 * 4];
-                switch (counter % 4)
-                {
-                    case 0:
-                        Vec.Scale(accumulated, 1 / 6.0, output);
-                        Keep(output);
-                        x.CopyTo(current, 0);
-                        haveCurrent = true;
-                        output.CopyTo(combined, 0);
-                        break;
-                    case 1 or 2:
-                        Vec.AddScaled(accumulated, 1 / 3.0, output);
-                        output.CopyTo(combined, 0);
-                        Release(output);
-                        break;
-                    default:
-                        Vec.Axpby(combined, 1, accumulated, 1 / 6.0, output);
-                        Release(output);
-                        break;
-                }
-                Transfer(haveCurrent ? current : x, from, previous, combined);
+                int t = timesteps[counter];
+                var level = NoiseLevel.At(_schedule, t);
+                c.Model.Predict(_x, level, _eps, _x0);
+                var output = _spare.Count > 0 ? _spare.Dequeue() : _ets[0];
+                // The network's own output: ε, or v = √ᾱ ε − √(1 − ᾱ) x̂₀.
+                if (_velocity) Vec.Axpby(output, level.Alpha, _eps, -level.SigmaVp, _x0);
+                else _eps.CopyTo(output, 0);
+                if (counter < prk.Length) RungeKutta(counter, t, output);
+                else LinearMultistep(counter, t, output);
+                c.Progress(Math.Min(c.Steps - 1, counter * c.Steps / timesteps.Length));
+            }
+        }
+
+        /// <summary>
+        /// A pseudo Runge–Kutta evaluation: the 4 outputs of a step weighted 1/6, 1/3, 1/3, 1/6, each moving x from
+        /// the step's start to t or t − stride/2.
+        /// </summary>
+        private void RungeKutta(int counter, int t, float[] output)
+        {
+            int previous = t - (counter % 2 == 1 ? 0 : stride / 2);
+            int from = prk[counter / 4 * 4];
+            switch (counter % 4)
+            {
+                case 0:
+                    Vec.Scale(_accumulated, 1 / 6.0, output);
+                    Keep(output);
+                    _x.CopyTo(_current, 0);
+                    _haveCurrent = true;
+                    output.CopyTo(_combined, 0);
+                    break;
+                case 1 or 2:
+                    Vec.AddScaled(_accumulated, 1 / 3.0, output);
+                    output.CopyTo(_combined, 0);
+                    Release(output);
+                    break;
+                default:
+                    Vec.Axpby(_combined, 1, _accumulated, 1 / 6.0, output);
+                    Release(output);
+                    break;
+            }
+            Transfer(_haveCurrent ? _current : _x, from, previous, _combined);
+        }
+
+        /// <summary>
+        /// A PLMS evaluation: Adams–Bashforth on up to 4 past outputs (with skip_prk_steps, the first step evaluated
+        /// twice and the two outputs averaged).
+        /// </summary>
+        private void LinearMultistep(int counter, int t, float[] output)
+        {
+            int from = t, previous = t - stride;
+            if (counter != 1) Keep(output);
+            else (from, previous) = (t + stride, t);
+            var ets = _ets;
+            if (ets.Count == 1 && counter == 0)
+            {
+                ets[^1].CopyTo(_combined, 0);
+                _x.CopyTo(_current, 0);
+            }
+            else if (ets.Count == 1 && counter == 1)
+            {
+                Vec.Axpby(_combined, 0.5, output, 0.5, ets[^1]);
+                Release(output);
+                _current.CopyTo(_x, 0);
+            }
+            else if (ets.Count == 2) Vec.Axpby(_combined, 1.5, ets[^1], -0.5, ets[^2]);
+            else if (ets.Count == 3)
+            {
+                Vec.Axpby(_combined, 23 / 12.0, ets[^1], -16 / 12.0, ets[^2]);
+                Vec.AddScaled(_combined, 5 / 12.0, ets[^3]);
             }
             else
             {
-                int from = t, previous = t - stride;
-                var sample = x;
-                if (counter != 1) Keep(output);
-                else (from, previous) = (t + stride, t);
-                if (ets.Count == 1 && counter == 0)
-                {
-                    ets[^1].CopyTo(combined, 0);
-                    x.CopyTo(current, 0);
-                }
-                else if (ets.Count == 1 && counter == 1)
-                {
-                    Vec.Axpby(combined, 0.5, output, 0.5, ets[^1]);
-                    Release(output);
-                    current.CopyTo(x, 0);
-                }
-                else if (ets.Count == 2) Vec.Axpby(combined, 1.5, ets[^1], -0.5, ets[^2]);
-                else if (ets.Count == 3)
-                {
-                    Vec.Axpby(combined, 23 / 12.0, ets[^1], -16 / 12.0, ets[^2]);
-                    Vec.AddScaled(combined, 5 / 12.0, ets[^3]);
-                }
-                else
-                {
-                    Vec.Axpby(combined, 55 / 24.0, ets[^1], -59 / 24.0, ets[^2]);
-                    Vec.AddScaled(combined, 37 / 24.0, ets[^3]);
-                    Vec.AddScaled(combined, -9 / 24.0, ets[^4]);
-                }
-                Transfer(sample, from, previous, combined);
+                Vec.Axpby(_combined, 55 / 24.0, ets[^1], -59 / 24.0, ets[^2]);
+                Vec.AddScaled(_combined, 37 / 24.0, ets[^3]);
+                Vec.AddScaled(_combined, -9 / 24.0, ets[^4]);
             }
-            c.Progress(Math.Min(n - 1, counter * n / timesteps.Length));
+            Transfer(_x, from, previous, _combined);
         }
 
-        // ets holds the last four outputs; older buffers return to the spare queue.
-        void Keep(float[] output)
+        private double AlphaBar(int t) =>
+            t >= 0 ? _schedule.AlphasCumprod[t] : scheduler.SetAlphaToOne ? 1 : _schedule.AlphasCumprod[0];
+
+        /// <summary>PNDM's transfer of <paramref name="sample"/> from t to <paramref name="previous"/>.</summary>
+        private void Transfer(float[] sample, int t, int previous, float[] output)
         {
-            ets.Add(output);
-            if (ets.Count > 4)
+            double a = AlphaBar(t), ap = AlphaBar(previous);
+            if (_velocity) Vec.Axpby(output, Math.Sqrt(a), output, Math.Sqrt(1 - a), sample); // v → ε with this sample
+            double denominator = a * Math.Sqrt(1 - ap) + Math.Sqrt(a * (1 - a) * ap);
+            Vec.Axpby(_x, Math.Sqrt(ap / a), sample, -(ap - a) / denominator, output);
+        }
+
+        // _ets holds the last four outputs; older buffers return to the spare queue.
+        private void Keep(float[] output)
+        {
+            _ets.Add(output);
+            if (_ets.Count > 4)
             {
-                spare.Enqueue(ets[0]);
-                ets.RemoveAt(0);
+                _spare.Enqueue(_ets[0]);
+                _ets.RemoveAt(0);
             }
         }
-        void Release(float[] output)
+
+        private void Release(float[] output)
         {
-            if (!ets.Contains(output)) spare.Enqueue(output);
+            if (!_ets.Contains(output)) _spare.Enqueue(output);
         }
     }
 }
