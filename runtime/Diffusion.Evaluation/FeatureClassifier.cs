@@ -25,8 +25,8 @@ public sealed class FeatureClassifier : IDisposable
     {
         if (!File.Exists(path))
             throw new DiffusionException("Classifier",
-                $"'{path}' does not exist. Train one (the trainer's train-classifier writes "
-                + "models/fashion-mnist/classifier.onnx), or name another.");
+                $"'{path}' does not exist; a feature classifier is an ONNX model with an input 'image' and outputs "
+                + "'logits' and 'features' (the trainer's ClassifierTraining writes one).");
         using var options = settings.CreateOptions();
         try { _session = new InferenceSession(path, options); }
         catch (OnnxRuntimeException e)
@@ -38,7 +38,7 @@ public sealed class FeatureClassifier : IDisposable
         {
             _session.Dispose();
             throw new DiffusionException("Classifier",
-                $"'{path}' needs an input 'image' and outputs 'logits' and 'features' (as train-classifier writes).");
+                $"'{path}' needs an input 'image' and outputs 'logits' and 'features' (as ClassifierTraining writes).");
         }
         _imageShape = input.Dimensions.Select(d => (long)d).ToArray();
         ImageSize = (int)(_imageShape[1] * _imageShape[2] * _imageShape[3]);

@@ -75,6 +75,10 @@ public class CliEvaluationTests
         Assert.Matches(@" [\d.]+ % \(real: [\d.]+ %\) ", text);
         Assert.Equal(2, await Program.Run(["eval", "--model", modelPath, "--seeds", "0"], output, error));
         Assert.Contains("error: --seeds: must be a number of sampling seeds from 1 to 100, got 0.", error.ToString());
+        // A missing classifier: the library names the parameter, the command line says how to train one.
+        Assert.Equal(1, await Program.Run(["eval", "--model", modelPath, "--classifier", "/nowhere/c.onnx"], output, error));
+        Assert.Contains("error: --classifier: '/nowhere/c.onnx' does not exist. Train one with ./diffusion train-classifier",
+            error.ToString());
         // RGB 32×32 does not fit the classifier
         Assert.Equal(1,
             await Program.Run(["eval", "--count", "20", "--model", ModelArguments.GaussianModelPath], output, error));

@@ -79,7 +79,7 @@ public class PrecisionTests
         }
         Assert.Equal(Precision.BFloat16, Checkpoint.ReadInfo(TrainingRun.CheckpointPath(folder)).Config.Precision);
         var back = new ResumeOptions { Steps = 152, Precision = Precision.Float32 };
-        Assert.Equal("--steps 152 --precision fp32", back.ToString());
+        Assert.Equal("Steps 152, Precision fp32", back.ToString());
         using (var resumed = TrainingRun.Resume(folder, back, data))
         {
             Assert.Equal(ScalarType.Float32, resumed.Net.ComputeType);

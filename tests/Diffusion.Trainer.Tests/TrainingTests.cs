@@ -125,7 +125,7 @@ public class TrainingTests
             return run.Losses.TakeLast(4).Select(l => l.Loss).ToArray();
         }
         var flipped = new ResumeOptions { Steps = 12, Flip = true };
-        Assert.Equal("--steps 12 --flip true", flipped.ToString());
+        Assert.Equal([("Steps", "12"), ("Flip", "true")], flipped.Changed());
         Assert.True(flipped.ApplyTo(Tiny(8)).Flip);
         double[] plain = LossesAfterResume(new ResumeOptions { Steps = 12 }),
             again = LossesAfterResume(new ResumeOptions { Steps = 12, Flip = false });

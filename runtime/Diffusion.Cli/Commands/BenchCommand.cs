@@ -112,8 +112,7 @@ public static class BenchCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var folder = OutputFolder.Create(p.GetValue(output)!, "--out");
             using var m = model.Load(p);
-            using var features = new FeatureClassifier(p.GetValue(classifier) ?? EvalCommand.DefaultClassifier,
-                m.Settings);
+            using var features = EvalCommand.LoadClassifier(p.GetValue(classifier), m.Settings);
             var setup = Setup(plan, m, p.GetValue(classifier) ?? EvalCommand.DefaultClassifier, p.GetValue(reference)!,
                 p.GetValue(floor));
             using var journal = p.GetValue(resume) ? BenchmarkJournal.Resume(folder, setup)

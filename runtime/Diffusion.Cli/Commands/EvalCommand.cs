@@ -20,6 +20,19 @@ public static class EvalCommand
     public static string DefaultClassifier =>
         Path.Combine(AppContext.BaseDirectory, "models", "fashion-mnist", "classifier.onnx");
 
+    /// <summary>
+    /// The feature classifier <paramref name="path"/> names (default: the shipped one); a missing file says how to
+    /// train one.
+    /// </summary>
+    internal static FeatureClassifier LoadClassifier(string? path, SessionSettings settings)
+    {
+        path ??= DefaultClassifier;
+        if (!File.Exists(path))
+            throw new DiffusionException("--classifier", $"'{path}' does not exist. Train one with ./diffusion "
+                + "train-classifier --out models/fashion-mnist/classifier.onnx, or name another.");
+        return new FeatureClassifier(path, settings);
+    }
+
     /// <summary>Builds the command.</summary>
     public static Command Create(CliConsole console)
     {
@@ -78,7 +91,7 @@ public static class EvalCommand
                 throw new DiffusionArgumentException("--seeds",
                     $"must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
             using var m = model.Load(p);
-            using var features = new FeatureClassifier(p.GetValue(classifier) ?? DefaultClassifier, m.Settings);
+            using var features = LoadClassifier(p.GetValue(classifier), m.Settings);
             var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features,
                 p.GetValue(seeds));
             var series = await Task.Run(() => evaluator.EvaluateSeeds(new GenerationRequest

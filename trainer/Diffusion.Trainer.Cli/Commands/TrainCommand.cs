@@ -27,6 +27,7 @@ public static class TrainCommand
         [nameof(TrainConfig.DecaySteps)] = "--decay-steps",
         [nameof(TrainConfig.Device)] = "--device",
         [nameof(TrainConfig.Weighting)] = "--weighting",
+        [nameof(TrainConfig.Flip)] = "--flip",
         [nameof(UNetConfig.ChannelMults)] = "--mults",
         [nameof(UNetConfig.BaseChannels)] = "--channels",
         ["Threads"] = "--threads",
@@ -134,8 +135,11 @@ public static class TrainCommand
         }
         var changes = o.Changes(p);
         var run = TrainingRun.Resume(folder, changes, world: world);
-        if (changes.ToString() is { Length: > 0 } changed)
+        if (changes.Changed().Any())
+        {
+            var changed = string.Join(" ", changes.Changed().Select(c => $"{Flags[c.Parameter]} {c.Value}"));
             await output.WriteLineAsync($"resuming '{folder}' at step {run.Step} with {changed}");
+        }
         return run;
     }
 

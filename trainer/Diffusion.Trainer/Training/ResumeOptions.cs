@@ -7,21 +7,21 @@ namespace Diffusion.Trainer.Training;
 /// </summary>
 public sealed record ResumeOptions
 {
-    /// <summary>New target step count (--steps).</summary>
+    /// <summary>New target step count.</summary>
     public int? Steps { get; init; }
-    /// <summary>New cool-down length (--decay-steps), counted back from <see cref="Steps"/>.</summary>
+    /// <summary>New cool-down length, counted back from <see cref="Steps"/>.</summary>
     public int? DecaySteps { get; init; }
-    /// <summary>New peak learning rate (--lr); the warm-up/cool-down shape stays.</summary>
+    /// <summary>New peak learning rate; the warm-up/cool-down shape stays.</summary>
     public double? LearningRate { get; init; }
-    /// <summary>New EMA decay (--ema): the saved average goes on with it.</summary>
+    /// <summary>New EMA decay: the saved average goes on with it.</summary>
     public double? EmaDecay { get; init; }
-    /// <summary>New dropout in the residual blocks (--dropout).</summary>
+    /// <summary>New dropout in the residual blocks.</summary>
     public double? Dropout { get; init; }
     /// <summary>
-    /// New arithmetic of the steps (--precision): the float32 weights and optimizer state go on either way.
+    /// New arithmetic of the steps: the float32 weights and optimizer state go on either way.
     /// </summary>
     public Precision? Precision { get; init; }
-    /// <summary>Random horizontal flips on or off (--flip true|false).</summary>
+    /// <summary>Random horizontal flips on or off.</summary>
     public bool? Flip { get; init; }
 
     /// <summary>The saved config with these changes.</summary>
@@ -36,10 +36,17 @@ public sealed record ResumeOptions
         Flip = Flip ?? saved.Flip,
     };
 
-    /// <summary>The changes as command-line options, e.g. "--steps 24 --ema 0.9999" (empty for none).</summary>
-    public override string ToString() => string.Join(" ", new (string Name, object? Value)[]
-        { ("--steps", Steps), ("--decay-steps", DecaySteps), ("--lr", LearningRate), ("--ema", EmaDecay),
-            ("--dropout", Dropout), ("--precision", Precision?.Name()),
-          ("--flip", Flip switch { true => "true", false => "false", null => null }) }
-        .Where(o => o.Value is not null).Select(o => FormattableString.Invariant($"{o.Name} {o.Value}")));
+    /// <summary>The changes made, as the parameter each sets and its value: (Steps, 24), (EmaDecay, 0.9999).</summary>
+    public IEnumerable<(string Parameter, string Value)> Changed() =>
+        new (string Parameter, object? Value)[]
+        {
+            (nameof(Steps), Steps), (nameof(DecaySteps), DecaySteps), (nameof(LearningRate), LearningRate),
+            (nameof(EmaDecay), EmaDecay), (nameof(Dropout), Dropout), (nameof(Precision), Precision?.Name()),
+            (nameof(Flip), Flip switch { true => "true", false => "false", null => null }),
+        }
+        .Where(o => o.Value is not null)
+        .Select(o => (o.Parameter, FormattableString.Invariant($"{o.Value}")));
+
+    /// <summary>The changes, e.g. "Steps 24, EmaDecay 0.9999" (empty for none).</summary>
+    public override string ToString() => string.Join(", ", Changed().Select(c => $"{c.Parameter} {c.Value}"));
 }
