@@ -36,8 +36,8 @@ public static class Program
         foreach (var (name, description) in new[]
         {
             ("train",
-                "Train a diffusion UNet (TorchSharp); checkpoints, loss log, sample grids. See ./diffusion train " +
-                    "--help."),
+                "Train a diffusion UNet (TorchSharp); checkpoints, loss log, sample grids. See " +
+                    "./diffusion train --help."),
             ("export",
                 "Export a training checkpoint's UNet to ONNX (the model contract). See ./diffusion export --help."),
             ("bench-train",

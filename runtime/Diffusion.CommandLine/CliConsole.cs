@@ -64,8 +64,8 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         }
         catch (Exception e)
         {
-            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report it with this " +
-                $"output): {e}");
+            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report " +
+                $"it with this output): {e}");
             return ExitCodes.InternalError;
         }
     }

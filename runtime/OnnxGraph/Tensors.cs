@@ -31,7 +31,7 @@ public static class Tensors
         long expected = 1;
         foreach (var d in shape) expected *= d;
         if (expected != count)
-            throw new ArgumentException($"Tensor '{name}': {count} values do not fill shape " +
-                $"[{string.Join(",", shape)}] ({expected} values).");
+            throw new ArgumentException($"Tensor '{name}': {count} values do not " +
+                $"fill shape [{string.Join(",", shape)}] ({expected} values).");
     }
 }

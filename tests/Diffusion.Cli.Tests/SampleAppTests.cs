@@ -25,8 +25,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     {
         var dll = Path.Combine(Repo, "samples", app, "bin", "Release", "net10.0", $"{app}.dll");
         Assert.True(File.Exists(dll),
-            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the " +
-                $"samples");
+            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the " +
+                $"libraries and build the samples");
         return dll;
     }
 

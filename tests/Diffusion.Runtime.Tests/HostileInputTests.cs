@@ -89,8 +89,8 @@ public class HostileInputTests
             Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", major: 2, claimedLength: 0xFFFFFFF0),
         "fortran order without spaces" => Npy("{'descr':'<f4','fortran_order':True,'shape':(1,1,2,2),}", dataBytes: 16),
         "shape product overflows" =>
-            Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 2000000000, 2000000000, 2000000000), " +
-                "}"),
+            Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2000000000, 2000000000, " +
+                "2000000000, 2000000000), }"),
         "truncated data" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 2, 2), }", dataBytes: 7),
         "negative dimension" => Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-4, 1, 2, 2), }"),
         "unsupported dtype" => Npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", dataBytes: 8),

@@ -143,8 +143,8 @@ public static class EvalCommand
                     (series.Runs.Count == 1 ? $"{accuracy.Mean:P1}"
                         : $"{accuracy.Mean:P1} ± {accuracy.StandardDeviation:P1}")
                     + (real is null ? ""
-                        : $" (real images: {real.Overall:P1}, the classifier on {real.Count} labelled reference " +
-                            $"images)"));
+                        : $" (real images: {real.Overall:P1}, the classifier on {real.Count} " +
+                            $"labelled reference images)"));
                 var perClass = series.PerClassAccuracy;
                 for (int c = 0; c < m.NumClasses; c++)
                     table.AddPlainRow($"  {(m.Config.ClassNames is { } names ? names[c] : c.ToString())}",

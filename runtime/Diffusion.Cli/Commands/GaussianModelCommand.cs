@@ -37,8 +37,8 @@ public static class GaussianModelCommand
             Description = "Beta schedule.", DefaultValueFactory = _ => "linear",
         };
         var command = new Command("gaussian-model",
-            "Write the closed-form denoiser of N(μ, s²) data as an ONNX model: every correct sampler reproduces μ " +
-                "and s.")
+            "Write the closed-form denoiser of N(μ, s²) data as an ONNX model: every correct " +
+                "sampler reproduces μ and s.")
         {
             output, bundled, mean, std, size, prediction, schedule,
         };

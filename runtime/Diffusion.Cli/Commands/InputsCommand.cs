@@ -62,16 +62,16 @@ public static class InputsCommand
         var repaint = new Option<string>("--repaint")
         {
             Required = true,
-            Description = "What to repaint: top, bottom, left or right (half of the image), or a box x,y,w,h in " +
-                    "pixels.",
+            Description = "What to repaint: top, bottom, left or right (half of the image), " +
+                    "or a box x,y,w,h in pixels.",
         };
         var output = new Option<string>("--out", "-o")
         {
             Required = true, Description = "The mask PNG to write (white = repaint, black = keep; the model's size).",
         };
         var command = new Command("mask",
-            "Write an inpainting mask of the model's size: white where inpaint repaints, black where it keeps the " +
-                "image.") { repaint, output };
+            "Write an inpainting mask of the model's size: white where inpaint repaints, black " +
+                "where it keeps the image.") { repaint, output };
         model.AddTo(command);
         command.SetAction((p, _) => console.Guard(() =>
         {
@@ -94,8 +94,8 @@ public static class InputsCommand
                 for (int x = box.X; x < box.X + box.W; x++) pixels[y * w + x] = 255;
             OutputFolder.Create(Path.GetDirectoryName(Path.GetFullPath(path))!, "--out");
             Png.Save(path, new Image8(w, h, 1, pixels));
-            console.Out.WriteLine($"wrote {path}: {w}×{h}, repaint {box.W}×{box.H} at ({box.X}, {box.Y}), keep the " +
-                $"rest");
+            console.Out.WriteLine($"wrote {path}: {w}×{h}, repaint {box.W}×{box.H} at " +
+                $"({box.X}, {box.Y}), keep the rest");
             return Task.FromResult(0);
         }));
         return command;

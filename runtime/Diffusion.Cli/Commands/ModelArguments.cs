@@ -46,14 +46,14 @@ public sealed class ModelArguments
     {
         Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's " +
             $"release), registered through the plugin-EP API (default: " +
-                $"${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into the ONNX Runtime " +
-                    $"library).",
+                $"${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into " +
+                    $"the ONNX Runtime library).",
     };
     /// <summary>--cuda-graphs.</summary>
     public Option<bool> CudaGraphs { get; } = new("--cuda-graphs")
     {
-        Description = "Capture the network as a CUDA graph and replay it every step (device buffers bound once per " +
-            "generation).",
+        Description = "Capture the network as a CUDA graph and replay it every step (device buffers " +
+            "bound once per generation).",
     };
     /// <summary>--config.</summary>
     public Option<string?> Config { get; } = new("--config")

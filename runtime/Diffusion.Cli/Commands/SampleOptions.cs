@@ -94,8 +94,8 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     };
     public Option<int?> Scale { get; } = new("--scale")
     {
-        Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 pixels a side (5× for "
-            + "28×28).",
+        Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 "
+            + "pixels a side (5× for 28×28).",
     };
     public Option<string> Image { get; } = new("--image")
     {

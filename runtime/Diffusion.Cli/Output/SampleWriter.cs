@@ -43,8 +43,8 @@ public sealed class SampleWriter
             : ext == ".png" ? Kind.Grid
             : ext == ".npy" ? Kind.Npy
             : throw new DiffusionArgumentException("--out",
-                $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) or a folder ending in " +
-                    $"'/'.");
+                $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) " +
+                    $"or a folder ending in '/'.");
         if (_kind != Kind.Npy && channels is not (1 or 3 or 4))
             throw new DiffusionArgumentException("--out",
                 $"'{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
@@ -99,8 +99,8 @@ public sealed class SampleWriter
             var (w, h, _, _) = ImageGrid.Layout(count, channels, height, width, columns);
             if ((long)w * Scale * h * Scale * channels > Array.MaxLength)
                 throw new DiffusionArgumentException("--scale",
-                    $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a smaller --scale or a " +
-                        $"folder.");
+                    $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a " +
+                        $"smaller --scale or a folder.");
         }
     }
 

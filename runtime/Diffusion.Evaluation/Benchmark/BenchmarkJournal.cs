@@ -95,8 +95,8 @@ public sealed class BenchmarkJournal : IDisposable
             .Select(k =>
                 $"{k} {saved.GetValueOrDefault(k) ?? "(none)"} → {setup.GetValueOrDefault(k) ?? "(none)"}").ToList();
         if (differences.Count > 0)
-            throw new DiffusionArgumentException("Resume", $"'{path}' was measured with another setup "
-                + $"({string.Join("; ", differences)}); start over instead of resuming.");
+            throw new DiffusionArgumentException("Resume", $"'{path}' was measured with "
+                + $"another setup ({string.Join("; ", differences)}); start over instead of resuming.");
 
         var earlier = new List<Line>();
         for (int i = 1; i < usable.Count; i++)

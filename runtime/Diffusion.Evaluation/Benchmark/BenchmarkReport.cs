@@ -38,8 +38,8 @@ public static class BenchmarkReport
 
         string realAccuracy = sweep.Select(r => r.Result.Reference).FirstOrDefault(a => a is not null) is { } real
             ? string.Create(inv,
-                $" (real images score {real.Overall:P1}: the classifier on {real.Count} labelled test images, mean " +
-                    $"over classes)") : "";
+                $" (real images score {real.Overall:P1}: the classifier on {real.Count} labelled test " +
+                    $"images, mean over classes)") : "";
         var md = new StringBuilder("# Sampler benchmark\n\n");
         md.Append(string.Create(inv,
             $"Model `{Path.GetFileName(run.Model)}`, {run.Count} generated images per row against {run.Count} test " +
@@ -60,10 +60,10 @@ public static class BenchmarkReport
               "that count (FD is biased ")
           .Append("upwards at small counts, so only numbers at the same count compare); KID = kernel inception " +
               "distance (Bińkowski et al. 2018, ")
-          .Append("cubic polynomial kernel, unbiased: ≈ 0 for a perfect model at any count) ± its jackknife standard " +
-              "error; ")
-          .Append("class acc. = share of generated images the classifier puts in the class they were generated " +
-              "for").Append(realAccuracy).Append("; NFE = network ")
+          .Append("cubic polynomial kernel, unbiased: ≈ 0 for a perfect model at any count) ± its " +
+              "jackknife standard error; ")
+          .Append("class acc. = share of generated images the classifier puts in the " +
+              "class they were generated for").Append(realAccuracy).Append("; NFE = network ")
           .Append("evaluations per image actually made (guidance > 1 doubles the batch of each, not the count); ms / " +
               "image = wall time of ")
           .Append("sampling divided by the number of images.\n\n");
@@ -84,8 +84,8 @@ public static class BenchmarkReport
 
         if (run.Budgets.Length > 1)
         {
-            md.Append("## Best sampler per budget\n\n| NFE ≤ | best sampler | FD | class acc. |\n| ---: | --- | ---: " +
-                "| ---: |\n");
+            md.Append("## Best sampler per budget\n\n| NFE ≤ | best sampler | FD | class acc. |\n| " +
+                "---: | --- | ---: | ---: |\n");
             foreach (var b in run.Budgets)
                 if (sweep.Select(r => r.Result).Where(r => r.EvaluationsPerImage <= b).MinBy(r =>
                     r.FrechetDistance) is { } top)

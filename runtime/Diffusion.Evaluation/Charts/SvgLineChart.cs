@@ -46,12 +46,12 @@ public sealed record SvgLineChart
         string Sy(double y) => F(top + plotH - (Ty(y) - y0) / (y1 - y0) * plotH);
 
         var svg = new StringBuilder();
-        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" " +
-            $"font-family=\"sans-serif\" font-size=\"12\">\n");
+        svg.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" " +
+            $"height=\"{Height}\" font-family=\"sans-serif\" font-size=\"12\">\n");
         svg.Append($"<rect width=\"{Width}\" height=\"{Height}\" fill=\"white\"/>\n");
         svg.Append($"<text x=\"{Width / 2}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{E(Title)}</text>\n");
-        svg.Append($"<rect x=\"{left}\" y=\"{top}\" width=\"{F(plotW)}\" height=\"{F(plotH)}\" fill=\"none\" " +
-            $"stroke=\"#333\"/>\n");
+        svg.Append($"<rect x=\"{left}\" y=\"{top}\" width=\"{F(plotW)}\" " +
+            $"height=\"{F(plotH)}\" fill=\"none\" stroke=\"#333\"/>\n");
         foreach (var (value, label) in Ticks(x0, x1, LogX))
         {
             string x = F(left + (value - x0) / (x1 - x0) * plotW);
@@ -64,10 +64,10 @@ public sealed record SvgLineChart
             svg.Append($"<line x1=\"{left}\" y1=\"{y}\" x2=\"{F(left + plotW)}\" y2=\"{y}\" stroke=\"#ddd\"/><text " +
                 $"x=\"{left - 6}\" y=\"{y}\" text-anchor=\"end\" dominant-baseline=\"middle\">{E(label)}</text>\n");
         }
-        svg.Append($"<text x=\"{F(left + plotW / 2)}\" y=\"{Height - 14}\" " +
-            $"text-anchor=\"middle\">{E(XLabel)}</text>\n");
-        svg.Append($"<text transform=\"translate(16,{F(top + plotH / 2)}) rotate(-90)\" " +
-            $"text-anchor=\"middle\">{E(YLabel)}</text>\n");
+        svg.Append($"<text x=\"{F(left + plotW / 2)}\" " +
+            $"y=\"{Height - 14}\" text-anchor=\"middle\">{E(XLabel)}</text>\n");
+        svg.Append($"<text transform=\"translate(16,{F(top + plotH / 2)}) " +
+            $"rotate(-90)\" text-anchor=\"middle\">{E(YLabel)}</text>\n");
         for (int i = 0; i < series.Count; i++)
         {
             var color = Palette[i % Palette.Length];

@@ -75,8 +75,8 @@ public sealed class DiffusersSampler : ISampler
     {
         if (Scheduler.Unsupported is { } why)
             throw new DiffusionArgumentException("Sampler",
-                $"the model's scheduler config: {why}; choose one of the runtime's samplers instead (e.g. dpm++2m or " +
-                    $"ddim).");
+                $"the model's scheduler config: {why}; choose one of the runtime's samplers " +
+                    $"instead (e.g. dpm++2m or ddim).");
     }
 
     /// <inheritdoc />

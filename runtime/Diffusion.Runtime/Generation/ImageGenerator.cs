@@ -95,8 +95,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         {
             if (request.Sampler is not null)
                 throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
-                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an instance; give one of " +
-                        $"them.");
+                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an " +
+                        $"instance; give one of them.");
             foreach (var (parameter, knob) in request.Options.Set())
                 if (knob != SamplerKnobs.Resampling)
                     throw new DiffusionArgumentException(parameter,

@@ -24,8 +24,8 @@ public static class Idx
             var head = new byte[4];
             int got = stream.ReadAtLeast(head, 4, throwOnEndOfStream: false);
             if (got < 4)
-                throw new InvalidDataException($"IDX file '{path}' is truncated at offset {got}: expected a 4-byte " +
-                    $"header.");
+                throw new InvalidDataException($"IDX file '{path}' is truncated at offset {got}: " +
+                    $"expected a 4-byte header.");
             if (head[0] != 0 || head[1] != 0 || head[2] != 0x08)
                 throw new InvalidDataException($"IDX file '{path}': bad magic {head[0]:x2} {head[1]:x2} {head[2]:x2} " +
                     $"at offset 0 (expected 00 00 08: unsigned bytes).");
@@ -83,8 +83,8 @@ public static class Idx
     {
         var (dims, pixels) = Read(imagesPath);
         if (dims.Length != 3)
-            throw new InvalidDataException($"IDX file '{imagesPath}' has {dims.Length} dimensions; images need 3 (N, " +
-                $"H, W).");
+            throw new InvalidDataException($"IDX file '{imagesPath}' has {dims.Length} " +
+                $"dimensions; images need 3 (N, H, W).");
         int[]? labels = null;
         if (labelsPath is not null)
         {

@@ -57,8 +57,8 @@ public static class ImageGrid
         long width = (long)image.Width * factor, height = (long)image.Height * factor;
         if (width * height * image.Channels > Array.MaxLength || width > int.MaxValue || height > int.MaxValue)
             throw new DiffusionArgumentException(nameof(factor),
-                $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} pixels, more than one " +
-                    $"PNG holds.");
+                $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} " +
+                    $"pixels, more than one PNG holds.");
         int w = (int)width, c = image.Channels;
         var pixels = new byte[width * height * c];
         for (int y = 0; y < image.Height; y++)

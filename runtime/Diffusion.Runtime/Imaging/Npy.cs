@@ -81,8 +81,8 @@ public static partial class Npy
             : BinaryPrimitives.ReadUInt32LittleEndian(preamble[8..]);
         long start = major == 1 ? 10 : 12;
         if (headerLength > 1 << 16 || start + headerLength > file.Length)
-            throw new DiffusionException($"'{path}' is truncated or damaged in its header (it claims {headerLength} " +
-                $"header bytes).");
+            throw new DiffusionException($"'{path}' is truncated or damaged in its header (it claims " +
+                $"{headerLength} header bytes).");
         file.Position = start;
         var headerBytes = new byte[headerLength];
         file.ReadExactly(headerBytes);

@@ -169,8 +169,8 @@ public static class Png
             var body = data.Slice(pos + 8, (int)length);
             uint crc = BinaryPrimitives.ReadUInt32BigEndian(data[(pos + 8 + (int)length)..]);
             if ((Crc32(Crc32(0xFFFFFFFF, typeBytes), body) ^ 0xFFFFFFFF) != crc)
-                throw new DiffusionException($"'{source}' is damaged: chunk '{type}' at byte {pos} fails its CRC " +
-                    $"check.");
+                throw new DiffusionException($"'{source}' is damaged: chunk '{type}' at byte " +
+                    $"{pos} fails its CRC check.");
             bool first = pos == 8;
             pos += 12 + (int)length;
             if (first != (type == "IHDR"))
@@ -180,8 +180,8 @@ public static class Png
             {
                 case "IHDR":
                     if (body.Length != 13)
-                        throw new DiffusionException($"'{source}': IHDR holds {body.Length} bytes; a PNG header has " +
-                            $"13.");
+                        throw new DiffusionException($"'{source}': IHDR holds {body.Length} " +
+                            $"bytes; a PNG header has 13.");
                     uint w = BinaryPrimitives.ReadUInt32BigEndian(body),
                         h = BinaryPrimitives.ReadUInt32BigEndian(body[4..]);
                     if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue)
@@ -206,8 +206,8 @@ public static class Png
                     break;
                 case "IDAT":
                     if (idat.Length + body.Length > limits.MaxFileBytes)
-                        throw new DiffusionException($"'{source}': the image data exceeds {limits.MaxFileBytes:N0} " +
-                            $"bytes.");
+                        throw new DiffusionException($"'{source}': the image data exceeds " +
+                            $"{limits.MaxFileBytes:N0} bytes.");
                     idat.Write(body);
                     break;
                 case "tEXt":

@@ -237,8 +237,8 @@ public sealed record DiffusionConfig
             throw new DiffusionException($"{source}: num_train_timesteps must lie in 2…{MaxTrainTimesteps}, " +
                 $"found {NumTrainTimesteps}.");
         if (!(BetaStart > 0 && BetaEnd > 0 && BetaStart < 1 && BetaEnd < 1))
-            throw new DiffusionException($"{source}: beta_start and beta_end must lie in (0, 1), found {BetaStart} " +
-                $"and {BetaEnd}.");
+            throw new DiffusionException($"{source}: beta_start and beta_end must lie in (0, 1), found " +
+                $"{BetaStart} and {BetaEnd}.");
         Wrap(() => Schedules.BetaSchedule.Parse(BetaSchedule));
         if (BetaStart > BetaEnd
             && Schedules.BetaSchedule.Parse(BetaSchedule) != Schedules.BetaScheduleKind.SquaredCosCapV2)
@@ -250,8 +250,8 @@ public sealed record DiffusionConfig
             throw new DiffusionException($"{source}: variance_type '{VarianceType}' is not supported; expected " +
                 $"fixed_small or fixed_large.");
         if (SampleSize is { } s && (s.Length != 2 || s[0] is <= 0 or > MaxSide || s[1] is <= 0 or > MaxSide))
-            throw new DiffusionException($"{source}: sample_size must be two sides in 1…{MaxSide}, found " +
-                $"[{string.Join(",", s)}].");
+            throw new DiffusionException($"{source}: sample_size must be two sides in " +
+                $"1…{MaxSide}, found [{string.Join(",", s)}].");
         if (InChannels is <= 0 or > 4096)
             throw new DiffusionException($"{source}: in_channels must lie in 1…4096, found {InChannels}.");
         if (SampleSize is { } size && (long)size[0] * size[1] * (InChannels ?? 1) > MaxImageValues)

@@ -104,8 +104,8 @@ public sealed class DiffusionModel : IDisposable
         TimestepInput = options.TimestepInput ?? "timestep";
         if (!inputs.TryGetValue(TimestepInput, out var timestep))
             throw new DiffusionException($"Model '{source}' has no input named '{TimestepInput}' (its " +
-                $"inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another input with " +
-                    $"TimestepInput.");
+                $"inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another " +
+                    $"input with TimestepInput.");
         TimestepLayout = LayoutOf(timestep) ?? throw new DiffusionException(
             $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape " +
                 $"[B], [1] or a scalar.");
@@ -117,8 +117,8 @@ public sealed class DiffusionModel : IDisposable
                 throw new DiffusionException($"Model '{source}' has no input named '{labels}' (its " +
                     $"inputs: {Names(inputs)}).");
             if (labelMeta.ElementDataType != TensorElementType.Int64 || labelMeta.Dimensions.Length != 1)
-                throw new DiffusionException($"Model '{source}': input '{labels}' is {Describe(labelMeta)}; expected " +
-                    $"int64 [B].");
+                throw new DiffusionException($"Model '{source}': input '{labels}' is " +
+                    $"{Describe(labelMeta)}; expected int64 [B].");
             if (config.NumClasses <= 0)
                 throw new DiffusionException($"Model '{source}' takes class labels ('{labels}') but its config " +
                     $"({configSource}) gives no num_classes.");
@@ -135,8 +135,8 @@ public sealed class DiffusionModel : IDisposable
             : outputs.ContainsKey("out_sample") ? "out_sample"
             : outputs.Count == 1 ? outputs.Keys.First()
             : throw new DiffusionException(nameof(ModelOptions.OutputName),
-                $"model '{source}' has several outputs ({Names(outputs)}) and none is named model_output; name the " +
-                    $"one to read."));
+                $"model '{source}' has several outputs ({Names(outputs)}) and none is named " +
+                    $"model_output; name the one to read."));
         if (!outputs.TryGetValue(OutputName, out var output))
             throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its " +
                 $"outputs: {Names(outputs)}).");
@@ -153,16 +153,16 @@ public sealed class DiffusionModel : IDisposable
                     $"input '{SampleInput}' is declared {Describe(sample)}.");
             return fromConfig ?? (fromGraph > 0 ? fromGraph
                 : throw new DiffusionException($"Model '{source}': {what} is neither in the config ({configSource}) " +
-                    $"nor fixed by the graph ({SampleInput} {Describe(sample)}); add sample_size / in_channels to " +
-                        $"the config."));
+                    $"nor fixed by the graph ({SampleInput} {Describe(sample)}); add sample_size / " +
+                        $"in_channels to the config."));
         }
         Channels = Pick("in_channels", config.InChannels, dims[1]);
         Height = Pick("sample_size (height)", config.SampleSize?[0], dims[2]);
         Width = Pick("sample_size (width)", config.SampleSize?[1], dims[3]);
         if ((long)Channels * Height * Width > DiffusionConfig.MaxImageValues)
             throw new DiffusionException($"Model '{source}': images of {Channels}×{Height}×{Width} " +
-                $"are {(long)Channels * Height * Width:N0} values; at most {DiffusionConfig.MaxImageValues:N0} per " +
-                    $"image.");
+                $"are {(long)Channels * Height * Width:N0} values; at most " +
+                    $"{DiffusionConfig.MaxImageValues:N0} per image.");
         FixedBatch = dims[0] > 0 ? dims[0] : null;
         for (int k = 1; k < 4; k++)
             if (output.Dimensions[k] > 0 && output.Dimensions[k] != dims[k] && dims[k] > 0)

@@ -48,8 +48,8 @@ internal sealed unsafe class ModelBinding : IDisposable
     {
         if (model.FixedBatch is int fixedBatch && fixedBatch != batch)
             throw new DiffusionArgumentException(nameof(batch),
-                $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network call of {batch} was " +
-                    $"needed.");
+                $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network " +
+                    $"call of {batch} was needed.");
         _model = model;
         Batch = batch;
         _values = batch * model.ImageSize;

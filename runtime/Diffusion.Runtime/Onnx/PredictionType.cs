@@ -31,8 +31,8 @@ public static class PredictionTypes
         "epsilon" => PredictionType.Epsilon,
         "v_prediction" or "v" => PredictionType.VPrediction,
         "sample" => PredictionType.Sample,
-        _ => throw new ArgumentException($"prediction_type '{name}' is not known; expected epsilon, v_prediction or " +
-            $"sample."),
+        _ => throw new ArgumentException($"prediction_type '{name}' is not known; expected " +
+            $"epsilon, v_prediction or sample."),
     };
 
     /// <summary>The config name.</summary>

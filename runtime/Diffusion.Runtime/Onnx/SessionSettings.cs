@@ -116,8 +116,8 @@ public sealed record SessionSettings
                 $"provider plugin library ({nameof(CudaProviderLibrary)} or {CudaProvider.EnvironmentVariable}; the " +
                 $"GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu where a " +
                     $"NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an " +
-                $"ONNX Runtime GPU build (version {OrtLibrary.ApiVersion.ToString(3)} or later, with its CUDA and " +
-                    $"cuDNN).", e);
+                $"ONNX Runtime GPU build (version {OrtLibrary.ApiVersion.ToString(3)} or later, " +
+                    $"with its CUDA and cuDNN).", e);
         }
     }
 }

@@ -10,8 +10,8 @@ public sealed class LinearMultistep : ISampler
 {
     /// <summary>The sampler's name, knobs and defaults.</summary>
     public static SamplerInfo Info { get; } = new("lms",
-        "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — k-diffusion / Karras " +
-            "et al. 2022")
+        "Linear multistep (4th order, Lagrange coefficients in σ) on the probability-flow ODE — " +
+            "k-diffusion / Karras et al. 2022")
     {
         Aliases = ["sample_lms", "LMS", "LMSDiscreteScheduler", "k_lms"],
         IsMultistep = true,

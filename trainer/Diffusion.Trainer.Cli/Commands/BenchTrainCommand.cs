@@ -32,8 +32,8 @@ public static partial class BenchTrainCommand
         };
         var compare = new Option<bool>("--compare")
         {
-            Description = "Also measure the PyTorch-eager twin (and --previous), each in its own process, and print " +
-                "a table.",
+            Description = "Also measure the PyTorch-eager twin (and --previous), each in its own " +
+                "process, and print a table.",
         };
         var python = new Option<string>("--python")
         {
@@ -51,8 +51,8 @@ public static partial class BenchTrainCommand
         };
         var profile = new Option<bool>("--profile")
         {
-            Description = "Also print the mean milliseconds per step of each phase (data, forward, backward, clip, " +
-                "AdamW, EMA).",
+            Description = "Also print the mean milliseconds per step of each phase (data, forward, " +
+                "backward, clip, AdamW, EMA).",
         };
         var precision = new Option<string>("--precision")
         {

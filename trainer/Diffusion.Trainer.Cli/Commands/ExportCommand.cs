@@ -28,8 +28,8 @@ public static class ExportCommand
         };
         var spacing = new Option<string?>("--timestep-spacing")
         {
-            Description = "The timestep_spacing samplers default to: trailing, leading or linspace (default: the " +
-                "run's).",
+            Description = "The timestep_spacing samplers default to: trailing, leading or " +
+                "linspace (default: the run's).",
         };
         var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).")
         {

@@ -91,8 +91,8 @@ public static class TrainCommand
             var checkpoint = TrainingRun.CheckpointPath(folder);
             int? saved = File.Exists(checkpoint) ? Checkpoint.ReadInfo(checkpoint).Step : null;
             await error.WriteLineAsync(saved is int at
-                ? $"cancelled at step {run.Step}; the checkpoint of step {at} is intact: continue with --out {folder} "
-                    + "--resume."
+                ? $"cancelled at step {run.Step}; the checkpoint of step {at} is intact: continue "
+                    + $"with --out {folder} --resume."
                 : $"cancelled at step {run.Step}, before the first checkpoint; nothing was saved.");
             return ExitCodes.Cancelled;
         }
@@ -113,8 +113,8 @@ public static class TrainCommand
     {
         if (world.Rank == 0 && File.Exists(TrainingRun.CheckpointPath(folder)))
             throw new DiffusionArgumentException("--out",
-                $"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue it or choose another "
-                    + "--out.");
+                $"'{folder}' already holds a run (checkpoint.pt); pass --resume to continue "
+                    + $"it or choose another --out.");
         return TrainingRun.Start(config, folder, world: world);
     }
 

@@ -15,8 +15,8 @@ internal sealed class TrainOptions
 
     public Option<string> Data { get; } = new("--data")
     {
-        Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file or a folder of "
-            + "PNGs.",
+        Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 "
+            + "folder/file or a folder of PNGs.",
         DefaultValueFactory = _ => Defaults.Data,
     };
     public Option<string> Out { get; } = new("--out")

@@ -17,8 +17,8 @@ public static class IdxDataset
             int max = labels.Max();
             if (classNames.Length == 0) classNames = Enumerable.Range(0, max + 1).Select(i => i.ToString()).ToArray();
             if (max >= classNames.Length)
-                throw new DiffusionException($"IDX file '{labelsPath}': label {max} but only {classNames.Length} " +
-                    $"class names.");
+                throw new DiffusionException($"IDX file '{labelsPath}': label {max} but only " +
+                    $"{classNames.Length} class names.");
         }
         return new ImageDataset(pixels, labels, count, 1, height, width, labels is null ? [] : classNames, imagesPath);
     }

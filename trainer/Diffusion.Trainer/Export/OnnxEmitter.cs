@@ -50,8 +50,8 @@ public sealed class OnnxEmitter
     public Value Conv(Conv2d conv, Value x)
     {
         if (conv.groups != 1 || conv.dilation.Any(d => d != 1) || conv.padding_type is not null || conv.padding is null)
-            throw new NotSupportedException("The exporter writes Conv2d with groups = 1, dilation = 1 and explicit " +
-                "padding.");
+            throw new NotSupportedException("The exporter writes Conv2d with groups = 1, dilation " +
+                "= 1 and explicit padding.");
         long[] pads = conv.padding.Length == 1 ? [conv.padding[0], conv.padding[0], conv.padding[0], conv.padding[0]]
             : [conv.padding[0], conv.padding[1], conv.padding[0], conv.padding[1]];
         Value[] inputs = conv.bias is null ? [x, Weight(conv, "weight", conv.weight!)]

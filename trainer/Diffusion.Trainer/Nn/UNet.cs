@@ -45,8 +45,8 @@ public sealed record UNetConfig
         for (int i = 0; i < ChannelMults.Length - 1; i++)
         {
             if (size % 2 != 0) throw new DiffusionArgumentException(nameof(ChannelMults),
-                    $"{string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size {size}; use fewer " +
-                        $"levels.");
+                    $"{string.Join(",", ChannelMults)}: level {i + 1} would halve an odd size " +
+                        $"{size}; use fewer levels.");
             size /= 2;
         }
         foreach (var m in ChannelMults)

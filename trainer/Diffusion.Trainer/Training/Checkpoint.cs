@@ -129,8 +129,8 @@ public static class Checkpoint
                 throw new DiffusionException($"Checkpoint '{path}' was written by the earlier libtorch-shim trainer " +
                     "(a libtorch archive); this TorchSharp trainer cannot read it. Export it with the trainer of " +
                         "that version (git history before the TorchSharp trainer) or train anew.");
-            throw new DiffusionException($"'{path}' is not a Diffusion for .NET checkpoint (it does not start with " +
-                $"DIFFCKPT).");
+            throw new DiffusionException($"'{path}' is not a Diffusion for .NET checkpoint (it does " +
+                $"not start with DIFFCKPT).");
         }
         int version = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[Magic.Length..]);
         int headerLength = BinaryPrimitives.ReadInt32LittleEndian(fixedPart[(Magic.Length + 4)..]);

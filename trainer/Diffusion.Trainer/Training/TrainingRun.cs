@@ -178,8 +178,8 @@ public sealed class TrainingRun : IDisposable
             throw new DiffusionException(differs
                 ? $"Rank {world.Rank} was started with other training options than rank 0 " +
                     $"({(request != rootRequest ? $"'{request}' vs '{rootRequest}'" : "see the config each rank prints")}); start every rank with the same command line."
-                : "Another rank was started with other training options than rank 0; start every rank with the same " +
-                    "command line.");
+                : "Another rank was started with other training options than rank 0; start every rank " +
+                    "with the same command line.");
         return rootConfig;
     }
 
