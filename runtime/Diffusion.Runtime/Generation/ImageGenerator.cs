@@ -101,7 +101,6 @@ public sealed class ImageGenerator(DiffusionModel model)
                 if (knob != SamplerKnobs.Resampling)
                     throw new DiffusionArgumentException(parameter,
                         $"the {instance.Name} sampler was given as an instance; set its own settings instead.");
-            SamplerRegistry.CheckKnobs(instance.Info, request.Options);
             sampler = instance;
         }
         else
@@ -109,20 +108,13 @@ public sealed class ImageGenerator(DiffusionModel model)
             var name = request.Sampler
                 ?? (Model.Config.Scheduler is not null ? SamplerRegistry.DiffusersName : SamplerRegistry.DefaultName);
             sampler = !SamplerRegistry.IsDiffusers(name) ? SamplerRegistry.Create(name, request.Options)
-                : Model.Config.Scheduler is { } scheduler ? DiffusersFor(scheduler, request.Options)
+                : Model.Config.Scheduler is { } scheduler ? new Diffusers.DiffusersSampler(scheduler)
                 : throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
                     "'diffusers' walks the scheduler a diffusers config names (its _class_name), and this model's "
                     + "config names none.");
         }
+        SamplerRegistry.CheckKnobs(sampler.Info, request.Options); // whichever way it was chosen
         sampler.Validate();
-        return sampler;
-    }
-
-    private static Diffusers.DiffusersSampler DiffusersFor(Diffusers.DiffusersScheduler scheduler,
-        SamplerOptions options)
-    {
-        var sampler = new Diffusers.DiffusersSampler(scheduler);
-        SamplerRegistry.CheckKnobs(sampler.Info, options);
         return sampler;
     }
 

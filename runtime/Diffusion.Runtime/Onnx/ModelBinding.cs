@@ -154,8 +154,8 @@ internal sealed unsafe class ModelBinding : IDisposable
                         throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole " +
                             $"batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different " +
                                 $"timestep per image; use BatchSize 1.");
-                if (_timestepFloat != null)
-                    _timestepFloat[0] = (float)t[0]; else _timestepLong[0] = (long)Math.Round(t[0]);
+                if (_timestepFloat != null) _timestepFloat[0] = (float)t[0];
+                else _timestepLong[0] = (long)Math.Round(t[0]);
                 break;
         }
     }
