@@ -20,7 +20,7 @@ try
     var progress = new Progress<GenerationProgress>(p =>
         Console.Error.Write($"\r{p.ImagesDone}/{p.ImagesTotal} images, step {p.Step}/{p.Steps}   "));
     var result = await new ImageGenerator(model).GenerateAsync(request, progress);
-    Png.Save(outPath, ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width));
+    ImageFile.Save(outPath, ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width));
     Console.Error.WriteLine();
     Console.WriteLine($"wrote {outPath}: {result.Count} images {result.Channels}×{result.Height}×{result.Width} " +
         $"in {result.TotalTime.TotalSeconds:0.00} s");

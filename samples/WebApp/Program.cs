@@ -117,7 +117,7 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
         }, progress, cancellation);
         var grid = ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width);
         using var stream = new MemoryStream();
-        Png.Write(stream, ImageGrid.Scale(grid, Scale));
+        ImageFile.Write(stream, ImageGrid.Scale(grid, Scale));
         return stream.ToArray();
     }
 }

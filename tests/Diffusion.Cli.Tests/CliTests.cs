@@ -30,12 +30,12 @@ public class CliTests
             "--out", png);
         Assert.True(code == 0, error);
         Assert.Contains("6 images 3×32×32", output);
-        var grid = Png.Read(png);
+        var grid = ImageFile.Read(png);
         Assert.Equal((3, 4 * (3 * 32 + 4 * 2)), (grid.Channels, grid.Width)); // shown 4×: 128 pixels a side for 32×32
         Assert.Contains("sampler: dpm++2m, steps: 8, seed: 0, guidance: 2, class: blue", grid.Text["parameters"]);
         Assert.Contains("shown 4×", output);
         Assert.Equal(0, Run("sample", "--class", "blue", "-n", "6", "--steps", "8", "--scale", "1", "--out", png).Code);
-        Assert.Equal(3 * 32 + 4 * 2, Png.Read(png).Width);
+        Assert.Equal(3 * 32 + 4 * 2, ImageFile.Read(png).Width);
         Assert.Equal(2, Run("sample", "--scale", "0", "--out", png).Code);
 
         var npy = Path.Combine(dir, "x.npy");
@@ -99,7 +99,7 @@ public class CliTests
             (["sample", "--device", "cuda", "--cuda-provider", "/lib/x86_64-linux-gnu/libm.so.6", "--out", target],
                 "CreateEpFactories", 1),
             (["sample", "--cuda-graphs", "--out", target], "error: --cuda-graphs: applies only to a CUDA device", 2),
-            (["sample", "--out", Path.Combine(dir, "out.jpg")], ".png", 2),
+            (["sample", "--out", Path.Combine(dir, "out.tiff")], ".png", 2),
             (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
             (["smaple"], "Unrecognized command or argument 'smaple'", 2),
         };
@@ -121,7 +121,7 @@ public class CliTests
         var single = Path.Combine(dir, "one.png");
         Assert.Equal(0, Run("sample", "--class", "red", "-n", "1", "--steps", "5", "--out", single).Code);
         // one image: no grid border, shown 4×; img2img reads it back at 32×32
-        Assert.Equal((128, 128), (Png.Read(single).Width, Png.Read(single).Height));
+        Assert.Equal((128, 128), (ImageFile.Read(single).Width, ImageFile.Read(single).Height));
         var varied = Path.Combine(dir, "varied.npy");
         var (code, output, error) = Run("img2img", "--image", single, "--strength", "0.3", "--class", "red", "-n", "3",
             "--steps", "20", "--out", varied);
@@ -132,12 +132,12 @@ public class CliTests
             Path.Combine(dir, "bad.png"));
         Assert.Equal(2, code);
         Assert.Contains("--strength", error);
-        Png.Save(Path.Combine(dir, "small.png"), new Image8(8, 8, 3, new byte[192]));
-        (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--out",
+        ImageFile.Save(Path.Combine(dir, "small.png"), new Image8(8, 8, 3, new byte[192]));
+        (code, _, error) = Run("img2img", "--image", Path.Combine(dir, "small.png"), "--resize", "none", "--out",
             Path.Combine(dir, "bad.png"));
         Assert.Equal(1, code);
         Assert.Contains("is 8×8; model", error);
-        Assert.Contains("needs 32×32 images", error);
+        Assert.Contains("needs 32×32 images and resizing is off", error);
         Assert.False(File.Exists(Path.Combine(dir, "bad.png")));
     }
 
@@ -150,10 +150,10 @@ public class CliTests
         var maskPixels = new byte[32 * 32];
         // diffusers: black = keep, white = repaint
         for (int i = 0; i < maskPixels.Length; i++) maskPixels[i] = (byte)(i % 32 < 16 ? 0 : 255);
-        Png.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
+        ImageFile.Save(Path.Combine(dir, "mask.png"), new Image8(32, 32, 1, maskPixels));
         var inverted = maskPixels.Select(v => (byte)(255 - v)).ToArray();
-        Png.Save(Path.Combine(dir, "mask-white-keeps.png"), new Image8(32, 32, 1, inverted));
-        var original = ImageGrid.FromImage(ImageGrid.Shrink(Png.Read(image), 4));
+        ImageFile.Save(Path.Combine(dir, "mask-white-keeps.png"), new Image8(32, 32, 1, inverted));
+        var original = ImageGrid.FromImage(ImageFile.Read(image, new ImageReadOptions { Width = 32, Height = 32 }));
         foreach (var (mask, extra) in new[]
         {
             ("mask.png", Array.Empty<string>()), ("mask-white-keeps.png", ["--mask-keeps", "white"]),
@@ -171,7 +171,7 @@ public class CliTests
                         if (p % 32 < 16) Assert.Equal(original[c * 1024 + p], filled[n * 3072 + c * 1024 + p]);
         }
         maskPixels[5] = 128;
-        Png.Save(Path.Combine(dir, "grey.png"), new Image8(32, 32, 1, maskPixels));
+        ImageFile.Save(Path.Combine(dir, "grey.png"), new Image8(32, 32, 1, maskPixels));
         var (greyCode, _, greyError) = Run("inpaint", "--image", image, "--mask", Path.Combine(dir, "grey.png"),
             "--out", Path.Combine(dir, "no.png"));
         Assert.Equal(1, greyCode);

@@ -62,7 +62,7 @@ public class ReadmeTests
         Assert.Equal(8, Directory.GetFiles(Path.Combine(folder, "images")).Length);
         // 28×28 shown 5×
         Assert.Equal((140, 140),
-            (Png.Read(Path.Combine(folder, "dress.png")).Width, Png.Read(Path.Combine(folder, "dress.png")).Height));
+            (ImageFile.Read(Path.Combine(folder, "dress.png")).Width, ImageFile.Read(Path.Combine(folder, "dress.png")).Height));
         Assert.False(File.Exists(Path.Combine(folder, "gpu.png")));
     }
 
@@ -83,7 +83,7 @@ public class ReadmeTests
         Assert.Equal(Npy.Load(Path.Combine(folder, "a.npy")).Data, Npy.Load(Path.Combine(folder, "b.npy")).Data);
 
         Assert.Equal(0, await Run(["mask", "--repaint", "4,2,10,6", "--out", Path.Combine(folder, "m.png"), .. cli]));
-        var mask = Png.Read(Path.Combine(folder, "m.png"));
+        var mask = ImageFile.Read(Path.Combine(folder, "m.png"));
         Assert.Equal((32, 32, 1), (mask.Width, mask.Height, mask.Channels));
         Assert.Equal(60 * 255, mask.Pixels.Sum(b => (int)b));
         Assert.Equal(255, mask.Pixels[2 * 32 + 4]);

@@ -84,10 +84,36 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     }
 
     [Fact]
+    public void Every_package_the_libraries_pull_in_is_audited_for_vulnerabilities_at_restore()
+    {
+        foreach (var project in new[]
+        {
+            "runtime/Diffusion.Runtime/Diffusion.Runtime.csproj", "trainer/Diffusion.Trainer/Diffusion.Trainer.csproj",
+        })
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[]
+            {
+                "msbuild", Path.Combine(Repo, project), "-getProperty:NuGetAudit", "-getProperty:NuGetAuditMode",
+                "-getProperty:NuGetAuditLevel", "-getProperty:TreatWarningsAsErrors",
+            })
+                info.ArgumentList.Add(a);
+            using var process = Process.Start(info)!;
+            var output = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            using var json = JsonDocument.Parse(output);
+            var properties = json.RootElement.GetProperty("Properties");
+            Assert.Equal(("true", "all", "low", "true"), (properties.GetProperty("NuGetAudit").GetString(),
+                properties.GetProperty("NuGetAuditMode").GetString(), properties.GetProperty("NuGetAuditLevel").GetString(),
+                properties.GetProperty("TreatWarningsAsErrors").GetString()));
+        }
+    }
+
+    [Fact]
     public async Task The_web_app_returns_a_png_of_the_requested_size()
     {
         var png = await Generate(new { @class = "sneaker", steps = 8, seed = 5, count = 4, scale = 3 });
-        var image = Png.Decode(png, "response");
+        var image = ImageFile.Decode(png, "response");
         // 4 images of 28×28 in a 2×2 grid with 2-pixel gaps (62×62), enlarged 3×.
         Assert.Equal((186, 186, 1), (image.Width, image.Height, image.Channels));
         Assert.True(image.Pixels.Distinct().Count() > 20, "the image should not be flat");
@@ -134,7 +160,7 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         Assert.True(events.Count(e => e[0] == "event: progress") >= 4);
         Assert.Equal("event: image", events[^1][0]);
         var png = Convert.FromBase64String(JsonSerializer.Deserialize<string>(events[^1][1]["data: ".Length..])!);
-        Assert.Equal(28 * 2 + 3 * 2, Png.Decode(png, "streamed").Width);
+        Assert.Equal(28 * 2 + 3 * 2, ImageFile.Decode(png, "streamed").Width);
     }
 
     [Fact]
@@ -175,7 +201,7 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         await process.WaitForExitAsync();
         Assert.True(process.ExitCode == 0, await stderr);
         Assert.Contains("16 images 1×28×28", await stdout);
-        Assert.Equal(4 * 28 + 5 * 2, Png.Read(output).Width);
+        Assert.Equal(4 * 28 + 5 * 2, ImageFile.Read(output).Width);
     }
 
     [Fact]
@@ -221,7 +247,7 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
         Assert.True(code == 0, $"the snippet does not build in a new app:\n{output}");
         (code, output) = await Dotnet(Path.Combine(app, "bin", "Release", "net10.0", "App.dll"));
         Assert.True(code == 0, $"the snippet fails at run time:\n{output}");
-        Assert.Equal(4 * (4 * 28 + 5 * 2), Png.Read(Path.Combine(app, "grid.png")).Width);
+        Assert.Equal(4 * (4 * 28 + 5 * 2), ImageFile.Read(Path.Combine(app, "grid.png")).Width);
         Assert.Equal([16, 1, 28, 28], Npy.Load(Path.Combine(app, "x.npy")).Shape);
     }
 }

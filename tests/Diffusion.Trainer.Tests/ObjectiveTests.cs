@@ -77,7 +77,7 @@ public class ObjectiveTests
         {
             Directory.CreateDirectory(Path.Combine(root, cls));
             for (int i = 0; i < 3; i++)
-                Png.Save(Path.Combine(root, cls, $"{i}.png"),
+                ImageFile.Save(Path.Combine(root, cls, $"{i}.png"),
                     new Image8(4, 4, 3, Enumerable.Repeat(value, 48).ToArray()));
         }
         var data = Datasets.Open(root);
@@ -88,8 +88,37 @@ public class ObjectiveTests
         var (images, labels) = data.Batch([4], [false]);
         Assert.Equal(200 / 127.5f - 1, images.data<float>()[0], 5);
         Assert.Equal([1L], labels!.data<long>().ToArray());
-        Png.Save(Path.Combine(root, "dogs", "odd.png"), new Image8(5, 4, 3, new byte[60]));
-        Assert.Contains("odd.png", Assert.Throws<DiffusionException>(() => Datasets.Open(root)).Message);
+        ImageFile.Save(Path.Combine(root, "dogs", "odd.png"), new Image8(5, 4, 3, new byte[60]));
+        Assert.Contains("odd.png", Assert.Throws<DiffusionArgumentException>(() => Datasets.Open(root)).Message);
+    }
+
+    [Fact]
+    public void A_folder_of_any_formats_and_sizes_is_resized_and_counted_per_class()
+    {
+        var root = TestFolders.Create("mixed");
+        Directory.CreateDirectory(Path.Combine(root, "cats"));
+        Directory.CreateDirectory(Path.Combine(root, "dogs"));
+        var photo = new Image8(40, 30, 3, Enumerable.Range(0, 3600).Select(i => (byte)(i % 251)).ToArray());
+        ImageFile.Save(Path.Combine(root, "cats", "a.jpg"), photo);
+        ImageFile.Save(Path.Combine(root, "cats", "b.webp"), photo);
+        ImageFile.Save(Path.Combine(root, "dogs", "c.png"), new Image8(12, 12, 1, new byte[144]));
+        File.WriteAllText(Path.Combine(root, "dogs", "notes.txt"), "not an image");
+        var e = Assert.Throws<DiffusionArgumentException>(() => Datasets.Open(root));
+        Assert.Equal(nameof(TrainConfig.ImageSize), e.Parameter);
+        Assert.Contains("a.jpg", e.Message);
+        Assert.Contains("c.png", e.Message);
+        var data = Datasets.Open(root, size: 16);
+        Assert.Equal((3, 3, 16, 16), (data.Count, data.Channels, data.Height, data.Width));
+        Assert.Equal([0, 0, 1], data.Labels!);
+        Assert.Equal($"read 3 images of 16×16×3 from '{root}' (cats 2, dogs 1); skipped 1 file(s) that are not " +
+            $"images: '{Path.Combine("dogs", "notes.txt")}'", data.Summary);
+        // the gray PNG stays gray: equal channels, all black
+        Assert.All(data.Pixels.AsSpan(2 * 768, 768).ToArray(), v => Assert.Equal(0, v));
+        // a folder of gray files has one channel
+        Directory.Delete(Path.Combine(root, "cats"), recursive: true);
+        Assert.Equal(1, Datasets.Open(root, size: 16).Channels);
+        Assert.Contains("only image folders are resized",
+            Assert.Throws<DiffusionArgumentException>(() => Datasets.Open("fashion-mnist-test", size: 16)).Message);
     }
 
     [Fact]

@@ -93,7 +93,7 @@ public static class InputsCommand
             for (int y = box.Y; y < box.Y + box.H; y++)
                 for (int x = box.X; x < box.X + box.W; x++) pixels[y * w + x] = 255;
             OutputFolder.Create(Path.GetDirectoryName(Path.GetFullPath(path))!, "--out");
-            Png.Save(path, new Image8(w, h, 1, pixels));
+            ImageFile.Save(path, new Image8(w, h, 1, pixels));
             console.Out.WriteLine($"wrote {path}: {w}×{h}, repaint {box.W}×{box.H} at " +
                 $"({box.X}, {box.Y}), keep the rest");
             return Task.FromResult(0);

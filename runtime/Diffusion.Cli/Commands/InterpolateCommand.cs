@@ -18,11 +18,12 @@ public static class InterpolateCommand
     public static Command Create(CliConsole console)
     {
         var model = new ModelArguments();
+        var images = new ImageArguments();
         var from = new Option<string>("--from")
         {
-            Required = true, Description = "Start: an image (PNG or .npy) or a seed.",
+            Required = true, Description = "Start: an image (any format read; fitted as --resize says), a .npy or a seed.",
         };
-        var to = new Option<string>("--to") { Required = true, Description = "End: an image (PNG or .npy) or a seed." };
+        var to = new Option<string>("--to") { Required = true, Description = "End: an image, a .npy or a seed." };
         var frames = new Option<int>("--frames")
         {
             DefaultValueFactory = _ => 8, Description = "Frames, both ends included.",
@@ -35,13 +36,16 @@ public static class InterpolateCommand
         var guidance = new Option<float>("--guidance", "-g") { DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out", "-o")
         {
-            DefaultValueFactory = _ => "out/interpolation.png", Description = "FILE.png (a strip), FILE.npy or DIR/.",
+            DefaultValueFactory = _ => "out/interpolation.png",
+            Description = "FILE.png, .jpg or .webp (a strip), FILE.npy or DIR/.",
         };
         var command = new Command("interpolate",
             "Morph between two images or seeds: DDIM inversion, spherical interpolation, deterministic decoding.")
         {
             from, to, frames, steps, label, guidance, output,
         };
+        images.AddInputsTo(command);
+        images.AddOutputsTo(command);
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
@@ -53,7 +57,10 @@ public static class InterpolateCommand
                 throw new DiffusionArgumentException("--frames",
                     $"{n}: {n} frames of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
             var writer = new SampleWriter(p.GetValue(output)!, m.Channels,
-                SampleWriter.DefaultScale(m.Height, m.Width));
+                SampleWriter.DefaultScale(m.Height, m.Width))
+            {
+                ScaleFilter = p.GetValue(images.ScaleFilter), Quality = images.QualityOf(p),
+            };
             writer.Check(n, m.Channels, m.Height, m.Width, columns: n);
             int[] labels = p.GetValue(label) is { } l && l != "none" ? [m.ResolveClass(l)] : [];
             var generator = new ImageGenerator(m);
@@ -65,7 +72,7 @@ public static class InterpolateCommand
             };
             var grid = generator.Grid(request);
             float[] Latent(string spec) => ulong.TryParse(spec, out var seed) ? Noise(seed, m.ImageSize)
-                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m).Images[..m.ImageSize], 1, grid, 1, labels,
+                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m, images.Input(p, m)).Images[..m.ImageSize], 1, grid, 1, labels,
                     p.GetValue(guidance), cancellation);
             var z0 = Latent(p.GetValue(from)!);
             var z1 = Latent(p.GetValue(to)!);

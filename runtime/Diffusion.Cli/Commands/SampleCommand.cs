@@ -10,7 +10,7 @@ using Spectre.Console;
 
 namespace Diffusion.Cli.Commands;
 
-/// <summary><c>sample</c>: generate images and write them as a PNG grid, .npy, or a folder of PNGs.</summary>
+/// <summary><c>sample</c>: generate images and write them as an image grid (PNG, JPEG, WebP), .npy, or a folder of PNGs.</summary>
 public static class SampleCommand
 {
     /// <summary>Which command this is: plain generation or one of the edits.</summary>
@@ -56,7 +56,10 @@ public static class SampleCommand
                 $"must be ≥ 0 (0 = square), got {p.GetValue(o.Columns)}.");
         using var m = o.Model.Load(p);
         var writer = new SampleWriter(p.GetValue(o.Out)!, m.Channels,
-            p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(m.Height, m.Width));
+            p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
+        {
+            ScaleFilter = p.GetValue(o.Images.ScaleFilter), Quality = o.Images.QualityOf(p),
+        };
         bool replacing = writer.Replaces;
         var inputs = LoadInputs(o, mode, p, m);
         writer.Check(inputs.Count, m.Channels, m.Height, m.Width, p.GetValue(o.Columns));
@@ -64,7 +67,7 @@ public static class SampleCommand
         var result = await Generate(console, new ImageGenerator(m), request, cancellation);
         writer.Parameters = new Dictionary<string, string>
         {
-            ["parameters"] = string.Join(", ", new[]
+            [ImageFile.ParametersKey] = string.Join(", ", new[]
             {
                 $"model: {Path.GetFileName(m.Source)}", $"sampler: {result.Sampler}", $"steps: {request.Steps}",
                 $"seed: {request.Seed}", $"guidance: {request.Guidance}",
@@ -96,7 +99,7 @@ public static class SampleCommand
             init = array.Data;
         }
         if (mode == Mode.Sample) return new Inputs(n, init, null, null);
-        var loaded = LoadImages(p.GetValue(o.Image)!, m);
+        var loaded = LoadImages(p.GetValue(o.Image)!, m, o.Images.Input(p, m));
         n = p.GetValue(o.Count) ?? loaded.Count;
         if ((long)n * m.ImageSize > Array.MaxLength)
             throw new DiffusionArgumentException("--count",
@@ -110,7 +113,7 @@ public static class SampleCommand
             var other => throw new DiffusionArgumentException("--mask-keeps",
                 $"'{other}': expected black (diffusers' convention) or white."),
         };
-        var loadedMask = LoadMask(p.GetValue(o.Mask)!, m, keepWhite);
+        var loadedMask = LoadMask(p.GetValue(o.Mask)!, m, o.Images.Mask(p, m), keepWhite);
         return new Inputs(n, init, images, Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize));
     }
 
@@ -170,40 +173,39 @@ public static class SampleCommand
     }
 
     /// <summary>
-    /// A mask: PNG (black = keep, white = repaint, as diffusers; or the reverse with <paramref name="keepWhite"/>; one
-    /// gray channel applies to all) or .npy of 1 = keep, 0 = repaint [N,C,H,W].
+    /// A mask: an image (black = keep, white = repaint, as diffusers; or the reverse with <paramref name="keepWhite"/>;
+    /// read at the model's channels, so a gray mask applies to all) or .npy of 1 = keep, 0 = repaint [N,C,H,W].
     /// </summary>
-    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m, bool keepWhite)
+    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m, ImageReadOptions read,
+        bool keepWhite)
     {
-        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m);
+        if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m, read);
         if (!File.Exists(path)) throw new DiffusionException($"--mask '{path}' does not exist.");
-        var picture = Png.Read(path, PngLimits.SizeOrMultiple(m.Width, m.Height, $"model '{m.Source}'"));
-        // an image written with --scale k is read back at the model's size
-        picture = ImageGrid.Shrink(picture, picture.Width / m.Width);
-        if (picture.Channels != 1 && picture.Channels != m.Channels)
-            throw new DiffusionException($"--mask '{path}' is {picture.Width}×{picture.Height} " +
-                $"with {picture.Channels} channel(s); the image is {m.Width}×{m.Height} with {m.Channels} (a gray " +
-                    $"mask applies to every channel).");
-        int plane = m.Width * m.Height;
+        var picture = ImageFile.Read(path, read);
         var mask = new float[m.ImageSize];
+        int plane = m.Width * m.Height;
         for (int c = 0; c < m.Channels; c++)
             for (int i = 0; i < plane; i++)
             {
-                byte v = picture.Pixels[i * picture.Channels + (picture.Channels == 1 ? 0 : c)];
+                byte v = picture.Pixels[i * m.Channels + c];
                 mask[c * plane + i] = v switch
                 {
                     0 => keepWhite ? 0 : 1,
                     255 => keepWhite ? 1 : 0,
                     _ => throw new DiffusionException($"--mask '{path}' is not binary: pixel " +
-                        $"({i % m.Width}, {i / m.Width}) is {v}; use 0 (black: {(keepWhite ? "repaint" : "keep")}) " +
-                            $"or 255 (white: {(keepWhite ? "keep" : "repaint")})."),
+                        $"({i % m.Width}, {i / m.Width}) is {v} after fitting it to {m.Width}×{m.Height}; use 0 " +
+                        $"(black: {(keepWhite ? "repaint" : "keep")}) or 255 (white: {(keepWhite ? "keep" : "repaint")}) " +
+                        $"in a lossless format such as PNG."),
                 };
             }
         return (mask, 1);
     }
 
-    /// <summary>A PNG (one image) or a .npy [N,C,H,W] in [−1, 1], checked against the model's image shape.</summary>
-    internal static (float[] Images, int Count) LoadImages(string path, DiffusionModel m)
+    /// <summary>
+    /// An image file (one image, fitted to the model as <paramref name="read"/> says) or a .npy [N,C,H,W] in [−1, 1],
+    /// checked against the model's image shape.
+    /// </summary>
+    internal static (float[] Images, int Count) LoadImages(string path, DiffusionModel m, ImageReadOptions read)
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
@@ -212,14 +214,7 @@ public static class SampleCommand
             return (array.Data, array.Shape[0]);
         }
         if (!File.Exists(path)) throw new DiffusionException($"--image '{path}' does not exist.");
-        var picture = Png.Read(path, PngLimits.SizeOrMultiple(m.Width, m.Height, $"model '{m.Source}'"));
-        // an image written with --scale k is read back at the model's size
-        picture = ImageGrid.Shrink(picture, picture.Width / m.Width);
-        if (picture.Channels != m.Channels)
-            throw new DiffusionException($"--image '{path}' is {picture.Width}×{picture.Height} " +
-                $"with {picture.Channels} channel(s); model '{m.Source}' needs {m.Width}×{m.Height} " +
-                    $"with {m.Channels}.");
-        return (ImageGrid.FromImage(picture), 1);
+        return (ImageFile.ReadTensor(path, read).Data, 1);
     }
 
     private static int[] Labels(DiffusionModel m, string? text, int count)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Diffusion.Runtime.Generation;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Samplers;
 
 namespace Diffusion.Cli.Commands;
@@ -20,6 +21,7 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     private const double DefaultStrength = 0.6;
 
     public ModelArguments Model { get; } = new();
+    public ImageArguments Images { get; } = new();
     public Option<string?> Sampler { get; } = new("--sampler", "-s")
     {
         Description = $"Sampler (see `samplers`); `{SamplerRegistry.DiffusersName}`: the scheduler a diffusers config "
@@ -63,7 +65,8 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     };
     public Option<string> Out { get; } = new("--out", "-o")
     {
-        Description = "FILE.png (grid), FILE.npy (float32 [N,C,H,W], data range) or DIR/ (one PNG each).",
+        Description = "FILE.png, .jpg or .webp (a grid; see --quality), FILE.npy (float32 [N,C,H,W], data range) or "
+            + "DIR/ (one PNG each).",
         DefaultValueFactory = _ =>
             $"out/{(mode == SampleCommand.Mode.Sample ? "samples" : mode.ToString().ToLowerInvariant())}.png",
     };
@@ -90,16 +93,17 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     };
     public Option<int> Columns { get; } = new("--columns")
     {
-        Description = "Columns of the PNG grid (0 = square).", DefaultValueFactory = _ => 0,
+        Description = "Columns of the image grid (0 = square).", DefaultValueFactory = _ => 0,
     };
     public Option<int?> Scale { get; } = new("--scale")
     {
-        Description = "Enlarge PNG outputs N× (nearest neighbour); default: enough for 128 "
-            + "pixels a side (5× for 28×28).",
+        Description = "Enlarge image outputs N× (see --scale-filter); default: enough for 128 pixels a side (5× for "
+            + "28×28).",
     };
     public Option<string> Image { get; } = new("--image")
     {
-        Required = true, Description = "Input: a PNG, or a float32 .npy [N,C,H,W] in [−1, 1].",
+        Required = true, Description = $"Input: an image ({string.Join(", ", ImageFile.InputFormats)}; fitted to the "
+            + "model as --resize says), or a float32 .npy [N,C,H,W] in [−1, 1].",
     };
     public Option<double> Strength { get; } = new("--strength")
     {
@@ -115,12 +119,13 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     public Option<string> Mask { get; } = new("--mask")
     {
         Required = true,
-        Description = "Mask PNG as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray PNG applies "
-            + "to every channel), or a .npy of 1 = keep, 0 = repaint [N,C,H,W].",
+        Description = "Mask image as in diffusers: white = repaint, black = keep (see --mask-keeps; a gray mask "
+            + "applies to every channel; resized with nearest neighbour), or a .npy of 1 = keep, 0 = repaint "
+            + "[N,C,H,W].",
     };
     public Option<string> MaskKeeps { get; } = new("--mask-keeps")
     {
-        Description = "Which PNG mask colour marks pixels to keep: black (diffusers' convention, default) or white.",
+        Description = "Which mask colour marks pixels to keep: black (diffusers' convention, default) or white.",
         DefaultValueFactory = _ => "black",
     };
 
@@ -138,7 +143,10 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
             SampleCommand.Mode.Inpaint => [Image, Mask, MaskKeeps, Jumps],
             _ => [],
         };
-        foreach (var option in common.Concat(edit)) command.Options.Add(option);
+        foreach (var option in common) command.Options.Add(option);
+        Images.AddOutputsTo(command);
+        foreach (var option in edit) command.Options.Add(option);
+        if (mode != SampleCommand.Mode.Sample) Images.AddInputsTo(command);
         Model.AddTo(command);
     }
 

@@ -5,7 +5,8 @@ using Diffusion.Runtime.Imaging;
 namespace Diffusion.Cli.Output;
 
 /// <summary>
-/// Writes generated images where --out says: FILE.png (a grid), FILE.npy (float32 [N,C,H,W]) or DIR/ (one PNG each).
+/// Writes generated images where --out says: FILE.png, .jpg or .webp (a grid), FILE.npy (float32 [N,C,H,W]) or DIR/
+/// (one PNG each).
 /// The location is checked when the writer is made, before any sampling. Everything is written under a temporary
 /// name and renamed into place: a failed or interrupted run leaves the previous output (if any) and nothing else. A
 /// folder output is written whole into a temporary sibling folder that replaces DIR at the end, so it never mixes
@@ -19,10 +20,16 @@ public sealed class SampleWriter
     private readonly string _folder;
     private readonly Kind _kind;
 
-    /// <summary>PNG outputs are enlarged this many times (nearest neighbour).</summary>
+    /// <summary>Image outputs are enlarged this many times (with <see cref="ScaleFilter"/>).</summary>
     public int Scale { get; }
 
-    /// <summary>Text chunks stored in every PNG written (the parameters that made the images).</summary>
+    /// <summary>How outputs are enlarged: nearest neighbour unless told otherwise.</summary>
+    public ResampleFilter ScaleFilter { get; init; } = ResampleFilter.Nearest;
+
+    /// <summary>JPEG/WebP quality.</summary>
+    public int Quality { get; init; } = ImageFile.DefaultQuality;
+
+    /// <summary>Text stored in every image written (the parameters that made the images).</summary>
     public IReadOnlyDictionary<string, string> Parameters { get; set; } = new Dictionary<string, string>();
 
     /// <summary>
@@ -40,14 +47,14 @@ public sealed class SampleWriter
         bool folder = path.EndsWith('/') || path.EndsWith(Path.DirectorySeparatorChar) || Directory.Exists(path);
         var ext = Path.GetExtension(path).ToLowerInvariant();
         _kind = folder ? Kind.Folder
-            : ext == ".png" ? Kind.Grid
+            : ImageFile.FormatOf(path) is not null ? Kind.Grid
             : ext == ".npy" ? Kind.Npy
             : throw new DiffusionArgumentException("--out",
-                $"'{path}': expected a .png file (image grid), a .npy file (float32 [N,C,H,W]) " +
+                $"'{path}': expected an image file (.png, .jpg or .webp: a grid), a .npy file (float32 [N,C,H,W]) " +
                     $"or a folder ending in '/'.");
         if (_kind != Kind.Npy && channels is not (1 or 3 or 4))
             throw new DiffusionArgumentException("--out",
-                $"'{path}': PNG holds 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
+                $"'{path}': images hold 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
         _folder = Path.GetFullPath(_kind == Kind.Folder ? path
             : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
         var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)! : _folder;
@@ -99,7 +106,7 @@ public sealed class SampleWriter
             var (w, h, _, _) = ImageGrid.Layout(count, channels, height, width, columns);
             if ((long)w * Scale * h * Scale * channels > Array.MaxLength)
                 throw new DiffusionArgumentException("--scale",
-                    $"{Scale}: the {w}×{h} grid would be larger than one PNG holds; use a " +
+                    $"{Scale}: the {w}×{h} grid would be larger than one image file holds; use a " +
                         $"smaller --scale or a folder.");
         }
     }
@@ -109,7 +116,7 @@ public sealed class SampleWriter
         && Directory.EnumerateFileSystemEntries(_folder).Any() : File.Exists(_path);
 
     private Image8 Finish(Image8 image, int? index = null) =>
-        ImageGrid.Scale(image, Scale) with
+        ImageGrid.Scale(image, Scale, ScaleFilter) with
         {
             Text = index is int i ? new Dictionary<string, string>(Parameters) { ["image"] = i.ToString() }
                 : Parameters,
@@ -124,7 +131,8 @@ public sealed class SampleWriter
                 Npy.Save(_path, r.Images, r.Count, r.Channels, r.Height, r.Width);
                 return _path;
             case Kind.Grid:
-                Png.Save(_path, Finish(ImageGrid.Tile(r.Images, r.Count, r.Channels, r.Height, r.Width, columns)));
+                ImageFile.Save(_path, Finish(ImageGrid.Tile(r.Images, r.Count, r.Channels, r.Height, r.Width, columns)),
+                    Quality);
                 return _path;
             default:
                 WriteFolder(r);
@@ -142,7 +150,7 @@ public sealed class SampleWriter
         {
             Directory.CreateDirectory(tmp);
             for (int i = 0; i < r.Count; i++)
-                Png.Save(Path.Combine(tmp, $"{i:0000}.png"),
+                ImageFile.Save(Path.Combine(tmp, $"{i:0000}.png"),
                     Finish(ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width), i));
             bool replacing = Directory.Exists(_folder);
             if (replacing) Directory.Move(_folder, old);

@@ -47,10 +47,10 @@ public static class ImageGrid
     }
 
     /// <summary>
-    /// Enlarges <paramref name="image"/> <paramref name="factor"/> times with nearest-neighbour sampling (crisp pixels
-    /// for small models).
+    /// Enlarges <paramref name="image"/> <paramref name="factor"/> times: nearest neighbour by default (crisp pixels
+    /// for small models, and read back exactly), or a smooth <paramref name="filter"/>.
     /// </summary>
-    public static Image8 Scale(Image8 image, int factor)
+    public static Image8 Scale(Image8 image, int factor, ResampleFilter filter = ResampleFilter.Nearest)
     {
         if (factor < 1) throw new DiffusionArgumentException(nameof(factor), $"expected at least 1, got {factor}.");
         if (factor == 1) return image;
@@ -58,7 +58,8 @@ public static class ImageGrid
         if (width * height * image.Channels > Array.MaxLength || width > int.MaxValue || height > int.MaxValue)
             throw new DiffusionArgumentException(nameof(factor),
                 $"{factor}: a {image.Width}×{image.Height} image would become {width}×{height} " +
-                    $"pixels, more than one PNG holds.");
+                    $"pixels, more than one image file holds.");
+        if (filter != ResampleFilter.Nearest) return ImageFile.Resample(image, (int)width, (int)height, filter);
         int w = (int)width, c = image.Channels;
         var pixels = new byte[width * height * c];
         for (int y = 0; y < image.Height; y++)
@@ -70,25 +71,6 @@ public static class ImageGrid
             for (int k = 1; k < factor; k++) row.CopyTo(pixels.AsSpan((int)(((long)y * factor + k) * w * c), w * c));
         }
         return new Image8(w, (int)height, c, pixels) { Text = image.Text };
-    }
-
-    /// <summary>
-    /// Undoes <see cref="Scale"/>: keeps the top-left pixel of every
-    /// <paramref name="factor"/>×<paramref name="factor"/> block.
-    /// </summary>
-    public static Image8 Shrink(Image8 image, int factor)
-    {
-        if (factor < 1 || image.Width % factor != 0 || image.Height % factor != 0)
-            throw new DiffusionArgumentException(nameof(factor),
-                $"a {image.Width}×{image.Height} image does not shrink by {factor}.");
-        if (factor == 1) return image;
-        int w = image.Width / factor, h = image.Height / factor, c = image.Channels;
-        var pixels = new byte[w * h * c];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                image.Pixels.AsSpan(((y * factor) * image.Width + x * factor) * c,
-                    c).CopyTo(pixels.AsSpan((y * w + x) * c));
-        return new Image8(w, h, c, pixels) { Text = image.Text };
     }
 
     /// <summary>
@@ -111,7 +93,7 @@ public static class ImageGrid
             || gridWidth * gridHeight * channels > Array.MaxLength)
             throw new DiffusionArgumentException(nameof(count),
                 $"a grid of {count} images in {columns} columns would be "
-                + $"{gridWidth}×{gridHeight} pixels, more than one PNG holds; use fewer images or write a folder.");
+                + $"{gridWidth}×{gridHeight} pixels, more than one image file holds; use fewer images or write a folder.");
         return ((int)gridWidth, (int)gridHeight, columns, padding);
     }
 

@@ -79,6 +79,7 @@ public static class HostileFiles
         "unknown critical chunk" => PngOf(Ihdr(4, 4), Chunk("ABCD", [1]), ZeroIdat(20)),
         "16-bit" => PngOf(Patch(Ihdr(4, 4), 16, 16), ZeroIdat(40)),
         "inflates short" => PngOf(Ihdr(64, 64), ZeroIdat(100)),
+        "10000² gray" => PngOf(Ihdr(10000, 10000), ZeroIdat(10001L * 100)),
         _ => throw new ArgumentException(name),
     };
 

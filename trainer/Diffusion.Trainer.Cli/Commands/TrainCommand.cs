@@ -16,6 +16,7 @@ public static class TrainCommand
     public static IReadOnlyDictionary<string, string> Flags { get; } = new Dictionary<string, string>
     {
         [nameof(TrainConfig.Data)] = "--data",
+        [nameof(TrainConfig.ImageSize)] = "--size",
         [nameof(TrainConfig.Steps)] = "--steps",
         [nameof(TrainConfig.Batch)] = "--batch",
         [nameof(TrainConfig.LearningRate)] = "--lr",
@@ -152,6 +153,7 @@ public static class TrainCommand
             && TorchSetup.ParseDevice(c.Device).type == TorchSharp.DeviceType.CPU)
             await error.WriteLineAsync("warning: --precision bf16 on a CPU without AVX512-BF16 or AMX: libtorch "
                 + "emulates bfloat16 here, which is usually slower than fp32.");
+        if (world.Rank == 0 && run.Data.Summary.Length > 0) await output.WriteLineAsync(run.Data.Summary);
         var classes = c.Net.NumClasses > 0 ? $"{c.Net.NumClasses} classes" : "unconditional";
         await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {c.Data} "
             + $"({c.Net.ImageSize}×{c.Net.ImageSize}×{c.Net.InChannels}, {classes}), step {run.Step} → {c.Steps}, "

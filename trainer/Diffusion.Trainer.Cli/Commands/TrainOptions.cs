@@ -15,9 +15,13 @@ internal sealed class TrainOptions
 
     public Option<string> Data { get; } = new("--data")
     {
-        Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 "
-            + "folder/file or a folder of PNGs.",
+        Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file, or a folder of "
+            + $"images ({string.Join(", ", Diffusion.Runtime.Imaging.ImageFile.InputFormats)}; subfolders are classes).",
         DefaultValueFactory = _ => Defaults.Data,
+    };
+    public Option<int?> Size { get; } = new("--size")
+    {
+        Description = "Resize a folder's images to N×N (centre crop, Lanczos3); without it they must share one size.",
     };
     public Option<string> Out { get; } = new("--out")
     {
@@ -169,7 +173,7 @@ internal sealed class TrainOptions
     /// <summary>Every option, in the order --help lists them.</summary>
     public IEnumerable<Option> All =>
     [
-        Data, Out, Steps, Batch, LearningRate, Warmup, Channels, Mults, ResBlocks, Attention, Dropout, Prediction,
+        Data, Size, Out, Steps, Batch, LearningRate, Warmup, Channels, Mults, ResBlocks, Attention, Dropout, Prediction,
         Schedule, Timesteps, Weighting, MinSnrGamma, LabelDropout, Unconditional, Ema, GradClip, Seed, Device, Threads,
         Limit, Flip, CheckpointEvery, SampleEvery, Resume, Processes, ZeroTerminalSnr, TimeLimit, DecaySteps,
         Precision, ScaleShift,
@@ -183,6 +187,7 @@ internal sealed class TrainOptions
     public TrainConfig Config(ParseResult p) => new()
     {
         Data = p.GetValue(Data)!,
+        ImageSize = p.GetValue(Size),
         Limit = p.GetValue(Limit),
         Steps = p.GetValue(Steps),
         Batch = p.GetValue(Batch),

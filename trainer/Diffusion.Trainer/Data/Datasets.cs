@@ -4,7 +4,7 @@ namespace Diffusion.Trainer.Data;
 
 /// <summary>
 /// Opens a data set by name or path: fashion-mnist[-test], an IDX file, a CIFAR-10 binary folder/file, or a folder of
-/// PNGs.
+/// images.
 /// </summary>
 public static class Datasets
 {
@@ -19,8 +19,25 @@ public static class Datasets
     public static readonly string[] Cifar10Classes =
         ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
-    /// <summary>Opens <paramref name="spec"/>; errors say what was expected.</summary>
-    public static ImageDataset Open(string spec)
+    /// <summary>
+    /// Opens <paramref name="spec"/>; an image folder is resized to <paramref name="size"/>×<paramref name="size"/>
+    /// when given (other data sets must have that size already). Errors say what was expected.
+    /// </summary>
+    public static ImageDataset Open(string spec, int? size = null)
+    {
+        if (size is < 1 or > 4096)
+            throw new DiffusionArgumentException(nameof(Training.TrainConfig.ImageSize),
+                $"must lie in 1…4096, got {size}.");
+        if (Directory.Exists(spec) && !File.Exists(Path.Combine(spec, "data_batch_1.bin")))
+            return ImageFolder(spec, size);
+        var data = OpenArrays(spec);
+        if (size is int s && (data.Height != s || data.Width != s))
+            throw new DiffusionArgumentException(nameof(Training.TrainConfig.ImageSize),
+                $"{s}: '{spec}' holds {data.Height}×{data.Width} images; only image folders are resized.");
+        return data;
+    }
+
+    private static ImageDataset OpenArrays(string spec)
     {
         switch (spec.ToLowerInvariant())
         {
@@ -34,12 +51,7 @@ public static class Datasets
                 return IdxDataset.Load(images, Path.Combine(FashionMnistFolder, $"{prefix}-labels-idx1-ubyte.gz"),
                     FashionMnistClasses);
         }
-        if (Directory.Exists(spec))
-        {
-            if (File.Exists(Path.Combine(spec, "data_batch_1.bin")))
-                return Cifar10.Load(Directory.GetFiles(spec, "data_batch_*.bin").Order().ToArray());
-            return PngFolder(spec);
-        }
+        if (Directory.Exists(spec)) return Cifar10.Load(Directory.GetFiles(spec, "data_batch_*.bin").Order().ToArray());
         if (File.Exists(spec))
         {
             if (spec.EndsWith(".bin", StringComparison.OrdinalIgnoreCase)) return Cifar10.Load([spec]);
@@ -47,37 +59,60 @@ public static class Datasets
             return IdxDataset.Load(spec, labels != spec && File.Exists(labels) ? labels : null, []);
         }
         throw new DiffusionException(nameof(Training.TrainConfig.Data),
-            $"'{spec}': expected fashion-mnist, fashion-mnist-test, an IDX "
-            + "images file, a CIFAR-10 binary folder or file, or a folder of PNGs.");
+            $"'{spec}': expected fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 binary folder or "
+            + "file, or a folder of images.");
     }
 
     /// <summary>
-    /// Every PNG under <paramref name="folder"/>; subfolder names become classes when there are several.
+    /// Every image file under <paramref name="folder"/> (<see cref="ImageFile.InputFormats"/>, by extension);
+    /// subfolder names become classes when there are several. Images are fitted to
+    /// <paramref name="size"/>×<paramref name="size"/> (centre crop, Lanczos3) when given — otherwise all must share
+    /// one size; a folder of gray files (PNG, JPEG) has one channel, any other three (transparency on black). Files of
+    /// other kinds are counted in the summary, never read.
     /// </summary>
-    public static ImageDataset PngFolder(string folder)
+    public static ImageDataset ImageFolder(string folder, int? size = null)
     {
-        var files = Directory.GetFiles(folder, "*.png",
-            SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var all = Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var files = all.Where(ImageFile.HasImageExtension).ToArray();
+        var others = all.Where(f => !ImageFile.HasImageExtension(f)).Select(f => Path.GetRelativePath(folder, f))
+            .ToArray();
         if (files.Length == 0)
-            throw new DiffusionException(nameof(Training.TrainConfig.Data), $"'{folder}': no .png files found.");
-        var classes = files.Select(f =>
-            Path.GetRelativePath(folder, Path.GetDirectoryName(f)!)).Distinct().Order(StringComparer.Ordinal).ToArray();
+            throw new DiffusionException(nameof(Training.TrainConfig.Data),
+                $"'{folder}': no image files found ({string.Join(", ", ImageFile.InputExtensions)})"
+                + (others.Length > 0 ? $"; it holds {others.Length} other file(s), e.g. '{others[0]}'." : "."));
+        string ClassOf(string file) => Path.GetRelativePath(folder, Path.GetDirectoryName(file)!);
+        var classes = files.Select(ClassOf).Distinct().Order(StringComparer.Ordinal).ToArray();
         bool labelled = classes.Length > 1;
-        Image8? first = null;
-        var pixels = new List<byte>();
-        var labels = new List<int>();
-        foreach (var file in files)
+        // every header first: a mixed size is refused before anything is decoded
+        var headers = files.Select(f => ImageFile.Identify(f)).ToArray();
+        int odd = size is null
+            ? Array.FindIndex(headers, h => (h.Width, h.Height) != (headers[0].Width, headers[0].Height)) : -1;
+        if (odd >= 0)
+            throw new DiffusionArgumentException(nameof(Training.TrainConfig.ImageSize),
+                $"'{files[odd]}' is {headers[odd].Width}×{headers[odd].Height}, unlike '{files[0]}' " +
+                $"({headers[0].Width}×{headers[0].Height}): give a size to resize every image to, or images of one " +
+                "size.");
+        int channels = headers.All(h => h.Gray) ? 1 : 3;
+        var read = new ImageReadOptions { Channels = channels, Width = size, Height = size };
+        int height = size ?? headers[0].Height, width = size ?? headers[0].Width, plane = height * width;
+        var pixels = new byte[checked(files.Length * channels * plane)];
+        for (int i = 0; i < files.Length; i++)
         {
-            var image = Png.Read(file);
-            first ??= image;
-            if (image.Width != first.Width || image.Height != first.Height || image.Channels != first.Channels)
-                throw new DiffusionException($"'{file}' is {image.Width}×{image.Height}×{image.Channels}, unlike " +
-                    $"'{files[0]}' ({first.Width}×{first.Height}×{first.Channels}); all images must share one size.");
-            pixels.AddRange(ImageGrid.FromImage(image).Select(Pixels.ToByte));
-            labels.Add(Array.IndexOf(classes, Path.GetRelativePath(folder, Path.GetDirectoryName(file)!)));
+            var image = ImageFile.Read(files[i], read);
+            for (int c = 0; c < channels; c++)
+                for (int p = 0; p < plane; p++)
+                    pixels[(i * channels + c) * plane + p] = image.Pixels[p * channels + c];
         }
-        return new ImageDataset(pixels.ToArray(), labelled ? labels.ToArray() : null, files.Length, first!.Channels,
-            first.Height, first.Width, labelled ? classes : [], folder);
+        var labels = files.Select(f => Array.IndexOf(classes, ClassOf(f))).ToArray();
+        var counts = classes.Select((name, k) => $"{name} {labels.Count(l => l == k)}");
+        var summary = $"read {files.Length} images of {width}×{height}×{channels} from '{folder}'"
+            + (labelled ? $" ({string.Join(", ", counts)})" : "")
+            + (others.Length > 0
+                ? $"; skipped {others.Length} file(s) that are not images: "
+                    + string.Join(", ", others.Take(5).Select(o => $"'{o}'")) + (others.Length > 5 ? ", …" : "")
+                : "");
+        return new ImageDataset(pixels, labelled ? labels : null, files.Length, channels, height, width,
+            labelled ? classes : [], folder) { Summary = summary };
     }
 }
 

@@ -23,6 +23,8 @@ public sealed class ImageDataset
     public string[] ClassNames { get; }
     /// <summary>Where the data came from.</summary>
     public string Source { get; }
+    /// <summary>What was read, for the log (an image folder says how many images per class, and what it skipped).</summary>
+    public string Summary { get; init; } = "";
 
     /// <summary>Wraps loaded data, checking that the sizes agree.</summary>
     public ImageDataset(byte[] pixels, int[]? labels, int count, int channels, int height, int width,
@@ -73,6 +75,9 @@ public sealed class ImageDataset
     {
         count = Math.Min(count, Count);
         return new ImageDataset(Pixels[..(count * ImageSize)], Labels?[..count], count, Channels, Height, Width,
-            ClassNames, $"{Source} (first {count})");
+            ClassNames, $"{Source} (first {count})")
+        {
+            Summary = Summary.Length > 0 ? $"{Summary}; the first {count} used" : "",
+        };
     }
 }

@@ -10,6 +10,8 @@ public sealed record TrainConfig
 {
     /// <summary>Data set (see Datasets.Open).</summary>
     public string Data { get; init; } = "fashion-mnist";
+    /// <summary>Resize an image folder's images to N×N (null: they must share one size, which is kept).</summary>
+    public int? ImageSize { get; init; }
     /// <summary>Use only the first N images (0 = all).</summary>
     public int Limit { get; init; }
     /// <summary>The network.</summary>

@@ -63,6 +63,9 @@ public sealed class TrainingRun : IDisposable
     /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
     public StepProfile? Profile { get; set; }
 
+    /// <summary>The data it trains on.</summary>
+    public ImageDataset Data => _data;
+
     /// <summary>The checkpoint file of a run folder.</summary>
     public static string CheckpointPath(string outDir) => Path.Combine(outDir, "checkpoint.pt");
 
@@ -115,7 +118,7 @@ public sealed class TrainingRun : IDisposable
         world ??= new SingleProcess();
         Validate(config);
         AgreeOnConfig(world, config, "");
-        data ??= Datasets.Open(config.Data);
+        data ??= Datasets.Open(config.Data, config.ImageSize);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data, world);
         if (world.Rank == 0)
@@ -145,7 +148,7 @@ public sealed class TrainingRun : IDisposable
             Validate(config);
         }
         config = AgreeOnConfig(world, config, changes.ToString());
-        data ??= Datasets.Open(config.Data);
+        data ??= Datasets.Open(config.Data, config.ImageSize);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data, world);
         try
@@ -395,7 +398,7 @@ public sealed class TrainingRun : IDisposable
             Guidance = model.NumClasses > 0 ? 2 : 1,
         });
         var grid = Path.Combine(_outDir, $"samples-{Step:000000}.png");
-        Png.Save(grid,
+        ImageFile.Save(grid,
             ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width,
                 columns: model.NumClasses > 0 ? model.NumClasses : 0));
         return grid;
