@@ -18,7 +18,9 @@ public static class ChoiceOption
         return names.Length == 1 ? names[0] : $"{string.Join(", ", names[..^1])} or {names[^1]}";
     }
 
-    /// <summary>An option <paramref name="name"/> taking a <typeparamref name="T"/>, <paramref name="fallback"/> unless given.</summary>
+    /// <summary>
+    /// An option <paramref name="name"/> taking a <typeparamref name="T"/>, <paramref name="fallback"/> unless given.
+    /// </summary>
     public static Option<T> Create<T>(string name, string description, T fallback) where T : struct, Enum => new(name)
     {
         Description = $"{description} ({Choices<T>()}; default {Name(fallback)}).",

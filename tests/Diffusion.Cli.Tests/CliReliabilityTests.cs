@@ -38,7 +38,8 @@ public class CliReliabilityTests
         var dir = Fixtures.TempFolder();
         File.WriteAllBytes(Path.Combine(dir, "big.png"), HostileFiles.Png("46000² gray bomb"));
         AssertHandled(Run("img2img", "--image", Path.Combine(dir, "big.png"), "--out", Path.Combine(dir, "x.png")), 1,
-            "is 46000×46000 = 2,116,000,000 pixels; image inputs are limited to 16,777,216 pixels", "img2img with a bomb");
+            "is 46000×46000 = 2,116,000,000 pixels; image inputs are limited to 16,777,216 pixels",
+                "img2img with a bomb");
         Assert.False(File.Exists(Path.Combine(dir, "x.png")));
     }
 

@@ -62,7 +62,8 @@ public class ReadmeTests
         Assert.Equal(8, Directory.GetFiles(Path.Combine(folder, "images")).Length);
         // 28×28 shown 5×
         Assert.Equal((140, 140),
-            (ImageFile.Read(Path.Combine(folder, "dress.png")).Width, ImageFile.Read(Path.Combine(folder, "dress.png")).Height));
+            (ImageFile.Read(Path.Combine(folder, "dress.png")).Width,
+                ImageFile.Read(Path.Combine(folder, "dress.png")).Height));
         Assert.False(File.Exists(Path.Combine(folder, "gpu.png")));
     }
 

@@ -104,7 +104,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
             using var json = JsonDocument.Parse(output);
             var properties = json.RootElement.GetProperty("Properties");
             Assert.Equal(("true", "all", "low", "true"), (properties.GetProperty("NuGetAudit").GetString(),
-                properties.GetProperty("NuGetAuditMode").GetString(), properties.GetProperty("NuGetAuditLevel").GetString(),
+                properties.GetProperty("NuGetAuditMode").GetString(),
+                    properties.GetProperty("NuGetAuditLevel").GetString(),
                 properties.GetProperty("TreatWarningsAsErrors").GetString()));
         }
     }

@@ -218,7 +218,8 @@ public class ImageFileTests
         Assert.True(At(small, 18, 9).SequenceEqual(new byte[] { 0, 255, 0 }), row);
         Assert.True(At(small, 31, 9).SequenceEqual(new byte[] { 0, 0, 255 }), row);
         var edge = At(small, 11, 9);
-        Assert.True(edge[0] is > 0 and < 255 || edge[1] is > 0 and < 255, "the red|green edge should be blended: " + row);
+        Assert.True(edge[0] is > 0 and < 255 || edge[1] is > 0 and < 255, "the red|green edge should be blended: "
+            + row);
     }
 
     [Fact]
@@ -258,18 +259,27 @@ public class ImageFileTests
     }
 
     [Fact]
-    public void A_corrupt_exif_block_is_ignored_or_refused_cleanly()
+    public void A_corrupt_exif_block_is_refused_in_one_line()
     {
-        using var image = new Image<Rgb24>(8, 8);
-        image.Metadata.ExifProfile = new ExifProfile();
-        image.Metadata.ExifProfile.SetValue(ExifTag.Orientation, (ushort)6);
-        var data = ImageFixtures.Encode(image, new JpegEncoder());
-        // damage the EXIF segment (APP1, "Exif\0\0"): its byte order mark and IFD offsets
+        byte[] Jpeg(ushort orientation)
+        {
+            using var image = new Image<Rgb24>(8, 8);
+            image.Metadata.ExifProfile = new ExifProfile();
+            image.Metadata.ExifProfile.SetValue(ExifTag.Orientation, orientation);
+            image.Metadata.ExifProfile.SetValue(ExifTag.Software, "a camera that writes a longer EXIF block");
+            return ImageFixtures.Encode(image, new JpegEncoder());
+        }
+        var data = Jpeg(6);
+        // damage the EXIF segment (APP1, "Exif\0\0") inside its own length: the byte order mark and IFD offsets
         int at = Encoding.Latin1.GetString(data).IndexOf("Exif\0\0", StringComparison.Ordinal);
-        Assert.True(at > 0);
-        for (int i = at + 6; i < at + 30; i++) data[i] = 0xFF;
-        var back = Decode(data);
-        Assert.Equal(64, back.Width * back.Height);
+        int length = data[at - 2] << 8 | data[at - 1];
+        Assert.True(at > 0 && length > 30);
+        for (int i = at + 6; i < at + length - 2; i++) data[i] = 0xFF;
+        Assert.Equal("'test' has a corrupt EXIF block (no entry in it can be read), so which way is up is unknown.",
+            Assert.Throws<DiffusionException>(() => Decode(data)).Message);
+        Assert.Equal("'test' has a corrupt EXIF block: orientation 200 is not one of 1…8.",
+            Assert.Throws<DiffusionException>(() => Decode(Jpeg(200))).Message);
+        Assert.Equal((8, 8), (Decode(Jpeg(0)).Width, Decode(Jpeg(0)).Height)); // 0, as some cameras write: as stored
     }
 
     [Fact]

@@ -61,7 +61,9 @@ public sealed class ImageArguments
             Resize = p.GetValue(Resize), Filter = p.GetValue(Filter), Background = p.GetValue(Background),
         };
 
-    /// <summary>How a mask is read for <paramref name="model"/>: as an input, but always with nearest neighbour.</summary>
+    /// <summary>
+    /// How a mask is read for <paramref name="model"/>: as an input, but always with nearest neighbour.
+    /// </summary>
     public ImageReadOptions Mask(ParseResult p, DiffusionModel model) =>
         Input(p, model) with { Filter = ResampleFilter.Nearest };
 

@@ -21,7 +21,8 @@ public static class InterpolateCommand
         var images = new ImageArguments();
         var from = new Option<string>("--from")
         {
-            Required = true, Description = "Start: an image (any format read; fitted as --resize says), a .npy or a seed.",
+            Required = true,
+            Description = "Start: an image (any format read; fitted as --resize says), a .npy or a seed.",
         };
         var to = new Option<string>("--to") { Required = true, Description = "End: an image, a .npy or a seed." };
         var frames = new Option<int>("--frames")
@@ -72,8 +73,8 @@ public static class InterpolateCommand
             };
             var grid = generator.Grid(request);
             float[] Latent(string spec) => ulong.TryParse(spec, out var seed) ? Noise(seed, m.ImageSize)
-                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m, images.Input(p, m)).Images[..m.ImageSize], 1, grid, 1, labels,
-                    p.GetValue(guidance), cancellation);
+                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m, images.Input(p, m)).Images[..m.ImageSize],
+                    1, grid, 1, labels, p.GetValue(guidance), cancellation);
             var z0 = Latent(p.GetValue(from)!);
             var z1 = Latent(p.GetValue(to)!);
             var latents = new float[n * m.ImageSize];

@@ -10,7 +10,9 @@ using Spectre.Console;
 
 namespace Diffusion.Cli.Commands;
 
-/// <summary><c>sample</c>: generate images and write them as an image grid (PNG, JPEG, WebP), .npy, or a folder of PNGs.</summary>
+/// <summary>
+/// <c>sample</c>: generate images and write them as an image grid (PNG, JPEG, WebP), .npy, or a folder of PNGs.
+/// </summary>
 public static class SampleCommand
 {
     /// <summary>Which command this is: plain generation or one of the edits.</summary>
@@ -194,7 +196,8 @@ public static class SampleCommand
                     255 => keepWhite ? 1 : 0,
                     _ => throw new DiffusionException($"--mask '{path}' is not binary: pixel " +
                         $"({i % m.Width}, {i / m.Width}) is {v} after fitting it to {m.Width}×{m.Height}; use 0 " +
-                        $"(black: {(keepWhite ? "repaint" : "keep")}) or 255 (white: {(keepWhite ? "keep" : "repaint")}) " +
+                        $"(black: {(keepWhite ? "repaint" : "keep")}) or 255 " +
+                            $"(white: {(keepWhite ? "keep" : "repaint")}) " +
                         $"in a lossless format such as PNG."),
                 };
             }

@@ -88,7 +88,8 @@ internal static class ImageContainer
     {
         long body = data.Length >= 12 ? BinaryPrimitives.ReadUInt32LittleEndian(data[4..]) : -1;
         if (body < 4 || 8 + body > data.Length)
-            throw Damaged(source, $"is truncated: its RIFF header declares {8 + body} bytes, the file has {data.Length}.");
+            throw Damaged(source,
+                $"is truncated: its RIFF header declares {8 + body} bytes, the file has {data.Length}.");
     }
 
     private static void CheckGif(ReadOnlySpan<byte> data, string source)
@@ -111,7 +112,8 @@ internal static class ImageContainer
         uint compression = BinaryPrimitives.ReadUInt32LittleEndian(data[30..]);
         if (width <= 0 || height == 0 || height == int.MinValue || planes != 1
             || bits is not (1 or 2 or 4 or 8 or 16 or 24 or 32))
-            throw Damaged(source, $"is damaged: its BMP header declares {width}×{height} pixels, {planes} plane(s) of " +
+            throw Damaged(source,
+                $"is damaged: its BMP header declares {width}×{height} pixels, {planes} plane(s) of " +
                 $"{bits} bits.");
         uint colors = data.Length >= 50 ? BinaryPrimitives.ReadUInt32LittleEndian(data[46..]) : 0;
         // ImageSharp 2.1.13 allocates what these fields claim (a 1 GiB offset: ≈ 1 GB on the heap) before failing
@@ -160,10 +162,13 @@ internal static class ImageContainer
                 "its header declares.");
     }
 
-    /// <summary>The filtered bytes an IHDR declares: every row of every pass (7 for Adam7) with its filter byte.</summary>
+    /// <summary>
+    /// The filtered bytes an IHDR declares: every row of every pass (7 for Adam7) with its filter byte.
+    /// </summary>
     private static long RawBytes(ReadOnlySpan<byte> ihdr)
     {
-        long width = BinaryPrimitives.ReadUInt32BigEndian(ihdr), height = BinaryPrimitives.ReadUInt32BigEndian(ihdr[4..]);
+        long width = BinaryPrimitives.ReadUInt32BigEndian(ihdr),
+            height = BinaryPrimitives.ReadUInt32BigEndian(ihdr[4..]);
         int samples = ihdr[9] switch { 2 => 3, 4 => 2, 6 => 4, _ => 1 };
         long bits = (long)samples * ihdr[8];
         long Pass(long w, long h) => w == 0 || h == 0 ? 0 : h * ((w * bits + 7) / 8 + 1);

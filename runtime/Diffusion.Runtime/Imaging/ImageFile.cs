@@ -15,26 +15,13 @@ using SixLabors.ImageSharp.Processing.Processors.Transforms;
 
 namespace Diffusion.Runtime.Imaging;
 
-/// <summary>The formats images are written in, chosen by the file's extension.</summary>
-public enum ImageFormat
-{
-    /// <summary>.png: lossless, with the text entries as PNG text chunks.</summary>
-    Png,
-
-    /// <summary>.jpg / .jpeg: lossy, no alpha; "parameters" as EXIF UserComment.</summary>
-    Jpeg,
-
-    /// <summary>.webp: lossy (lossless at quality 100); "parameters" as EXIF UserComment.</summary>
-    Webp,
-}
-
 /// <summary>
 /// Image files in and out through SixLabors.ImageSharp 2.1: PNG (8 and 16 bit), JPEG, WebP, BMP, GIF (its first frame)
 /// and TGA in; PNG, JPEG and WebP out. Every input is checked before its pixels are decoded — the file's size, then
 /// the dimensions its header declares (<c>Image.Identify</c>) — and decoded within a memory budget; errors name the
 /// file and the problem in one line (<see cref="DiffusionException"/>). Outputs are written atomically.
 /// </summary>
-public static class ImageFile
+public static partial class ImageFile
 {
     /// <summary>The formats read, by name.</summary>
     public static IReadOnlyList<string> InputFormats { get; } = ["PNG", "JPEG", "WebP", "BMP", "GIF", "TGA"];
@@ -83,7 +70,9 @@ public static class ImageFile
     /// <summary>The most bytes the last decode on this thread held at once through ImageSharp's allocator.</summary>
     [ThreadStatic] internal static long LastDecoderPeak;
 
-    /// <summary>Reads an image file as 8-bit pixels (16-bit samples rounded to 8), fitted as <paramref name="options"/> say.</summary>
+    /// <summary>
+    /// Reads an image file as 8-bit pixels (16-bit samples rounded to 8), fitted as <paramref name="options"/> say.
+    /// </summary>
     public static Image8 Read(string path, ImageReadOptions? options = null) =>
         Decode(ReadBytes(path, options ?? ImageReadOptions.Default), path, options);
 
@@ -103,7 +92,7 @@ public static class ImageFile
             int w = image.Width, h = image.Height;
             var pixels = new byte[checked(w * h * channels)];
             Samples(image, channels, options.Background, deep,
-                (i, c, v) => pixels[i * channels + c] = deep ? (byte)((v + 128) / 257) : (byte)v);
+                (i, c, v) => pixels[i * channels + c] = deep ? Pixels.ToByte((ushort)v) : (byte)v);
             return new Image8(w, h, channels, pixels) { Text = Text(image.Metadata) };
         });
     }
@@ -118,7 +107,7 @@ public static class ImageFile
             int plane = image.Width * image.Height;
             var values = new float[channels * plane];
             Samples(image, channels, options.Background, deep,
-                (i, c, v) => values[c * plane + i] = deep ? v / 32767.5f - 1 : Pixels.ToModel((byte)v));
+                (i, c, v) => values[c * plane + i] = deep ? Pixels.ToModel((ushort)v) : Pixels.ToModel((byte)v));
             return new ImageTensor(channels, image.Height, image.Width, values);
         });
     }
@@ -154,9 +143,27 @@ public static class ImageFile
         ImageContainer.Check(data, format, source);
         var info = Image.Identify(configuration, data, out _)
             ?? throw new DiffusionException($"'{source}' is damaged: its {format.Name} header cannot be read.");
+        CheckExif(info.Metadata.ExifProfile, source);
         var (width, height) = Upright(info.Width, info.Height, info.Metadata);
         if (width < 1 || height < 1) throw new DiffusionException($"'{source}': invalid image size {width}×{height}.");
         return new Header(format, info, width, height);
+    }
+
+    /// <summary>
+    /// An EXIF block must be readable where it says which way is up: ImageSharp skips one it cannot parse, which would
+    /// hand the model a picture on its side. Other unreadable tags (maker notes and the like) are let be; an
+    /// orientation of 0, which some cameras write, means "as stored".
+    /// </summary>
+    private static void CheckExif(ExifProfile? exif, string source)
+    {
+        if (exif is null) return;
+        if (exif.Values.Count == 0)
+            throw new DiffusionException($"'{source}' has a corrupt EXIF block (no entry in it can be read), so " +
+                "which way is up is unknown.");
+        if (exif.InvalidTags.Contains(ExifTag.Orientation))
+            throw new DiffusionException($"'{source}' has a corrupt EXIF block: its orientation cannot be read.");
+        if (exif.GetValue(ExifTag.Orientation)?.Value is > 8 and var o)
+            throw new DiffusionException($"'{source}' has a corrupt EXIF block: orientation {o} is not one of 1…8.");
     }
 
     /// <summary>
@@ -219,7 +226,8 @@ public static class ImageFile
             bool png = header.Format == PngFormat.Instance;
             if (png) ImageContainer.CheckPngData(data, source);
             bool deep = png && header.Info.Metadata.GetPngMetadata().BitDepth == PngBitDepth.Bit16;
-            using Image image = deep ? Image.Load<Rgba64>(configuration, data) : Image.Load<Rgba32>(configuration, data);
+            using Image image = deep ? Image.Load<Rgba64>(configuration, data)
+                : Image.Load<Rgba32>(configuration, data);
             image.Mutate(x => x.AutoOrient());
             if (options.Width is int tw && options.Height is int th) Fit(image, tw, th, options);
             return extract(image, options.Channels ?? StoredChannels(image, deep, header.Gray), deep);
@@ -360,7 +368,9 @@ public static class ImageFile
             });
     }
 
-    /// <summary>The text an image carries: PNG text chunks, or EXIF UserComment as "parameters" (at most 64 entries).</summary>
+    /// <summary>
+    /// The text an image carries: PNG text chunks, or EXIF UserComment as "parameters" (at most 64 entries).
+    /// </summary>
     private static Dictionary<string, string> Text(ImageMetadata metadata)
     {
         var text = new Dictionary<string, string>();
@@ -369,113 +379,5 @@ public static class ImageFile
         if (metadata.ExifProfile?.GetValue(ExifTag.UserComment)?.Value is { } comment)
             text.TryAdd(ParametersKey, comment.Text);
         return text;
-    }
-
-    // ---- output ----
-
-    /// <summary>The output format for <paramref name="path"/>'s extension; null if it names none.</summary>
-    public static ImageFormat? FormatOf(string path) => Path.GetExtension(path).ToLowerInvariant() switch
-    {
-        ".png" => ImageFormat.Png,
-        ".jpg" or ".jpeg" => ImageFormat.Jpeg,
-        ".webp" => ImageFormat.Webp,
-        _ => null,
-    };
-
-    /// <summary>
-    /// Writes <paramref name="image"/> to <paramref name="path"/> atomically, in the format its extension names.
-    /// </summary>
-    public static void Save(string path, Image8 image, int quality = DefaultQuality)
-    {
-        var format = FormatOf(path) ?? throw new DiffusionArgumentException(nameof(path),
-            $"'{path}': expected a .png, .jpg, .jpeg or .webp file name.");
-        AtomicFile.Write(path, s => Write(s, image, format, quality));
-    }
-
-    /// <summary>
-    /// Encodes <paramref name="image"/>: PNG (8-bit gray, RGB or RGBA, its text as text chunks), JPEG (gray or RGB;
-    /// alpha composited on black) or WebP at <paramref name="quality"/> (1…100).
-    /// </summary>
-    public static void Write(Stream stream, Image8 image, ImageFormat format = ImageFormat.Png,
-        int quality = DefaultQuality)
-    {
-        if (quality is < 1 or > 100)
-            throw new DiffusionArgumentException(nameof(quality), $"expected 1…100, got {quality}.");
-        if (image.Channels is not (1 or 3 or 4))
-            throw new DiffusionArgumentException(nameof(image),
-                $"images hold 1, 3 or 4 channels, not {image.Channels}.");
-        if (image.Pixels.Length != (long)image.Width * image.Height * image.Channels)
-            throw new DiffusionArgumentException(nameof(image), "the pixel buffer does not match the image size.");
-        using var picture = ToImageSharp(image);
-        switch (format)
-        {
-            case ImageFormat.Png:
-                var png = picture.Metadata.GetPngMetadata();
-                foreach (var (keyword, value) in image.Text) png.TextData.Add(new PngTextData(keyword, value, "", ""));
-                picture.Save(stream, new PngEncoder
-                {
-                    BitDepth = PngBitDepth.Bit8,
-                    ColorType = image.Channels switch
-                    {
-                        1 => PngColorType.Grayscale, 3 => PngColorType.Rgb, _ => PngColorType.RgbWithAlpha,
-                    },
-                    // plain tEXt (iTXt where the text is not Latin-1), never compressed: what other tools read
-                    TextCompressionThreshold = int.MaxValue,
-                });
-                break;
-            case ImageFormat.Jpeg:
-                SetComment(picture, image);
-                picture.Save(stream, new JpegEncoder
-                {
-                    Quality = quality,
-                    ColorType = image.Channels == 1 ? JpegColorType.Luminance : JpegColorType.YCbCrRatio420,
-                });
-                break;
-            default:
-                SetComment(picture, image);
-                picture.Save(stream, new WebpEncoder
-                {
-                    Quality = quality,
-                    FileFormat = quality == 100 ? WebpFileFormatType.Lossless : WebpFileFormatType.Lossy,
-                    TransparentColorMode = WebpTransparentColorMode.Preserve,
-                });
-                break;
-        }
-    }
-
-    private static void SetComment(Image picture, Image8 image)
-    {
-        if (!image.Text.TryGetValue(ParametersKey, out var parameters)) return;
-        picture.Metadata.ExifProfile ??= new ExifProfile();
-        picture.Metadata.ExifProfile.SetValue(ExifTag.UserComment,
-            new EncodedString(EncodedString.CharacterCode.Unicode, parameters));
-    }
-
-    private static Image ToImageSharp(Image8 image) => image.Channels switch
-    {
-        1 => Image.LoadPixelData<L8>(Output, image.Pixels, image.Width, image.Height),
-        3 => Image.LoadPixelData<Rgb24>(Output, image.Pixels, image.Width, image.Height),
-        _ => Image.LoadPixelData<Rgba32>(Output, image.Pixels, image.Width, image.Height),
-    };
-
-    /// <summary>
-    /// Resamples <paramref name="image"/> to <paramref name="width"/>×<paramref name="height"/> with
-    /// <paramref name="filter"/> (stretching; its text kept).
-    /// </summary>
-    public static Image8 Resample(Image8 image, int width, int height, ResampleFilter filter)
-    {
-        using var picture = ToImageSharp(image);
-        picture.Mutate(x => x.Resize(new ResizeOptions
-        {
-            Size = new Size(width, height), Sampler = Resampler(filter), Mode = ResizeMode.Stretch,
-        }));
-        var pixels = new byte[checked(width * height * image.Channels)];
-        switch (picture)
-        {
-            case Image<L8> gray: gray.CopyPixelDataTo(pixels); break;
-            case Image<Rgb24> rgb: rgb.CopyPixelDataTo(pixels); break;
-            case Image<Rgba32> rgba: rgba.CopyPixelDataTo(pixels); break;
-        }
-        return new Image8(width, height, image.Channels, pixels) { Text = image.Text };
     }
 }

@@ -93,7 +93,8 @@ public static class ImageGrid
             || gridWidth * gridHeight * channels > Array.MaxLength)
             throw new DiffusionArgumentException(nameof(count),
                 $"a grid of {count} images in {columns} columns would be "
-                + $"{gridWidth}×{gridHeight} pixels, more than one image file holds; use fewer images or write a folder.");
+                + $"{gridWidth}×{gridHeight} pixels, more than one image file holds; use fewer images or write a " +
+                    $"folder.");
         return ((int)gridWidth, (int)gridHeight, columns, padding);
     }
 

@@ -70,13 +70,17 @@ public sealed record ImageReadOptions
     /// <summary>The resampling filter.</summary>
     public ResampleFilter Filter { get; init; } = ResampleFilter.Lanczos3;
 
-    /// <summary>What transparency is composited on (for 1 or 3 channels) and what <see cref="FitMode.Fit"/> pads.</summary>
+    /// <summary>
+    /// What transparency is composited on (for 1 or 3 channels) and what <see cref="FitMode.Fit"/> pads.
+    /// </summary>
     public Background Background { get; init; } = Background.Black;
 
     /// <summary>Who wants that size (for the message when it is refused), e.g. "model 'm.onnx'".</summary>
     public string? Expecting { get; init; }
 
-    /// <summary>Options for <paramref name="channels"/> channels at <paramref name="width"/>×<paramref name="height"/>.</summary>
+    /// <summary>
+    /// Options for <paramref name="channels"/> channels at <paramref name="width"/>×<paramref name="height"/>.
+    /// </summary>
     public static ImageReadOptions For(int channels, int width, int height, string expecting) => new()
     {
         Channels = channels, Width = width, Height = height, Expecting = expecting,

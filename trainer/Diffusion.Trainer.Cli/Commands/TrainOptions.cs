@@ -16,7 +16,8 @@ internal sealed class TrainOptions
     public Option<string> Data { get; } = new("--data")
     {
         Description = "fashion-mnist, fashion-mnist-test, an IDX images file, a CIFAR-10 folder/file, or a folder of "
-            + $"images ({string.Join(", ", Diffusion.Runtime.Imaging.ImageFile.InputFormats)}; subfolders are classes).",
+            + $"images ({string.Join(", ", Diffusion.Runtime.Imaging.ImageFile.InputFormats)}; subfolders are " +
+                $"classes).",
         DefaultValueFactory = _ => Defaults.Data,
     };
     public Option<int?> Size { get; } = new("--size")

@@ -23,7 +23,9 @@ public sealed class ImageDataset
     public string[] ClassNames { get; }
     /// <summary>Where the data came from.</summary>
     public string Source { get; }
-    /// <summary>What was read, for the log (an image folder says how many images per class, and what it skipped).</summary>
+    /// <summary>
+    /// What was read, for the log (an image folder says how many images per class, and what it skipped).
+    /// </summary>
     public string Summary { get; init; } = "";
 
     /// <summary>Wraps loaded data, checking that the sizes agree.</summary>
