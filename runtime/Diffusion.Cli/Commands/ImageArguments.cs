@@ -15,21 +15,21 @@ public sealed class ImageArguments
     private static readonly ImageReadOptions Defaults = ImageReadOptions.Default;
 
     /// <summary>--resize.</summary>
-    public Option<FitMode> Resize { get; } = ChoiceOption.Create("--resize",
+    public ChoiceOption<FitMode> Resize { get; } = new("--resize",
         "How an input image of another size is fitted to the model: fill crops the centre, fit pads with "
         + "--background, stretch ignores the aspect ratio, none refuses it", Defaults.Resize);
 
     /// <summary>--filter.</summary>
-    public Option<ResampleFilter> Filter { get; } = ChoiceOption.Create("--filter",
+    public ChoiceOption<ResampleFilter> Filter { get; } = new("--filter",
         "Resampling filter for input images (masks always use nearest)", Defaults.Filter);
 
     /// <summary>--background.</summary>
-    public Option<Background> Background { get; } = ChoiceOption.Create("--background",
+    public ChoiceOption<Background> Background { get; } = new("--background",
         "What transparent input pixels are composited on, and what --resize fit pads with", Defaults.Background);
 
     /// <summary>--scale-filter.</summary>
-    public Option<ResampleFilter> ScaleFilter { get; } = ChoiceOption.Create("--scale-filter",
-        "How --scale enlarges the outputs: nearest keeps crisp pixels (and is read back exactly)",
+    public ChoiceOption<ResampleFilter> ScaleFilter { get; } = new("--scale-filter",
+        "How --scale enlarges the outputs: nearest keeps crisp pixels, which read back exactly",
         ResampleFilter.Nearest);
 
     /// <summary>--quality.</summary>
@@ -42,15 +42,15 @@ public sealed class ImageArguments
     /// <summary>Adds the input options to <paramref name="command"/>.</summary>
     public void AddInputsTo(Command command)
     {
-        command.Options.Add(Resize);
-        command.Options.Add(Filter);
-        command.Options.Add(Background);
+        command.Options.Add(Resize.Option);
+        command.Options.Add(Filter.Option);
+        command.Options.Add(Background.Option);
     }
 
     /// <summary>Adds the output options to <paramref name="command"/>.</summary>
     public void AddOutputsTo(Command command)
     {
-        command.Options.Add(ScaleFilter);
+        command.Options.Add(ScaleFilter.Option);
         command.Options.Add(Quality);
     }
 
@@ -58,7 +58,7 @@ public sealed class ImageArguments
     public ImageReadOptions Input(ParseResult p, DiffusionModel model) =>
         ImageReadOptions.For(model.Channels, model.Width, model.Height, $"model '{model.Source}'") with
         {
-            Resize = p.GetValue(Resize), Filter = p.GetValue(Filter), Background = p.GetValue(Background),
+            Resize = Resize.Value(p), Filter = Filter.Value(p), Background = Background.Value(p),
         };
 
     /// <summary>

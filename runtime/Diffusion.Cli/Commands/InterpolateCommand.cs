@@ -60,7 +60,7 @@ public static class InterpolateCommand
             var writer = new SampleWriter(p.GetValue(output)!, m.Channels,
                 SampleWriter.DefaultScale(m.Height, m.Width))
             {
-                ScaleFilter = p.GetValue(images.ScaleFilter), Quality = images.QualityOf(p),
+                ScaleFilter = images.ScaleFilter.Value(p), Quality = images.QualityOf(p),
             };
             writer.Check(n, m.Channels, m.Height, m.Width, columns: n);
             int[] labels = p.GetValue(label) is { } l && l != "none" ? [m.ResolveClass(l)] : [];

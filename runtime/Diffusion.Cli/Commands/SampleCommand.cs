@@ -60,7 +60,7 @@ public static class SampleCommand
         var writer = new SampleWriter(p.GetValue(o.Out)!, m.Channels,
             p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
         {
-            ScaleFilter = p.GetValue(o.Images.ScaleFilter), Quality = o.Images.QualityOf(p),
+            ScaleFilter = o.Images.ScaleFilter.Value(p), Quality = o.Images.QualityOf(p),
         };
         bool replacing = writer.Replaces;
         var inputs = LoadInputs(o, mode, p, m);
