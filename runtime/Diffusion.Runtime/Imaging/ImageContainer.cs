@@ -16,8 +16,8 @@ namespace Diffusion.Runtime.Imaging;
 /// fails on some malformed headers with exceptions that are not its format errors. So: PNG chunks are walked (IHDR
 /// first and 13 bytes long, every CRC, no unknown critical chunk, IDAT present, IEND reached, the image data as long as
 /// the header declares); a JPEG must have its end-of-image marker after its
-/// first scan; a WebP its whole RIFF body; a GIF its trailer; a BMP and a TGA sane header fields and (uncompressed)
-/// all their pixels.
+/// first scan; a WebP its whole RIFF body; a GIF its trailer; a BMP and a TGA sane header fields and all their pixels
+/// (a TGA's run-length packets covering the image exactly).
 /// </summary>
 internal static class ImageContainer
 {
@@ -190,10 +190,30 @@ internal static class ImageContainer
             throw Damaged(source, $"is damaged: its TGA header declares type {imageType}, {width}×{height} pixels of " +
                 $"{bits} bits.");
         long start = 18L + idLength + (colorMapType == 1 ? (long)mapLength * ((mapBits + 7) / 8) : 0);
-        // run-length data (types 9–11) may be shorter than the pixels; plain data is exactly as long
-        long end = start + (imageType < 9 ? (long)width * height * ((bits + 7) / 8) : 1);
-        if (end > data.Length)
-            throw Damaged(source, $"is truncated: its pixels end at byte {end:N0}, the file has {data.Length:N0}.");
+        long pixels = (long)width * height, bytes = (bits + 7) / 8;
+        if (imageType < 9)
+        {
+            if (start + pixels * bytes > data.Length)
+                throw Damaged(source, $"is truncated: its pixels end at byte {start + pixels * bytes:N0}, the file has " +
+                    $"{data.Length:N0}.");
+            return;
+        }
+        // run-length packets: a header byte (count − 1, and the top bit for a run of one value) and its pixels; they
+        // must cover the image exactly (ImageSharp 2.1.13 writes past its buffer's end otherwise, and stops)
+        long at = start, covered = 0;
+        while (covered < pixels)
+        {
+            if (at >= data.Length)
+                throw Damaged(source, $"is truncated: its run-length data ends after {covered:N0} of {pixels:N0} pixels.");
+            int header = data[(int)at];
+            long count = (header & 0x7F) + 1;
+            at += 1 + (header >= 0x80 ? bytes : count * bytes);
+            covered += count;
+        }
+        if (covered > pixels || at > data.Length)
+            throw Damaged(source, covered > pixels
+                ? $"is damaged: its run-length data covers {covered:N0} pixels, the image {pixels:N0}."
+                : "is truncated in its last run-length packet.");
     }
 
     private static readonly uint[] CrcTable = BuildCrcTable();
