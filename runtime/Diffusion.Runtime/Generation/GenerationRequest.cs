@@ -29,7 +29,10 @@ public sealed record GenerationRequest
     /// <summary>
     /// Class label per image: empty = the null label (unconditional); one entry = every image; else one per image.
     /// </summary>
-    public int[] ClassLabels { get; init; } = [];
+    public int[] ClassLabels
+    {
+        get; init => field = value ?? throw new ArgumentNullException(nameof(ClassLabels));
+    } = [];
     /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
     public float[]? InitialNoise { get; init; }
     /// <summary>
@@ -55,7 +58,10 @@ public sealed record GenerationRequest
     /// </summary>
     public bool? KarrasSigmas { get; init; }
     /// <summary>Sampler knobs; null ones take the sampler's defaults, and one it does not read is refused.</summary>
-    public SamplerOptions Options { get; init; } = new();
+    public SamplerOptions Options
+    {
+        get; init => field = value ?? throw new ArgumentNullException(nameof(Options));
+    } = new();
     /// <summary>
     /// A sampler chosen by type with its own settings, e.g. <c>new Ddim { Eta = 0.5 }</c> or
     /// <c>new DormandPrince { RelativeTolerance = 1e-4 }</c>; when given, <see cref="Sampler"/> and the sampler knobs of

@@ -19,7 +19,7 @@ namespace Diffusion.Runtime.Generation;
 public sealed class ImageGenerator(DiffusionModel model)
 {
     /// <summary>The model.</summary>
-    public DiffusionModel Model { get; } = model;
+    public DiffusionModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
 
     /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
     public const int MaxSteps = 10_000;
@@ -29,13 +29,18 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// checked every step.
     /// </summary>
     public Task<GenerationResult> GenerateAsync(GenerationRequest request,
-        IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default) =>
-        Task.Run(() => Generate(request, progress, cancellation), cancellation);
+        IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Task.Run(() => Generate(request, progress, cancellation), cancellation);
+    }
 
     /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellation = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        Model.ThrowIfDisposed();
         var sampler = ResolveSampler(request);
         Validate(request);
         var grid = Grid(request, sampler);

@@ -24,8 +24,17 @@ public enum TimestepLayout
 /// </summary>
 public sealed class DiffusionModel : IDisposable
 {
-    /// <summary>The ONNX Runtime session.</summary>
-    public InferenceSession Session { get; }
+    private readonly InferenceSession _session;
+
+    /// <summary>The ONNX Runtime session; <see cref="ObjectDisposedException"/> once the model is disposed.</summary>
+    public InferenceSession Session
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _session;
+        }
+    }
     /// <summary>Where the model came from (a path or a description), for messages.</summary>
     public string Source { get; }
     /// <summary>The model's config.</summary>
@@ -81,7 +90,7 @@ public sealed class DiffusionModel : IDisposable
     private DiffusionModel(InferenceSession session, string source, DiffusionConfig config, string configSource,
         ModelOptions options, BufferPlacement placement)
     {
-        Session = session;
+        _session = session;
         Placement = placement;
         Source = source;
         Config = config;
@@ -314,6 +323,7 @@ public sealed class DiffusionModel : IDisposable
     /// </summary>
     public int ResolveClass(string nameOrId)
     {
+        ArgumentNullException.ThrowIfNull(nameOrId);
         if (NumClasses == 0)
             throw new DiffusionArgumentException("Class", $"{nameOrId}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
@@ -331,10 +341,82 @@ public sealed class DiffusionModel : IDisposable
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 
-    /// <inheritdoc />
+    // ---- lifetime: the session is freed only when no network call can still reach it ----
+
+    private readonly object _lifetime = new();
+    private readonly CancellationTokenSource _closing = new();
+    private int _uses;
+    private volatile bool _disposed;
+    private readonly ThreadLocal<int> _usesHere = new(); // this model's uses on each thread
+
+    /// <summary>
+    /// Cancelled when <see cref="Dispose"/> begins: bound network calls stop at once (ORT's Terminate).
+    /// </summary>
+    internal CancellationToken Closing => _closing.Token;
+
+    /// <summary>Whether <see cref="Dispose"/> has begun.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> once <see cref="Dispose"/> has begun.</summary>
+    public void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Begins a use of the session (a binding's lifetime); refused once <see cref="Dispose"/> began.</summary>
+    internal void BeginUse()
+    {
+        lock (_lifetime)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _uses++;
+            _usesHere.Value++;
+        }
+    }
+
+    /// <summary>
+    /// Ends a use; the last one after <see cref="Dispose"/> began frees the session if Dispose could not wait.
+    /// </summary>
+    internal void EndUse()
+    {
+        bool free;
+        lock (_lifetime)
+        {
+            _usesHere.Value--;
+            free = --_uses == 0 && _freeOnLastUse;
+            if (free) _freeOnLastUse = false;
+            Monitor.PulseAll(_lifetime);
+        }
+        if (free) Free();
+    }
+
+    private bool _freeOnLastUse; // Dispose was called inside a use and could not wait for it
+
+    /// <summary>
+    /// Stops the running generations (each ends with <see cref="ObjectDisposedException"/> within one network call),
+    /// waits for them, and frees the session; later calls throw <see cref="ObjectDisposedException"/>. Safe to call at
+    /// any moment and more than once. Called from inside a generation (a progress callback), it cannot wait: the
+    /// session is then freed when that generation ends.
+    /// </summary>
     public void Dispose()
     {
-        Session.Dispose();
+        lock (_lifetime)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _closing.Cancel(); // sets Terminate on every live binding's RunOptions: a running Run returns early
+            while (_uses > _usesHere.Value) Monitor.Wait(_lifetime);
+            if (_uses > 0)
+            {
+                _freeOnLastUse = true; // uses of this very thread: the last EndUse frees
+                return;
+            }
+        }
+        Free();
+    }
+
+    private void Free()
+    {
+        _session.Dispose();
         Placement.Dispose();
+        _closing.Dispose();
+        _usesHere.Dispose();
     }
 }

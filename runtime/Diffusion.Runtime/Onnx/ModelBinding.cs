@@ -16,14 +16,15 @@ namespace Diffusion.Runtime.Onnx;
 internal sealed unsafe class ModelBinding : IDisposable
 {
     private readonly DiffusionModel _model;
-    private readonly OrtIoBinding _io;
+    private readonly OrtIoBinding? _io;
     private readonly RunOptions _run;
     private readonly List<IDisposable> _owned = []; // disposed last first: values before the allocators that made them
     private readonly float* _sample, _output, _timestepFloat;
     private readonly long* _labels, _timestepLong;
     private readonly int _values;
     private readonly TensorCopy? _toDevice, _fromDevice;
-    private readonly CancellationTokenRegistration _cancelRegistration;
+    private readonly CancellationTokenRegistration _cancelRegistration, _closingRegistration;
+    private int _disposed;
 
     /// <summary>x_t values fed to the network, [B,C,H,W].</summary>
     public Span<float> Sample => new(_sample, _values);
@@ -50,15 +51,17 @@ internal sealed unsafe class ModelBinding : IDisposable
             throw new DiffusionArgumentException(nameof(batch),
                 $"model '{model.Source}' takes a fixed batch of {fixedBatch}, but a network " +
                     $"call of {batch} was needed.");
+        model.BeginUse(); // ends in Dispose; refused once the model is disposed
         _model = model;
         Batch = batch;
         _values = batch * model.ImageSize;
         long[] imageShape = [batch, model.Channels, model.Height, model.Width];
-        long[] tShape = model.TimestepShape(batch);
-        _io = model.Session.CreateIoBinding();
         _run = new RunOptions();
         try
         {
+            long[] tShape = model.TimestepShape(batch);
+            _io = model.Session.CreateIoBinding();
+            _closingRegistration = model.Closing.Register(() => _run.Terminate = true);
             var placement = model.Placement;
             var host = HostAllocator(placement.Host);
             var device = placement.Device is { } d ? Allocator(d) : null;
@@ -164,11 +167,17 @@ internal sealed unsafe class ModelBinding : IDisposable
     public void Run(CancellationToken cancellation)
     {
         long start = Stopwatch.GetTimestamp();
+        _model.ThrowIfDisposed();
         try
         {
             _toDevice?.Run();
-            _model.Session.RunWithBinding(_run, _io);
+            _model.Session.RunWithBinding(_run, _io!);
             _fromDevice?.Run();
+        }
+        catch (OnnxRuntimeException) when (_model.IsDisposed)
+        {
+            throw new ObjectDisposedException(nameof(DiffusionModel), $"Model '{_model.Source}' was disposed while " +
+                "generating.");
         }
         catch (OnnxRuntimeException) when (cancellation.IsCancellationRequested)
         {
@@ -185,9 +194,12 @@ internal sealed unsafe class ModelBinding : IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _cancelRegistration.Dispose();
-        _io.Dispose();
+        _closingRegistration.Dispose();
+        _io?.Dispose();
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _run.Dispose();
+        _model.EndUse(); // the last use after the model's Dispose began frees its session
     }
 }
