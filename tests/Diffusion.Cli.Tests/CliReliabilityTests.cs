@@ -142,12 +142,48 @@ public class CliReliabilityTests
             "foreign file in the output folder");
         // no temporary folders left
         Assert.Equal(["imgs"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
-        // A killed run's temporary folder is removed by the next run.
-        var stale = Path.Combine(dir, $"imgs.tmp-{int.MaxValue - 1}-abc");
+        // A killed run's temporary folder (our name and marker, its process gone) is removed by the next run; folders
+        // that merely look like one — the old naming, a name without our marker — are the user's and stay.
+        var stale = Path.Combine(dir, $".imgs~diffusion-tmp.{int.MaxValue - 1}.{new string('b', 32)}");
         Directory.CreateDirectory(stale);
+        File.WriteAllText(Path.Combine(stale, TemporaryFiles.Marker), new string('b', 32));
+        string[] users =
+        [
+            $"imgs.tmp-{int.MaxValue - 1}-abc", "imgs.old-2023-archive", "imgs.tmp-1999",
+            $".imgs~diffusion-old.{int.MaxValue - 1}.{new string('c', 32)}",
+        ];
+        foreach (var user in users)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, user));
+            File.WriteAllText(Path.Combine(dir, user, "photo.txt"), "x");
+        }
         File.Delete(Path.Combine(folder, "notes.txt"));
         Assert.Equal(0, Run("sample", "-n", "1", "--steps", "2", "--out", folder).Code);
         Assert.False(Directory.Exists(stale));
+        Assert.All(users, u => Assert.True(File.Exists(Path.Combine(dir, u, "photo.txt")), u));
+    }
+
+    [Fact]
+    public async Task A_file_put_into_the_output_folder_while_sampling_is_never_deleted()
+    {
+        var dir = Fixtures.TempFolder();
+        var folder = Path.Combine(dir, "imgs");
+        Assert.Equal(0, Run("sample", "-n", "2", "--steps", "2", "--out", folder + "/").Code);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var run = Task.Run(() => Run("sample", "-n", "64", "--steps", "1000", "--sampler", "ddpm", "--out",
+            folder + "/"));
+        // while the run samples (past its start-up checks, seconds before it writes), a user drops a file into the
+        // output folder
+        await Task.Delay(500);
+        File.WriteAllText(Path.Combine(folder, "mine.txt"), "keep me");
+        var (code, _, error) = await run;
+        Assert.True(watch.Elapsed > TimeSpan.FromSeconds(1), "the run ended too soon to have sampled past the drop");
+        Assert.Equal(1, code);
+        Assert.Contains("now holds 'mine.txt', which this command did not write", error);
+        Assert.Equal("keep me", File.ReadAllText(Path.Combine(folder, "mine.txt")));
+        Assert.Equal(["0000.png", "0001.png", "mine.txt"],
+            Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(["imgs"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName)); // no temporary left
     }
 
     [Fact]

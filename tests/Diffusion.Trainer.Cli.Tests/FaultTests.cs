@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Cli.Tests;
@@ -36,7 +37,7 @@ public class FaultTests
             while (!process.HasExited && watch.Elapsed < TimeSpan.FromSeconds(60))
             {
                 if (File.Exists(checkpoint) && Directory.Exists(folder)
-                    && Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any())
+                    && Directory.EnumerateFiles(folder, TemporaryFiles.Pattern(checkpoint)).Any())
                 {
                     process.Kill(entireProcessTree: true); // SIGKILL: no finally blocks, no cleanup
                     killed = true;
@@ -46,7 +47,7 @@ public class FaultTests
             }
             await process.WaitForExitAsync();
             Assert.True(killed, $"the trainer exited ({process.ExitCode}) or never wrote a second checkpoint");
-            if (Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp").Any()) killedMidWrite++;
+            if (Directory.EnumerateFiles(folder, TemporaryFiles.Pattern(checkpoint)).Any()) killedMidWrite++;
             // whatever the moment of the kill, the checkpoint is a whole one
             var info = Checkpoint.ReadInfo(checkpoint);
             Assert.True(info.Step >= 1);
@@ -59,7 +60,7 @@ public class FaultTests
         Assert.True(await Program.Run(["train", "--out", folder, "--resume", "--steps", $"{before + 2}"], output,
             error) == 0, error.ToString());
         Assert.Equal(before + 2, Checkpoint.ReadInfo(checkpoint).Step);
-        Assert.Empty(Directory.EnumerateFiles(folder, ".checkpoint.pt.*.tmp"));
+        Assert.Empty(Directory.EnumerateFiles(folder, TemporaryFiles.Pattern(checkpoint)));
     }
 
     [Fact]
@@ -82,6 +83,7 @@ public class FaultTests
         Assert.Contains("No space left on device", output);
         Assert.Contains("the previous checkpoint, if any, is intact", output);
         Assert.DoesNotContain("   at ", output);
-        Assert.Contains("left: \n", output + "\n"); // no checkpoint.pt.tmp-*, no half checkpoint
+        // no temporary, no half checkpoint: only the run folder's lock (held by no process now)
+        Assert.Contains("left: .train.lock \n", output + "\n");
     }
 }

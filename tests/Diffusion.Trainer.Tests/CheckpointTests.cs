@@ -1,4 +1,5 @@
 using System.Text;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Tests;
@@ -38,7 +39,7 @@ public class CheckpointTests
         Assert.Equal((42, 7, 0.125), (info.Step, info.Config.Batch, info.LastLoss));
         Assert.Equal(["a", "b"], info.ClassNames);
         Assert.Equal(payload, ReadBack(path));
-        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(path)!, TemporaryFiles.Pattern(path)));
     }
 
     [Fact]
@@ -111,7 +112,7 @@ public class CheckpointTests
             }));
         Assert.Contains("previous checkpoint", e.Message);
         Assert.Equal(42, Checkpoint.ReadInfo(path).Step);
-        Assert.Empty(Directory.GetFiles(folder, "*.tmp"));
+        Assert.Empty(Directory.GetFiles(folder, TemporaryFiles.Pattern(path)));
     }
 
     [Fact]
@@ -119,13 +120,16 @@ public class CheckpointTests
     {
         var folder = Folder();
         var path = Path.Combine(folder, "checkpoint.pt");
-        var dead = Path.Combine(folder, $".checkpoint.pt.{int.MaxValue - 1}.0123.tmp"); // no such process
+        var token = new string('a', 32);
+        var dead = Path.Combine(folder, $".checkpoint.pt~diffusion-tmp.{int.MaxValue - 1}.{token}"); // no such process
         // init: a writer that may still be running
-        var alive = Path.Combine(folder, ".checkpoint.pt.1.0123.tmp");
-        File.WriteAllText(dead, "half");
-        File.WriteAllText(alive, "busy");
+        var alive = Path.Combine(folder, $".checkpoint.pt~diffusion-tmp.1.{token}");
+        // names a user might give, in the old form or near the new one: never ours
+        string[] users = [".checkpoint.pt.2147483646.0123.tmp", $".checkpoint.pt~diffusion-tmp.{int.MaxValue - 1}.x"];
+        foreach (var f in users.Append(dead).Append(alive)) File.WriteAllText(Path.Combine(folder, f), "x");
         Write(folder, new byte[1000]);
         Assert.False(File.Exists(dead));
         Assert.True(File.Exists(alive));
+        Assert.All(users, f => Assert.True(File.Exists(Path.Combine(folder, f)), f));
     }
 }

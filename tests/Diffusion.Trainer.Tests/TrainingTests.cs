@@ -134,6 +134,40 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_second_run_on_the_same_folder_is_refused_while_the_first_lives()
+    {
+        var folder = Folder();
+        using (var first = TrainingRun.Start(Tiny(4), folder, Slice.Value))
+        {
+            var e = Assert.Throws<DiffusionException>(() => TrainingRun.Start(Tiny(4), folder, Slice.Value));
+            Assert.Contains("is in use by another training run", e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            first.Run();
+            Assert.Throws<DiffusionException>(() => TrainingRun.Resume(folder, data: Slice.Value));
+        }
+        using var resumed = TrainingRun.Resume(folder, new ResumeOptions { Steps = 6 }, data: Slice.Value);
+        resumed.Run();
+        Assert.Equal(6, resumed.Step);
+    }
+
+    [Fact]
+    public void A_loss_log_cut_mid_line_is_repaired_before_a_resume_appends()
+    {
+        var folder = Folder();
+        using (var run = TrainingRun.Start(Tiny(4) with { CheckpointEvery = 2 }, folder, Slice.Value)) run.Run();
+        var log = Path.Combine(folder, "loss.csv");
+        var text = File.ReadAllText(log);
+        File.WriteAllText(log, text[..^6]); // a kill in the middle of the last line
+        using (var run = TrainingRun.Resume(folder, new ResumeOptions { Steps = 6 }, data: Slice.Value)) run.Run();
+        var lines = File.ReadAllLines(log);
+        Assert.Equal("step,loss", lines[0]);
+        Assert.All(lines.Skip(1), l => Assert.Matches(@"^\d+,-?[0-9.Ee+-]+$", l));
+        var steps = lines.Skip(1).Select(l => int.Parse(l.Split(',')[0])).ToArray();
+        Assert.Equal(steps.Order().Distinct(), steps);
+        Assert.Equal(6, steps[^1]);
+    }
+
+    [Fact]
     public void Resident_memory_stays_flat_over_hundreds_of_steps()
     {
         var (_, early, late) = Long.Value;

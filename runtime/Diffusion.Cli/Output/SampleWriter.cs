@@ -61,10 +61,8 @@ public sealed class SampleWriter
         CreateWritable(parent);
         if (_kind == Kind.Folder)
         {
-            TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".tmp-");
-            TemporaryFiles.RemoveStale(parent, Path.GetFileName(_folder) + ".old-");
-            if (Directory.Exists(_folder)
-                && Directory.EnumerateFileSystemEntries(_folder).FirstOrDefault(e => !IsImageOfARun(e)) is { } other)
+            TemporaryFiles.RemoveStale(_folder);
+            if (Foreign(_folder) is { } other)
                 throw new DiffusionArgumentException("--out",
                     $"'{path}' already holds '{Path.GetFileName(other)}', which this command did not write; give a " +
                         $"new or empty folder (an earlier run's NNNN.png files are replaced).");
@@ -72,6 +70,10 @@ public sealed class SampleWriter
         else if (Directory.Exists(path)) throw new DiffusionArgumentException("--out",
             $"'{path}' is a folder; end it with '/' to write one PNG per image.");
     }
+
+    /// <summary>The first entry of <paramref name="folder"/> this command would not have written, if any.</summary>
+    private static string? Foreign(string folder) => Directory.Exists(folder)
+        ? Directory.EnumerateFileSystemEntries(folder).FirstOrDefault(e => !IsImageOfARun(e)) : null;
 
     private static bool IsImageOfARun(string entry)
     {
@@ -140,30 +142,49 @@ public sealed class SampleWriter
         }
     }
 
+    /// <summary>
+    /// Writes the images into a marked temporary folder, then puts it in DIR's place; an earlier run's folder is moved
+    /// aside (marked) and its NNNN.png files deleted. DIR is checked again just before: a file that appeared in it
+    /// while sampling stops the replacement, so nothing this command did not write is ever deleted.
+    /// </summary>
     private void WriteFolder(GenerationResult r)
     {
-        var parent = Path.GetDirectoryName(_folder)!;
-        var name = Path.GetFileName(_folder);
-        var tmp = Path.Combine(parent, $"{name}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        var old = Path.Combine(parent, $"{name}.old-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        string tmp;
         try
         {
-            Directory.CreateDirectory(tmp);
+            tmp = TemporaryFiles.CreateFolder(_folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusionException($"--out '{_path}': {e.Message}; nothing was written.", e);
+        }
+        try
+        {
             for (int i = 0; i < r.Count; i++)
                 ImageFile.Save(Path.Combine(tmp, $"{i:0000}.png"),
                     Finish(ImageGrid.ToImage(r.Image(i), r.Channels, r.Height, r.Width), i));
-            bool replacing = Directory.Exists(_folder);
-            if (replacing) Directory.Move(_folder, old);
+            TemporaryFiles.Unmark(tmp);
+            string? old = null;
+            if (Directory.Exists(_folder))
+            {
+                if (Foreign(_folder) is { } other)
+                    throw new DiffusionException($"--out '{_path}' now holds '{Path.GetFileName(other)}', which " +
+                        "this command did not write (it appeared while sampling); nothing was replaced.");
+                old = TemporaryFiles.NameFor(_folder, "old");
+                Directory.Move(_folder, old);
+                TemporaryFiles.Mark(old);
+            }
             try
             {
                 Directory.Move(tmp, _folder);
             }
-            catch when (replacing)
+            catch when (old is not null)
             {
+                TemporaryFiles.Unmark(old);
                 Directory.Move(old, _folder); // put the earlier run's output back
                 throw;
             }
-            if (replacing) TemporaryFiles.TryDelete(old);
+            if (old is not null) RemoveEarlierRun(old);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or DiffusionException)
         {
@@ -176,5 +197,18 @@ public sealed class SampleWriter
             TemporaryFiles.TryDelete(tmp);
             throw;
         }
+    }
+
+    /// <summary>Deletes an earlier run's NNNN.png files and the marker, then the folder if nothing else is in it.</summary>
+    private static void RemoveEarlierRun(string old)
+    {
+        try
+        {
+            foreach (var entry in Directory.EnumerateFileSystemEntries(old).Where(IsImageOfARun).ToList())
+                File.Delete(entry);
+            TemporaryFiles.Unmark(old);
+            Directory.Delete(old); // not recursive: a file someone put there stays, in the hidden folder
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }

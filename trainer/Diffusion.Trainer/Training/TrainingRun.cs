@@ -63,6 +63,8 @@ public sealed class TrainingRun : IDisposable
     /// <summary>When set, <see cref="TrainStep"/> records its phases' wall time here.</summary>
     public StepProfile? Profile { get; set; }
 
+    private RunFolderLock? _lock; // rank 0's, for the run's life
+
     /// <summary>The data it trains on.</summary>
     public ImageDataset Data => _data;
 
@@ -121,12 +123,21 @@ public sealed class TrainingRun : IDisposable
         data ??= Datasets.Open(config.Data, config.ImageSize);
         if (config.Limit > 0) data = data.Take(config.Limit);
         var run = new TrainingRun(config, outDir, data, world);
-        if (world.Rank == 0)
+        try
         {
-            Directory.CreateDirectory(outDir);
-            Checkpoint.RemoveStaleTemporaries(CheckpointPath(outDir));
+            if (world.Rank == 0)
+            {
+                Directory.CreateDirectory(outDir);
+                run._lock = RunFolderLock.Acquire(outDir);
+                Checkpoint.RemoveStaleTemporaries(CheckpointPath(outDir));
+            }
+            return run.Synchronized();
         }
-        return run.Synchronized();
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -153,7 +164,12 @@ public sealed class TrainingRun : IDisposable
         var run = new TrainingRun(config, outDir, data, world);
         try
         {
-            if (world.Rank == 0) Checkpoint.Read(path, (info, reader) => run.Restore(info, reader));
+            if (world.Rank == 0)
+            {
+                run._lock = RunFolderLock.Acquire(outDir);
+                Checkpoint.Read(path, (info, reader) => run.Restore(info, reader));
+                RepairLog(LossLogPath(outDir));
+            }
             return run.Synchronized();
         }
         catch
@@ -363,11 +379,32 @@ public sealed class TrainingRun : IDisposable
     {
         Checkpoint.Save(CheckpointPath(_outDir), new CheckpointInfo(Step, _config, _data.ClassNames, lastLoss),
             WriteState);
-        var log = Path.Combine(_outDir, "loss.csv");
+        var log = LossLogPath(_outDir);
         if (_loggedUpTo < 0) _loggedUpTo = File.Exists(log) ? LastLoggedStep(log) : 0;
-        if (!File.Exists(log)) File.WriteAllText(log, "step,loss\n");
+        if (!File.Exists(log) || new FileInfo(log).Length == 0) File.WriteAllText(log, "step,loss\n");
         File.AppendAllLines(log, _losses.Where(l => l.Step > _loggedUpTo).Select(l => $"{l.Step},{l.Loss:R}"));
         _loggedUpTo = Step;
+    }
+
+    private static string LossLogPath(string outDir) => Path.Combine(outDir, "loss.csv");
+
+    /// <summary>
+    /// Cuts a log that a killed run left mid-line back to its last whole line, so that appending continues it cleanly.
+    /// </summary>
+    private static void RepairLog(string log)
+    {
+        if (!File.Exists(log)) return;
+        using var file = new FileStream(log, FileMode.Open, FileAccess.ReadWrite);
+        long end = file.Length;
+        var one = new byte[1];
+        while (end > 0)
+        {
+            file.Position = end - 1;
+            file.ReadExactly(one);
+            if (one[0] == (byte)'\n') break;
+            end--;
+        }
+        if (end < file.Length) file.SetLength(end);
     }
 
     private static int LastLoggedStep(string log)
@@ -433,6 +470,7 @@ public sealed class TrainingRun : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _lock?.Dispose();
         _net.Dispose();
         _objective.Dispose();
         _optimizer.Dispose();
