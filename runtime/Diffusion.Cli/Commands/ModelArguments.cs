@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Diffusion.Runtime;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Microsoft.ML.OnnxRuntime;
 
@@ -138,8 +139,8 @@ public sealed class ModelArguments
         DiffusionConfig? config = null;
         if (p.GetValue(Config) is { } configPath)
         {
-            if (!File.Exists(configPath)) throw new DiffusionException($"--config '{configPath}' does not exist.");
-            config = DiffusionConfig.Parse(File.ReadAllText(configPath), configPath);
+            config = DiffusionConfig.Parse(
+                InputFile.ReadAllText(configPath, InputFile.MaxConfigBytes, $"--config '{configPath}'"), configPath);
         }
         return DiffusionModel.Load(path, new ModelOptions
         {

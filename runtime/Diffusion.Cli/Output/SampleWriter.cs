@@ -199,7 +199,9 @@ public sealed class SampleWriter
         }
     }
 
-    /// <summary>Deletes an earlier run's NNNN.png files and the marker, then the folder if nothing else is in it.</summary>
+    /// <summary>
+    /// Deletes an earlier run's NNNN.png files and the marker, then the folder if nothing else is in it.
+    /// </summary>
     private static void RemoveEarlierRun(string old)
     {
         try

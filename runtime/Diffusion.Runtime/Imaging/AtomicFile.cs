@@ -50,9 +50,9 @@ public static class AtomicFile
 /// <summary>
 /// The names of temporary and backup files and folders, and their removal once their writer is gone. A name is
 /// <c>.{target}~diffusion-{kind}.{pid}.{token}</c>: hidden, tagged, the writer's process id and a 128-bit random token,
-/// so it cannot be a name a user chose; a folder also holds a <see cref="Marker"/> file with its token while it is ours.
-/// The next writer of the same target removes only entries of that exact form whose process has died — and a folder
-/// only if its marker matches.
+/// so it cannot be a name a user chose; a folder also holds a <see cref="Marker"/> file with its token while it is
+/// ours. The next writer of the same target removes only entries of that exact form whose process has died — and a
+/// folder only if its marker matches.
 /// </summary>
 public static partial class TemporaryFiles
 {
@@ -84,7 +84,8 @@ public static partial class TemporaryFiles
 
     /// <summary>Marks <paramref name="folder"/> (named by <see cref="NameFor"/>) as ours.</summary>
     public static void Mark(string folder) =>
-        File.WriteAllText(Path.Combine(folder, Marker), NamePattern().Match(Path.GetFileName(folder)).Groups["token"].Value);
+        File.WriteAllText(Path.Combine(folder, Marker),
+            NamePattern().Match(Path.GetFileName(folder)).Groups["token"].Value);
 
     /// <summary>Removes the marker, before the folder takes its target's place.</summary>
     public static void Unmark(string folder) => File.Delete(Path.Combine(folder, Marker));

@@ -18,6 +18,7 @@ public static class Idx
         if (!File.Exists(path)) throw new FileNotFoundException($"IDX file '{path}' does not exist.", path);
         try
         {
+            InputFile.CheckRegular(path, $"'{path}'");
             using var file = File.OpenRead(path);
             using var stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)
                 ? new GZipStream(file, CompressionMode.Decompress) : (Stream)file;

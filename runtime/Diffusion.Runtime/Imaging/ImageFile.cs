@@ -114,6 +114,7 @@ public static partial class ImageFile
 
     private static byte[] ReadBytes(string path, ImageReadOptions options)
     {
+        InputFile.CheckRegular(path, $"Image '{path}'");
         try
         {
             var length = new FileInfo(path).Length;

@@ -60,6 +60,7 @@ public static partial class Npy
         if (!File.Exists(path)) throw new DiffusionException($"'{path}' does not exist.");
         try
         {
+            InputFile.CheckRegular(path, $"'{path}'");
             using var file = new FileStream(path, FileMode.Open, FileAccess.Read);
             return Read(file, path, trailingShape);
         }

@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Imaging;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -55,12 +56,7 @@ public static class DiffusersFolder
 
     private static JsonObject ReadObject(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e);
-        }
+        var text = InputFile.ReadAllText(path, InputFile.MaxConfigBytes, $"'{path}'");
         try { return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject
             ?? throw new DiffusionException($"'{path}': expected a JSON object."); }
         catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }

@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Imaging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Diffusion.Runtime.Schedules;
@@ -196,32 +197,15 @@ public sealed class DiffusionModel : IDisposable
         if (!File.Exists(path)) throw new DiffusionException($"Model file '{path}' does not exist.");
         var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!,
             "scheduler_config.json");
-        return Load(ReadModel(path), path, options, File.Exists(sidecar) ? (ReadText(sidecar), sidecar) : null);
+        return Load(ReadModel(path), path, options, File.Exists(sidecar)
+            ? (InputFile.ReadAllText(sidecar, InputFile.MaxConfigBytes, $"'{sidecar}'"), sidecar) : null);
     }
 
-    private static string ReadText(string path)
-    {
-        try { return File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DiffusionException($"Cannot read '{path}': {e.Message}", e);
-        }
-    }
-
-    private static byte[] ReadModel(string path)
-    {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e)
-        {
-            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e);
-        }
-        catch (UnauthorizedAccessException e)
-        {
-            throw new DiffusionException($"Model file '{path}' could not be read: {e.Message}", e);
-        }
-        return bytes;
-    }
+    /// <summary>
+    /// A model file's bytes: a regular file, at most one array (protobuf caps a model at 2 GiB anyway).
+    /// </summary>
+    private static byte[] ReadModel(string path) =>
+        InputFile.ReadAllBytes(path, Array.MaxLength, $"Model file '{path}'");
 
     /// <summary>Loads a model from ONNX bytes; <paramref name="source"/> names it in messages.</summary>
     public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) =>

@@ -128,7 +128,7 @@ public static class Cifar10
         var labels = new List<int>();
         foreach (var file in files)
         {
-            var bytes = File.ReadAllBytes(file);
+            var bytes = InputFile.ReadAllBytes(file, 1L << 30, $"CIFAR-10 file '{file}'");
             if (bytes.Length == 0 || bytes.Length % Record != 0)
                 throw new DiffusionException($"CIFAR-10 file '{file}' is truncated: {bytes.Length} bytes is not a " +
                     $"whole number of {Record}-byte records (the last record starts at " +

@@ -116,6 +116,7 @@ public static class Checkpoint
     private static FileStream Open(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"Checkpoint '{path}' does not exist.", path);
+        Diffusion.Runtime.Imaging.InputFile.CheckRegular(path, $"Checkpoint '{path}'");
         return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
     }
 
