@@ -139,7 +139,8 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     [InlineData("""{"steps": 5000}""", "steps: must lie in 1…200", "steps")]
     [InlineData("""{"count": 0}""", "count: must lie in 1…64", "count")]
     [InlineData("""{"sampler": "plms"}""", "'plms' is not known", "sampler")]
-    [InlineData("""{"guidance": -2, "class": "bag"}""", "expected a finite weight", "guidance")]
+    [InlineData("""{"guidance": -2, "class": "bag"}""", "expected a weight in 0…100", "guidance")]
+    [InlineData("""{"guidance": 1e30, "class": "bag"}""", "expected a weight in 0…100", "guidance")]
     [InlineData("""{not json""", "not a JSON image request", null)]
     [InlineData("", "not a JSON image request", null)]
     public async Task Bad_requests_get_400_with_the_reason_and_the_field(string body, string reason, string? field)

@@ -2,6 +2,7 @@ using Diffusion.ReferenceModels;
 using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Samplers;
 using Microsoft.ML.OnnxRuntime;
 using DataType = Onnx.TensorProto.Types.DataType;
 
@@ -9,6 +10,35 @@ namespace Diffusion.Runtime.Tests;
 
 public class BadInputTests
 {
+    [Theory]
+    [InlineData("""{"clip_sample": true, "clip_sample_range": -1}""", "clip_sample_range must lie in (0, 1e6]")]
+    [InlineData("""{"steps_offset": -100000}""", "steps_offset must lie in 0…999")]
+    [InlineData("""{"steps_offset": 2147483647}""", "steps_offset must lie in 0…999")]
+    [InlineData("""{"thresholding": true, "sample_max_value": 1e300}""", "sample_max_value must lie in (0, 1e6]")]
+    [InlineData("""{"thresholding": true, "sample_max_value": 0}""", "sample_max_value must lie in (0, 1e6]")]
+    public void Hostile_config_values_are_refused_where_they_are_read(string json, string expected)
+    {
+        var e = Assert.Throws<DiffusionException>(() => DiffusionConfig.Parse(json, "hostile.json"));
+        Assert.Contains(expected, e.Message);
+        Assert.StartsWith("hostile.json", e.Message);
+    }
+
+    [Fact]
+    public void Guidance_and_tolerances_must_be_finite_and_bounded()
+    {
+        using var model = Fixtures.Gaussian();
+        var generator = new ImageGenerator(model);
+        foreach (var guidance in new[] { 1e6f, 1e30f, float.PositiveInfinity, float.NaN, -1f })
+            Assert.Equal(nameof(GenerationRequest.Guidance), Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(new GenerationRequest { Guidance = guidance, Count = 1 })).Parameter);
+        foreach (var tolerance in new[] { double.PositiveInfinity, 2, 0, double.NaN })
+            Assert.Equal(nameof(SamplerOptions.RelativeTolerance), Assert.Throws<DiffusionArgumentException>(() =>
+                generator.Generate(new GenerationRequest
+                {
+                    Sampler = "rk45", Count = 1, Options = new SamplerOptions { RelativeTolerance = tolerance },
+                })).Parameter);
+    }
+
     [Fact]
     public void Missing_model_file_names_the_path()
     {

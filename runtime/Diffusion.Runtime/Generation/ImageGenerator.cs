@@ -21,6 +21,11 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// <summary>The model.</summary>
     public DiffusionModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
 
+    /// <summary>
+    /// The largest classifier-free guidance weight (useful ones are 1…20; far above, the images saturate to ±1).
+    /// </summary>
+    public const float MaxGuidance = 100;
+
     /// <summary>The most sampling steps a request may ask for (more resolve nothing and only cost memory).</summary>
     public const int MaxSteps = 10_000;
 
@@ -194,8 +199,8 @@ public sealed class ImageGenerator(DiffusionModel model)
     private void ValidateConditioning(GenerationRequest r)
     {
         const string guidance = nameof(GenerationRequest.Guidance), labels = nameof(GenerationRequest.ClassLabels);
-        if (!float.IsFinite(r.Guidance) || r.Guidance < 0)
-            throw new DiffusionArgumentException(guidance, $"expected a finite weight ≥ 0, got {r.Guidance}.");
+        if (!(r.Guidance >= 0 && r.Guidance <= MaxGuidance))
+            throw new DiffusionArgumentException(guidance, $"expected a weight in 0…{MaxGuidance}, got {r.Guidance}.");
         if (r.Guidance != 1 && Model.NumClasses == 0)
             throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' is not "
                 + "class-conditional, so classifier-free guidance does not apply; leave the weight at 1.");

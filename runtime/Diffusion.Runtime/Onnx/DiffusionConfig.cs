@@ -261,6 +261,13 @@ public sealed record DiffusionConfig
         if (ClassNames is not null && ClassNames.Length != NumClasses)
             throw new DiffusionException($"{source}: class_names has {ClassNames.Length} names but num_classes " +
                 $"is {NumClasses}.");
+        if (!(ClipSampleRange > 0 && ClipSampleRange <= 1e6))
+            throw new DiffusionException($"{source}: clip_sample_range must lie in (0, 1e6], found {ClipSampleRange}.");
+        if (!(SampleMaxValue > 0 && SampleMaxValue <= 1e6))
+            throw new DiffusionException($"{source}: sample_max_value must lie in (0, 1e6], found {SampleMaxValue}.");
+        if (StepsOffset < 0 || StepsOffset >= NumTrainTimesteps)
+            throw new DiffusionException($"{source}: steps_offset must lie in 0…{NumTrainTimesteps - 1} (below " +
+                $"num_train_timesteps), found {StepsOffset}.");
         if (!(DynamicThresholdingRatio > 0 && DynamicThresholdingRatio <= 1))
             throw new DiffusionException($"{source}: dynamic_thresholding_ratio must lie in (0, 1], " +
                 $"found {DynamicThresholdingRatio}.");

@@ -47,12 +47,12 @@ public sealed class DormandPrince : ISampler
     /// <inheritdoc />
     public void Validate()
     {
-        if (!(RelativeTolerance > 0))
+        if (!(RelativeTolerance > 0 && RelativeTolerance <= 1))
             throw new DiffusionArgumentException(nameof(RelativeTolerance),
-                $"expected a positive tolerance, got {RelativeTolerance}.");
-        if (!(AbsoluteTolerance > 0))
+                $"expected a tolerance in (0, 1], got {RelativeTolerance}.");
+        if (!(AbsoluteTolerance > 0 && AbsoluteTolerance <= 1))
             throw new DiffusionArgumentException(nameof(AbsoluteTolerance),
-                $"expected a positive tolerance, got {AbsoluteTolerance}.");
+                $"expected a tolerance in (0, 1], got {AbsoluteTolerance}.");
         if (MaxEvaluations < 1)
             throw new DiffusionArgumentException(nameof(MaxEvaluations),
                 $"expected a positive number, got {MaxEvaluations}.");
