@@ -100,6 +100,7 @@ public class CliTests
                 "CreateEpFactories", 1),
             (["sample", "--cuda-graphs", "--out", target], "error: --cuda-graphs: applies only to a CUDA device", 2),
             (["sample", "--out", Path.Combine(dir, "out.tiff")], ".png", 2),
+            (["sample", "--out", "/"], "the file system's root cannot be replaced by an output folder", 2),
             (["sample", "--stpes", "5", "--out", target], "--stpes", 2),
             (["smaple"], "Unrecognized command or argument 'smaple'", 2),
         };

@@ -8,6 +8,24 @@ public class TrainerCliTests
 {
     private static string Folder() => TestFolders.Reserve("trainer-cli");
 
+    [Theory]
+    [InlineData("--mults 1,99999999999", "error: --mults: '1,99999999999': expected integers separated by commas.")]
+    [InlineData("--batch 2800000", "error: --batch: expected a batch in 1…65536, got 2800000.")]
+    [InlineData("--channels 2147483640", "make a level wider than 8192 channels")]
+    [InlineData("--res-blocks 100", "at most 8 levels and 16 blocks a level")]
+    [InlineData("--weighting min-snr --min-snr-gamma -1", "error: --min-snr-gamma: expected a positive γ, got -1.")]
+    public async Task Hostile_train_options_are_usage_errors_before_anything_is_allocated(string options,
+        string expected)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        long before = GC.GetTotalMemory(forceFullCollection: false);
+        Assert.Equal(2, await Program.Run(["train", "--out", Folder(), "--steps", "1", .. options.Split(' ')], output,
+            error));
+        Assert.Contains(expected, error.ToString());
+        Assert.True(GC.GetTotalMemory(false) - before < 256 << 20, "refused only after allocating");
+    }
+
     [Fact]
     public async Task Bench_train_reports_rate_memory_and_phases_and_refuses_a_missing_python()
     {

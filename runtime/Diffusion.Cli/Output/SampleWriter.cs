@@ -57,7 +57,10 @@ public sealed class SampleWriter
                 $"'{path}': images hold 1, 3 or 4 channels but the model makes {channels}; write .npy instead.");
         _folder = Path.GetFullPath(_kind == Kind.Folder ? path
             : Path.GetDirectoryName(Path.GetFullPath(path))!).TrimEnd(Path.DirectorySeparatorChar);
-        var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)! : _folder;
+        var parent = _kind == Kind.Folder ? Path.GetDirectoryName(_folder)
+            ?? throw new DiffusionArgumentException("--out",
+                $"'{path}': the file system's root cannot be replaced by an output folder; give a folder below it.")
+            : _folder;
         CreateWritable(parent);
         if (_kind == Kind.Folder)
         {

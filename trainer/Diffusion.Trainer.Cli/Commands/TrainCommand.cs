@@ -19,6 +19,7 @@ public static class TrainCommand
         [nameof(TrainConfig.ImageSize)] = "--size",
         [nameof(TrainConfig.Steps)] = "--steps",
         [nameof(TrainConfig.Batch)] = "--batch",
+        [nameof(TrainConfig.MinSnrGamma)] = "--min-snr-gamma",
         [nameof(TrainConfig.LearningRate)] = "--lr",
         [nameof(TrainConfig.EmaDecay)] = "--ema",
         [nameof(UNetConfig.Dropout)] = "--dropout",

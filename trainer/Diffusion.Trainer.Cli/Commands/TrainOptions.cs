@@ -251,7 +251,7 @@ internal sealed class TrainOptions
             return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(int.Parse).ToArray();
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or OverflowException)
         {
             throw new DiffusionArgumentException(option, $"'{text}': expected integers separated by commas.");
         }

@@ -34,6 +34,9 @@ public sealed record UNetConfig
     /// </summary>
     public bool ScaleShift { get; init; }
 
+    /// <summary>The widest level a UNet may have (BaseChannels × a multiplier).</summary>
+    public const int MaxWidth = 8192;
+
     /// <summary>Checks the combination and says what is wrong.</summary>
     public void Validate()
     {
@@ -41,6 +44,13 @@ public sealed record UNetConfig
             throw new DiffusionArgumentException(nameof(BaseChannels), "UNet sizes must be positive.");
         if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0))
             throw new DiffusionArgumentException(nameof(ChannelMults), "expected positive multipliers, e.g. 1,2,2.");
+        // bounds before anything is allocated: the widest level, the depth
+        if (BaseChannels > MaxWidth || ChannelMults.Any(m => (long)BaseChannels * m > MaxWidth))
+            throw new DiffusionArgumentException(nameof(BaseChannels), $"{BaseChannels} channels × multipliers " +
+                $"{string.Join(",", ChannelMults)} make a level wider than {MaxWidth} channels.");
+        if (ChannelMults.Length > 8 || ResBlocks > 16)
+            throw new DiffusionArgumentException(nameof(ChannelMults), $"{ChannelMults.Length} levels of {ResBlocks} " +
+                "residual blocks: at most 8 levels and 16 blocks a level.");
         int size = ImageSize;
         for (int i = 0; i < ChannelMults.Length - 1; i++)
         {

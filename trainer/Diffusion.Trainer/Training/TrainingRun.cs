@@ -273,7 +273,9 @@ public sealed class TrainingRun : IDisposable
             if (!ok) throw new DiffusionArgumentException(parameter, problem);
         }
         Check(c.Steps > 0, nameof(c.Steps), $"expected a positive number of steps, got {c.Steps}.");
-        Check(c.Batch > 0, nameof(c.Batch), $"expected a positive batch, got {c.Batch}.");
+        Check(c.Batch is > 0 and <= 65_536, nameof(c.Batch), $"expected a batch in 1…65536, got {c.Batch}.");
+        Check(c.MinSnrGamma > 0 && double.IsFinite(c.MinSnrGamma), nameof(c.MinSnrGamma),
+            $"expected a positive γ, got {c.MinSnrGamma}.");
         Check(c.LearningRate > 0 && double.IsFinite(c.LearningRate), nameof(c.LearningRate),
             $"expected a positive number, got {c.LearningRate}.");
         Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
