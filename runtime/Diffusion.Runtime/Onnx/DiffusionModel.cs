@@ -332,6 +332,7 @@ public sealed class DiffusionModel : IDisposable
     private int _uses;
     private volatile bool _disposed;
     private readonly ThreadLocal<int> _usesHere = new(); // this model's uses on each thread
+    private bool _freeOnLastUse; // Dispose was called inside a use and could not wait for it
 
     /// <summary>
     /// Cancelled when <see cref="Dispose"/> begins: bound network calls stop at once (ORT's Terminate).
@@ -370,8 +371,6 @@ public sealed class DiffusionModel : IDisposable
         }
         if (free) Free();
     }
-
-    private bool _freeOnLastUse; // Dispose was called inside a use and could not wait for it
 
     /// <summary>
     /// Stops the running generations (each ends with <see cref="ObjectDisposedException"/> within one network call),
