@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Diffusion.Runtime.Imaging;
 
 namespace Diffusion.CommandLine;
 
@@ -30,7 +31,7 @@ public sealed class ChoiceOption<T> where T : struct, Enum
                 var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
                 foreach (var value in Enum.GetValues<T>())
                     if (string.Equals(Name(value), text, StringComparison.OrdinalIgnoreCase)) return value;
-                result.AddError($"{name}: '{Printable(text)}': expected {Choices()}.");
+                result.AddError($"{name}: '{Printable.Of(text, 40)}': expected {Choices()}.");
                 return null;
             },
         };
@@ -48,7 +49,4 @@ public sealed class ChoiceOption<T> where T : struct, Enum
         var names = Enum.GetValues<T>().Select(Name).ToArray();
         return names.Length == 1 ? names[0] : $"{string.Join(", ", names[..^1])} or {names[^1]}";
     }
-
-    private static string Printable(string text) =>
-        text.Length > 40 ? text[..40] + "…" : new string(text.Select(c => char.IsControl(c) ? '?' : c).ToArray());
 }

@@ -1,7 +1,7 @@
 namespace Diffusion.Runtime.Imaging;
 
 /// <summary>Text taken from a file, made safe to quote in a one-line message.</summary>
-internal static class Printable
+public static class Printable
 {
     /// <summary>
     /// <paramref name="text"/> with control and non-ASCII characters shown as '?', cut at <paramref name="max"/>
