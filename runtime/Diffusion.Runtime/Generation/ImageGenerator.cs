@@ -45,9 +45,7 @@ public sealed class ImageGenerator(DiffusionModel model)
         CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        Model.ThrowIfDisposed();
-        var sampler = ResolveSampler(request);
-        Validate(request);
+        var sampler = Check(request);
         var grid = Grid(request, sampler);
         if (request.InitialImages is not null)
         {
@@ -94,6 +92,19 @@ public sealed class ImageGenerator(DiffusionModel model)
     }
 
     /// <summary>
+    /// Refuses <paramref name="request"/> as <see cref="Generate"/> would, without running it (a server checks before it
+    /// queues); returns the sampler it resolves to.
+    /// </summary>
+    public ISampler Check(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Model.ThrowIfDisposed();
+        var sampler = ResolveSampler(request);
+        Validate(request);
+        return sampler;
+    }
+
+    /// <summary>
     /// The sampler <paramref name="request"/> runs on this model, resolved once per request: its
     /// <see cref="GenerationRequest.SamplerInstance"/>, or the one it names (or the model's default) with its options;
     /// checked, with knobs it does not read refused.
@@ -105,7 +116,7 @@ public sealed class ImageGenerator(DiffusionModel model)
         {
             if (request.Sampler is not null)
                 throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
-                    $"'{request.Sampler}' was named, and a {instance.Name} sampler given as an " +
+                    $"'{Imaging.Printable.Of(request.Sampler, 60)}' was named, and a {instance.Name} sampler given as an " +
                         $"instance; give one of them.");
             foreach (var (parameter, knob) in request.Options.Set())
                 if (knob != SamplerKnobs.Resampling)

@@ -309,7 +309,8 @@ public sealed class DiffusionModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(nameOrId);
         if (NumClasses == 0)
-            throw new DiffusionArgumentException("Class", $"{nameOrId}: model '{Source}' is not class-conditional.");
+            throw new DiffusionArgumentException("Class",
+                $"{Imaging.Printable.Of(nameOrId, 60)}: model '{Source}' is not class-conditional.");
         if (int.TryParse(nameOrId, out var id))
         {
             if (id < 0 || id >= NumClasses)
@@ -321,7 +322,7 @@ public sealed class DiffusionModel : IDisposable
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
         throw new DiffusionArgumentException("Class",
-            $"'{nameOrId}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+            $"'{Imaging.Printable.Of(nameOrId, 60)}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

@@ -31,7 +31,7 @@ public static class PredictionTypes
         "epsilon" => PredictionType.Epsilon,
         "v_prediction" or "v" => PredictionType.VPrediction,
         "sample" => PredictionType.Sample,
-        _ => throw new ArgumentException($"prediction_type '{name}' is not known; expected " +
+        _ => throw new ArgumentException($"prediction_type '{Imaging.Printable.Of(name, 60)}' is not known; expected " +
             $"epsilon, v_prediction or sample."),
     };
 

@@ -31,7 +31,7 @@ public static class BetaSchedule
         "quadratic" or "quad" => BetaScheduleKind.Quadratic,
         "sigmoid" => BetaScheduleKind.Sigmoid,
         _ => throw new ArgumentException(
-            $"beta_schedule '{name}' is not known; expected linear, scaled_linear, squaredcos_cap_v2 (cosine), " +
+            $"beta_schedule '{Imaging.Printable.Of(name, 60)}' is not known; expected linear, scaled_linear, squaredcos_cap_v2 (cosine), " +
                 $"quadratic or sigmoid."),
     };
 

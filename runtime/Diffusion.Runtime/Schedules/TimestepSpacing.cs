@@ -22,7 +22,7 @@ public static class TimestepSpacings
         "linspace" => TimestepSpacing.Linspace,
         "leading" => TimestepSpacing.Leading,
         "trailing" => TimestepSpacing.Trailing,
-        _ => throw new ArgumentException($"timestep spacing '{name}' is not known; expected " +
+        _ => throw new ArgumentException($"timestep spacing '{Imaging.Printable.Of(name, 60)}' is not known; expected " +
             $"linspace, leading or trailing."),
     };
 
