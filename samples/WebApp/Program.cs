@@ -3,6 +3,11 @@
 // POST /generate {"class":"sneaker","sampler":"dpm++2m","steps":20,"seed":1,"guidance":3,"count":1,"scale":4} →
 // image/png
 // GET  /generate/stream?…same fields… → server-sent events: progress, then the PNG (base64); GET / → the page.
+// GET  /info → the model, and every field /generate accepts with its range; the queue's limits and load.
+// Generations run on the queue's own threads, --Server:Concurrency at once (default: half the cores), with
+// --Server:QueueCapacity more waiting (default 4 × that); a request past them gets 429 and Retry-After, one that runs
+// past --Server:TimeLimitSeconds (default 120, waiting included) gets 503 and Retry-After, and a client that hangs up
+// cancels its generation within one sampling step.
 using System.Text.Json;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Generation;
@@ -16,12 +21,34 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 });
 var modelPath = builder.Configuration["Model"]
     ?? Path.Combine(AppContext.BaseDirectory, "../../../../../models/fashion-mnist/model.onnx");
+var server = builder.Configuration.GetSection("Server");
+var queueOptions = new GenerationQueueOptions
+{
+    Concurrency = server.GetValue("Concurrency", GenerationQueueOptions.DefaultConcurrency),
+    Capacity = server.GetValue("QueueCapacity", 4 * server.GetValue("Concurrency",
+        GenerationQueueOptions.DefaultConcurrency)),
+    TimeLimit = TimeSpan.FromSeconds(server.GetValue("TimeLimitSeconds", 120.0)),
+};
+// A request is a few fields: a body past this is refused with 413 before it is read.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = ImageRequest.MaxBodyBytes);
 // One model for the whole app: DiffusionModel and ImageGenerator serve concurrent requests (see Diffusion.Runtime's
-// README).
-builder.Services.AddSingleton(_ => DiffusionModel.Load(modelPath));
+// README); the queue decides how many at once.
+// Memory goes back after a burst (--Server:ReturnMemory, default true): ONNX Runtime frees its tensors instead of
+// keeping them in its arena, and glibc hands blocks of 1 MiB and more back to the system at once. It costs about a
+// tenth of the throughput of large batches (see README); false keeps the arena's peak for the next burst.
+bool returnMemory = server.GetValue("ReturnMemory", true);
+if (returnMemory && OperatingSystem.IsLinux()) Glibc.ReturnLargeBlocks();
+builder.Services.AddSingleton(_ => DiffusionModel.Load(modelPath, new ModelOptions
+{
+    Session = new SessionSettings { CpuMemoryArena = !returnMemory },
+}));
 builder.Services.AddSingleton(sp => new ImageGenerator(sp.GetRequiredService<DiffusionModel>()));
+builder.Services.AddSingleton(_ => new GenerationQueue(queueOptions));
 var app = builder.Build();
 app.Services.GetRequiredService<DiffusionModel>(); // load at start: a bad model fails the start, not the first request
+var queue = app.Services.GetRequiredService<GenerationQueue>();
+// Stopping: waiting requests get 503 at once and running ones stop within a step, so the shutdown does not wait on them.
+app.Lifetime.ApplicationStopping.Register(queue.Dispose);
 app.UseDefaultFiles();
 app.UseStaticFiles();
 
@@ -29,87 +56,162 @@ app.MapGet("/info", (DiffusionModel m) => new
 {
     model = Path.GetFileName(m.Source), m.Channels, m.Height, m.Width,
     classes = m.Config.ClassNames ?? Enumerable.Range(0, m.NumClasses).Select(i => i.ToString()).ToArray(),
-    samplers = SamplerRegistry.All.Where(e => !e.IsAdaptive).Select(e => e.Name),
+    samplers = SamplerRegistry.All.Select(e => new { e.Name, adaptive = e.IsAdaptive }),
+    fields = ImageRequest.Fields(m),
+    queue = new
+    {
+        queue.Options.Concurrency, queue.Options.Capacity, timeLimitSeconds = queue.Options.TimeLimit.TotalSeconds,
+        queue.Running, queue.Waiting,
+    },
 });
 
-app.MapPost("/generate", async (HttpRequest http, ImageGenerator generator, CancellationToken cancellation) =>
+app.MapPost("/generate", async (HttpContext http, ImageGenerator generator) =>
 {
     ImageRequest? body;
-    try { body = await http.ReadFromJsonAsync<ImageRequest>(cancellation); }
+    try { body = await http.Request.ReadFromJsonAsync<ImageRequest>(http.RequestAborted); }
     catch (Exception e) when (e is JsonException or InvalidOperationException)
     {
-        return Results.BadRequest(new { error = $"the body is not a JSON image request: {e.Message}" });
+        return Results.BadRequest(new ApiError(
+            $"the body is not a JSON image request: {Printable.Of(e.Message)}", null));
     }
-    if (body is null) return Results.BadRequest(new { error = "the body is empty; send a JSON image request" });
+    if (body is null) return Results.BadRequest(new ApiError("the body is empty; send a JSON image request", null));
     try
     {
-        var png = await body.RenderAsync(generator, null, cancellation);
-        return Results.File(png, "image/png");
+        return Results.File(await body.RenderAsync(generator, queue, null, http.RequestAborted), "image/png");
     }
-    catch (DiffusionException e)
+    catch (Exception e) when (ImageRequest.Failure(http, e) is { } failure)
     {
-        return Results.BadRequest(ImageRequest.Error(e));
+        return failure;
     }
 });
 
-app.MapGet("/generate/stream",
-    async (HttpContext context, ImageGenerator generator, [AsParameters] ImageRequest query) =>
+app.MapGet("/generate/stream", async (HttpContext http, ImageGenerator generator, [AsParameters] ImageRequest query) =>
 {
-    context.Response.Headers.ContentType = "text/event-stream";
-    context.Response.Headers.CacheControl = "no-cache";
-    async Task Send(string name, object data)
-    {
-        await context.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data)}\n\n",
-            context.RequestAborted);
-        await context.Response.Body.FlushAsync(context.RequestAborted);
-    }
-    var channel = System.Threading.Channels.Channel.CreateUnbounded<GenerationProgress>();
+    var channel = System.Threading.Channels.Channel.CreateBounded<GenerationProgress>(
+        new System.Threading.Channels.BoundedChannelOptions(1)
+        {
+            FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, // only the latest matters
+        });
     var progress = new Progress<GenerationProgress>(p => channel.Writer.TryWrite(p));
-    var render = query.RenderAsync(generator, progress, context.RequestAborted);
-    _ = render.ContinueWith(_ => channel.Writer.TryComplete(), TaskScheduler.Default);
-    await foreach (var p in channel.Reader.ReadAllAsync(context.RequestAborted))
-        await Send("progress", new { done = p.Fraction * p.ImagesTotal, total = p.ImagesTotal });
+    Task<byte[]> render;
     try
     {
+        render = query.RenderAsync(generator, queue, progress, http.RequestAborted);
+        // A refusal known at once (a bad field, a full queue) is a status code, before the stream starts.
+        if (render.IsFaulted) await render;
+    }
+    catch (Exception e) when (ImageRequest.Failure(http, e) is { } failure)
+    {
+        await failure.ExecuteAsync(http);
+        return;
+    }
+    http.Response.Headers.ContentType = "text/event-stream";
+    http.Response.Headers.CacheControl = "no-cache";
+    async Task Send(string name, object data)
+    {
+        await http.Response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(data)}\n\n",
+            http.RequestAborted);
+        await http.Response.Body.FlushAsync(http.RequestAborted);
+    }
+    _ = render.ContinueWith(_ => channel.Writer.TryComplete(), TaskScheduler.Default);
+    await Send("queued", new { queue.Running, queue.Waiting });
+    try
+    {
+        await foreach (var p in channel.Reader.ReadAllAsync(http.RequestAborted))
+            await Send("progress", new { done = p.Fraction * p.ImagesTotal, total = p.ImagesTotal });
         await Send("image", Convert.ToBase64String(await render));
     }
-    catch (DiffusionException e)
+    catch (Exception e) when (e is DiffusionException && !http.RequestAborted.IsCancellationRequested)
     {
-        await Send("error", ImageRequest.Error(e).Error);
+        await Send("error", ImageRequest.Describe(e).Error);
     }
+    catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested) { } // the client left
 });
 
 app.Run();
+
+/// <summary>An inclusive range of a numeric field of <see cref="ImageRequest"/>, and its default.</summary>
+public sealed record FieldRange(double Min, double Max, double? Default = null);
 
 /// <summary>What a client may ask for; bounded so that one request cannot occupy the server for long.</summary>
 public sealed record ImageRequest(string? Class = null, string? Sampler = null, int Steps = 20, ulong Seed = 0,
     float Guidance = 3, int Count = 1, int Scale = 4)
 {
+    /// <summary>The largest request body: the fields above fit many times over.</summary>
+    public const long MaxBodyBytes = 16 * 1024;
+
+    private static readonly FieldRange StepsRange = new(1, 200, 20), CountRange = new(1, 64, 1),
+        ScaleRange = new(1, 16, 4), GuidanceRange = new(0, ImageGenerator.MaxGuidance, 3);
+
+    /// <summary>Every field <c>/generate</c> reads, with what it accepts on <paramref name="model"/>.</summary>
+    public static object Fields(DiffusionModel model) => new
+    {
+        @class = new
+        {
+            choices = model.NumClasses == 0 ? [] : (model.Config.ClassNames
+                ?? Enumerable.Range(0, model.NumClasses).Select(i => i.ToString()).ToArray()),
+            numbers = model.NumClasses == 0 ? null : new FieldRange(0, model.NumClasses - 1),
+            unconditional = "absent or empty", // then guidance is not read
+        },
+        sampler = new { choices = SamplerRegistry.All.Select(e => e.Name), @default = SamplerRegistry.DefaultName },
+        steps = StepsRange, count = CountRange, scale = ScaleRange,
+        seed = new { min = 0UL, max = ulong.MaxValue, @default = 0UL }, // exact: a double would round the maximum
+        guidance = model.NumClasses > 0 ? GuidanceRange : null, // read only with a class
+    };
+
     /// <summary>The library's parameters as this API's JSON fields.</summary>
-    private static readonly Dictionary<string, string> Fields = new()
+    private static readonly Dictionary<string, string> FieldNames = new()
     {
         ["Sampler"] = "sampler", ["Steps"] = "steps", ["Count"] = "count", ["BatchSize"] = "count", ["Seed"] = "seed",
         ["Guidance"] = "guidance", ["Class"] = "class", ["ClassLabels"] = "class", ["factor"] = "scale",
     };
 
-    /// <summary>An error as the body of a 400: the message, and the JSON field it concerns when there is one.</summary>
-    public static ApiError Error(DiffusionException e) =>
-        e.Parameter is { } parameter && Fields.GetValueOrDefault(parameter, parameter) is var field
-            ? new ApiError($"{field}: {e.Problem}", field)
+    /// <summary>A problem of the request as the body of a 400: the message, and the JSON field it concerns.</summary>
+    public static ApiError Describe(Exception e) =>
+        e is DiffusionException { Parameter: { } parameter } d
+            && FieldNames.GetValueOrDefault(parameter, parameter) is var field
+            ? new ApiError($"{field}: {d.Problem}", field)
             : new ApiError(e.Message, null);
 
-    /// <summary>The PNG: the images in a grid, enlarged <see cref="Scale"/> times (nearest neighbour).</summary>
-    public async Task<byte[]> RenderAsync(ImageGenerator generator, IProgress<GenerationProgress>? progress,
-        CancellationToken cancellation)
+    /// <summary>
+    /// The response for a generation that failed with <paramref name="e"/>: 429 (queue full) or 503 (time limit,
+    /// stopping) with Retry-After, 400 for a bad request; null for a client that left, or a fault that is a bug.
+    /// </summary>
+    public static IResult? Failure(HttpContext http, Exception e)
     {
-        if (Steps is < 1 or > 200)
-            throw new DiffusionArgumentException(nameof(Steps), $"must lie in 1…200, got {Steps}.");
-        if (Count is < 1 or > 64)
-            throw new DiffusionArgumentException(nameof(Count), $"must lie in 1…64, got {Count}.");
-        if (Scale is < 1 or > 16) throw new DiffusionArgumentException("factor", $"must lie in 1…16, got {Scale}.");
+        switch (e)
+        {
+            case OperationCanceledException when http.RequestAborted.IsCancellationRequested:
+                return Results.Empty; // nobody is listening
+            case GenerationRefusedException refused:
+                http.Response.Headers.RetryAfter = ((long)refused.RetryAfter.TotalSeconds).ToString();
+                return Results.Json(new ApiError(refused.Message, null), statusCode:
+                    refused.Reason == GenerationRefusal.QueueFull ? StatusCodes.Status429TooManyRequests
+                        : StatusCodes.Status503ServiceUnavailable);
+            case ObjectDisposedException:
+                http.Response.Headers.RetryAfter = "10";
+                return Results.Json(new ApiError("the server is stopping.", null),
+                    statusCode: StatusCodes.Status503ServiceUnavailable);
+            case DiffusionException:
+                return Results.BadRequest(Describe(e));
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// The PNG: the images in a grid, enlarged <see cref="Scale"/> times (nearest neighbour), generated through
+    /// <paramref name="queue"/>.
+    /// </summary>
+    public async Task<byte[]> RenderAsync(ImageGenerator generator, GenerationQueue queue,
+        IProgress<GenerationProgress>? progress, CancellationToken cancellation)
+    {
+        Check(nameof(Steps), Steps, StepsRange);
+        Check(nameof(Count), Count, CountRange);
+        Check("factor", Scale, ScaleRange);
         var model = generator.Model;
         bool conditional = model.NumClasses > 0 && !string.IsNullOrEmpty(Class);
-        var result = await generator.GenerateAsync(new GenerationRequest
+        var result = await queue.GenerateAsync(generator, new GenerationRequest
         {
             Sampler = Sampler, Steps = Steps, Seed = Seed, Count = Count, BatchSize = Count,
             ClassLabels = conditional ? [model.ResolveClass(Class!)] : [],
@@ -120,7 +222,32 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
         ImageFile.Write(stream, ImageGrid.Scale(grid, Scale));
         return stream.ToArray();
     }
+
+    private static void Check(string parameter, int value, FieldRange range)
+    {
+        if (value < range.Min || value > range.Max)
+            throw new DiffusionArgumentException(parameter, $"must lie in {range.Min}…{range.Max}, got {value}.");
+    }
 }
 
-/// <summary>The body of a 400: what is wrong, and the request's JSON field it concerns (null when none).</summary>
+/// <summary>The body of a 4xx/5xx: what is wrong, and the request's JSON field it concerns (null when none).</summary>
 public sealed record ApiError(string Error, string? Field);
+
+/// <summary>glibc's allocator, told to map large blocks on their own so that freeing one returns it to the system.</summary>
+internal static partial class Glibc
+{
+    private const int TrimThreshold = -1, MmapThreshold = -3; // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD of malloc.h
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "mallopt")]
+    private static partial int MallOpt(int parameter, int value);
+
+    public static void ReturnLargeBlocks()
+    {
+        try
+        {
+            MallOpt(MmapThreshold, 1 << 20);
+            MallOpt(TrimThreshold, 1 << 20);
+        }
+        catch (EntryPointNotFoundException) { } // not glibc (musl): its allocator returns large blocks anyway
+    }
+}

@@ -21,59 +21,11 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
 
     private static string Repo => TestFolders.Repository;
 
-    private static string Built(string app)
-    {
-        var dll = Path.Combine(Repo, "samples", app, "bin", "Release", "net10.0", $"{app}.dll");
-        Assert.True(File.Exists(dll),
-            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the " +
-                $"libraries and build the samples");
-        return dll;
-    }
-
-    private static string Model => Path.Combine(Repo, "models", "fashion-mnist", "model.onnx");
-
-    /// <summary>The web app on a free loopback port, for the whole class.</summary>
-    public sealed class WebApp : IDisposable
-    {
-        private readonly Process _process;
-        public HttpClient Http { get; }
-        public string Url { get; }
-
-        public WebApp()
-        {
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            listener.Stop();
-            Url = $"http://127.0.0.1:{port}/";
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { Built("WebApp"), "--Model", Model, "--urls", Url }) start.ArgumentList.Add(a);
-            _process = Process.Start(start)!;
-            _ = _process.StandardOutput.ReadToEndAsync();
-            _ = _process.StandardError.ReadToEndAsync();
-            Http = new HttpClient { BaseAddress = new Uri(Url), Timeout = TimeSpan.FromMinutes(2) };
-            var watch = Stopwatch.StartNew();
-            while (true)
-            {
-                try
-                {
-                    if (Http.GetAsync("info").GetAwaiter().GetResult().IsSuccessStatusCode) break;
-                }
-                catch (HttpRequestException) { }
-                if (_process.HasExited || watch.Elapsed > TimeSpan.FromSeconds(60))
-                    throw new InvalidOperationException($"the web app did not start " +
-                        $"(exit {(_process.HasExited ? _process.ExitCode : -1)})");
-                Thread.Sleep(200);
-            }
-        }
-
-        public void Dispose()
-        {
-            Http.Dispose();
-            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-            _process.Dispose();
-        }
-    }
+    /// <summary>
+    /// The web app for the whole class, with room in its queue for the concurrent tests' requests (the load and
+    /// refusal tests run their own, with the defaults: <see cref="WebServerTests"/>).
+    /// </summary>
+    public sealed class WebApp() : WebServer("--Server:QueueCapacity", "16");
 
     private async Task<byte[]> Generate(object body)
     {
@@ -196,7 +148,7 @@ public sealed class SampleAppTests : IClassFixture<SampleAppTests.WebApp>
     {
         var output = Path.Combine(TestFolders.Create("console-app"), "grid.png");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Built("ConsoleApp"), Model, output, "dress" }) start.ArgumentList.Add(a);
+        foreach (var a in new[] { WebServer.Built("ConsoleApp"), WebServer.Model, output, "dress" }) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

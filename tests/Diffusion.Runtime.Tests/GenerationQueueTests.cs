@@ -38,7 +38,7 @@ public class GenerationQueueTests
         var full = await Assert.ThrowsAsync<GenerationRefusedException>(() => queue.RunAsync(_ => 0));
         Assert.Equal(GenerationRefusal.QueueFull, full.Reason);
         Assert.True(full.RetryAfter >= TimeSpan.FromSeconds(1), full.RetryAfter.ToString());
-        Assert.Contains("2 generation slot(s) are busy and 3 request(s) are waiting", full.Message);
+        Assert.Contains("2 generation(s) running of 2 at once, 3 request(s) waiting of 3", full.Message);
         release.Set();
         Assert.Equal(new[] { 0, 1, 2, 3, 4 }, await Task.WhenAll(tasks));
         Assert.Equal(2, peak);

@@ -136,9 +136,9 @@ public sealed class GenerationQueue : IDisposable
             if (_running + _waiting.Count >= Options.Concurrency + Options.Capacity)
             {
                 job.Dispose();
-                return Task.FromException<T>(Refusal(GenerationRefusal.QueueFull, $"all {Options.Concurrency} "
-                    + $"generation slot(s) are busy and {_waiting.Count} request(s) are waiting (the most the queue "
-                    + "holds); retry later."));
+                return Task.FromException<T>(Refusal(GenerationRefusal.QueueFull, $"the server is full: {_running} "
+                    + $"generation(s) running of {Options.Concurrency} at once, {_waiting.Count} request(s) waiting of "
+                    + $"{Options.Capacity}; retry later."));
             }
             job.Node = _waiting.AddLast(job);
             Monitor.Pulse(_gate);

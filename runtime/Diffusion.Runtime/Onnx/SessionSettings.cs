@@ -9,6 +9,12 @@ public sealed record SessionSettings
     public int IntraOpThreads { get; init; }
     /// <summary>Threads across independent operators; 0 lets ONNX Runtime choose.</summary>
     public int InterOpThreads { get; init; }
+    /// <summary>
+    /// Keep freed CPU tensors in ONNX Runtime's arena for reuse (its default, fastest for a long-running loop), or hand
+    /// them back to the allocator (false) so that a server's memory returns towards idle after a burst of large
+    /// batches.
+    /// </summary>
+    public bool CpuMemoryArena { get; init; } = true;
     /// <summary>Graph optimisation level.</summary>
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     /// <summary>CPU or CUDA device.</summary>
@@ -68,6 +74,7 @@ public sealed record SessionSettings
             GraphOptimizationLevel = OptimizationLevel,
             ExecutionMode = InterOpThreads > 1 ? ExecutionMode.ORT_PARALLEL : ExecutionMode.ORT_SEQUENTIAL,
             LogSeverityLevel = LogSeverity,
+            EnableCpuMemArena = CpuMemoryArena,
         };
         placement = StageThroughDeviceBuffers ? BufferPlacement.StagedOnCpu() : BufferPlacement.Managed;
         if (!Device.IsCuda) return options;
