@@ -146,7 +146,20 @@ public class CliEvaluationTests
         Assert.Equal(1, damaged.Code);
         Assert.Contains($"'{journal}' line 2 is not valid JSON", damaged.Error);
         File.WriteAllLines(journal, [resumed[0], "{\"sitting\":1}"]);
-        Assert.Contains("line 2 is not a benchmark row", (await Bench("--resume")).Error);
+        Assert.Contains("line 2 is not a benchmark row (a field is missing)", (await Bench("--resume")).Error);
+        // A row that parses but holds no measurement ("result": {} reads as FD 0, 0 %) is damage too.
+        foreach (var (result, why) in new[]
+        {
+            ("{}", "no sampler in its result"), ("""{"sampler":"ddim","count":-4}""", "its result counts -4 images"),
+        })
+        {
+            var row = System.Text.Json.Nodes.JsonNode.Parse(resumed[1])!;
+            row["result"] = System.Text.Json.Nodes.JsonNode.Parse(result);
+            File.WriteAllLines(journal, [resumed[0], row.ToJsonString()]);
+            var hollow = await Bench("--resume");
+            Assert.Equal(1, hollow.Code);
+            Assert.Contains($"line 2 is not a benchmark row ({why}", hollow.Error);
+        }
         File.WriteAllText(journal, "{\"setup\":null}\n");
         Assert.Contains("line 1 is not a benchmark setup", (await Bench("--resume")).Error);
         using (var huge = new FileStream(journal, FileMode.Create)) huge.SetLength(17 << 20);

@@ -122,6 +122,31 @@ public class ObjectiveTests
     }
 
     [Fact]
+    public void A_linked_class_folder_is_followed_and_a_link_loop_or_second_link_is_refused_by_name()
+    {
+        var root = TestFolders.Create("linked");
+        var elsewhere = TestFolders.Create("linked-elsewhere");
+        Directory.CreateDirectory(Path.Combine(root, "cats"));
+        ImageFile.Save(Path.Combine(root, "cats", "a.png"), new Image8(8, 8, 1, new byte[64]));
+        ImageFile.Save(Path.Combine(elsewhere, "b.png"), new Image8(8, 8, 1, new byte[64]));
+        Directory.CreateSymbolicLink(Path.Combine(root, "dogs"), elsewhere);
+        var data = Datasets.Open(root);
+        Assert.Equal(["cats", "dogs"], data.ClassNames);
+        Assert.Equal(2, data.Count);
+
+        var loop = Path.Combine(root, "cats", "self");
+        Directory.CreateSymbolicLink(loop, ".");
+        var e = Assert.Throws<DiffusionException>(() => Datasets.Open(root));
+        Assert.Equal($"Data: '{loop}' is the folder '{Path.Combine(root, "cats")}' again (through a link); its images "
+            + "would be read twice. Remove the link.", e.Message);
+        Directory.Delete(loop);
+        var twice = Path.Combine(root, "more-dogs");
+        Directory.CreateSymbolicLink(twice, elsewhere);
+        Assert.Contains($"'{twice}' is the folder '{Path.Combine(root, "dogs")}' again",
+            Assert.Throws<DiffusionException>(() => Datasets.Open(root)).Message);
+    }
+
+    [Fact]
     public void Horizontal_flip_mirrors_each_row()
     {
         var pixels = Enumerable.Range(0, 6).Select(i => (byte)(i * 50)).ToArray(); // one 2×3 gray image

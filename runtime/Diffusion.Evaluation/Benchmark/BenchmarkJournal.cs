@@ -102,10 +102,13 @@ public sealed class BenchmarkJournal : IDisposable
         for (int i = 1; i < usable.Count; i++)
         {
             var line = Parse<Line>(path, usable, i);
-            if (line is not { Result: not null, Configuration.Sampler: not null } || line.Sitting < 1
-                || !(line.Seconds >= 0))
-                throw new DiffusionException($"'{path}' line {i + 1} is not a benchmark row.");
-            earlier.Add(line);
+            var why = line is not { Result: not null, Configuration.Sampler: not null } ? "a field is missing"
+                : line.Sitting < 1 || !(line.Seconds >= 0 && line.Seconds < 1e9) ? "its sitting or time is out of range"
+                : Implausible(line);
+            if (why is not null)
+                throw new DiffusionException($"'{path}' line {i + 1} is not a benchmark row ({why}): the journal is " +
+                    "damaged (start over instead of resuming).");
+            earlier.Add(line!);
         }
         if (whole < bytes.Length)
         {
@@ -159,6 +162,23 @@ public sealed class BenchmarkJournal : IDisposable
             throw new DiffusionException($"'{path}' line {index + 1} is not valid JSON: the journal is damaged " +
                 $"(start over instead of resuming).");
         }
+    }
+
+    /// <summary>What about a parsed row's numbers no measurement gives (a field missing, out of range), or null.</summary>
+    private static string? Implausible(Line line)
+    {
+        var (r, c) = (line.Result!, line.Configuration!);
+        return r.Sampler is null ? "no sampler in its result"
+            : r.Count != c.Count || r.Count <= 0 ? $"its result counts {r.Count} images, its configuration {c.Count}"
+            : !(r.FrechetDistance >= 0 && double.IsFinite(r.FrechetDistance)) ? $"Fréchet distance {r.FrechetDistance}"
+            : !(r.EvaluationsPerImage > 0 && double.IsFinite(r.EvaluationsPerImage))
+                ? $"{r.EvaluationsPerImage} network evaluations per image"
+            : !(r.MillisecondsPerImage >= 0 && double.IsFinite(r.MillisecondsPerImage))
+                ? $"{r.MillisecondsPerImage} ms per image"
+            : !(double.IsNaN(r.ClassAccuracy) || r.ClassAccuracy is >= 0 and <= 1)
+                ? $"class accuracy {r.ClassAccuracy}"
+            : r.PerClassAccuracy is null ? "no per-class accuracy"
+            : null;
     }
 
     private sealed record Header(IReadOnlyDictionary<string, string> Setup);

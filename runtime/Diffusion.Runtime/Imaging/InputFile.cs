@@ -55,6 +55,23 @@ public static partial class InputFile
         };
     }
 
+    /// <summary>
+    /// What <paramref name="path"/> is on disk, links followed, as a key: equal for two paths of one file or folder
+    /// (stat's device and inode on Linux; elsewhere the full path, its last link resolved). Null when it is missing.
+    /// </summary>
+    public static unsafe string? IdentityOf(string path)
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture is not (Architecture.X64
+            or Architecture.Arm64))
+        {
+            var info = new DirectoryInfo(path);
+            return info.Exists || File.Exists(path) ? (info.ResolveLinkTarget(true) ?? info).FullName : null;
+        }
+        byte* buffer = stackalloc byte[256];
+        if (Stat(path, buffer) != 0) return null;
+        return $"{*(ulong*)buffer}:{*(ulong*)(buffer + 8)}"; // st_dev, st_ino: the first two fields on both layouts
+    }
+
     [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static unsafe partial int Stat(string path, byte* buffer);
 

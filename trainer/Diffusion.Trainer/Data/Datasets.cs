@@ -72,7 +72,7 @@ public static class Datasets
     /// </summary>
     public static ImageDataset ImageFolder(string folder, int? size = null)
     {
-        var all = Directory.GetFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var all = FilesUnder(folder).Order(StringComparer.Ordinal).ToArray();
         var files = all.Where(ImageFile.HasImageExtension).ToArray();
         var others = all.Where(f => !ImageFile.HasImageExtension(f)).Select(f => Path.GetRelativePath(folder, f))
             .ToArray();
@@ -113,6 +113,28 @@ public static class Datasets
                 : "");
         return new ImageDataset(pixels, labelled ? labels : null, files.Length, channels, height, width,
             labelled ? classes : [], folder) { Summary = summary };
+    }
+
+    /// <summary>
+    /// Every file under <paramref name="folder"/>, following linked folders (a class may live elsewhere) but refusing
+    /// a folder reached twice — a link loop (<c>self -> .</c>) or two links to one folder would train on duplicates.
+    /// </summary>
+    private static List<string> FilesUnder(string folder)
+    {
+        var files = new List<string>();
+        var seen = new Dictionary<string, string>(); // identity on disk → the path it was first reached by
+        var pending = new Stack<string>([folder]);
+        while (pending.TryPop(out var directory))
+        {
+            var identity = InputFile.IdentityOf(directory) ?? directory;
+            if (!seen.TryAdd(identity, directory))
+                throw new DiffusionException(nameof(Training.TrainConfig.Data), $"'{directory}' is the folder "
+                    + $"'{seen[identity]}' again (through a link); its images would be read twice. Remove the link.");
+            files.AddRange(Directory.EnumerateFiles(directory));
+            foreach (var sub in Directory.EnumerateDirectories(directory).Order(StringComparer.Ordinal).Reverse())
+                pending.Push(sub);
+        }
+        return files;
     }
 }
 
