@@ -266,6 +266,22 @@ public class BadInputTests
         var e = Assert.Throws<DiffusionException>(() => Fixtures.Generate(model, "ddim", 5, count: 2, batch: 2));
         Assert.Contains("NaN", e.Message);
         Assert.Contains("nan.onnx", e.Message);
+        Assert.Contains("from finite inputs", e.Message);
+    }
+
+    [Fact]
+    public void A_divergence_of_the_sampler_is_not_blamed_on_the_model()
+    {
+        using var model = Fixtures.Gaussian();
+        int d = model.ImageSize;
+        // finite x_T whose scaling by the first level's noise scale leaves float32's range
+        var huge = Enumerable.Repeat(float.MaxValue, 2 * d).ToArray();
+        var e = Assert.Throws<DiffusionException>(() => new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "euler", Steps = 5, Count = 2, BatchSize = 2, InitialNoise = huge,
+        }));
+        Assert.StartsWith("Sampling diverged: x_t held ", e.Message);
+        Assert.DoesNotContain("Model '", e.Message);
     }
 
     [Fact]
@@ -293,12 +309,25 @@ public class BadInputTests
     }
 
     [Fact]
-    public void Python_json_with_non_finite_literals_is_read()
+    public void Python_json_with_non_finite_literals_is_read_and_refused_where_a_number_must_be_finite()
     {
-        // diffusers' save_config writes DPMSolverMultistepScheduler's "lambda_min_clipped": -Infinity.
-        var config = DiffusionConfig.Parse("""{"lambda_min_clipped": -Infinity, "beta_end": 0.012, "x": NaN, "y": Infinity, "note": "NaN and -Infinity inside a string stay"}""", "scheduler_config.json");
+        // diffusers' save_config writes DPMSolverMultistepScheduler's "lambda_min_clipped": -Infinity (no clipping).
+        var config = DiffusionConfig.Parse("""{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": -Infinity, "beta_end": 0.012, "x": NaN, "y": Infinity, "note": "NaN and -Infinity inside a string stay"}""", "scheduler_config.json");
         Assert.Equal(0.012, config.BetaEnd);
-        Assert.Equal("""{"a":null,"b":"-Infinity \" NaN"}""", PythonJson.Normalize("""{"a":-Infinity,"b":"-Infinity \" NaN"}"""));
+        Assert.Equal(double.NegativeInfinity, config.Scheduler!.LambdaMinClipped);
+        Assert.Equal("""{"a":"\u0000python:-Infinity","b":"-Infinity \" NaN"}""",
+            PythonJson.Normalize("""{"a":-Infinity,"b":"-Infinity \" NaN"}"""));
+        // A key that holds a number is never a literal's default without a word.
+        foreach (var (json, message) in new[]
+        {
+            ("""{"beta_end": NaN}""", "scheduler_config.json: 'beta_end' is NaN; expected a finite number."),
+            ("""{"clip_sample_range": Infinity}""", "'clip_sample_range' is Infinity; expected a finite number."),
+            ("""{"_class_name": "DPMSolverMultistepScheduler", "lambda_min_clipped": NaN}""",
+                "'lambda_min_clipped' is NaN; expected a finite number."),
+            ("""{"_class_name": "DDIMScheduler", "steps_offset": -Infinity}""", "'steps_offset' is -Infinity"),
+        })
+            Assert.Contains(message, Assert.Throws<DiffusionException>(() =>
+                DiffusionConfig.Parse(json, "scheduler_config.json")).Message);
     }
 
     [Fact]

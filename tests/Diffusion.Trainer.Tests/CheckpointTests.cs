@@ -86,6 +86,35 @@ public class CheckpointTests
         Assert.Throws<FileNotFoundException>(() => Checkpoint.ReadInfo(Path.Combine(folder, "missing.pt")));
     }
 
+    public static TheoryData<string, CheckpointInfo, string> HostileHeaders => new()
+    {
+        { "NormGroups 0", Info with { Config = Info.Config with { Net = new() { NormGroups = 0 } } },
+            "NormGroups: expected a positive number of groups, got 0." },
+        { "BaseChannels 1048576", Info with { Config = Info.Config with { Net = new() { BaseChannels = 1 << 20 } } },
+            "1048576 channels × multipliers 1,2,2 make a level wider than 8192 channels." },
+        { "Step -5", Info with { Step = -5 }, "Step: expected 0…10000 (the run's steps), got -5." },
+        { "LearningRate -1", Info with { Config = Info.Config with { LearningRate = -1 } },
+            "LearningRate: expected a positive number, got -1." },
+        { "NumTrainTimesteps 1", Info with
+            {
+                Config = Info.Config with { Diffusion = Info.Config.Diffusion with { NumTrainTimesteps = 1 } },
+            }, "num_train_timesteps must lie in 2…" },
+        { "no config", Info with { Config = null! }, "its config or class names are missing." },
+    };
+
+    [Theory]
+    [MemberData(nameof(HostileHeaders))]
+    public void A_header_with_a_recomputed_checksum_is_still_range_checked(string what, CheckpointInfo info,
+        string problem)
+    {
+        // Save writes a valid SHA-256 over whatever it is given: what someone rewriting a header would produce.
+        var path = Path.Combine(Folder(), "checkpoint.pt");
+        Checkpoint.Save(path, info, w => w.Write(new byte[16]));
+        var e = Assert.Throws<DiffusionException>(() => Checkpoint.ReadInfo(path));
+        Assert.True(e.Message.StartsWith($"Checkpoint '{path}' has a header no training run writes: ")
+            && e.Message.Contains(problem), $"{what}: {e.Message}");
+    }
+
     [Fact]
     public void A_payload_that_does_not_fit_the_network_is_refused()
     {

@@ -111,6 +111,11 @@ public sealed record DiffusersScheduler
         T Get<T>(string key, T fallback)
         {
             if (!o.TryGetPropertyValue(key, out var node) || node is null) return fallback;
+            // −∞ is lambda_min_clipped's "no clipping" (diffusers writes it so); anywhere else a number is finite
+            if (key == "lambda_min_clipped" && Onnx.PythonJson.TryNonFinite(node, out var v, out _)
+                && v == double.NegativeInfinity)
+                return (T)(object)v;
+            Onnx.PythonJson.ThrowIfNonFinite(node, key, source);
             try { return node.GetValue<T>(); }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
             { throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, " +

@@ -65,12 +65,16 @@ public static class DiffusersFolder
 
 /// <summary>
 /// JSON as Python's json module writes it: bare <c>NaN</c>, <c>Infinity</c> and <c>-Infinity</c> (diffusers'
-/// save_config writes e.g. <c>"lambda_min_clipped": -Infinity</c>). Outside strings they become <c>null</c> (the key's
-/// default).
+/// save_config writes e.g. <c>"lambda_min_clipped": -Infinity</c>). Outside strings they become marked strings that
+/// <see cref="TryNonFinite"/> recognises, so that a reader can refuse a non-finite value by name where a number must be
+/// finite (nearly everywhere) rather than take the key's default without a word.
 /// </summary>
 public static class PythonJson
 {
-    /// <summary><paramref name="json"/> with Python's non-finite literals outside strings replaced by null.</summary>
+    /// <summary>What a literal becomes: a string no JSON writer emits (it starts with a NUL).</summary>
+    private const string Mark = "\\u0000python:";
+
+    /// <summary><paramref name="json"/> with Python's non-finite literals outside strings marked.</summary>
     public static string Normalize(string json)
     {
         var result = new StringBuilder(json.Length);
@@ -93,12 +97,39 @@ public static class PythonJson
                     string.CompareOrdinal(json, i, t, 0, t.Length) == 0);
             if (token is not null)
             {
-                result.Append("null");
+                result.Append('"').Append(Mark).Append(token).Append('"');
                 i += token.Length - 1;
                 continue;
             }
             result.Append(c);
         }
         return result.ToString();
+    }
+
+    /// <summary>Whether <paramref name="node"/> is a literal <see cref="Normalize"/> marked, and its value.</summary>
+    public static bool TryNonFinite(JsonNode? node, out double value, out string literal)
+    {
+        const string prefix = "\0python:";
+        value = 0;
+        literal = "";
+        if (node is not JsonValue v || !v.TryGetValue<string>(out var text)
+            || !text.StartsWith(prefix, StringComparison.Ordinal))
+            return false;
+        literal = text[prefix.Length..];
+        value = literal switch
+        {
+            "NaN" => double.NaN, "Infinity" => double.PositiveInfinity, _ => double.NegativeInfinity,
+        };
+        return true;
+    }
+
+    /// <summary>
+    /// Refuses a marked literal under <paramref name="key"/> of <paramref name="source"/>: a number there must be
+    /// finite.
+    /// </summary>
+    public static void ThrowIfNonFinite(JsonNode? node, string key, string source)
+    {
+        if (TryNonFinite(node, out _, out var literal))
+            throw new DiffusionException($"{source}: '{key}' is {literal}; expected a finite number.");
     }
 }

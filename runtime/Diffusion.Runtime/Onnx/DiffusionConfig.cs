@@ -103,6 +103,7 @@ public sealed record DiffusionConfig
     /// </summary>
     private static T Value<T>(JsonNode node, string key, string source)
     {
+        PythonJson.ThrowIfNonFinite(node, key, source);
         try { return node.GetValue<T>(); }
         catch (Exception e) when (e is InvalidOperationException or FormatException)
         {

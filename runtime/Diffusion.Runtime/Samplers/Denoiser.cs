@@ -128,6 +128,7 @@ public sealed class Denoiser : IDisposable
             _timesteps.AsSpan(0, BatchSize).CopyTo(_timesteps.AsSpan(BatchSize));
         }
         _binding.SetTimesteps(_timesteps);
+        CheckInputFinite(sample, levels);
         _binding.Run(_cancellation);
 
         Span<float> output = _guided ? _guidedOutput : _binding.Output;
@@ -140,7 +141,7 @@ public sealed class Denoiser : IDisposable
             TensorPrimitives.Subtract(cond, uncond, output);
             TensorPrimitives.MultiplyAdd((ReadOnlySpan<float>)output, _guidance, uncond, output);
         }
-        CheckFinite(output, levels);
+        CheckOutputFinite(_binding.Output, output, levels);
 
         for (int i = 0; i < BatchSize; i++)
         {
@@ -203,16 +204,43 @@ public sealed class Denoiser : IDisposable
         TensorPrimitives.Max(x, -bound, x);
     }
 
-    private void CheckFinite(ReadOnlySpan<float> output, ReadOnlySpan<NoiseLevel> levels)
+    /// <summary>The first non-finite value of <paramref name="values"/>, or −1 (a finite sum is the fast path).</summary>
+    private static int FirstNonFinite(ReadOnlySpan<float> values) =>
+        float.IsFinite(TensorPrimitives.Sum(values)) ? -1 : values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+
+    /// <summary>
+    /// x_t must be finite before the network sees it: if not, the sampler's arithmetic diverged (the model is not to
+    /// blame).
+    /// </summary>
+    private void CheckInputFinite(ReadOnlySpan<float> sample, ReadOnlySpan<NoiseLevel> levels)
     {
-        if (float.IsFinite(TensorPrimitives.Sum(output))) return;
-        int bad = output.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
-        if (bad < 0) return; // the sum overflowed, the values are finite
+        int bad = FirstNonFinite(sample);
+        if (bad < 0) return;
         int image = bad / ImageSize;
-        throw new DiffusionException(
-            $"Model '{_model.Source}' returned {output[bad]} (image {image} of the batch, value {bad % ImageSize}, " +
-                $"timestep {levels[image].Timestep:0.###}). " +
-            "The sampling was stopped rather than writing a broken image; check the model file and its inputs.");
+        throw new DiffusionException($"Sampling diverged: x_t held {sample[bad]} (image {image} of the batch, " +
+            $"timestep {levels[image].Timestep:0.###}) before the network was called, so the sampler's steps left the " +
+            "finite range. Nothing was written; try more steps, another sampler or a lower guidance weight.");
+    }
+
+    /// <summary>
+    /// The network's <paramref name="raw"/> output must be finite (else the model is to blame), and so must the
+    /// guided combination <paramref name="output"/> made of it.
+    /// </summary>
+    private void CheckOutputFinite(ReadOnlySpan<float> raw, ReadOnlySpan<float> output,
+        ReadOnlySpan<NoiseLevel> levels)
+    {
+        int bad = FirstNonFinite(raw);
+        if (bad >= 0)
+        {
+            int image = bad / ImageSize % BatchSize;
+            throw new DiffusionException(
+                $"Model '{_model.Source}' returned {raw[bad]} (image {image} of the batch, value {bad % ImageSize}, " +
+                    $"timestep {levels[image].Timestep:0.###}) from finite inputs. The sampling was stopped rather " +
+                "than writing a broken image; check the model file.");
+        }
+        if (FirstNonFinite(output) is var guided and >= 0)
+            throw new DiffusionException($"Classifier-free guidance at weight {_guidance} overflowed to " +
+                $"{output[guided]} (image {guided / ImageSize} of the batch); use a lower weight.");
     }
 
     private ReadOnlySpan<float> Image(ReadOnlySpan<float> batch, int i) => batch.Slice(i * ImageSize, ImageSize);

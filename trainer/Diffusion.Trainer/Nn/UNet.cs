@@ -42,6 +42,17 @@ public sealed record UNetConfig
     {
         if (InChannels <= 0 || ImageSize <= 0 || BaseChannels <= 0 || ResBlocks <= 0)
             throw new DiffusionArgumentException(nameof(BaseChannels), "UNet sizes must be positive.");
+        if (NormGroups <= 0)
+            throw new DiffusionArgumentException(nameof(NormGroups), $"expected a positive number of groups, got "
+                + $"{NormGroups}.");
+        if (NumClasses is < 0 or > 1_000_000)
+            throw new DiffusionArgumentException(nameof(NumClasses), $"expected 0…1,000,000 classes, got {NumClasses}.");
+        if (InChannels > 64 || ImageSize > 16384)
+            throw new DiffusionArgumentException(nameof(ImageSize), $"{InChannels} channels of {ImageSize}² pixels: "
+                + "at most 64 channels and 16384 pixels a side.");
+        if (ChannelMults is null || AttentionResolutions is null)
+            throw new DiffusionArgumentException(nameof(ChannelMults), "the multipliers and attention resolutions "
+                + "must be given (empty lists are allowed for attention).");
         if (ChannelMults.Length == 0 || ChannelMults.Any(m => m <= 0))
             throw new DiffusionArgumentException(nameof(ChannelMults), "expected positive multipliers, e.g. 1,2,2.");
         // bounds before anything is allocated: the widest level, the depth

@@ -160,6 +160,23 @@ public static class Checkpoint
         {
             throw new DiffusionException($"Checkpoint '{path}' has an unreadable header: {e.Message}", e);
         }
-        return (info ?? throw new DiffusionException($"Checkpoint '{path}' has an empty header."), payloadStart);
+        if (info is null) throw new DiffusionException($"Checkpoint '{path}' has an empty header.");
+        // The checksum guards against accidents; the values are checked as any input is, before they size anything.
+        try
+        {
+            if (info.Config is null || info.ClassNames is null)
+                throw new DiffusionException("its config or class names are missing.");
+            if (info.Step < 0 || info.Step > info.Config.Steps)
+                throw new DiffusionArgumentException(nameof(info.Step),
+                    $"expected 0…{info.Config.Steps} (the run's steps), got {info.Step}.");
+            info.Config.Validate();
+            info.Config.Net.Validate(); // as fitted to the data when the run started
+            info.Config.Diffusion.Validate("checkpoint header");
+        }
+        catch (DiffusionException e)
+        {
+            throw new DiffusionException($"Checkpoint '{path}' has a header no training run writes: {e.Message}", e);
+        }
+        return (info, payloadStart);
     }
 }

@@ -64,6 +64,44 @@ public sealed record TrainConfig
     public int CheckpointEvery { get; init; } = 500;
     /// <summary>Write a sample grid through the runtime every N steps (0 = never).</summary>
     public int SampleEvery { get; init; } = 1000;
+
+    /// <summary>
+    /// Checks every value against its range and says which is wrong, before anything is allocated. The network's
+    /// shape is checked once it is fitted to the data (<see cref="UNetConfig.Validate"/>).
+    /// </summary>
+    public void Validate()
+    {
+        var c = this;
+        static void Check(bool ok, string parameter, string problem)
+        {
+            if (!ok) throw new DiffusionArgumentException(parameter, problem);
+        }
+        Check(c.Steps > 0, nameof(c.Steps), $"expected a positive number of steps, got {c.Steps}.");
+        Check(c.Batch is > 0 and <= 65_536, nameof(c.Batch), $"expected a batch in 1…65536, got {c.Batch}.");
+        Check(c.MinSnrGamma > 0 && double.IsFinite(c.MinSnrGamma), nameof(c.MinSnrGamma),
+            $"expected a positive γ, got {c.MinSnrGamma}.");
+        Check(c.LearningRate > 0 && double.IsFinite(c.LearningRate), nameof(c.LearningRate),
+            $"expected a positive number, got {c.LearningRate}.");
+        Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
+        Check(c.Net.Dropout is >= 0 and < 1, nameof(c.Net.Dropout), $"expected a rate in [0, 1), got {c.Net.Dropout}.");
+        Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout),
+            $"expected a rate in [0, 1), got {c.LabelDropout}.");
+        Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery),
+            $"expected a positive number of steps, got {c.CheckpointEvery}.");
+        Check(Enum.IsDefined(c.Precision), nameof(c.Precision), $"{(int)c.Precision}: expected fp32 or bf16.");
+        Check(c.DecaySteps >= 0 && c.DecaySteps <= c.Steps, nameof(c.DecaySteps),
+            $"expected 0…{c.Steps} (the run's steps), got {c.DecaySteps}.");
+        Check(c.WarmupSteps >= 0, nameof(c.WarmupSteps), $"expected 0 or more steps, got {c.WarmupSteps}.");
+        Check(c.WeightDecay >= 0 && double.IsFinite(c.WeightDecay), nameof(c.WeightDecay),
+            $"expected 0 or more, got {c.WeightDecay}.");
+        Check(c.GradClip >= 0 && double.IsFinite(c.GradClip), nameof(c.GradClip),
+            $"expected 0 (none) or a positive norm, got {c.GradClip}.");
+        Check(c.SampleEvery >= 0, nameof(c.SampleEvery), $"expected 0 (never) or more steps, got {c.SampleEvery}.");
+        Check(c.Limit >= 0, nameof(c.Limit), $"expected 0 (all) or more images, got {c.Limit}.");
+        Check(Enum.IsDefined(c.Weighting), nameof(c.Weighting), $"{(int)c.Weighting}: not a loss weighting.");
+        Check(c.Net is not null && c.Diffusion is not null && c.Data is not null && c.Device is not null,
+            nameof(c.Net), "the network, diffusion, data and device settings must all be given.");
+    }
 }
 
 /// <summary>The arithmetic of a training step's forward and backward passes.</summary>

@@ -118,7 +118,7 @@ public sealed class TrainingRun : IDisposable
         ICommunicator? world = null)
     {
         world ??= new SingleProcess();
-        Validate(config);
+        config.Validate();
         AgreeOnConfig(world, config, "");
         data ??= Datasets.Open(config.Data, config.ImageSize);
         if (config.Limit > 0) data = data.Take(config.Limit);
@@ -156,7 +156,7 @@ public sealed class TrainingRun : IDisposable
             Checkpoint.RemoveStaleTemporaries(path);
             var saved = Checkpoint.ReadInfo(path);
             config = changes.ApplyTo(saved.Config);
-            Validate(config);
+            config.Validate();
         }
         config = AgreeOnConfig(world, config, changes.ToString());
         data ??= Datasets.Open(config.Data, config.ImageSize);
@@ -264,29 +264,6 @@ public sealed class TrainingRun : IDisposable
         generator.set_state(TensorExtensionMethods.Load(reader));
         var defaultState = TensorExtensionMethods.Load(reader);
         if (restoreDefaultGenerator) random.set_rng_state(defaultState);
-    }
-
-    private static void Validate(TrainConfig c)
-    {
-        static void Check(bool ok, string parameter, string problem)
-        {
-            if (!ok) throw new DiffusionArgumentException(parameter, problem);
-        }
-        Check(c.Steps > 0, nameof(c.Steps), $"expected a positive number of steps, got {c.Steps}.");
-        Check(c.Batch is > 0 and <= 65_536, nameof(c.Batch), $"expected a batch in 1…65536, got {c.Batch}.");
-        Check(c.MinSnrGamma > 0 && double.IsFinite(c.MinSnrGamma), nameof(c.MinSnrGamma),
-            $"expected a positive γ, got {c.MinSnrGamma}.");
-        Check(c.LearningRate > 0 && double.IsFinite(c.LearningRate), nameof(c.LearningRate),
-            $"expected a positive number, got {c.LearningRate}.");
-        Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
-        Check(c.Net.Dropout is >= 0 and < 1, nameof(c.Net.Dropout), $"expected a rate in [0, 1), got {c.Net.Dropout}.");
-        Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout),
-            $"expected a rate in [0, 1), got {c.LabelDropout}.");
-        Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery),
-            $"expected a positive number of steps, got {c.CheckpointEvery}.");
-        Check(Enum.IsDefined(c.Precision), nameof(c.Precision), $"{(int)c.Precision}: expected fp32 or bf16.");
-        Check(c.DecaySteps >= 0 && c.DecaySteps <= c.Steps, nameof(c.DecaySteps),
-            $"expected 0…{c.Steps} (the run's steps), got {c.DecaySteps}.");
     }
 
     /// <summary>The learning rate at step <paramref name="step"/> (1-based).</summary>
