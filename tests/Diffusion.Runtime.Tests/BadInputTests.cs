@@ -270,6 +270,28 @@ public class BadInputTests
     }
 
     [Fact]
+    public void A_request_over_the_memory_budget_is_refused_before_anything_is_allocated()
+    {
+        // the largest sample size a config may declare: 16384×4096, 256 MiB an image
+        using var model = Fixtures.Load(Fixtures.Spec() with { Height = 16384, Width = 4096 });
+        var generator = new ImageGenerator(model);
+        var eight = new GenerationRequest { Count = 8, BatchSize = 8, Steps = 2 };
+        Assert.Equal((long)16384 * 4096 * 4 * (8 + 2 * 8 + 8 * 8), generator.MemoryEstimate(eight));
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        var e = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(eight));
+        Assert.True(GC.GetTotalAllocatedBytes(precise: true) - before < 1 << 20, "refused after allocating");
+        Assert.Equal("BatchSize", e.Parameter);
+        Assert.Contains("8 image(s) of [1,16384,4096] at 8 per network call need about 22.0 GiB", e.Message);
+        Assert.Contains($"over the budget of {ImageGenerator.DefaultMemoryBudget / (double)(1L << 30):0.0} GiB (a "
+            + "quarter of the", e.Message);
+        var small = new ImageGenerator(model) { MemoryBudget = 1L << 30 };
+        var one = Assert.Throws<DiffusionArgumentException>(() => small.Generate(eight with { Count = 1, BatchSize = 1 }));
+        Assert.Equal("Count", one.Parameter);
+        Assert.EndsWith("over the budget of 1.0 GiB; generate fewer images per call or per run.", one.Message);
+        Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model) { MemoryBudget = 0 });
+    }
+
+    [Fact]
     public void A_divergence_of_the_sampler_is_not_blamed_on_the_model()
     {
         using var model = Fixtures.Gaussian();

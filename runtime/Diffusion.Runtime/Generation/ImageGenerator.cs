@@ -30,6 +30,42 @@ public sealed class ImageGenerator(DiffusionModel model)
     public const int MaxSteps = 10_000;
 
     /// <summary>
+    /// The most memory one request's buffers may take (see <see cref="MemoryEstimate"/>), checked before anything is
+    /// allocated. Default: <see cref="DefaultMemoryBudget"/>.
+    /// </summary>
+    public long MemoryBudget
+    {
+        get;
+        init => field = value > 0 ? value
+            : throw new DiffusionArgumentException(nameof(MemoryBudget), $"expected a positive size, got {value}.");
+    } = DefaultMemoryBudget;
+
+    /// <summary>
+    /// A quarter of the memory this process may use (the machine's, or its container's limit): room for the network's
+    /// own activations, which come on top, and for other requests.
+    /// </summary>
+    public static long DefaultMemoryBudget => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4;
+
+    /// <summary>
+    /// Float32 buffers a network call's images hold besides x_t and the output: the sampler's state (x, x̂₀, ε̂, the
+    /// multistep history, the noise) and the guided combination — the most any sampler here keeps.
+    /// </summary>
+    private const int WorkingBuffersPerImage = 8;
+
+    /// <summary>
+    /// Bytes <paramref name="request"/> allocates: the result (Count images), and for one micro-batch the bound input
+    /// and output of the network (doubled by guidance) and the sampler's buffers. The network's activations, which ONNX
+    /// Runtime allocates, come on top.
+    /// </summary>
+    public long MemoryEstimate(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        long d = Model.ImageSize, perCall = Math.Min(request.BatchSize, request.Count);
+        long network = perCall * (request.Guidance != 1 ? 2 : 1);
+        return sizeof(float) * d * (request.Count + 2 * network + WorkingBuffersPerImage * perCall);
+    }
+
+    /// <summary>
     /// Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is
     /// checked every step.
     /// </summary>
@@ -205,6 +241,22 @@ public sealed class ImageGenerator(DiffusionModel model)
         ValidateConditioning(r);
         ValidateFixedBatch(r);
         ValidateImages(r);
+        ValidateMemory(r);
+    }
+
+    private void ValidateMemory(GenerationRequest r)
+    {
+        long need = MemoryEstimate(r);
+        if (need <= MemoryBudget) return;
+        static string GiB(long bytes) => $"{bytes / (double)(1L << 30):0.0} GiB";
+        int perCall = Math.Min(r.BatchSize, r.Count);
+        throw new DiffusionArgumentException(perCall > 1 ? nameof(r.BatchSize) : nameof(r.Count),
+            $"{r.Count} image(s) of [{Model.Channels},{Model.Height},{Model.Width}] at {perCall} per network call need "
+            + $"about {GiB(need)} for the result and the sampler's buffers (the network's activations come on top), "
+            + $"over the budget of {GiB(MemoryBudget)}"
+            + (MemoryBudget == DefaultMemoryBudget
+                ? $" (a quarter of the {GiB(4 * DefaultMemoryBudget)} this process may use)" : "")
+            + "; generate fewer images per call or per run.");
     }
 
     private void ValidateConditioning(GenerationRequest r)
