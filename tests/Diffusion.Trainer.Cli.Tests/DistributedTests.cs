@@ -103,7 +103,7 @@ public class DistributedTests
 
     /// <summary>mpirun with one command line per rank (MPMD), as a user starting ranks by hand might.</summary>
     private static (int Code, string Output) Mpirun(string[][] ranks, TimeSpan timeout,
-        Action<Process>? whileRunning = null)
+        Action<Process>? whileRunning = null, string[]? workingDirectories = null)
     {
         var start = new ProcessStartInfo("mpirun") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in (string[])["--bind-to", "none", "--oversubscribe", "--allow-run-as-root"])
@@ -111,7 +111,8 @@ public class DistributedTests
         for (int r = 0; r < ranks.Length; r++)
         {
             if (r > 0) start.ArgumentList.Add(":");
-            foreach (var a in (string[])["-np", "1", "dotnet", Trainer, .. ranks[r]]) start.ArgumentList.Add(a);
+            string[] where = workingDirectories is null ? [] : ["-wdir", workingDirectories[r]];
+            foreach (var a in (string[])["-np", "1", .. where, "dotnet", Trainer, .. ranks[r]]) start.ArgumentList.Add(a);
         }
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
@@ -133,6 +134,30 @@ public class DistributedTests
             TimeSpan.FromSeconds(60));
         Assert.NotEqual(0, code);
         Assert.Contains("Rank 1 was started with other training options than rank 0", output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.False(File.Exists(TrainingRun.CheckpointPath(folder)));
+    }
+
+    [Fact]
+    public void Ranks_whose_data_differ_under_one_command_line_fail_before_the_first_step()
+    {
+        // One command line, two hosts' worth of files: --data names a relative folder that holds 8 images in one
+        // rank's working folder and 3 in the other's.
+        var folder = TestFolders.Reserve("mpi-data");
+        string[] hosts = [TestFolders.Create("mpi-host-a"), TestFolders.Create("mpi-host-b")];
+        for (int h = 0; h < 2; h++)
+        {
+            Directory.CreateDirectory(Path.Combine(hosts[h], "images"));
+            for (int i = 0; i < (h == 0 ? 8 : 3); i++)
+                Diffusion.Runtime.Imaging.ImageFile.Save(Path.Combine(hosts[h], "images", $"{i}.png"),
+                    new Diffusion.Runtime.Imaging.Image8(8, 8, 1, Enumerable.Repeat((byte)(i * 20), 64).ToArray()));
+        }
+        string[] arguments = ["train", "--out", folder, "--data", "images", "--channels", "8", "--mults", "1,2",
+            "--attention", "", "--steps", "5", "--batch", "2", "--sample-every", "0"];
+        var (code, output) = Mpirun([arguments, arguments], TimeSpan.FromSeconds(60), workingDirectories: hosts);
+        Assert.NotEqual(0, code);
+        Assert.Contains("Rank 1 read other data than rank 0 from 'images' (3 images of 1×8×8, SHA-256 ", output);
+        Assert.Contains("rank 0: 8 images of 1×8×8", output);
         Assert.DoesNotContain("   at ", output);
         Assert.False(File.Exists(TrainingRun.CheckpointPath(folder)));
     }

@@ -73,6 +73,7 @@ public sealed class TrainingRun : IDisposable
 
     private TrainingRun(TrainConfig config, string outDir, ImageDataset data, ICommunicator world)
     {
+        AgreeOnData(world, data);
         _world = world;
         _device = TorchSetup.ParseDevice(config.Device);
         _outDir = outDir;
@@ -200,6 +201,38 @@ public sealed class TrainingRun : IDisposable
                 : "Another rank was started with other training options than rank 0; start every rank " +
                     "with the same command line.");
         return rootConfig;
+    }
+
+    /// <summary>
+    /// Every rank must train on the same images (each draws its shard of a batch by index): the same command line can
+    /// still read other files on another host, so each rank's data is compared with rank 0's by its SHA-256.
+    /// </summary>
+    private static void AgreeOnData(ICommunicator world, ImageDataset data)
+    {
+        if (world.Size == 1) return;
+        var mine = Fingerprint(data);
+        var root = world.Broadcast(world.Rank == 0 ? mine : null);
+        bool differs = !root.AsSpan().SequenceEqual(mine);
+        if (world.AllreduceMax(differs ? 1 : 0) == 0) return;
+        static string Describe(byte[] f) =>
+            $"{BitConverter.ToInt32(f, 0)} images of {BitConverter.ToInt32(f, 4)}×{BitConverter.ToInt32(f, 8)}×"
+            + $"{BitConverter.ToInt32(f, 12)}, SHA-256 {Convert.ToHexStringLower(f, 16, 6)}…";
+        throw new DiffusionException(differs
+            ? $"Rank {world.Rank} read other data than rank 0 from '{data.Source}' ({Describe(mine)}; rank 0: "
+                + $"{Describe(root)}); every rank must read the same images: give each host the same copy."
+            : "Another rank read other data than rank 0; every rank must read the same images.");
+    }
+
+    /// <summary>Count, channels, height and width (int32 each), then the SHA-256 of the labels and pixels.</summary>
+    private static byte[] Fingerprint(ImageDataset data)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(
+            System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var label in data.Labels ?? []) hash.AppendData(BitConverter.GetBytes(label));
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", data.ClassNames)));
+        hash.AppendData(data.Pixels);
+        return [.. BitConverter.GetBytes(data.Count), .. BitConverter.GetBytes(data.Channels),
+            .. BitConverter.GetBytes(data.Height), .. BitConverter.GetBytes(data.Width), .. hash.GetHashAndReset()];
     }
 
     /// <summary>What one rank was started with: the config, and the options that apply to a resumed run.</summary>
