@@ -47,7 +47,7 @@ builder.Services.AddSingleton(_ => new GenerationQueue(queueOptions));
 var app = builder.Build();
 app.Services.GetRequiredService<DiffusionModel>(); // load at start: a bad model fails the start, not the first request
 var queue = app.Services.GetRequiredService<GenerationQueue>();
-// Stopping: waiting requests get 503 at once and running ones stop within a step, so the shutdown does not wait on them.
+// Stopping: waiting requests get 503 at once and running ones stop within a step; the shutdown does not wait on them.
 app.Lifetime.ApplicationStopping.Register(queue.Dispose);
 app.UseDefaultFiles();
 app.UseStaticFiles();
@@ -233,7 +233,9 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
 /// <summary>The body of a 4xx/5xx: what is wrong, and the request's JSON field it concerns (null when none).</summary>
 public sealed record ApiError(string Error, string? Field);
 
-/// <summary>glibc's allocator, told to map large blocks on their own so that freeing one returns it to the system.</summary>
+/// <summary>
+/// glibc's allocator, told to map large blocks on their own so that freeing one returns it to the system.
+/// </summary>
 internal static partial class Glibc
 {
     private const int TrimThreshold = -1, MmapThreshold = -3; // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD of malloc.h

@@ -20,7 +20,8 @@ public class WebServer : IDisposable
     {
         var dll = Path.Combine(TestFolders.Repository, "samples", app, "bin", "Release", "net10.0", $"{app}.dll");
         Assert.True(File.Exists(dll),
-            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the samples");
+            $"{dll} is missing: run samples/build-feed.sh (./test.sh does) to pack the libraries and build the "
+                + "samples");
         return dll;
     }
 

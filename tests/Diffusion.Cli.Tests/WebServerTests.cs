@@ -27,7 +27,7 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
     private static StringContent Json(object body) => new(JsonSerializer.Serialize(body),
         System.Text.Encoding.UTF8, "application/json");
 
-    /// <summary>Polls /info until <paramref name="done"/> holds of its queue object; returns how long that took.</summary>
+    /// <summary>Polls /info until <paramref name="done"/> holds of its queue; returns how long that took.</summary>
     private static async Task<TimeSpan> Until(HttpClient http, Func<JsonElement, bool> done, TimeSpan limit)
     {
         var watch = Stopwatch.StartNew();
@@ -63,7 +63,10 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
         double idleMiB = _web.ResidentMiB;
 
         using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 1024 };
-        using var clients = new HttpClient(handler) { BaseAddress = new Uri(_web.Url), Timeout = Timeout.InfiniteTimeSpan };
+        using var clients = new HttpClient(handler)
+        {
+            BaseAddress = new Uri(_web.Url), Timeout = Timeout.InfiniteTimeSpan,
+        };
         using var burst = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         int images = 0, refused = 0, hungUp = 0, left = 0, lost = 0, mixed = 0, unlabelled = 0;
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -78,7 +81,8 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
                 if (heavy) leave.CancelAfter(TimeSpan.FromMilliseconds(random.Next(500, 3000)));
                 try
                 {
-                    using var response = await clients.PostAsync("generate", Json(heavy ? Heavy : bodies[k]), leave.Token);
+                    using var response = await clients.PostAsync("generate", Json(heavy ? Heavy : bodies[k]),
+                        leave.Token);
                     var bytes = await response.Content.ReadAsByteArrayAsync(leave.Token);
                     if (response.StatusCode == HttpStatusCode.OK)
                     {
@@ -143,7 +147,8 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
             if ((now - previous).TotalSeconds < 0.1) break; // under a tenth of one core for a second
             previous = now;
             quietAfter = since.Elapsed;
-            Assert.True(since.Elapsed < TimeSpan.FromSeconds(30), "the server was still busy 30 s after the clients left");
+            Assert.True(since.Elapsed < TimeSpan.FromSeconds(30),
+                "the server was still busy 30 s after the clients left");
         }
         await Task.Delay(TimeSpan.FromSeconds(5));
         double afterMiB = _web.ResidentMiB;
@@ -156,7 +161,8 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
         _output.WriteLine($"{seconds} s burst of 64 connections ({Environment.ProcessorCount} cores): {images} images, "
             + $"{refused} refusals with Retry-After, {hungUp} hung up, {left} left at the end, {lost} lost, "
             + $"{mixed} mixed, {unlabelled} other; server CPU {cpuBurst.TotalSeconds / burstSeconds:0.00} cores; "
-            + $"/info {infoLatencies.Count} polls, median {Median(infoLatencies) * 1000:0} ms, worst {worstInfo * 1000:0} ms; "
+            + $"/info {infoLatencies.Count} polls, median {Median(infoLatencies) * 1000:0} ms, "
+            + $"worst {worstInfo * 1000:0} ms; "
             + $"busy {quietAfter.TotalSeconds:0} s after the clients left; RSS idle {idleMiB:0} MiB, peak {peakMiB:0}, "
             + $"5 s after {afterMiB:0}");
         Assert.True(lost == 0 && unlabelled == 0, string.Join("\n", failures.Take(5)));

@@ -55,7 +55,8 @@ public class GenerationQueueTests
     public async Task Work_runs_on_the_queues_own_threads_never_the_callers_or_the_pools()
     {
         using var queue = new GenerationQueue(new GenerationQueueOptions { Concurrency = 1 });
-        var (name, pool) = await queue.RunAsync(_ => (Thread.CurrentThread.Name, Thread.CurrentThread.IsThreadPoolThread));
+        var (name, pool) = await queue.RunAsync(_ =>
+            (Thread.CurrentThread.Name, Thread.CurrentThread.IsThreadPoolThread));
         Assert.Equal("diffusion-generation-0", name);
         Assert.False(pool);
     }
@@ -138,7 +139,8 @@ public class GenerationQueueTests
     public async Task A_failing_work_item_passes_its_exception_and_frees_its_slot()
     {
         using var queue = new GenerationQueue(new GenerationQueueOptions { Concurrency = 1, Capacity = 0 });
-        await Assert.ThrowsAsync<InvalidDataException>(() => queue.RunAsync<int>(_ => throw new InvalidDataException()));
+        await Assert.ThrowsAsync<InvalidDataException>(() =>
+            queue.RunAsync<int>(_ => throw new InvalidDataException()));
         Assert.Equal(5, await queue.RunAsync(_ => 5));
     }
 

@@ -76,6 +76,28 @@ public class TrainerCliTests
     }
 
     [Fact]
+    public async Task Three_1024_pixel_images_with_the_default_net_are_refused_by_the_memory_budget_at_once()
+    {
+        // The probe's case: 8.5–9 GB before libtorch gave up. The estimate refuses it before anything is allocated.
+        var data = TestFolders.Create("big-images");
+        for (int i = 0; i < 3; i++)
+            Diffusion.Runtime.Imaging.ImageFile.Save(Path.Combine(data, $"{i}.png"),
+                new Diffusion.Runtime.Imaging.Image8(1024, 1024, 1, new byte[1024 * 1024]));
+        var folder = Folder();
+        var (output, error) = (new StringWriter(), new StringWriter());
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int code = await Program.Run(["train", "--data", data, "--out", folder, "--steps", "3"], output, error);
+        Assert.Equal(2, code);
+        var message = error.ToString().Trim();
+        Assert.Single(message.Split('\n'));
+        Assert.StartsWith("error: --batch: a step of 64 image(s) of 1×1024×1024 through this UNet (width 32, "
+            + "multipliers 1,2,2) keeps about ", message);
+        Assert.Contains("GiB of activations for the backward pass, over the budget of ", message);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"{watch.Elapsed.TotalSeconds:0} s to refuse");
+        Assert.False(File.Exists(Path.Combine(folder, "checkpoint.pt")));
+    }
+
+    [Fact]
     public async Task The_trainer_cli_trains_resumes_and_exports()
     {
         var folder = Folder();

@@ -164,7 +164,9 @@ public sealed class BenchmarkJournal : IDisposable
         }
     }
 
-    /// <summary>What about a parsed row's numbers no measurement gives (a field missing, out of range), or null.</summary>
+    /// <summary>
+    /// What about a parsed row's numbers no measurement gives (a field missing, out of range), or null.
+    /// </summary>
     private static string? Implausible(Line line)
     {
         var (r, c) = (line.Result!, line.Configuration!);

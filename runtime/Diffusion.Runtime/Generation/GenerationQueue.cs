@@ -28,7 +28,8 @@ public sealed record GenerationQueueOptions
     internal void Validate()
     {
         if (Concurrency is < 1 or > 1024)
-            throw new DiffusionArgumentException(nameof(Concurrency), $"expected 1…1024 generations, got {Concurrency}.");
+            throw new DiffusionArgumentException(nameof(Concurrency),
+                $"expected 1…1024 generations, got {Concurrency}.");
         if (Capacity is < 0 or > 1_000_000)
             throw new DiffusionArgumentException(nameof(Capacity),
                 $"expected 0…1,000,000 waiting requests, got {Capacity}.");
@@ -41,7 +42,9 @@ public sealed record GenerationQueueOptions
 /// <summary>Why a <see cref="GenerationQueue"/> did not produce a result.</summary>
 public enum GenerationRefusal
 {
-    /// <summary>Every generation slot was busy and the queue held <see cref="GenerationQueueOptions.Capacity"/>.</summary>
+    /// <summary>
+    /// Every generation slot was busy and the queue held <see cref="GenerationQueueOptions.Capacity"/>.
+    /// </summary>
     QueueFull,
     /// <summary>The request ran past <see cref="GenerationQueueOptions.TimeLimit"/>.</summary>
     TimedOut,
@@ -103,8 +106,9 @@ public sealed class GenerationQueue : IDisposable
     /// is free.
     /// </summary>
     /// <remarks>
-    /// A bad request throws at once; the task ends with <see cref="GenerationRefusedException"/> when the queue is full,
-    /// the time limit passed or the queue is stopping, and is cancelled when <paramref name="cancellation"/> fires.
+    /// A bad request throws at once; the task ends with <see cref="GenerationRefusedException"/> when the queue is
+    /// full, the time limit passed or the queue is stopping, and is cancelled when <paramref name="cancellation"/>
+    /// fires.
     /// </remarks>
     public Task<GenerationResult> GenerateAsync(ImageGenerator generator, GenerationRequest request,
         IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)

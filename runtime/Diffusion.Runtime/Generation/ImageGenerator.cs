@@ -128,8 +128,8 @@ public sealed class ImageGenerator(DiffusionModel model)
     }
 
     /// <summary>
-    /// Refuses <paramref name="request"/> as <see cref="Generate"/> would, without running it (a server checks before it
-    /// queues); returns the sampler it resolves to.
+    /// Refuses <paramref name="request"/> as <see cref="Generate"/> would, without running it (a server checks before
+    /// it queues); returns the sampler it resolves to.
     /// </summary>
     public ISampler Check(GenerationRequest request)
     {
@@ -152,8 +152,8 @@ public sealed class ImageGenerator(DiffusionModel model)
         {
             if (request.Sampler is not null)
                 throw new DiffusionArgumentException(nameof(GenerationRequest.Sampler),
-                    $"'{Imaging.Printable.Of(request.Sampler, 60)}' was named, and a {instance.Name} sampler given as an " +
-                        $"instance; give one of them.");
+                    $"'{Imaging.Printable.Of(request.Sampler, 60)}' was named, and a {instance.Name} sampler given "
+                        + "as an instance; give one of them.");
             foreach (var (parameter, knob) in request.Options.Set())
                 if (knob != SamplerKnobs.Resampling)
                     throw new DiffusionArgumentException(parameter,

@@ -322,7 +322,8 @@ public sealed class DiffusionModel : IDisposable
         for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i], nameOrId.Trim(), StringComparison.OrdinalIgnoreCase)) return i;
         throw new DiffusionArgumentException("Class",
-            $"'{Imaging.Printable.Of(nameOrId, 60)}' is not a class of model '{Source}'; use a number 0…{NumClasses - 1}" +
+            $"'{Imaging.Printable.Of(nameOrId, 60)}' is not a class of model '{Source}'; use a number "
+                + $"0…{NumClasses - 1}" +
             (names.Length > 0 ? $" or one of: {string.Join(", ", names)}." : "."));
     }
 

@@ -204,9 +204,10 @@ public sealed class Denoiser : IDisposable
         TensorPrimitives.Max(x, -bound, x);
     }
 
-    /// <summary>The first non-finite value of <paramref name="values"/>, or −1 (a finite sum is the fast path).</summary>
-    private static int FirstNonFinite(ReadOnlySpan<float> values) =>
-        float.IsFinite(TensorPrimitives.Sum(values)) ? -1 : values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
+    /// <summary>The index of the first non-finite value of <paramref name="values"/>, or −1.</summary>
+    private static int FirstNonFinite(ReadOnlySpan<float> values) => float.IsFinite(TensorPrimitives.Sum(values))
+        ? -1 // the fast path
+        : values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
 
     /// <summary>
     /// x_t must be finite before the network sees it: if not, the sampler's arithmetic diverged (the model is not to
@@ -218,8 +219,8 @@ public sealed class Denoiser : IDisposable
         if (bad < 0) return;
         int image = bad / ImageSize;
         throw new DiffusionException($"Sampling diverged: x_t held {sample[bad]} (image {image} of the batch, " +
-            $"timestep {levels[image].Timestep:0.###}) before the network was called, so the sampler's steps left the " +
-            "finite range. Nothing was written; try more steps, another sampler or a lower guidance weight.");
+            $"timestep {levels[image].Timestep:0.###}) before the network was called, so the sampler's steps left " +
+            "the finite range. Nothing was written; try more steps, another sampler or a lower guidance weight.");
     }
 
     /// <summary>

@@ -45,8 +45,8 @@ public static class SamplerRegistry
     public static ISampler Create(string name, SamplerOptions? options = null)
     {
         var info = Find(name) ?? throw new DiffusionArgumentException("Sampler",
-            $"'{Imaging.Printable.Of(name, 60)}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))} (also known by "
-            + "k-diffusion's, the A1111 web UI's and diffusers' names, e.g. euler_a, DPM++ 2M, DDIMScheduler).");
+            $"'{Imaging.Printable.Of(name, 60)}' is not known. Samplers: {string.Join(", ", All.Select(e => e.Name))} "
+            + "(also known by k-diffusion's, the A1111 web UI's and diffusers' names, e.g. euler_a, DPM++ 2M, DDIMScheduler).");
         options ??= new();
         CheckKnobs(info, options);
         return info.Create(options);

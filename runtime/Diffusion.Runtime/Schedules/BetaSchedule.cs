@@ -31,8 +31,8 @@ public static class BetaSchedule
         "quadratic" or "quad" => BetaScheduleKind.Quadratic,
         "sigmoid" => BetaScheduleKind.Sigmoid,
         _ => throw new ArgumentException(
-            $"beta_schedule '{Imaging.Printable.Of(name, 60)}' is not known; expected linear, scaled_linear, squaredcos_cap_v2 (cosine), " +
-                $"quadratic or sigmoid."),
+            $"beta_schedule '{Imaging.Printable.Of(name, 60)}' is not known; expected linear, scaled_linear, " +
+                "squaredcos_cap_v2 (cosine), quadratic or sigmoid."),
     };
 
     /// <summary>The diffusers name of a schedule.</summary>

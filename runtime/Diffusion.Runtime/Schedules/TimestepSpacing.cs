@@ -22,8 +22,8 @@ public static class TimestepSpacings
         "linspace" => TimestepSpacing.Linspace,
         "leading" => TimestepSpacing.Leading,
         "trailing" => TimestepSpacing.Trailing,
-        _ => throw new ArgumentException($"timestep spacing '{Imaging.Printable.Of(name, 60)}' is not known; expected " +
-            $"linspace, leading or trailing."),
+        _ => throw new ArgumentException($"timestep spacing '{Imaging.Printable.Of(name, 60)}' is not known; " +
+            "expected linspace, leading or trailing."),
     };
 
     /// <summary>The n sampling timesteps in descending order.</summary>

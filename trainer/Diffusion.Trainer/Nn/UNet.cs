@@ -37,6 +37,34 @@ public sealed record UNetConfig
     /// <summary>The widest level a UNet may have (BaseChannels × a multiplier).</summary>
     public const int MaxWidth = 8192;
 
+    /// <summary>
+    /// Tensors of its own width and size that a residual block's forward pass keeps for the backward pass (norms,
+    /// activations, convolutions, the embedding's add, dropout, the skip and the sum; an up block's input is twice as
+    /// wide): calibrated against the peak memory of training steps.
+    /// </summary>
+    private const int SavedPerResBlock = 18;
+
+    /// <summary>
+    /// The values one image's training step keeps for the backward pass, estimated from the shape: per residual block
+    /// <see cref="SavedPerResBlock"/> tensors of its width and size; per self-attention q, k, v and the output, and its
+    /// s²×s² weights twice (the logits and the softmax).
+    /// </summary>
+    public double ActivationsPerImage()
+    {
+        double total = 0;
+        int size = ImageSize;
+        double Level(double width, double plane, int blocks, bool attention) =>
+            blocks * (SavedPerResBlock * width * plane + (attention ? 4 * width * plane + 2 * plane * plane : 0));
+        for (int level = 0; level < ChannelMults.Length; level++)
+        {
+            double width = (double)BaseChannels * ChannelMults[level], plane = (double)size * size;
+            total += Level(width, plane, 2 * ResBlocks + 1, AttentionResolutions.Contains(size));
+            if (level < ChannelMults.Length - 1) size /= 2;
+        }
+        double last = (double)BaseChannels * ChannelMults[^1];
+        return total + Level(last, (double)size * size, 2, attention: true); // the middle blocks and attention
+    }
+
     /// <summary>Checks the combination and says what is wrong.</summary>
     public void Validate()
     {
@@ -46,7 +74,8 @@ public sealed record UNetConfig
             throw new DiffusionArgumentException(nameof(NormGroups), $"expected a positive number of groups, got "
                 + $"{NormGroups}.");
         if (NumClasses is < 0 or > 1_000_000)
-            throw new DiffusionArgumentException(nameof(NumClasses), $"expected 0…1,000,000 classes, got {NumClasses}.");
+            throw new DiffusionArgumentException(nameof(NumClasses),
+                $"expected 0…1,000,000 classes, got {NumClasses}.");
         if (InChannels > 64 || ImageSize > 16384)
             throw new DiffusionArgumentException(nameof(ImageSize), $"{InChannels} channels of {ImageSize}² pixels: "
                 + "at most 64 channels and 16384 pixels a side.");

@@ -97,6 +97,7 @@ public sealed class TrainingRun : IDisposable
             },
         };
         _config.Diffusion.Validate("training config");
+        CheckMemory(_config, world.Size);
         random.manual_seed((long)config.Seed);  // initial weights and dropout draw from the default generator
         _generator = new Generator(config.Seed); // batches, t, noise and label dropout from this one
         _net = new UNet(net) { ComputeType = config.Precision.ScalarType() };
@@ -201,6 +202,33 @@ public sealed class TrainingRun : IDisposable
                 : "Another rank was started with other training options than rank 0; start every rank " +
                     "with the same command line.");
         return rootConfig;
+    }
+
+    /// <summary>
+    /// The most a CPU training step's activations may take: half the memory this process may use (the machine's, or
+    /// its container's limit); the rest holds the data, the weights with their gradients, AdamW's and the EMA's state.
+    /// </summary>
+    public static long MemoryBudget => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+
+    /// <summary>
+    /// Refuses a run whose training step would keep more activations than <see cref="MemoryBudget"/> (estimated from
+    /// the network's shape fitted to the data: <see cref="UNetConfig.ActivationsPerImage"/>) before anything is
+    /// allocated, rather than failing in libtorch's allocator minutes later.
+    /// </summary>
+    private static void CheckMemory(TrainConfig config, int ranks)
+    {
+        if (!config.Device.StartsWith("cpu", StringComparison.OrdinalIgnoreCase)) return; // a GPU has its own memory
+        var net = config.Net;
+        net.Validate(); // the shape's sizes bounded first
+        int perRank = (config.Batch + ranks - 1) / ranks;
+        double bytes = perRank * net.ActivationsPerImage() * (config.Precision == Precision.BFloat16 ? 2 : 4);
+        if (bytes <= MemoryBudget) return;
+        static string GiB(double b) => $"{b / (1L << 30):0.0} GiB";
+        throw new DiffusionArgumentException(nameof(TrainConfig.Batch), $"a step of {perRank} image(s) of "
+            + $"{net.InChannels}×{net.ImageSize}×{net.ImageSize} through this UNet (width {net.BaseChannels}, "
+            + $"multipliers {string.Join(",", net.ChannelMults)}) keeps about {GiB(bytes)} of activations for the "
+            + $"backward pass, over the budget of {GiB(MemoryBudget)} (half the {GiB(2.0 * MemoryBudget)} this process "
+            + "may use); use a smaller batch, smaller images (--size) or a narrower network.");
     }
 
     /// <summary>
