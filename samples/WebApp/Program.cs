@@ -22,31 +22,61 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 var modelPath = builder.Configuration["Model"]
     ?? Path.Combine(AppContext.BaseDirectory, "../../../../../models/fashion-mnist/model.onnx");
 var server = builder.Configuration.GetSection("Server");
-var queueOptions = new GenerationQueueOptions
+GenerationQueueOptions QueueOptions() // read when the queue is made, inside the start's error handling
 {
-    Concurrency = server.GetValue("Concurrency", GenerationQueueOptions.DefaultConcurrency),
-    Capacity = server.GetValue("QueueCapacity", 4 * server.GetValue("Concurrency",
-        GenerationQueueOptions.DefaultConcurrency)),
-    TimeLimit = TimeSpan.FromSeconds(server.GetValue("TimeLimitSeconds", 120.0)),
-};
+    int concurrency = server.GetValue("Concurrency", GenerationQueueOptions.DefaultConcurrency);
+    double limit = server.GetValue("TimeLimitSeconds", 120.0);
+    if (!(limit > 0 && limit <= 86_400))
+        throw new DiffusionArgumentException(nameof(GenerationQueueOptions.TimeLimit),
+            $"expected seconds in (0, 86400], got {limit}.");
+    return new GenerationQueueOptions
+    {
+        Concurrency = concurrency, Capacity = server.GetValue("QueueCapacity", 4 * concurrency),
+        TimeLimit = TimeSpan.FromSeconds(limit),
+    };
+}
 // A request is a few fields: a body past this is refused with 413 before it is read.
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = ImageRequest.MaxBodyBytes);
 // One model for the whole app: DiffusionModel and ImageGenerator serve concurrent requests (see Diffusion.Runtime's
 // README); the queue decides how many at once.
 // Memory goes back after a burst (--Server:ReturnMemory, default true): ONNX Runtime frees its tensors instead of
-// keeping them in its arena, and glibc hands blocks of 1 MiB and more back to the system at once. It costs about a
-// tenth of the throughput of large batches (see README); false keeps the arena's peak for the next burst.
-bool returnMemory = server.GetValue("ReturnMemory", true);
-if (returnMemory && OperatingSystem.IsLinux()) Glibc.ReturnLargeBlocks();
-builder.Services.AddSingleton(_ => DiffusionModel.Load(modelPath, new ModelOptions
+// keeping them in its arena, and glibc hands blocks of 1 MiB and more back to the system at once. It costs about 8 %
+// of the throughput of large batches (see samples/README.md); false keeps the arena's peak for the next burst.
+builder.Services.AddSingleton(_ =>
 {
-    Session = new SessionSettings { CpuMemoryArena = !returnMemory },
-}));
+    bool returnMemory = server.GetValue("ReturnMemory", true);
+    if (returnMemory && OperatingSystem.IsLinux()) Glibc.ReturnLargeBlocks();
+    return DiffusionModel.Load(modelPath, new ModelOptions
+    {
+        Session = new SessionSettings { CpuMemoryArena = !returnMemory },
+    });
+});
 builder.Services.AddSingleton(sp => new ImageGenerator(sp.GetRequiredService<DiffusionModel>()));
-builder.Services.AddSingleton(_ => new GenerationQueue(queueOptions));
+builder.Services.AddSingleton(_ => new GenerationQueue(QueueOptions()));
 var app = builder.Build();
-app.Services.GetRequiredService<DiffusionModel>(); // load at start: a bad model fails the start, not the first request
-var queue = app.Services.GetRequiredService<GenerationQueue>();
+GenerationQueue queue;
+try
+{
+    app.Services.GetRequiredService<DiffusionModel>(); // load at start: a bad model fails the start, not a request
+    queue = app.Services.GetRequiredService<GenerationQueue>();
+}
+catch (DiffusionException e) // one line naming the setting or the file, as the command line does
+{
+    var setting = e.Parameter switch
+    {
+        nameof(GenerationQueueOptions.Capacity) => "--Server:QueueCapacity",
+        nameof(GenerationQueueOptions.TimeLimit) => "--Server:TimeLimitSeconds",
+        { } other => $"--Server:{other}",
+        null => null,
+    };
+    Console.Error.WriteLine(setting is null ? $"error: {e.Message}" : $"error: {setting}: {e.Problem}");
+    return e is DiffusionArgumentException ? 2 : 1;
+}
+catch (InvalidOperationException e) when (e.Message.Contains("configuration value")) // not a number
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 // Stopping: waiting requests get 503 at once and running ones stop within a step; the shutdown does not wait on them.
 app.Lifetime.ApplicationStopping.Register(queue.Dispose);
 app.UseDefaultFiles();
@@ -129,6 +159,7 @@ app.MapGet("/generate/stream", async (HttpContext http, ImageGenerator generator
 });
 
 app.Run();
+return 0;
 
 /// <summary>An inclusive range of a numeric field of <see cref="ImageRequest"/>, and its default.</summary>
 public sealed record FieldRange(double Min, double Max, double? Default = null);

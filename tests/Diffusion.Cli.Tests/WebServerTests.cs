@@ -222,6 +222,32 @@ public sealed class WebServerTests : IClassFixture<WebServerTests.DefaultServer>
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), watch.Elapsed.ToString());
     }
 
+    [Theory]
+    [InlineData("--Server:Concurrency", "0", 2, "error: --Server:Concurrency: expected 1…1024 generations, got 0.")]
+    [InlineData("--Server:QueueCapacity", "-1", 2,
+        "error: --Server:QueueCapacity: expected 0…1,000,000 waiting requests, got -1.")]
+    [InlineData("--Server:TimeLimitSeconds", "-5", 2,
+        "error: --Server:TimeLimitSeconds: expected seconds in (0, 86400], got -5.")]
+    [InlineData("--Server:Concurrency", "many", 2, "error: Failed to convert configuration value")]
+    [InlineData("--Model", "/nonexistent/model.onnx", 1, "error: ")]
+    public async Task A_bad_setting_or_model_stops_the_start_with_one_line(string setting, string value, int code,
+        string message)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { WebServer.Built("WebApp"), "--Model", WebServer.Model, "--urls", "http://127.0.0.1:0",
+            setting, value })
+            start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = await process.StandardError.ReadToEndAsync();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+            await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(code, process.ExitCode);
+        Assert.StartsWith(message, stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("   at ", stderr + await stdout);
+    }
+
     [Fact]
     public async Task Info_lists_exactly_what_generate_accepts()
     {
