@@ -34,7 +34,9 @@ public class GenerationQueueTests
             finally { Interlocked.Decrement(ref running); }
             return i;
         })).ToList();
-        Assert.True(SpinWait.SpinUntil(() => queue.Running == 2 && queue.Waiting == 3, Patience));
+        // both taken jobs inside their work (the queue counts a job as running just before its work starts)
+        Assert.True(SpinWait.SpinUntil(
+            () => queue.Running == 2 && queue.Waiting == 3 && Volatile.Read(ref running) == 2, Patience));
         var full = await Assert.ThrowsAsync<GenerationRefusedException>(() => queue.RunAsync(_ => 0));
         Assert.Equal(GenerationRefusal.QueueFull, full.Reason);
         Assert.True(full.RetryAfter >= TimeSpan.FromSeconds(1), full.RetryAfter.ToString());
@@ -141,6 +143,8 @@ public class GenerationQueueTests
         using var queue = new GenerationQueue(new GenerationQueueOptions { Concurrency = 1, Capacity = 0 });
         await Assert.ThrowsAsync<InvalidDataException>(() =>
             queue.RunAsync<int>(_ => throw new InvalidDataException()));
+        // the slot is freed just after the task ends (no room is kept for it: Capacity 0)
+        Assert.True(SpinWait.SpinUntil(() => queue.Running == 0, Patience));
         Assert.Equal(5, await queue.RunAsync(_ => 5));
     }
 
