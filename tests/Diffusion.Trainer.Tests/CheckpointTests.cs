@@ -100,6 +100,8 @@ public class CheckpointTests
                 Config = Info.Config with { Diffusion = Info.Config.Diffusion with { NumTrainTimesteps = 1 } },
             }, "num_train_timesteps must lie in 2…" },
         { "no config", Info with { Config = null! }, "its config or class names are missing." },
+        { "no network", Info with { Config = Info.Config with { Net = null! } },
+            "the network, diffusion, data and device settings must all be given." },
     };
 
     [Theory]

@@ -76,6 +76,8 @@ public sealed record TrainConfig
         {
             if (!ok) throw new DiffusionArgumentException(parameter, problem);
         }
+        Check(c.Net is not null && c.Diffusion is not null && c.Data is not null && c.Device is not null,
+            nameof(c.Net), "the network, diffusion, data and device settings must all be given.");
         Check(c.Steps > 0, nameof(c.Steps), $"expected a positive number of steps, got {c.Steps}.");
         Check(c.Batch is > 0 and <= 65_536, nameof(c.Batch), $"expected a batch in 1…65536, got {c.Batch}.");
         Check(c.MinSnrGamma > 0 && double.IsFinite(c.MinSnrGamma), nameof(c.MinSnrGamma),
@@ -83,7 +85,8 @@ public sealed record TrainConfig
         Check(c.LearningRate > 0 && double.IsFinite(c.LearningRate), nameof(c.LearningRate),
             $"expected a positive number, got {c.LearningRate}.");
         Check(c.EmaDecay is >= 0 and < 1, nameof(c.EmaDecay), $"expected a decay in [0, 1), got {c.EmaDecay}.");
-        Check(c.Net.Dropout is >= 0 and < 1, nameof(c.Net.Dropout), $"expected a rate in [0, 1), got {c.Net.Dropout}.");
+        Check(c.Net!.Dropout is >= 0 and < 1, nameof(c.Net.Dropout),
+            $"expected a rate in [0, 1), got {c.Net.Dropout}.");
         Check(c.LabelDropout is >= 0 and < 1, nameof(c.LabelDropout),
             $"expected a rate in [0, 1), got {c.LabelDropout}.");
         Check(c.CheckpointEvery > 0, nameof(c.CheckpointEvery),
@@ -99,8 +102,6 @@ public sealed record TrainConfig
         Check(c.SampleEvery >= 0, nameof(c.SampleEvery), $"expected 0 (never) or more steps, got {c.SampleEvery}.");
         Check(c.Limit >= 0, nameof(c.Limit), $"expected 0 (all) or more images, got {c.Limit}.");
         Check(Enum.IsDefined(c.Weighting), nameof(c.Weighting), $"{(int)c.Weighting}: not a loss weighting.");
-        Check(c.Net is not null && c.Diffusion is not null && c.Data is not null && c.Device is not null,
-            nameof(c.Net), "the network, diffusion, data and device settings must all be given.");
     }
 }
 
