@@ -85,7 +85,7 @@ app.UseStaticFiles();
 app.MapGet("/info", (DiffusionModel m) => new
 {
     model = Path.GetFileName(m.Source), m.Channels, m.Height, m.Width,
-    classes = m.Config.ClassNames ?? Enumerable.Range(0, m.NumClasses).Select(i => i.ToString()).ToArray(),
+    classes = ImageRequest.ClassNames(m),
     samplers = SamplerRegistry.All.Select(e => new { e.Name, adaptive = e.IsAdaptive }),
     fields = ImageRequest.Fields(m),
     queue = new
@@ -174,13 +174,18 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
     private static readonly FieldRange StepsRange = new(1, 200, 20), CountRange = new(1, 64, 1),
         ScaleRange = new(1, 16, 4), GuidanceRange = new(0, ImageGenerator.MaxGuidance, 3);
 
+    /// <summary>
+    /// The names <c>class</c> accepts: the config's, or the numbers (none for an unconditional model).
+    /// </summary>
+    public static string[] ClassNames(DiffusionModel model) => model.NumClasses == 0 ? []
+        : model.Config.ClassNames ?? Enumerable.Range(0, model.NumClasses).Select(i => i.ToString()).ToArray();
+
     /// <summary>Every field <c>/generate</c> reads, with what it accepts on <paramref name="model"/>.</summary>
     public static object Fields(DiffusionModel model) => new
     {
         @class = new
         {
-            choices = model.NumClasses == 0 ? [] : (model.Config.ClassNames
-                ?? Enumerable.Range(0, model.NumClasses).Select(i => i.ToString()).ToArray()),
+            choices = ClassNames(model),
             numbers = model.NumClasses == 0 ? null : new FieldRange(0, model.NumClasses - 1),
             unconditional = "absent or empty", // then guidance is not read
         },

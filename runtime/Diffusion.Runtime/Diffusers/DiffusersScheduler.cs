@@ -111,11 +111,7 @@ public sealed record DiffusersScheduler
         T Get<T>(string key, T fallback)
         {
             if (!o.TryGetPropertyValue(key, out var node) || node is null) return fallback;
-            // −∞ is lambda_min_clipped's "no clipping" (diffusers writes it so); anywhere else a number is finite
-            if (key == "lambda_min_clipped" && Onnx.PythonJson.TryNonFinite(node, out var v, out _)
-                && v == double.NegativeInfinity)
-                return (T)(object)v;
-            Onnx.PythonJson.ThrowIfNonFinite(node, key, source);
+            Onnx.PythonJson.ThrowIfNonFinite(node, key, source); // a number is finite, but for the one key below
             try { return node.GetValue<T>(); }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
             { throw new DiffusionException($"{source}: '{key}' should be a {typeof(T).Name}, " +
@@ -141,8 +137,9 @@ public sealed record DiffusersScheduler
             EulerAtFinal = Get("euler_at_final", false),
             FinalSigmasType = Get("final_sigmas_type", "zero"),
             VarianceType = Get("variance_type", "fixed_small"),
-            // diffusers writes −∞ as -Infinity: read as null
-            LambdaMinClipped = Get("lambda_min_clipped", double.NegativeInfinity),
+            // −∞ is "no clipping", and diffusers writes it as -Infinity
+            LambdaMinClipped = Onnx.PythonJson.TryNonFinite(o["lambda_min_clipped"], out var lambda, out _)
+                && lambda == double.NegativeInfinity ? lambda : Get("lambda_min_clipped", double.NegativeInfinity),
             Unsupported = UnsupportedSettings(o, className),
             SourceKeys = o.DeepClone().AsObject(),
         };

@@ -72,7 +72,7 @@ public static class DiffusersFolder
 public static class PythonJson
 {
     /// <summary>What a literal becomes: a string no JSON writer emits (it starts with a NUL).</summary>
-    private const string Mark = "\\u0000python:";
+    private const string Marker = "\0python:";
 
     /// <summary><paramref name="json"/> with Python's non-finite literals outside strings marked.</summary>
     public static string Normalize(string json)
@@ -97,7 +97,7 @@ public static class PythonJson
                     string.CompareOrdinal(json, i, t, 0, t.Length) == 0);
             if (token is not null)
             {
-                result.Append('"').Append(Mark).Append(token).Append('"');
+                result.Append(JsonSerializer.Serialize(Marker + token)); // the NUL written as \u0000
                 i += token.Length - 1;
                 continue;
             }
@@ -109,13 +109,12 @@ public static class PythonJson
     /// <summary>Whether <paramref name="node"/> is a literal <see cref="Normalize"/> marked, and its value.</summary>
     public static bool TryNonFinite(JsonNode? node, out double value, out string literal)
     {
-        const string prefix = "\0python:";
         value = 0;
         literal = "";
         if (node is not JsonValue v || !v.TryGetValue<string>(out var text)
-            || !text.StartsWith(prefix, StringComparison.Ordinal))
+            || !text.StartsWith(Marker, StringComparison.Ordinal))
             return false;
-        literal = text[prefix.Length..];
+        literal = text[Marker.Length..];
         value = literal switch
         {
             "NaN" => double.NaN, "Infinity" => double.PositiveInfinity, _ => double.NegativeInfinity,

@@ -128,7 +128,6 @@ public sealed class Denoiser : IDisposable
             _timesteps.AsSpan(0, BatchSize).CopyTo(_timesteps.AsSpan(BatchSize));
         }
         _binding.SetTimesteps(_timesteps);
-        CheckInputFinite(sample, levels);
         _binding.Run(_cancellation);
 
         Span<float> output = _guided ? _guidedOutput : _binding.Output;
@@ -210,22 +209,10 @@ public sealed class Denoiser : IDisposable
         : values.IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
 
     /// <summary>
-    /// x_t must be finite before the network sees it: if not, the sampler's arithmetic diverged (the model is not to
-    /// blame).
-    /// </summary>
-    private void CheckInputFinite(ReadOnlySpan<float> sample, ReadOnlySpan<NoiseLevel> levels)
-    {
-        int bad = FirstNonFinite(sample);
-        if (bad < 0) return;
-        int image = bad / ImageSize;
-        throw new DiffusionException($"Sampling diverged: x_t held {sample[bad]} (image {image} of the batch, " +
-            $"timestep {levels[image].Timestep:0.###}) before the network was called, so the sampler's steps left " +
-            "the finite range. Nothing was written; try more steps, another sampler or a lower guidance weight.");
-    }
-
-    /// <summary>
-    /// The network's <paramref name="raw"/> output must be finite (else the model is to blame), and so must the
-    /// guided combination <paramref name="output"/> made of it.
+    /// The network's <paramref name="raw"/> output must be finite, and so must the guided combination
+    /// <paramref name="output"/> made of it. A non-finite output is blamed on the model only when its input x_t (still
+    /// in the bound buffer) was finite; otherwise the sampler's steps diverged. (One pass per call on the hot path; the
+    /// input is read only on failure.)
     /// </summary>
     private void CheckOutputFinite(ReadOnlySpan<float> raw, ReadOnlySpan<float> output,
         ReadOnlySpan<NoiseLevel> levels)
@@ -233,6 +220,15 @@ public sealed class Denoiser : IDisposable
         int bad = FirstNonFinite(raw);
         if (bad >= 0)
         {
+            var sample = _binding.Sample[..raw.Length];
+            if (FirstNonFinite(sample) is var input and >= 0)
+            {
+                int at = input / ImageSize % BatchSize;
+                throw new DiffusionException($"Sampling diverged: x_t held {sample[input]} (image {at} of the batch, "
+                    + $"timestep {levels[at].Timestep:0.###}) when the network was called, so the sampler's steps "
+                    + "left the finite range. Nothing was written; try more steps, another sampler or a lower guidance "
+                    + "weight.");
+            }
             int image = bad / ImageSize % BatchSize;
             throw new DiffusionException(
                 $"Model '{_model.Source}' returned {raw[bad]} (image {image} of the batch, value {bad % ImageSize}, " +
