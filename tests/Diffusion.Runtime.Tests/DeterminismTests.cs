@@ -102,8 +102,8 @@ public class DeterminismTests
         {
             Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = true }
         });
-        using (var d = new Samplers.Denoiser(direct, 2, guidance: 3)) Assert.False(d.StagedBuffers);
-        using (var d = new Samplers.Denoiser(staged, 2, guidance: 3)) Assert.True(d.StagedBuffers);
+        using (var d = new Samplers.Denoiser(direct, 2, ClassConditions.For(direct, [0], 3))) Assert.False(d.StagedBuffers);
+        using (var d = new Samplers.Denoiser(staged, 2, ClassConditions.For(staged, [0], 3))) Assert.True(d.StagedBuffers);
         foreach (var sampler in new[] { "ddim", "dpm++2m", "heun", "ddpm" })
         {
             var request = new GenerationRequest

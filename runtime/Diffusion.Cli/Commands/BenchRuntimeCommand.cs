@@ -54,6 +54,14 @@ public static class BenchRuntimeCommand
                 && b is > 0 and <= 4096 ? b
                 : throw new DiffusionArgumentException("--batches", $"'{v}': expected batch sizes 1…4096.")).ToArray();
             using var m = model.Load(p);
+            // The baselines below feed float32 x_t, float32 or int64 t and int64 labels, as the model contract has them.
+            var other = m.ConditioningInputs.FirstOrDefault(c => c.Name != m.ClassLabelsInput
+                || c.ElementType != TensorElementType.Int64);
+            if (other is not null || m.SampleElementType != TensorElementType.Float || m.OutputElementType != TensorElementType.Float
+                || m.TimestepElementType is not (TensorElementType.Float or TensorElementType.Int64))
+                throw new DiffusionException($"bench-runtime times float32 pixel models (x_t float32, t float32 or " +
+                    $"int64, class labels int64); model '{m.Source}' " + (other is not null
+                        ? $"takes '{other.Name}' ({other.Description})." : "has float16 or int32 inputs."));
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
             var watch = Stopwatch.StartNew();
             var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "fresh-tensor ms", "loop ms/NFE",
@@ -62,7 +70,7 @@ public static class BenchRuntimeCommand
             {
                 double bare = BareRunMs(m, batch, n * reps, cancellation);
                 double fresh = FreshTensorMs(m, batch, n * reps, cancellation);
-                using var denoiser = new Denoiser(m, batch, cancellation: cancellation);
+                using var denoiser = new Denoiser(m, batch, ClassConditions.For(m, []), cancellation: cancellation);
                 foreach (var name in names)
                 {
                     var sampler = SamplerRegistry.Create(name);

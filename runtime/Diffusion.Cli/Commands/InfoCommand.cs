@@ -46,6 +46,8 @@ public static class InfoCommand
     }
 
     private static string Role(DiffusionModel m, string name) =>
-        name == m.SampleInput ? "sample" : name == m.TimestepInput ? $"timestep ({m.TimestepLayout})"
-            : name == m.ClassLabelsInput ? "class_labels" : "";
+        name == m.SampleInput ? "sample" : name == m.TimestepInput
+            ? $"timestep ({(m.TimestepLayout == TimestepLayout.PerImage ? "one per image" : "one per batch")}" +
+                $"{(m.FloatTimesteps ? "" : ", rounded")})"
+            : name == m.ClassLabelsInput ? "class_labels" : "conditioning";
 }

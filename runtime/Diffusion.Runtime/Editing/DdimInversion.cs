@@ -24,7 +24,7 @@ public static class DdimInversion
             throw new DiffusionArgumentException(nameof(images), $"{images.Length} values, but {count} images of "
                 + $"[{model.Channels},{model.Height},{model.Width}] need {(long)count * d}.");
         var latents = (float[])images.Clone();
-        MicroBatches.Run(model, count, batchSize, guidance, labels ?? [],
+        MicroBatches.Run(model, model.Shape, count, batchSize, ClassConditions.For(model, labels ?? [], guidance),
             denoiser =>
                 (Denoiser: denoiser, Eps: new float[denoiser.BatchSize * d], X0: new float[denoiser.BatchSize * d]),
             (s, start, n) =>

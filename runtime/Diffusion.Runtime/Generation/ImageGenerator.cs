@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
@@ -82,48 +81,15 @@ public sealed class ImageGenerator(DiffusionModel model)
     {
         ArgumentNullException.ThrowIfNull(request);
         var sampler = Check(request);
-        var grid = Grid(request, sampler);
-        if (request.InitialImages is not null)
+        var outcome = SamplingRun.Run(Model, Model.Shape,
+            ClassConditions.For(Model, request.ClassLabels, request.Guidance), request, sampler,
+            Grid(request, sampler), progress, cancellation);
+        return Result(request, sampler, outcome.Values) with
         {
-            // SDEdit: keep the last round(s·n) steps of the grid; the input is noised to the first of them.
-            int keep = (int)Math.Round(request.Strength * request.Steps);
-            if (keep == 0) return Result(request, sampler, (float[])request.InitialImages.Clone());
-            grid = grid[^(keep + 1)..];
-        }
-        int d = Model.ImageSize, count = request.Count;
-        var images = new float[count * d]; // Validate bounds count × d by Array.MaxLength
-        var inpainting = request.KnownImages is null ? null
-            : new Editing.Inpainting(request.KnownImages, request.Mask!, d);
-        var watch = Stopwatch.StartNew();
-        int current = 0; // the first image of the batch being sampled, for progress
-        var use = MicroBatches.Run(Model, count, request.BatchSize, request.Guidance, request.ClassLabels,
-            denoiser => new SamplingContext(denoiser, grid, request.Seed, request.Options,
-                progress is null ? null : step => progress.Report(new GenerationProgress(current, count, step + 1,
-                    grid.Length - 1, Math.Min(request.BatchSize, count - current))),
-                cancellation),
-            (c, start, n) =>
-            {
-                current = start;
-                c.Begin(start);
-                if (inpainting is not null)
-                {
-                    inpainting.Begin(start);
-                    c.Constraint = inpainting;
-                }
-                InitialSample(request, sampler, c, start * d, n * d);
-                sampler.Sample(c);
-                CheckFinite(c.X, start);
-                c.X.CopyTo(images.AsSpan(start * d, n * d));
-                progress?.Report(new GenerationProgress(start + n, count, grid.Length - 1, grid.Length - 1));
-            },
-            cancellation);
-        int batches = (count + request.BatchSize - 1) / request.BatchSize;
-        return Result(request, sampler, images) with
-        {
-            NetworkCalls = use.Evaluations,
-            EvaluationsPerImage = (double)use.Evaluations / batches,
-            ModelTime = Stopwatch.GetElapsedTime(0, use.ModelTicks),
-            TotalTime = watch.Elapsed,
+            NetworkCalls = outcome.Evaluations,
+            EvaluationsPerImage = outcome.EvaluationsPerImage,
+            ModelTime = outcome.ModelTime,
+            TotalTime = outcome.TotalTime,
         };
     }
 
@@ -206,21 +172,6 @@ public sealed class ImageGenerator(DiffusionModel model)
         if (steps <= 0 || steps > MaxSteps)
             throw new DiffusionArgumentException(nameof(GenerationRequest.Steps),
                 $"expected 1…{MaxSteps:N0} sampling steps, got {steps}.");
-    }
-
-    /// <summary>
-    /// x at the grid's first level for images [offset, offset + length): x_T, or an img2img input noised.
-    /// </summary>
-    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int offset,
-        int length)
-    {
-        var x = c.X.AsSpan();
-        if (request.InitialNoise is { } init) init.AsSpan(offset, length).CopyTo(x);
-        else c.DrawInitialNoise(x);
-        if (request.InitialImages is { } images0)
-            ForwardProcess.Sample(x, images0.AsSpan(offset, length), x, c.Grid[0]); // ε being the keyed x_T draw
-        else if (sampler.InitialNoiseScale(c.Grid[0]) is var scale and not 1)
-            Vec.Scale(c.X, scale, c.X);
     }
 
     private GenerationResult Result(GenerationRequest request, ISampler sampler, float[] images) =>
@@ -339,13 +290,5 @@ public sealed class ImageGenerator(DiffusionModel model)
         if (values.Length != (long)count * Model.ImageSize)
             throw new DiffusionArgumentException(parameter, $"{what} hold {values.Length} values but {count} images of "
                 + $"[{Model.Channels},{Model.Height},{Model.Width}] need {(long)count * Model.ImageSize}.");
-    }
-
-    private void CheckFinite(float[] x, int start)
-    {
-        int bad = x.AsSpan().IndexOfAnyExceptInRange(float.MinValue, float.MaxValue);
-        if (bad >= 0)
-            throw new DiffusionException($"Sampling produced {x[bad]} in image {start + bad / Model.ImageSize}; "
-                + "nothing was written. Try more steps or another sampler.");
     }
 }

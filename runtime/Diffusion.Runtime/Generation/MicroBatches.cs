@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Conditioning;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 
@@ -5,8 +6,8 @@ namespace Diffusion.Runtime.Generation;
 
 /// <summary>
 /// A request's images in micro-batches of at most a batch size: one <see cref="Denoiser"/> (buffers and ONNX Runtime
-/// binding) per batch size that occurs — at most two, the full batches and the remainder — each slice's class labels
-/// set on it, everything disposed at the end. The one batching loop of generation and of DDIM inversion.
+/// binding) per batch size that occurs — at most two, the full batches and the remainder — each slice's conditioning
+/// bound on it, everything disposed at the end. The one batching loop of generation and of DDIM inversion.
 /// </summary>
 internal static class MicroBatches
 {
@@ -15,15 +16,13 @@ internal static class MicroBatches
 
     /// <summary>
     /// Runs <paramref name="run"/>(state, first image, images) over the <paramref name="count"/> images, with the
-    /// state <paramref name="prepare"/> made once per batch size around its denoiser. Labels: empty = none, one = every
-    /// image, else one per image.
+    /// state <paramref name="prepare"/> made once per batch size around its denoiser, at <paramref name="shape"/>.
     /// </summary>
-    public static Use Run<TState>(DiffusionModel model, int count, int batchSize, float guidance,
-        IReadOnlyList<int> labels, Func<Denoiser, TState> prepare, Action<TState, int, int> run,
+    public static Use Run<TState>(DiffusionModel model, ImageShape shape, int count, int batchSize,
+        Conditions conditions, Func<Denoiser, TState> prepare, Action<TState, int, int> run,
         CancellationToken cancellation)
     {
         var states = new Dictionary<int, (Denoiser Denoiser, TState State)>();
-        var labelBuffer = new long[batchSize];
         long evaluations = 0, ticks = 0;
         try
         {
@@ -32,15 +31,11 @@ internal static class MicroBatches
                 int n = Math.Min(batchSize, count - start);
                 if (!states.TryGetValue(n, out var entry))
                 {
-                    var denoiser = new Denoiser(model, n, guidance, cancellation);
+                    var denoiser = new Denoiser(model, n, conditions, shape, cancellation);
                     states[n] = entry = (denoiser, prepare(denoiser));
                 }
                 cancellation.ThrowIfCancellationRequested();
-                if (labels.Count > 0)
-                {
-                    for (int i = 0; i < n; i++) labelBuffer[i] = labels.Count == 1 ? labels[0] : labels[start + i];
-                    entry.Denoiser.SetLabels(labelBuffer.AsSpan(0, n));
-                }
+                entry.Denoiser.SetImages(start);
                 run(entry.State, start, n);
             }
         }

@@ -5,17 +5,13 @@ using Diffusion.Runtime.Schedules;
 
 namespace Diffusion.Runtime.Onnx;
 
-/// <summary>How the graph declares its timestep input.</summary>
+/// <summary>How the graph declares its timestep input's shape.</summary>
 public enum TimestepLayout
 {
-    /// <summary>float32 [B]: one (possibly fractional) timestep per image — the model contract.</summary>
-    FloatPerImage,
-    /// <summary>int64 [B]: fractional timesteps are rounded.</summary>
-    Int64PerImage,
-    /// <summary>float32 scalar or [1]: one timestep for the whole batch.</summary>
-    FloatShared,
-    /// <summary>int64 scalar or [1]: one rounded timestep for the whole batch.</summary>
-    Int64Shared,
+    /// <summary>[B]: one (possibly fractional) timestep per image — the model contract.</summary>
+    PerImage,
+    /// <summary>A scalar or [1]: one timestep for the whole batch.</summary>
+    Shared,
 }
 
 /// <summary>
@@ -52,14 +48,29 @@ public sealed class DiffusionModel : IDisposable
     public int Width { get; }
     /// <summary>C·H·W, the values of one image.</summary>
     public int ImageSize => Channels * Height * Width;
+    /// <summary>The image shape [C, H, W] of the config (or the graph).</summary>
+    public ImageShape Shape => new(Channels, Height, Width);
     /// <summary>Name of the x_t input.</summary>
     public string SampleInput { get; }
     /// <summary>Name of the timestep input.</summary>
     public string TimestepInput { get; }
-    /// <summary>How the timestep input is declared.</summary>
+    /// <summary>How the timestep input's shape is declared.</summary>
     public TimestepLayout TimestepLayout { get; }
-    /// <summary>Name of the class-label input, or null for an unconditional model.</summary>
+    /// <summary>
+    /// The timestep input's element type: float32 or float16 (fractional timesteps kept), int64 or int32 (rounded).
+    /// </summary>
+    public TensorElementType TimestepElementType { get; }
+    /// <summary>The x_t input's element type: float32, or float16 (fed through a float32 buffer converted per call).</summary>
+    public TensorElementType SampleElementType { get; }
+    /// <summary>The output's element type: float32 or float16 (read through a float32 buffer converted per call).</summary>
+    public TensorElementType OutputElementType { get; }
+    /// <summary>Name of the class-label input, or null for a model without one.</summary>
     public string? ClassLabelsInput { get; }
+    /// <summary>
+    /// Every input besides x_t and t — the class labels among them — which a generation's
+    /// <see cref="Conditioning.Condition"/> feeds.
+    /// </summary>
+    public IReadOnlyList<ConditioningInput> ConditioningInputs { get; }
     /// <summary>Name of the output.</summary>
     public string OutputName { get; }
     /// <summary>Whether the batch dimension is dynamic (else fixed to <see cref="FixedBatch"/>).</summary>
@@ -67,14 +78,31 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Number of classes (0 if unconditional); label <see cref="NumClasses"/> is the null label.</summary>
     public int NumClasses => ClassLabelsInput is null ? 0 : Config.NumClasses;
 
-    /// <summary>Whether the timestep input is float32 (else int64, fractional timesteps rounded).</summary>
-    public bool FloatTimesteps => TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.FloatShared;
+    /// <summary>
+    /// The image shape at another size (a latent model sampled at the request's size): refused where the graph fixes the
+    /// height or width, or past <see cref="DiffusionConfig.MaxImageValues"/>.
+    /// </summary>
+    public ImageShape ShapeAt(int height, int width, string parameter = "Height")
+    {
+        var dims = Session.InputMetadata[SampleInput].Dimensions;
+        if (height <= 0 || width <= 0)
+            throw new DiffusionArgumentException(parameter, $"expected a positive size, got {height}×{width}.");
+        if ((dims[2] > 0 && dims[2] != height) || (dims[3] > 0 && dims[3] != width))
+            throw new DiffusionArgumentException(parameter, $"model '{Source}' takes only {dims[2]}×{dims[3]} " +
+                $"(its input '{SampleInput}' is {Describe(Session.InputMetadata[SampleInput])}), not {height}×{width}.");
+        if ((long)Channels * height * width > DiffusionConfig.MaxImageValues)
+            throw new DiffusionArgumentException(parameter, $"{Channels}×{height}×{width} is " +
+                $"{(long)Channels * height * width:N0} values; at most {DiffusionConfig.MaxImageValues:N0} per image.");
+        return new(Channels, height, width);
+    }
+
+    /// <summary>Whether the timestep input takes floats (else integers, fractional timesteps rounded).</summary>
+    public bool FloatTimesteps => TimestepElementType is TensorElementType.Float or TensorElementType.Float16;
 
     /// <summary>
     /// The timestep input's shape for a network batch: [B] per image, else [1] or a scalar as the graph declares.
     /// </summary>
-    public long[] TimestepShape(int batch) =>
-        TimestepLayout is TimestepLayout.FloatPerImage or TimestepLayout.Int64PerImage ? [batch]
+    public long[] TimestepShape(int batch) => TimestepLayout == TimestepLayout.PerImage ? [batch]
         : Session.InputMetadata[TimestepInput].Dimensions.Length == 0 ? [] : [1];
 
     /// <summary>
@@ -107,9 +135,10 @@ public sealed class DiffusionModel : IDisposable
             throw new DiffusionException($"Model '{source}' has no input named '{SampleInput}' (its " +
                 $"inputs: {Names(inputs)}). The model contract needs 'sample' float32 [B,C,H,W]; name another input " +
                     $"with SampleInput.");
-        if (sample.ElementDataType != TensorElementType.Float || sample.Dimensions.Length != 4)
+        if (!IsFloat(sample.ElementDataType) || sample.Dimensions.Length != 4)
             throw new DiffusionException($"Model '{source}': input '{SampleInput}' is {Describe(sample)}; expected " +
-                $"float32 [B,C,H,W].");
+                $"float32 or float16 [B,C,H,W].");
+        SampleElementType = sample.ElementDataType;
 
         TimestepInput = options.TimestepInput ?? "timestep";
         if (!inputs.TryGetValue(TimestepInput, out var timestep))
@@ -117,8 +146,9 @@ public sealed class DiffusionModel : IDisposable
                 $"inputs: {Names(inputs)}). The model contract needs 'timestep' float32 [B]; name another " +
                     $"input with TimestepInput.");
         TimestepLayout = LayoutOf(timestep) ?? throw new DiffusionException(
-            $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32 or int64, of shape " +
-                $"[B], [1] or a scalar.");
+            $"Model '{source}': input '{TimestepInput}' is {Describe(timestep)}; expected float32, float16, int64 or " +
+                $"int32, of shape [B], [1] or a scalar.");
+        TimestepElementType = timestep.ElementDataType;
 
         var labels = options.ClassLabelsInput ?? (inputs.ContainsKey("class_labels") ? "class_labels" : null);
         if (labels is not null)
@@ -126,19 +156,30 @@ public sealed class DiffusionModel : IDisposable
             if (!inputs.TryGetValue(labels, out var labelMeta))
                 throw new DiffusionException($"Model '{source}' has no input named '{labels}' (its " +
                     $"inputs: {Names(inputs)}).");
-            if (labelMeta.ElementDataType != TensorElementType.Int64 || labelMeta.Dimensions.Length != 1)
+            if (labelMeta.ElementDataType is not (TensorElementType.Int64 or TensorElementType.Int32)
+                || labelMeta.Dimensions.Length != 1)
                 throw new DiffusionException($"Model '{source}': input '{labels}' is " +
-                    $"{Describe(labelMeta)}; expected int64 [B].");
+                    $"{Describe(labelMeta)}; expected int64 or int32 [B].");
             if (config.NumClasses <= 0)
                 throw new DiffusionException($"Model '{source}' takes class labels ('{labels}') but its config " +
                     $"({configSource}) gives no num_classes.");
         }
         ClassLabelsInput = labels;
-        var extra = inputs.Keys.Where(k => k != SampleInput && k != TimestepInput && k != labels).ToList();
-        if (extra.Count > 0)
-            throw new DiffusionException($"Model '{source}' has inputs this runtime does not know how to " +
-                $"feed: {string.Join(", ", extra)}. "
-                + "Name them as the sample, timestep or class-label input if they play those roles.");
+        var conditioning = new List<ConditioningInput>();
+        foreach (var (name, meta) in inputs)
+        {
+            if (name == SampleInput || name == TimestepInput) continue;
+            var d = meta.Dimensions;
+            if (!ConditioningInput.Supports(meta.ElementDataType) || d.Length == 0
+                || (d[0] > 0 && sample.Dimensions[0] > 0 && d[0] != sample.Dimensions[0]))
+                throw new DiffusionException($"Model '{source}': input '{name}' is {Describe(meta)}; a conditioning " +
+                    $"input must be float32, float16, int64 or int32 with the batch first ({SampleInput} is " +
+                        $"{Describe(sample)}). Name it as the sample, timestep or class-label input if it plays one of " +
+                            "those roles.");
+            conditioning.Add(new ConditioningInput(name, meta.ElementDataType, [.. d[1..].Select(v => (long)v)],
+                Describe(meta)));
+        }
+        ConditioningInputs = conditioning;
 
         OutputName = options.OutputName
             ?? (outputs.ContainsKey("model_output") ? "model_output"
@@ -150,9 +191,10 @@ public sealed class DiffusionModel : IDisposable
         if (!outputs.TryGetValue(OutputName, out var output))
             throw new DiffusionException($"Model '{source}' has no output named '{OutputName}' (its " +
                 $"outputs: {Names(outputs)}).");
-        if (output.ElementDataType != TensorElementType.Float || output.Dimensions.Length != 4)
+        if (!IsFloat(output.ElementDataType) || output.Dimensions.Length != 4)
             throw new DiffusionException($"Model '{source}': output '{OutputName}' is {Describe(output)}; expected " +
-                $"float32 [B,C,H,W].");
+                $"float32 or float16 [B,C,H,W].");
+        OutputElementType = output.ElementDataType;
 
         // The image shape: the config's, checked against every static dimension the graph declares.
         var dims = sample.Dimensions; // −1 marks a dynamic dimension
@@ -274,16 +316,15 @@ public sealed class DiffusionModel : IDisposable
 
     private static TimestepLayout? LayoutOf(NodeMetadata m)
     {
-        bool isFloat = m.ElementDataType == TensorElementType.Float,
-            isLong = m.ElementDataType == TensorElementType.Int64;
-        if (!isFloat && !isLong) return null;
+        if (m.ElementDataType is not (TensorElementType.Float or TensorElementType.Float16 or TensorElementType.Int64
+            or TensorElementType.Int32)) return null;
         var d = m.Dimensions;
-        bool shared = d.Length == 0 || (d.Length == 1 && d[0] == 1);
-        bool perImage = d.Length == 1 && d[0] != 1;
-        if (shared) return isFloat ? TimestepLayout.FloatShared : TimestepLayout.Int64Shared;
-        if (perImage) return isFloat ? TimestepLayout.FloatPerImage : TimestepLayout.Int64PerImage;
+        if (d.Length == 0 || (d.Length == 1 && d[0] == 1)) return TimestepLayout.Shared;
+        if (d.Length == 1) return TimestepLayout.PerImage;
         return null;
     }
+
+    private static bool IsFloat(TensorElementType type) => type is TensorElementType.Float or TensorElementType.Float16;
 
     /// <summary>"float32 [batch,1,28,28]"-style description of an input or output.</summary>
     public static string Describe(NodeMetadata m)

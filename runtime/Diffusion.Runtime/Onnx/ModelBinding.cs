@@ -1,17 +1,20 @@
 using System.Diagnostics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Diffusion.Runtime.Conditioning;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
 namespace Diffusion.Runtime.Onnx;
 
 /// <summary>
-/// One network batch bound once per generation: host buffers for sample / timestep / class_labels / output (managed
-/// arrays, or pinned memory on CUDA — see <see cref="BufferPlacement"/>) attached to an <see cref="OrtIoBinding"/>, so
-/// every sampling step writes into the buffers and runs — no per-step allocation, no per-step binding. Where the
-/// placement asks for device twins (CUDA graphs), those are what is bound, and each run copies the inputs to them and
-/// the output back.
+/// One network batch bound once per generation: host buffers for x_t, the timestep, every conditioning input and the
+/// output (managed arrays, or pinned memory on CUDA — see <see cref="BufferPlacement"/>) attached to an
+/// <see cref="OrtIoBinding"/>, so every sampling step writes into the buffers and runs — no per-step allocation, no
+/// per-step binding. Each buffer has the graph's own element type; a float16 x_t or output is reached through a
+/// float32 buffer converted once per run. Where the placement asks for device twins (CUDA graphs), those are what is
+/// bound, and each run copies the inputs to them and the output back.
 /// </summary>
 internal sealed unsafe class ModelBinding : IDisposable
 {
@@ -19,8 +22,11 @@ internal sealed unsafe class ModelBinding : IDisposable
     private readonly OrtIoBinding? _io;
     private readonly RunOptions _run;
     private readonly List<IDisposable> _owned = []; // disposed last first: values before the allocators that made them
-    private readonly float* _sample, _output, _timestepFloat;
-    private readonly long* _labels, _timestepLong;
+    private readonly float* _sample, _output; // what the samplers read and write: float32 always
+    private readonly Half* _sampleHalf, _outputHalf; // the bound buffers of a float16 graph, else null
+    private readonly float[]? _sampleStaging, _outputStaging; // their float32 sides (pinned; kept alive here)
+    private readonly void* _timestep;
+    private readonly (ConditioningInput Input, IntPtr Buffer, int EntrySize)[] _conditioning;
     private readonly int _values;
     private readonly TensorCopy? _toDevice, _fromDevice;
     private readonly CancellationTokenRegistration _cancelRegistration, _closingRegistration;
@@ -28,10 +34,6 @@ internal sealed unsafe class ModelBinding : IDisposable
 
     /// <summary>x_t values fed to the network, [B,C,H,W].</summary>
     public Span<float> Sample => new(_sample, _values);
-    /// <summary>Whether the network takes class labels.</summary>
-    public bool HasLabels => _labels != null;
-    /// <summary>Class labels fed to the network, [B] (empty for unconditional models).</summary>
-    public Span<long> Labels => HasLabels ? new(_labels, Batch) : [];
     /// <summary>The network's output, [B,C,H,W].</summary>
     public Span<float> Output => new(_output, _values);
     /// <summary>Whether device twins are bound and copied around each run.</summary>
@@ -45,7 +47,12 @@ internal sealed unsafe class ModelBinding : IDisposable
     /// <summary>Number of Run calls.</summary>
     public long Runs { get; private set; }
 
-    public ModelBinding(DiffusionModel model, int batch, CancellationToken cancellation)
+    /// <summary>
+    /// Binds a batch of <paramref name="batch"/> images of <paramref name="shape"/>; <paramref name="entryShapes"/>
+    /// gives each conditioning input's shape after the batch (in the order of the model's ConditioningInputs).
+    /// </summary>
+    public ModelBinding(DiffusionModel model, int batch, ImageShape shape, IReadOnlyList<int[]> entryShapes,
+        CancellationToken cancellation)
     {
         if (model.FixedBatch is int fixedBatch && fixedBatch != batch)
             throw new DiffusionArgumentException(nameof(batch),
@@ -54,12 +61,12 @@ internal sealed unsafe class ModelBinding : IDisposable
         model.BeginUse(); // ends in Dispose; refused once the model is disposed
         _model = model;
         Batch = batch;
-        _values = batch * model.ImageSize;
-        long[] imageShape = [batch, model.Channels, model.Height, model.Width];
+        _values = batch * shape.Size;
+        long[] imageShape = [batch, shape.Channels, shape.Height, shape.Width];
         _run = new RunOptions();
+        _conditioning = new (ConditioningInput, IntPtr, int)[model.ConditioningInputs.Count];
         try
         {
-            long[] tShape = model.TimestepShape(batch);
             _io = model.Session.CreateIoBinding();
             _closingRegistration = model.Closing.Register(() => _run.Terminate = true);
             var placement = model.Placement;
@@ -67,34 +74,48 @@ internal sealed unsafe class ModelBinding : IDisposable
             var device = placement.Device is { } d ? Allocator(d) : null;
             List<OrtValue> hostInputs = [], deviceInputs = [];
 
-            (OrtValue Host, OrtValue Bound) Bind<T>(string name, long[] shape, TensorElementType type, bool input,
-                out T* pointer) where T : unmanaged
+            (OrtValue Host, OrtValue Bound, IntPtr Pointer) Bind(string name, long[] dims, TensorElementType type,
+                bool input)
             {
-                var value = host is null
-                    ? Own(OrtValue.CreateTensorValueFromMemory(new T[shape.Aggregate(1L, (a, d) => a * d)], shape))
-                                         : Own(OrtValue.CreateAllocatedTensorValue(host, type, shape));
+                var value = Own(host is null ? ManagedTensor(type, dims)
+                    : OrtValue.CreateAllocatedTensorValue(host, type, dims));
                 var bytes = value.GetTensorMutableRawData();
                 bytes.Clear(); // allocator memory comes uninitialised
-                pointer = (T*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
+                var pointer = (IntPtr)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bytes));
                 var bound = value;
                 if (device is not null)
                 {
-                    bound = Own(OrtValue.CreateAllocatedTensorValue(device, type, shape));
+                    bound = Own(OrtValue.CreateAllocatedTensorValue(device, type, dims));
                     if (input) { hostInputs.Add(value); deviceInputs.Add(bound); }
                 }
                 if (input) _io.BindInput(name, bound); else _io.BindOutput(name, bound);
-                return (value, bound);
+                return (value, bound, pointer);
             }
 
-            Bind(model.SampleInput, imageShape, TensorElementType.Float, input: true, out _sample);
-            if (model.FloatTimesteps)
-                Bind(model.TimestepInput, tShape, TensorElementType.Float, input: true, out _timestepFloat);
-            else
-                Bind(model.TimestepInput, tShape, TensorElementType.Int64, input: true, out _timestepLong);
-            if (model.ClassLabelsInput is { } labels)
-                Bind(labels, [batch], TensorElementType.Int64, input: true, out _labels);
-            var (hostOutput, boundOutput) = Bind(model.OutputName, imageShape, TensorElementType.Float, input: false,
-                out _output);
+            var sample = Bind(model.SampleInput, imageShape, model.SampleElementType, input: true).Pointer;
+            if (model.SampleElementType == TensorElementType.Float16)
+            {
+                _sampleHalf = (Half*)sample;
+                _sample = Staging(out _sampleStaging);
+            }
+            else _sample = (float*)sample;
+            _timestep = (void*)Bind(model.TimestepInput, model.TimestepShape(batch), model.TimestepElementType,
+                input: true).Pointer;
+            for (int k = 0; k < _conditioning.Length; k++)
+            {
+                var c = model.ConditioningInputs[k];
+                long[] dims = [batch, .. entryShapes[k].Select(v => (long)v)];
+                _conditioning[k] = (c, Bind(c.Name, dims, c.ElementType, input: true).Pointer,
+                    entryShapes[k].Aggregate(1, (a, v) => a * v));
+            }
+            var (hostOutput, boundOutput, output) = Bind(model.OutputName, imageShape, model.OutputElementType,
+                input: false);
+            if (model.OutputElementType == TensorElementType.Float16)
+            {
+                _outputHalf = (Half*)output;
+                _output = Staging(out _outputStaging);
+            }
+            else _output = (float*)output;
             if (device is not null)
             {
                 _toDevice = new TensorCopy(hostInputs, deviceInputs);
@@ -107,6 +128,27 @@ internal sealed unsafe class ModelBinding : IDisposable
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>A float32 buffer of the batch, pinned for the binding's life (the float16 graph's side).</summary>
+    private float* Staging(out float[] array)
+    {
+        array = GC.AllocateArray<float>(_values, pinned: true);
+        return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+    }
+
+    /// <summary>A zeroed tensor over a managed array of <paramref name="type"/>.</summary>
+    private static OrtValue ManagedTensor(TensorElementType type, long[] dims)
+    {
+        long n = dims.Aggregate(1L, (a, d) => a * d);
+        return type switch
+        {
+            TensorElementType.Float => OrtValue.CreateTensorValueFromMemory(new float[n], dims),
+            TensorElementType.Float16 => OrtValue.CreateTensorValueFromMemory(new Float16[n], dims),
+            TensorElementType.Int64 => OrtValue.CreateTensorValueFromMemory(new long[n], dims),
+            TensorElementType.Int32 => OrtValue.CreateTensorValueFromMemory(new int[n], dims),
+            _ => throw new ArgumentOutOfRangeException(nameof(type), type, "no buffer of this element type"),
+        };
     }
 
     private T Own<T>(T value) where T : IDisposable
@@ -140,27 +182,58 @@ internal sealed unsafe class ModelBinding : IDisposable
         catch (OnnxRuntimeException) { return null; }
     }
 
-    /// <summary>Writes the timesteps (one per network-batch entry) in the graph's declared layout.</summary>
-    public void SetTimesteps(ReadOnlySpan<double> t)
+    /// <summary>
+    /// Writes <paramref name="value"/>'s entry <paramref name="entry"/> into row <paramref name="row"/> of conditioning
+    /// input number <paramref name="input"/>, in the input's element type (the caller has checked that floats go to a
+    /// float input and integers to an integer one, and the entry's size).
+    /// </summary>
+    public void SetConditioning(int input, int row, ConditioningTensor value, int entry)
     {
-        switch (_model.TimestepLayout)
+        var (c, buffer, size) = _conditioning[input];
+        Debug.Assert(value.EntrySize == size && value.IsInteger == c.IsInteger);
+        void* at = (byte*)buffer + (long)row * size * ElementSize(c.ElementType);
+        switch (c.ElementType)
         {
-            case TimestepLayout.FloatPerImage:
-                for (int i = 0; i < t.Length; i++) _timestepFloat[i] = (float)t[i];
-                break;
-            case TimestepLayout.Int64PerImage:
-                for (int i = 0; i < t.Length; i++) _timestepLong[i] = (long)Math.Round(t[i]);
-                break;
+            case TensorElementType.Float: value.Floats(entry).CopyTo(new Span<float>(at, size)); break;
+            case TensorElementType.Float16: TensorPrimitives.ConvertToHalf(value.Floats(entry), new Span<Half>(at, size)); break;
+            case TensorElementType.Int64: value.Integers(entry).CopyTo(new Span<long>(at, size)); break;
             default:
-                for (int i = 1; i < t.Length; i++)
-                    if (t[i] != t[0])
-                        throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole " +
-                            $"batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different " +
-                                $"timestep per image; use BatchSize 1.");
-                if (_timestepFloat != null) _timestepFloat[0] = (float)t[0];
-                else _timestepLong[0] = (long)Math.Round(t[0]);
+                var to = new Span<int>(at, size);
+                var from = value.Integers(entry);
+                for (int i = 0; i < size; i++)
+                    to[i] = from[i] is >= int.MinValue and <= int.MaxValue ? (int)from[i]
+                        : throw new DiffusionArgumentException(c.Name, $"{from[i]} does not fit the int32 input " +
+                            $"'{c.Name}' of model '{_model.Source}'.");
                 break;
         }
+    }
+
+    private static int ElementSize(TensorElementType type) => type switch
+    {
+        TensorElementType.Float16 => 2, TensorElementType.Int64 => 8, _ => 4,
+    };
+
+    /// <summary>Writes the timesteps (one per network-batch entry) in the graph's declared layout and type.</summary>
+    public void SetTimesteps(ReadOnlySpan<double> t)
+    {
+        int n = t.Length;
+        if (_model.TimestepLayout == TimestepLayout.Shared)
+        {
+            for (int i = 1; i < t.Length; i++)
+                if (t[i] != t[0])
+                    throw new DiffusionException($"Model '{_model.Source}' takes one timestep for the whole " +
+                        $"batch ('{_model.TimestepInput}' is a scalar), but this sampler needs a different " +
+                            $"timestep per image; use BatchSize 1.");
+            n = 1;
+        }
+        for (int i = 0; i < n; i++)
+            switch (_model.TimestepElementType)
+            {
+                case TensorElementType.Float: ((float*)_timestep)[i] = (float)t[i]; break;
+                case TensorElementType.Float16: ((Half*)_timestep)[i] = (Half)t[i]; break;
+                case TensorElementType.Int64: ((long*)_timestep)[i] = (long)Math.Round(t[i]); break;
+                default: ((int*)_timestep)[i] = (int)Math.Round(t[i]); break;
+            }
     }
 
     /// <summary>Runs the network on the bound buffers.</summary>
@@ -170,9 +243,11 @@ internal sealed unsafe class ModelBinding : IDisposable
         _model.ThrowIfDisposed();
         try
         {
+            if (_sampleHalf != null) TensorPrimitives.ConvertToHalf(Sample, new Span<Half>(_sampleHalf, _values));
             _toDevice?.Run();
             _model.Session.RunWithBinding(_run, _io!);
             _fromDevice?.Run();
+            if (_outputHalf != null) TensorPrimitives.ConvertToSingle(new Span<Half>(_outputHalf, _values), Output);
         }
         catch (OnnxRuntimeException) when (_model.IsDisposed)
         {

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using Diffusion.Runtime.Conditioning;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
 
@@ -6,7 +7,8 @@ namespace Diffusion.Runtime.Samplers;
 
 /// <summary>
 /// The one model view every sampler is written against. For a batch of x at noise levels (one per image) it runs the
-/// network once — twice the batch with classifier-free guidance, ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅) — and, whatever the
+/// network once, with the generation's conditioning bound beside x and t (opaque to the samplers) — twice the batch
+/// with classifier-free guidance, ε̂ = ε̂_∅ + w(ε̂_c − ε̂_∅) — and, whatever the
 /// prediction type, yields ε̂ and x̂₀ (x = αx̂₀ + σε̂; v̂ = αε̂ − σx̂₀; score = −ε̂/σ), with clip_sample and dynamic
 /// thresholding applied to x̂₀. Also offers Karras' σ-space view D(x̃, σ) = x̂₀ with x̃ = x/α.
 /// </summary>
@@ -15,6 +17,7 @@ public sealed class Denoiser : IDisposable
     private readonly DiffusionModel _model;
     private readonly ModelBinding _binding;
     private readonly CancellationToken _cancellation;
+    private readonly Conditions _conditions;
     private readonly float _guidance;
     private readonly bool _guided;
     // ε̂ after guidance (empty without guidance: the network's output is used as it is)
@@ -49,38 +52,115 @@ public sealed class Denoiser : IDisposable
     internal bool StagedBuffers => _binding.Staged;
 
     /// <summary>
-    /// A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images, guided with weight
-    /// <paramref name="guidance"/> when the model is class-conditional and guidance ≠ 1.
+    /// A view over <paramref name="model"/> for batches of <paramref name="batchSize"/> images of
+    /// <paramref name="shape"/> (default: the model's), conditioned on <paramref name="conditions"/> (default: none),
+    /// with images 0… of the conditioning bound until <see cref="SetImages"/> moves on.
     /// </summary>
-    public Denoiser(DiffusionModel model, int batchSize, float guidance = 1, CancellationToken cancellation = default)
+    public Denoiser(DiffusionModel model, int batchSize, Conditions? conditions = null, ImageShape? shape = null,
+        CancellationToken cancellation = default)
     {
         _model = model;
         _cancellation = cancellation;
+        _conditions = conditions ?? Conditions.None;
+        var entryShapes = CheckConditions(model, _conditions, images: null);
         BatchSize = batchSize;
-        ImageSize = model.ImageSize;
-        _guidance = guidance;
-        _guided = model.ClassLabelsInput is not null && guidance != 1;
-        _binding = new ModelBinding(model, _guided ? 2 * batchSize : batchSize, cancellation);
+        Shape = shape ?? model.Shape;
+        ImageSize = Shape.Size;
+        _guidance = _conditions.Guidance;
+        _guided = _conditions.Guided;
+        _binding = new ModelBinding(model, _guided ? 2 * batchSize : batchSize, Shape, entryShapes, cancellation);
         _guidedOutput = _guided ? new float[batchSize * ImageSize] : [];
         _epsScratch = new float[batchSize * ImageSize];
         _thresholdScratch = model.Config.Thresholding ? new float[ImageSize] : [];
         _uniform = new NoiseLevel[batchSize];
         _timesteps = new double[_binding.Batch];
         _prediction = model.Config.Prediction;
-        SetLabels([]);
+        SetImages(0);
     }
 
+    /// <summary>The image shape [C,H,W] the network is run at.</summary>
+    public ImageShape Shape { get; }
+
     /// <summary>
-    /// Sets the class label of each image (empty: the null label, i.e. unconditional). Guided calls pair each with the
-    /// null label.
+    /// Binds the conditioning of images <paramref name="firstImage"/>… of the generation (a conditioning tensor's entry
+    /// per image, or its one shared entry); guided calls bind the unconditional side in the batch's second half.
     /// </summary>
-    public void SetLabels(ReadOnlySpan<long> labels)
+    public void SetImages(long firstImage)
     {
-        if (!_binding.HasLabels) return;
-        var bound = _binding.Labels;
-        long nullLabel = _model.NumClasses;
-        for (int i = 0; i < BatchSize; i++) bound[i] = labels.IsEmpty ? nullLabel : labels[i];
-        if (_guided) bound[BatchSize..].Fill(nullLabel);
+        var inputs = _model.ConditioningInputs;
+        for (int k = 0; k < inputs.Count; k++)
+        {
+            var c = _conditions.Conditional[inputs[k].Name]!;
+            var u = _guided ? _conditions.Unconditional![inputs[k].Name]! : null;
+            for (int i = 0; i < BatchSize; i++)
+            {
+                _binding.SetConditioning(k, i, c, Entry(c, firstImage + i, inputs[k].Name));
+                if (u is not null) _binding.SetConditioning(k, BatchSize + i, u, Entry(u, firstImage + i, inputs[k].Name));
+            }
+        }
+    }
+
+    private static int Entry(ConditioningTensor t, long image, string input) => t.Entries == 1 || image < t.Entries
+        ? t.EntryOf(image)
+        : throw new DiffusionArgumentException(input, $"the conditioning holds {t.Entries} entries; image {image} has none.");
+
+    /// <summary>
+    /// Checks <paramref name="conditions"/> against <paramref name="model"/>'s conditioning inputs: one value for each,
+    /// on both sides of guidance, floats for float inputs and integers for integer ones, shapes the graph accepts, one
+    /// entry or one per image (when <paramref name="images"/> is given); and no value for an input the model lacks.
+    /// Returns each input's entry shape, in the order of <see cref="DiffusionModel.ConditioningInputs"/>.
+    /// </summary>
+    public static int[][] CheckConditions(DiffusionModel model, Conditions conditions, long? images)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(conditions);
+        var inputs = model.ConditioningInputs;
+        if (conditions.Guided && !(conditions.Guidance >= 0 && float.IsFinite(conditions.Guidance)))
+            throw new DiffusionArgumentException(nameof(Conditions.Guidance),
+                $"expected a finite non-negative weight, got {conditions.Guidance}.");
+        if (conditions.Guided && inputs.Count == 0)
+            throw new DiffusionArgumentException(nameof(Conditions.Guidance), $"{conditions.Guidance}: model " +
+                $"'{model.Source}' takes no conditioning, so classifier-free guidance does not apply; leave the " +
+                    "weight at 1.");
+        if (conditions.Guided && conditions.Unconditional is null)
+            throw new DiffusionArgumentException(nameof(Conditions.Unconditional),
+                $"guidance at weight {conditions.Guidance} needs an unconditional side to contrast with.");
+        var sides = conditions.Guided ? new[] { conditions.Conditional, conditions.Unconditional! }
+            : [conditions.Conditional];
+        foreach (var side in sides)
+            foreach (var name in side.Tensors.Keys)
+                if (!inputs.Any(i => i.Name == name))
+                    throw new DiffusionArgumentException(name, $"model '{model.Source}' has no input '{name}' " +
+                        $"(its conditioning inputs: {(inputs.Count == 0 ? "none" : string.Join(", ", inputs.Select(i => i.Name)))}).");
+        var shapes = new int[inputs.Count][];
+        for (int k = 0; k < inputs.Count; k++)
+        {
+            var input = inputs[k];
+            foreach (var side in sides)
+            {
+                var what = side == conditions.Conditional ? "conditioning" : "unconditional conditioning";
+                var value = side[input.Name] ?? throw new DiffusionArgumentException(input.Name,
+                    $"model '{model.Source}' takes '{input.Name}' ({input.Description}), and the {what} gives no " +
+                        "value for it.");
+                if (value.IsInteger != input.IsInteger)
+                    throw new DiffusionArgumentException(input.Name, $"model '{model.Source}' takes " +
+                        $"{input.Description}; the {what} gives {(value.IsInteger ? "integers" : "floats")}.");
+                var dims = input.EntryDimensions;
+                bool fits = value.EntryShape.Length == dims.Length
+                    && value.EntryShape.Select((d, i) => dims[i] <= 0 || dims[i] == d).All(b => b);
+                if (!fits)
+                    throw new DiffusionArgumentException(input.Name, $"model '{model.Source}' takes " +
+                        $"{input.Description}; the {what} gives {value} (entries first).");
+                if (shapes[k] is { } first && !first.SequenceEqual(value.EntryShape))
+                    throw new DiffusionArgumentException(input.Name, $"the conditional and unconditional values " +
+                        $"differ in shape: [{string.Join(",", first)}] and [{string.Join(",", value.EntryShape)}].");
+                shapes[k] = value.EntryShape;
+                if (images is long n && value.Entries != 1 && value.Entries != n)
+                    throw new DiffusionArgumentException(input.Name, $"the {what} holds {value.Entries} entries for " +
+                        $"{n} images; give one, or one per image.");
+            }
+        }
+        return shapes;
     }
 
     /// <summary>ε̂ and x̂₀ for x (VP space, x = αx₀ + σε) at one noise level shared by the batch.</summary>
