@@ -29,6 +29,20 @@ public sealed record GaussianModelSpec
     public DiffusionConfig Config { get; init; } = new();
     /// <summary>Declare the timestep input as int64 (foreign-model layout) instead of float32.</summary>
     public bool Int64Timestep { get; init; }
+    /// <summary>Declare the timestep input as int32 (some exports) instead of float32.</summary>
+    public bool Int32Timestep { get; init; }
+    /// <summary>
+    /// Declare x_t, the output, a float timestep and the conditioning input as float16 (a float16 export); the
+    /// arithmetic stays float32 inside.
+    /// </summary>
+    public bool Float16 { get; init; }
+    /// <summary>
+    /// The name of a float conditioning input [B, sequence, C] (an <c>encoder_hidden_states</c>-like tensor with an
+    /// open sequence length) whose mean over the sequence is each image's data mean μ — so a guided generation's
+    /// samples have the mean μ_∅ + w(μ_c − μ_∅), ε* being linear in μ. Null: no such input (μ from
+    /// <see cref="Mean"/> or <see cref="ClassMeans"/>).
+    /// </summary>
+    public string? MeanInput { get; init; }
     /// <summary>Declare the timestep input as a scalar instead of [B].</summary>
     public bool ScalarTimestep { get; init; }
     /// <summary>Write the diffusion.config metadata.</summary>
@@ -69,16 +83,23 @@ public static class GaussianModel
 
         var g = new GraphBuilder("gaussian_denoiser");
         Dim batch = spec.FixedBatch is int fixedBatch ? fixedBatch : "batch";
-        var x = g.Input(spec.SampleInput, DataType.Float, batch, c, spec.Height, spec.Width);
+        if (spec.MeanInput is not null && spec.ClassMeans is not null)
+            throw new ArgumentException("A Gaussian model takes its mean from class labels or from MeanInput, not both.");
+        var floatType = spec.Float16 ? DataType.Float16 : DataType.Float;
+        Value FromDeclared(Value v) => spec.Float16 ? g.Cast(v, DataType.Float) : v;
+        var x = FromDeclared(g.Input(spec.SampleInput, floatType, batch, c, spec.Height, spec.Width));
         Dim[] tShape = spec.ScalarTimestep ? [] : [batch];
-        var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : DataType.Float, tShape);
+        var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : spec.Int32Timestep ? DataType.Int32
+            : floatType, tShape);
         Value? labels = spec.ClassMeans is null ? null : g.Input("class_labels", DataType.Int64, batch);
+        Value? means = spec.MeanInput is null ? null
+            : FromDeclared(g.Input(spec.MeanInput, floatType, batch, "sequence", c));
 
         // ᾱ(t): clamp t to [0, T−1], interpolate the table between ⌊t⌋ and ⌊t⌋ + 1 — NoiseSchedule.AlphaBar's
         // definition, as graph nodes.
         var table = g.Initializer("alphas_cumprod", schedule.AlphasCumprod.ToArray().Select(v => (float)v).ToArray(),
             timesteps);
-        var t = spec.Int64Timestep ? g.Cast(tIn, DataType.Float) : tIn;
+        var t = spec.Int64Timestep || spec.Int32Timestep || spec.Float16 ? g.Cast(tIn, DataType.Float) : tIn;
         t = g.Max(g.Min(t, g.Scalar(timesteps - 1)), g.Scalar(0));
         var floor = g.Floor(t);
         var i0 = g.Cast(floor, DataType.Int64);
@@ -87,7 +108,9 @@ public static class GaussianModel
         var ab = g.Add(a0, g.Mul(g.Sub(t, floor), g.Sub(g.Gather(table, i1), a0)));
         ab = g.Reshape(ab, -1, 1, 1, 1);
 
-        Value mu = labels is { } l
+        Value mu = means is { } m
+            ? g.Reshape(g.Node("ReduceMean", [m], null, Attr.Ints("axes", 1), Attr.Int("keepdims", 0)), -1, c, 1, 1)
+            : labels is { } l
             ? g.Reshape(g.Gather(g.Initializer("class_means", spec.ClassMeans!.SelectMany(r => r).ToArray(),
                 spec.ClassMeans!.Length, c), l), -1, c, 1, 1)
             : g.Initializer("mean", spec.Mean, 1, c, 1, 1);
@@ -108,7 +131,8 @@ public static class GaussianModel
             PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
-        g.Output(output, spec.OutputName, DataType.Float, batch, c, spec.Height, spec.Width);
+        if (spec.Float16) output = g.Cast(output, DataType.Float16);
+        g.Output(output, spec.OutputName, floatType, batch, c, spec.Height, spec.Width);
 
         var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET " +
             "reference model).");

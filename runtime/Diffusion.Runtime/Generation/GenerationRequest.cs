@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Conditioning;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
@@ -33,6 +34,16 @@ public sealed record GenerationRequest
     {
         get; init => field = value ?? throw new ArgumentNullException(nameof(ClassLabels));
     } = [];
+    /// <summary>
+    /// The condition c of a model whose conditioning inputs are not (only) class labels — text embeddings, or anything
+    /// a model family takes — by input name; null: the conditioning comes from <see cref="ClassLabels"/>.
+    /// </summary>
+    public Condition? Condition { get; init; }
+    /// <summary>
+    /// The unconditional side ∅ of classifier-free guidance for <see cref="Condition"/> (e.g. the empty or negative
+    /// prompt's embedding); needed when <see cref="Guidance"/> ≠ 1.
+    /// </summary>
+    public Condition? UnconditionalCondition { get; init; }
     /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
     public float[]? InitialNoise { get; init; }
     /// <summary>

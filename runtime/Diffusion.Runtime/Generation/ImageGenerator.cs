@@ -1,3 +1,4 @@
+using Diffusion.Runtime.Conditioning;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
@@ -81,8 +82,7 @@ public sealed class ImageGenerator(DiffusionModel model)
     {
         ArgumentNullException.ThrowIfNull(request);
         var sampler = Check(request);
-        var outcome = SamplingRun.Run(Model, Model.Shape,
-            ClassConditions.For(Model, request.ClassLabels, request.Guidance), request, sampler,
+        var outcome = SamplingRun.Run(Model, Model.Shape, ConditionsOf(request), request, sampler,
             Grid(request, sampler), progress, cancellation);
         return Result(request, sampler, outcome.Values) with
         {
@@ -91,6 +91,21 @@ public sealed class ImageGenerator(DiffusionModel model)
             ModelTime = outcome.ModelTime,
             TotalTime = outcome.TotalTime,
         };
+    }
+
+    /// <summary>
+    /// What <paramref name="request"/>'s network calls are conditioned on: its <see cref="GenerationRequest.Condition"/>
+    /// pair, else its class labels (the null label where there are none), guided at its weight.
+    /// </summary>
+    public Conditions ConditionsOf(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return request.Condition is { } condition
+            ? new Conditions
+            {
+                Conditional = condition, Unconditional = request.UnconditionalCondition, Guidance = request.Guidance,
+            }
+            : ClassConditions.For(Model, request.ClassLabels, request.Guidance);
     }
 
     /// <summary>
@@ -212,9 +227,34 @@ public sealed class ImageGenerator(DiffusionModel model)
 
     private void ValidateConditioning(GenerationRequest r)
     {
-        const string guidance = nameof(GenerationRequest.Guidance), labels = nameof(GenerationRequest.ClassLabels);
+        const string guidance = nameof(GenerationRequest.Guidance);
         if (!(r.Guidance >= 0 && r.Guidance <= MaxGuidance))
             throw new DiffusionArgumentException(guidance, $"expected a weight in 0…{MaxGuidance}, got {r.Guidance}.");
+        if (r.Condition is not null || r.UnconditionalCondition is not null)
+        {
+            if (r.Condition is null)
+                throw new DiffusionArgumentException(nameof(r.UnconditionalCondition),
+                    "an unconditional condition was given without the condition it is contrasted with.");
+            if (r.ClassLabels.Length > 0)
+                throw new DiffusionArgumentException(nameof(r.ClassLabels),
+                    "class labels and a Condition were both given; put the labels in the Condition, or give only them.");
+            if (r.Guidance == 1 && r.UnconditionalCondition is not null)
+                throw new DiffusionArgumentException(nameof(r.UnconditionalCondition),
+                    "an unconditional condition only serves guidance; set a guidance weight other than 1.");
+        }
+        else
+        {
+            if (Model.ConditioningInputs.FirstOrDefault(c => c.Name != Model.ClassLabelsInput) is { } other)
+                throw new DiffusionArgumentException(nameof(r.Condition), $"model '{Model.Source}' takes " +
+                    $"'{other.Name}' ({other.Description}); give its value in a Condition.");
+            ValidateClassLabels(r);
+        }
+        Samplers.Denoiser.CheckConditions(Model, ConditionsOf(r), r.Count);
+    }
+
+    private void ValidateClassLabels(GenerationRequest r)
+    {
+        const string guidance = nameof(GenerationRequest.Guidance), labels = nameof(GenerationRequest.ClassLabels);
         if (r.Guidance != 1 && Model.NumClasses == 0)
             throw new DiffusionArgumentException(guidance, $"{r.Guidance}: model '{Model.Source}' is not "
                 + "class-conditional, so classifier-free guidance does not apply; leave the weight at 1.");
