@@ -32,12 +32,12 @@ public static class DiffusersFolder
         }.FirstOrDefault(File.Exists);
         var unet = Path.Combine(folder, "unet", "config.json");
         if (scheduler is null && !File.Exists(unet)) return (model, null, "");
-        var merged = scheduler is null ? new JsonObject() : ReadObject(scheduler);
+        var merged = scheduler is null ? new JsonObject() : PythonJson.ReadObject(scheduler);
         var sources = new List<string>();
         if (scheduler is not null) sources.Add(scheduler);
         if (File.Exists(unet))
         {
-            var u = ReadObject(unet);
+            var u = PythonJson.ReadObject(unet);
             foreach (var (from, to) in new[]
             {
                 ("sample_size", "sample_size"), ("in_channels", "in_channels"), ("num_class_embeds", "num_classes"),
@@ -54,13 +54,6 @@ public static class DiffusersFolder
         return (model, merged.ToJsonString(), string.Join(" + ", sources));
     }
 
-    private static JsonObject ReadObject(string path)
-    {
-        var text = InputFile.ReadAllText(path, InputFile.MaxConfigBytes, $"'{path}'");
-        try { return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject
-            ?? throw new DiffusionException($"'{path}': expected a JSON object."); }
-        catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }
-    }
 }
 
 /// <summary>
@@ -120,6 +113,21 @@ public static class PythonJson
             "NaN" => double.NaN, "Infinity" => double.PositiveInfinity, _ => double.NegativeInfinity,
         };
         return true;
+    }
+
+    /// <summary>
+    /// A config file's JSON object (at most <see cref="InputFile.MaxConfigBytes"/>), Python's literals marked; one line
+    /// naming the file when it is not an object.
+    /// </summary>
+    public static JsonObject ReadObject(string path)
+    {
+        var text = InputFile.ReadAllText(path, InputFile.MaxConfigBytes, $"'{path}'");
+        try
+        {
+            return JsonNode.Parse(Normalize(text)) as JsonObject
+                ?? throw new DiffusionException($"'{path}': expected a JSON object.");
+        }
+        catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }
     }
 
     /// <summary>

@@ -234,32 +234,45 @@ public sealed class DiffusionModel : IDisposable
         if (Directory.Exists(path))
         {
             var (modelFile, json, configSource) = DiffusersFolder.Find(path);
-            return Load(ReadModel(modelFile), modelFile, options, json is null ? null : (json, configSource));
+            return Load(ModelFile(modelFile), modelFile, options, json is null ? null : (json, configSource));
         }
         if (!File.Exists(path)) throw new DiffusionException($"Model file '{path}' does not exist.");
         var sidecar = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!,
             "scheduler_config.json");
-        return Load(ReadModel(path), path, options, File.Exists(sidecar)
+        return Load(ModelFile(path), path, options, File.Exists(sidecar)
             ? (InputFile.ReadAllText(sidecar, InputFile.MaxConfigBytes, $"'{sidecar}'"), sidecar) : null);
     }
 
     /// <summary>
-    /// A model file's bytes: a regular file, at most one array (protobuf caps a model at 2 GiB anyway).
+    /// A model file, checked to be a regular, non-empty file; ONNX Runtime opens it by path, so that external weights
+    /// beside it (model.onnx_data) load too.
     /// </summary>
-    private static byte[] ReadModel(string path) =>
-        InputFile.ReadAllBytes(path, Array.MaxLength, $"Model file '{path}'");
+    private static string ModelFile(string path)
+    {
+        InputFile.CheckRegular(path, $"Model file '{path}'");
+        if (new FileInfo(path).Length == 0) throw new DiffusionException($"Model file '{path}' is empty.");
+        return path;
+    }
 
     /// <summary>Loads a model from ONNX bytes; <paramref name="source"/> names it in messages.</summary>
-    public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null) =>
-        Load(onnx, source, options ?? new(), null);
+    public static DiffusionModel Load(byte[] onnx, string source, ModelOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(onnx);
+        if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
+        return Load(onnx, source, options ?? new(), null);
+    }
 
-    private static DiffusionModel Load(byte[] onnx, string source, ModelOptions options,
+    /// <summary><paramref name="model"/>: the ONNX bytes, or the path of a checked model file.</summary>
+    private static DiffusionModel Load(object model, string source, ModelOptions options,
         (string Json, string Source)? sidecar)
     {
-        if (onnx.Length == 0) throw new DiffusionException($"Model file '{source}' is empty.");
         using var sessionOptions = options.Session.Create(out var placement);
         InferenceSession session;
-        try { session = new InferenceSession(onnx, sessionOptions); }
+        try
+        {
+            session = model is byte[] onnx ? new InferenceSession(onnx, sessionOptions)
+                : new InferenceSession((string)model, sessionOptions);
+        }
         catch (OnnxRuntimeException e)
         {
             placement.Dispose();

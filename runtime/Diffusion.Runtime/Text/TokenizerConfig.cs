@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 
 namespace Diffusion.Runtime.Text;
@@ -38,7 +37,7 @@ public sealed record TokenizerConfig
             var path = Path.Combine(folder, name);
             if (!File.Exists(path)) continue;
             sources.Add(path);
-            var json = ReadObject(path);
+            var json = PythonJson.ReadObject(path);
             string? Token(string key) => json[key] switch
             {
                 null => null,
@@ -68,14 +67,4 @@ public sealed record TokenizerConfig
         return config with { Source = sources.Count == 0 ? "defaults" : string.Join(" + ", sources) };
     }
 
-    private static JsonObject ReadObject(string path)
-    {
-        var text = InputFile.ReadAllText(path, InputFile.MaxConfigBytes, $"'{path}'");
-        try
-        {
-            return JsonNode.Parse(PythonJson.Normalize(text)) as JsonObject
-                ?? throw new DiffusionException($"'{path}': expected a JSON object.");
-        }
-        catch (JsonException e) { throw new DiffusionException($"'{path}': not valid JSON ({e.Message}).", e); }
-    }
 }
