@@ -43,6 +43,8 @@ public sealed record GaussianModelSpec
     /// <see cref="Mean"/> or <see cref="ClassMeans"/>).
     /// </summary>
     public string? MeanInput { get; init; }
+    /// <summary>Leave x_t's height and width open in the graph (a latent UNet sampled at any size).</summary>
+    public bool DynamicSize { get; init; }
     /// <summary>Declare the timestep input as a scalar instead of [B].</summary>
     public bool ScalarTimestep { get; init; }
     /// <summary>Write the diffusion.config metadata.</summary>
@@ -87,7 +89,8 @@ public static class GaussianModel
             throw new ArgumentException("A Gaussian model takes its mean from class labels or from MeanInput, not both.");
         var floatType = spec.Float16 ? DataType.Float16 : DataType.Float;
         Value FromDeclared(Value v) => spec.Float16 ? g.Cast(v, DataType.Float) : v;
-        var x = FromDeclared(g.Input(spec.SampleInput, floatType, batch, c, spec.Height, spec.Width));
+        Dim height = spec.DynamicSize ? "height" : spec.Height, width = spec.DynamicSize ? "width" : spec.Width;
+        var x = FromDeclared(g.Input(spec.SampleInput, floatType, batch, c, height, width));
         Dim[] tShape = spec.ScalarTimestep ? [] : [batch];
         var tIn = g.Input("timestep", spec.Int64Timestep ? DataType.Int64 : spec.Int32Timestep ? DataType.Int32
             : floatType, tShape);
@@ -132,7 +135,7 @@ public static class GaussianModel
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
         if (spec.Float16) output = g.Cast(output, DataType.Float16);
-        g.Output(output, spec.OutputName, floatType, batch, c, spec.Height, spec.Width);
+        g.Output(output, spec.OutputName, floatType, batch, c, height, width);
 
         var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET " +
             "reference model).");

@@ -44,7 +44,19 @@ public sealed record GenerationRequest
     /// prompt's embedding); needed when <see cref="Guidance"/> ≠ 1.
     /// </summary>
     public Condition? UnconditionalCondition { get; init; }
-    /// <summary>Caller-supplied x_T, [Count, C, H, W] flattened; null draws it from the seed.</summary>
+    /// <summary>The prompt of a text-to-image model; null: none (a pixel model, or the empty prompt).</summary>
+    public string? Prompt { get; init; }
+    /// <summary>
+    /// What guidance steers away from (a text-to-image model with <see cref="Guidance"/> ≠ 1); null: the empty prompt.
+    /// </summary>
+    public string? NegativePrompt { get; init; }
+    /// <summary>Image width in pixels; null: the model's.</summary>
+    public int? Width { get; init; }
+    /// <summary>Image height in pixels; null: the model's.</summary>
+    public int? Height { get; init; }
+    /// <summary>
+    /// Caller-supplied x_T, [Count, C, H, W] flattened (a latent model's: latents); null draws it from the seed.
+    /// </summary>
     public float[]? InitialNoise { get; init; }
     /// <summary>
     /// img2img (SDEdit, Meng et al. 2022): images [Count, C, H, W] in [−1, 1] to start from instead of pure noise.

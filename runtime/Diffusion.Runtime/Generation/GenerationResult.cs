@@ -13,6 +13,16 @@ public sealed record GenerationResult(float[] Images, int Count, int Channels, i
     public TimeSpan ModelTime { get; init; }
     /// <summary>Wall time of the whole generation.</summary>
     public TimeSpan TotalTime { get; init; }
+    /// <summary>
+    /// A latent pipeline's final latents [Count, C, h, w] (UNet space, before the VAE decoder); null for a pixel model.
+    /// </summary>
+    public float[]? Latents { get; init; }
+    /// <summary>What the caller should know but that did not stop the generation (a prompt truncated, say).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>Time spent in the text encoder (a text-to-image pipeline; zero otherwise).</summary>
+    public TimeSpan TextEncoderTime { get; init; }
+    /// <summary>Time spent in the VAE's encoder and decoder (a latent pipeline; zero otherwise).</summary>
+    public TimeSpan VaeTime { get; init; }
 
     /// <summary>Values per image.</summary>
     public int ImageSize => Channels * Height * Width;

@@ -30,7 +30,7 @@ public sealed class ImageGenerator(DiffusionModel model)
     public const int MaxSteps = 10_000;
 
     /// <summary>
-    /// The most memory one request's buffers may take (see <see cref="MemoryEstimate"/>), checked before anything is
+    /// The most memory one request's buffers may take (see <see cref="MemoryEstimate(GenerationRequest)"/>), checked before anything is
     /// allocated. Default: <see cref="DefaultMemoryBudget"/>.
     /// </summary>
     public long MemoryBudget
@@ -57,10 +57,12 @@ public sealed class ImageGenerator(DiffusionModel model)
     /// and output of the network (doubled by guidance) and the sampler's buffers. The network's activations, which ONNX
     /// Runtime allocates, come on top.
     /// </summary>
-    public long MemoryEstimate(GenerationRequest request)
+    public long MemoryEstimate(GenerationRequest request) => MemoryEstimate(request, Model.Shape);
+
+    internal static long MemoryEstimate(GenerationRequest request, ImageShape shape)
     {
         ArgumentNullException.ThrowIfNull(request);
-        long d = Model.ImageSize, perCall = Math.Min(request.BatchSize, request.Count);
+        long d = shape.Size, perCall = Math.Min(request.BatchSize, request.Count);
         long network = perCall * (request.Guidance != 1 ? 2 : 1);
         return sizeof(float) * d * (request.Count + 2 * network + WorkingBuffersPerImage * perCall);
     }
@@ -115,9 +117,25 @@ public sealed class ImageGenerator(DiffusionModel model)
     public ISampler Check(GenerationRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (request.Prompt is not null || request.NegativePrompt is not null)
+            throw new DiffusionArgumentException(request.Prompt is not null ? nameof(request.Prompt)
+                : nameof(request.NegativePrompt), $"model '{Model.Source}' is not text-conditioned; a prompt needs a " +
+                    "text-to-image model folder (tokenizer, text encoder, UNet, VAE) loaded as a TextToImagePipeline.");
+        if ((request.Width ?? Model.Width) != Model.Width || (request.Height ?? Model.Height) != Model.Height)
+            throw new DiffusionArgumentException(request.Width != Model.Width ? nameof(request.Width)
+                : nameof(request.Height), $"model '{Model.Source}' makes {Model.Width}×{Model.Height} images.");
+        return CheckAt(request, Model.Shape);
+    }
+
+    /// <summary>
+    /// <see cref="Check"/> for the sampling loop at <paramref name="shape"/> (a latent pipeline's latents): everything
+    /// but the request's pixel-level fields, which its pipeline checks.
+    /// </summary>
+    internal ISampler CheckAt(GenerationRequest request, ImageShape shape)
+    {
         Model.ThrowIfDisposed();
         var sampler = ResolveSampler(request);
-        Validate(request);
+        Validate(request, shape);
         return sampler;
     }
 
@@ -192,32 +210,32 @@ public sealed class ImageGenerator(DiffusionModel model)
     private GenerationResult Result(GenerationRequest request, ISampler sampler, float[] images) =>
         new(images, request.Count, Model.Channels, Model.Height, Model.Width) { Sampler = sampler.Name };
 
-    private void Validate(GenerationRequest r)
+    private void Validate(GenerationRequest r, ImageShape shape)
     {
         CheckSteps(r.Steps);
         if (r.Count <= 0)
             throw new DiffusionArgumentException(nameof(r.Count),
                 $"expected a positive number of images, got {r.Count}.");
-        if ((long)r.Count * Model.ImageSize > Array.MaxLength)
-            throw new DiffusionArgumentException(nameof(r.Count), $"{r.Count} images of {Model.ImageSize:N0} values "
+        if ((long)r.Count * shape.Size > Array.MaxLength)
+            throw new DiffusionArgumentException(nameof(r.Count), $"{r.Count} images of {shape.Size:N0} values "
                 + "are more than one result holds (2³¹ values); generate them in several runs.");
         if (r.BatchSize <= 0)
             throw new DiffusionArgumentException(nameof(r.BatchSize),
                 $"expected a positive number of images per network call, got {r.BatchSize}.");
         ValidateConditioning(r);
         ValidateFixedBatch(r);
-        ValidateImages(r);
-        ValidateMemory(r);
+        ValidateImages(r, shape);
+        ValidateMemory(r, shape);
     }
 
-    private void ValidateMemory(GenerationRequest r)
+    private void ValidateMemory(GenerationRequest r, ImageShape shape)
     {
-        long need = MemoryEstimate(r);
+        long need = MemoryEstimate(r, shape);
         if (need <= MemoryBudget) return;
         static string GiB(long bytes) => $"{bytes / (double)(1L << 30):0.0} GiB";
         int perCall = Math.Min(r.BatchSize, r.Count);
         throw new DiffusionArgumentException(perCall > 1 ? nameof(r.BatchSize) : nameof(r.Count),
-            $"{r.Count} image(s) of [{Model.Channels},{Model.Height},{Model.Width}] at {perCall} per network call need "
+            $"{r.Count} image(s) of {shape} at {perCall} per network call need "
             + $"about {GiB(need)} for the result and the sampler's buffers (the network's activations come on top), "
             + $"over the budget of {GiB(MemoryBudget)}"
             + (MemoryBudget == DefaultMemoryBudget
@@ -300,7 +318,7 @@ public sealed class ImageGenerator(DiffusionModel model)
                 + $"{(guided ? " (guidance doubles it)" : "")} and a count that is a multiple of {perCall}.");
     }
 
-    private void ValidateImages(GenerationRequest r)
+    private static void ValidateImages(GenerationRequest r, ImageShape shape)
     {
         if (r.Options.Resampling < 1)
             throw new DiffusionArgumentException(nameof(SamplerOptions.Resampling),
@@ -313,22 +331,22 @@ public sealed class ImageGenerator(DiffusionModel model)
             if (r.KnownImages is null || r.Mask is null)
                 throw new DiffusionArgumentException(r.KnownImages is null ? nameof(r.KnownImages) : nameof(r.Mask),
                     "inpainting needs both the known images and the mask.");
-            CheckLength(nameof(r.KnownImages), "the inpainting images", r.KnownImages, r.Count);
+            CheckLength(nameof(r.KnownImages), "the inpainting images", r.KnownImages, r.Count, shape);
         }
         if (r.InitialImages is { } inputs)
         {
-            CheckLength(nameof(r.InitialImages), "the input images", inputs, r.Count);
+            CheckLength(nameof(r.InitialImages), "the input images", inputs, r.Count, shape);
             if (!(r.Strength > 0 && r.Strength <= 1))
                 throw new DiffusionArgumentException(nameof(r.Strength),
                     $"expected a value in (0, 1], got {r.Strength}.");
         }
-        if (r.InitialNoise is { } init) CheckLength(nameof(r.InitialNoise), "the initial noise", init, r.Count);
+        if (r.InitialNoise is { } init) CheckLength(nameof(r.InitialNoise), "the initial noise", init, r.Count, shape);
     }
 
-    private void CheckLength(string parameter, string what, float[] values, int count)
+    private static void CheckLength(string parameter, string what, float[] values, int count, ImageShape shape)
     {
-        if (values.Length != (long)count * Model.ImageSize)
+        if (values.Length != (long)count * shape.Size)
             throw new DiffusionArgumentException(parameter, $"{what} hold {values.Length} values but {count} images of "
-                + $"[{Model.Channels},{Model.Height},{Model.Width}] need {(long)count * Model.ImageSize}.");
+                + $"{shape} need {(long)count * shape.Size}.");
     }
 }
