@@ -14,7 +14,8 @@ public static class Flags
         ["Sampler"] = "--sampler", ["Steps"] = "--steps", ["Count"] = "--count", ["BatchSize"] = "--batch",
         ["Guidance"] = "--guidance", ["ClassLabels"] = "--class", ["Class"] = "--class", ["Strength"] = "--strength",
         ["InitialNoise"] = "--init-noise", ["InitialImages"] = "--image", ["KnownImages"] = "--image", ["Mask"] = "--mask",
-        ["Spacing"] = "--spacing", ["KarrasSigmas"] = "--karras", ["Eta"] = "--eta", ["Snr"] = "--snr",
+        ["Prompt"] = "--prompt", ["NegativePrompt"] = "--negative-prompt", ["Width"] = "--width",
+        ["Height"] = "--height", ["Spacing"] = "--spacing", ["KarrasSigmas"] = "--karras", ["Eta"] = "--eta", ["Snr"] = "--snr",
         ["RelativeTolerance"] = "--rtol", ["AbsoluteTolerance"] = "--atol", ["Resampling"] = "--jumps",
         // ModelOptions and SessionSettings
         ["Config"] = "--config", ["SampleInput"] = "--sample-input", ["TimestepInput"] = "--timestep-input",

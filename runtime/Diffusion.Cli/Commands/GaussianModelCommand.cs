@@ -19,6 +19,12 @@ public static class GaussianModelCommand
             Description = "Where to write the .onnx file.", Required = true,
         };
         var bundled = new Option<bool>("--bundled") { Description = "Write the bundled 32×32 RGB colour-class model." };
+        var textToImage = new Option<bool>("--text-to-image")
+        {
+            Description = "Write a Stable Diffusion-layout folder at --out whose every component is closed-form " +
+                "(tokenizer, text encoder, UNet, VAE): the prompt's embedding sets the latents' mean.",
+        };
+        var float16 = new Option<bool>("--float16") { Description = "With --text-to-image: a float16 export." };
         var mean = new Option<float>("--mean")
         {
             Description = "Data mean μ (single channel).", DefaultValueFactory = _ => 0.5f,
@@ -40,10 +46,31 @@ public static class GaussianModelCommand
             "Write the closed-form denoiser of N(μ, s²) data as an ONNX model: every correct " +
                 "sampler reproduces μ and s.")
         {
-            output, bundled, mean, std, size, prediction, schedule,
+            output, bundled, textToImage, float16, mean, std, size, prediction, schedule,
         };
         command.SetAction((p, _) => console.Guard(() =>
         {
+            if (p.GetValue(textToImage))
+            {
+                var folder = p.GetValue(output)!;
+                if (File.Exists(folder) || (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any()))
+                    throw new DiffusionArgumentException("--out", $"'{folder}' exists; give a new folder.");
+                int side = p.GetResult(size) is { Implicit: false } ? p.GetValue(size) : 64;
+                if (side is <= 0 or > 512 || side % 8 != 0)
+                    throw new DiffusionArgumentException("--size", $"the image side in pixels, a multiple of 8 up to " +
+                        $"512, got {side}.");
+                var staging = folder.TrimEnd('/') + ".partial";
+                if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+                LatentGaussianFolder.Write(staging, new LatentGaussianSpec
+                {
+                    SampleSize = side / 8, Std = p.GetValue(std), Float16 = p.GetValue(float16),
+                });
+                if (Directory.Exists(folder)) Directory.Delete(folder);
+                Directory.Move(staging, folder); // nothing half-written under the name asked for
+                console.Out.WriteLine($"wrote {folder} (a closed-form text-to-image folder, " +
+                    $"{side}×{side})");
+                return Task.FromResult(0);
+            }
             if (!(p.GetValue(std) > 0) || !float.IsFinite(p.GetValue(std)))
                 throw new DiffusionArgumentException("--std", $"must be a positive number, got {p.GetValue(std)}.");
             if (!float.IsFinite(p.GetValue(mean)))

@@ -54,18 +54,19 @@ public sealed class ImageArguments
         command.Options.Add(Quality);
     }
 
-    /// <summary>How an input image is read for <paramref name="model"/>.</summary>
-    public ImageReadOptions Input(ParseResult p, DiffusionModel model) =>
-        ImageReadOptions.For(model.Channels, model.Width, model.Height, $"model '{model.Source}'") with
+    /// <summary>How an input image is read for images of <paramref name="shape"/> made by <paramref name="source"/>.</summary>
+    public ImageReadOptions Input(ParseResult p, ImageShape shape, string source) =>
+        ImageReadOptions.For(shape.Channels, shape.Width, shape.Height, $"model '{source}'") with
         {
             Resize = Resize.Value(p), Filter = Filter.Value(p), Background = Background.Value(p),
         };
 
-    /// <summary>
-    /// How a mask is read for <paramref name="model"/>: as an input, but always with nearest neighbour.
-    /// </summary>
-    public ImageReadOptions Mask(ParseResult p, DiffusionModel model) =>
-        Input(p, model) with { Filter = ResampleFilter.Nearest };
+    /// <summary>How an input image is read for <paramref name="model"/>.</summary>
+    public ImageReadOptions Input(ParseResult p, DiffusionModel model) => Input(p, model.Shape, model.Source);
+
+    /// <summary>How a mask is read: as an input, but always with nearest neighbour.</summary>
+    public ImageReadOptions Mask(ParseResult p, ImageShape shape, string source) =>
+        Input(p, shape, source) with { Filter = ResampleFilter.Nearest };
 
     /// <summary>The quality option's value, checked.</summary>
     public int QualityOf(ParseResult p) => p.GetValue(Quality) is var q and >= 1 and <= 100 ? q

@@ -73,7 +73,7 @@ public static class InterpolateCommand
             };
             var grid = generator.Grid(request);
             float[] Latent(string spec) => ulong.TryParse(spec, out var seed) ? Noise(seed, m.ImageSize)
-                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m, images.Input(p, m)).Images[..m.ImageSize],
+                : DdimInversion.Invert(m, SampleCommand.LoadImages(spec, m.Shape, images.Input(p, m)).Images[..m.ImageSize],
                     1, grid, 1, labels, p.GetValue(guidance), cancellation);
             var z0 = Latent(p.GetValue(from)!);
             var z1 = Latent(p.GetValue(to)!);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Diffusion.Runtime;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Pipelines;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Diffusion.Cli.Commands;
@@ -12,7 +13,8 @@ public sealed class ModelArguments
     /// <summary>--model.</summary>
     public Option<string?> Model { get; } = new("--model", "-m")
     {
-        Description = "ONNX model file (default: the bundled model).",
+        Description = "ONNX model file, a diffusers / Optimum export folder, or a text-to-image folder " +
+            "(model_index.json, tokenizer/, text_encoder/, unet/, vae_decoder/); default: the bundled model.",
     };
     /// <summary>--device.</summary>
     public Option<string> Device { get; } = new("--device")
@@ -88,8 +90,8 @@ public sealed class ModelArguments
     {
         foreach (var o in new Option[]
         {
-            Model, Device, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider, CudaGraphs, Config,
-                SampleInput, TimestepInput, ClassInput, OutputName,
+            Model, Device, TextEncoderDevice, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider,
+                CudaGraphs, Config, SampleInput, TimestepInput, ClassInput, OutputName,
         })
             command.Options.Add(o);
     }
@@ -106,10 +108,61 @@ public sealed class ModelArguments
     public static string BundledModelPath => File.Exists(FashionMnistModelPath) ? FashionMnistModelPath
         : GaussianModelPath;
 
+    /// <summary>Whether <paramref name="path"/> is a text-to-image folder (model_index.json and a text encoder).</summary>
+    public static bool IsTextToImage(string? path) => path is not null && Directory.Exists(path)
+        && ModelIndex.IsIn(path) && Directory.Exists(Path.Combine(path, "text_encoder"));
+
+    /// <summary>--text-encoder-device.</summary>
+    public Option<string?> TextEncoderDevice { get; } = new("--text-encoder-device")
+    {
+        Description = "A text-to-image folder's text encoder on another device than --device (it runs once per " +
+            "request), e.g. cpu.",
+    };
+
+    /// <summary>The model path the options name (the bundled model by default).</summary>
+    public string PathOf(ParseResult p) => p.GetValue(Model) ?? BundledModelPath;
+
+    /// <summary>Loads the text-to-image folder the options name.</summary>
+    public TextToImagePipeline LoadPipeline(ParseResult p)
+    {
+        var settings = Settings(p);
+        return TextToImagePipeline.Load(PathOf(p), new PipelineOptions
+        {
+            Session = settings,
+            TextEncoder = p.GetValue(TextEncoderDevice) is { } device
+                ? settings with { Device = ExecutionDevice.Parse(device), CudaGraphs = false } : null,
+        });
+    }
+
     /// <summary>Loads the model the options name.</summary>
     public DiffusionModel Load(ParseResult p)
     {
-        var path = p.GetValue(Model) ?? BundledModelPath;
+        var path = PathOf(p);
+        if (IsTextToImage(path))
+            throw new DiffusionException($"--model '{path}' is a text-to-image folder; this command takes a pixel " +
+                "model (sample, img2img and info take the folder).");
+        var settings = Settings(p);
+        DiffusionConfig? config = null;
+        if (p.GetValue(Config) is { } configPath)
+        {
+            config = DiffusionConfig.Parse(
+                InputFile.ReadAllText(configPath, InputFile.MaxConfigBytes, $"--config '{configPath}'"), configPath);
+        }
+        return DiffusionModel.Load(path, new ModelOptions
+        {
+            Session = settings,
+            Config = config,
+            ConfigSource = p.GetValue(Config) is { } c ? $"--config {c}" : null,
+            SampleInput = p.GetValue(SampleInput),
+            TimestepInput = p.GetValue(TimestepInput),
+            ClassLabelsInput = p.GetValue(ClassInput),
+            OutputName = p.GetValue(OutputName),
+        });
+    }
+
+    /// <summary>The session settings the options describe.</summary>
+    private SessionSettings Settings(ParseResult p)
+    {
         int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
         foreach (var (option, value) in new[]
         {
@@ -136,30 +189,15 @@ public sealed class ModelArguments
             if (eq <= 0) throw new DiffusionArgumentException("--cuda-option", $"'{pair}': expected KEY=VALUE.");
             cudaOptions[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
         }
-        DiffusionConfig? config = null;
-        if (p.GetValue(Config) is { } configPath)
+        return new SessionSettings
         {
-            config = DiffusionConfig.Parse(
-                InputFile.ReadAllText(configPath, InputFile.MaxConfigBytes, $"--config '{configPath}'"), configPath);
-        }
-        return DiffusionModel.Load(path, new ModelOptions
-        {
-            Session = new SessionSettings
-            {
-                Device = device,
-                IntraOpThreads = p.GetValue(Threads),
-                InterOpThreads = p.GetValue(InterThreads),
-                OptimizationLevel = level,
-                CudaOptions = cudaOptions,
-                CudaProviderLibrary = p.GetValue(CudaProvider),
-                CudaGraphs = p.GetValue(CudaGraphs),
-            },
-            Config = config,
-            ConfigSource = p.GetValue(Config) is { } c ? $"--config {c}" : null,
-            SampleInput = p.GetValue(SampleInput),
-            TimestepInput = p.GetValue(TimestepInput),
-            ClassLabelsInput = p.GetValue(ClassInput),
-            OutputName = p.GetValue(OutputName),
-        });
+            Device = device,
+            IntraOpThreads = p.GetValue(Threads),
+            InterOpThreads = p.GetValue(InterThreads),
+            OptimizationLevel = level,
+            CudaOptions = cudaOptions,
+            CudaProviderLibrary = p.GetValue(CudaProvider),
+            CudaGraphs = p.GetValue(CudaGraphs),
+        };
     }
 }

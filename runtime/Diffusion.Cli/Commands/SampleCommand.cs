@@ -47,6 +47,13 @@ public static class SampleCommand
     /// <summary>What the images start from: their count, x_T if given, the edit's input images and mask.</summary>
     private sealed record Inputs(int Count, float[]? InitialNoise, float[]? Images, float[]? Mask);
 
+    /// <summary>
+    /// What generates: a pixel model's generator, or a text-to-image pipeline; the pixel images' shape; x_T's shape
+    /// (latents for a pipeline); where it came from and on which device.
+    /// </summary>
+    private sealed record Target(IImageGenerator Generator, ImageShape Pixels, ImageShape Noise, string Source,
+        string Device, DiffusionModel? PixelModel);
+
     private static async Task<int> Run(CliConsole console, SampleOptions o, Mode mode, ParseResult p,
         CancellationToken cancellation)
     {
@@ -56,44 +63,73 @@ public static class SampleCommand
         if (p.GetValue(o.Columns) < 0)
             throw new DiffusionArgumentException("--columns",
                 $"must be ≥ 0 (0 = square), got {p.GetValue(o.Columns)}.");
+        if (ModelArguments.IsTextToImage(o.Model.PathOf(p)))
+        {
+            using var pipeline = o.Model.LoadPipeline(p);
+            var size = new GenerationRequest { Width = p.GetValue(o.Width), Height = p.GetValue(o.Height) };
+            var pixels = pipeline.ImageShapeOf(size);
+            var latents = new ImageShape(pipeline.Unet.Channels, pixels.Height / pipeline.Factor,
+                pixels.Width / pipeline.Factor);
+            return await Run(console, o, mode, p, new Target(pipeline, pixels, latents, pipeline.Index.Folder,
+                pipeline.Unet.Settings.Device.ToString(), null), cancellation);
+        }
         using var m = o.Model.Load(p);
-        var writer = new SampleWriter(p.GetValue(o.Out)!, m.Channels,
-            p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(m.Height, m.Width))
+        return await Run(console, o, mode, p, new Target(new ImageGenerator(m), m.Shape, m.Shape, m.Source,
+            m.Settings.Device.ToString(), m), cancellation);
+    }
+
+    private static async Task<int> Run(CliConsole console, SampleOptions o, Mode mode, ParseResult p, Target t,
+        CancellationToken cancellation)
+    {
+        var shape = t.Pixels;
+        var writer = new SampleWriter(p.GetValue(o.Out)!, shape.Channels,
+            p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(shape.Height, shape.Width))
         {
             ScaleFilter = o.Images.ScaleFilter.Value(p), Quality = o.Images.QualityOf(p),
         };
         bool replacing = writer.Replaces;
-        var inputs = LoadInputs(o, mode, p, m);
-        writer.Check(inputs.Count, m.Channels, m.Height, m.Width, p.GetValue(o.Columns));
-        var request = Request(o, mode, p, m, inputs);
-        var result = await Generate(console, new ImageGenerator(m), request, cancellation);
+        var inputs = LoadInputs(o, mode, p, t);
+        writer.Check(inputs.Count, shape.Channels, shape.Height, shape.Width, p.GetValue(o.Columns));
+        var request = Request(o, mode, p, t.PixelModel, inputs);
+        t.Generator.Check(request); // before anything runs: a bad option costs nothing
+        var result = await Generate(console, t.Generator, request, cancellation);
+        foreach (var warning in result.Warnings) console.Error.WriteLine($"warning: {warning}");
+        var m = t.PixelModel;
         writer.Parameters = new Dictionary<string, string>
         {
             [ImageFile.ParametersKey] = string.Join(", ", new[]
             {
-                $"model: {Path.GetFileName(m.Source)}", $"sampler: {result.Sampler}", $"steps: {request.Steps}",
-                $"seed: {request.Seed}", $"guidance: {request.Guidance}",
-                $"class: {p.GetValue(o.Class) ?? (m.NumClasses > 0 ? "all" : "none")}",
-            }.Concat(p.GetValue(o.Eta) is double e ? [$"eta: {e}"] : [])),
+                $"model: {Path.GetFileName(t.Source.TrimEnd('/'))}", $"sampler: {result.Sampler}",
+                $"steps: {request.Steps}", $"seed: {request.Seed}", $"guidance: {request.Guidance}",
+            }
+            .Concat(m is null ? [$"size: {shape.Width}x{shape.Height}"]
+                : [$"class: {p.GetValue(o.Class) ?? (m.NumClasses > 0 ? "all" : "none")}"])
+            .Concat(p.GetValue(o.Eta) is double e ? [$"eta: {e}"] : [])
+            // the prompts last, each on its own line, as A1111-style readers expect them
+            .Concat(request.Prompt is { } prompt ? [$"\nprompt: {prompt}"] : [])
+            .Concat(request.NegativePrompt is { } negative ? [$"\nnegative prompt: {negative}"] : [])),
             ["Software"] = "Diffusion for .NET",
         };
         var written = writer.Write(result, p.GetValue(o.Columns));
         var shown = writer.Scale > 1 ? $" shown {writer.Scale}×" : "";
         console.Out.WriteLine($"wrote {written}{(replacing ? " (replacing the earlier output)" : "")}: "
-            + $"{result.Count} images {m.Channels}×{m.Height}×{m.Width}{shown}, {result.Sampler}, "
+            + $"{result.Count} images {shape.Channels}×{shape.Height}×{shape.Width}{shown}, {result.Sampler}, "
             + $"{result.EvaluationsPerImage:0.#} network evaluations per image, {result.TotalTime.TotalSeconds:0.00} s "
-            + $"({result.ModelTime.TotalSeconds:0.00} s in the model, {m.Settings.Device})");
+            + $"({result.ModelTime.TotalSeconds:0.00} s in the {(m is null ? "UNet" : "model")}"
+            + (m is null ? $", {result.TextEncoderTime.TotalSeconds:0.00} s text encoder, "
+                + $"{result.VaeTime.TotalSeconds:0.00} s VAE" : "") + $", {t.Device})");
         return ExitCodes.Ok;
     }
 
     /// <summary>The images' count and starting points: --init-noise, and for the edits --image (and --mask).</summary>
-    private static Inputs LoadInputs(SampleOptions o, Mode mode, ParseResult p, DiffusionModel m)
+    private static Inputs LoadInputs(SampleOptions o, Mode mode, ParseResult p, Target t)
     {
         float[]? init = null;
         int n = p.GetValue(o.Count) ?? new GenerationRequest().Count;
+        var shape = t.Pixels;
         if (p.GetValue(o.InitNoise) is { } noisePath)
         {
-            var array = Npy.Load(noisePath, m.Channels, m.Height, m.Width);
+            var array = Npy.Load(noisePath, t.Noise.Channels, t.Noise.Height, t.Noise.Width);
             var s = array.Shape;
             if (p.GetValue(o.Count) is int c && c != s[0])
                 throw new DiffusionException($"--init-noise '{noisePath}' holds {s[0]} images but --count is {c}.");
@@ -101,12 +137,12 @@ public static class SampleCommand
             init = array.Data;
         }
         if (mode == Mode.Sample) return new Inputs(n, init, null, null);
-        var loaded = LoadImages(p.GetValue(o.Image)!, m, o.Images.Input(p, m));
+        var loaded = LoadImages(p.GetValue(o.Image)!, shape, o.Images.Input(p, shape, t.Source));
         n = p.GetValue(o.Count) ?? loaded.Count;
-        if ((long)n * m.ImageSize > Array.MaxLength)
+        if ((long)n * shape.Size > Array.MaxLength)
             throw new DiffusionArgumentException("--count",
-                $"{n}: {n} images of {m.ImageSize:N0} values are more than one run holds (2³¹ values).");
-        var images = Repeat(loaded.Images, loaded.Count, n, m.ImageSize);
+                $"{n}: {n} images of {shape.Size:N0} values are more than one run holds (2³¹ values).");
+        var images = Repeat(loaded.Images, loaded.Count, n, shape.Size);
         if (mode != Mode.Inpaint) return new Inputs(n, init, images, null);
         var keepWhite = p.GetValue(o.MaskKeeps)!.ToLowerInvariant() switch
         {
@@ -115,13 +151,13 @@ public static class SampleCommand
             var other => throw new DiffusionArgumentException("--mask-keeps",
                 $"'{other}': expected black (diffusers' convention) or white."),
         };
-        var loadedMask = LoadMask(p.GetValue(o.Mask)!, m, o.Images.Mask(p, m), keepWhite);
-        return new Inputs(n, init, images, Repeat(loadedMask.Images, loadedMask.Count, n, m.ImageSize));
+        var loadedMask = LoadMask(p.GetValue(o.Mask)!, shape, o.Images.Mask(p, shape, t.Source), keepWhite);
+        return new Inputs(n, init, images, Repeat(loadedMask.Images, loadedMask.Count, n, shape.Size));
     }
 
     /// <summary>The request the options describe: only what was given, the library's defaults for the rest.</summary>
-    private static GenerationRequest Request(SampleOptions o, Mode mode, ParseResult p, DiffusionModel m, Inputs inputs)
-        => new()
+    private static GenerationRequest Request(SampleOptions o, Mode mode, ParseResult p, DiffusionModel? m,
+        Inputs inputs) => new()
         {
             InitialImages = mode == Mode.Img2Img ? inputs.Images : null,
             KnownImages = mode == Mode.Inpaint ? inputs.Images : null,
@@ -132,8 +168,12 @@ public static class SampleCommand
             Count = inputs.Count,
             Seed = p.GetValue(o.Seed),
             BatchSize = p.GetValue(o.Batch),
-            Guidance = p.GetValue(o.Guidance),
-            ClassLabels = Labels(m, p.GetValue(o.Class), inputs.Count),
+            Guidance = p.GetValue(o.Guidance) ?? (m is null ? TextToImageGuidance : 1),
+            ClassLabels = m is null ? [] : Labels(m, p.GetValue(o.Class), inputs.Count),
+            Prompt = p.GetValue(o.Prompt),
+            NegativePrompt = p.GetValue(o.NegativePrompt),
+            Width = p.GetValue(o.Width),
+            Height = p.GetValue(o.Height),
             InitialNoise = inputs.InitialNoise,
             Spacing = p.GetValue(o.Spacing) is { } sp ? Parse(() => TimestepSpacings.Parse(sp), "--spacing") : null,
             KarrasSigmas = p.GetValue(o.Karras),
@@ -147,7 +187,10 @@ public static class SampleCommand
             },
         };
 
-    private static async Task<GenerationResult> Generate(CliConsole console, ImageGenerator generator,
+    /// <summary>A text-to-image model's default guidance weight: diffusers' StableDiffusionPipeline's.</summary>
+    public const float TextToImageGuidance = 7.5f;
+
+    private static async Task<GenerationResult> Generate(CliConsole console, IImageGenerator generator,
         GenerationRequest request, CancellationToken cancellation)
     {
         if (!console.Interactive)
@@ -178,13 +221,13 @@ public static class SampleCommand
     /// A mask: an image (black = keep, white = repaint, as diffusers; or the reverse with <paramref name="keepWhite"/>;
     /// read at the model's channels, so a gray mask applies to all) or .npy of 1 = keep, 0 = repaint [N,C,H,W].
     /// </summary>
-    private static (float[] Images, int Count) LoadMask(string path, DiffusionModel m, ImageReadOptions read,
+    private static (float[] Images, int Count) LoadMask(string path, ImageShape m, ImageReadOptions read,
         bool keepWhite)
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase)) return LoadImages(path, m, read);
         if (!File.Exists(path)) throw new DiffusionException($"--mask '{path}' does not exist.");
         var picture = ImageFile.Read(path, read);
-        var mask = new float[m.ImageSize];
+        var mask = new float[m.Size];
         int plane = m.Width * m.Height;
         for (int c = 0; c < m.Channels; c++)
             for (int i = 0; i < plane; i++)
@@ -208,7 +251,7 @@ public static class SampleCommand
     /// An image file (one image, fitted to the model as <paramref name="read"/> says) or a .npy [N,C,H,W] in [−1, 1],
     /// checked against the model's image shape.
     /// </summary>
-    internal static (float[] Images, int Count) LoadImages(string path, DiffusionModel m, ImageReadOptions read)
+    internal static (float[] Images, int Count) LoadImages(string path, ImageShape m, ImageReadOptions read)
     {
         if (path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {

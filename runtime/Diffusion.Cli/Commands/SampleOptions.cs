@@ -50,9 +50,26 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     {
         Description = $"Stochasticity η (0 = the ODE): {KnobDefaults(SamplerKnobs.Eta, o => o.Eta)}.",
     };
-    public Option<float> Guidance { get; } = new("--guidance", "-g")
+    public Option<float?> Guidance { get; } = new("--guidance", "-g")
     {
-        Description = "Classifier-free guidance weight (1 = none).", DefaultValueFactory = _ => Defaults.Guidance,
+        Description = $"Classifier-free guidance weight (1 = none); default {Defaults.Guidance}, or "
+            + $"{SampleCommand.TextToImageGuidance} for a text-to-image model (diffusers' default).",
+    };
+    public Option<string?> Prompt { get; } = new("--prompt", "-p")
+    {
+        Description = "What to draw (a text-to-image model).",
+    };
+    public Option<string?> NegativePrompt { get; } = new("--negative-prompt")
+    {
+        Description = "What guidance steers away from (default: the empty prompt).",
+    };
+    public Option<int?> Width { get; } = new("--width")
+    {
+        Description = "Image width in pixels, a multiple of the VAE's factor (default: the model's).",
+    };
+    public Option<int?> Height { get; } = new("--height")
+    {
+        Description = "Image height in pixels (default: the model's).",
     };
     public Option<string?> Class { get; } = new("--class", "-c")
     {
@@ -134,7 +151,8 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     {
         Option[] common =
         [
-            Sampler, Steps, Count, Seed, Batch, Eta, Guidance, Class, InitNoise, Out, Spacing, Karras,
+            Prompt, NegativePrompt, Width, Height, Sampler, Steps, Count, Seed, Batch, Eta, Guidance, Class, InitNoise,
+            Out, Spacing, Karras,
             RelativeTolerance, AbsoluteTolerance, Snr, Columns, Scale,
         ];
         Option[] edit = mode switch

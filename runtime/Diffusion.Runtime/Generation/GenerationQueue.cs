@@ -110,7 +110,7 @@ public sealed class GenerationQueue : IDisposable
     /// full, the time limit passed or the queue is stopping, and is cancelled when <paramref name="cancellation"/>
     /// fires.
     /// </remarks>
-    public Task<GenerationResult> GenerateAsync(ImageGenerator generator, GenerationRequest request,
+    public Task<GenerationResult> GenerateAsync(IImageGenerator generator, GenerationRequest request,
         IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(generator);

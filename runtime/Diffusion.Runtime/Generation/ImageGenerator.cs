@@ -16,7 +16,7 @@ namespace Diffusion.Runtime.Generation;
 /// <see cref="DiffusionModel"/>: each call allocates its own buffers and ONNX Runtime bindings, and the model's session
 /// is safe for concurrent runs. Images do not depend on concurrency or batch size.
 /// </remarks>
-public sealed class ImageGenerator(DiffusionModel model)
+public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
 {
     /// <summary>The model.</summary>
     public DiffusionModel Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
@@ -66,6 +66,9 @@ public sealed class ImageGenerator(DiffusionModel model)
         long network = perCall * (request.Guidance != 1 ? 2 : 1);
         return sizeof(float) * d * (request.Count + 2 * network + WorkingBuffersPerImage * perCall);
     }
+
+    /// <inheritdoc />
+    public ImageShape ImageShapeOf(GenerationRequest request) => Model.Shape;
 
     /// <summary>
     /// Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is

@@ -19,7 +19,7 @@ namespace Diffusion.Runtime.Pipelines;
 /// <remarks>
 /// Thread safety as <see cref="ImageGenerator"/>: any number of generations may run at once on one pipeline.
 /// </remarks>
-public sealed class TextToImagePipeline : IDisposable
+public sealed class TextToImagePipeline : IImageGenerator, IDisposable
 {
     /// <summary>The UNet input the text embedding feeds.</summary>
     public const string HiddenStatesInput = "encoder_hidden_states";
@@ -134,6 +134,10 @@ public sealed class TextToImagePipeline : IDisposable
     /// sampler it resolves to.
     /// </summary>
     public ISampler Check(GenerationRequest request) => Plan(request).Sampler;
+
+    /// <inheritdoc />
+    public ImageShape ImageShapeOf(GenerationRequest request) =>
+        new(VaeDecoder.Config.OutChannels, request.Height ?? Height, request.Width ?? Width);
 
     private sealed record RequestPlan(ISampler Sampler, ImageShape Latent, int Width, int Height);
 

@@ -1,0 +1,113 @@
+using Diffusion.Cli;
+using Diffusion.Runtime.Imaging;
+using Diffusion.Runtime.Text;
+
+namespace Diffusion.Cli.Tests;
+
+/// <summary>
+/// Text-to-image through the CLI on the closed-form Stable Diffusion-layout folder that <c>gaussian-model
+/// --text-to-image</c> writes: tokenize, info, sample and img2img with prompts, and the refusals.
+/// </summary>
+public class CliTextToImageTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Program.Run(args, output, error).GetAwaiter().GetResult();
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static readonly Lazy<string> Folder = new(() =>
+    {
+        var folder = Path.Combine(Fixtures.TempFolder(), "sd");
+        var (code, _, error) = Run("gaussian-model", "--text-to-image", "--out", folder);
+        Assert.True(code == 0, error);
+        return folder;
+    });
+
+    [Fact]
+    public void Tokenize_prints_the_ids_the_text_encoder_reads_and_the_tokens_on_request()
+    {
+        var (code, output, error) = Run("tokenize", "--model", Folder.Value, "a photo of a red cat!", "--tokens");
+        Assert.True(code == 0, error);
+        var lines = output.TrimEnd().Split('\n');
+        Assert.Equal(2, lines.Length);
+        var expected = ClipTokenizer.Load(Path.Combine(Folder.Value, "tokenizer")).Encode("a photo of a red cat!");
+        Assert.Equal(string.Join(' ', expected.Ids), lines[0]);
+        Assert.StartsWith("<|startoftext|> a</w> photo</w> of</w> a</w> red</w> cat</w> !</w> <|endoftext|>", lines[1]);
+        var (longCode, _, longError) = Run("tokenize", "--model", Path.Combine(Folder.Value, "tokenizer"),
+            string.Join(" ", Enumerable.Repeat("cat", 100)));
+        Assert.Equal(0, longCode);
+        Assert.Contains("truncated to 77 tokens", longError);
+        var (missing, _, missingError) = Run("tokenize", "--model", Path.Combine(Folder.Value, "nothing"), "cat");
+        Assert.Equal(1, missing);
+        Assert.Contains("does not exist", missingError);
+    }
+
+    [Fact]
+    public void Sample_with_a_prompt_writes_the_prompts_into_the_png()
+    {
+        var outPath = Path.Combine(Fixtures.TempFolder(), "cats.png");
+        var (code, output, error) = Run("sample", "--model", Folder.Value, "--prompt", "a photo of a red cat",
+            "--negative-prompt", "blurry", "-n", "2", "--steps", "8", "--scale", "1", "--out", outPath);
+        Assert.True(code == 0, error);
+        Assert.Contains("2 images 3×64×64", output);
+        Assert.Contains("text encoder", output);
+        var text = ImageFile.Read(outPath).Text[ImageFile.ParametersKey];
+        Assert.Contains("prompt: a photo of a red cat", text);
+        Assert.Contains("negative prompt: blurry", text);
+        Assert.Contains("guidance: 7.5", text); // diffusers' default for text-to-image
+        var npy = Path.Combine(Fixtures.TempFolder(), "wide.npy");
+        var (wide, _, wideError) = Run("sample", "--model", Folder.Value, "--prompt", "cat", "--width", "128",
+            "--height", "64", "-n", "1", "--steps", "4", "--out", npy);
+        Assert.True(wide == 0, wideError);
+        Assert.Equal([1, 3, 64, 128], Npy.Load(npy).Shape);
+    }
+
+    [Fact]
+    public void Img2img_with_a_prompt_starts_from_the_encoded_image()
+    {
+        var dir = Fixtures.TempFolder();
+        var input = Path.Combine(dir, "in.png");
+        ImageFile.Save(input, new Image8(64, 64, 3, Enumerable.Range(0, 64 * 64 * 3).Select(i => (byte)(i % 251))
+            .ToArray()));
+        var (code, _, error) = Run("img2img", "--model", Folder.Value, "--prompt", "blue dog", "--image", input,
+            "--strength", "0.5", "-n", "1", "--steps", "10", "--out", Path.Combine(dir, "out.png"));
+        Assert.True(code == 0, error);
+    }
+
+    [Fact]
+    public void Info_describes_every_component()
+    {
+        var (code, output, error) = Run("info", "--model", Folder.Value);
+        Assert.True(code == 0, error);
+        foreach (var word in new[] { "tokenizer", "text_encoder", "vae_decoder", "vae_encoder", "scaling_factor",
+            "encoder_hidden_states", "PNDMScheduler" })
+            Assert.Contains(word, output);
+    }
+
+    [Fact]
+    public void Bad_options_are_one_line_naming_the_flag()
+    {
+        var (code, _, error) = Run("sample", "--model", Folder.Value, "--prompt", "cat", "--width", "100");
+        Assert.Equal(2, code);
+        Assert.Contains("--width", error);
+        Assert.Contains("multiple of 8", error);
+        var (pixel, _, pixelError) = Run("sample", "--prompt", "cat", "--model",
+            Cli.Commands.ModelArguments.GaussianModelPath);
+        Assert.Equal(2, pixel);
+        Assert.Contains("--prompt", pixelError);
+        Assert.Contains("not text-conditioned", pixelError);
+        var (negative, _, negativeError) = Run("sample", "--model", Folder.Value, "--prompt", "cat",
+            "--negative-prompt", "dog", "--guidance", "1");
+        Assert.Equal(2, negative);
+        Assert.Contains("--negative-prompt", negativeError);
+        var (bench, _, benchError) = Run("bench-runtime", "--model", Folder.Value);
+        Assert.Equal(1, bench);
+        Assert.Contains("text-to-image folder", benchError);
+        var (exists, _, existsError) = Run("gaussian-model", "--text-to-image", "--out", Folder.Value);
+        Assert.Equal(2, exists);
+        Assert.Contains("exists", existsError);
+    }
+}
