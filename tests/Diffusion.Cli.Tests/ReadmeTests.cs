@@ -31,7 +31,9 @@ public class ReadmeTests
         var cli = Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
         foreach (var line in lines)
         {
-            var args = line["./diffusion ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // words as bash splits them here: on spaces, a "double-quoted" run being one word
+            var args = System.Text.RegularExpressions.Regex.Matches(line["./diffusion ".Length..], "\"([^\"]*)\"|(\\S+)")
+                .Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).ToArray();
             var start = new ProcessStartInfo("dotnet")
             {
                 WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true,
@@ -56,7 +58,8 @@ public class ReadmeTests
         foreach (var file in new[]
         {
             "dress.png", "grid.png", "sneakers.png", "x.npy", "xT.npy", "from-noise.png", "coat.png", "top.png",
-                "filled.png", "morph.png", "g.onnx", "g.png", "plots/beta.svg", "report/report.md",
+                "filled.png", "morph.png", "g.onnx", "g.png", "sd-tiny/model_index.json", "cat.png", "dog.png",
+                "plots/beta.svg", "report/report.md",
         })
             Assert.True(File.Exists(Path.Combine(folder, file)), $"{file} was not written");
         Assert.Equal(8, Directory.GetFiles(Path.Combine(folder, "images")).Length);
