@@ -66,7 +66,7 @@ public class CliTextToImageTests
     }
 
     [Fact]
-    public void Img2img_with_a_prompt_starts_from_the_encoded_image()
+    public void Img2img_inpaint_and_noise_work_in_latent_space()
     {
         var dir = Fixtures.TempFolder();
         var input = Path.Combine(dir, "in.png");
@@ -75,6 +75,18 @@ public class CliTextToImageTests
         var (code, _, error) = Run("img2img", "--model", Folder.Value, "--prompt", "blue dog", "--image", input,
             "--strength", "0.5", "-n", "1", "--steps", "10", "--out", Path.Combine(dir, "out.png"));
         Assert.True(code == 0, error);
+        var mask = Path.Combine(dir, "mask.png");
+        Assert.Equal(0, Run("mask", "--model", Folder.Value, "--repaint", "top", "--out", mask).Code);
+        var (inpaint, _, inpaintError) = Run("inpaint", "--model", Folder.Value, "--prompt", "red cat", "--image",
+            input, "--mask", mask, "-n", "1", "--steps", "10", "--sampler", "ddim", "--out", Path.Combine(dir, "i.npy"));
+        Assert.True(inpaint == 0, inpaintError);
+        // x_T of a text-to-image folder is latents: noise writes them, --init-noise takes them
+        var noise = Path.Combine(dir, "zT.npy");
+        Assert.Equal(0, Run("noise", "--model", Folder.Value, "--count", "2", "--out", noise).Code);
+        Assert.Equal([2, 4, 8, 8], Npy.Load(noise).Shape);
+        var (fromNoise, _, fromNoiseError) = Run("sample", "--model", Folder.Value, "--prompt", "cat", "--init-noise",
+            noise, "--steps", "4", "--out", Path.Combine(dir, "z.npy"));
+        Assert.True(fromNoise == 0, fromNoiseError);
     }
 
     [Fact]

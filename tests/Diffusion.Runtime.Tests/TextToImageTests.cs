@@ -141,6 +141,42 @@ public class TextToImageTests
     }
 
     [Fact]
+    public void Inpainting_keeps_the_known_latents_where_the_mask_keeps_and_samples_the_prompt_elsewhere()
+    {
+        using var p = Load();
+        const int n = 16;
+        var known = new float[n * 3 * 64 * 64];
+        for (int i = 0; i < known.Length; i++) known[i] = MathF.Cos(i * 0.003f) * 0.7f;
+        var mask = new float[known.Length];
+        for (int i = 0; i < mask.Length; i++) mask[i] = i % 4096 / 64 < 32 ? 1 : 0; // keep the top half
+        var r = p.Generate(new GenerationRequest
+        {
+            Prompt = "green cat", Sampler = "ddpm", Steps = 100, Count = n, Seed = 2, KnownImages = known, Mask = mask,
+            Options = new Runtime.Samplers.SamplerOptions { Resampling = 2 },
+        });
+        var mu = Mean(p, "green cat");
+        var sums = new double[4];
+        for (int i = 0; i < n; i++)
+        {
+            var z = p.VaeEncoder!.Encode(known.AsSpan(i * 3 * 4096, 3 * 4096), 64, 64);
+            for (int c = 0; c < 4; c++)
+                for (int y = 0; y < 8; y++)
+                    for (int x = 0; x < 8; x++)
+                    {
+                        int at = c * 64 + y * 8 + x;
+                        if (y < 4) Assert.Equal(z[at], r.Latents![i * 256 + at]); // kept exactly
+                        else sums[c] += r.Latents![i * 256 + at];
+                    }
+        }
+        for (int c = 0; c < 4; c++) Assert.Equal(mu[c], sums[c] / (n * 32), 0.05);
+        var e = Assert.Throws<DiffusionArgumentException>(() => p.Generate(new GenerationRequest
+        {
+            Prompt = "cat", Count = n, KnownImages = known,
+        }));
+        Assert.Equal("Mask", e.Parameter);
+    }
+
+    [Fact]
     public void A_float16_export_gives_the_float32_images_within_float16_precision()
     {
         using var single = Load();

@@ -41,11 +41,11 @@ public static class InputsCommand
             var path = p.GetValue(output)!;
             if (!path.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
                 throw new DiffusionArgumentException("--out", $"'{path}': expected a .npy file.");
-            using var m = model.Load(p);
-            if ((long)n * m.ImageSize > Array.MaxLength)
+            var m = model.Shapes(p).Noise; // a text-to-image folder's x_T: latents
+            if ((long)n * m.Size > Array.MaxLength)
                 throw new DiffusionArgumentException("--count", $"{n}: too many values for one file.");
-            var x = new float[n * m.ImageSize];
-            new NoiseGenerator(p.GetValue(seed)).Fill(x, 0, m.ImageSize, 0);
+            var x = new float[n * m.Size];
+            new NoiseGenerator(p.GetValue(seed)).Fill(x, 0, m.Size, 0);
             OutputFolder.Create(Path.GetDirectoryName(Path.GetFullPath(path))!, "--out");
             Npy.Save(path, x, n, m.Channels, m.Height, m.Width);
             console.Out.WriteLine($"wrote {path}: x_T of " +
@@ -78,7 +78,7 @@ public static class InputsCommand
             var path = p.GetValue(output)!;
             if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
                 throw new DiffusionArgumentException("--out", $"'{path}': expected a .png file.");
-            using var m = model.Load(p);
+            var m = model.Shapes(p).Images;
             int w = m.Width, h = m.Height;
             var spec = p.GetValue(repaint)!.Trim().ToLowerInvariant();
             (int X, int Y, int W, int H) box = spec switch

@@ -134,6 +134,21 @@ public sealed class ModelArguments
         });
     }
 
+    /// <summary>
+    /// The shapes of the images the model the options name makes and of its x_T (a text-to-image folder's: latents, at
+    /// the folder's default size).
+    /// </summary>
+    public (ImageShape Images, ImageShape Noise) Shapes(ParseResult p)
+    {
+        if (!IsTextToImage(PathOf(p)))
+        {
+            using var m = Load(p);
+            return (m.Shape, m.Shape);
+        }
+        using var pipeline = LoadPipeline(p);
+        return (pipeline.ImageShapeOf(new Runtime.Generation.GenerationRequest()), pipeline.Unet.Shape);
+    }
+
     /// <summary>Loads the model the options name.</summary>
     public DiffusionModel Load(ParseResult p)
     {

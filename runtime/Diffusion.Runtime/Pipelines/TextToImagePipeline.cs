@@ -14,7 +14,9 @@ namespace Diffusion.Runtime.Pipelines;
 /// unet/, vae_decoder/, optionally vae_encoder/, scheduler/), as diffusers' StableDiffusionPipeline: the prompts
 /// tokenized and encoded once per request, the sampling loop in latent space with the prompt's embedding as the UNet's
 /// <c>encoder_hidden_states</c> (and the negative or empty prompt's for guidance, in the same batched call), then
-/// x = VAE-decode(z / scaling_factor) image by image. img2img encodes the input images with vae_encoder first.
+/// x = VAE-decode(z / scaling_factor) image by image. img2img encodes the input images with vae_encoder first;
+/// inpainting encodes the known images and blends them into every step in latent space (RePaint-style, the mask taken
+/// on the latent grid, as diffusers' legacy inpainting pipeline does).
 /// </summary>
 /// <remarks>
 /// Thread safety as <see cref="ImageGenerator"/>: any number of generations may run at once on one pipeline.
@@ -124,6 +126,10 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         if (textEncoder.Config.MaxPositionEmbeddings is int positions && positions < tokenizer.Config.ModelMaxLength)
             throw new DiffusionException($"Model folder '{folder}': the tokenizer pads to " +
                 $"{tokenizer.Config.ModelMaxLength} tokens, more than the text encoder's {positions} positions.");
+        if (unet.Channels == 2 * decoder.Config.LatentChannels + 1)
+            throw new DiffusionException($"Model folder '{folder}': the UNet takes {unet.Channels} channels — an " +
+                "inpainting UNet (latents, mask, masked-image latents), which this pipeline does not drive yet; " +
+                    "inpaint with a text-to-image UNet instead (the known region is blended in latent space).");
         if (unet.Channels != decoder.Config.LatentChannels)
             throw new DiffusionException($"Model folder '{folder}': the UNet takes {unet.Channels} channels, but the " +
                 $"VAE's latents have {decoder.Config.LatentChannels} ({decoder.Config.Source}).");
@@ -157,9 +163,6 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         if (request.NegativePrompt is not null && request.Guidance == 1)
             throw new DiffusionArgumentException(nameof(request.NegativePrompt),
                 "a negative prompt acts through classifier-free guidance; set a guidance weight other than 1.");
-        if (request.KnownImages is not null || request.Mask is not null)
-            throw new DiffusionArgumentException(request.KnownImages is not null ? nameof(request.KnownImages)
-                : nameof(request.Mask), "inpainting is not available on a text-to-image pipeline yet.");
         int width = request.Width ?? Width, height = request.Height ?? Height;
         foreach (var (size, parameter) in new[] { (width, nameof(request.Width)), (height, nameof(request.Height)) })
             if (size <= 0 || size % Factor != 0)
@@ -169,34 +172,82 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         if ((long)request.Count * VaeDecoder.Config.OutChannels * width * height > Array.MaxLength)
             throw new DiffusionArgumentException(nameof(request.Count), $"{request.Count} images of {width}×{height} " +
                 "are more than one result holds (2³¹ values); generate them in several runs.");
-        if (request.InitialImages is { } images)
+        long pixels = (long)request.Count * VaeDecoder.Config.OutChannels * width * height;
+        foreach (var (values, parameter, what) in new[]
         {
+            (request.InitialImages, nameof(request.InitialImages), "img2img"),
+            (request.KnownImages, nameof(request.KnownImages), "inpainting"),
+        })
+        {
+            if (values is null) continue;
             if (VaeEncoder is null)
-                throw new DiffusionArgumentException(nameof(request.InitialImages), $"img2img needs a VAE encoder, and " +
-                    $"model folder '{Index.Folder}' has no vae_encoder/model.onnx.");
-            long need = (long)request.Count * VaeDecoder.Config.OutChannels * width * height;
-            if (images.Length != need)
-                throw new DiffusionArgumentException(nameof(request.InitialImages), $"the input images hold " +
-                    $"{images.Length} values but {request.Count} images of [{VaeDecoder.Config.OutChannels},{height}," +
-                        $"{width}] need {need}.");
+                throw new DiffusionArgumentException(parameter, $"{what} needs a VAE encoder, and model folder " +
+                    $"'{Index.Folder}' has no vae_encoder/model.onnx.");
+            if (values.Length != pixels)
+                throw new DiffusionArgumentException(parameter, $"the {what} images hold {values.Length} values but " +
+                    $"{request.Count} images of [{VaeDecoder.Config.OutChannels},{height},{width}] need {pixels}.");
         }
+        if ((request.KnownImages is null) != (request.Mask is null))
+            throw new DiffusionArgumentException(request.KnownImages is null ? nameof(request.KnownImages)
+                : nameof(request.Mask), "inpainting needs both the known images and the mask.");
+        if (request.Mask is { } mask && mask.Length != pixels)
+            throw new DiffusionArgumentException(nameof(request.Mask), $"the mask holds {mask.Length} values but " +
+                $"{request.Count} images of [{VaeDecoder.Config.OutChannels},{height},{width}] need {pixels}.");
         // The loop's own checks, on latents, with a stand-in embedding of the shape the text encoder returns.
         var standIn = Embedding(new float[Tokenizer.Config.ModelMaxLength * TextEncoder.HiddenSize]);
+        float[]? Latents(float[]? pixelValues) => pixelValues is null ? null : new float[request.Count * latent.Size];
         var sampler = _loop.CheckAt(LoopRequest(request, standIn, request.Guidance != 1 ? standIn : null,
-            request.InitialImages is null ? null : new float[request.Count * latent.Size]), latent);
+            new LatentInputs(Latents(request.InitialImages), Latents(request.KnownImages), Latents(request.Mask))),
+            latent);
         return new RequestPlan(sampler, latent, width, height);
     }
 
     private Condition Embedding(float[] values) => Condition.None.With(HiddenStatesInput,
         ConditioningTensor.FromFloats(values, 1, Tokenizer.Config.ModelMaxLength, TextEncoder.HiddenSize));
 
+    /// <summary>A request's images in latent space: img2img's start, inpainting's known latents and latent mask.</summary>
+    private sealed record LatentInputs(float[]? Initial, float[]? Known, float[]? Mask);
+
     /// <summary>The request the sampling loop runs: in latent space, conditioned on the prompts' embeddings.</summary>
     private static GenerationRequest LoopRequest(GenerationRequest request, Condition conditional,
-        Condition? unconditional, float[]? initialLatents) => request with
+        Condition? unconditional, LatentInputs latents) => request with
     {
         Prompt = null, NegativePrompt = null, Width = null, Height = null,
-        Condition = conditional, UnconditionalCondition = unconditional, InitialImages = initialLatents,
+        Condition = conditional, UnconditionalCondition = unconditional,
+        InitialImages = latents.Initial, KnownImages = latents.Known, Mask = latents.Mask,
     };
+
+    /// <summary>Each image of <paramref name="pixels"/> [Count, 3, H, W] encoded to UNet-space latents.</summary>
+    private float[] EncodeImages(float[] pixels, int count, RequestPlan plan, CancellationToken cancellation)
+    {
+        var latents = new float[count * plan.Latent.Size];
+        int size = pixels.Length / count;
+        for (int i = 0; i < count; i++)
+            VaeEncoder!.Encode(pixels.AsSpan(i * size, size), plan.Height, plan.Width, cancellation)
+                .CopyTo(latents.AsSpan(i * plan.Latent.Size));
+        return latents;
+    }
+
+    /// <summary>
+    /// A pixel mask [Count, C, H, W] (1 = keep) on the latent grid: each latent cell takes the mask at its block's
+    /// centre pixel (diffusers resizes the mask with nearest neighbour), of the first channel, for every latent
+    /// channel.
+    /// </summary>
+    private static float[] LatentMask(float[] mask, int count, RequestPlan plan, int factor)
+    {
+        var (c, h, w) = (plan.Latent.Channels, plan.Latent.Height, plan.Latent.Width);
+        var result = new float[count * plan.Latent.Size];
+        int pixelsPerImage = mask.Length / count;
+        for (int n = 0; n < count; n++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    float keep = mask[n * pixelsPerImage + (y * factor + factor / 2) * plan.Width + x * factor
+                        + factor / 2];
+                    for (int k = 0; k < c; k++) result[n * plan.Latent.Size + (k * h + y) * w + x] = keep;
+                }
+        return result;
+    }
 
     /// <summary>
     /// Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is
@@ -216,19 +267,13 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         var watch = Stopwatch.StartNew();
         var plan = Plan(request);
         var (conditional, unconditional, textTime, warnings) = EncodePrompts(request, cancellation);
-        var vaeWatch = new Stopwatch();
-        float[]? initialLatents = null;
-        if (request.InitialImages is { } images)
-        {
-            vaeWatch.Start();
-            initialLatents = new float[request.Count * plan.Latent.Size];
-            int pixels = images.Length / request.Count;
-            for (int i = 0; i < request.Count; i++)
-                VaeEncoder!.Encode(images.AsSpan(i * pixels, pixels), plan.Height, plan.Width, cancellation)
-                    .CopyTo(initialLatents.AsSpan(i * plan.Latent.Size));
-            vaeWatch.Stop();
-        }
-        var loop = LoopRequest(request, conditional, unconditional, initialLatents);
+        var vaeWatch = Stopwatch.StartNew();
+        var latents = new LatentInputs(
+            request.InitialImages is { } initial ? EncodeImages(initial, request.Count, plan, cancellation) : null,
+            request.KnownImages is { } known ? EncodeImages(known, request.Count, plan, cancellation) : null,
+            request.Mask is { } mask ? LatentMask(mask, request.Count, plan, Factor) : null);
+        vaeWatch.Stop();
+        var loop = LoopRequest(request, conditional, unconditional, latents);
         var outcome = SamplingRun.Run(Unet, plan.Latent, _loop.ConditionsOf(loop), loop, plan.Sampler,
             _loop.Grid(loop), progress, cancellation);
         vaeWatch.Start();
