@@ -281,8 +281,7 @@ public sealed class DiffusionModel : IDisposable
                 throw new DiffusionException($"Model '{source}' could not be placed " +
                     $"on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build " +
                         $"of ONNX Runtime with a working CUDA and cuDNN.", e);
-            throw new DiffusionException($"Model file '{source}' could not be loaded by ONNX Runtime ({message}). Is " +
-                $"it a complete, valid .onnx file?", e);
+            throw OnnxComponent.LoadFailure("Model file", source, e);
         }
         try
         {

@@ -28,10 +28,28 @@ public abstract class OnnxComponent : IDisposable
         catch (OnnxRuntimeException e)
         {
             _placement.Dispose();
-            throw new DiffusionException($"{what} '{path}' could not be loaded by ONNX Runtime " +
-                $"({e.Message.Trim()}). Is it a complete ONNX file, with its external weights (model.onnx_data) beside " +
-                    "it?", e);
+            throw LoadFailure(what, path, e);
         }
+    }
+
+    /// <summary>
+    /// One line for a model file ONNX Runtime refused: external weights outside the model's folder, or missing, named
+    /// as such; anything else with ORT's own message.
+    /// </summary>
+    internal static DiffusionException LoadFailure(string what, string path, OnnxRuntimeException e)
+    {
+        var message = e.Message.Trim();
+        string? problem = message.Contains("escapes model directory", StringComparison.Ordinal)
+            || message.Contains("Absolute path not allowed", StringComparison.Ordinal)
+                ? "its external weights lie outside its folder, which ONNX Runtime refuses (and so do we: a model " +
+                    "file must not read other files); keep model.onnx_data beside model.onnx"
+            : message.Contains("External data path does not exist", StringComparison.Ordinal)
+                ? "its external weights are missing; copy model.onnx_data (or the file its initializers name) beside it"
+            : null;
+        return problem is null
+            ? new DiffusionException($"{what} '{path}' could not be loaded by ONNX Runtime ({message}). Is it a " +
+                "complete, valid .onnx file?", e)
+            : new DiffusionException($"{what} '{path}': {problem} (ONNX Runtime: {message}).", e);
     }
 
     /// <summary>The model file.</summary>
