@@ -4,6 +4,9 @@
 // image/png
 // GET  /generate/stream?…same fields… → server-sent events: progress, then the PNG (base64); GET / → the page.
 // GET  /info → the model, and every field /generate accepts with its range; the queue's limits and load.
+// --Model may also name a text-to-image folder (model_index.json, tokenizer/, text_encoder/, unet/, vae_decoder/):
+// then /generate reads {"prompt":"…","negativePrompt":"…","width":512,"height":512,"guidance":7.5,…} and the page
+// shows a prompt box.
 // Generations run on the queue's own threads, --Server:Concurrency at once (default: half the cores), with
 // --Server:QueueCapacity more waiting (default 4 × that); a request past them gets 429 and Retry-After, one that runs
 // past --Server:TimeLimitSeconds (default 120, waiting included) gets 503 and Retry-After, and a client that hangs up
@@ -13,6 +16,7 @@ using Diffusion.Runtime;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Pipelines;
 using Diffusion.Runtime.Samplers;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -46,18 +50,15 @@ builder.Services.AddSingleton(_ =>
 {
     bool returnMemory = server.GetValue("ReturnMemory", true);
     if (returnMemory && OperatingSystem.IsLinux()) Glibc.ReturnLargeBlocks();
-    return DiffusionModel.Load(modelPath, new ModelOptions
-    {
-        Session = new SessionSettings { CpuMemoryArena = !returnMemory },
-    });
+    var session = new SessionSettings { CpuMemoryArena = !returnMemory };
+    return ServedModel.Load(modelPath, session);
 });
-builder.Services.AddSingleton(sp => new ImageGenerator(sp.GetRequiredService<DiffusionModel>()));
 builder.Services.AddSingleton(_ => new GenerationQueue(QueueOptions()));
 var app = builder.Build();
 GenerationQueue queue;
 try
 {
-    app.Services.GetRequiredService<DiffusionModel>(); // load at start: a bad model fails the start, not a request
+    app.Services.GetRequiredService<ServedModel>(); // load at start: a bad model fails the start, not a request
     queue = app.Services.GetRequiredService<GenerationQueue>();
 }
 catch (DiffusionException e) // one line naming the setting or the file, as the command line does
@@ -82,9 +83,10 @@ app.Lifetime.ApplicationStopping.Register(queue.Dispose);
 app.UseDefaultFiles();
 app.UseStaticFiles();
 
-app.MapGet("/info", (DiffusionModel m) => new
+app.MapGet("/info", (ServedModel m) => new
 {
-    model = Path.GetFileName(m.Source), m.Channels, m.Height, m.Width,
+    model = Path.GetFileName(m.Source.TrimEnd('/')), m.Shape.Channels, m.Shape.Height, m.Shape.Width,
+    textToImage = m.Pipeline is not null,
     classes = ImageRequest.ClassNames(m),
     samplers = SamplerRegistry.All.Select(e => new { e.Name, adaptive = e.IsAdaptive }),
     fields = ImageRequest.Fields(m),
@@ -95,7 +97,7 @@ app.MapGet("/info", (DiffusionModel m) => new
     },
 });
 
-app.MapPost("/generate", async (HttpContext http, ImageGenerator generator) =>
+app.MapPost("/generate", async (HttpContext http, ServedModel generator) =>
 {
     ImageRequest? body;
     try { body = await http.Request.ReadFromJsonAsync<ImageRequest>(http.RequestAborted); }
@@ -115,7 +117,7 @@ app.MapPost("/generate", async (HttpContext http, ImageGenerator generator) =>
     }
 });
 
-app.MapGet("/generate/stream", async (HttpContext http, ImageGenerator generator, [AsParameters] ImageRequest query) =>
+app.MapGet("/generate/stream", async (HttpContext http, ServedModel generator, [AsParameters] ImageRequest query) =>
 {
     var channel = System.Threading.Channels.Channel.CreateBounded<GenerationProgress>(
         new System.Threading.Channels.BoundedChannelOptions(1)
@@ -164,42 +166,107 @@ return 0;
 /// <summary>An inclusive range of a numeric field of <see cref="ImageRequest"/>, and its default.</summary>
 public sealed record FieldRange(double Min, double Max, double? Default = null);
 
+/// <summary>
+/// The model the app serves: a pixel model's generator, or a text-to-image pipeline; either serves concurrent requests.
+/// </summary>
+public sealed class ServedModel : IDisposable
+{
+    private ServedModel(IImageGenerator generator, DiffusionModel? pixels, TextToImagePipeline? pipeline,
+        string source, ImageShape shape)
+    {
+        (Generator, Pixels, Pipeline, Source, Shape) = (generator, pixels, pipeline, source, shape);
+    }
+
+    /// <summary>What generates.</summary>
+    public IImageGenerator Generator { get; }
+    /// <summary>The pixel model, or null.</summary>
+    public DiffusionModel? Pixels { get; }
+    /// <summary>The text-to-image pipeline, or null.</summary>
+    public TextToImagePipeline? Pipeline { get; }
+    /// <summary>The file or folder.</summary>
+    public string Source { get; }
+    /// <summary>The images' default shape.</summary>
+    public ImageShape Shape { get; }
+
+    /// <summary>A text-to-image folder (model_index.json and a text encoder), else a pixel model.</summary>
+    public static ServedModel Load(string path, SessionSettings session)
+    {
+        if (Directory.Exists(path) && ModelIndex.IsIn(path) && Directory.Exists(Path.Combine(path, "text_encoder")))
+        {
+            var pipeline = TextToImagePipeline.Load(path, new PipelineOptions { Session = session });
+            return new(pipeline, null, pipeline, path, pipeline.ImageShapeOf(new GenerationRequest()));
+        }
+        var model = DiffusionModel.Load(path, new ModelOptions { Session = session });
+        return new(new ImageGenerator(model), model, null, path, model.Shape);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Pixels?.Dispose();
+        Pipeline?.Dispose();
+    }
+}
+
 /// <summary>What a client may ask for; bounded so that one request cannot occupy the server for long.</summary>
 public sealed record ImageRequest(string? Class = null, string? Sampler = null, int Steps = 20, ulong Seed = 0,
-    float Guidance = 3, int Count = 1, int Scale = 4)
+    float? Guidance = null, int Count = 1, int? Scale = null, string? Prompt = null, string? NegativePrompt = null,
+    int? Width = null, int? Height = null)
 {
     /// <summary>The largest request body: the fields above fit many times over.</summary>
     public const long MaxBodyBytes = 16 * 1024;
 
+    /// <summary>The longest prompt this server takes (the text encoder reads 77 tokens of it anyway).</summary>
+    public const int MaxPromptLength = 2000;
+
     private static readonly FieldRange StepsRange = new(1, 200, 20), CountRange = new(1, 64, 1),
-        ScaleRange = new(1, 16, 4), GuidanceRange = new(0, ImageGenerator.MaxGuidance, 3);
+        TextCountRange = new(1, 8, 1), ScaleRange = new(1, 16, 4),
+        GuidanceRange = new(0, ImageGenerator.MaxGuidance, 3), TextGuidanceRange = new(0, ImageGenerator.MaxGuidance, 7.5);
+
+    /// <summary>The largest side a text-to-image request may ask for, in pixels.</summary>
+    private const int MaxSide = 1024;
 
     /// <summary>
-    /// The names <c>class</c> accepts: the config's, or the numbers (none for an unconditional model).
+    /// The names <c>class</c> accepts: the config's, or the numbers (none for an unconditional or text model).
     /// </summary>
-    public static string[] ClassNames(DiffusionModel model) => model.NumClasses == 0 ? []
+    public static string[] ClassNames(ServedModel served) => served.Pixels is not { NumClasses: > 0 } model ? []
         : model.Config.ClassNames ?? Enumerable.Range(0, model.NumClasses).Select(i => i.ToString()).ToArray();
 
-    /// <summary>Every field <c>/generate</c> reads, with what it accepts on <paramref name="model"/>.</summary>
-    public static object Fields(DiffusionModel model) => new
+    /// <summary>Every field <c>/generate</c> reads, with what it accepts on <paramref name="served"/>.</summary>
+    public static object Fields(ServedModel served)
     {
-        @class = new
+        var sampler = new { choices = SamplerRegistry.All.Select(e => e.Name), @default = SamplerRegistry.DefaultName };
+        var seed = new { min = 0UL, max = ulong.MaxValue, @default = 0UL }; // exact: a double would round the maximum
+        if (served.Pipeline is { } p)
+            return new
+            {
+                prompt = new { maxLength = MaxPromptLength, @default = "" },
+                negativePrompt = new { maxLength = MaxPromptLength, @default = "" }, // read only with guidance ≠ 1
+                width = new { min = p.Factor, max = MaxSide, multipleOf = p.Factor, @default = p.Width },
+                height = new { min = p.Factor, max = MaxSide, multipleOf = p.Factor, @default = p.Height },
+                sampler, steps = StepsRange, count = TextCountRange, scale = ScaleRange with { Default = 1 }, seed,
+                guidance = TextGuidanceRange,
+            };
+        var model = served.Pixels!;
+        return new
         {
-            choices = ClassNames(model),
-            numbers = model.NumClasses == 0 ? null : new FieldRange(0, model.NumClasses - 1),
-            unconditional = "absent or empty", // then guidance is not read
-        },
-        sampler = new { choices = SamplerRegistry.All.Select(e => e.Name), @default = SamplerRegistry.DefaultName },
-        steps = StepsRange, count = CountRange, scale = ScaleRange,
-        seed = new { min = 0UL, max = ulong.MaxValue, @default = 0UL }, // exact: a double would round the maximum
-        guidance = model.NumClasses > 0 ? GuidanceRange : null, // read only with a class
-    };
+            @class = new
+            {
+                choices = ClassNames(served),
+                numbers = model.NumClasses == 0 ? null : new FieldRange(0, model.NumClasses - 1),
+                unconditional = "absent or empty", // then guidance is not read
+            },
+            sampler, steps = StepsRange, count = CountRange, scale = ScaleRange, seed,
+            guidance = model.NumClasses > 0 ? GuidanceRange : null, // read only with a class
+        };
+    }
 
     /// <summary>The library's parameters as this API's JSON fields.</summary>
     private static readonly Dictionary<string, string> FieldNames = new()
     {
         ["Sampler"] = "sampler", ["Steps"] = "steps", ["Count"] = "count", ["BatchSize"] = "count", ["Seed"] = "seed",
         ["Guidance"] = "guidance", ["Class"] = "class", ["ClassLabels"] = "class", ["factor"] = "scale",
+        ["Prompt"] = "prompt", ["NegativePrompt"] = "negativePrompt", ["Width"] = "width", ["Height"] = "height",
     };
 
     /// <summary>A problem of the request as the body of a 400: the message, and the JSON field it concerns.</summary>
@@ -239,23 +306,52 @@ public sealed record ImageRequest(string? Class = null, string? Sampler = null, 
     /// The PNG: the images in a grid, enlarged <see cref="Scale"/> times (nearest neighbour), generated through
     /// <paramref name="queue"/>.
     /// </summary>
-    public async Task<byte[]> RenderAsync(ImageGenerator generator, GenerationQueue queue,
+    public async Task<byte[]> RenderAsync(ServedModel served, GenerationQueue queue,
         IProgress<GenerationProgress>? progress, CancellationToken cancellation)
     {
         Check(nameof(Steps), Steps, StepsRange);
-        Check(nameof(Count), Count, CountRange);
-        Check("factor", Scale, ScaleRange);
-        var model = generator.Model;
-        bool conditional = model.NumClasses > 0 && !string.IsNullOrEmpty(Class);
-        var result = await queue.GenerateAsync(generator, new GenerationRequest
+        Check(nameof(Count), Count, served.Pipeline is null ? CountRange : TextCountRange);
+        // images are enlarged by default only where they are small (a pixel model's); a text model's come as made
+        int scale = Scale ?? (served.Pipeline is null ? (int)ScaleRange.Default!.Value : 1);
+        Check("factor", scale, ScaleRange);
+        GenerationRequest request;
+        if (served.Pipeline is not null)
         {
-            Sampler = Sampler, Steps = Steps, Seed = Seed, Count = Count, BatchSize = Count,
-            ClassLabels = conditional ? [model.ResolveClass(Class!)] : [],
-            Guidance = conditional ? Guidance : 1,
-        }, progress, cancellation);
+            if (Class is not null)
+                throw new DiffusionArgumentException(nameof(Class), "this model is text-conditioned; send a prompt.");
+            foreach (var (text, field) in new[] { (Prompt, nameof(Prompt)), (NegativePrompt, nameof(NegativePrompt)) })
+                if (text is { Length: > MaxPromptLength })
+                    throw new DiffusionArgumentException(field, $"{text.Length} characters; at most {MaxPromptLength}.");
+            foreach (var (side, field) in new[] { (Width, nameof(Width)), (Height, nameof(Height)) })
+                if (side is > MaxSide)
+                    throw new DiffusionArgumentException(field, $"at most {MaxSide} pixels on this server, got {side}.");
+            float guidance = Guidance ?? (float)TextGuidanceRange.Default!.Value;
+            request = new GenerationRequest
+            {
+                Sampler = Sampler, Steps = Steps, Seed = Seed, Count = Count, BatchSize = Count, Guidance = guidance,
+                Prompt = Prompt ?? "", NegativePrompt = guidance == 1 ? null : NegativePrompt, Width = Width,
+                Height = Height,
+            };
+        }
+        else
+        {
+            if (Prompt is not null || NegativePrompt is not null || Width is not null || Height is not null)
+                throw new DiffusionArgumentException(Prompt is not null ? nameof(Prompt)
+                    : NegativePrompt is not null ? nameof(NegativePrompt) : Width is not null ? nameof(Width)
+                    : nameof(Height), "this model is not text-conditioned; it makes one size.");
+            var model = served.Pixels!;
+            bool conditional = model.NumClasses > 0 && !string.IsNullOrEmpty(Class);
+            request = new GenerationRequest
+            {
+                Sampler = Sampler, Steps = Steps, Seed = Seed, Count = Count, BatchSize = Count,
+                ClassLabels = conditional ? [model.ResolveClass(Class!)] : [],
+                Guidance = conditional ? Guidance ?? (float)GuidanceRange.Default!.Value : 1,
+            };
+        }
+        var result = await queue.GenerateAsync(served.Generator, request, progress, cancellation);
         var grid = ImageGrid.Tile(result.Images, result.Count, result.Channels, result.Height, result.Width);
         using var stream = new MemoryStream();
-        ImageFile.Write(stream, ImageGrid.Scale(grid, Scale));
+        ImageFile.Write(stream, ImageGrid.Scale(grid, scale));
         return stream.ToArray();
     }
 
