@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""Builds a tiny Stable Diffusion-layout folder and diffusers' own StableDiffusionPipeline outputs for it:
+
+    /usr/bin/python3 interop/diffusers/make_sd_fixtures.py --diffusers /path/to/diffusers/src \
+        --transformers /path/to/transformers/src
+
+Components are made at fixed seeds with diffusers' own classes — UNet2DConditionModel with cross-attention and
+AutoencoderKL — and exported with torch.onnx.export in Optimum's layout (unet: sample, timestep int64 [B],
+encoder_hidden_states → out_sample; vae_decoder: latent_sample → sample; vae_encoder: sample → latent_sample, the
+latent distribution's mean). The tokenizer is the CLIP fixture vocabulary (tests/Fixtures/Clip/sd1) run through
+transformers' own CLIPTokenizer (see interop/transformers). What stands in for a piece that cannot run here:
+- CLIPTextModel: transformers' modelling code needs the whole transformers package (too large to bring, and its
+  imports need packages Debian 12 lacks). A small CLIP text transformer written here stands in (token and position
+  embeddings, pre-LayerNorm causal self-attention blocks with quick-GELU MLPs, a final LayerNorm: CLIP's
+  architecture); the pipeline is given its embeddings as prompt_embeds / negative_prompt_embeds, so that diffusers'
+  StableDiffusionPipeline runs unchanged from there on (with transformers' class names stubbed for its imports).
+Writes tests/Fixtures/Diffusers/sd-tiny/ (the folder) and sd-tiny/reference.json: for fixed initial latents, the
+pipeline's images (output_type="np") per scheduler, with and without guidance and negative prompts.
+"""
+import argparse
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import shutil
+import sys
+import tempfile
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+OUT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny")
+TOKENIZER = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd1", "tokenizer")
+HIDDEN, LAYERS, HEADS, LENGTH = 32, 2, 2, 77
+SCHEDULERS = [("DDIMScheduler", {}), ("EulerDiscreteScheduler", {}), ("DPMSolverMultistepScheduler", {}),
+              ("UniPCMultistepScheduler", {}), ("PNDMScheduler", {"skip_prk_steps": True})]
+PROMPTS = [("a photo of a red cat on the moon", None, 7.5), ("a blue dog", "blurry, ugly", 5.0),
+           ("a photo of a red cat on the moon", None, 1.0)]
+
+
+def stub_transformers():
+    """transformers' names that diffusers' pipeline modules import, and a version for diffusers' availability check:
+    any transformers.* module, whose CAPITALISED names are strings and other names empty classes (nothing of it runs)."""
+    meta = tempfile.mkdtemp(prefix="transformers-stub-")
+    info = os.path.join(meta, "transformers-4.44.0.dist-info")
+    os.makedirs(info)
+    with open(os.path.join(info, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: transformers\nVersion: 4.44.0\n")
+    sys.path.insert(0, meta)
+
+    def fill(module):
+        def __getattr__(name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            value = name.lower() if name.isupper() else type(name, (), {})
+            setattr(module, name, value)
+            return value
+        module.__getattr__ = __getattr__
+        if getattr(module, "__spec__", None) is None:
+            module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None, is_package=True)
+        if not hasattr(module, "__path__"):
+            module.__path__ = []
+        return module
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "transformers" and name not in sys.modules:
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return None
+
+        def create_module(self, spec):
+            return fill(types.ModuleType(spec.name))
+
+        def exec_module(self, module):
+            pass
+
+    sys.meta_path.insert(0, Finder())
+    for name in [n for n, m in sys.modules.items() if isinstance(m, types.ModuleType)
+                 and (n == "transformers" or n.startswith("transformers."))]:
+        fill(sys.modules[name])  # the tokenizer's stub package: its other names too
+    sys.modules["transformers"].__version__ = "4.44.0"
+
+
+def text_encoder_class(torch):
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(HIDDEN), nn.LayerNorm(HIDDEN)
+            self.attn = nn.MultiheadAttention(HIDDEN, HEADS, batch_first=True)
+            self.fc1, self.fc2 = nn.Linear(HIDDEN, 4 * HIDDEN), nn.Linear(4 * HIDDEN, HIDDEN)
+
+        def forward(self, x, mask):
+            h = self.ln1(x)
+            x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+            h = self.fc1(self.ln2(x))
+            return x + self.fc2(h * torch.sigmoid(1.702 * h))  # quick GELU
+
+    class TextEncoder(nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.tokens, self.positions = nn.Embedding(vocab, HIDDEN), nn.Embedding(LENGTH, HIDDEN)
+            self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
+            self.final = nn.LayerNorm(HIDDEN)
+
+        def forward(self, input_ids):
+            ids = input_ids.long()
+            x = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))
+            mask = torch.full((ids.shape[1], ids.shape[1]), float("-inf")).triu(1)  # causal
+            for block in self.blocks:
+                x = block(x, mask)
+            return self.final(x)
+
+    return TextEncoder
+
+
+def export(torch, module, args, path, inputs, outputs, axes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                      opset_version=14, do_constant_folding=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--diffusers", required=True, help="diffusers' src folder (holds diffusers/__init__.py)")
+    parser.add_argument("--transformers", required=True, help="transformers' src folder (its CLIP tokenizer)")
+    args = parser.parse_args()
+    sys.path.insert(0, os.path.abspath(args.diffusers))
+    sys.path.insert(0, HERE)
+    sys.path.insert(0, os.path.join(HERE, "..", "transformers"))
+    import hub_stubs
+    hub_stubs.install()
+    import tokenizer_base_stub
+    clip = tokenizer_base_stub.install(os.path.abspath(args.transformers))
+    stub_transformers()
+    import torch
+    import diffusers
+    torch.set_num_threads(1)
+
+    if os.path.exists(OUT):
+        shutil.rmtree(OUT)
+    shutil.copytree(TOKENIZER, os.path.join(OUT, "tokenizer"))
+    tokenizer = clip.CLIPTokenizer(os.path.join(OUT, "tokenizer", "vocab.json"),
+                                   os.path.join(OUT, "tokenizer", "merges.txt"), model_max_length=LENGTH)
+
+    torch.manual_seed(0)
+    text_encoder = text_encoder_class(torch)(len(tokenizer.encoder)).eval()
+    torch.manual_seed(1)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=HIDDEN, attention_head_dim=4, norm_num_groups=8).eval()
+    torch.manual_seed(2)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4, sample_size=32).eval()
+    # Default initialisation leaves the text path weak: larger cross-attention weights make the images depend on the
+    # prompt (and guidance visibly matter).
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "attn2.to_k" in name or "attn2.to_v" in name or "attn2.to_out" in name:
+                p.mul_(4)
+    scheduler_config = dict(diffusers.PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1,
+        set_alpha_to_one=False, timestep_spacing="leading").config)
+
+    with torch.no_grad():
+        class Unet(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.unet = unet
+
+            def forward(self, sample, timestep, encoder_hidden_states):
+                return self.unet(sample, timestep, encoder_hidden_states).sample
+
+        class Decoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.vae = vae
+
+            def forward(self, latent_sample):
+                return self.vae.decode(latent_sample).sample
+
+        class Encoder(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.vae = vae
+
+            def forward(self, sample):
+                return self.vae.encode(sample).latent_dist.mean
+
+        ids = torch.tensor([tokenizer("a cat")["input_ids"]] * 2, dtype=torch.int32)
+        export(torch, text_encoder, (ids,), os.path.join(OUT, "text_encoder", "model.onnx"), ["input_ids"],
+               ["last_hidden_state"], {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})
+        export(torch, Unet(), (torch.randn(2, 4, 16, 16), torch.tensor([10, 20], dtype=torch.int64),
+                               torch.randn(2, LENGTH, HIDDEN)),
+               os.path.join(OUT, "unet", "model.onnx"), ["sample", "timestep", "encoder_hidden_states"],
+               ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
+                                "encoder_hidden_states": {0: "batch"},
+                                "out_sample": {0: "batch", 2: "height", 3: "width"}})
+        export(torch, Decoder(), (torch.randn(1, 4, 16, 16),), os.path.join(OUT, "vae_decoder", "model.onnx"),
+               ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "h", 3: "w"},
+                                               "sample": {0: "batch", 2: "H", 3: "W"}})
+        export(torch, Encoder(), (torch.randn(1, 3, 32, 32),), os.path.join(OUT, "vae_encoder", "model.onnx"),
+               ["sample"], ["latent_sample"], {"sample": {0: "batch", 2: "H", 3: "W"},
+                                               "latent_sample": {0: "batch", 2: "h", 3: "w"}})
+    # as diffusers' save_config writes them: the class name and version first
+    for name, cls, config in (("unet", "UNet2DConditionModel", unet.config), ("vae_decoder", "AutoencoderKL", vae.config),
+                              ("vae_encoder", "AutoencoderKL", vae.config),
+                              ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
+                              ("scheduler", "PNDMScheduler", scheduler_config)):
+        file = "scheduler_config.json" if name == "scheduler" else "config.json"
+        os.makedirs(os.path.join(OUT, name), exist_ok=True)
+        with open(os.path.join(OUT, name, file), "w") as f:
+            json.dump({"_class_name": cls, "_diffusers_version": diffusers.__version__,
+                       **{k: v for k, v in dict(config).items() if not k.startswith("_")}}, f, indent=1, default=list)
+    with open(os.path.join(OUT, "model_index.json"), "w") as f:
+        json.dump({"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+                   "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
+                   "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
+                   "vae_decoder": ["diffusers", "OnnxRuntimeModel"], "vae_encoder": ["diffusers", "OnnxRuntimeModel"],
+                   "safety_checker": [None, None], "feature_extractor": [None, None],
+                   "requires_safety_checker": False}, f, indent=1)
+
+    def embed(text):
+        ids = torch.tensor([tokenizer(text)["input_ids"]], dtype=torch.int64)
+        with torch.no_grad():
+            return text_encoder(ids)
+
+    torch.manual_seed(3)
+    latents = torch.randn(2, 4, 16, 16)
+    cases = []
+    for cls, settings in SCHEDULERS:
+        scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings})
+        pipe = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
+                                                 scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                                 requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        for prompt, negative, guidance in PROMPTS:
+            with torch.no_grad():
+                images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
+                              negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
+                              guidance_scale=guidance, num_inference_steps=20, latents=latents.clone(),
+                              output_type="np").images
+            cases.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config},
+                          "prompt": prompt, "negative_prompt": negative, "guidance": guidance, "steps": 20,
+                          "images": images.reshape(-1).round(6).tolist()})
+            print(f"{cls} {prompt!r} {negative!r} w={guidance}: images in [{images.min():.3f}, {images.max():.3f}]")
+    with open(os.path.join(OUT, "reference.json"), "w") as f:
+        json.dump({"diffusers_version": diffusers.__version__, "latents": latents.reshape(-1).tolist(),
+                   "latent_shape": list(latents.shape), "image_shape": [2, 32, 32, 3], "cases": cases}, f,
+                  default=list)
+    print(f"wrote {os.path.normpath(OUT)}")
+
+
+if __name__ == "__main__":
+    main()
