@@ -49,15 +49,23 @@ public class DeterminismTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)] // device twins and explicit copies around each run: the CUDA-graph data flow, on the CPU
-    public void The_sampling_loop_allocates_nothing_per_step_after_warm_up(bool staged)
+    [InlineData(false, false)]
+    [InlineData(true, false)] // device twins and explicit copies around each run: the CUDA-graph data flow, on the CPU
+    [InlineData(false, true)] // a float16 graph (buffers converted per call) conditioned and guided
+    public void The_sampling_loop_allocates_nothing_per_step_after_warm_up(bool staged, bool float16Guided)
     {
-        using var model = Fixtures.Load(Fixtures.Spec(), new Onnx.ModelOptions
+        using var model = Fixtures.Load(Fixtures.Spec() with
+        {
+            MeanInput = float16Guided ? "encoder_hidden_states" : null, Float16 = float16Guided,
+        }, new Onnx.ModelOptions
         {
             Session = new Onnx.SessionSettings { StageThroughDeviceBuffers = staged }
         });
-        using var denoiser = new Samplers.Denoiser(model, 4);
+        Conditioning.Condition Embedding(float mean) => Conditioning.Condition.None.With("encoder_hidden_states",
+            Conditioning.ConditioningTensor.FromFloats([mean, mean, mean], 1, 3, 1));
+        using var denoiser = new Samplers.Denoiser(model, 4, float16Guided
+            ? new Conditioning.Conditions { Conditional = Embedding(0.4f), Unconditional = Embedding(0), Guidance = 3 }
+            : null);
         foreach (var entry in Samplers.SamplerRegistry.All)
         {
             var sampler = entry.Create(new Samplers.SamplerOptions());
