@@ -5,6 +5,7 @@ using Diffusion.Runtime;
 using Diffusion.Runtime.Samplers;
 using Diffusion.Runtime.Schedules;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Pipelines;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using Spectre.Console;
@@ -53,24 +54,32 @@ public static class BenchRuntimeCommand
             var sizes = ParseList(p.GetValue(batches)!, "--batches").Select(v => int.TryParse(v, out var b)
                 && b is > 0 and <= 4096 ? b
                 : throw new DiffusionArgumentException("--batches", $"'{v}': expected batch sizes 1…4096.")).ToArray();
-            using var m = model.Load(p);
-            // The baselines below feed float32 x_t, float32 or int64 t and int64 labels, as the model contract has them.
-            var other = m.ConditioningInputs.FirstOrDefault(c => c.Name != m.ClassLabelsInput
-                || c.ElementType != TensorElementType.Int64);
-            if (other is not null || m.SampleElementType != TensorElementType.Float || m.OutputElementType != TensorElementType.Float
-                || m.TimestepElementType is not (TensorElementType.Float or TensorElementType.Int64))
-                throw new DiffusionException($"bench-runtime times float32 pixel models (x_t float32, t float32 or " +
-                    $"int64, class labels int64); model '{m.Source}' " + (other is not null
-                        ? $"takes '{other.Name}' ({other.Description})." : "has float16 or int32 inputs."));
+            using var pipeline = ModelArguments.IsTextToImage(model.PathOf(p)) ? model.LoadPipeline(p) : null;
+            using var pixelModel = pipeline is null ? model.Load(p) : null;
+            var m = pipeline?.Unet ?? pixelModel!;
+            // The network's conditioning: the null label, or a text model's embedding of the empty prompt.
+            var conditions = pipeline is null ? ClassConditions.For(m, [])
+                : new Runtime.Conditioning.Conditions
+                {
+                    Conditional = Runtime.Conditioning.Condition.None.With(TextToImagePipeline.HiddenStatesInput,
+                        Runtime.Conditioning.ConditioningTensor.FromFloats(pipeline.TextEncoder.Encode(
+                            [pipeline.Tokenizer.Encode("").Ids]), 1, pipeline.Tokenizer.Config.ModelMaxLength,
+                            pipeline.TextEncoder.HiddenSize)),
+                };
+            // The fresh-tensor pattern is written for the model contract: float32 x_t, float32 or int64 t, int64 labels.
+            bool contract = m.ConditioningInputs.All(c => c.Name == m.ClassLabelsInput
+                    && c.ElementType == TensorElementType.Int64)
+                && m.SampleElementType == TensorElementType.Float && m.OutputElementType == TensorElementType.Float
+                && m.TimestepElementType is TensorElementType.Float or TensorElementType.Int64;
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
             var watch = Stopwatch.StartNew();
             var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "fresh-tensor ms", "loop ms/NFE",
                 "model ms/NFE", "loop / model", "loop / bare", "fresh / loop", "alloc B/step");
             foreach (var batch in sizes)
             {
-                double bare = BareRunMs(m, batch, n * reps, cancellation);
-                double fresh = FreshTensorMs(m, batch, n * reps, cancellation);
-                using var denoiser = new Denoiser(m, batch, ClassConditions.For(m, []), cancellation: cancellation);
+                double bare = BareRunMs(m, batch, conditions, n * reps, cancellation);
+                double fresh = contract ? FreshTensorMs(m, batch, n * reps, cancellation) : double.NaN;
+                using var denoiser = new Denoiser(m, batch, conditions, cancellation: cancellation);
                 foreach (var name in names)
                 {
                     var sampler = SamplerRegistry.Create(name);
@@ -86,13 +95,14 @@ public static class BenchRuntimeCommand
                     long allocPerStep = (Run(sampler, longer).Allocated - Run(sampler, context).Allocated) / n;
                     console.Error.WriteLine($"bench-runtime: batch {batch}, {name}: {loopMs / calls:0.000} ms per " +
                         $"network evaluation ({watch.Elapsed.TotalSeconds:0} s so far)");
-                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", $"{fresh:0.000}",
+                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", contract ? $"{fresh:0.000}" : "—",
                         $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
                         $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}",
-                            $"{fresh / (loopMs / calls):0.00}", allocPerStep.ToString());
+                            contract ? $"{fresh / (loopMs / calls):0.00}" : "—", allocPerStep.ToString());
                 }
             }
             console.Ansi.Write(table);
+            if (pipeline is not null) Pipeline(console, pipeline, reps, cancellation);
             console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
                 $"of {reps}; device {m.Settings.Device}; intra-op " +
                     $"threads {(m.Settings.IntraOpThreads == 0 ? $"ORT default ({Environment.ProcessorCount} logical cores)" : m.Settings.IntraOpThreads)}; ONNX Runtime {OrtLibrary.Version}");
@@ -103,33 +113,105 @@ public static class BenchRuntimeCommand
 
     /// <summary>
     /// ms per call of InferenceSession.RunWithBinding on buffers bound once: the floor any sampling loop stands on.
+    /// Every input is a tensor of its own element type over a managed array (x_t filled, t = 500, the conditioning's
+    /// first entry in every row).
     /// </summary>
-    private static double BareRunMs(DiffusionModel m, int batch, int calls, CancellationToken cancellation)
+    private static double BareRunMs(DiffusionModel m, int batch, Runtime.Conditioning.Conditions conditions, int calls,
+        CancellationToken cancellation)
     {
-        long[] shape = [batch, m.Channels, m.Height, m.Width];
-        var x = BenchSample(m, batch);
-        using var sample = OrtValue.CreateTensorValueFromMemory(x, shape);
-        using var output = OrtValue.CreateTensorValueFromMemory(new float[x.Length], shape);
-        long[] tShape = m.TimestepShape(batch);
-        int tCount = tShape.Length == 0 ? 1 : (int)tShape[0];
-        using var timestep = m.FloatTimesteps
-            ? OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500f, tCount).ToArray(), tShape)
-            : OrtValue.CreateTensorValueFromMemory(Enumerable.Repeat(500L, tCount).ToArray(), tShape);
-        using var labels = OrtValue.CreateTensorValueFromMemory(new long[batch], [batch]);
-        using var binding = m.Session.CreateIoBinding();
-        using var run = new RunOptions();
-        binding.BindInput(m.SampleInput, sample);
-        binding.BindInput(m.TimestepInput, timestep);
-        if (m.ClassLabelsInput is { } l) binding.BindInput(l, labels);
-        binding.BindOutput(m.OutputName, output);
-        for (int i = 0; i < 10; i++) m.Session.RunWithBinding(run, binding);
-        var watch = Stopwatch.StartNew();
-        for (int i = 0; i < calls; i++)
+        var values = new List<OrtValue>();
+        OrtValue Tensor(TensorElementType type, long[] shape, Func<int, double> value)
         {
-            m.Session.RunWithBinding(run, binding);
-            cancellation.ThrowIfCancellationRequested();
+            // managed arrays, as the loop's own binding has them on the CPU
+            int n = (int)shape.Aggregate(1L, (a, d) => a * d);
+            var v = type switch
+            {
+                TensorElementType.Float => OrtValue.CreateTensorValueFromMemory(
+                    Enumerable.Range(0, n).Select(i => (float)value(i)).ToArray(), shape),
+                TensorElementType.Float16 => OrtValue.CreateTensorValueFromMemory(
+                    Enumerable.Range(0, n).Select(i => (Float16)(float)value(i)).ToArray(), shape),
+                TensorElementType.Int64 => OrtValue.CreateTensorValueFromMemory(
+                    Enumerable.Range(0, n).Select(i => (long)value(i)).ToArray(), shape),
+                _ => OrtValue.CreateTensorValueFromMemory(Enumerable.Range(0, n).Select(i => (int)value(i)).ToArray(),
+                    shape),
+            };
+            values.Add(v);
+            return v;
         }
-        return watch.Elapsed.TotalMilliseconds / calls;
+        try
+        {
+            long[] shape = [batch, m.Channels, m.Height, m.Width];
+            using var binding = m.Session.CreateIoBinding();
+            using var run = new RunOptions();
+            binding.BindInput(m.SampleInput, Tensor(m.SampleElementType, shape, i => i % 17 / 8.0 - 1));
+            binding.BindInput(m.TimestepInput, Tensor(m.TimestepElementType, m.TimestepShape(batch), _ => 500));
+            foreach (var c in m.ConditioningInputs)
+            {
+                var t = conditions.Conditional[c.Name]!;
+                binding.BindInput(c.Name, Tensor(c.ElementType, [batch, .. t.EntryShape.Select(d => (long)d)],
+                    i => t.IsInteger ? t.Integers(0)[i % t.EntrySize] : t.Floats(0)[i % t.EntrySize]));
+            }
+            binding.BindOutput(m.OutputName, Tensor(m.OutputElementType, shape, _ => 0));
+            for (int i = 0; i < 10; i++) m.Session.RunWithBinding(run, binding);
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < calls; i++)
+            {
+                m.Session.RunWithBinding(run, binding);
+                cancellation.ThrowIfCancellationRequested();
+            }
+            return watch.Elapsed.TotalMilliseconds / calls;
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A text-to-image pipeline's other parts, median of <paramref name="reps"/>: the text encoder once per request (a
+    /// prompt and its negative), the VAE decoder per image, and one whole 20-step DPM-Solver++(2M) request guided at
+    /// 7.5 with the share each part took.
+    /// </summary>
+    private static void Pipeline(CliConsole console, TextToImagePipeline pipeline, int reps,
+        CancellationToken cancellation)
+    {
+        double Median(Func<double> ms) => Enumerable.Range(0, reps + 1).Select(_ => ms()).Skip(1).Order()
+            .ElementAt(reps / 2); // the first run warms up
+        var ids = new[] { pipeline.Tokenizer.Encode("a photo of an astronaut riding a horse").Ids,
+            pipeline.Tokenizer.Encode("").Ids };
+        double text = Median(() =>
+        {
+            var w = Stopwatch.StartNew();
+            pipeline.TextEncoder.Encode(ids, cancellation);
+            return w.Elapsed.TotalMilliseconds;
+        });
+        var latent = pipeline.Unet.Shape;
+        var z = new float[latent.Size];
+        double vae = Median(() =>
+        {
+            var w = Stopwatch.StartNew();
+            pipeline.VaeDecoder.Decode(z, latent, cancellation);
+            return w.Elapsed.TotalMilliseconds;
+        });
+        var request = new GenerationRequest
+        {
+            Prompt = "a photo of an astronaut riding a horse", Guidance = 7.5f, Sampler = "dpm++2m", Steps = 20,
+            Count = 1,
+        };
+        pipeline.Generate(request, cancellation: cancellation); // warm-up
+        var median = Enumerable.Range(0, reps).Select(_ => pipeline.Generate(request, cancellation: cancellation))
+            .OrderBy(r => r.TotalTime).ElementAt(reps / 2); // the parts of the median request, not of another
+        double total = median.TotalTime.TotalMilliseconds;
+        var last = median;
+        var table = new Table().AddColumns("pipeline part", "ms", "share of a request");
+        table.AddPlainRow("text encoder (prompt + negative, one run)", $"{text:0.00}", $"{text / total:P1}");
+        table.AddPlainRow($"VAE decoder (one {pipeline.Width}×{pipeline.Height} image)", $"{vae:0.00}", $"{vae / total:P1}");
+        table.AddPlainRow($"UNet ({last.NetworkCalls} guided calls, network batch 2)",
+            $"{last.ModelTime.TotalMilliseconds:0.00}",
+            $"{last.ModelTime.TotalMilliseconds / total:P1}");
+        table.AddPlainRow("whole request (1 image, dpm++2m, 20 steps, w = 7.5)", $"{total:0.00}",
+            $"{1000 / total:0.00} images/s");
+        console.Ansi.Write(table);
     }
 
     /// <summary>

@@ -155,7 +155,7 @@ public sealed class ModelArguments
         var path = PathOf(p);
         if (IsTextToImage(path))
             throw new DiffusionException($"--model '{path}' is a text-to-image folder; this command takes a pixel " +
-                "model (sample, img2img and info take the folder).");
+                "model (sample, img2img, inpaint, info, noise, mask and bench-runtime take the folder).");
         var settings = Settings(p);
         DiffusionConfig? config = null;
         if (p.GetValue(Config) is { } configPath)
