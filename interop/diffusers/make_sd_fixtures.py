@@ -248,10 +248,32 @@ def main():
                           "prompt": prompt, "negative_prompt": negative, "guidance": guidance, "steps": 20,
                           "images": images.reshape(-1).round(6).tolist()})
             print(f"{cls} {prompt!r} {negative!r} w={guidance}: images in [{images.min():.3f}, {images.max():.3f}]")
+    # img2img (StableDiffusionImg2ImgPipeline): the input encoded to the latent distribution's mode (the export's mean),
+    # and the noise it adds being the same latents as above (our ε is the keyed x_T draw, here given as InitialNoise).
+    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img as img2img_module
+    img2img_module.retrieve_latents = lambda output, generator=None, sample_mode="sample": output.latent_dist.mode()
+    img2img_module.randn_tensor = lambda shape, **kwargs: latents.clone()
+    image = torch.sin(torch.arange(2 * 3 * 32 * 32, dtype=torch.float32) * 0.05).reshape(2, 3, 32, 32) * 0.9
+    img2img = []
+    for cls, settings in SCHEDULERS[:3]:
+        scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings})
+        pipe = diffusers.StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
+                                                        scheduler=scheduler, safety_checker=None,
+                                                        feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        prompt, negative, guidance = PROMPTS[1]
+        with torch.no_grad():
+            images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
+                          negative_prompt_embeds=embed(negative).repeat(2, 1, 1), image=image.clone(), strength=0.6,
+                          guidance_scale=guidance, num_inference_steps=20, output_type="np").images
+        img2img.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config}, "prompt": prompt,
+                        "negative_prompt": negative, "guidance": guidance, "steps": 20, "strength": 0.6,
+                        "images": images.reshape(-1).round(6).tolist()})
+        print(f"img2img {cls}: images in [{images.min():.3f}, {images.max():.3f}]")
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump({"diffusers_version": diffusers.__version__, "latents": latents.reshape(-1).tolist(),
-                   "latent_shape": list(latents.shape), "image_shape": [2, 32, 32, 3], "cases": cases}, f,
-                  default=list)
+                   "latent_shape": list(latents.shape), "image_shape": [2, 32, 32, 3], "cases": cases,
+                   "input_image": image.reshape(-1).tolist(), "img2img": img2img}, f, default=list)
     print(f"wrote {os.path.normpath(OUT)}")
 
 

@@ -12,7 +12,8 @@ namespace Diffusion.Tests;
 /// by interop/diffusers/make_sd_fixtures.py: a UNet2DConditionModel and an AutoencoderKL made with diffusers' code and
 /// exported in Optimum's layout, transformers' CLIPTokenizer, a small CLIP text transformer standing in for
 /// CLIPTextModel): for the same initial latents, the same images (output_type="np") within 1e-4, for each scheduler
-/// walked as diffusers walks it, with and without guidance and negative prompts.
+/// walked as diffusers walks it, with and without guidance and negative prompts; and img2img against
+/// StableDiffusionImg2ImgPipeline.
 /// </summary>
 public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -30,6 +31,13 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
         return data;
     }
 
+    public static TheoryData<int> Img2ImgCases()
+    {
+        var data = new TheoryData<int>();
+        for (int i = 0; i < Reference.Value["img2img"]!.AsArray().Count; i++) data.Add(i);
+        return data;
+    }
+
     [Fact]
     public void The_export_folder_loads_with_diffusers_configs()
     {
@@ -42,21 +50,34 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Our_images_equal_StableDiffusionPipeline_for_the_same_latents(int index)
+    public void Our_images_equal_StableDiffusionPipeline_for_the_same_latents(int index) =>
+        Compare(Reference.Value["cases"]![index]!, null);
+
+    /// <summary>
+    /// StableDiffusionImg2ImgPipeline at strength 0.6: the input encoded by vae_encoder (the latent distribution's
+    /// mode, as the export has it), noised with the same latents as ε, the last 12 of 20 steps.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Img2ImgCases))]
+    public void Our_img2img_equals_StableDiffusionImg2ImgPipeline(int index) =>
+        Compare(Reference.Value["img2img"]![index]!, Floats(Reference.Value["input_image"]));
+
+    private static float[] Floats(JsonNode? node) => node!.AsArray().Select(v => (float)(double)v!).ToArray();
+
+    private void Compare(JsonNode c, float[]? input)
     {
         var reference = Reference.Value;
-        var c = reference["cases"]![index]!;
         var config = c["config"]!.AsObject().DeepClone().AsObject();
         config["_class_name"] = (string)c["scheduler"]!;
         var scheduler = DiffusionConfig.Parse(config.ToJsonString(), "the case's scheduler").Scheduler!;
-        var latents = reference["latents"]!.AsArray().Select(v => (float)(double)v!).ToArray();
         var result = Pipeline.Value.Generate(new GenerationRequest
         {
             SamplerInstance = new DiffusersSampler(scheduler), Steps = (int)c["steps"]!, Count = 2, BatchSize = 2,
-            InitialNoise = latents, Prompt = (string)c["prompt"]!, NegativePrompt = (string?)c["negative_prompt"],
-            Guidance = (float)(double)c["guidance"]!,
+            InitialNoise = Floats(reference["latents"]), Prompt = (string)c["prompt"]!,
+            NegativePrompt = (string?)c["negative_prompt"], Guidance = (float)(double)c["guidance"]!,
+            InitialImages = input, Strength = c["strength"] is JsonNode strength ? (double)strength : 1,
         });
-        var expected = c["images"]!.AsArray().Select(v => (float)(double)v!).ToArray(); // [N, H, W, 3] in [0, 1]
+        var expected = Floats(c["images"]); // [N, H, W, 3] in [0, 1]
         int h = result.Height, w = result.Width;
         double worst = 0;
         for (int n = 0; n < 2; n++)
@@ -67,8 +88,9 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
                         float ours = Math.Clamp(result.Images[((n * 3 + k) * h + y) * w + x] / 2 + 0.5f, 0, 1);
                         worst = Math.Max(worst, Math.Abs(ours - expected[((n * h + y) * w + x) * 3 + k]));
                     }
-        output.WriteLine($"{c["scheduler"]}, w = {c["guidance"]}, negative '{c["negative_prompt"]}': largest difference " +
-            $"{worst:E2}");
-        Assert.True(worst <= 1e-4, $"{c["scheduler"]}, w = {c["guidance"]}: largest difference {worst:E2}"); // measured ≤ 1.5e-6
+        var what = $"{(input is null ? "" : "img2img ")}{c["scheduler"]}, w = {c["guidance"]}, negative " +
+            $"'{c["negative_prompt"]}'";
+        output.WriteLine($"{what}: largest difference {worst:E2}");
+        Assert.True(worst <= 1e-4, $"{what}: largest difference {worst:E2}"); // measured ≤ 1.5e-6
     }
 }

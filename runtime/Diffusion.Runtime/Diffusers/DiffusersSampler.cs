@@ -32,7 +32,8 @@ public sealed class DiffusersSampler : ISampler
     public SamplerInfo Info { get; }
 
     /// <summary>
-    /// The runtime sampler that takes diffusers' step for <paramref name="steps"/> steps (null: walked here).
+    /// The runtime sampler that takes diffusers' step on a schedule of <paramref name="steps"/> steps (null: walked
+    /// here).
     /// </summary>
     private ISampler? Step(int steps)
     {
@@ -112,7 +113,7 @@ public sealed class DiffusersSampler : ISampler
         Validate();
         // x̂₀ clipped, ε̂ the network's
         if (Scheduler.Family == DiffusersFamily.Ddim) c.Model.EpsilonFromClippedSample = false;
-        if (Step(c.Steps) is { } step) step.Sample(c);
+        if (Step(c.ScheduleSteps) is { } step) step.Sample(c);
         else if (Scheduler.Family == DiffusersFamily.Pndm) PndmWalk.Sample(c, Scheduler);
         else SampleNoisePrediction(c);
         if (c.Grid[^1] is { IsClean: false } last)
@@ -135,7 +136,7 @@ public sealed class DiffusersSampler : ISampler
         float[] x = c.X, eps = c.Buffer(0), x0 = c.Buffer(1), previous = c.Buffer(2), z = c.Buffer(3);
         bool sde = Scheduler.Algorithm == "sde-dpmsolver", heun = Scheduler.SolverType == "heun";
         bool lowerOrderFinal = !Scheduler.EndsAtSigmaMin || Scheduler.EulerAtFinal
-            || (Scheduler.LowerOrderFinal && c.Steps < 15);
+            || (Scheduler.LowerOrderFinal && c.ScheduleSteps < 15);
         double k = sde ? 2 : 1, lastH = 0;
         for (int i = 0; i < c.Steps; i++)
         {
@@ -166,7 +167,7 @@ public sealed class DiffusersSampler : ISampler
     /// </summary>
     private static Func<SamplingContext, int, NoiseLevel> PreviousLevel(bool setAlphaToOne) => (c, i) =>
     {
-        int previous = (int)Math.Round(c.Grid[i].Timestep) - c.Model.Schedule.TrainTimesteps / c.Steps;
+        int previous = (int)Math.Round(c.Grid[i].Timestep) - c.Model.Schedule.TrainTimesteps / c.ScheduleSteps;
         return previous >= 0 ? NoiseLevel.At(c.Model.Schedule, previous)
             : setAlphaToOne ? NoiseLevel.Clean : NoiseLevel.At(c.Model.Schedule, 0);
     };

@@ -59,7 +59,7 @@ internal static class PndmWalk
         if (c.Constraint is not null)
             throw new DiffusionArgumentException("Sampler", "PNDMScheduler evaluates the network between grid levels "
                 + "and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
-        int n = c.Steps, stride = c.Model.Schedule.TrainTimesteps / n;
+        int n = c.Steps, stride = c.Model.Schedule.TrainTimesteps / c.ScheduleSteps;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
         var (prk, plms) = Timesteps(ascending, stride, scheduler.SkipPrkSteps);
         new Walk(c, scheduler, stride, prk).Run([.. prk, .. plms]);

@@ -39,7 +39,7 @@ internal static class SamplingRun
             denoiser => new SamplingContext(denoiser, grid, request.Seed, request.Options,
                 progress is null ? null : step => progress.Report(new GenerationProgress(current, count, step + 1,
                     grid.Length - 1, Math.Min(request.BatchSize, count - current))),
-                cancellation),
+                cancellation, scheduleSteps: request.Steps),
             (c, start, n) =>
             {
                 current = start;

@@ -15,9 +15,12 @@ public sealed class SamplingContext
     private long _firstImage;
     private uint _draw;
 
-    /// <summary>Creates a context for batches of <paramref name="model"/>.BatchSize images.</summary>
+    /// <summary>
+    /// Creates a context for batches of <paramref name="model"/>.BatchSize images; <paramref name="scheduleSteps"/> is
+    /// the step count the grid was made for (default: its own; more where img2img runs only its last steps).
+    /// </summary>
     public SamplingContext(Denoiser model, NoiseLevel[] grid, ulong seed, SamplerOptions? options = null,
-        Action<int>? stepDone = null, CancellationToken cancellation = default)
+        Action<int>? stepDone = null, CancellationToken cancellation = default, int? scheduleSteps = null)
     {
         if (grid.Length < 2 || grid[0].IsClean)
             throw new ArgumentException("A sampling grid holds at least one noisy level before its last level.",
@@ -29,6 +32,9 @@ public sealed class SamplingContext
         Options = options ?? new SamplerOptions();
         _stepDone = stepDone;
         Cancellation = cancellation;
+        ScheduleSteps = scheduleSteps ?? grid.Length - 1;
+        if (ScheduleSteps < Steps)
+            throw new ArgumentOutOfRangeException(nameof(scheduleSteps), "a grid holds at most the schedule's steps");
     }
 
     /// <summary>The model view.</summary>
@@ -41,6 +47,11 @@ public sealed class SamplingContext
     public NoiseLevel[] Grid { get; }
     /// <summary>Number of steps: one per grid interval.</summary>
     public int Steps => Grid.Length - 1;
+    /// <summary>
+    /// n, the steps of the schedule the grid was made for: <see cref="Steps"/>, or more where img2img (SDEdit) runs only
+    /// the last steps of an n-step grid — what a scheduler that steps by ⌊T/n⌋ (diffusers' DDIM, PNDM) steps by.
+    /// </summary>
+    public int ScheduleSteps { get; }
     /// <summary>
     /// The batch, [B,C,H,W] flattened: x_T on entry (VP space), x at the grid's last level on exit (x₀ at the clean
     /// level).
