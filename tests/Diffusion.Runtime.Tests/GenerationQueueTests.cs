@@ -108,7 +108,9 @@ public class GenerationQueueTests
         });
         using var never = new ManualResetEventSlim();
         var running = queue.RunAsync(Held(never, 1));
-        var waiting = queue.RunAsync(_ => 2);
+        // Held too: the first request's deadline passes a few microseconds before this one's, so the worker may still
+        // start this one within its limit — then it must be its own token that ends it, not an instant return.
+        var waiting = queue.RunAsync(Held(never, 2));
         var watch = Stopwatch.StartNew();
         foreach (var task in new[] { running, waiting })
         {
