@@ -168,19 +168,7 @@ public static class LatentGaussianFolder
     private static int WriteTokenizer(string folder, string pad)
     {
         Directory.CreateDirectory(folder);
-        var symbols = new List<string>();
-        int next = 0x100;
-        var byteSymbol = new string[256];
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            byteSymbol[b] = ((char)(printable ? b : next++)).ToString();
-        }
-        // CLIP orders the base vocabulary printable bytes first, then the others
-        symbols.AddRange(Enumerable.Range(0, 256).Where(b => b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC
-            or >= 0xAE and <= 0xFF).Select(b => byteSymbol[b]));
-        symbols.AddRange(Enumerable.Range(0, 256).Where(b => !(b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC
-            or >= 0xAE and <= 0xFF)).Select(b => byteSymbol[b]));
+        var symbols = Diffusion.Runtime.Text.ClipTokenizer.ByteSymbols;
         var vocab = new List<string>(symbols);
         vocab.AddRange(symbols.Select(s => s + "</w>"));
         var merges = new List<string>();

@@ -191,7 +191,7 @@ public sealed class ServedModel : IDisposable
     /// <summary>A text-to-image folder (model_index.json and a text encoder), else a pixel model.</summary>
     public static ServedModel Load(string path, SessionSettings session)
     {
-        if (Directory.Exists(path) && ModelIndex.IsIn(path) && Directory.Exists(Path.Combine(path, "text_encoder")))
+        if (TextToImagePipeline.IsFolder(path))
         {
             var pipeline = TextToImagePipeline.Load(path, new PipelineOptions { Session = session });
             return new(pipeline, null, pipeline, path, pipeline.ImageShapeOf(new GenerationRequest()));

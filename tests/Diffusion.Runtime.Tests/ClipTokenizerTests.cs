@@ -61,6 +61,20 @@ public class ClipTokenizerTests
     }
 
     [Fact]
+    public void The_byte_symbols_are_transformers_bytes_to_unicode_in_vocabulary_order()
+    {
+        // the fixture vocabulary's first 512 entries were written from transformers' own bytes_to_unicode
+        var vocab = System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, int>>(
+            File.ReadAllText(Fixture("sd1", "tokenizer", "vocab.json")))!;
+        var byId = vocab.ToDictionary(kv => kv.Value, kv => kv.Key);
+        for (int i = 0; i < 256; i++)
+        {
+            Assert.Equal(byId[i], ClipTokenizer.ByteSymbols[i]);
+            Assert.Equal(byId[256 + i], ClipTokenizer.ByteSymbols[i] + "</w>");
+        }
+    }
+
+    [Fact]
     public void Truncation_keeps_bos_and_eos_and_says_what_was_cut()
     {
         var tokenizer = ClipTokenizer.Load(Fixture("sd1", "tokenizer"));

@@ -109,8 +109,7 @@ public sealed class ModelArguments
         : GaussianModelPath;
 
     /// <summary>Whether <paramref name="path"/> is a text-to-image folder (model_index.json and a text encoder).</summary>
-    public static bool IsTextToImage(string? path) => path is not null && Directory.Exists(path)
-        && ModelIndex.IsIn(path) && Directory.Exists(Path.Combine(path, "text_encoder"));
+    public static bool IsTextToImage(string? path) => path is not null && TextToImagePipeline.IsFolder(path);
 
     /// <summary>--text-encoder-device.</summary>
     public Option<string?> TextEncoderDevice { get; } = new("--text-encoder-device")

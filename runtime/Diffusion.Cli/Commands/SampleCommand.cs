@@ -91,7 +91,6 @@ public static class SampleCommand
         var inputs = LoadInputs(o, mode, p, t);
         writer.Check(inputs.Count, shape.Channels, shape.Height, shape.Width, p.GetValue(o.Columns));
         var request = Request(o, mode, p, t.PixelModel, inputs);
-        t.Generator.Check(request); // before anything runs: a bad option costs nothing
         var result = await Generate(console, t.Generator, request, cancellation);
         foreach (var warning in result.Warnings) console.Error.WriteLine($"warning: {warning}");
         var m = t.PixelModel;

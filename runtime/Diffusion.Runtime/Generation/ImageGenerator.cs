@@ -180,7 +180,8 @@ public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
     /// <summary>The noise levels <paramref name="request"/> visits.</summary>
     public NoiseLevel[] Grid(GenerationRequest request) => Grid(request, ResolveSampler(request));
 
-    private NoiseLevel[] Grid(GenerationRequest request, ISampler sampler)
+    /// <summary>The noise levels <paramref name="request"/> visits with <paramref name="sampler"/>, already resolved.</summary>
+    internal NoiseLevel[] Grid(GenerationRequest request, ISampler sampler)
     {
         CheckSteps(request.Steps);
         if (sampler.OwnGrid(Model.Schedule, request.Steps, request.Spacing, request.KarrasSigmas) is { } own)

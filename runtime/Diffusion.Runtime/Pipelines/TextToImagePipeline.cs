@@ -62,6 +62,10 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
     /// <summary>The default image height.</summary>
     public int Height => Unet.Height * Factor;
 
+    /// <summary>Whether <paramref name="path"/> is a text-to-image folder: a model_index.json and a text encoder.</summary>
+    public static bool IsFolder(string path) => Directory.Exists(path) && ModelIndex.IsIn(path)
+        && Directory.Exists(Path.Combine(path, "text_encoder"));
+
     /// <summary>Loads <paramref name="folder"/>; every component is checked against the others before it returns.</summary>
     public static TextToImagePipeline Load(string folder, PipelineOptions? options = null)
     {
@@ -249,10 +253,7 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         return result;
     }
 
-    /// <summary>
-    /// Runs <paramref name="request"/> on the thread pool; progress is reported per step and per batch, cancellation is
-    /// checked every step.
-    /// </summary>
+    /// <inheritdoc />
     public Task<GenerationResult> GenerateAsync(GenerationRequest request,
         IProgress<GenerationProgress>? progress = null, CancellationToken cancellation = default)
     {
@@ -260,7 +261,7 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         return Task.Run(() => Generate(request, progress, cancellation), cancellation);
     }
 
-    /// <summary>Runs <paramref name="request"/> on the calling thread.</summary>
+    /// <inheritdoc />
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellation = default)
     {
@@ -275,7 +276,7 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         vaeWatch.Stop();
         var loop = LoopRequest(request, conditional, unconditional, latents);
         var outcome = SamplingRun.Run(Unet, plan.Latent, _loop.ConditionsOf(loop), loop, plan.Sampler,
-            _loop.Grid(loop), progress, cancellation);
+            _loop.Grid(loop, plan.Sampler), progress, cancellation);
         vaeWatch.Start();
         int c = VaeDecoder.Config.OutChannels, d = plan.Latent.Size, size = c * plan.Width * plan.Height;
         var result = new float[request.Count * size];

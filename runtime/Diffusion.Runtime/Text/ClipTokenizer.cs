@@ -218,22 +218,30 @@ public sealed class ClipTokenizer
     }
 
     /// <summary>
-    /// GPT-2's byte-to-symbol table read backwards: printable Latin-1 bytes are their own symbols, the other 68 bytes
-    /// the code points from U+0100 on, in byte order.
+    /// GPT-2's byte-to-symbol table (CLIP's bytes_to_unicode): printable Latin-1 bytes are their own symbols, the other
+    /// 68 bytes the code points from U+0100 on, in byte order. Index = byte.
     /// </summary>
-    private static readonly Dictionary<char, byte> ByteOf = BuildByteTable();
+    private static readonly char[] SymbolOf = BuildSymbols();
 
-    private static Dictionary<char, byte> BuildByteTable()
+    private static readonly Dictionary<char, byte> ByteOf =
+        Enumerable.Range(0, 256).ToDictionary(b => SymbolOf[b], b => (byte)b);
+
+    private static bool IsPrintableByte(int b) => b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
+
+    private static char[] BuildSymbols()
     {
-        var table = new Dictionary<char, byte>();
+        var symbols = new char[256];
         int next = 0x100;
-        for (int b = 0; b < 256; b++)
-        {
-            bool printable = b is >= '!' and <= '~' or >= 0xA1 and <= 0xAC or >= 0xAE and <= 0xFF;
-            table[(char)(printable ? b : next++)] = (byte)b;
-        }
-        return table;
+        for (int b = 0; b < 256; b++) symbols[b] = (char)(IsPrintableByte(b) ? b : next++);
+        return symbols;
     }
+
+    /// <summary>
+    /// The 256 byte symbols in the order CLIP's vocabulary lists them (printable bytes first, then the others): the
+    /// first 256 entries of vocab.json, and with &lt;/w&gt; the next 256.
+    /// </summary>
+    public static IReadOnlyList<string> ByteSymbols { get; } =
+        [.. Enumerable.Range(0, 256).OrderBy(b => IsPrintableByte(b) ? 0 : 1).Select(b => SymbolOf[b].ToString())];
 
     /// <summary>The token of an id, or null.</summary>
     public string? Token(int id) => _byId.GetValueOrDefault(id);
