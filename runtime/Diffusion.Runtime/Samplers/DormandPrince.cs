@@ -58,22 +58,6 @@ public sealed class DormandPrince : ISampler
                 $"expected a positive number, got {MaxEvaluations}.");
     }
 
-    private static readonly double[] C = [0, 1.0 / 5, 3.0 / 10, 4.0 / 5, 8.0 / 9, 1, 1];
-    private static readonly double[][] A =
-    [
-        [],
-        [1.0 / 5],
-        [3.0 / 40, 9.0 / 40],
-        [44.0 / 45, -56.0 / 15, 32.0 / 9],
-        [19372.0 / 6561, -25360.0 / 2187, 64448.0 / 6561, -212.0 / 729],
-        [9017.0 / 3168, -355.0 / 33, 46732.0 / 5247, 49.0 / 176, -5103.0 / 18656],
-        [35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84],
-    ];
-    // Fifth-order weights (A[6]) minus the embedded fourth-order ones.
-    private static readonly double[] E =
-        [35.0 / 384 - 5179.0 / 57600, 0, 500.0 / 1113 - 7571.0 / 16695, 125.0 / 192 - 393.0 / 640,
-         -2187.0 / 6784 + 92097.0 / 339200, 11.0 / 84 - 187.0 / 2100, -1.0 / 40];
-
     /// <inheritdoc />
     public void Sample(SamplingContext c)
     {
@@ -81,8 +65,8 @@ public sealed class DormandPrince : ISampler
                 "rk45 chooses its own steps per image and cannot keep inpainting constraints; use a grid sampler " +
                     "(ddpm, ddim, dpm++2m, …).");
         int batch = c.BatchSize;
-        var k = new float[7][];
-        for (int j = 0; j < 7; j++) k[j] = c.Buffer(j);
+        var k = new float[DormandPrinceTableau.Stages][];
+        for (int j = 0; j < k.Length; j++) k[j] = c.Buffer(j);
         float[] x = c.X, stage = c.Buffer(7), denoised = c.Buffer(8), error = c.Buffer(9);
         var schedule = c.Model.Schedule;
         double sStart = Math.Log(c.Grid[0].Sigma), sEnd = Math.Log(Math.Min(schedule.SigmaMin, c.Grid[0].Sigma));
@@ -102,16 +86,17 @@ public sealed class DormandPrince : ISampler
             if (c.Model.Evaluations - evaluationsBefore > MaxEvaluations)
                 throw new DiffusionException(nameof(RelativeTolerance),
                     $"rk45 did not reach σ_min within {MaxEvaluations} network evaluations; loosen the tolerances.");
-            for (int j = 1; j < 7; j++)
+            for (int j = 1; j < k.Length; j++)
             {
                 for (int b = 0; b < batch; b++)
                 {
                     var y = c.Image(stage, b);
                     c.Image(x, b).CopyTo(y);
                     for (int m = 0; m < j; m++)
-                        if (A[j][m] != 0) Vec.AddScaled(y, h[b] * A[j][m], c.Image(k[m], b));
+                        if (DormandPrinceTableau.Coefficient(j, m) is var a and not 0)
+                            Vec.AddScaled(y, h[b] * a, c.Image(k[m], b));
                 }
-                Slope(c, stage, s, h, C[j], levels, denoised, k[j]);
+                Slope(c, stage, s, h, DormandPrinceTableau.Node(j), levels, denoised, k[j]);
             }
             // stage now holds the fifth-order solution at s + h; k[6] is its slope (first-same-as-last).
             bool anyAccepted = false;
@@ -120,14 +105,15 @@ public sealed class DormandPrince : ISampler
                 if (h[b] == 0) continue;
                 var err = c.Image(error, b);
                 err.Clear();
-                for (int m = 0; m < 7; m++)
-                    if (E[m] != 0) Vec.AddScaled(err, h[b] * E[m], c.Image(k[m], b));
+                for (int m = 0; m < k.Length; m++)
+                    if (DormandPrinceTableau.ErrorWeight(m) is var e and not 0)
+                        Vec.AddScaled(err, h[b] * e, c.Image(k[m], b));
                 double norm = ErrorNorm(err, c.Image(x, b), c.Image(stage, b));
-                double factor = norm == 0 ? 5 : Math.Clamp(0.9 * Math.Pow(norm, -0.2), 0.2, norm <= 1 ? 5 : 1);
+                double factor = DormandPrinceTableau.StepFactor(norm);
                 if (norm <= 1)
                 {
                     c.Image(stage, b).CopyTo(c.Image(x, b));
-                    c.Image(k[6], b).CopyTo(c.Image(k[0], b));
+                    c.Image(k[^1], b).CopyTo(c.Image(k[0], b));
                     s[b] += h[b];
                     anyAccepted = true;
                 }
