@@ -29,6 +29,7 @@ public static class Program
             BenchRuntimeCommand.Create(console),
             GaussianModelCommand.Create(console),
             EvalCommand.Create(console),
+            NllCommand.Create(console),
             SchedulesCommand.Create(console),
             BenchCommand.Create(console),
         };
