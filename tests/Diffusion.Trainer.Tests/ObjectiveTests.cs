@@ -31,9 +31,38 @@ public class ObjectiveTests
     }
 
     [Theory]
+    [InlineData(PredictionType.Epsilon)]
+    [InlineData(PredictionType.VPrediction)]
+    [InlineData(PredictionType.Sample)]
+    public void The_vlb_weighting_makes_the_loss_the_bounds_kl_per_dimension(PredictionType prediction)
+    {
+        // KL(q(x_{t−1} | x_t, x₀) ‖ p_θ) = ½ c₁² (x₀ − x̂₀)²/β̃_t + a constant, per value; uniform t draws it T/T times
+        var schedule = NoiseSchedule.Create(BetaScheduleKind.Linear, 1000, 1e-4, 0.02);
+        using var objective = new DiffusionObjective(schedule, prediction, LossWeighting.Vlb, 5, 0, 0, CPU);
+        var ab = schedule.AlphasCumprod;
+        var beta = schedule.Betas;
+        foreach (int t in new[] { 1, 10, 300, 999 })
+        {
+            double a = Math.Sqrt(ab[t]), s = Math.Sqrt(1 - ab[t]);
+            double x0 = 0.3, eps = -1.2, xt = a * x0 + s * eps;
+            double hat = 0.1; // the network's x̂₀, and the prediction it is in the network's own terms
+            double epsHat = (xt - a * hat) / s, vHat = a * epsHat - s * hat, v = a * eps - s * x0;
+            double targetError = prediction switch
+            {
+                PredictionType.Epsilon => epsHat - eps, PredictionType.VPrediction => vHat - v, _ => hat - x0,
+            };
+            double c1 = Math.Sqrt(ab[t - 1]) * beta[t] / (1 - ab[t]);
+            double posterior = beta[t] * (1 - ab[t - 1]) / (1 - ab[t]);
+            double kl = 0.5 * c1 * c1 * (x0 - hat) * (x0 - hat) / posterior;
+            Assert.Equal(1000 * kl, objective.Weight(t) * targetError * targetError, 1000 * kl * 1e-5);
+        }
+    }
+
+    [Theory]
     [InlineData("epsilon", LossWeighting.Simple)]
     [InlineData("v_prediction", LossWeighting.MinSnr)]
     [InlineData("sample", LossWeighting.Snr)]
+    [InlineData("v_prediction", LossWeighting.Vlb)]
     public void Every_prediction_type_and_weighting_trains(string prediction, LossWeighting weighting)
     {
         var data = Datasets.Open("fashion-mnist-test").Take(64);

@@ -13,13 +13,22 @@ public enum LossWeighting
 {
     /// <summary>Plain MSE on the network's own target (Ho et al. 2020's L_simple).</summary>
     Simple,
-    /// <summary>w(t) = SNR(t): the ε-MSE expressed for any target (equals Simple for ε-prediction).</summary>
+    /// <summary>
+    /// w(t) = SNR(t): the ε-MSE expressed for any target (equals Simple for ε-prediction). This is also score matching
+    /// with Song et al.'s σ² weighting ("sgm"): σ²‖s_θ − ∇log q(x_t | x₀)‖² = ‖ε̂ − ε‖² = SNR·‖x̂₀ − x₀‖².
+    /// </summary>
     Snr,
     /// <summary>w(t) = min(SNR(t), γ) (Min-SNR-γ, Hang et al. 2023).</summary>
     MinSnr,
+    /// <summary>
+    /// The variational bound's own weights: L_t = c₁(t)²‖x₀ − x̂₀‖²/2Σ_t + const (Σ_t = β̃_t, fixed_small, as the
+    /// export declares), so w(t) = T·c₁²/2Σ_t and the loss's expectation over uniform t is the bound in nats per
+    /// dimension, up to constants (Ho et al. 2020, eq. 8–10; the decoder term in its Gaussian form).
+    /// </summary>
+    Vlb,
 }
 
-/// <summary>The names of <see cref="LossWeighting"/>s: simple, snr, min-snr.</summary>
+/// <summary>The names of <see cref="LossWeighting"/>s: simple, snr (alias sgm), min-snr, vlb.</summary>
 public static class LossWeightings
 {
     /// <summary>The weighting's name.</summary>
@@ -27,19 +36,22 @@ public static class LossWeightings
     {
         LossWeighting.Snr => "snr",
         LossWeighting.MinSnr => "min-snr",
+        LossWeighting.Vlb => "vlb",
         _ => "simple",
     };
 
     /// <summary>
-    /// simple, snr or min-snr (any case); anything else is an error naming <see cref="TrainConfig.Weighting"/>.
+    /// simple, snr (or sgm, its score-matching name), min-snr or vlb (any case); anything else is an error naming
+    /// <see cref="TrainConfig.Weighting"/>.
     /// </summary>
     public static LossWeighting Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
         "simple" => LossWeighting.Simple,
-        "snr" => LossWeighting.Snr,
+        "snr" or "sgm" => LossWeighting.Snr,
         "min-snr" or "minsnr" => LossWeighting.MinSnr,
+        "vlb" => LossWeighting.Vlb,
         _ => throw new DiffusionArgumentException(nameof(TrainConfig.Weighting),
-            $"'{text}': expected simple, snr or min-snr."),
+            $"'{text}': expected simple, snr, sgm, min-snr or vlb."),
     };
 }
 
@@ -55,6 +67,7 @@ public sealed class DiffusionObjective : IDisposable
     private readonly double _labelDropout;
     private readonly int _nullLabel;
     private readonly Device _device;
+    private readonly float[] _weightTable;
 
     /// <summary>The objective for <paramref name="schedule"/>, its tables on <paramref name="device"/>.</summary>
     public DiffusionObjective(NoiseSchedule schedule, PredictionType prediction, LossWeighting weighting,
@@ -69,6 +82,7 @@ public sealed class DiffusionObjective : IDisposable
         var w = new float[count];
         var vNoise = new float[count];
         var vSample = new float[count];
+        var kernels = new ReverseKernels(schedule);
         for (int i = 0; i < count; i++)
         {
             var (alpha, sigma) = ForwardProcess.Coefficients(schedule, i);
@@ -81,6 +95,8 @@ public sealed class DiffusionObjective : IDisposable
                 LossWeighting.Simple => double.NaN,
                 LossWeighting.Snr => snr,
                 LossWeighting.MinSnr => Math.Min(snr, minSnrGamma),
+                LossWeighting.Vlb => count * kernels.MeanOnSample(i) * kernels.MeanOnSample(i)
+                    / (2 * Math.Exp(kernels.LogVariance(i))),
                 _ => throw new ArgumentOutOfRangeException(nameof(weighting)),
             };
             // The target's error relates to the x₀ error by a factor c(t): ε: SNR, v: SNR + 1, x₀: 1.
@@ -92,10 +108,14 @@ public sealed class DiffusionObjective : IDisposable
         }
         _sqrtAlphaBar = tensor(a, device: device).DetachFromDisposeScope();
         _sqrtOneMinusAlphaBar = tensor(s, device: device).DetachFromDisposeScope();
+        _weightTable = w;
         _weights = tensor(w, device: device).DetachFromDisposeScope();
         _velocityOnNoise = tensor(vNoise, device: device).DetachFromDisposeScope();
         _velocityOnSample = tensor(vSample, device: device).DetachFromDisposeScope();
     }
+
+    /// <summary>The weight on the network target's mean squared error at training timestep <paramref name="t"/>.</summary>
+    public float Weight(int t) => _weightTable[t];
 
     /// <summary>q(x_t | x₀): √ᾱ_t x₀ + √(1−ᾱ_t) ε for integer timesteps t [B].</summary>
     public Tensor QSample(Tensor x0, Tensor t, Tensor noise)
