@@ -12,6 +12,8 @@ internal static class Likelihoods
     /// </summary>
     public static void CheckModel(DiffusionModel model, LikelihoodData data)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
         if (data.Shape != model.Shape)
             throw new DiffusionException("--data", $"'{data.Source}' holds {data.Shape} images; model " +
                 $"'{model.Source}' takes {model.Shape}.");

@@ -68,32 +68,19 @@ public static class OdeLikelihood
     public static OdeResult Evaluate(DiffusionModel model, LikelihoodData data, OdeOptions? options = null,
         IProgress<(long Done, long Total)>? progress = null, CancellationToken cancellation = default)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(data);
         options ??= new OdeOptions();
         Check(options);
         Likelihoods.CheckModel(model, data);
         int k = options.Probes, rowsPerImage = 1 + 2 * k;
         int images = Math.Clamp(options.BatchSize / rowsPerImage, 1, data.Count);
         var schedule = model.Schedule;
-        var run = new Run(model, data, options, images, cancellation);
+        using var run = new Run(model, data, options, images, cancellation);
         var perImage = new double[data.Count];
-        double probeSd = 0, evaluations = 0;
+        var probeSd = new double[data.Count];
+        var slopes = new int[data.Count];
         var clock = Stopwatch.StartNew();
-        for (int first = 0; first < data.Count; first += images)
-        {
-            int n = Math.Min(images, data.Count - first);
-            var (bits, sd, slopes) = run.Batch(first, n);
-            for (int b = 0; b < n; b++)
-            {
-                perImage[first + b] = bits[b];
-                probeSd += sd[b];
-                evaluations += slopes[b];
-            }
-            progress?.Report((first + n, data.Count));
-        }
-        run.Dispose();
-        return new OdeResult(LikelihoodEstimate.Of(perImage), probeSd / data.Count, evaluations / data.Count,
+        run.Measure(perImage, probeSd, slopes, progress);
+        return new OdeResult(LikelihoodEstimate.Of(perImage), probeSd.Average(), slopes.Average(),
             run.Rows, clock.Elapsed, data.Discrete, schedule.SigmaMin, schedule.SigmaMax);
     }
 
@@ -119,6 +106,12 @@ public static class OdeLikelihood
     /// </summary>
     private sealed class Run : IDisposable
     {
+        /// <summary>
+        /// What a slot of the batch holds: nothing (the data are done), an image loaded whose first slope is still to
+        /// come, one that got it in this step's first call, or one stepping.
+        /// </summary>
+        private enum Slot { Empty, Fresh, Started, Active }
+
         private readonly DiffusionModel _model;
         private readonly LikelihoodData _data;
         private readonly OdeOptions _o;
@@ -128,6 +121,8 @@ public static class OdeLikelihood
         private readonly float[][] _slopes, _probes;
         private readonly NoiseLevel[] _levels;
         private readonly double[] _s, _h, _sigma;
+        private readonly int[] _image;
+        private readonly Slot[] _slot;
         private readonly CancellationToken _cancellation;
 
         public long Rows { get; private set; }
@@ -148,68 +143,56 @@ public static class OdeLikelihood
             _denoised = new float[_rows.Length];
             _levels = new NoiseLevel[images * _rowsPerImage];
             (_s, _h, _sigma) = (new double[images], new double[images], new double[images]);
+            (_image, _slot) = (new int[images], new Slot[images]);
         }
 
         private Span<float> State(float[] y, int b) => y.AsSpan(b * _width, _width);
 
-        /// <summary>Images first … first + n − 1: their bits/dim, probe spread, and slope evaluations each.</summary>
-        public (double[] Bits, double[] ProbeSd, int[] Slopes) Batch(int first, int n)
+        /// <summary>
+        /// Measures every image of the data: each slot of the batch integrates one image at its own steps and, when
+        /// that image reaches σ_max, takes the next (its first slope rides on the next step's first call), so that no
+        /// call is spent on finished images while images remain.
+        /// </summary>
+        public void Measure(double[] bits, double[] probeSd, int[] slopes, IProgress<(long Done, long Total)>? progress)
         {
-            var schedule = _model.Schedule;
-            double sStart = Math.Log(schedule.SigmaMin), sEnd = Math.Log(schedule.SigmaMax);
-            var noise = new NoiseGenerator(_o.Seed);
-            for (int b = 0; b < _images; b++)
-            {
-                // rows past the last image repeat it (the batch is fixed) and are not counted
-                int image = first + Math.Min(b, n - 1);
-                var y = State(_y, b);
-                y.Clear();
-                var x = y[.._d];
-                _data.Image(image).CopyTo(x);
-                if (_data.Discrete)
-                {
-                    // uniform dequantization u ~ U(0, 1) per value, u = Φ(z) of draw 1
-                    var z = _stage.AsSpan(0, _d);
-                    noise.Fill(z, image, 1);
-                    for (int i = 0; i < _d; i++)
-                        x[i] += (float)((GaussianTerms.Cdf(z[i]) - 0.5) * GaussianTerms.BinWidth);
-                }
-                for (int p = 0; p < _k; p++)
-                {
-                    var probe = _probes[p].AsSpan(b * _d, _d);
-                    noise.Fill(probe, image, (uint)(2 + p));
-                    if (_o.Probe == ProbeKind.Rademacher)
-                        for (int i = 0; i < _d; i++) probe[i] = probe[i] < 0 ? -1 : 1;
-                }
-            }
-            Array.Fill(_s, sStart);
-            Array.Fill(_h, (sEnd - sStart) / 20);
-            var slopes = new int[_images];
-            Slope(_y, 0, _slopes[0], slopes);
-            int evaluations = 1;
+            double sEnd = Math.Log(_model.Schedule.SigmaMax);
+            int next = 0, done = 0;
+            for (int b = 0; b < _images; b++) Load(b, next++);
+            Slope(_y, 0, _slopes[0]);
+            for (int b = 0; b < _images; b++) (_slot[b], slopes[_image[b]]) = (Slot.Active, 1);
             var tableau = _slopes;
-            while (Array.Exists(_h, v => v != 0))
+            while (Array.Exists(_slot, v => v != Slot.Empty))
             {
                 _cancellation.ThrowIfCancellationRequested();
-                if (evaluations > _o.MaxEvaluations)
-                    throw new DiffusionException("--rtol", $"the likelihood ODE did not reach σ_max within " +
-                        $"{_o.MaxEvaluations} evaluations; loosen the tolerances.");
                 for (int j = 1; j < DormandPrinceTableau.Stages; j++)
                 {
                     for (int b = 0; b < _images; b++)
                     {
                         var y = State(_stage, b);
                         State(_y, b).CopyTo(y);
+                        if (_slot[b] != Slot.Active) continue;
                         for (int m = 0; m < j; m++)
                             if (DormandPrinceTableau.Coefficient(j, m) is var a and not 0)
                                 Vec.AddScaled(y, _h[b] * a, State(tableau[m], b));
+                        slopes[_image[b]]++;
                     }
-                    Slope(_stage, DormandPrinceTableau.Node(j), tableau[j], slopes);
-                    evaluations++;
+                    Slope(_stage, DormandPrinceTableau.Node(j), tableau[j]);
+                    // a fresh slot's row in the first call was its own state at its own s: its first slope
+                    for (int b = 0; b < _images && j == 1; b++)
+                        if (_slot[b] == Slot.Fresh)
+                        {
+                            State(tableau[1], b).CopyTo(State(tableau[0], b));
+                            slopes[_image[b]]++;
+                            _slot[b] = Slot.Started;
+                        }
                 }
                 for (int b = 0; b < _images; b++)
                 {
-                    if (_h[b] == 0) continue;
+                    if (_slot[b] == Slot.Started) { _slot[b] = Slot.Active; continue; }
+                    if (_slot[b] != Slot.Active) continue;
+                    if (slopes[_image[b]] > _o.MaxEvaluations)
+                        throw new DiffusionException("--rtol", $"the likelihood ODE of image {_image[b]} did not " +
+                            $"reach σ_max within {_o.MaxEvaluations} evaluations; loosen the tolerances.");
                     double norm = ErrorNorm(b);
                     if (norm <= 1)
                     {
@@ -218,22 +201,59 @@ public static class OdeLikelihood
                         _s[b] += _h[b];
                     }
                     double remaining = sEnd - _s[b];
-                    _h[b] = Math.Abs(remaining) < 1e-12 ? 0
-                        : Math.Min(_h[b] * DormandPrinceTableau.StepFactor(norm), remaining);
+                    if (Math.Abs(remaining) >= 1e-12)
+                    {
+                        _h[b] = Math.Min(_h[b] * DormandPrinceTableau.StepFactor(norm), remaining);
+                        continue;
+                    }
+                    (bits[_image[b]], probeSd[_image[b]]) = Finish(b, sEnd);
+                    progress?.Report((++done, _data.Count));
+                    if (next < _data.Count) Load(b, next++);
+                    else _slot[b] = Slot.Empty;
                 }
             }
-            return Finish(first, n, sEnd, slopes);
         }
 
         /// <summary>
-        /// f for every image at s + c·h: dx̃/ds = x̃ − D(x̃) and, per probe, d(∫∇·f)/ds = d − εᵀ(D(x̃ + hε) −
+        /// Puts <paramref name="image"/> into slot <paramref name="b"/> at σ_min: the data point (dequantized when
+        /// 8-bit), zero integrals, its probes.
+        /// </summary>
+        private void Load(int b, int image)
+        {
+            var noise = new NoiseGenerator(_o.Seed);
+            var schedule = _model.Schedule;
+            double sStart = Math.Log(schedule.SigmaMin), sEnd = Math.Log(schedule.SigmaMax);
+            (_image[b], _slot[b], _s[b], _h[b]) = (image, Slot.Fresh, sStart, (sEnd - sStart) / 20);
+            var y = State(_y, b);
+            y.Clear();
+            var x = y[.._d];
+            _data.Image(image).CopyTo(x);
+            if (_data.Discrete)
+            {
+                // uniform dequantization u ~ U(0, 1) per value, u = Φ(z) of draw 1
+                var z = State(_stage, b)[.._d];
+                noise.Fill(z, image, 1);
+                for (int i = 0; i < _d; i++)
+                    x[i] += (float)((GaussianTerms.Cdf(z[i]) - 0.5) * GaussianTerms.BinWidth);
+            }
+            for (int p = 0; p < _k; p++)
+            {
+                var probe = _probes[p].AsSpan(b * _d, _d);
+                noise.Fill(probe, image, (uint)(2 + p));
+                if (_o.Probe == ProbeKind.Rademacher)
+                    for (int i = 0; i < _d; i++) probe[i] = probe[i] < 0 ? -1 : 1;
+            }
+        }
+
+        /// <summary>
+        /// f for every slot at s + c·h (a slot not stepping: at its s): dx̃/ds = x̃ − D(x̃) and, per probe, d(∫∇·f)/ds = d − εᵀ(D(x̃ + hε) −
         /// D(x̃ − hε))/2h, from one network call over the rows [x̃, x̃ + hε₁, x̃ − hε₁, …].
         /// </summary>
-        private void Slope(float[] y, double c, float[] slope, int[] slopes)
+        private void Slope(float[] y, double c, float[] slope)
         {
             for (int b = 0; b < _images; b++)
             {
-                double sigma = Math.Exp(_s[b] + c * _h[b]);
+                double sigma = Math.Exp(_s[b] + (_slot[b] == Slot.Active ? c * _h[b] : 0));
                 _sigma[b] = _o.DifferenceStep * sigma;
                 var level = NoiseLevel.OfSigma(_model.Schedule, sigma);
                 var x = State(y, b)[.._d];
@@ -247,7 +267,6 @@ public static class OdeLikelihood
                     Vec.Axpby(Row(row + 2 + 2 * p), 1, x, -_sigma[b], probe);
                     _levels[row + 1 + 2 * p] = _levels[row + 2 + 2 * p] = level;
                 }
-                if (_h[b] != 0) slopes[b]++;
             }
             _denoiser.Denoise(_rows, _levels, _denoised);
             Rows += _levels.Length;
@@ -291,27 +310,22 @@ public static class OdeLikelihood
             return Math.Max(Math.Sqrt(x / _d), Math.Sqrt(integrals / _k));
         }
 
-        private (double[] Bits, double[] ProbeSd, int[] Slopes) Finish(int first, int n, double sEnd, int[] slopes)
+        /// <summary>Slot <paramref name="b"/>'s image at σ_max: its bits/dim (the mean of its probes) and their spread.</summary>
+        private (double Bits, double ProbeSd) Finish(int b, double sEnd)
         {
-            double variance = 1 + Math.Exp(2 * sEnd), logVariance = Math.Log(variance);
+            double logVariance = Math.Log(1 + Math.Exp(2 * sEnd));
             double dequantization = _data.Discrete ? -_d * Math.Log(GaussianTerms.BinWidth) : 0;
             double toBits = 1 / (_d * Math.Log(2));
-            var bits = new double[n];
-            var sd = new double[n];
-            for (int b = 0; b < n; b++)
-            {
-                var y = State(_y, b);
-                double logPrior = 0;
-                for (int i = 0; i < _d; i++) logPrior += GaussianTerms.LogDensity(y[i], 0, logVariance);
-                var perProbe = new double[_k];
-                for (int p = 0; p < _k; p++) perProbe[p] = (-(logPrior + y[_d + p]) + dequantization) * toBits;
-                bits[b] = perProbe.Average();
-                sd[b] = _k < 2 ? 0 : Math.Sqrt(perProbe.Sum(v => (v - bits[b]) * (v - bits[b])) / (_k - 1));
-                if (!double.IsFinite(bits[b]))
-                    throw new DiffusionException($"The ODE likelihood of image {first + b} of '{_data.Source}' " +
-                        $"is {bits[b]}: the model's output is not finite along its trajectory.");
-            }
-            return (bits, sd, slopes[..n]);
+            var y = State(_y, b);
+            double logPrior = 0;
+            for (int i = 0; i < _d; i++) logPrior += GaussianTerms.LogDensity(y[i], 0, logVariance);
+            var perProbe = new double[_k];
+            for (int p = 0; p < _k; p++) perProbe[p] = (-(logPrior + y[_d + p]) + dequantization) * toBits;
+            double bits = perProbe.Average();
+            if (!double.IsFinite(bits))
+                throw new DiffusionException($"The ODE likelihood of image {_image[b]} of '{_data.Source}' is {bits}: " +
+                    "the model's output is not finite along its trajectory.");
+            return (bits, _k < 2 ? 0 : Math.Sqrt(perProbe.Sum(v => (v - bits) * (v - bits)) / (_k - 1)));
         }
 
         public void Dispose() => _denoiser.Dispose();

@@ -53,8 +53,6 @@ public static class VariationalBound
     public static BoundResult Evaluate(DiffusionModel model, LikelihoodData data, BoundOptions? options = null,
         IProgress<(long Done, long Total)>? progress = null, CancellationToken cancellation = default)
     {
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(data);
         options ??= new BoundOptions();
         Likelihoods.CheckModel(model, data);
         if (options.BatchSize < 1)
