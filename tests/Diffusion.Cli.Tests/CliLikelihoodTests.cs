@@ -134,7 +134,8 @@ public class CliLikelihoodTests
             ("fashion-mnist-test", "28×28"),
         })
         {
-            if (data == "fashion-mnist-test" && !File.Exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"))
+            if (data == "fashion-mnist-test"
+                && !File.Exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"))
                 continue;
             var (code, output, error) = Run("nll", "--model", model, "--data", data);
             Assert.Equal(1, code);

@@ -150,7 +150,7 @@ public class LikelihoodTests(ITestOutputHelper output)
         }).ToArray();
     }
 
-    /// <summary>N(m, σ²)'s mass on x's 8-bit bin, from the tail on the far side of m (exact where it is small).</summary>
+    /// <summary>N(m, σ²)'s mass on x's 8-bit bin, from the tail on the far side of m (exact when small).</summary>
     private static double BinMass(double x, double m, double sigma)
     {
         double lo = x < -0.999 ? double.NegativeInfinity : x - 1 / 255.0;
@@ -160,7 +160,8 @@ public class LikelihoodTests(ITestOutputHelper output)
     }
 
     private static double AnalyticBound(LikelihoodData data, NoiseSchedule schedule, bool large = false) =>
-        Enumerable.Range(0, data.Count).Average(i => AnalyticTerms(data.Image(i).ToArray(), data.Discrete, schedule, large).Sum());
+        Enumerable.Range(0, data.Count)
+            .Average(i => AnalyticTerms(data.Image(i).ToArray(), data.Discrete, schedule, large).Sum());
 
     [Theory]
     [InlineData(false, "fixed_small")]
@@ -221,7 +222,8 @@ public class LikelihoodTests(ITestOutputHelper output)
         var pooled = LikelihoodEstimate.Of(perImage);
         // the data's own spread cancels in the difference image by image
         var differences = LikelihoodEstimate.Of(estimates.SelectMany(e =>
-            e.Total.PerImage.Select((v, i) => v - AnalyticTerms(data.Image(i).ToArray(), false, model.Schedule, false).Sum()))
+            e.Total.PerImage.Select((v, i) =>
+                v - AnalyticTerms(data.Image(i).ToArray(), false, model.Schedule, false).Sum()))
             .ToArray());
         output.WriteLine($"sampled: {pooled}; analytic {analytic:0.0000}; difference {differences}");
         Assert.True(Math.Abs(differences.BitsPerDim) < 4 * differences.StandardError + 1e-3,

@@ -44,8 +44,8 @@ public static class NllCommand
         var timesteps = new Option<string>("--timesteps")
         {
             DefaultValueFactory = _ => "all",
-            Description = "vlb: all (every one of the T terms) or K (the decoder plus K KL terms per image, one from each of K " +
-                "geometric strata of t: an unbiased estimate).",
+            Description = "vlb: all (every one of the T terms) or K (the decoder plus K KL terms per image, one " +
+                "from each of K geometric strata of t: an unbiased estimate).",
         };
         var terms = new Option<string?>("--terms")
         {
@@ -60,11 +60,13 @@ public static class NllCommand
         var defaults = new OdeOptions();
         var rtol = new Option<double>("--rtol")
         {
-            DefaultValueFactory = _ => defaults.RelativeTolerance, Description = "ode: Dormand–Prince relative tolerance.",
+            DefaultValueFactory = _ => defaults.RelativeTolerance,
+            Description = "ode: Dormand–Prince relative tolerance.",
         };
         var atol = new Option<double>("--atol")
         {
-            DefaultValueFactory = _ => defaults.AbsoluteTolerance, Description = "ode: Dormand–Prince absolute tolerance.",
+            DefaultValueFactory = _ => defaults.AbsoluteTolerance,
+            Description = "ode: Dormand–Prince absolute tolerance.",
         };
         var step = new Option<double>("--fd-step")
         {
@@ -74,7 +76,8 @@ public static class NllCommand
         };
         var batch = new Option<int>("--batch")
         {
-            DefaultValueFactory = _ => 64, Description = "Network rows per call (vlb: (image, t) pairs; ode: images × " +
+            DefaultValueFactory = _ => 64,
+            Description = "Network rows per call (vlb: (image, t) pairs; ode: images × " +
                 "(1 + 2·probes)).",
         };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0 };
@@ -89,12 +92,14 @@ public static class NllCommand
             var which = method.Value(p);
             int? sampled = ParseTimesteps(p.GetValue(timesteps)!);
             if (p.GetValue(terms) is not null && which != Method.Vlb)
-                throw new DiffusionArgumentException("--terms", "the per-timestep terms are the bound's: use --method vlb.");
+                throw new DiffusionArgumentException("--terms",
+                    "the per-timestep terms are the bound's: use --method vlb.");
             using var m = model.Load(p);
             var images = LikelihoodData.Load(p.GetValue(data)!, p.GetValue(count), m.Shape);
             var lines = new ProgressLines(console.Error, "nll");
             var progress = new Progress<(long Done, long Total)>(d =>
-                lines.Report((double)d.Done / d.Total, $"{d.Done}/{d.Total} {(which == Method.Vlb ? "rows" : "images")}"));
+                lines.Report((double)d.Done / d.Total,
+                    $"{d.Done}/{d.Total} {(which == Method.Vlb ? "rows" : "images")}"));
             var table = new Table().AddColumns("", "");
             table.AddPlainRow("data", $"{images.Source}: {images.Count} images {images.Shape}, " +
                 (images.Discrete ? "8-bit (bins of 2/255)" : "continuous (a density)"));
@@ -122,11 +127,13 @@ public static class NllCommand
                 total = result.Total;
                 table.AddPlainRow("method", ($"probability-flow ODE, σ {result.SigmaMin:G3} → " +
                     $"{result.SigmaMax:G4}, Dormand–Prince rtol {options.RelativeTolerance:G2} atol " +
-                        $"{options.AbsoluteTolerance:G2}; {options.Probes} {ChoiceOption<ProbeKind>.Name(options.Probe)} " +
+                        $"{options.AbsoluteTolerance:G2}; {options.Probes} " +
+                            $"{ChoiceOption<ProbeKind>.Name(options.Probe)} " +
                             $"probe(s), central differences δ = {options.DifferenceStep:G2}" +
                                 (images.Discrete ? "; uniform dequantization" : "")));
                 table.AddPlainRow("probe spread", ($"{result.ProbeStandardDeviation:0.0000} bits/dim " +
-                    (options.Probes > 1 ? "(sd of one probe's estimate within an image)" : "(one probe: not measured)")));
+                    (options.Probes > 1 ? "(sd of one probe's estimate within an image)"
+                        : "(one probe: not measured)")));
                 table.AddPlainRow("NFE", ($"{result.EvaluationsPerImage:0.#} ODE slopes per image, each " +
                     $"{1 + 2 * options.Probes} network rows ({result.NetworkRows:N0} rows in all)"));
                 table.AddPlainRow("wall time", ($"{result.Time.TotalSeconds:0.0} s " +
@@ -147,7 +154,9 @@ public static class NllCommand
                 $"expected 'all' or a positive number of draws, got '{Printable.Of(text, 40)}'.");
     }
 
-    /// <summary>The bound's total and where its bits lie: the prior, the decoder, and the KL terms by decade of t.</summary>
+    /// <summary>
+    /// The bound's total and where its bits lie: the prior, the decoder, and the KL terms by decade of t.
+    /// </summary>
     private static void Describe(Table table, BoundResult r, int T, string variance, int? sampled)
     {
         table.AddPlainRow("method", $"variational bound, T = {T}, Σ_t {variance}, " + (sampled is int k

@@ -21,7 +21,9 @@ public enum ProbeKind
 /// <summary>How the probability-flow ODE's likelihood is estimated.</summary>
 public sealed record OdeOptions
 {
-    /// <summary>Probes per image: each gives its own estimate of the divergence integral along one trajectory.</summary>
+    /// <summary>
+    /// Probes per image: each gives its own estimate of the divergence integral along one trajectory.
+    /// </summary>
     public int Probes { get; init; } = 1;
     /// <summary>The probes' distribution.</summary>
     public ProbeKind Probe { get; init; } = ProbeKind.Rademacher;
@@ -38,7 +40,7 @@ public sealed record OdeOptions
     public ulong Seed { get; init; }
     /// <summary>Network rows per call: images × (1 + 2·probes).</summary>
     public int BatchSize { get; init; } = 48;
-    /// <summary>Most ODE slope evaluations for one batch of images before giving up.</summary>
+    /// <summary>Most ODE slope evaluations for one image before giving up.</summary>
     public int MaxEvaluations { get; init; } = 20_000;
 }
 
@@ -57,14 +59,17 @@ public sealed record OdeResult(LikelihoodEstimate Total, double ProbeStandardDev
 /// N(0, (1 + σ_max²) I) on x̃_T. The ODE and the integrals run together through adaptive Dormand–Prince (per image)
 /// from σ_min = σ(t = 0), where x̃₀ is the data point, to σ_max = σ(T − 1). tr ∂D/∂x̃ is the Hutchinson–Skilling
 /// estimate εᵀ(∂D/∂x̃)ε with ε fixed per image and probe along the trajectory; an ONNX graph has no autograd, so the
-/// Jacobian–vector product is a central difference on the network, error O(δ²) (<see cref="OdeOptions.DifferenceStep"/>).
+/// Jacobian–vector product is a central difference on the network, error O(δ²)
+/// (<see cref="OdeOptions.DifferenceStep"/>).
 /// 8-bit data are dequantized uniformly within their bins (x̃₀ = x + (u − ½)·2/255) and their bits/dim are
 /// (−log p(x̃₀) − d log(2/255))/(d ln 2), an upper bound on the discrete −log P in expectation; continuous data give
 /// −log p(x̃₀)/(d ln 2).
 /// </summary>
 public static class OdeLikelihood
 {
-    /// <summary>Measures <paramref name="model"/> (unconditional: a class model's null label) on <paramref name="data"/>.</summary>
+    /// <summary>
+    /// Measures <paramref name="model"/> (unconditional: a class model's null label) on <paramref name="data"/>.
+    /// </summary>
     public static OdeResult Evaluate(DiffusionModel model, LikelihoodData data, OdeOptions? options = null,
         IProgress<(long Done, long Total)>? progress = null, CancellationToken cancellation = default)
     {
@@ -89,15 +94,18 @@ public static class OdeLikelihood
         if (o.Probes is < 1 or > 64)
             throw new DiffusionArgumentException("--probes", $"expected 1 to 64 probes, got {o.Probes}.");
         if (!(o.RelativeTolerance > 0 && o.RelativeTolerance <= 1))
-            throw new DiffusionArgumentException("--rtol", $"expected a tolerance in (0, 1], got {o.RelativeTolerance}.");
+            throw new DiffusionArgumentException("--rtol",
+                $"expected a tolerance in (0, 1], got {o.RelativeTolerance}.");
         if (!(o.AbsoluteTolerance > 0 && o.AbsoluteTolerance <= 1))
-            throw new DiffusionArgumentException("--atol", $"expected a tolerance in (0, 1], got {o.AbsoluteTolerance}.");
+            throw new DiffusionArgumentException("--atol",
+                $"expected a tolerance in (0, 1], got {o.AbsoluteTolerance}.");
         if (!(o.DifferenceStep > 0 && o.DifferenceStep <= 1))
             throw new DiffusionArgumentException("--fd-step", $"expected δ in (0, 1], got {o.DifferenceStep}.");
         if (o.BatchSize < 1)
             throw new DiffusionArgumentException("--batch", $"expected a positive batch, got {o.BatchSize}.");
         if (o.MaxEvaluations < 1)
-            throw new DiffusionArgumentException("MaxEvaluations", $"expected a positive number, got {o.MaxEvaluations}.");
+            throw new DiffusionArgumentException("MaxEvaluations",
+                $"expected a positive number, got {o.MaxEvaluations}.");
     }
 
     /// <summary>
@@ -120,7 +128,7 @@ public static class OdeLikelihood
         private readonly float[] _y, _stage, _rows, _denoised;
         private readonly float[][] _slopes, _probes;
         private readonly NoiseLevel[] _levels;
-        private readonly double[] _s, _h, _sigma;
+        private readonly double[] _s, _h, _step;
         private readonly int[] _image;
         private readonly Slot[] _slot;
         private readonly CancellationToken _cancellation;
@@ -137,12 +145,13 @@ public static class OdeLikelihood
                 cancellation);
             _y = new float[images * _width];
             _stage = new float[images * _width];
-            _slopes = Enumerable.Range(0, DormandPrinceTableau.Stages).Select(_ => new float[images * _width]).ToArray();
+            _slopes = Enumerable.Range(0, DormandPrinceTableau.Stages).Select(_ => new float[images * _width])
+                .ToArray();
             _probes = Enumerable.Range(0, _k).Select(_ => new float[images * _d]).ToArray();
             _rows = new float[images * _rowsPerImage * _d];
             _denoised = new float[_rows.Length];
             _levels = new NoiseLevel[images * _rowsPerImage];
-            (_s, _h, _sigma) = (new double[images], new double[images], new double[images]);
+            (_s, _h, _step) = (new double[images], new double[images], new double[images]);
             (_image, _slot) = (new int[images], new Slot[images]);
         }
 
@@ -246,15 +255,16 @@ public static class OdeLikelihood
         }
 
         /// <summary>
-        /// f for every slot at s + c·h (a slot not stepping: at its s): dx̃/ds = x̃ − D(x̃) and, per probe, d(∫∇·f)/ds = d − εᵀ(D(x̃ + hε) −
-        /// D(x̃ − hε))/2h, from one network call over the rows [x̃, x̃ + hε₁, x̃ − hε₁, …].
+        /// f for every slot at s + c·Δs (a slot not stepping: at its own s): dx̃/ds = x̃ − D(x̃) and, per probe,
+        /// d(∫∇·f)/ds = d − εᵀ(D(x̃ + hε) − D(x̃ − hε))/2h with the difference step h = δσ, from one network call over
+        /// the rows [x̃, x̃ + hε₁, x̃ − hε₁, …].
         /// </summary>
         private void Slope(float[] y, double c, float[] slope)
         {
             for (int b = 0; b < _images; b++)
             {
                 double sigma = Math.Exp(_s[b] + (_slot[b] == Slot.Active ? c * _h[b] : 0));
-                _sigma[b] = _o.DifferenceStep * sigma;
+                _step[b] = _o.DifferenceStep * sigma;
                 var level = NoiseLevel.OfSigma(_model.Schedule, sigma);
                 var x = State(y, b)[.._d];
                 int row = b * _rowsPerImage;
@@ -263,8 +273,8 @@ public static class OdeLikelihood
                 for (int p = 0; p < _k; p++)
                 {
                     var probe = _probes[p].AsSpan(b * _d, _d);
-                    Vec.Axpby(Row(row + 1 + 2 * p), 1, x, _sigma[b], probe);
-                    Vec.Axpby(Row(row + 2 + 2 * p), 1, x, -_sigma[b], probe);
+                    Vec.Axpby(Row(row + 1 + 2 * p), 1, x, _step[b], probe);
+                    Vec.Axpby(Row(row + 2 + 2 * p), 1, x, -_step[b], probe);
                     _levels[row + 1 + 2 * p] = _levels[row + 2 + 2 * p] = level;
                 }
             }
@@ -280,7 +290,7 @@ public static class OdeLikelihood
                     var probe = _probes[p].AsSpan(b * _d, _d);
                     double jvp = TensorPrimitives.Dot(probe, Denoised(row + 1 + 2 * p))
                         - (double)TensorPrimitives.Dot(probe, Denoised(row + 2 + 2 * p));
-                    f[_d + p] = (float)(_d - jvp / (2 * _sigma[b]));
+                    f[_d + p] = (float)(_d - jvp / (2 * _step[b]));
                 }
             }
         }
@@ -310,7 +320,9 @@ public static class OdeLikelihood
             return Math.Max(Math.Sqrt(x / _d), Math.Sqrt(integrals / _k));
         }
 
-        /// <summary>Slot <paramref name="b"/>'s image at σ_max: its bits/dim (the mean of its probes) and their spread.</summary>
+        /// <summary>
+        /// Slot <paramref name="b"/>'s image at σ_max: its bits/dim (the mean of its probes) and their spread.
+        /// </summary>
         private (double Bits, double ProbeSd) Finish(int b, double sEnd)
         {
             double logVariance = Math.Log(1 + Math.Exp(2 * sEnd));
@@ -323,8 +335,8 @@ public static class OdeLikelihood
             for (int p = 0; p < _k; p++) perProbe[p] = (-(logPrior + y[_d + p]) + dequantization) * toBits;
             double bits = perProbe.Average();
             if (!double.IsFinite(bits))
-                throw new DiffusionException($"The ODE likelihood of image {_image[b]} of '{_data.Source}' is {bits}: " +
-                    "the model's output is not finite along its trajectory.");
+                throw new DiffusionException($"The ODE likelihood of image {_image[b]} of '{_data.Source}' is " +
+                    $"{bits}: the model's output is not finite along its trajectory.");
             return (bits, _k < 2 ? 0 : Math.Sqrt(perProbe.Sum(v => (v - bits) * (v - bits)) / (_k - 1)));
         }
 

@@ -49,7 +49,10 @@ public sealed record BoundResult(LikelihoodEstimate Total, double PriorBitsPerDi
 /// </summary>
 public static class VariationalBound
 {
-    /// <summary>Measures the bound of <paramref name="model"/> (unconditional: a class model's null label) on <paramref name="data"/>.</summary>
+    /// <summary>
+    /// Measures the bound of <paramref name="model"/> (unconditional: a class model's null label) on
+    /// <paramref name="data"/>.
+    /// </summary>
     public static BoundResult Evaluate(DiffusionModel model, LikelihoodData data, BoundOptions? options = null,
         IProgress<(long Done, long Total)>? progress = null, CancellationToken cancellation = default)
     {

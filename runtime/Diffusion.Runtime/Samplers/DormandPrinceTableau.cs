@@ -29,7 +29,9 @@ public static class DormandPrinceTableau
     /// <summary>c_j: where in the step stage j evaluates the slope (fraction of h).</summary>
     public static double Node(int stage) => C[stage];
 
-    /// <summary>a_jm: the weight of stage m's slope in stage j's point (m &lt; j; stage 6's are the solution's).</summary>
+    /// <summary>
+    /// a_jm: the weight of stage m's slope in stage j's point (m &lt; j; stage 6's are the solution's).
+    /// </summary>
     public static double Coefficient(int stage, int m) => A[stage][m];
 
     /// <summary>The weight of stage m's slope in the local error estimate (fifth order minus fourth).</summary>

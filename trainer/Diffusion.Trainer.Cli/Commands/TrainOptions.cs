@@ -102,7 +102,9 @@ internal sealed class TrainOptions
     };
     public Option<string> Weighting { get; } = new("--weighting")
     {
-        Description = "Loss weighting: simple, snr (= sgm, σ²-weighted score matching), min-snr or vlb (the variational bound's own per-t weights).", DefaultValueFactory = _ => Defaults.Weighting.Name(),
+        Description = "Loss weighting: simple, snr (= sgm, σ²-weighted score matching), min-snr or vlb (the " +
+            "variational bound's own per-t weights).",
+        DefaultValueFactory = _ => Defaults.Weighting.Name(),
     };
     public Option<double> MinSnrGamma { get; } = new("--min-snr-gamma")
     {

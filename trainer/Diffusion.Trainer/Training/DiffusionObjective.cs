@@ -114,7 +114,7 @@ public sealed class DiffusionObjective : IDisposable
         _velocityOnSample = tensor(vSample, device: device).DetachFromDisposeScope();
     }
 
-    /// <summary>The weight on the network target's mean squared error at training timestep <paramref name="t"/>.</summary>
+    /// <summary>The weight on the network target's squared error at training timestep <paramref name="t"/>.</summary>
     public float Weight(int t) => _weightTable[t];
 
     /// <summary>q(x_t | x₀): √ᾱ_t x₀ + √(1−ᾱ_t) ε for integer timesteps t [B].</summary>
