@@ -1,6 +1,7 @@
 using Diffusion.Evaluation.Likelihood;
 using Diffusion.Runtime;
 using Diffusion.ReferenceModels;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Noise;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
@@ -45,12 +46,6 @@ public class LikelihoodTests(ITestOutputHelper output)
         var data = Continuous(count, seed);
         var images = data.Images.Select(v => Pixels.ToModel(Pixels.ToByte(v))).ToArray();
         return data with { Images = images, Discrete = true, Source = "8-bit gaussian data" };
-    }
-
-    private static class Pixels
-    {
-        public static byte ToByte(float v) => Runtime.Imaging.Pixels.ToByte(v);
-        public static float ToModel(byte b) => Runtime.Imaging.Pixels.ToModel(b);
     }
 
     /// <summary>The data's exact −log p in bits/dim per image: density, or the mass of each 8-bit bin.</summary>

@@ -22,7 +22,8 @@ public sealed record BoundOptions
     /// <summary>
     /// Seed of the forward-process noise and of the sampled timesteps, keyed by image (batch-invariant): the j-th
     /// row of image i (j = t with every timestep; j = 0 for the decoder, then the draws) takes
-    /// x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε with ε draw j + 1 of image i of a <see cref="NoiseGenerator"/> of this seed.
+    /// x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε with ε draw j + 1 of image i of a <see cref="NoiseGenerator"/> of this seed; the
+    /// sampled timesteps come from its draw 0.
     /// </summary>
     public ulong Seed { get; init; }
     /// <summary>Network rows per call: pairs (image, timestep), batched across timesteps and images.</summary>
@@ -94,7 +95,7 @@ public static class VariationalBound
                 // rows past the last pair repeat it (the batch is fixed); their terms are not counted
                 long p = Math.Min(start + k, pairs - 1);
                 int image = (int)(p / perImage), j = (int)(p % perImage);
-                if (sampled && drawsOf != image) (draws, drawsOf) = (Draws(options.Seed, image, edges!), image);
+                if (sampled && drawsOf != image) (draws, drawsOf) = (Draws(noise, image, edges!), image);
                 int t = sampled && j > 0 ? draws![j - 1] : j;
                 slots[k] = (image, t, sampled && j > 0 ? edges![j] - edges[j - 1] : 1);
                 levels[k] = NoiseLevel.At(model.Schedule, t);
@@ -178,17 +179,18 @@ public static class VariationalBound
 
     /// <summary>
     /// The K timesteps drawn for <paramref name="image"/>, one uniformly from each stratum of
-    /// <paramref name="edges"/>; a pure function of (seed, image).
+    /// <paramref name="edges"/>: u = Φ(z) of draw 0 of the image's keyed noise (the x_t take draws 1…).
     /// </summary>
-    private static int[] Draws(ulong seed, int image, int[] edges)
+    private static int[] Draws(NoiseGenerator noise, int image, int[] edges)
     {
-        // SplitMix64 of (seed, image): the same draws in every process (HashCode is randomised per process)
-        ulong z = seed * 0x9E3779B97F4A7C15UL + (ulong)image + 0x632BE59BD9B4E019UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        var random = new Random((int)((z ^ (z >> 31)) & int.MaxValue));
-        var draws = new int[edges.Length - 1];
-        for (int j = 0; j < draws.Length; j++) draws[j] = random.Next(edges[j], edges[j + 1]);
+        var z = new float[edges.Length - 1];
+        noise.Fill(z, image, 0);
+        var draws = new int[z.Length];
+        for (int j = 0; j < draws.Length; j++)
+        {
+            int width = edges[j + 1] - edges[j];
+            draws[j] = edges[j] + Math.Min(width - 1, (int)(GaussianTerms.Cdf(z[j]) * width));
+        }
         return draws;
     }
 }
