@@ -19,10 +19,10 @@ apt_install() {
 }
 
 # The tools the runtime build needs: the .NET SDK (given) and the ONNX schema (python3-onnx); ONNX Runtime comes
-# from NuGet. npm only for the opt-in ORT 1.29 build (DIFFUSION_BUILD_ARGS="-p:OrtSource=npm").
+# from NuGet (its CUDA build too, with DIFFUSION_BUILD_ARGS="-p:OrtGpu=true").
 # With "tests": everything the trainer needs, Debian's chromium for the sample web app's page test, Open MPI
-# (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too), and npm and
-# xz for the GPU bundle's test (runtime/gpu-bundle).
+# (openmpi-bin, libopenmpi-dev) for the data-parallel training tests (train --processes N needs it too), and xz for
+# the GPU bundle's test (runtime/gpu-bundle).
 # With "trainer": the Fashion-MNIST data set (and Open MPI when a second argument "mpi" says the command asks for
 # --processes N, N > 1); TorchSharp and libtorch come from NuGet on the first build (about
 # 270 MB of packages, 600 MB unpacked). Where the system libstdc++ predates GCC 13 (Debian 12), also patchelf, g++
@@ -30,13 +30,11 @@ apt_install() {
 ensure_prerequisites() {
     command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not installed: see https://learn.microsoft.com/dotnet/core/install/linux-debian"
     local missing=()
-    case "${DIFFUSION_BUILD_ARGS:-}" in *OrtSource=npm*) command -v npm >/dev/null 2>&1 || missing+=(npm) ;; esac
     [ -f /usr/lib/python3/dist-packages/onnx/onnx.proto ] || missing+=(python3-onnx)
     if [ "${1:-}" = tests ]; then
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the sample web page is checked in headless Chromium
         command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)  # data-parallel training's tests
-        command -v npm >/dev/null 2>&1 || missing+=(npm)  # the GPU bundle's test builds against ORT 1.29 from npm
-        command -v xz >/dev/null 2>&1 || missing+=(xz-utils)  # … and packs it into parts
+        command -v xz >/dev/null 2>&1 || missing+=(xz-utils)  # the GPU bundle's test packs it into parts
     fi
     if [ "${1:-}" = trainer ] && [ "${2:-}" = mpi ]; then
         command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)

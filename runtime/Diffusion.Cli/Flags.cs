@@ -20,7 +20,7 @@ public static class Flags
         // ModelOptions and SessionSettings
         ["Config"] = "--config", ["SampleInput"] = "--sample-input", ["TimestepInput"] = "--timestep-input",
         ["ClassLabelsInput"] = "--class-input", ["OutputName"] = "--output-name", ["Device"] = "--device",
-        ["CudaGraphs"] = "--cuda-graphs", ["CudaProviderLibrary"] = "--cuda-provider", ["CudaOptions"] = "--cuda-option",
+        ["CudaGraphs"] = "--cuda-graphs", ["CudaOptions"] = "--cuda-option",
         ["IntraOpThreads"] = "--threads", ["InterOpThreads"] = "--inter-threads",
         // Evaluation and benchmarks
         ["Reference"] = "--reference", ["ReferenceLabels"] = "--reference", ["Classifier"] = "--classifier",

@@ -24,6 +24,7 @@ public static class Program
             InputsCommand.Noise(console),
             InputsCommand.Mask(console),
             InfoCommand.Create(console),
+            DevicesCommand.Create(console),
             TokenizeCommand.Create(console),
             SamplersCommand.Create(console),
             BenchRuntimeCommand.Create(console),

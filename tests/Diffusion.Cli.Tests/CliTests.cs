@@ -92,12 +92,8 @@ public class CliTests
                 "error: --rtol: expected a tolerance in (0, 1]", 2),
             (["sample", "--guidance", "-1", "--out", target], "error: --guidance: expected a weight in 0…100", 2),
             (["sample", "--class", "purple", "--out", target], "red, green, blue, yellow", 2),
-            (["sample", "--device", "cuda", "--out", target], "DIFFUSION_ORT_LIBRARY", 1),
-            (["sample", "--device", "cuda", "--cuda-provider", Path.Combine(dir, "libonnxruntime_providers_cuda.so"),
-                "--out", target], "does not exist", 1),
-            // not a provider
-            (["sample", "--device", "cuda", "--cuda-provider", "/lib/x86_64-linux-gnu/libm.so.6", "--out", target],
-                "CreateEpFactories", 1),
+            (["sample", "--device", "cuda", "--out", target], "has no CUDA execution provider. Build with -p:OrtGpu=true",
+                1),
             (["sample", "--cuda-graphs", "--out", target], "error: --cuda-graphs: applies only to a CUDA device", 2),
             (["sample", "--out", Path.Combine(dir, "out.tiff")], ".png", 2),
             (["sample", "--out", "/"], "the file system's root cannot be replaced by an output folder", 2),
@@ -247,50 +243,28 @@ public class CliTests
     }
 
     [Fact]
-    public void The_native_library_comes_from_the_package_unless_DIFFUSION_ORT_LIBRARY_names_one()
+    public void The_native_library_is_the_packages_beside_the_app_and_devices_says_which_build_it_is()
     {
-        // The library loads once per process, so these run the CLI as child processes.
-        var (code, output, error) = RunChild(null);
+        var (code, output, error) = RunChild("info");
         Assert.True(code == 0, error);
-        // the NuGet package's, beside the app
         Assert.Contains(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), output);
 
-        var folder = TestFolders.Create("ort");
-        var copy = Path.Combine(folder, "libonnxruntime.so");
-        File.Copy(Path.Combine(AppContext.BaseDirectory, "libonnxruntime.so"), copy);
-        (code, output, error) = RunChild(copy);
+        (code, output, error) = RunChild("devices");
         Assert.True(code == 0, error);
-        Assert.Contains(copy, output); // loaded through the opt-in resolver
-
-        (code, _, error) = RunChild("/nowhere/libonnxruntime.so");
-        Assert.Equal(1, code);
-        Assert.Contains("DIFFUSION_ORT_LIBRARY is set to '/nowhere/libonnxruntime.so'", error);
-
-        (code, _, error) = RunChild("/lib/x86_64-linux-gnu/libm.so.6"); // a library, but not ONNX Runtime
-        Assert.Equal(1, code);
-        Assert.Contains("is not ONNX Runtime's library", error);
-        Assert.Single(error.Trim().Split('\n'));
-
-        var notALibrary = Path.Combine(folder, "notes.so");
-        File.WriteAllText(notALibrary, "not an ELF file");
-        (code, _, error) = RunChild(notALibrary);
-        Assert.Equal(1, code);
-        Assert.Contains("could not be loaded", error);
-        Assert.Single(error.Trim().Split('\n'));
+        Assert.Contains(":Microsoft.ML.OnnxRuntime(CPU),", output); // (read without its spaces)
+        Assert.Contains("cuda:notinthisbuild(buildwith-p:OrtGpu=true", output);
     }
 
-    private static (int Code, string Out, string Err) RunChild(string? ortLibrary)
+    private static (int Code, string Out, string Err) RunChild(string command)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "diffusion.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { cli, "info" }) start.ArgumentList.Add(a);
-        if (ortLibrary is null) start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
-        else start.Environment["DIFFUSION_ORT_LIBRARY"] = ortLibrary;
+        foreach (var a in new[] { cli, command }) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        // The info table wraps long paths inside its cells: read it without the table's lines and spaces.
+        // Tables wrap long paths inside their cells: read the output without the tables' lines and spaces.
         var flat = new string(output.Result.Where(c => !char.IsWhiteSpace(c)
             && c is not ('│' or '─' or '┼' or '├' or '┤' or '┌' or '┐' or '└' or '┘' or '┬' or '┴')).ToArray());
         return (process.ExitCode, flat, error);

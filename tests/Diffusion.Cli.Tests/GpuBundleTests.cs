@@ -3,10 +3,10 @@ using System.Diagnostics;
 namespace Diffusion.Cli.Tests;
 
 /// <summary>
-/// The GPU bundle (runtime/gpu-bundle/make-bundle.sh) built for real — self-contained publish against ONNX Runtime
-/// 1.29 from npm — with a stand-in provider library instead of the 180 MB CUDA one: the parts fit the carry limit,
-/// unpack.sh puts them back together, the bundled CLI runs on the CPU on its own .NET runtime, and asking it
-/// for CUDA through the bundled (stand-in) provider is one clear line.
+/// The GPU bundle (runtime/gpu-bundle/make-bundle.sh) built for real — a self-contained publish on ONNX Runtime's
+/// official CUDA package (-p:OrtGpu=true) — on a machine without a GPU: the parts fit the carry limit, unpack.sh puts
+/// them back together, the bundled CLI runs on the CPU on its own .NET runtime, and asking it for CUDA is one line
+/// naming each NVIDIA library the provider needs and where it was looked for.
 /// </summary>
 public class GpuBundleTests
 {
@@ -17,47 +17,72 @@ public class GpuBundleTests
     {
         var folder = TestFolders.Create("gpu-bundle");
         var output = Path.Combine(folder, "out");
-        var standIn = Path.Combine(folder, "not-a-provider.so");
-        File.Copy("/lib/x86_64-linux-gnu/libm.so.6", standIn);
         var (code, stdout, stderr) = Run(Path.Combine(Repo, "runtime", "gpu-bundle", "make-bundle.sh"),
-            ["--out", output, "--part-mib", "16", "--xz-level", "0", "--provider", standIn]);
+            ["--out", output, "--xz-level", "0"]);
         Assert.True(code == 0, stdout + stderr);
 
+        // The CUDA provider alone is 284 MB: several parts, each within one carry.
         var parts = Directory.GetFiles(output, "bundle.tar.xz.part-*").Order().ToArray();
-        Assert.True(parts.Length >= 2, $"{parts.Length} part(s): the bundle should need several 16 MiB parts");
+        Assert.True(parts.Length >= 3, $"{parts.Length} part(s): the bundle should need several 60 MiB parts");
         Assert.All(parts, p =>
-            Assert.True(new FileInfo(p).Length <= 16 << 20, $"{p} is {new FileInfo(p).Length} bytes"));
+            Assert.True(new FileInfo(p).Length <= 60 << 20, $"{p} is {new FileInfo(p).Length} bytes"));
+        Directory.Delete(Path.Combine(output, "bundle"), recursive: true);
 
         // Only the parts, their checksums and unpack.sh travel.
         var device = Path.Combine(folder, "device");
         Directory.CreateDirectory(device);
         foreach (var f in parts.Append(Path.Combine(output, "SHA256SUMS")).Append(Path.Combine(output, "unpack.sh")))
-            File.Copy(f, Path.Combine(device, Path.GetFileName(f)));
+            File.Move(f, Path.Combine(device, Path.GetFileName(f)));
         (code, stdout, stderr) = Run(Path.Combine(device, "unpack.sh"), [Path.Combine(device, "opt")]);
         Assert.True(code == 0, stdout + stderr);
-        var runner = Path.Combine(device, "opt", "bundle", "run-gpu.sh");
-        Assert.Contains("ONNX Runtime 1.29.0", File.ReadAllText(Path.Combine(device, "opt", "bundle", "VERSION")));
+        var bundle = Path.Combine(device, "opt", "bundle");
+        var runner = Path.Combine(bundle, "run-gpu.sh");
+        Assert.Contains("Microsoft.ML.OnnxRuntime.Gpu.Linux 1.31.0", File.ReadAllText(Path.Combine(bundle, "VERSION")));
+        foreach (var lib in new[] { "libonnxruntime.so", "libonnxruntime_providers_shared.so", CudaProviderFile })
+            Assert.True(File.Exists(Path.Combine(bundle, "app", lib)), $"{lib} is not in the bundle");
 
-        // The bundled CLI on the CPU: its own .NET runtime (self-contained: the SDK's is not used) and ONNX Runtime
-        // 1.29's core.
-        Assert.True(File.Exists(Path.Combine(device, "opt", "bundle", "app", "libcoreclr.so")),
-            "the publish is not self-contained");
+        // The bundled CLI on the CPU: its own .NET runtime (self-contained: the SDK's is not used) and the GPU
+        // package's core.
+        Assert.True(File.Exists(Path.Combine(bundle, "app", "libcoreclr.so")), "the publish is not self-contained");
         (code, stdout, stderr) = Run(runner, ["info"]);
         Assert.True(code == 0, stdout + stderr);
-        Assert.Contains("1.29.0", stdout);
+        Assert.Contains("1.31.0", stdout);
         (code, _, stderr) = Run(runner,
-            ["sample", "--model", Path.Combine(device, "opt", "bundle", "app", "models", "gaussian", "gaussian.onnx"),
+            ["sample", "--model", Path.Combine(bundle, "app", "models", "gaussian", "gaussian.onnx"),
                 "-n", "1", "--steps", "5", "--out", Path.Combine(folder, "cpu.png")]);
         Assert.True(code == 0, stderr);
 
-        // CUDA through the bundled provider (here the stand-in): one line naming it and what is wrong.
+        // --check lists the provider's NVIDIA dependencies — exactly its DT_NEEDED entries as readelf -d shows
+        // them for 1.31.0 — and fails, here where none of them exists.
+        (code, stdout, stderr) = Run(runner, ["--check"]);
+        Assert.Equal(1, code);
+        foreach (var lib in NvidiaDependencies) Assert.Contains(lib, stdout);
+        Assert.Contains("libcuda.so.1 (the NVIDIA driver: not found)", stderr);
+
+        // CUDA: one line naming each missing library and where it was looked for; nothing written.
         (code, _, stderr) = Run(runner,
             ["sample", "--device", "cuda", "-n", "1", "--out", Path.Combine(folder, "gpu.png")]);
         Assert.Equal(1, code);
-        Assert.Contains("libonnxruntime_providers_cuda.so", stderr);
-        Assert.Contains("CreateEpFactories", stderr);
         Assert.Single(stderr.Trim().Split('\n'));
+        foreach (var lib in NvidiaDependencies) Assert.Contains($"{lib} (", stderr);
+        Assert.Contains("LD_LIBRARY_PATH", stderr);
+        Assert.Contains(CudaProviderFile, stderr);
         Assert.False(File.Exists(Path.Combine(folder, "gpu.png")));
+
+        // A folder named in DIFFUSION_CUDA_LIBRARY_PATH is searched: a library found there is loaded from it (here
+        // a stand-in under the CUDA runtime's name), and one that is found but broken says why.
+        var libraries = Path.Combine(folder, "cuda-libs");
+        Directory.CreateDirectory(libraries);
+        File.Copy("/lib/x86_64-linux-gnu/libz.so.1", Path.Combine(libraries, "libcudart.so.13"));
+        File.WriteAllText(Path.Combine(libraries, "libcurand.so.10"), "damaged");
+        (code, _, stderr) = Run(runner, ["sample", "--device", "cuda", "-n", "1"],
+            new() { ["DIFFUSION_CUDA_LIBRARY_PATH"] = libraries });
+        Assert.Equal(1, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("libcudart.so.13 (", stderr);
+        Assert.Contains($"libcurand.so.10 (cuRAND: found at {Path.Combine(libraries, "libcurand.so.10")} but not " +
+            "loadable:", stderr);
+        Assert.Contains($"and in {libraries}", stderr);
 
         // A damaged part is caught before anything is unpacked.
         File.WriteAllText(Path.Combine(device, Path.GetFileName(parts[0])), "damaged");
@@ -67,6 +92,11 @@ public class GpuBundleTests
         Assert.False(Directory.Exists(Path.Combine(device, "again", "bundle")));
     }
 
+    private const string CudaProviderFile = "libonnxruntime_providers_cuda.so";
+
+    private static readonly string[] NvidiaDependencies =
+        ["libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", "libcudart.so.13", "libcuda.so.1"];
+
     [Fact]
     public void The_bundle_script_refuses_bad_arguments_in_one_line()
     {
@@ -75,7 +105,6 @@ public class GpuBundleTests
         {
             (["--part-mib", "0"], "--part-mib '0'"),
             (["--xz-level", "fast"], "--xz-level 'fast': expected 0 … 9"),
-            (["--provider", "/nowhere.so"], "--provider '/nowhere.so' does not exist"),
             (["--colour"], "unknown argument '--colour'"),
         })
         {
@@ -86,7 +115,8 @@ public class GpuBundleTests
         }
     }
 
-    private static (int Code, string Out, string Err) Run(string file, string[] args)
+    private static (int Code, string Out, string Err) Run(string file, string[] args,
+        Dictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(file)
         {
@@ -94,8 +124,8 @@ public class GpuBundleTests
             WorkingDirectory = Path.GetDirectoryName(file)!,
         };
         foreach (var a in args) start.ArgumentList.Add(a);
-        start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
-        start.Environment.Remove("DIFFUSION_CUDA_PROVIDER");
+        start.Environment.Remove("DIFFUSION_CUDA_LIBRARY_PATH");
+        foreach (var (key, value) in environment ?? []) start.Environment[key] = value;
         // As on the device machine: nothing of the test host's .NET.
         foreach (var key in start.Environment.Keys.Where(k =>
             k.StartsWith("DOTNET_", StringComparison.Ordinal)).ToList())

@@ -40,7 +40,6 @@ public class ReadmeTests
             };
             start.ArgumentList.Add(cli);
             foreach (var a in args) start.ArgumentList.Add(a);
-            start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
             using var process = Process.Start(start)!;
             var stdout = process.StandardOutput.ReadToEndAsync();
             var stderr = await process.StandardError.ReadToEndAsync();

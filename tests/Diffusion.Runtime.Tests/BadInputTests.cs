@@ -167,49 +167,58 @@ public class BadInputTests
     [Fact]
     public void Cuda_on_the_cpu_only_build_explains_how_to_get_a_gpu()
     {
+        Assert.Null(CudaProvider.Library); // the test build references the CPU package
         var e = Assert.Throws<DiffusionException>(() =>
             DiffusionModel.Load(GaussianModel.Build(Fixtures.Spec()), "g.onnx",
             new ModelOptions { Session = new SessionSettings { Device = ExecutionDevice.Cuda(0) } }));
         Assert.Contains("cuda:0", e.Message);
-        Assert.Contains(OrtLibrary.EnvironmentVariable, e.Message);
+        Assert.Contains("-p:OrtGpu=true", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
         Assert.Equal("Device", Assert.Throws<DiffusionArgumentException>(() => ExecutionDevice.Parse("tpu")).Parameter);
         Assert.Equal(ExecutionDevice.Cuda(2), ExecutionDevice.Parse("cuda:2"));
-    }
-
-    [Fact]
-    public void Onnx_runtime_libraries_of_the_wrong_release_are_refused_in_one_line()
-    {
-        // A core older than the managed API cannot serve it; newer ones can.
-        var api = OrtLibrary.ApiVersion;
-        var old = Assert.Throws<DiffusionException>(() =>
-            OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor - 2}.0"));
-        Assert.Contains($"is ONNX Runtime {api.Major}.{api.Minor - 2}.0, older than", old.Message);
-        OrtLibrary.CheckVersion("/x/libonnxruntime.so", api.ToString(3));
-        OrtLibrary.CheckVersion("/x/libonnxruntime.so", $"{api.Major}.{api.Minor + 1}.0-dev");
-        Assert.Contains("not ONNX Runtime's library",
-            Assert.Throws<DiffusionException>(() => OrtLibrary.CheckVersion("/x/libm.so", null)).Message);
-        // A CUDA provider must be the core's release (major.minor): a newer core accepts an older provider silently.
-        CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.29.0", "1.29.1");
-        var mismatch = Assert.Throws<DiffusionException>(() =>
-            CudaProvider.CheckSameRelease("/x/libonnxruntime_providers_cuda.so", "1.31.1", "1.29.0"));
-        Assert.Contains("is ONNX Runtime 1.29.0, but the core", mismatch.Message);
-        Assert.DoesNotContain('\n', mismatch.Message);
         // CUDA settings on the CPU are argument errors, not silently ignored.
         Assert.Equal("CudaGraphs",
             Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
             {
                 CudaGraphs = true,
             }.CreateOptions()).Parameter);
-        Assert.Equal("CudaProviderLibrary",
-            Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
-            {
-                CudaProviderLibrary = "p.so",
-            }.CreateOptions()).Parameter);
         Assert.Equal("CudaOptions",
             Assert.Throws<DiffusionArgumentException>(() => new SessionSettings
             {
                 CudaOptions = new Dictionary<string, string> { ["a"] = "1" }
             }.CreateOptions()).Parameter);
+    }
+
+    [Fact]
+    public void Elf_dependencies_are_read_from_the_dynamic_segment_and_damaged_files_are_one_line()
+    {
+        // Debian 12's libstdc++ (6.0.30), as readelf -d lists its NEEDED entries, in the file's order.
+        var libstdcxx = Path.Combine("/usr/lib/x86_64-linux-gnu", "libstdc++.so.6");
+        Assert.Equal(["libm.so.6", "libc.so.6", "ld-linux-x86-64.so.2", "libgcc_s.so.1"],
+            ElfDependencies.Read(libstdcxx));
+        Assert.Empty(ElfDependencies.Read("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")); // needs nothing
+
+        var folder = TestFolders.Create("elf");
+        var bytes = File.ReadAllBytes(libstdcxx);
+        foreach (var (name, content, expected) in new (string, byte[], string)[]
+        {
+            ("text.so", "not an ELF file at all, but long enough for a header: 0123456789abcdef0123456789"u8.ToArray(),
+                "no ELF signature"),
+            ("short.so", bytes[..20], "shorter than an ELF header"),
+            ("headers.so", bytes[..64], "program headers past the end of the file"),
+            ("x86.so", [.. bytes[..4], 1, .. bytes[5..4096]], "ELF class 1"),
+            ("half.so", bytes[..(bytes.Length / 8)], "past the end of the file"),
+        })
+        {
+            var path = Path.Combine(folder, name);
+            File.WriteAllBytes(path, content);
+            var e = Assert.Throws<DiffusionException>(() => ElfDependencies.Read(path));
+            Assert.Contains(path, e.Message);
+            Assert.Contains(expected, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+        }
+        Assert.Contains("could not be read",
+            Assert.Throws<DiffusionException>(() => ElfDependencies.Read(Path.Combine(folder, "none.so"))).Message);
     }
 
     [Fact]

@@ -18,7 +18,6 @@ public static class TinyDisk
         {
             var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in args) start.ArgumentList.Add(a);
-            start.Environment.Remove("DIFFUSION_ORT_LIBRARY");
             try
             {
                 using var p = Process.Start(start)!;

@@ -44,14 +44,6 @@ public sealed class ModelArguments
         Description = "CUDA provider option KEY=VALUE (repeatable), e.g. gpu_mem_limit=4294967296.",
             AllowMultipleArgumentsPerToken = false,
     };
-    /// <summary>--cuda-provider.</summary>
-    public Option<string?> CudaProvider { get; } = new("--cuda-provider")
-    {
-        Description = $"ONNX Runtime's CUDA provider plugin library (libonnxruntime_providers_cuda.so of the core's " +
-            $"release), registered through the plugin-EP API (default: " +
-                $"${Runtime.Onnx.CudaProvider.EnvironmentVariable}, else the CUDA built into " +
-                    $"the ONNX Runtime library).",
-    };
     /// <summary>--cuda-graphs.</summary>
     public Option<bool> CudaGraphs { get; } = new("--cuda-graphs")
     {
@@ -90,7 +82,7 @@ public sealed class ModelArguments
     {
         foreach (var o in new Option[]
         {
-            Model, Device, TextEncoderDevice, Threads, InterThreads, GraphOptimization, CudaOptions, CudaProvider,
+            Model, Device, TextEncoderDevice, Threads, InterThreads, GraphOptimization, CudaOptions,
                 CudaGraphs, Config, SampleInput, TimestepInput, ClassInput, OutputName,
         })
             command.Options.Add(o);
@@ -210,7 +202,6 @@ public sealed class ModelArguments
             InterOpThreads = p.GetValue(InterThreads),
             OptimizationLevel = level,
             CudaOptions = cudaOptions,
-            CudaProviderLibrary = p.GetValue(CudaProvider),
             CudaGraphs = p.GetValue(CudaGraphs),
         };
     }

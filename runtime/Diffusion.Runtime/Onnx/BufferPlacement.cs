@@ -9,15 +9,12 @@ namespace Diffusion.Runtime.Onnx;
 /// addresses: then <see cref="Device"/> names device memory, the binding owns a device twin of every buffer, and
 /// copies between the two around each run.
 /// </summary>
-internal sealed class BufferPlacement : IDisposable
+internal sealed class BufferPlacement
 {
-    private readonly bool _ownsInfos;
-
-    private BufferPlacement(OrtMemoryInfo? host, OrtMemoryInfo? device, bool ownsInfos)
+    private BufferPlacement(OrtMemoryInfo? host, OrtMemoryInfo? device)
     {
         Host = host;
         Device = device;
-        _ownsInfos = ownsInfos;
     }
 
     /// <summary>Memory for the host buffers (null: managed arrays).</summary>
@@ -27,37 +24,18 @@ internal sealed class BufferPlacement : IDisposable
     public OrtMemoryInfo? Device { get; }
 
     /// <summary>Managed arrays, bound directly (the CPU, and the fallback).</summary>
-    public static BufferPlacement Managed => new(null, null, false);
+    public static BufferPlacement Managed => new(null, null);
 
     /// <summary>
     /// Managed arrays with CPU-memory twins and explicit copies: the CUDA-graph data flow, runnable without a GPU.
     /// </summary>
-    public static BufferPlacement StagedOnCpu() => new(null, OrtMemoryInfo.DefaultInstance, false);
+    public static BufferPlacement StagedOnCpu() => new(null, OrtMemoryInfo.DefaultInstance);
 
     /// <summary>
-    /// A plugin provider's device: its host-accessible (pinned) memory, and with graphs its device memory (both ORT's
+    /// The CUDA provider's device: its host-accessible (pinned) memory, and with graphs its device memory (both ORT's
     /// own descriptions).
     /// </summary>
-    public static BufferPlacement ForPluginDevice(OrtEpDevice device, bool graphs) =>
+    public static BufferPlacement ForCudaDevice(OrtEpDevice device, bool graphs) =>
         new(device.GetMemoryInfo(OrtDeviceMemoryType.HOST_ACCESSIBLE), graphs
-            ? device.GetMemoryInfo(OrtDeviceMemoryType.DEFAULT) : null, false);
-
-    /// <summary>
-    /// The built-in CUDA provider's pinned memory ("CudaPinned"), and with graphs its device memory ("Cuda"), on GPU
-    /// <paramref name="deviceId"/>.
-    /// </summary>
-    public static BufferPlacement ForBuiltInCuda(int deviceId, bool graphs) => new(
-        new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, deviceId,
-            OrtMemType.CpuOutput),
-        graphs ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId,
-            OrtMemType.Default) : null,
-        true);
-
-    /// <inheritdoc />
-    public void Dispose()
-    {
-        if (!_ownsInfos) return;
-        Host?.Dispose();
-        Device?.Dispose();
-    }
+            ? device.GetMemoryInfo(OrtDeviceMemoryType.DEFAULT) : null);
 }

@@ -275,12 +275,10 @@ public sealed class DiffusionModel : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            placement.Dispose();
-            var message = e.Message.Trim();
+            var message = CudaProvider.OneLine(e.Message);
             if (options.Session.Device.IsCuda && message.Contains("CUDA", StringComparison.OrdinalIgnoreCase))
                 throw new DiffusionException($"Model '{source}' could not be placed " +
-                    $"on {options.Session.Device}: {message}. Point {OrtLibrary.EnvironmentVariable} at a GPU build " +
-                        $"of ONNX Runtime with a working CUDA and cuDNN.", e);
+                    $"on {options.Session.Device}: {message}", e);
             throw OnnxComponent.LoadFailure("Model file", source, e);
         }
         try
@@ -291,7 +289,6 @@ public sealed class DiffusionModel : IDisposable
         catch
         {
             session.Dispose();
-            placement.Dispose();
             throw;
         }
     }
@@ -453,7 +450,6 @@ public sealed class DiffusionModel : IDisposable
     private void Free()
     {
         _session.Dispose();
-        Placement.Dispose();
         _closing.Dispose();
         _usesHere.Dispose();
     }

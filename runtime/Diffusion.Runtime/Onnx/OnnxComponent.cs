@@ -14,7 +14,6 @@ namespace Diffusion.Runtime.Onnx;
 public abstract class OnnxComponent : IDisposable
 {
     private readonly InferenceSession _session;
-    private readonly BufferPlacement _placement;
     private int _disposed;
 
     /// <summary>Opens <paramref name="path"/>; <paramref name="what"/> names the component in messages.</summary>
@@ -23,11 +22,10 @@ public abstract class OnnxComponent : IDisposable
         Source = path;
         Settings = settings ?? new SessionSettings();
         InputFile.CheckRegular(path, $"{what} '{path}'");
-        using var options = Settings.Create(out _placement);
+        using var options = Settings.Create(out _);
         try { _session = new InferenceSession(path, options); }
         catch (OnnxRuntimeException e)
         {
-            _placement.Dispose();
             throw LoadFailure(what, path, e);
         }
     }
@@ -142,7 +140,6 @@ public abstract class OnnxComponent : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _session.Dispose();
-        _placement.Dispose();
         GC.SuppressFinalize(this);
     }
 }

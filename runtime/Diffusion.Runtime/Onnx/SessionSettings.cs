@@ -25,12 +25,6 @@ public sealed record SessionSettings
     /// </summary>
     public IReadOnlyDictionary<string, string> CudaOptions { get; init; } = new Dictionary<string, string>();
     /// <summary>
-    /// The CUDA provider as a plugin library (ORT's <c>libonnxruntime_providers_cuda.so</c> of the core's release,
-    /// registered through the plugin-EP API); null: <see cref="CudaProvider.EnvironmentVariable"/> if set, else the
-    /// provider built into the ONNX Runtime library (a GPU build).
-    /// </summary>
-    public string? CudaProviderLibrary { get; init; }
-    /// <summary>
     /// Record the network once as a CUDA graph and replay it at every step (ORT's <c>enable_cuda_graph</c>). A replay
     /// reads and writes fixed device addresses, so the runtime then binds device buffers once per generation and
     /// copies x_t in and the output out around each replay.
@@ -49,13 +43,12 @@ public sealed record SessionSettings
     public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
 
     /// <summary>
-    /// Builds ONNX Runtime's options; CUDA on a build without it becomes a clear <see cref="DiffusionException"/>.
+    /// Builds ONNX Runtime's options; CUDA on the CPU build, or without its NVIDIA libraries, becomes a clear
+    /// <see cref="DiffusionException"/>.
     /// </summary>
     public SessionOptions CreateOptions()
     {
-        var options = Create(out var placement);
-        placement.Dispose(); // only sessions that bind buffers through ModelBinding need it
-        return options;
+        return Create(out _); // only sessions that bind buffers through ModelBinding need the placement
     }
 
     /// <summary>
@@ -82,14 +75,7 @@ public sealed record SessionSettings
         if (CudaGraphs) values["enable_cuda_graph"] = "1";
         try
         {
-            if ((CudaProviderLibrary ?? CudaProvider.FromEnvironment) is { } library)
-            {
-                var device = CudaProvider.Append(options, library, Device, values);
-                placement = BufferPlacement.ForPluginDevice(device, CudaGraphs);
-                return options;
-            }
-            AppendBuiltIn(options, values);
-            placement = BufferPlacement.ForBuiltInCuda(Device.DeviceId, CudaGraphs);
+            placement = BufferPlacement.ForCudaDevice(CudaProvider.Append(options, Device, values), CudaGraphs);
             return options;
         }
         catch
@@ -102,29 +88,6 @@ public sealed record SessionSettings
     /// <summary>The first CUDA-only setting that is given, by name, or null.</summary>
     private string? CudaSettingGiven() =>
         CudaGraphs ? nameof(CudaGraphs)
-        : CudaProviderLibrary is not null ? nameof(CudaProviderLibrary)
         : CudaOptions.Count > 0 ? nameof(CudaOptions)
         : null;
-
-    /// <summary>The CUDA provider built into the ONNX Runtime library (a GPU build's legacy entry point).</summary>
-    private void AppendBuiltIn(SessionOptions options, Dictionary<string, string> values)
-    {
-        try
-        {
-            using var cuda = new OrtCUDAProviderOptions();
-            cuda.UpdateOptions(new Dictionary<string, string>(values) { ["device_id"] = Device.DeviceId.ToString() });
-            options.AppendExecutionProvider_CUDA(cuda);
-        }
-        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException)
-        {
-            throw new DiffusionException(
-                $"Device {Device}: ONNX Runtime could not enable its CUDA execution provider ({e.Message.Trim()}). " +
-                $"This ONNX Runtime ({OrtLibrary.Path}) has no CUDA built in. To run on a GPU, name ORT's CUDA " +
-                $"provider plugin library ({nameof(CudaProviderLibrary)} or {CudaProvider.EnvironmentVariable}; the " +
-                $"GPU bundle's runner does), build with -p:OrtNuGetPackage=Microsoft.ML.OnnxRuntime.Gpu where a " +
-                    $"NuGet feed serves it, or point {OrtLibrary.EnvironmentVariable} at the libonnxruntime.so of an " +
-                $"ONNX Runtime GPU build (version {OrtLibrary.ApiVersion.ToString(3)} or later, " +
-                    $"with its CUDA and cuDNN).", e);
-        }
-    }
 }
