@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
-using Diffusion.Trainer.Distributed;
+using Diffusion.Distributed;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Training;
 using Spectre.Console;

@@ -1,3 +1,4 @@
+using Diffusion.Distributed;
 using TorchSharp.Modules;
 
 namespace Diffusion.Trainer.Distributed;

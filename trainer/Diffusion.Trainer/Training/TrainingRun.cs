@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Diffusion.Distributed;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;

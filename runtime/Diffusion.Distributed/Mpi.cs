@@ -1,10 +1,12 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Diffusion.Trainer.Distributed;
+namespace Diffusion.Distributed;
 
 /// <summary>
-/// The few MPI calls data-parallel training needs, through Open MPI's C API (libmpi.so.40, Debian's openmpi-bin /
-/// libopenmpi-dev): MPI_Init_thread, Comm_rank/size, in-place Allreduce, Bcast, Barrier, Abort, Finalize. Open MPI's
+/// The few MPI calls data-parallel training and generation across processes need, through Open MPI's C API
+/// (libmpi.so.40, Debian's openmpi-bin / libopenmpi-dev): MPI_Init_thread, Comm_rank/size, in-place Allreduce, Bcast,
+/// Gather(v), Barrier, Abort, Finalize. Open MPI's
 /// handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM, …) are addresses of exported objects (ompi_mpi_comm_world, …), looked
 /// up once; MPICH-family libraries use integer handles and are not supported. Errors return codes
 /// (MPI_ERRORS_RETURN on the world communicator) that become <see cref="MpiException"/>s with MPI's own message.
@@ -15,7 +17,7 @@ public sealed class Mpi : ICommunicator
     private const int ThreadSerialized = 2; // MPI_THREAD_SERIALIZED: any thread may call, one at a time
     private static readonly IntPtr InPlace = 1; // MPI_IN_PLACE in Open MPI
 
-    private readonly IntPtr _world, _float, _double, _byte, _long, _sum, _max;
+    private readonly IntPtr _world, _float, _double, _byte, _long, _int, _sum, _max;
     private bool _finalized;
 
     private Mpi()
@@ -30,9 +32,9 @@ public sealed class Mpi : ICommunicator
         IntPtr Symbol(string name) => NativeLibrary.TryGetExport(library, name, out var address) ? address
             : throw new MpiException($"{Library} has no '{name}': the trainer needs Open MPI (MPICH-family libraries " +
                 $"use another ABI).");
-        (_world, _float, _double, _byte, _long, _sum, _max) = (Symbol("ompi_mpi_comm_world"), Symbol("ompi_mpi_float"),
-            Symbol("ompi_mpi_double"),
-            Symbol("ompi_mpi_byte"), Symbol("ompi_mpi_long"), Symbol("ompi_mpi_op_sum"), Symbol("ompi_mpi_op_max"));
+        (_world, _float, _double, _byte, _long, _int, _sum, _max) = (Symbol("ompi_mpi_comm_world"),
+            Symbol("ompi_mpi_float"), Symbol("ompi_mpi_double"), Symbol("ompi_mpi_byte"), Symbol("ompi_mpi_long"),
+            Symbol("ompi_mpi_int"), Symbol("ompi_mpi_op_sum"), Symbol("ompi_mpi_op_max"));
         int argc = 0;
         IntPtr argv = IntPtr.Zero;
         Check(MPI_Init_thread(ref argc, ref argv, ThreadSerialized, out _), "MPI_Init_thread");
@@ -83,6 +85,33 @@ public sealed class Mpi : ICommunicator
     }
 
     /// <inheritdoc />
+    public float[]? Gather(ReadOnlySpan<float> values, int root = 0)
+    {
+        var counts = new int[Rank == root ? Size : 1];
+        int mine = values.Length;
+        Check(MPI_Gather(ref mine, 1, _int, ref counts[0], 1, _int, root, _world), "MPI_Gather");
+        if (Rank != root)
+        {
+            Check(MPI_Gatherv(ref MemoryMarshal.GetReference(values), mine, _float, ref Unsafe.NullRef<float>(), null,
+                null, _float, root, _world), "MPI_Gatherv");
+            return null;
+        }
+        var offsets = new int[Size];
+        long total = 0;
+        for (int r = 0; r < Size; r++)
+        {
+            offsets[r] = (int)total;
+            total += counts[r];
+            if (total > Array.MaxLength)
+                throw new MpiException($"A gather of {total:N0} values is more than one array holds.");
+        }
+        var all = new float[total];
+        Check(MPI_Gatherv(ref MemoryMarshal.GetReference(values), mine, _float,
+            ref MemoryMarshal.GetArrayDataReference(all), counts, offsets, _float, root, _world), "MPI_Gatherv");
+        return all;
+    }
+
+    /// <inheritdoc />
     public void Barrier() => Check(MPI_Barrier(_world), "MPI_Barrier");
 
     /// <summary>Ends every rank's process with <paramref name="code"/> (after a failure only some ranks saw).</summary>
@@ -114,6 +143,8 @@ public sealed class Mpi : ICommunicator
     [DllImport(Library)] private static extern int MPI_Allreduce(IntPtr send, ref long receive, int count, IntPtr type, IntPtr op, IntPtr comm);
     [DllImport(Library)] private static extern int MPI_Bcast(ref long buffer, int count, IntPtr type, int root, IntPtr comm);
     [DllImport(Library)] private static extern int MPI_Bcast(ref byte buffer, int count, IntPtr type, int root, IntPtr comm);
+    [DllImport(Library)] private static extern int MPI_Gather(ref int send, int sendCount, IntPtr sendType, ref int receive, int receiveCount, IntPtr receiveType, int root, IntPtr comm);
+    [DllImport(Library)] private static extern int MPI_Gatherv(ref float send, int sendCount, IntPtr sendType, ref float receive, int[]? receiveCounts, int[]? displacements, IntPtr receiveType, int root, IntPtr comm);
     [DllImport(Library)] private static extern int MPI_Barrier(IntPtr comm);
     [DllImport(Library)] private static extern int MPI_Abort(IntPtr comm, int code);
     [DllImport(Library)] private static extern int MPI_Finalize();

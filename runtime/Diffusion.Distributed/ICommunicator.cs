@@ -1,7 +1,7 @@
-namespace Diffusion.Trainer.Distributed;
+namespace Diffusion.Distributed;
 
 /// <summary>
-/// The collective operations data-parallel training is built from: every rank calls each one in the same order.
+/// The collective operations data-parallel training and generation across processes are built from: every rank calls each one in the same order.
 /// <see cref="SingleProcess"/> is the one-rank world; <see cref="Mpi"/> spans processes and machines.
 /// </summary>
 public interface ICommunicator : IDisposable
@@ -24,6 +24,12 @@ public interface ICommunicator : IDisposable
     /// <summary><paramref name="data"/> of rank <paramref name="root"/>, on every rank (others pass null).</summary>
     byte[] Broadcast(byte[]? data, int root = 0);
 
+    /// <summary>
+    /// Every rank's <paramref name="values"/> (of any length, zero included) one after another in rank order, on rank
+    /// <paramref name="root"/>; null on the others.
+    /// </summary>
+    float[]? Gather(ReadOnlySpan<float> values, int root = 0);
+
     /// <summary>Waits until every rank has arrived.</summary>
     void Barrier();
 }
@@ -43,6 +49,8 @@ public sealed class SingleProcess : ICommunicator
     public long AllreduceMax(long value) => value;
     /// <inheritdoc />
     public byte[] Broadcast(byte[]? data, int root = 0) => data ?? throw new ArgumentNullException(nameof(data));
+    /// <inheritdoc />
+    public float[]? Gather(ReadOnlySpan<float> values, int root = 0) => values.ToArray();
     /// <inheritdoc />
     public void Barrier() { }
     /// <inheritdoc />
