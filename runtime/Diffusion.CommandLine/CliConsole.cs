@@ -22,8 +22,12 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         Ansi = IsTerminal(output) ? AnsiSupport.Detect : AnsiSupport.No,
     });
 
+    /// <summary>
+    /// Standard output on a terminal — not a rank under mpirun, whose output mpirun forwards (through a terminal of its
+    /// own, so that the rank would otherwise think it has one).
+    /// </summary>
     private static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out)
-        && !Console.IsOutputRedirected;
+        && !Console.IsOutputRedirected && Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is null;
 
     /// <summary>Whether live progress bars make sense (an interactive terminal).</summary>
     public bool Interactive => Ansi.Profile.Capabilities.Interactive;
@@ -46,31 +50,45 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         {
             return await body();
         }
-        catch (DiffusionException e)
+        catch (FailedElsewhere e)
         {
-            var text = e.Parameter is { } parameter ? $"{Flag(parameter)}: {e.Problem}" : e.Message;
-            await Error.WriteLineAsync($"error: {OneLine(text)}");
-            return e is DiffusionArgumentException ? ExitCodes.Usage : ExitCodes.Failure;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-        {
-            await Error.WriteLineAsync($"error: {OneLine(e.Message)}");
-            return ExitCodes.Failure;
-        }
-        catch (OperationCanceledException)
-        {
-            await Error.WriteLineAsync("cancelled; nothing was written.");
-            return ExitCodes.Cancelled;
+            return e.ExitCode;
         }
         catch (Exception e)
         {
-            await Error.WriteLineAsync($"internal error (a bug in Diffusion for .NET; please report " +
-                $"it with this output): {e}");
-            return ExitCodes.InternalError;
+            await Error.WriteLineAsync(e switch
+            {
+                DiffusionException d => $"error: {OneLine(d.Parameter is { } parameter ? $"{Flag(parameter)}: {d.Problem}"
+                    : d.Message)}",
+                IOException or UnauthorizedAccessException or InvalidDataException => $"error: {OneLine(e.Message)}",
+                OperationCanceledException => "cancelled; nothing was written.",
+                _ => $"internal error (a bug in Diffusion for .NET; please report it with this output): {e}",
+            });
+            return ExitCodeOf(e);
         }
     }
 
+    /// <summary>The exit code <see cref="Guard"/> ends with for <paramref name="e"/>.</summary>
+    public static int ExitCodeOf(Exception e) => e switch
+    {
+        FailedElsewhere f => f.ExitCode,
+        DiffusionArgumentException => ExitCodes.Usage,
+        DiffusionException or IOException or UnauthorizedAccessException or InvalidDataException => ExitCodes.Failure,
+        OperationCanceledException => ExitCodes.Cancelled,
+        _ => ExitCodes.InternalError,
+    };
+
     private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+}
+
+/// <summary>
+/// The command failed and the failure was reported elsewhere (by another process of the same run): end with
+/// <see cref="ExitCode"/> and say nothing more.
+/// </summary>
+public sealed class FailedElsewhere(int exitCode) : Exception($"failed elsewhere (exit code {exitCode})")
+{
+    /// <summary>The exit code of the failure as it was reported.</summary>
+    public int ExitCode { get; } = exitCode;
 }
 
 /// <summary>The CLI's exit codes: scripts can tell a usage error from a failure from a bug.</summary>

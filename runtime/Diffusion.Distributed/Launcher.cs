@@ -24,6 +24,9 @@ public static class Launcher
         var start = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in MpirunArguments(processes)) start.ArgumentList.Add(a);
         if (quiet) start.ArgumentList.Add("--quiet");
+        // mpirun gives each rank a terminal of its own and forwards what it prints: without a terminal type .NET
+        // writes no terminal set-up codes into that output.
+        start.Environment["TERM"] = "dumb";
         foreach (var a in SelfCommand()) start.ArgumentList.Add(a);
         for (int i = 0; i < arguments.Length; i++)
         {

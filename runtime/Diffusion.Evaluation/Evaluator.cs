@@ -143,7 +143,7 @@ public sealed class Evaluator
     /// </summary>
     public EvalResult Evaluate(GenerationRequest request, CancellationToken cancellation = default,
         IProgress<GenerationProgress>? progress = null) =>
-        Evaluate(request, 0, cancellation, progress);
+        EvaluateSeeds(request, 1, cancellation, progress).Runs[0];
 
     /// <summary>
     /// <see cref="Evaluate(GenerationRequest, CancellationToken, IProgress{GenerationProgress})"/> at
@@ -156,20 +156,31 @@ public sealed class Evaluator
         if (seeds < 1) throw new DiffusionArgumentException(nameof(seeds), $"expected at least 1, got {seeds}.");
         var runs = new List<EvalResult>(seeds);
         for (int k = 0; k < seeds; k++)
-            runs.Add(Evaluate(request with { Seed = unchecked(request.Seed + (ulong)k) }, k, cancellation, progress));
+        {
+            var run = SeedRun(request, k, _model.NumClasses);
+            runs.Add(Score(run, new ImageGenerator(_model).Generate(run, progress, cancellation), k));
+        }
         return new EvalSeries(runs);
     }
 
-    private EvalResult Evaluate(GenerationRequest request, int floorSample, CancellationToken cancellation,
-        IProgress<GenerationProgress>? progress)
+    /// <summary>
+    /// The request of seed run <paramref name="k"/>: the seed advanced by k and, for a model of
+    /// <paramref name="classes"/> classes given no labels, the classes cycled over the images.
+    /// </summary>
+    public static GenerationRequest SeedRun(GenerationRequest request, int k, int classes) => request with
+    {
+        Seed = unchecked(request.Seed + (ulong)k),
+        ClassLabels = classes > 0 && request.ClassLabels.Length == 0
+            ? Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray() : request.ClassLabels,
+    };
+
+    /// <summary>
+    /// Scores the images <paramref name="result"/> holds, generated for <paramref name="request"/> (elsewhere, e.g.
+    /// by several processes), against the reference and the <paramref name="floorSample"/>-th floor sample.
+    /// </summary>
+    public EvalResult Score(GenerationRequest request, GenerationResult result, int floorSample = 0)
     {
         int classes = _model.NumClasses;
-        if (classes > 0 && request.ClassLabels.Length == 0)
-            request = request with
-            {
-                ClassLabels = Enumerable.Range(0, request.Count).Select(i => i % classes).ToArray(),
-            };
-        var result = new ImageGenerator(_model).Generate(request, progress, cancellation);
         var (features, predicted) = _classifier.Run(result.Images, result.Count);
         int dim = _classifier.FeatureDim, n = Math.Min(result.Count, _referenceCount);
         double fd = FrechetDistance.Compute(features, result.Count, _referenceFeatures.AsSpan(0, n * dim), n, dim);

@@ -76,33 +76,58 @@ public static class EvalCommand
             Description = "Karras et al.'s σ grid (ρ = 7); --karras false forces timesteps. Default: the model's " +
                 "use_karras_sigmas.",
         };
+        var processes = Ranks.Option();
         var command = new Command("eval",
             "Fréchet distance (classifier features) and class accuracy of generated images.")
         {
-            classifier, reference, floor, sampler, steps, count, guidance, seed, seeds, batch, karras,
+            classifier, reference, floor, sampler, steps, count, guidance, seed, seeds, batch, karras, processes,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(async () =>
         {
+            if (await Ranks.Launch(p, processes, console, cancellation) is { } launched) return launched;
             if (p.GetValue(count) <= 0)
                 throw new DiffusionArgumentException("--count",
                     $"must be a positive number of images, got {p.GetValue(count)}.");
             if (p.GetValue(seeds) is < 1 or > MaxSeeds)
                 throw new DiffusionArgumentException("--seeds",
                     $"must be a number of sampling seeds from 1 to {MaxSeeds}, got {p.GetValue(seeds)}.");
-            using var m = model.Load(p);
-            using var features = LoadClassifier(p.GetValue(classifier), m.Settings);
-            var evaluator = CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features,
-                p.GetValue(seeds));
-            var series = await Task.Run(() => evaluator.EvaluateSeeds(new GenerationRequest
+            // Every rank generates its share of each seed's images; rank 0 gathers and scores them.
+            using var ranks = Ranks.Join();
+            using var m = await ranks.Collectively(() => Task.FromResult(model.Load(p, ranks)));
+            using var features = await ranks.Collectively(() => Task.FromResult(ranks.IsRoot
+                ? LoadClassifier(p.GetValue(classifier), m.Settings) : null));
+            var evaluator = await ranks.Collectively(() => Task.FromResult(features is null ? null
+                : CreateEvaluator(p.GetValue(reference)!, p.GetValue(floor), p.GetValue(count), m, features,
+                    p.GetValue(seeds))));
+            var request = new GenerationRequest
             {
                 Sampler = p.GetValue(sampler), Steps = p.GetValue(steps), Count = p.GetValue(count),
                 Seed = p.GetValue(seed),
                 BatchSize = p.GetValue(batch), Guidance = p.GetValue(guidance), KarrasSigmas = p.GetValue(karras),
-            }, p.GetValue(seeds), cancellation, new ProgressLines(console.Error, "eval")), cancellation);
+            };
+            var progress = ranks.IsRoot ? new ProgressLines(console.Error, "eval") : null;
+            var runs = new List<EvalResult>();
+            for (int k = 0; k < p.GetValue(seeds); k++)
+            {
+                var run = Evaluator.SeedRun(request, k, m.NumClasses);
+                var mine = await ranks.Collectively(() => Task.Run(() =>
+                {
+                    var (first, n) = ranks.Share(run.Count, run.BatchSize);
+                    var share = Ranks.Slice(run, first, n, m.Shape.Size, m.Shape.Size);
+                    return new ImageGenerator(m).Generate(share, progress, cancellation);
+                }, cancellation));
+                var all = ranks.Gather(mine);
+                // Scored inside a collective step too: a failure on rank 0 must not leave the others waiting.
+                var scored = await ranks.Collectively(() => Task.FromResult(all is null ? null
+                    : evaluator!.Score(run, all, k)));
+                if (scored is not null) runs.Add(scored);
+            }
+            if (!ranks.IsRoot) return ExitCodes.Ok;
+            var series = new EvalSeries(runs);
             var result = series.Runs[0];
             var table = new Table().AddColumns("metric", "value");
-            int n = Math.Min(result.Count, evaluator.ReferenceCount);
+            int n = Math.Min(result.Count, evaluator!.ReferenceCount);
             if (series.Runs.Count == 1)
             {
                 table.AddPlainRow("Fréchet distance",

@@ -113,10 +113,10 @@ public sealed class ModelArguments
     /// <summary>The model path the options name (the bundled model by default).</summary>
     public string PathOf(ParseResult p) => p.GetValue(Model) ?? BundledModelPath;
 
-    /// <summary>Loads the text-to-image folder the options name.</summary>
-    public TextToImagePipeline LoadPipeline(ParseResult p)
+    /// <summary>Loads the text-to-image folder the options name (on this rank's device, given the run's ranks).</summary>
+    public TextToImagePipeline LoadPipeline(ParseResult p, Ranks? ranks = null)
     {
-        var settings = Settings(p);
+        var settings = Settings(p, ranks);
         return TextToImagePipeline.Load(PathOf(p), new PipelineOptions
         {
             Session = settings,
@@ -140,14 +140,14 @@ public sealed class ModelArguments
         return (pipeline.ImageShapeOf(new Runtime.Generation.GenerationRequest()), pipeline.Unet.Shape);
     }
 
-    /// <summary>Loads the model the options name.</summary>
-    public DiffusionModel Load(ParseResult p)
+    /// <summary>Loads the model the options name (on this rank's device, given the run's ranks).</summary>
+    public DiffusionModel Load(ParseResult p, Ranks? ranks = null)
     {
         var path = PathOf(p);
         if (IsTextToImage(path))
             throw new DiffusionException($"--model '{path}' is a text-to-image folder; this command takes a pixel " +
                 "model (sample, img2img, inpaint, info, noise, mask and bench-runtime take the folder).");
-        var settings = Settings(p);
+        var settings = Settings(p, ranks);
         DiffusionConfig? config = null;
         if (p.GetValue(Config) is { } configPath)
         {
@@ -166,8 +166,8 @@ public sealed class ModelArguments
         });
     }
 
-    /// <summary>The session settings the options describe.</summary>
-    private SessionSettings Settings(ParseResult p)
+    /// <summary>The session settings the options describe, for this rank of <paramref name="ranks"/>.</summary>
+    private SessionSettings Settings(ParseResult p, Ranks? ranks)
     {
         int maxThreads = Math.Max(64, 4 * Environment.ProcessorCount);
         foreach (var (option, value) in new[]
@@ -195,7 +195,7 @@ public sealed class ModelArguments
             if (eq <= 0) throw new DiffusionArgumentException("--cuda-option", $"'{pair}': expected KEY=VALUE.");
             cudaOptions[pair[..eq].Trim()] = pair[(eq + 1)..].Trim();
         }
-        return new SessionSettings
+        var settings = new SessionSettings
         {
             Device = device,
             IntraOpThreads = p.GetValue(Threads),
@@ -204,5 +204,6 @@ public sealed class ModelArguments
             CudaOptions = cudaOptions,
             CudaGraphs = p.GetValue(CudaGraphs),
         };
+        return ranks?.ForThisRank(settings, deviceIndexGiven: p.GetValue(Device)!.Contains(':')) ?? settings;
     }
 }

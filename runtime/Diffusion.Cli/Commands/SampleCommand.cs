@@ -40,7 +40,8 @@ public static class SampleCommand
             _ => "Generate images.",
         });
         o.AddTo(command);
-        command.SetAction((p, cancellation) => console.Guard(() => Run(console, o, mode, p, cancellation)));
+        command.SetAction((p, cancellation) => console.Guard(async () =>
+            await Ranks.Launch(p, o.Processes, console, cancellation) ?? await Run(console, o, mode, p, cancellation)));
         return command;
     }
 
@@ -49,13 +50,32 @@ public static class SampleCommand
 
     /// <summary>
     /// What generates: a pixel model's generator, or a text-to-image pipeline; the pixel images' shape; x_T's shape
-    /// (latents for a pipeline); where it came from and on which device.
+    /// (latents for a pipeline); where it came from and on which device; what to dispose at the end.
     /// </summary>
     private sealed record Target(IImageGenerator Generator, ImageShape Pixels, ImageShape Noise, string Source,
-        string Device, DiffusionModel? PixelModel);
+        string Device, DiffusionModel? PixelModel, IDisposable Owner) : IDisposable
+    {
+        public void Dispose() => Owner.Dispose();
+    }
 
+    /// <summary>
+    /// Generates on every rank of the run (one process, or --processes N), each rank its share of the images, and
+    /// writes them all from rank 0.
+    /// </summary>
     private static async Task<int> Run(CliConsole console, SampleOptions o, Mode mode, ParseResult p,
         CancellationToken cancellation)
+    {
+        using var ranks = Ranks.Join();
+        var local = ranks.IsRoot ? console : new CliConsole(TextWriter.Null, TextWriter.Null, Flags.ByParameter);
+        using var t = await ranks.Collectively(() => Task.FromResult(Load(o, p, ranks)));
+        var (writer, request, mine) = await ranks.Collectively(() => Generate(local, o, mode, p, t, ranks,
+            cancellation));
+        var result = ranks.Gather(mine);
+        return result is null ? ExitCodes.Ok : Write(console, o, p, t, writer!, request, result);
+    }
+
+    /// <summary>The model or text-to-image folder the options name, checked, on this rank's device.</summary>
+    private static Target Load(SampleOptions o, ParseResult p, Ranks ranks)
     {
         if (p.GetValue(o.Count) is <= 0)
             throw new DiffusionArgumentException("--count",
@@ -65,33 +85,45 @@ public static class SampleCommand
                 $"must be ≥ 0 (0 = square), got {p.GetValue(o.Columns)}.");
         if (ModelArguments.IsTextToImage(o.Model.PathOf(p)))
         {
-            using var pipeline = o.Model.LoadPipeline(p);
+            var pipeline = o.Model.LoadPipeline(p, ranks);
             var size = new GenerationRequest { Width = p.GetValue(o.Width), Height = p.GetValue(o.Height) };
             var pixels = pipeline.ImageShapeOf(size);
             var latents = new ImageShape(pipeline.Unet.Channels, pixels.Height / pipeline.Factor,
                 pixels.Width / pipeline.Factor);
-            return await Run(console, o, mode, p, new Target(pipeline, pixels, latents, pipeline.Index.Folder,
-                pipeline.Unet.Settings.Device.ToString(), null), cancellation);
+            return new Target(pipeline, pixels, latents, pipeline.Index.Folder, pipeline.Unet.Settings.Device.ToString(),
+                null, pipeline);
         }
-        using var m = o.Model.Load(p);
-        return await Run(console, o, mode, p, new Target(new ImageGenerator(m), m.Shape, m.Shape, m.Source,
-            m.Settings.Device.ToString(), m), cancellation);
+        var m = o.Model.Load(p, ranks);
+        return new Target(new ImageGenerator(m), m.Shape, m.Shape, m.Source, m.Settings.Device.ToString(), m, m);
     }
 
-    private static async Task<int> Run(CliConsole console, SampleOptions o, Mode mode, ParseResult p, Target t,
+    /// <summary>
+    /// This rank's share of the request, generated; on rank 0 also the writer, its output location checked first.
+    /// </summary>
+    private static async Task<(SampleWriter? Writer, GenerationRequest Request, GenerationResult Mine)> Generate(
+        CliConsole console, SampleOptions o, Mode mode, ParseResult p, Target t, Ranks ranks,
         CancellationToken cancellation)
     {
         var shape = t.Pixels;
-        var writer = new SampleWriter(p.GetValue(o.Out)!, shape.Channels,
+        var writer = ranks.IsRoot ? new SampleWriter(p.GetValue(o.Out)!, shape.Channels,
             p.GetValue(o.Scale) ?? SampleWriter.DefaultScale(shape.Height, shape.Width))
         {
             ScaleFilter = o.Images.ScaleFilter.Value(p), Quality = o.Images.QualityOf(p),
-        };
-        bool replacing = writer.Replaces;
+        } : null;
         var inputs = LoadInputs(o, mode, p, t);
-        writer.Check(inputs.Count, shape.Channels, shape.Height, shape.Width, p.GetValue(o.Columns));
+        writer?.Check(inputs.Count, shape.Channels, shape.Height, shape.Width, p.GetValue(o.Columns));
         var request = Request(o, mode, p, t.PixelModel, inputs);
-        var result = await Generate(console, t.Generator, request, cancellation);
+        var (first, n) = ranks.Share(request.Count, request.BatchSize);
+        var share = Ranks.Slice(request, first, n, shape.Size, t.Noise.Size);
+        return (writer, request, await Generate(console, t.Generator, share, cancellation));
+    }
+
+    /// <summary>Writes every image (rank 0) and says what was made.</summary>
+    private static int Write(CliConsole console, SampleOptions o, ParseResult p, Target t, SampleWriter writer,
+        GenerationRequest request, GenerationResult result)
+    {
+        var shape = t.Pixels;
+        bool replacing = writer.Replaces;
         foreach (var warning in result.Warnings) console.Error.WriteLine($"warning: {warning}");
         var m = t.PixelModel;
         writer.Parameters = new Dictionary<string, string>

@@ -21,6 +21,7 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     private const double DefaultStrength = 0.6;
 
     public ModelArguments Model { get; } = new();
+    public Option<int> Processes { get; } = Ranks.Option();
     public ImageArguments Images { get; } = new();
     public Option<string?> Sampler { get; } = new("--sampler", "-s")
     {
@@ -153,7 +154,7 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
         [
             Prompt, NegativePrompt, Width, Height, Sampler, Steps, Count, Seed, Batch, Eta, Guidance, Class, InitNoise,
             Out, Spacing, Karras,
-            RelativeTolerance, AbsoluteTolerance, Snr, Columns, Scale,
+            RelativeTolerance, AbsoluteTolerance, Snr, Columns, Scale, Processes,
         ];
         Option[] edit = mode switch
         {

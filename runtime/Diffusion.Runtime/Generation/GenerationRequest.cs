@@ -22,6 +22,13 @@ public sealed record GenerationRequest
     /// <summary>Seed of the noise; image i of a seed is the same at any batch size.</summary>
     public ulong Seed { get; init; }
     /// <summary>
+    /// Where this request's images sit in <see cref="Seed"/>'s sequence: image j of the request is image
+    /// <c>FirstImage + j</c> of the seed (its noise). A share of a larger generation — one process's of several —
+    /// is then the same images as that generation's, bit for bit. The request's own arrays (labels, images, masks,
+    /// initial noise) are still indexed from 0.
+    /// </summary>
+    public long FirstImage { get; init; }
+    /// <summary>
     /// Images per network call at most (the memory bound); classifier-free guidance doubles the network batch.
     /// </summary>
     public int BatchSize { get; init; } = 16;

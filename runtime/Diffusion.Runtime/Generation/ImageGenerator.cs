@@ -226,6 +226,9 @@ public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
         if (r.BatchSize <= 0)
             throw new DiffusionArgumentException(nameof(r.BatchSize),
                 $"expected a positive number of images per network call, got {r.BatchSize}.");
+        if (r.FirstImage < 0 || r.FirstImage > long.MaxValue - r.Count)
+            throw new DiffusionArgumentException(nameof(r.FirstImage),
+                $"expected an image index ≥ 0 with room for {r.Count} images after it, got {r.FirstImage}.");
         ValidateConditioning(r);
         ValidateFixedBatch(r);
         ValidateImages(r, shape);

@@ -43,7 +43,7 @@ internal static class SamplingRun
             (c, start, n) =>
             {
                 current = start;
-                c.Begin(start);
+                c.Begin(request.FirstImage + start);
                 if (inpainting is not null)
                 {
                     inpainting.Begin(start);
