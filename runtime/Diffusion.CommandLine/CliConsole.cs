@@ -58,8 +58,8 @@ public sealed class CliConsole(TextWriter output, TextWriter error, IReadOnlyDic
         {
             await Error.WriteLineAsync(e switch
             {
-                DiffusionException d => $"error: {OneLine(d.Parameter is { } parameter ? $"{Flag(parameter)}: {d.Problem}"
-                    : d.Message)}",
+                DiffusionException d =>
+                    $"error: {OneLine(d.Parameter is { } parameter ? $"{Flag(parameter)}: {d.Problem}" : d.Message)}",
                 IOException or UnauthorizedAccessException or InvalidDataException => $"error: {OneLine(e.Message)}",
                 OperationCanceledException => "cancelled; nothing was written.",
                 _ => $"internal error (a bug in Diffusion for .NET; please report it with this output): {e}",

@@ -1,8 +1,9 @@
 namespace Diffusion.Distributed;
 
 /// <summary>
-/// The collective operations data-parallel training and generation across processes are built from: every rank calls each one in the same order.
-/// <see cref="SingleProcess"/> is the one-rank world; <see cref="Mpi"/> spans processes and machines.
+/// The collective operations data-parallel training and generation across processes are built from: every rank calls
+/// each one in the same order. <see cref="SingleProcess"/> is the one-rank world; <see cref="Mpi"/> spans processes and
+/// machines.
 /// </summary>
 public interface ICommunicator : IDisposable
 {

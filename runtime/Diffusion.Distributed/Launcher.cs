@@ -78,7 +78,9 @@ public static class Launcher
     /// </summary>
     public static int ThreadsPerRank() => Math.Max(1, Environment.ProcessorCount / LocalSize);
 
-    /// <summary>This rank's index among the ranks on its machine (0 outside mpirun): its GPU, where there are several.</summary>
+    /// <summary>
+    /// This rank's index among the ranks on its machine (0 outside mpirun): its GPU, where there are several.
+    /// </summary>
     public static int LocalRank => Number("OMPI_COMM_WORLD_LOCAL_RANK") ?? 0;
 
     /// <summary>The number of ranks on this machine (1 outside mpirun).</summary>

@@ -51,7 +51,8 @@ done
 # TensorRT's provider needs TensorRT, which the bundle does not use or bring.
 rm -f "$work/bundle/app/libonnxruntime_providers_tensorrt.so"
 
-cp "$repo/runtime/gpu-bundle/run-gpu.sh" "$repo/trainer/bench/pytorch_reference.py" "$work/bundle/"
+cp "$repo/runtime/gpu-bundle/run-gpu.sh" "$repo/runtime/gpu-bundle/gpu-check.sh" "$repo/trainer/bench/pytorch_reference.py" \
+    "$work/bundle/"
 printf 'ONNX Runtime %s (Microsoft.ML.OnnxRuntime.Gpu.Linux %s): core, C# API and CUDA provider\n' "$ort_version" "$ort_version" > "$work/bundle/VERSION"
 git -C "$repo" rev-parse --short HEAD >> "$work/bundle/VERSION" 2>/dev/null || true
 

@@ -59,6 +59,14 @@ public class GpuBundleTests
         foreach (var lib in NvidiaDependencies) Assert.Contains(lib, stdout);
         Assert.Contains("libcuda.so.1 (the NVIDIA driver: not found)", stderr);
 
+        // The prepared GPU measurement script stops at once, saying why, where CUDA cannot be used.
+        var check = Path.Combine(folder, "gpu-check");
+        (code, stdout, _) = Run(Path.Combine(bundle, "gpu-check.sh"), [check]);
+        Assert.Equal(1, code);
+        Assert.Contains("CUDA cannot be used here: error: Device cuda:0:", stdout);
+        Assert.Contains("libcuda.so.1 (the NVIDIA driver: not found)", File.ReadAllText(Path.Combine(check,
+            "summary.txt")));
+
         // CUDA: one line naming each missing library and where it was looked for; nothing written.
         (code, _, stderr) = Run(runner,
             ["sample", "--device", "cuda", "-n", "1", "--out", Path.Combine(folder, "gpu.png")]);

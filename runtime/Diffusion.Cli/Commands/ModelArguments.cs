@@ -113,7 +113,9 @@ public sealed class ModelArguments
     /// <summary>The model path the options name (the bundled model by default).</summary>
     public string PathOf(ParseResult p) => p.GetValue(Model) ?? BundledModelPath;
 
-    /// <summary>Loads the text-to-image folder the options name (on this rank's device, given the run's ranks).</summary>
+    /// <summary>
+    /// Loads the text-to-image folder the options name (on this rank's device, given the run's ranks).
+    /// </summary>
     public TextToImagePipeline LoadPipeline(ParseResult p, Ranks? ranks = null)
     {
         var settings = Settings(p, ranks);

@@ -90,8 +90,8 @@ public static class SampleCommand
             var pixels = pipeline.ImageShapeOf(size);
             var latents = new ImageShape(pipeline.Unet.Channels, pixels.Height / pipeline.Factor,
                 pixels.Width / pipeline.Factor);
-            return new Target(pipeline, pixels, latents, pipeline.Index.Folder, pipeline.Unet.Settings.Device.ToString(),
-                null, pipeline);
+            return new Target(pipeline, pixels, latents, pipeline.Index.Folder,
+                pipeline.Unet.Settings.Device.ToString(), null, pipeline);
         }
         var m = o.Model.Load(p, ranks);
         return new Target(new ImageGenerator(m), m.Shape, m.Shape, m.Source, m.Settings.Device.ToString(), m, m);

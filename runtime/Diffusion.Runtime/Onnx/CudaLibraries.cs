@@ -40,8 +40,8 @@ public static class CudaLibraries
         };
 
         /// <summary>The library, what it is, and why it is not loaded.</summary>
-        public override string ToString() => $"{Name} ({(What is null ? "" : $"{What}: ")}" +
-            (Loaded ? $"{Source})" : Problem is null ? "not found)" : $"found at {Source} but not loadable: {Problem})");
+        public override string ToString() => $"{Name} ({(What is null ? "" : $"{What}: ")}" + (Loaded ? $"{Source})"
+            : Problem is null ? "not found)" : $"found at {Source} but not loadable: {Problem})");
     }
 
     /// <summary>
@@ -125,7 +125,9 @@ public static class CudaLibraries
         return new(name, source, problem);
     }
 
-    /// <summary>The dynamic loader's own words from .NET's message (which first suggests strace and LD_DEBUG).</summary>
+    /// <summary>
+    /// The dynamic loader's own words from .NET's message (which first suggests strace and LD_DEBUG).
+    /// </summary>
     private static string LoaderMessage(string message)
     {
         const string Marker = "environment variable:";
@@ -133,7 +135,9 @@ public static class CudaLibraries
         return CudaProvider.OneLine(at < 0 ? message : message[(at + Marker.Length)..]);
     }
 
-    /// <summary>Python's site-packages folders with an <c>nvidia</c> folder (pip's wheels), without running Python.</summary>
+    /// <summary>
+    /// Python's site-packages folders with an <c>nvidia</c> folder (pip's wheels), found without running Python.
+    /// </summary>
     private static IEnumerable<string> PythonSitePackages()
     {
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);

@@ -62,8 +62,8 @@ public static class CudaProvider
         var devices = Devices(device);
         if (devices.Count == 0)
             throw new DiffusionException(
-                $"Device {device}: the CUDA provider ({Library}) loaded but reports no GPU (no CUDA device visible to " +
-                    $"it: check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES).");
+                $"Device {device}: the CUDA provider ({Library}) loaded but reports no GPU (no CUDA device " +
+                    $"visible to it: check nvidia-smi, the driver and CUDA_VISIBLE_DEVICES).");
         if (device.DeviceId >= devices.Count)
             throw new DiffusionArgumentException("Device",
                 $"{device}: the CUDA provider reports {devices.Count} GPU{(devices.Count == 1 ? "" : "s")} " +

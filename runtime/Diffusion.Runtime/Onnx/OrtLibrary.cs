@@ -16,7 +16,9 @@ public static class OrtLibrary
     /// <summary>Where the native library was loaded from (the file, where it can be located).</summary>
     public static string Path => Loaded.Value;
 
-    /// <summary>The folder of the native library, where the package also puts its execution providers; or null.</summary>
+    /// <summary>
+    /// The folder of the native library, where the package also puts its execution providers; or null.
+    /// </summary>
     public static string? Folder => File.Exists(Path) ? System.IO.Path.GetDirectoryName(Path) : null;
 
     /// <summary>ONNX Runtime's version string.</summary>
@@ -29,7 +31,7 @@ public static class OrtLibrary
         }
     }
 
-    /// <summary>The NuGet package that brought the library: the managed API's, and whether it is the CUDA build.</summary>
+    /// <summary>The NuGet package that brought the native library: the CPU build or the CUDA build.</summary>
     public static string Package => CudaProvider.Library is null ? "Microsoft.ML.OnnxRuntime (CPU)"
         : "Microsoft.ML.OnnxRuntime.Gpu.Linux (CUDA)";
 
