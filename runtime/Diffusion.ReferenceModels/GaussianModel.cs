@@ -57,6 +57,12 @@ public sealed record GaussianModelSpec
     /// A fixed batch size for every input and the output (foreign exports often have one); null: dynamic.
     /// </summary>
     public int? FixedBatch { get; init; }
+    /// <summary>
+    /// A learned-variance model's v, the same for every value (−1: Σ = β̃, fixed_small's; +1: Σ = β, fixed_large's):
+    /// the output gains C channels of it after the prediction and the config says variance_type learned_range.
+    /// Null: a fixed variance, as the config names it.
+    /// </summary>
+    public float? LearnedVariance { get; init; }
 }
 
 /// <summary>
@@ -78,6 +84,7 @@ public static class GaussianModel
             SampleSize = [spec.Height, spec.Width],
             InChannels = c,
             NumClasses = spec.ClassMeans is null ? 0 : spec.ClassMeans.Length - 1,
+            VarianceType = spec.LearnedVariance is null ? spec.Config.VarianceType : "learned_range",
         };
         config.Validate("Gaussian model spec");
         var schedule = config.CreateSchedule();
@@ -134,8 +141,10 @@ public static class GaussianModel
             PredictionType.VPrediction => g.Sub(g.Mul(sqrtAb, eps), g.Mul(sqrtOneMinusAb, x0)),
             _ => throw new ArgumentOutOfRangeException(nameof(spec)),
         };
+        if (spec.LearnedVariance is float v) // [prediction | v] along the channels
+            output = g.Node("Concat", [output, g.Add(g.Mul(x, g.Scalar(0)), g.Scalar(v))], null, Attr.Int("axis", 1));
         if (spec.Float16) output = g.Cast(output, DataType.Float16);
-        g.Output(output, spec.OutputName, floatType, batch, c, height, width);
+        g.Output(output, spec.OutputName, floatType, batch, spec.LearnedVariance is null ? c : 2 * c, height, width);
 
         var model = new ModelBuilder(g).Doc("Closed-form denoiser of per-pixel Gaussian data (Diffusion for .NET " +
             "reference model).");

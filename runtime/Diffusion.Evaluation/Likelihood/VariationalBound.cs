@@ -45,7 +45,7 @@ public sealed record BoundResult(LikelihoodEstimate Total, double PriorBitsPerDi
 /// between the forward posterior N(μ̃_t(x_t, x₀), β̃_t) and the model's reverse kernel N(μ̃_t(x_t, x̂₀), Σ_t), and L_0
 /// the decoder: for 8-bit data the discretized Gaussian's mass on x₀'s bin, for continuous data its density. The
 /// model's Σ_t is the variance its config names (fixed_small: β̃_t, fixed_large: β_t; at t = 0 both use β̃₁, as
-/// improved-diffusion does, β̃₀ being 0). x_t is drawn once per (image, t) from the keyed noise; μ̃ − μ_θ =
+/// improved-diffusion does, β̃₀ being 0; learned_range: per value, from the network's v). x_t is drawn once per (image, t) from the keyed noise; μ̃ − μ_θ =
 /// c₁(x₀ − x̂₀) exactly, so each KL is computed without cancellation. Calls are batched across timesteps.
 /// </summary>
 public static class VariationalBound
@@ -109,7 +109,8 @@ public static class VariationalBound
             for (int k = 0; k < n; k++)
             {
                 var (image, t, weight) = slots[k];
-                double bits = Term(kernel, t, data.Image(image), x0.AsSpan(k * d, d), data.Discrete) * toBits;
+                var v = denoiser.LearnsVariance ? denoiser.VarianceValues.Slice(k * d, d) : default;
+                double bits = Term(kernel, t, data.Image(image), x0.AsSpan(k * d, d), v, data.Discrete) * toBits;
                 if (!double.IsFinite(bits))
                     throw new DiffusionException($"The bound's term at t = {t} of image {image} of '{data.Source}' " +
                         $"is {bits}: the model's x̂₀ is not finite there.");
@@ -134,22 +135,29 @@ public static class VariationalBound
     /// <summary>
     /// The bound's term at t for an image x₀ whose denoised estimate from x_t is x̂₀, in nats: t = 0, the decoder's
     /// −log p(x₀ | x₁) (the mass of x₀'s 8-bit bins when <paramref name="discrete"/>, else the density); t ≥ 1,
-    /// KL(N(μ̃, β̃_t) ‖ N(μ_θ, Σ_t)) with μ̃ − μ_θ = c₁(x₀ − x̂₀).
+    /// KL(N(μ̃, β̃_t) ‖ N(μ_θ, Σ_t)) with μ̃ − μ_θ = c₁(x₀ − x̂₀). Σ_t is the kernel's fixed variance, or per value the
+    /// learned one the network's <paramref name="v"/> gives (empty: fixed).
     /// </summary>
     private static double Term(ReverseKernels kernel, int t, ReadOnlySpan<float> x0, ReadOnlySpan<float> x0Hat,
-        bool discrete)
+        ReadOnlySpan<float> v, bool discrete)
     {
-        double sum = 0, lv = kernel.LogVariance(t);
+        double sum = 0, fixedLv = kernel.LogVariance(t);
+        bool learned = !v.IsEmpty;
         if (t == 0)
         {
             // the decoder's mean is μ̃₀ = x̂₀ (c₁ = 1, c₂ = 0 at t = 0)
             for (int i = 0; i < x0.Length; i++)
+            {
+                double lv = learned ? kernel.LearnedLogVariance(0, v[i]) : fixedLv;
                 sum -= discrete ? GaussianTerms.DiscretizedLogLikelihood(x0[i], x0Hat[i], lv)
                     : GaussianTerms.LogDensity(x0[i], x0Hat[i], lv);
+            }
             return sum;
         }
         double c1 = kernel.MeanOnSample(t), lq = kernel.LogPosteriorVariance(t);
-        for (int i = 0; i < x0.Length; i++) sum += GaussianTerms.NormalKl(c1 * x0[i], lq, c1 * x0Hat[i], lv);
+        for (int i = 0; i < x0.Length; i++)
+            sum += GaussianTerms.NormalKl(c1 * x0[i], lq, c1 * x0Hat[i],
+                learned ? kernel.LearnedLogVariance(t, v[i]) : fixedLv);
         return sum;
     }
 

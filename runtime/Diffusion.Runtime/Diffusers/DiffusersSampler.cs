@@ -42,7 +42,10 @@ public sealed class DiffusersSampler : ISampler
         return s.Unsupported is not null ? null : s.Family switch
         {
             DiffusersFamily.Ddim => new Ddim { Target = PreviousLevel(s.SetAlphaToOne) },
-            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType == "fixed_large")
+            DiffusersFamily.Ddpm => new Ddpm(fixedLarge: s.VarianceType switch
+            {
+                "fixed_large" => true, "learned_range" => null, _ => false,
+            })
             {
                 Target = PreviousLevel(setAlphaToOne: true),
             },

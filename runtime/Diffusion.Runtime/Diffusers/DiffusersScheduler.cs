@@ -194,8 +194,8 @@ public sealed record DiffusersScheduler
                 break;
             case "DDPMScheduler":
                 if (Text("variance_type") is { } variance
-                    && variance is not ("fixed_small" or "fixed_small_log" or "fixed_large"))
-                    problems.Add($"variance_type '{variance}' (fixed_small and fixed_large are)");
+                    && variance is not ("fixed_small" or "fixed_small_log" or "fixed_large" or "learned_range"))
+                    problems.Add($"variance_type '{variance}' (fixed_small, fixed_large and learned_range are)");
                 break;
             case "DDIMScheduler" or "EulerDiscreteScheduler" or "EulerAncestralDiscreteScheduler"
                 or "HeunDiscreteScheduler" or "LMSDiscreteScheduler":
@@ -218,8 +218,10 @@ public sealed record DiffusersScheduler
                     problems.Add("sde-dpmsolver++ other than order 2 midpoint");
                 if (Flag("use_lu_lambdas") || Flag("use_exponential_sigmas") || Flag("use_beta_sigmas"))
                     problems.Add("λ/exponential/beta σ grids");
+                // learned_range: the network's v channels follow its prediction and are left unread, as diffusers
+                // does
                 if (o["variance_type"] is JsonValue vt && vt.TryGetValue<string>(out var learned)
-                    && learned is not null)
+                    && learned is not (null or "learned_range"))
                     problems.Add($"variance_type '{learned}'");
                 if (algorithm == "sde-dpmsolver++" && Text("final_sigmas_type") is "sigma_min")
                     problems.Add("sde-dpmsolver++ with final_sigmas_type 'sigma_min'");

@@ -44,8 +44,15 @@ public sealed record DiffusionConfig
     public bool UseKarrasSigmas { get; init; }
     /// <summary>Offset added to leading timesteps.</summary>
     public int StepsOffset { get; init; }
-    /// <summary>DDPM posterior variance: fixed_small or fixed_large.</summary>
+    /// <summary>
+    /// The reverse kernel's variance Σ_t: fixed_small (β̃_t), fixed_large (β_t), or learned_range — the network also
+    /// outputs v ∈ [−1, 1] per value, C more channels after the prediction, and
+    /// Σ = exp(f log β_t + (1 − f) log β̃_t) with f = (v + 1)/2 (Nichol &amp; Dhariwal 2021, diffusers' learned_range).
+    /// </summary>
+    /// <seealso cref="LearnsVariance"/>
     public string VarianceType { get; init; } = "fixed_small";
+    /// <summary>Whether the network outputs v for a learned variance (variance_type learned_range).</summary>
+    public bool LearnsVariance => VarianceType == "learned_range";
     /// <summary>Image height and width.</summary>
     public int[]? SampleSize { get; init; }
     /// <summary>Image channels.</summary>
@@ -247,9 +254,9 @@ public sealed record DiffusionConfig
                 $"must grow with t. Swap them.");
         Wrap(() => PredictionTypes.Parse(PredictionType));
         Wrap(() => TimestepSpacings.Parse(TimestepSpacing));
-        if (VarianceType is not ("fixed_small" or "fixed_large"))
+        if (VarianceType is not ("fixed_small" or "fixed_large" or "learned_range"))
             throw new DiffusionException($"{source}: variance_type '{VarianceType}' is not supported; expected " +
-                $"fixed_small or fixed_large.");
+                $"fixed_small, fixed_large or learned_range.");
         if (SampleSize is { } s && (s.Length != 2 || s[0] is <= 0 or > MaxSide || s[1] is <= 0 or > MaxSide))
             throw new DiffusionException($"{source}: sample_size must be two sides in " +
                 $"1…{MaxSide}, found [{string.Join(",", s)}].");

@@ -46,6 +46,11 @@ public sealed class DiffusionModel : IDisposable
     public int Height { get; }
     /// <summary>Image width W.</summary>
     public int Width { get; }
+    /// <summary>
+    /// The output's channels: C, and 2C for a learned variance (the prediction, then v: see
+    /// <see cref="DiffusionConfig.VarianceType"/>).
+    /// </summary>
+    public int OutputChannels => Config.LearnsVariance ? 2 * Channels : Channels;
     /// <summary>C·H·W, the values of one image.</summary>
     public int ImageSize => Channels * Height * Width;
     /// <summary>The image shape [C, H, W] of the config (or the graph).</summary>
@@ -216,10 +221,17 @@ public sealed class DiffusionModel : IDisposable
                 $"are {(long)Channels * Height * Width:N0} values; at most " +
                     $"{DiffusionConfig.MaxImageValues:N0} per image.");
         FixedBatch = dims[0] > 0 ? dims[0] : null;
-        for (int k = 1; k < 4; k++)
+        for (int k = 2; k < 4; k++)
             if (output.Dimensions[k] > 0 && output.Dimensions[k] != dims[k] && dims[k] > 0)
                 throw new DiffusionException($"Model '{source}': output '{OutputName}' {Describe(output)} does not " +
                     $"match input '{SampleInput}' {Describe(sample)}.");
+        int outputChannels = config.LearnsVariance ? 2 * Channels : Channels;
+        if (output.Dimensions[1] > 0 && output.Dimensions[1] != outputChannels)
+            throw new DiffusionException($"Model '{source}': output '{OutputName}' {Describe(output)} has " +
+                $"{output.Dimensions[1]} channels, but the config's variance_type {config.VarianceType} with " +
+                $"{Channels} image channels needs {outputChannels}" + (config.LearnsVariance
+                    ? " (the prediction, then v)." : output.Dimensions[1] == 2 * Channels
+                    ? "; a model that also outputs its variance needs variance_type learned_range." : "."));
         Schedule = config.CreateSchedule();
     }
 

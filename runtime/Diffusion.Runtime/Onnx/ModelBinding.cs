@@ -27,15 +27,15 @@ internal sealed unsafe class ModelBinding : IDisposable
     private readonly float[]? _sampleStaging, _outputStaging; // their float32 sides (pinned; kept alive here)
     private readonly void* _timestep;
     private readonly (ConditioningInput Input, IntPtr Buffer, int EntrySize)[] _conditioning;
-    private readonly int _values;
+    private readonly int _values, _outputValues;
     private readonly TensorCopy? _toDevice, _fromDevice;
     private readonly CancellationTokenRegistration _cancelRegistration, _closingRegistration;
     private int _disposed;
 
     /// <summary>x_t values fed to the network, [B,C,H,W].</summary>
     public Span<float> Sample => new(_sample, _values);
-    /// <summary>The network's output, [B,C,H,W].</summary>
-    public Span<float> Output => new(_output, _values);
+    /// <summary>The network's output, [B,C,H,W] ([B,2C,H,W] with a learned variance: the prediction, then v).</summary>
+    public Span<float> Output => new(_output, _outputValues);
     /// <summary>Whether device twins are bound and copied around each run.</summary>
     public bool Staged => _toDevice is not null;
     /// <summary>Network batch size B.</summary>
@@ -62,6 +62,7 @@ internal sealed unsafe class ModelBinding : IDisposable
         _model = model;
         Batch = batch;
         _values = batch * shape.Size;
+        _outputValues = batch * model.OutputChannels * shape.Height * shape.Width;
         long[] imageShape = [batch, shape.Channels, shape.Height, shape.Width];
         _run = new RunOptions();
         _conditioning = new (ConditioningInput, IntPtr, int)[model.ConditioningInputs.Count];
@@ -96,7 +97,7 @@ internal sealed unsafe class ModelBinding : IDisposable
             if (model.SampleElementType == TensorElementType.Float16)
             {
                 _sampleHalf = (Half*)sample;
-                _sample = Staging(out _sampleStaging);
+                _sample = Staging(out _sampleStaging, _values);
             }
             else _sample = (float*)sample;
             _timestep = (void*)Bind(model.TimestepInput, model.TimestepShape(batch), model.TimestepElementType,
@@ -108,12 +109,12 @@ internal sealed unsafe class ModelBinding : IDisposable
                 _conditioning[k] = (c, Bind(c.Name, dims, c.ElementType, input: true).Pointer,
                     entryShapes[k].Aggregate(1, (a, v) => a * v));
             }
-            var (hostOutput, boundOutput, output) = Bind(model.OutputName, imageShape, model.OutputElementType,
-                input: false);
+            var (hostOutput, boundOutput, output) = Bind(model.OutputName,
+                [batch, model.OutputChannels, shape.Height, shape.Width], model.OutputElementType, input: false);
             if (model.OutputElementType == TensorElementType.Float16)
             {
                 _outputHalf = (Half*)output;
-                _output = Staging(out _outputStaging);
+                _output = Staging(out _outputStaging, _outputValues);
             }
             else _output = (float*)output;
             if (device is not null)
@@ -131,9 +132,9 @@ internal sealed unsafe class ModelBinding : IDisposable
     }
 
     /// <summary>A float32 buffer of the batch, pinned for the binding's life (the float16 graph's side).</summary>
-    private float* Staging(out float[] array)
+    private static float* Staging(out float[] array, int values)
     {
-        array = GC.AllocateArray<float>(_values, pinned: true);
+        array = GC.AllocateArray<float>(values, pinned: true);
         return (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
     }
 
@@ -247,7 +248,8 @@ internal sealed unsafe class ModelBinding : IDisposable
             _toDevice?.Run();
             _model.Session.RunWithBinding(_run, _io!);
             _fromDevice?.Run();
-            if (_outputHalf != null) TensorPrimitives.ConvertToSingle(new Span<Half>(_outputHalf, _values), Output);
+            if (_outputHalf != null)
+                TensorPrimitives.ConvertToSingle(new Span<Half>(_outputHalf, _outputValues), Output);
         }
         catch (OnnxRuntimeException) when (_model.IsDisposed)
         {

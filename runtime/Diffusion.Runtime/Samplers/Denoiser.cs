@@ -27,6 +27,8 @@ public sealed class Denoiser : IDisposable
     private readonly NoiseLevel[] _uniform;
     private readonly double[] _timesteps;
     private readonly PredictionType _prediction;
+    // a learned variance: the network's prediction part of each image, compacted, and the conditional v
+    private readonly float[] _predictionPart, _variance;
 
     /// <summary>Images per call.</summary>
     public int BatchSize { get; }
@@ -75,11 +77,24 @@ public sealed class Denoiser : IDisposable
         _uniform = new NoiseLevel[batchSize];
         _timesteps = new double[_binding.Batch];
         _prediction = model.Config.Prediction;
+        bool learned = model.Config.LearnsVariance;
+        _predictionPart = learned ? new float[_binding.Batch * ImageSize] : [];
+        _variance = learned ? new float[batchSize * ImageSize] : [];
         SetImages(0);
     }
 
     /// <summary>The image shape [C,H,W] the network is run at.</summary>
     public ImageShape Shape { get; }
+
+    /// <summary>Whether the network also outputs v, a learned variance (variance_type learned_range).</summary>
+    public bool LearnsVariance => _variance.Length > 0;
+
+    /// <summary>
+    /// v of the last call, per value of each image [BatchSize, C, H, W] (under guidance the conditional side's, as
+    /// diffusers takes it): the reverse kernel's variance is Σ = exp(f log β + (1 − f) log β̃) with f = (v + 1)/2.
+    /// Empty unless <see cref="LearnsVariance"/>.
+    /// </summary>
+    public ReadOnlySpan<float> VarianceValues => _variance;
 
     /// <summary>
     /// Binds the conditioning of images <paramref name="firstImage"/>… of the generation (a conditioning tensor's entry
@@ -210,17 +225,29 @@ public sealed class Denoiser : IDisposable
         _binding.SetTimesteps(_timesteps);
         _binding.Run(_cancellation);
 
-        Span<float> output = _guided ? _guidedOutput : _binding.Output;
+        // [prediction | v] per image with a learned variance: the predictions side by side, v of the conditional side
+        Span<float> raw = _binding.Output;
+        if (LearnsVariance)
+        {
+            for (int j = 0; j < _binding.Batch; j++)
+            {
+                raw.Slice(2 * j * ImageSize, ImageSize).CopyTo(_predictionPart.AsSpan(j * ImageSize));
+                if (j < BatchSize)
+                    raw.Slice((2 * j + 1) * ImageSize, ImageSize).CopyTo(_variance.AsSpan(j * ImageSize));
+            }
+            raw = _predictionPart;
+        }
+        Span<float> output = _guided ? _guidedOutput : raw;
         if (_guided)
         {
             // ε̂ = ε̂_∅ + w·(ε̂_c − ε̂_∅): the first half of the network batch is conditional, the second
             // unconditional.
-            var cond = _binding.Output[..n];
-            var uncond = _binding.Output.Slice(n, n);
+            var cond = raw[..n];
+            var uncond = raw.Slice(n, n);
             TensorPrimitives.Subtract(cond, uncond, output);
             TensorPrimitives.MultiplyAdd((ReadOnlySpan<float>)output, _guidance, uncond, output);
         }
-        CheckOutputFinite(_binding.Output, output, levels);
+        CheckOutputFinite(raw, output, levels);
 
         for (int i = 0; i < BatchSize; i++)
         {
@@ -315,6 +342,10 @@ public sealed class Denoiser : IDisposable
                     $"timestep {levels[image].Timestep:0.###}) from finite inputs. The sampling was stopped rather " +
                 "than writing a broken image; check the model file.");
         }
+        if (FirstNonFinite(_variance) is var v and >= 0)
+            throw new DiffusionException($"Model '{_model.Source}' returned {_variance[v]} as its variance (v of image " +
+                $"{v / ImageSize} of the batch, timestep {levels[v / ImageSize].Timestep:0.###}); the sampling was " +
+                "stopped.");
         if (FirstNonFinite(output) is var guided and >= 0)
             throw new DiffusionException($"Classifier-free guidance at weight {_guidance} overflowed to " +
                 $"{output[guided]} (image {guided / ImageSize} of the batch); use a lower weight.");
