@@ -11,21 +11,21 @@ namespace Diffusion.Trainer.Tests;
 [Collection(DefaultGenerator.Name)]
 public class ExportParityTests
 {
-    public static TheoryData<int, bool, bool> Cases => new()
+    public static TheoryData<int, bool, bool, bool> Cases => new()
     {
-        { 1, false, false }, { 5, false, false }, { 1, true, false }, { 5, true, false },
-        { 1, false, true }, { 5, true, true },
+        { 1, false, false, false }, { 5, false, false, false }, { 1, true, false, false }, { 5, true, false, false },
+        { 1, false, true, false }, { 5, true, true, false }, { 5, true, true, true },
     };
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Onnx_export_matches_torchsharp(int batch, bool conditional, bool scaleShift)
+    public void Onnx_export_matches_torchsharp(int batch, bool conditional, bool scaleShift, bool learnSigma)
     {
         var config = new UNetConfig
         {
             BaseChannels = 16, ChannelMults = [1, 2, 2], ResBlocks = 1, AttentionResolutions = [7],
             NumClasses = conditional ? 3 : 0, Dropout = 0.3,
-            ScaleShift = scaleShift,
+            ScaleShift = scaleShift, LearnSigma = learnSigma,
         };
         random.manual_seed(3);
         using var net = new UNet(config);
@@ -54,6 +54,10 @@ public class ExportParityTests
         var actual = outputs[0].GetTensorDataAsSpan<float>().ToArray();
         foreach (var v in inputs.Values) v.Dispose();
         Assert.Equal(expected.Length, actual.Length);
+        Assert.Equal(batch * config.OutChannels * 28 * 28, actual.Length);
+        // the runtime reads a learned variance's export as such: 2C channels, variance_type learned_range
+        using (var model = DiffusionModel.Load(onnx, "unet.onnx"))
+            Assert.Equal((learnSigma, config.OutChannels), (model.Config.LearnsVariance, model.OutputChannels));
         double worst = expected.Zip(actual, (a, b) => Math.Abs(a - b)).Max();
         Assert.True(worst <= 1e-4, $"max |Δ| = {worst}");
         Assert.True(expected.Select(Math.Abs).Max() > 0.01, "the output should not be trivially zero");

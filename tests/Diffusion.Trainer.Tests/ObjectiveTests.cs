@@ -1,3 +1,6 @@
+using Diffusion.Runtime;
+using Diffusion.Runtime.Generation;
+using Diffusion.Evaluation.Likelihood;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
@@ -59,6 +62,63 @@ public class ObjectiveTests
     }
 
     [Theory]
+    [InlineData(PredictionType.Epsilon)]
+    [InlineData(PredictionType.VPrediction)]
+    [InlineData(PredictionType.Sample)]
+    public void The_learned_variance_bound_term_is_the_runtimes_per_value(PredictionType prediction)
+    {
+        // The hybrid loss's L_t against the variational bound's own terms (Diffusion.Evaluation, in double precision,
+        // its Gaussian CDF from MathNet): KL for t ≥ 1, the discretized decoder at t = 0, Σ from v.
+        var schedule = NoiseSchedule.Create(BetaScheduleKind.Linear, 1000, 1e-4, 0.02);
+        using var objective = new DiffusionObjective(schedule, prediction, LossWeighting.Simple, 5, 0, 0, CPU);
+        var kernels = new ReverseKernels(schedule);
+        using var scope = NewDisposeScope();
+        using var g = new Generator(11);
+        long[] steps = [0, 1, 250, 999, 0];
+        int b = steps.Length, d = 2 * 4 * 4;
+        // 8-bit data, the outermost bins included
+        var x0 = (randint(0, 256, [b, 2, 4, 4], generator: g).to_type(ScalarType.Float32) / 127.5f - 1);
+        x0[0, 0, 0, 0] = tensor(-1f);
+        x0[4, 1, 3, 3] = tensor(1f);
+        var t = tensor(steps);
+        var xt = objective.QSample(x0, t, randn([b, 2, 4, 4], generator: g));
+        // x̂₀ within a few σ of x₀ (at t = 0 the decoder's σ is about 0.01, and a mass under 1e-12 is floored there, as
+        // in improved-diffusion), in the network's own terms
+        var x0Hat = x0 + randn([b, 2, 4, 4], generator: g) * 0.01f;
+        var alpha = objective.SqrtAlphaBar(t).reshape(b, 1, 1, 1);
+        var sigma = (1 - alpha.square()).sqrt();
+        var output = prediction switch
+        {
+            PredictionType.Epsilon => (xt - alpha * x0Hat) / sigma, PredictionType.Sample => x0Hat,
+            _ => (alpha * xt - x0Hat) / sigma,
+        };
+        var v = rand([b, 2, 4, 4], generator: g) * 3 - 1.5f;
+        var bits = objective.BoundTerm(x0, xt, t, output, v).data<float>().ToArray();
+        var (x, xs, o, vs) = (x0.data<float>().ToArray(), xt.data<float>().ToArray(), output.data<float>().ToArray(),
+            v.data<float>().ToArray());
+        for (int i = 0; i < b; i++)
+        {
+            int step = (int)steps[i];
+            double a = Math.Sqrt(schedule.AlphasCumprod[step]), s = Math.Sqrt(1 - schedule.AlphasCumprod[step]);
+            double nats = 0;
+            for (int k = i * d; k < (i + 1) * d; k++)
+            {
+                double hat = prediction switch
+                {
+                    PredictionType.Epsilon => (xs[k] - s * o[k]) / a, PredictionType.Sample => o[k],
+                    _ => a * xs[k] - s * o[k],
+                };
+                double lv = kernels.LearnedLogVariance(step, vs[k]), c1 = kernels.MeanOnSample(step);
+                nats += step == 0 ? -GaussianTerms.DiscretizedLogLikelihood(x[k], hat, lv)
+                    : GaussianTerms.NormalKl(c1 * x[k], kernels.LogPosteriorVariance(step), c1 * hat, lv);
+            }
+            double expected = nats / d / Math.Log(2);
+            Assert.True(Math.Abs(bits[i] - expected) <= 1e-4 * Math.Max(1, Math.Abs(expected)),
+                $"t = {step}: {bits[i]} bits/dim, the runtime's {expected}");
+        }
+    }
+
+    [Theory]
     [InlineData("epsilon", LossWeighting.Simple)]
     [InlineData("v_prediction", LossWeighting.MinSnr)]
     [InlineData("sample", LossWeighting.Snr)]
@@ -78,6 +138,42 @@ public class ObjectiveTests
         using var model = DiffusionModel.Load(run.ExportOnnx(), "exported");
         Assert.Equal(prediction, model.Config.PredictionType);
         Assert.Equal("cosine", model.Config.BetaSchedule);
+    }
+
+    [Fact]
+    public void A_learned_variance_trains_with_the_hybrid_loss_and_exports_as_learned_range()
+    {
+        var data = Datasets.Open("fashion-mnist-test").Take(64);
+        var config = new TrainConfig
+        {
+            Steps = 6, Batch = 8, SampleEvery = 0, CheckpointEvery = 100, LearningRate = 1e-3, WarmupSteps = 0,
+            Diffusion = new DiffusionConfig { PredictionType = "v_prediction", BetaSchedule = "cosine" },
+            Net = new UNetConfig
+            {
+                BaseChannels = 8, ChannelMults = [1, 2], ResBlocks = 1, AttentionResolutions = [], LearnSigma = true,
+            },
+        };
+        using var run = TrainingRun.Start(config, TestFolders.Reserve("learn-sigma"), data);
+        run.Run();
+        Assert.All(run.Losses, l => Assert.True(double.IsFinite(l.Loss) && l.Loss > 0));
+        using var model = DiffusionModel.Load(run.ExportOnnx(), "exported");
+        Assert.Equal(("learned_range", 2), (model.Config.VarianceType, model.OutputChannels));
+        // the runtime samples and bounds with its v
+        var images = new ImageGenerator(model).Generate(new GenerationRequest
+        {
+            Sampler = "ddpm", Steps = 5, Count = 2, BatchSize = 2,
+        }).Images;
+        Assert.All(images, x => Assert.True(float.IsFinite(x)));
+        var test = Datasets.Open("fashion-mnist-test").Take(4);
+        var pixels = test.Pixels.Take(4 * test.ImageSize).Select(Pixels.ToModel).ToArray();
+        var bound = VariationalBound.Evaluate(model, new LikelihoodData(pixels, 4, model.Shape, Discrete: true, "test"),
+            new BoundOptions { SampledTimesteps = 5, BatchSize = 24 });
+        Assert.True(double.IsFinite(bound.Total.BitsPerDim) && bound.Total.BitsPerDim > 0);
+        // a learned_range config for a network without v is refused at the start, naming the option
+        Assert.Contains("--learn-sigma", Assert.Throws<DiffusionArgumentException>(() => (config with
+        {
+            Diffusion = config.Diffusion with { VarianceType = "learned_range" },
+        }).Validate()).Message);
     }
 
     [Fact]

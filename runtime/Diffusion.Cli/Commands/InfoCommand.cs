@@ -60,14 +60,16 @@ public static class InfoCommand
         foreach (var (name, meta) in m.Session.InputMetadata)
             io.AddPlainRow("input", name, DiffusionModel.Describe(meta), Role(m, name));
         foreach (var (name, meta) in m.Session.OutputMetadata)
-            io.AddPlainRow("output", name, DiffusionModel.Describe(meta), name == m.OutputName ? "model_output"
-                : "");
+            io.AddPlainRow("output", name, DiffusionModel.Describe(meta), name != m.OutputName ? ""
+                : m.Config.LearnsVariance ? "model_output, then v (learned variance)" : "model_output");
         console.Ansi.Write(io);
         var c = m.Config;
         var config = new Table().AddColumns("config", "value");
         config.AddPlainRow("source", m.ConfigSource);
         config.AddPlainRow("image", $"{m.Channels}×{m.Height}×{m.Width}");
         config.AddPlainRow("prediction_type", c.PredictionType);
+        config.AddPlainRow("variance_type", c.LearnsVariance
+            ? "learned_range: Σ = exp(f log β + (1 − f) log β̃), f = (v + 1)/2, from the network's v" : c.VarianceType);
         config.AddPlainRow("schedule",
             $"{c.BetaSchedule}, T = {c.NumTrainTimesteps}, β ∈ " +
                 $"[{c.BetaStart}, {c.BetaEnd}]{(c.RescaleBetasZeroSnr ? ", zero terminal SNR" : "")}");

@@ -73,6 +73,12 @@ internal sealed class TrainOptions
         Description = "Condition each residual block by scaling and shifting its second norm with the time/class "
             + "embedding (AdaGN, Dhariwal & Nichol 2021) instead of adding it.",
     };
+    public Option<bool> LearnSigma { get; } = new("--learn-sigma")
+    {
+        Description = "Learn the reverse variance too (Nichol & Dhariwal 2021): the network outputs v for " +
+            "Σ = exp(f log β + (1 − f) log β̃), f = (v + 1)/2, trained with the hybrid loss L_simple + 0.001 L_vlb " +
+                "(the mean held fixed in L_vlb); exported with variance_type learned_range.",
+    };
     public Option<double> Dropout { get; } = new("--dropout")
     {
         Description = "Dropout in residual blocks.", DefaultValueFactory = _ => Defaults.Net.Dropout,
@@ -179,7 +185,7 @@ internal sealed class TrainOptions
         Data, Size, Out, Steps, Batch, LearningRate, Warmup, Channels, Mults, ResBlocks, Attention, Dropout, Prediction,
         Schedule, Timesteps, Weighting, MinSnrGamma, LabelDropout, Unconditional, Ema, GradClip, Seed, Device, Threads,
         Limit, Flip, CheckpointEvery, SampleEvery, Resume, Processes, ZeroTerminalSnr, TimeLimit, DecaySteps,
-        Precision, ScaleShift,
+        Precision, ScaleShift, LearnSigma,
     ];
 
     /// <summary>The options a resumed run takes (the rest of its config is the saved one).</summary>
@@ -205,6 +211,7 @@ internal sealed class TrainOptions
             AttentionResolutions = Ints(p.GetValue(Attention)!, Attention.Name),
             Dropout = p.GetValue(Dropout),
             ScaleShift = p.GetValue(ScaleShift),
+            LearnSigma = p.GetValue(LearnSigma),
         },
         Conditional = !p.GetValue(Unconditional),
         Diffusion = new DiffusionConfig

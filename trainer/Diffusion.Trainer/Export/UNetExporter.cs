@@ -15,9 +15,13 @@ public static class UNetExporter
     public static byte[] ToOnnx(UNet net, DiffusionConfig config)
     {
         var c = net.Config;
+        if (config.LearnsVariance && !c.LearnSigma)
+            throw new DiffusionException("export config: variance_type learned_range needs a network trained with " +
+                "--learn-sigma (it outputs v).");
         config = config with
         {
             SampleSize = [c.ImageSize, c.ImageSize], InChannels = c.InChannels, NumClasses = c.NumClasses,
+            VarianceType = c.LearnSigma ? "learned_range" : config.VarianceType,
         };
         config.Validate("export config");
         var g = new GraphBuilder("unet");
@@ -26,12 +30,13 @@ public static class UNetExporter
         var t = g.Input("timestep", OnnxEmitter.Float, "batch");
         Value? labels = c.NumClasses > 0 ? g.Input("class_labels", Onnx.TensorProto.Types.DataType.Int64, "batch")
             : null;
-        g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.InChannels, c.ImageSize,
+        g.Output(net.Export(e, x, t, labels), "model_output", OnnxEmitter.Float, "batch", c.OutChannels, c.ImageSize,
             c.ImageSize);
         return new ModelBuilder(g)
             .Doc($"Diffusion for .NET UNet: base {c.BaseChannels}, " +
                 $"mults {string.Join(",", c.ChannelMults)}, {c.ResBlocks} res blocks, attention " +
-                    $"at {string.Join(",", c.AttentionResolutions)}{(c.ScaleShift ? ", scale-shift conditioning" : "")}.")
+                    $"at {string.Join(",", c.AttentionResolutions)}{(c.ScaleShift ? ", scale-shift conditioning" : "")}" +
+                $"{(c.LearnSigma ? ", learned variance" : "")}.")
             .Metadata(DiffusionConfig.MetadataKey, config.ToJson())
             .ToBytes();
     }

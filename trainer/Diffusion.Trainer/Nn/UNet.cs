@@ -33,6 +33,15 @@ public sealed record UNetConfig
     /// shift instead of being added to its features (Dhariwal &amp; Nichol 2021). Off: the additive blocks of Ho et al.
     /// </summary>
     public bool ScaleShift { get; init; }
+    /// <summary>
+    /// A learned variance (Nichol &amp; Dhariwal 2021): the network also outputs v, C more channels after its
+    /// prediction, for Σ = exp(f log β + (1 − f) log β̃), f = (v + 1)/2; exported with variance_type learned_range and
+    /// trained with the hybrid loss.
+    /// </summary>
+    public bool LearnSigma { get; init; }
+
+    /// <summary>The output's channels: the prediction's C, and C more for v with <see cref="LearnSigma"/>.</summary>
+    public int OutChannels => LearnSigma ? 2 * InChannels : InChannels;
 
     /// <summary>The widest level a UNet may have (BaseChannels × a multiplier).</summary>
     public const int MaxWidth = 8192;
@@ -199,7 +208,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor?, Tensor>
             }
         }
         norm_out = Layers.GroupNorm(groups, width);
-        conv_out = ResBlock.ZeroInit(nn.Conv2d(width, config.InChannels, 3, padding: 1));
+        conv_out = ResBlock.ZeroInit(nn.Conv2d(width, config.OutChannels, 3, padding: 1));
 
         register_module("time_embedding", time_embedding);
         if (class_embedding is not null) register_module("class_embedding", class_embedding);

@@ -102,6 +102,8 @@ public sealed record TrainConfig
         Check(c.SampleEvery >= 0, nameof(c.SampleEvery), $"expected 0 (never) or more steps, got {c.SampleEvery}.");
         Check(c.Limit >= 0, nameof(c.Limit), $"expected 0 (all) or more images, got {c.Limit}.");
         Check(Enum.IsDefined(c.Weighting), nameof(c.Weighting), $"{(int)c.Weighting}: not a loss weighting.");
+        Check(!c.Diffusion!.LearnsVariance, nameof(c.Diffusion.VarianceType),
+            "learned_range is what a network trained with --learn-sigma exports; ask for that instead.");
     }
 }
 
