@@ -86,12 +86,20 @@ public static class SampleCommand
         if (ModelArguments.IsTextToImage(o.Model.PathOf(p)))
         {
             var pipeline = o.Model.LoadPipeline(p, ranks);
-            var size = new GenerationRequest { Width = p.GetValue(o.Width), Height = p.GetValue(o.Height) };
-            var pixels = pipeline.ImageShapeOf(size);
-            var latents = new ImageShape(pipeline.Unet.Channels, pixels.Height / pipeline.Factor,
-                pixels.Width / pipeline.Factor);
-            return new Target(pipeline, pixels, latents, pipeline.Index.Folder,
-                pipeline.Unet.Settings.Device.ToString(), null, pipeline);
+            try
+            {
+                var size = new GenerationRequest { Width = p.GetValue(o.Width), Height = p.GetValue(o.Height) };
+                var pixels = pipeline.ImageShapeOf(size);
+                var latents = new ImageShape(pipeline.Unet.Channels, pixels.Height / pipeline.Factor,
+                    pixels.Width / pipeline.Factor);
+                return new Target(pipeline, pixels, latents, pipeline.Index.Folder,
+                    pipeline.Unet.Settings.Device.ToString(), null, pipeline);
+            }
+            catch
+            {
+                pipeline.Dispose(); // a size the folder cannot make
+                throw;
+            }
         }
         var m = o.Model.Load(p, ranks);
         return new Target(new ImageGenerator(m), m.Shape, m.Shape, m.Source, m.Settings.Device.ToString(), m, m);

@@ -40,7 +40,7 @@ public static class ElfDependencies
         long phOffset = (long)BinaryPrimitives.ReadUInt64LittleEndian(header.AsSpan(32));
         int phSize = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(54));
         int phCount = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(56));
-        if (phSize < 56 || phOffset < 0) throw Bad("bad program header table");
+        if (phSize < 56 || phOffset < 0 || (long)phSize * phCount > 1 << 20) throw Bad("bad program header table");
         var table = ReadAt(file, phOffset, phSize * phCount) ?? throw Bad("program headers past the end of the file");
 
         var loads = new List<(ulong Address, ulong Size, ulong Offset)>();
