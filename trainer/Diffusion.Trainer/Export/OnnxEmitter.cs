@@ -15,6 +15,8 @@ public sealed class OnnxEmitter
 {
     // Layers by reference (Parameter wrappers are not stable: some layers hand out a new one on every access).
     private readonly Dictionary<nn.Module, string> _modules = new(ReferenceEqualityComparer.Instance);
+    // InstanceNormalization's unit scale and zero bias, one pair per group count.
+    private readonly Dictionary<long, (Value Scale, Value Bias)> _unitAffine = new();
 
     /// <summary>The graph under construction.</summary>
     public GraphBuilder G { get; }
@@ -72,17 +74,20 @@ public sealed class OnnxEmitter
     }
 
     /// <summary>
-    /// nn.GroupNorm: reshape to [B, G, −1], normalise with the biased variance, reshape back, per-channel affine (opset
-    /// 17 has no GroupNormalization).
+    /// nn.GroupNorm: reshape to [B, G, −1], InstanceNormalization over each group (unit scale, zero bias: the biased
+    /// variance, as GroupNorm's), reshape back, per-channel affine. Opset 17 has no GroupNormalization; ONNX Runtime
+    /// runs InstanceNormalization as one kernel where the ReduceMean/Sub/Mul/Sqrt/Div chain took seven (the form
+    /// PyTorch's exporter writes, too).
     /// </summary>
     public Value GroupNorm(GroupNorm norm, Value x)
     {
-        var grouped = G.Reshape(x, 0, norm.num_groups, -1);
-        var mean = G.Node("ReduceMean", [grouped], null, Attr.Ints("axes", 2), Attr.Int("keepdims", 1));
-        var centered = G.Sub(grouped, mean);
-        var variance = G.Node("ReduceMean", [G.Mul(centered, centered)], null, Attr.Ints("axes", 2),
-            Attr.Int("keepdims", 1));
-        var normed = G.Div(centered, G.Sqrt(G.Add(variance, G.Scalar((float)norm.eps))));
+        long groups = norm.num_groups;
+        if (!_unitAffine.TryGetValue(groups, out var unit))
+            _unitAffine[groups] = unit = (G.Constant(Enumerable.Repeat(1f, (int)groups).ToArray(), groups),
+                G.Constant(new float[groups], groups));
+        var grouped = G.Reshape(x, 0, groups, -1);
+        var normed = G.Node("InstanceNormalization", [grouped, unit.Scale, unit.Bias], null,
+            Attr.Float("epsilon", (float)norm.eps));
         var restored = G.Node("Reshape", [normed, G.Node("Shape", [x])]);
         if (!norm.affine) return restored;
         long channels = norm.weight!.shape[0];
