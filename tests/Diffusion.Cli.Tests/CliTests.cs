@@ -243,6 +243,30 @@ public class CliTests
     }
 
     [Fact]
+    public void Bench_runtime_times_a_second_graph_beside_the_first_with_gflops_and_where_the_time_goes()
+    {
+        var gaussian = Cli.Commands.ModelArguments.GaussianModelPath;
+        var copy = Path.Combine(Fixtures.TempFolder(), "copy.onnx");
+        File.Copy(gaussian, copy);
+        var (code, output, error) = Run("bench-runtime", "--model", gaussian, "--versus", copy, "--batches", "1,4",
+            "--samplers", "ddim", "--steps", "2", "--repeat", "1", "--profile");
+        Assert.True(code == 0, error);
+        var flat = new string(output.Where(c => !char.IsWhiteSpace(c) && c is not ('│' or '─' or '┼' or '├' or '┤'
+            or '┌' or '┐' or '└' or '┘' or '┬' or '┴')).ToArray());
+        Assert.Contains("versus1", flat);
+        Assert.Contains("0.0e+0", flat); // the same graph: outputs equal
+        Assert.Contains("kernelsaswritten", flat);
+        Assert.Contains("FMApeakofthisCPU", flat);
+        Assert.Contains("versus1,batch4:kernels", flat); // a breakdown per model and batch
+        Assert.Contains("optype", flat);
+        Assert.Empty(Directory.GetFiles(".", "onnxruntime_profile_*")); // the profiles are read and removed
+        var (bad, _, badError) = Run("bench-runtime", "--versus", gaussian, "--batches", "1");
+        Assert.Equal(2, bad);
+        Assert.Contains("error: --versus:", badError);
+        Assert.Contains(gaussian, badError);
+    }
+
+    [Fact]
     public void The_native_library_is_the_packages_beside_the_app_and_devices_says_which_build_it_is()
     {
         var (code, output, error) = RunChild("info");

@@ -1,3 +1,4 @@
+using Diffusion.Evaluation.Benchmark;
 using Diffusion.Runtime.Generation;
 using System.CommandLine;
 using System.Diagnostics;
@@ -39,10 +40,22 @@ public static class BenchRuntimeCommand
         {
             Description = "Timed repetitions (the median is reported).", DefaultValueFactory = _ => 5,
         };
+        var versus = new Option<string[]>("--versus")
+        {
+            Description = "Another model file (same inputs; repeatable) whose bare Run is timed beside the first's, " +
+                "interleaved in the same run, with its outputs' largest difference: e.g. another exporter's graph " +
+                "of the same network.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Also print where a bare Run's time goes, per operator type (ONNX Runtime's profiler), at " +
+                "every batch size, for each model.",
+        };
         var command = new Command("bench-runtime",
             "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
         {
-            batches, samplers, steps, repeat,
+            batches, samplers, steps, repeat, versus, profile,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(() =>
@@ -72,12 +85,46 @@ public static class BenchRuntimeCommand
                 && m.SampleElementType == TensorElementType.Float && m.OutputElementType == TensorElementType.Float
                 && m.TimestepElementType is TensorElementType.Float or TensorElementType.Int64;
             var names = ParseList(p.GetValue(samplers)!, "--samplers");
+            // Another model file of the same network, timed beside the first with the same settings and inputs.
+            DiffusionModel Open(string path, Func<SessionSettings, SessionSettings> adjust) =>
+                ModelArguments.IsTextToImage(path)
+                    ? DiffusionModel.Load(path, new ModelOptions { Session = adjust(m.Settings) })
+                    : model.Load(p, path: path, adjust: adjust);
+            var graphs = new List<(string Label, DiffusionModel Model, string Path)> { ("model", m, model.PathOf(p)) };
+            using var others = new DisposableList<DiffusionModel>();
+            foreach (var (path, k) in (p.GetValue(versus) ?? []).Select((v, k) => (v, k)))
+            {
+                var other = others.Add(Open(path, s => s));
+                CheckSameInputs(m, other, path);
+                graphs.Add(($"versus {k + 1}", other, path));
+            }
+            int threads = m.Settings.IntraOpThreads == 0 ? Environment.ProcessorCount : m.Settings.IntraOpThreads;
+            double peak = m.Settings.Device.IsCuda ? double.NaN : FmaPeak.Measure(threads);
+            // The graph's own multiply-accumulates per image: one profiled run at batch 1 with ORT's optimisations
+            // off (fused or re-laid-out kernels would count padded channels), and how many kernels each form runs.
+            var written = graphs.Select(g => ProfileOf(Open, g.Path, conditions, 1, 1,
+                GraphOptimizationLevel.ORT_DISABLE_ALL, cancellation)).ToList();
+            var optimised = graphs.Select(g => ProfileOf(Open, g.Path, conditions, 1, 1, null, cancellation)).ToList();
             var watch = Stopwatch.StartNew();
             var table = new Table().AddColumns("batch", "sampler", "bare Run ms", "fresh-tensor ms", "loop ms/NFE",
                 "model ms/NFE", "loop / model", "loop / bare", "fresh / loop", "alloc B/step");
+            var network = new Table().AddColumns("batch", "graph", "bare Run ms", "images/s", "GFLOP/s",
+                "of FMA peak", "time / model's", "max |Δ| vs model");
+            var profiles = new List<(int Batch, string Label, GraphProfile Profile, double BareMs)>();
             foreach (var batch in sizes)
             {
-                double bare = BareRunMs(m, batch, conditions, n * reps, cancellation);
+                var (bare, difference) = BareRunMs(graphs.Select(g => g.Model).ToList(), batch, conditions, n, reps,
+                    cancellation);
+                for (int g = 0; g < graphs.Count; g++)
+                {
+                    double gflops = 2.0 * written[g].Macs * batch / (bare[g] / 1000) / 1e9;
+                    network.AddPlainRow(batch.ToString(), $"{graphs[g].Label} ({graphs[g].Path})", $"{bare[g]:0.000}",
+                        $"{batch / bare[g] * 1000:0.0}", $"{gflops:0.0}", double.IsNaN(peak) ? "—" : $"{gflops / peak:P1}",
+                        $"{bare[g] / bare[0]:0.000}", $"{difference[g]:0.0e+0}");
+                    if (p.GetValue(profile))
+                        profiles.Add((batch, graphs[g].Label, ProfileOf(Open, graphs[g].Path, conditions, batch,
+                            Math.Max(3, reps), null, cancellation), bare[g]));
+                }
                 double fresh = contract ? FreshTensorMs(m, batch, n * reps, cancellation) : double.NaN;
                 using var denoiser = new Denoiser(m, batch, conditions, cancellation: cancellation);
                 foreach (var name in names)
@@ -95,13 +142,21 @@ public static class BenchRuntimeCommand
                     long allocPerStep = (Run(sampler, longer).Allocated - Run(sampler, context).Allocated) / n;
                     console.Error.WriteLine($"bench-runtime: batch {batch}, {name}: {loopMs / calls:0.000} ms per " +
                         $"network evaluation ({watch.Elapsed.TotalSeconds:0} s so far)");
-                    table.AddPlainRow(batch.ToString(), name, $"{bare:0.000}", contract ? $"{fresh:0.000}" : "—",
+                    table.AddPlainRow(batch.ToString(), name, $"{bare[0]:0.000}", contract ? $"{fresh:0.000}" : "—",
                         $"{loopMs / calls:0.000}", $"{modelMs / calls:0.000}",
-                        $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare:0.000}",
+                        $"{loopMs / modelMs:0.000}", $"{loopMs / calls / bare[0]:0.000}",
                             contract ? $"{fresh / (loopMs / calls):0.00}" : "—", allocPerStep.ToString());
                 }
             }
             console.Ansi.Write(table);
+            console.Ansi.Write(network);
+            for (int g = 0; g < graphs.Count; g++)
+                console.Out.WriteLine($"{graphs[g].Label} {graphs[g].Path}: {written[g].Macs / 1e9:0.0000} GMAC " +
+                    $"({2 * written[g].Macs / 1e9:0.000} GFLOP) per image; {written[g].Nodes.Count} kernels as " +
+                    $"written, {optimised[g].Nodes.Count} after ONNX Runtime's optimisation");
+            console.Out.WriteLine(double.IsNaN(peak) ? "FMA peak: not measured on a CUDA device"
+                : $"FMA peak of this CPU: {peak:0.0} GFLOP/s float32 ({threads} threads, {FmaPeak.Unit})");
+            foreach (var (batch, label, graphProfile, bareMs) in profiles) Breakdown(console, batch, label, graphProfile, bareMs);
             if (pipeline is not null) Pipeline(console, pipeline, reps, cancellation);
             console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
                 $"of {reps}; device {m.Settings.Device}; intra-op " +
@@ -112,17 +167,126 @@ public static class BenchRuntimeCommand
     }
 
     /// <summary>
-    /// ms per call of InferenceSession.RunWithBinding on buffers bound once: the floor any sampling loop stands on.
-    /// Every input is a tensor of its own element type over a managed array (x_t filled, t = 500, the conditioning's
-    /// first entry in every row).
+    /// ms per call of InferenceSession.RunWithBinding on buffers bound once — the floor any sampling loop stands on —
+    /// for each model: the median of <paramref name="reps"/> blocks of <paramref name="calls"/> calls, the models'
+    /// blocks interleaved so that a drift of the machine's speed falls on all of them alike; and each output's largest
+    /// difference from the first model's on the same inputs.
     /// </summary>
-    private static double BareRunMs(DiffusionModel m, int batch, Runtime.Conditioning.Conditions conditions, int calls,
+    private static (double[] Ms, double[] MaxDifference) BareRunMs(IReadOnlyList<DiffusionModel> models, int batch,
+        Runtime.Conditioning.Conditions conditions, int calls, int reps, CancellationToken cancellation)
+    {
+        using var runs = new DisposableList<BoundRun>();
+        foreach (var m in models) runs.Add(new BoundRun(m, batch, conditions));
+        foreach (var run in runs) run.Ms(10, cancellation);
+        var times = runs.Select(_ => new List<double>()).ToList();
+        for (int r = 0; r < reps; r++)
+            for (int k = 0; k < runs.Count; k++) times[k].Add(runs[k].Ms(calls, cancellation));
+        var reference = runs[0].Output();
+        return ([.. times.Select(t => t.Order().ElementAt(t.Count / 2))],
+            [.. runs.Select(r => r.Output().Zip(reference, (a, b) => (double)Math.Abs(a - b)).Max())]);
+    }
+
+    /// <summary>
+    /// ONNX Runtime's profile of <paramref name="runs"/> bare runs at <paramref name="batch"/> after one warm-up, on a
+    /// session of its own (the model's settings, or with <paramref name="level"/> as its graph optimisation).
+    /// </summary>
+    private static GraphProfile ProfileOf(Func<string, Func<SessionSettings, SessionSettings>, DiffusionModel> open,
+        string path, Runtime.Conditioning.Conditions conditions, int batch, int runs, GraphOptimizationLevel? level,
         CancellationToken cancellation)
     {
-        var values = new List<OrtValue>();
-        OrtValue Tensor(TensorElementType type, long[] shape, Func<int, double> value)
+        var prefix = Path.Combine(Path.GetTempPath(), $"diffusion-profile-{Guid.NewGuid():N}");
+        string? file = null;
+        try
         {
-            // managed arrays, as the loop's own binding has them on the CPU
+            // Counting the graph as written: pre-packed weights would drop out of the profile's input shapes.
+            using var m = open(path, s => s with
+            {
+                ProfilePrefix = prefix, OptimizationLevel = level ?? s.OptimizationLevel,
+                ConfigEntries = level is null ? s.ConfigEntries
+                    : new Dictionary<string, string>(s.ConfigEntries) { ["session.disable_prepacking"] = "1" },
+            });
+            using (var run = new BoundRun(m, batch, conditions)) run.Ms(1 + runs, cancellation);
+            file = m.Session.EndProfiling();
+            return GraphProfile.Read(file, warmupRuns: 1);
+        }
+        finally
+        {
+            if (file is not null) File.Delete(file);
+        }
+    }
+
+    /// <summary>Where one bare Run's time goes, per operator type.</summary>
+    private static void Breakdown(CliConsole console, int batch, string label, GraphProfile profile, double bareMs)
+    {
+        var table = new Table().AddColumns("op type", "nodes", "ms per call", "share of kernels", "GFLOP/s");
+        foreach (var (op, nodes, ms, macs) in profile.ByOpType())
+            table.AddPlainRow(op, nodes.ToString(), $"{ms:0.000}", $"{ms / profile.KernelMs:P1}",
+                macs > 0 ? $"{2.0 * macs / (ms / 1000) / 1e9:0.0}" : "");
+        console.Out.WriteLine($"{label}, batch {batch}: kernels {profile.KernelMs:0.000} ms of a {bareMs:0.000} ms " +
+            $"bare Run (median of {profile.Runs} profiled runs; GFLOP/s of the optimised graph's own kernels)");
+        console.Ansi.Write(table);
+    }
+
+    /// <summary>A second model must take the first one's inputs for the same bound buffers.</summary>
+    private static void CheckSameInputs(DiffusionModel m, DiffusionModel other, string path)
+    {
+        string Describe(DiffusionModel x) => $"{x.Channels}×{x.Height}×{x.Width} '{x.SampleInput}' " +
+            $"({x.SampleElementType}), '{x.TimestepInput}' ({x.TimestepElementType}), " +
+            string.Join(", ", x.ConditioningInputs.Select(c => $"'{c.Name}' ({c.ElementType})")) +
+            $" → '{x.OutputName}' ({x.OutputElementType})";
+        if (Describe(m) != Describe(other))
+            throw new DiffusionArgumentException("--versus",
+                $"'{path}' takes {Describe(other)}; the model takes {Describe(m)}.");
+    }
+
+    /// <summary>
+    /// A session's inputs bound once to tensors of their own element types over managed arrays (x_t filled, t = 500,
+    /// the conditioning's first entry in every row) and its output to a buffer: a bare Run, timed.
+    /// </summary>
+    private sealed class BoundRun : IDisposable
+    {
+        private readonly DiffusionModel _m;
+        private readonly OrtIoBinding _binding;
+        private readonly RunOptions _run = new();
+        private readonly List<OrtValue> _values = [];
+        private readonly OrtValue _output;
+
+        public BoundRun(DiffusionModel m, int batch, Runtime.Conditioning.Conditions conditions)
+        {
+            _m = m;
+            _binding = m.Session.CreateIoBinding();
+            long[] shape = [batch, m.Channels, m.Height, m.Width];
+            _binding.BindInput(m.SampleInput, Tensor(m.SampleElementType, shape, i => i % 17 / 8.0 - 1));
+            _binding.BindInput(m.TimestepInput, Tensor(m.TimestepElementType, m.TimestepShape(batch), _ => 500));
+            foreach (var c in m.ConditioningInputs)
+            {
+                var t = conditions.Conditional[c.Name]!;
+                _binding.BindInput(c.Name, Tensor(c.ElementType, [batch, .. t.EntryShape.Select(d => (long)d)],
+                    i => t.IsInteger ? t.Integers(0)[i % t.EntrySize] : t.Floats(0)[i % t.EntrySize]));
+            }
+            _output = Tensor(m.OutputElementType, shape, _ => 0);
+            _binding.BindOutput(m.OutputName, _output);
+        }
+
+        /// <summary>The last run's output as float32.</summary>
+        public float[] Output() => _m.OutputElementType == TensorElementType.Float16
+            ? [.. _output.GetTensorDataAsSpan<Float16>().ToArray().Select(v => (float)v)]
+            : _output.GetTensorDataAsSpan<float>().ToArray();
+
+        /// <summary>ms per call over <paramref name="calls"/> calls.</summary>
+        public double Ms(int calls, CancellationToken cancellation)
+        {
+            var watch = Stopwatch.StartNew();
+            for (int i = 0; i < calls; i++)
+            {
+                _m.Session.RunWithBinding(_run, _binding);
+                cancellation.ThrowIfCancellationRequested();
+            }
+            return watch.Elapsed.TotalMilliseconds / calls;
+        }
+
+        private OrtValue Tensor(TensorElementType type, long[] shape, Func<int, double> value)
+        {
             int n = (int)shape.Aggregate(1L, (a, d) => a * d);
             var v = type switch
             {
@@ -135,35 +299,15 @@ public static class BenchRuntimeCommand
                 _ => OrtValue.CreateTensorValueFromMemory(Enumerable.Range(0, n).Select(i => (int)value(i)).ToArray(),
                     shape),
             };
-            values.Add(v);
+            _values.Add(v);
             return v;
         }
-        try
+
+        public void Dispose()
         {
-            long[] shape = [batch, m.Channels, m.Height, m.Width];
-            using var binding = m.Session.CreateIoBinding();
-            using var run = new RunOptions();
-            binding.BindInput(m.SampleInput, Tensor(m.SampleElementType, shape, i => i % 17 / 8.0 - 1));
-            binding.BindInput(m.TimestepInput, Tensor(m.TimestepElementType, m.TimestepShape(batch), _ => 500));
-            foreach (var c in m.ConditioningInputs)
-            {
-                var t = conditions.Conditional[c.Name]!;
-                binding.BindInput(c.Name, Tensor(c.ElementType, [batch, .. t.EntryShape.Select(d => (long)d)],
-                    i => t.IsInteger ? t.Integers(0)[i % t.EntrySize] : t.Floats(0)[i % t.EntrySize]));
-            }
-            binding.BindOutput(m.OutputName, Tensor(m.OutputElementType, shape, _ => 0));
-            for (int i = 0; i < 10; i++) m.Session.RunWithBinding(run, binding);
-            var watch = Stopwatch.StartNew();
-            for (int i = 0; i < calls; i++)
-            {
-                m.Session.RunWithBinding(run, binding);
-                cancellation.ThrowIfCancellationRequested();
-            }
-            return watch.Elapsed.TotalMilliseconds / calls;
-        }
-        finally
-        {
-            foreach (var v in values) v.Dispose();
+            _binding.Dispose();
+            _run.Dispose();
+            foreach (var v in _values) v.Dispose();
         }
     }
 
@@ -284,5 +428,20 @@ public static class BenchRuntimeCommand
         if (option == "--batches" && items.Any(i => !int.TryParse(i, out var b) || b <= 0))
             throw new DiffusionArgumentException(option, $"'{text}': expected positive integers separated by commas.");
         return items;
+    }
+
+    /// <summary>Items disposed together.</summary>
+    private sealed class DisposableList<T> : List<T>, IDisposable where T : IDisposable
+    {
+        public new T Add(T item)
+        {
+            base.Add(item);
+            return item;
+        }
+
+        public void Dispose()
+        {
+            foreach (var item in this) item.Dispose();
+        }
     }
 }

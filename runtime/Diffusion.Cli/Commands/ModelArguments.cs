@@ -142,14 +142,19 @@ public sealed class ModelArguments
         return (pipeline.ImageShapeOf(new Runtime.Generation.GenerationRequest()), pipeline.Unet.Shape);
     }
 
-    /// <summary>Loads the model the options name (on this rank's device, given the run's ranks).</summary>
-    public DiffusionModel Load(ParseResult p, Ranks? ranks = null)
+    /// <summary>
+    /// Loads the model the options name (on this rank's device, given the run's ranks), or the one at
+    /// <paramref name="path"/> with the same settings; <paramref name="adjust"/> changes the session's settings.
+    /// </summary>
+    public DiffusionModel Load(ParseResult p, Ranks? ranks = null, string? path = null,
+        Func<SessionSettings, SessionSettings>? adjust = null)
     {
-        var path = PathOf(p);
+        path ??= PathOf(p);
         if (IsTextToImage(path))
             throw new DiffusionException($"--model '{path}' is a text-to-image folder; this command takes a pixel " +
                 "model (sample, img2img, inpaint, info, noise, mask and bench-runtime take the folder).");
         var settings = Settings(p, ranks);
+        if (adjust is not null) settings = adjust(settings);
         DiffusionConfig? config = null;
         if (p.GetValue(Config) is { } configPath)
         {

@@ -43,6 +43,18 @@ public sealed record SessionSettings
     public OrtLoggingLevel LogSeverity { get; init; } = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL;
 
     /// <summary>
+    /// Record ONNX Runtime's profile (every node's time and tensor shapes, Chrome trace JSON) under this path prefix;
+    /// <c>InferenceSession.EndProfiling</c> writes it and returns its file. Null: no profiling (the default).
+    /// </summary>
+    public string? ProfilePrefix { get; init; }
+
+    /// <summary>
+    /// ONNX Runtime session configuration entries (its <c>session.*</c> keys, e.g. <c>session.disable_prepacking</c>,
+    /// <c>session.intra_op.allow_spinning</c>), passed through as they are.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ConfigEntries { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
     /// Builds ONNX Runtime's options; CUDA on the CPU build, or without its NVIDIA libraries, becomes a clear
     /// <see cref="DiffusionException"/>.
     /// </summary>
@@ -69,6 +81,12 @@ public sealed record SessionSettings
             LogSeverityLevel = LogSeverity,
             EnableCpuMemArena = CpuMemoryArena,
         };
+        foreach (var (key, value) in ConfigEntries) options.AddSessionConfigEntry(key, value);
+        if (ProfilePrefix is not null)
+        {
+            options.ProfileOutputPathPrefix = ProfilePrefix; // first: enabling reads the prefix
+            options.EnableProfiling = true;
+        }
         placement = StageThroughDeviceBuffers ? BufferPlacement.StagedOnCpu() : BufferPlacement.Managed;
         if (!Device.IsCuda) return options;
         var values = new Dictionary<string, string>(CudaOptions);
