@@ -50,6 +50,16 @@ ensure_prerequisites() {
     if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
+# The PyTorch twin of bench-train --compare on a fair footing: Debian's torch calls libblas.so.3, the reference BLAS
+# (~40× slower matmuls) unless OpenBLAS provides it.
+ensure_torch_twin() {
+    local missing=()
+    [ -f /usr/lib/python3/dist-packages/torch/__init__.py ] || missing+=(python3-torch)
+    ls /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 >/dev/null 2>&1 \
+        || ls /usr/lib/*/openblas-pthread/libblas.so.3 >/dev/null 2>&1 || missing+=(libopenblas0-pthread)
+    if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
 # Prints "mpi" when the arguments ask for more than one training process (--processes N or --processes=N, N > 1).
 needs_mpi() {
     local previous="" n

@@ -8,6 +8,11 @@ Usage: /usr/bin/python3 trainer/bench/pytorch_reference.py [--steps 20] [--warmu
 With --infer it times the network alone instead, as `bench-runtime` does for ONNX Runtime: eval mode, inference mode,
 x_t already on the device, one forward per call (synchronised on CUDA), for each of --batches:
        python3 pytorch_reference.py --infer --device cuda --batches 1,16,64,256,1024 [--calls 200]
+With --export-onnx OUT --weights OURS.onnx it loads the weights of our exporter's file of the same architecture into
+the twin and writes PyTorch's own export of it (torch.onnx.export, opset 17, the model contract's names and our file's
+metadata), so that `bench-runtime --model OURS.onnx --versus OUT` times the two exporters' graphs of one network.
+Every run first prints which BLAS torch calls (Debian's torch falls back to the reference BLAS, ~40× slower at a
+512² matmul, unless libopenblas0-pthread is installed) and the CPU.
 """
 import argparse, math, os, resource, time
 import torch
@@ -102,6 +107,101 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+def blas():
+    """The BLAS torch's matmuls reach (Debian's torch is linked against libblas.so.3, whichever alternative that is)."""
+    libraries = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            name = os.path.basename(line.split()[-1]) if "/" in line else ""
+            if any(k in name for k in ("blas", "mkl", "dnnl", "lapack")):
+                libraries.add(os.path.realpath(line.split()[-1]))
+    size = 512
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    gflops = 5 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9
+    names = ", ".join(sorted("/".join(l.split("/")[-2:]) for l in libraries)) or "none mapped"
+    reference = any("libblas.so" in l and "openblas" not in l and "blis" not in l for l in libraries)
+    return f"BLAS {names}: {size}² float32 matmul {gflops:.1f} GFLOP/s" + (
+        " — the REFERENCE BLAS: install libopenblas0-pthread for a fair baseline" if reference else "")
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+# Our exporter names parameters as TorchSharp's named_parameters (UNet.cs); the twin's modules are laid out as lists.
+def our_names(net):
+    """Maps each twin parameter name to our file's initializer name (Linear weights: stored transposed, '.weight_t')."""
+    names = {"time.linear_1": "time_embedding.linear_1", "time.linear_2": "time_embedding.linear_2",
+             "classes": "class_embedding", "conv_in": "conv_in", "norm_out": "norm_out", "conv_out": "conv_out",
+             "mid.0": "mid_block_1", "mid.1": "mid_attention", "mid.2": "mid_block_2"}
+    for part in ("down", "up"):
+        blocks = samples = 0
+        for i, m in enumerate(getattr(net, part)):
+            if isinstance(m, nn.ModuleList):
+                names[f"{part}.{i}.0"] = f"{part}_blocks.{blocks}"
+                if isinstance(m[1], Attention):
+                    names[f"{part}.{i}.1"] = f"{part}_attentions.{blocks}"
+                blocks += 1
+            else:
+                names[f"{part}.{i}"] = f"{part}samples.{samples}.conv"
+                samples += 1
+    leaf = {"proj": "time_emb_proj", "out": "proj_out"}
+    result = {}
+    for name, _ in net.named_parameters():
+        module, kind = name.rsplit(".", 1)
+        prefix = max((k for k in names if module == k or module.startswith(k + ".")), key=len)
+        rest = module[len(prefix) + 1:]
+        target = names[prefix] + ("." + leaf.get(rest, rest) if rest else "")
+        result[name] = f"{target}.{kind}"
+    return result
+
+
+def export_onnx(a):
+    """Our file's weights in the twin, written by torch.onnx.export with our file's metadata."""
+    import onnx
+    from onnx import numpy_helper
+    ours = onnx.load(a.weights)
+    stored = {i.name: numpy_helper.to_array(i) for i in ours.graph.initializer}
+    net = UNet().eval()
+    with torch.no_grad():
+        for name, q in net.named_parameters():
+            key = our_names(net)[name]
+            value = stored.get(key) if key in stored else stored.get(key[:-len("weight")] + "weight_t")
+            if value is None:
+                raise SystemExit(f"--weights '{a.weights}': no initializer '{key}' for the twin's '{name}' "
+                                 "(expected our exporter's file of the reference architecture)")
+            value = torch.from_numpy(value.copy())
+            if key not in stored:
+                value = value.t()
+            if value.numel() == q.numel() and value.dim() != q.dim():
+                value = value.reshape(q.shape)  # per-channel affine stored as [C, 1, 1]
+            if tuple(value.shape) != tuple(q.shape):
+                raise SystemExit(f"--weights '{a.weights}': '{key}' is {tuple(value.shape)}, the twin's '{name}' "
+                                 f"{tuple(q.shape)}")
+            q.copy_(value)
+    x, t, y = torch.randn(2, 1, 28, 28), torch.full((2,), 500.0), torch.zeros(2, dtype=torch.long)
+    torch.onnx.export(net, (x, t, y), a.export_onnx, opset_version=17,
+                      input_names=["sample", "timestep", "class_labels"], output_names=["model_output"],
+                      dynamic_axes={n: {0: "batch"} for n in ("sample", "timestep", "class_labels", "model_output")})
+    theirs = onnx.load(a.export_onnx)
+    for prop in ours.metadata_props:
+        theirs.metadata_props.add(key=prop.key, value=prop.value)
+    onnx.save(theirs, a.export_onnx)
+    print(f"wrote {a.export_onnx}: torch.onnx.export (PyTorch {torch.__version__}, opset 17) of the twin with the "
+          f"weights of {a.weights}; {len(theirs.graph.node)} nodes (ours: {len(ours.graph.node)})")
+
+
 def infer(a):
     """ms per forward call of the twin at each batch size: the PyTorch-eager row of the GPU benchmark."""
     device = torch.device(a.device)
@@ -137,8 +237,15 @@ def main():
     p.add_argument("--device", default="cpu", help="with --infer: cpu or cuda[:N]")
     p.add_argument("--batches", default="1,16,64", help="with --infer: comma-separated batch sizes")
     p.add_argument("--calls", type=int, default=100, help="with --infer: timed calls per batch size")
+    p.add_argument("--export-onnx", help="write PyTorch's export of the twin (with --weights) to this file")
+    p.add_argument("--weights", help="with --export-onnx: our exporter's ONNX file of the reference architecture")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.export_onnx:
+        if not a.weights:
+            raise SystemExit("--export-onnx needs --weights OURS.onnx (our exporter's file of the same network)")
+        return export_onnx(a)
+    print(f"{cpu_name()}; {blas()}")
     if a.infer:
         torch.manual_seed(0)
         return infer(a)

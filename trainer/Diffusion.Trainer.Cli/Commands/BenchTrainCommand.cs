@@ -165,7 +165,13 @@ public static partial class BenchTrainCommand
             foreach (var c in contenders)
             {
                 var (text, measurement) = await RunOne(c, cancellation);
-                banners[c.Name] = text.Split('\n')[0].Trim();
+                // the lines before the rate: the banner (the twin's first names the CPU and the BLAS torch reached)
+                banners[c.Name] = string.Join("; ", text.Split('\n').Select(l => l.Trim())
+                    .TakeWhile(l => !RateLine().IsMatch(l)).Where(l => l.Length > 0));
+                if (banners[c.Name].Contains("REFERENCE BLAS", StringComparison.Ordinal))
+                    throw new DiffusionException($"--python '{python}': torch runs on the reference BLAS " +
+                        "(libblas3), not a fair baseline; install libopenblas0-pthread (./diffusion bench-train " +
+                        "--compare installs it).");
                 results[c.Name].Add(measurement);
                 await progress.WriteLineAsync($"round {round}/{rounds}: {c.Name}: {measurement.ImagesPerSecond:0.0} " +
                     $"images/s, {measurement.PeakMiB:0} MiB");
