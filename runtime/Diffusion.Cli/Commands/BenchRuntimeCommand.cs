@@ -19,7 +19,9 @@ namespace Diffusion.Cli.Commands;
 /// step builds fresh input tensors, calls Run and copies the output back to a new array, and (c) each sampler's loop
 /// over buffers prepared once (as a generation does), reporting ms per network evaluation, loop time / summed model
 /// time, the fresh-tensor pattern's time over the loop's, and managed bytes allocated per step after warm-up (the
-/// difference between a 2n-step and an n-step run, divided by n).
+/// difference between a 2n-step and an n-step run, divided by n). Per batch it also gives the bare Run's GFLOP/s (from
+/// the graph's own multiply-accumulates) and its share of the CPU's measured FMA peak, beside any <c>--versus</c> graphs
+/// of the same network timed in interleaved blocks; <c>--profile</c> adds where the time goes per operator type.
 /// </summary>
 public static class BenchRuntimeCommand
 {
@@ -99,7 +101,8 @@ public static class BenchRuntimeCommand
                 graphs.Add(($"versus {k + 1}", other, path));
             }
             int threads = m.Settings.IntraOpThreads == 0 ? Environment.ProcessorCount : m.Settings.IntraOpThreads;
-            double peak = m.Settings.Device.IsCuda ? double.NaN : FmaPeak.Measure(threads);
+            // measured again before each batch: this figure drifts with the machine as the network's time does
+            double peak = double.NaN;
             // The graph's own multiply-accumulates per image: one profiled run at batch 1 with ORT's optimisations
             // off (fused or re-laid-out kernels would count padded channels), and how many kernels each form runs.
             var written = graphs.Select(g => ProfileOf(Open, g.Path, conditions, 1, 1,
@@ -113,13 +116,15 @@ public static class BenchRuntimeCommand
             var profiles = new List<(int Batch, string Label, GraphProfile Profile, double BareMs)>();
             foreach (var batch in sizes)
             {
+                if (!m.Settings.Device.IsCuda) peak = FmaPeak.Measure(threads);
                 var (bare, difference) = BareRunMs(graphs.Select(g => g.Model).ToList(), batch, conditions, n, reps,
                     cancellation);
                 for (int g = 0; g < graphs.Count; g++)
                 {
                     double gflops = 2.0 * written[g].Macs * batch / (bare[g] / 1000) / 1e9;
-                    network.AddPlainRow(batch.ToString(), $"{graphs[g].Label} ({graphs[g].Path})", $"{bare[g]:0.000}",
-                        $"{batch / bare[g] * 1000:0.0}", $"{gflops:0.0}", double.IsNaN(peak) ? "—" : $"{gflops / peak:P1}",
+                    network.AddPlainRow(batch.ToString(), graphs[g].Label, $"{bare[g]:0.000}",
+                        $"{batch / bare[g] * 1000:0.0}", $"{gflops:0.0}",
+                        double.IsNaN(peak) ? "—" : $"{gflops / peak:P1} of {peak:0}",
                         $"{bare[g] / bare[0]:0.000}", $"{difference[g]:0.0e+0}");
                     if (p.GetValue(profile))
                         profiles.Add((batch, graphs[g].Label, ProfileOf(Open, graphs[g].Path, conditions, batch,
@@ -151,11 +156,12 @@ public static class BenchRuntimeCommand
             console.Ansi.Write(table);
             console.Ansi.Write(network);
             for (int g = 0; g < graphs.Count; g++)
-                console.Out.WriteLine($"{graphs[g].Label} {graphs[g].Path}: {written[g].Macs / 1e9:0.0000} GMAC " +
+                console.Out.WriteLine($"{graphs[g].Label} {graphs[g].Path}: {written[g].Macs:N0} multiply-accumulates " +
                     $"({2 * written[g].Macs / 1e9:0.000} GFLOP) per image; {written[g].Nodes.Count} kernels as " +
                     $"written, {optimised[g].Nodes.Count} after ONNX Runtime's optimisation");
             console.Out.WriteLine(double.IsNaN(peak) ? "FMA peak: not measured on a CUDA device"
-                : $"FMA peak of this CPU: {peak:0.0} GFLOP/s float32 ({threads} threads, {FmaPeak.Unit})");
+                : $"FMA peak of this CPU (GFLOP/s float32, measured before each batch's timings): {threads} " +
+                    $"threads, {FmaPeak.Unit}");
             foreach (var (batch, label, graphProfile, bareMs) in profiles) Breakdown(console, batch, label, graphProfile, bareMs);
             if (pipeline is not null) Pipeline(console, pipeline, reps, cancellation);
             console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
