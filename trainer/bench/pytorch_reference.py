@@ -20,6 +20,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class GroupNorm(nn.GroupNorm):
+    """nn.GroupNorm that also takes bfloat16 activations: torch 1.13's CPU autocast leaves group_norm out of its lists,
+    so a bf16 input met float32 weights and failed; here it normalises in float32 and returns the input's type."""
+
+    def forward(self, x):
+        return super().forward(x) if x.dtype == torch.float32 else super().forward(x.float()).to(x.dtype)
+
+
 class TimeEmbedding(nn.Module):
     def __init__(self, dim, out):
         super().__init__()
@@ -35,9 +43,9 @@ class TimeEmbedding(nn.Module):
 class ResBlock(nn.Module):
     def __init__(self, cin, cout, emb, groups, dropout):
         super().__init__()
-        self.norm1, self.conv1 = nn.GroupNorm(groups, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm1, self.conv1 = GroupNorm(groups, cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.proj = nn.Linear(emb, cout)
-        self.norm2, self.conv2 = nn.GroupNorm(groups, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2, self.conv2 = GroupNorm(groups, cout), nn.Conv2d(cout, cout, 3, padding=1)
         self.dropout = dropout
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -50,7 +58,7 @@ class ResBlock(nn.Module):
 class Attention(nn.Module):
     def __init__(self, c, groups):
         super().__init__()
-        self.norm, self.qkv, self.out = nn.GroupNorm(groups, c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+        self.norm, self.qkv, self.out = GroupNorm(groups, c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
 
     def forward(self, x):
         b, c, h, w = x.shape
@@ -86,7 +94,7 @@ class UNet(nn.Module):
             if level > 0:
                 self.up.append(nn.Conv2d(width, width, 3, padding=1))
                 res *= 2
-        self.norm_out, self.conv_out = nn.GroupNorm(groups, width), nn.Conv2d(width, cin, 3, padding=1)
+        self.norm_out, self.conv_out = GroupNorm(groups, width), nn.Conv2d(width, cin, 3, padding=1)
 
     def forward(self, x, t, y):
         e = self.time(t) + self.classes(y)

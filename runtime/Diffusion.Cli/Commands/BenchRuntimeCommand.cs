@@ -19,9 +19,10 @@ namespace Diffusion.Cli.Commands;
 /// step builds fresh input tensors, calls Run and copies the output back to a new array, and (c) each sampler's loop
 /// over buffers prepared once (as a generation does), reporting ms per network evaluation, loop time / summed model
 /// time, the fresh-tensor pattern's time over the loop's, and managed bytes allocated per step after warm-up (the
-/// difference between a 2n-step and an n-step run, divided by n). Per batch it also gives the bare Run's GFLOP/s (from
-/// the graph's own multiply-accumulates) and its share of the CPU's measured FMA peak, beside any <c>--versus</c> graphs
-/// of the same network timed in interleaved blocks; <c>--profile</c> adds where the time goes per operator type.
+/// difference between a 2n-step and an n-step run, divided by n). Per batch it also gives the bare Run's GFLOP/s
+/// (from the graph's own multiply-accumulates) and its share of the CPU's measured FMA peak, beside any
+/// <c>--versus</c> graphs of the same network timed in interleaved blocks; <c>--profile</c> adds where the time goes
+/// per operator type.
 /// </summary>
 public static class BenchRuntimeCommand
 {
@@ -156,13 +157,14 @@ public static class BenchRuntimeCommand
             console.Ansi.Write(table);
             console.Ansi.Write(network);
             for (int g = 0; g < graphs.Count; g++)
-                console.Out.WriteLine($"{graphs[g].Label} {graphs[g].Path}: {written[g].Macs:N0} multiply-accumulates " +
-                    $"({2 * written[g].Macs / 1e9:0.000} GFLOP) per image; {written[g].Nodes.Count} kernels as " +
+                console.Out.WriteLine($"{graphs[g].Label} {graphs[g].Path}: {written[g].Macs:N0} " +
+                    $"multiply-accumulates ({2 * written[g].Macs / 1e9:0.000} GFLOP) per image; {written[g].Nodes.Count} kernels as " +
                     $"written, {optimised[g].Nodes.Count} after ONNX Runtime's optimisation");
             console.Out.WriteLine(double.IsNaN(peak) ? "FMA peak: not measured on a CUDA device"
                 : $"FMA peak of this CPU (GFLOP/s float32, measured before each batch's timings): {threads} " +
                     $"threads, {FmaPeak.Unit}");
-            foreach (var (batch, label, graphProfile, bareMs) in profiles) Breakdown(console, batch, label, graphProfile, bareMs);
+            foreach (var (batch, label, graphProfile, bareMs) in profiles)
+                Breakdown(console, batch, label, graphProfile, bareMs);
             if (pipeline is not null) Pipeline(console, pipeline, reps, cancellation);
             console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
                 $"of {reps}; device {m.Settings.Device}; intra-op " +

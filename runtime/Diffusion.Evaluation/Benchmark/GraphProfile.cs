@@ -2,9 +2,11 @@ using System.Text.Json;
 
 namespace Diffusion.Evaluation.Benchmark;
 
-/// <summary>One node of a profiled graph: its operator, its median kernel time per run and its multiply-accumulates.</summary>
+/// <summary>
+/// One node of a profiled graph: its operator, its median kernel time per run and its multiply-accumulates.
+/// </summary>
 /// <param name="Name">The node's name in the (optimised) graph.</param>
-/// <param name="OpType">Its operator as the session ran it (after fusion: FusedConv, FusedMatMul, nchwc Conv, …).</param>
+/// <param name="OpType">Its operator as the session ran it (after fusion: FusedConv, FusedMatMul, …).</param>
 /// <param name="Microseconds">Median kernel time over the profiled runs after the warm-up ones.</param>
 /// <param name="Macs">Multiply-accumulates of one run (convolutions and matrix products; 0 for every other op).</param>
 public sealed record NodeTiming(string Name, string OpType, double Microseconds, long Macs);
@@ -93,9 +95,9 @@ public sealed class GraphProfile
     /// Multiply-accumulates of one node from its input and output shapes: a convolution does, for every output
     /// element, C_in/groups · k_h · k_w of them (the weight's shape past its first axis); a matrix product
     /// [… M, K]·[… K, N] does K for every output element, with K the first input's dimension that is not M (so that
-    /// transposed operands — Gemm's and FusedMatMul's transA — count alike; a product needs only its first input's shape,
-    /// which matters because ONNX Runtime leaves pre-packed weights out of the profile). Other operators count 0. A
-    /// convolution needs its weight's shape: profile with <c>session.disable_prepacking</c> to keep it there.
+    /// transposed operands — Gemm's and FusedMatMul's transA — count alike; a product needs only its first input's
+    /// shape, which matters because ONNX Runtime leaves pre-packed weights out of the profile). Other operators count
+    /// 0. A convolution needs its weight's shape: profile with <c>session.disable_prepacking</c> to keep it there.
     /// </summary>
     public static long MacsOf(string opType, IReadOnlyList<long[]> inputs, IReadOnlyList<long[]> outputs)
     {
