@@ -74,10 +74,11 @@ public sealed class OnnxEmitter
     }
 
     /// <summary>
-    /// nn.GroupNorm: reshape to [B, G, −1], InstanceNormalization over each group (unit scale, zero bias: the biased
-    /// variance, as GroupNorm's), reshape back, per-channel affine. Opset 17 has no GroupNormalization; ONNX Runtime
-    /// runs InstanceNormalization as one kernel where the ReduceMean/Sub/Mul/Sqrt/Div chain took seven (the form
-    /// PyTorch's exporter writes, too).
+    /// nn.GroupNorm of a [B, C, H, W] tensor: reshape to [B, G, (C/G)·H, W], InstanceNormalization over each group's
+    /// last two axes (unit scale, zero bias: the biased variance, as GroupNorm's), reshape back to [B, C, H, W], the
+    /// per-channel affine. Opset 17 has no GroupNormalization; ONNX Runtime runs InstanceNormalization as one kernel
+    /// where a ReduceMean/Sub/Mul/Sqrt/Div chain took seven, and both reshapes keep W by a 0 in their target, so that no
+    /// Shape node is needed to restore the input's shape (PyTorch's exporter writes Shape → Reshape).
     /// </summary>
     public Value GroupNorm(GroupNorm norm, Value x)
     {
@@ -85,13 +86,13 @@ public sealed class OnnxEmitter
         if (!_unitAffine.TryGetValue(groups, out var unit))
             _unitAffine[groups] = unit = (G.Constant(Enumerable.Repeat(1f, (int)groups).ToArray(), groups),
                 G.Constant(new float[groups], groups));
-        var grouped = G.Reshape(x, 0, groups, -1);
+        var grouped = G.Reshape(x, 0, groups, -1, 0);
         var normed = G.Node("InstanceNormalization", [grouped, unit.Scale, unit.Bias], null,
             Attr.Float("epsilon", (float)norm.eps));
-        var restored = G.Node("Reshape", [normed, G.Node("Shape", [x])]);
-        if (!norm.affine) return restored;
+        if (!norm.affine) return G.Node("Reshape", [normed, G.Node("Shape", [x])]); // C unknown here
         long channels = norm.weight!.shape[0];
-        return G.Add(G.Mul(restored, Weight(norm, "weight", norm.weight, channels, 1, 1)),
+        var restored = G.Reshape(normed, 0, channels, -1, 0);
+        return G.Add(G.Mul(restored, Weight(norm, "weight", norm.weight!, channels, 1, 1)),
             Weight(norm, "bias", norm.bias!, channels, 1, 1));
     }
 

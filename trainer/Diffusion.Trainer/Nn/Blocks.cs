@@ -167,10 +167,10 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
     public Value Export(OnnxEmitter e, Value x)
     {
         var g = e.G;
-        var parts3 = g.Reshape(e.Conv(qkv, e.GroupNorm(norm, x)), 0, 3, _channels, -1);
-        var parts = g.NodeN("Split", [parts3], 3, null, Attr.Int("axis", 1));
-        Value Flat(Value v) => g.Reshape(v, 0, _channels, -1);
-        Value q = Flat(parts[0]), k = Flat(parts[1]), v = Flat(parts[2]);
+        // [B, 3C, H, W] → [B, 3C, HW] → q, k, v [B, C, HW] (one reshape, then an even split of the channels)
+        var flat = g.Reshape(e.Conv(qkv, e.GroupNorm(norm, x)), 0, 3 * _channels, -1);
+        var parts = g.NodeN("Split", [flat], 3, null, Attr.Int("axis", 1));
+        Value q = parts[0], k = parts[1], v = parts[2];
         var scores = g.Mul(g.Node("MatMul", [g.Node("Transpose", [q], null, Attr.Ints("perm", 0, 2, 1)), k]),
             g.Scalar((float)(1 / Math.Sqrt(_channels))));
         var weights = g.Node("Softmax", [scores], null, Attr.Int("axis", -1));
