@@ -182,9 +182,10 @@ def export_onnx(a):
     ours = onnx.load(a.weights)
     stored = {i.name: numpy_helper.to_array(i) for i in ours.graph.initializer}
     net = UNet().eval()
+    mapping = our_names(net)
     with torch.no_grad():
         for name, q in net.named_parameters():
-            key = our_names(net)[name]
+            key = mapping[name]
             value = stored.get(key) if key in stored else stored.get(key[:-len("weight")] + "weight_t")
             if value is None:
                 raise SystemExit(f"--weights '{a.weights}': no initializer '{key}' for the twin's '{name}' "
