@@ -16,11 +16,17 @@ public static class FmaPeak
     private const int Chains = 12;
     private const int InnerIterations = 4096;
 
+    // The one choice of width: float32 lanes per vector (the unit's name follows from it).
+    private static readonly int Lanes = Avx512F.IsSupported && Vector512.IsHardwareAccelerated ? 16
+        : Fma.IsSupported ? 8 : 4;
+
     /// <summary>The widest vector unit used, as "AVX-512 (512-bit)".</summary>
-    public static string Unit =>
-        Avx512F.IsSupported && Vector512.IsHardwareAccelerated ? "AVX-512 (512-bit)"
-        : Fma.IsSupported ? "AVX2 + FMA (256-bit)"
-        : "128-bit vectors";
+    public static string Unit => Lanes switch
+    {
+        16 => "AVX-512 (512-bit)",
+        8 => "AVX2 + FMA (256-bit)",
+        _ => "128-bit vectors",
+    };
 
     /// <summary>
     /// GFLOP/s (2 per FMA lane) of <paramref name="threads"/> threads running together, the best of
@@ -59,13 +65,13 @@ public static class FmaPeak
         return best;
     }
 
-    private static int Lanes => Avx512F.IsSupported && Vector512.IsHardwareAccelerated ? 16 : Fma.IsSupported ? 8 : 4;
-
     // The result is returned (and summed) so that the JIT cannot drop the chains.
-    private static float Chain(long outer) =>
-        Avx512F.IsSupported && Vector512.IsHardwareAccelerated ? Chain<Fma512, Vector512<float>>(outer)
-        : Fma.IsSupported ? Chain<Fma256, Vector256<float>>(outer)
-        : Chain<Fma128, Vector128<float>>(outer);
+    private static float Chain(long outer) => Lanes switch
+    {
+        16 => Chain<Fma512, Vector512<float>>(outer),
+        8 => Chain<Fma256, Vector256<float>>(outer),
+        _ => Chain<Fma128, Vector128<float>>(outer),
+    };
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static float Chain<TUnit, TVector>(long outer) where TUnit : struct, IVectorUnit<TVector>
