@@ -1,21 +1,26 @@
 using System.CommandLine;
 using Diffusion.Runtime;
+using Diffusion.Runtime.Imaging;
+using Diffusion.Trainer.Data;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Training;
 
 namespace Diffusion.Trainer.Commands;
 
 /// <summary>
-/// <c>export --checkpoint FILE --out FILE.onnx [--ema] [--use-karras-sigmas] [--timestep-spacing S]</c>.
+/// <c>export --checkpoint FILE | --onnx FILE --out FILE.onnx [--ema] [--use-karras-sigmas] [--timestep-spacing S]
+/// [--precision fp32|int8 [--calibration-data D] [--calibration-images N]]</c>.
 /// </summary>
 public static class ExportCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var checkpoint = new Option<string>("--checkpoint")
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "checkpoint.pt of a training run." };
+        var onnx = new Option<string?>("--onnx")
         {
-            Required = true, Description = "checkpoint.pt of a training run.",
+            Description = "Instead of a checkpoint, a float32 .onnx this trainer exported (e.g. the shipped model), " +
+                "to write again at another --precision.",
         };
         var outFile = new Option<string>("--out") { Required = true, Description = "The .onnx file to write." };
         var ema = new Option<bool>("--ema")
@@ -31,30 +36,70 @@ public static class ExportCommand
             Description = "The timestep_spacing samplers default to: trailing, leading or " +
                 "linspace (default: the run's).",
         };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "fp32, or int8: convolutions in ONNX's QDQ form (per-channel 7-bit weights, uint8 " +
+                "activations calibrated on noised training images across the timesteps), which ONNX Runtime runs on " +
+                "its integer kernels.",
+            DefaultValueFactory = _ => "fp32",
+        };
+        var calibrationData = new Option<string>("--calibration-data")
+        {
+            Description = "int8: the images to calibrate on (as train's --data).",
+            DefaultValueFactory = _ => "fashion-mnist",
+        };
+        var calibrationImages = new Option<int>("--calibration-images")
+        {
+            Description = "int8: images calibrated on, each noised at 20 timesteps over [0, T − 1].",
+            DefaultValueFactory = _ => new CalibrationOptions().Images,
+        };
         var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).")
         {
-            checkpoint, outFile, ema, karras, spacing,
+            checkpoint, onnx, outFile, ema, karras, spacing, precision, calibrationData, calibrationImages,
         };
         command.SetAction((p, _) => Program.Guard(error, async () =>
         {
             if (p.GetValue(spacing) is string s && s.ToLowerInvariant() is not ("trailing" or "leading" or "linspace"))
                 throw new DiffusionArgumentException("--timestep-spacing",
                     $"'{s}': expected trailing, leading or linspace.");
-            var (net, config) = TrainingRun.LoadNetwork(p.GetValue(checkpoint)!, p.GetValue(ema));
-            config = config with
+            var mode = p.GetValue(precision)!.ToLowerInvariant();
+            if (mode is not ("fp32" or "int8"))
+                throw new DiffusionArgumentException("--precision", $"'{mode}': expected fp32 or int8.");
+            var (from, source) = (p.GetValue(checkpoint), p.GetValue(onnx));
+            if ((from is null) == (source is null))
+                throw new DiffusionArgumentException("--checkpoint", "give a checkpoint or an --onnx file (one).");
+            if (source is not null && (p.GetValue(ema) || p.GetValue(karras) || p.GetValue(spacing) is not null
+                || mode == "fp32"))
+                throw new DiffusionArgumentException("--onnx", "an ONNX source is written again at --precision " +
+                    "int8 only; --ema, --use-karras-sigmas and --timestep-spacing need the checkpoint.");
+            if (source is not null && !File.Exists(source))
+                throw new DiffusionArgumentException("--onnx", $"'{source}' does not exist.");
+            if (p.GetValue(calibrationImages) is < 1 or > 1_000_000)
+                throw new DiffusionArgumentException("--calibration-images", "must lie in 1…1 000 000.");
+            var path = p.GetValue(outFile)!;
+            byte[] bytes = source is not null ? await File.ReadAllBytesAsync(source) : FromCheckpoint(p.GetValue(ema),
+                from!, p.GetValue(karras), p.GetValue(spacing));
+            if (mode == "int8")
             {
-                UseKarrasSigmas = p.GetValue(karras), TimestepSpacing = p.GetValue(spacing)?.ToLowerInvariant()
-                    ?? config.TimestepSpacing,
-            };
-            using (net)
-            {
-                var path = p.GetValue(outFile)!;
-                UNetExporter.Save(net, config, path);
-                await output.WriteLineAsync($"wrote {path} ({new FileInfo(path).Length / 1024.0 / 1024.0:0.00} " +
-                    $"MB, {(p.GetValue(ema) ? "EMA" : "raw")} weights)");
+                var data = Datasets.Open(p.GetValue(calibrationData)!);
+                bytes = Int8Quantizer.Quantize(bytes, source ?? from!, data,
+                    new CalibrationOptions { Images = p.GetValue(calibrationImages) });
             }
+            AtomicFile.Write(path, st => st.Write(bytes));
+            await output.WriteLineAsync($"wrote {path} ({new FileInfo(path).Length / 1024.0 / 1024.0:0.00} MB, " +
+                $"{(source is not null ? "from " + source : p.GetValue(ema) ? "EMA weights" : "raw weights")}, {mode})");
             return 0;
         }));
         return command;
+    }
+
+    private static byte[] FromCheckpoint(bool ema, string path, bool karras, string? spacing)
+    {
+        var (net, config) = TrainingRun.LoadNetwork(path, ema);
+        using (net)
+            return UNetExporter.ToOnnx(net, config with
+            {
+                UseKarrasSigmas = karras, TimestepSpacing = spacing?.ToLowerInvariant() ?? config.TimestepSpacing,
+            });
     }
 }
