@@ -74,8 +74,6 @@ public static class ExportCommand
                     "int8 only; --ema, --use-karras-sigmas and --timestep-spacing need the checkpoint.");
             if (source is not null && !File.Exists(source))
                 throw new DiffusionArgumentException("--onnx", $"'{source}' does not exist.");
-            if (p.GetValue(calibrationImages) is < 1 or > 1_000_000)
-                throw new DiffusionArgumentException("--calibration-images", "must lie in 1…1 000 000.");
             var path = p.GetValue(outFile)!;
             byte[] bytes = source is not null ? await File.ReadAllBytesAsync(source) : FromCheckpoint(p.GetValue(ema),
                 from!, p.GetValue(karras), p.GetValue(spacing));
