@@ -160,6 +160,31 @@ public class TrainerCliTests
             await Program.Run(["export", "--checkpoint", TrainingRun.CheckpointPath(folder), "--out", karras,
                 "--timestep-spacing", "even"], output, error));
         Assert.Contains("error: --timestep-spacing: 'even'", error.ToString());
+        // int8: from the float32 file, calibrated on a few images; it says how far it lies from float32.
+        var int8 = Path.Combine(folder, "int8.onnx");
+        Assert.Equal(0,
+            await Program.Run(["export", "--onnx", onnx, "--out", int8, "--precision", "int8", "--calibration-data",
+                "fashion-mnist-test", "--calibration-images", "4"], output, error));
+        Assert.Contains("export: int8 vs float32 on held-out inputs (", error.ToString());
+        using (var q = DiffusionModel.Load(int8)) Assert.Equal(10, q.NumClasses);
+        var refused = Path.Combine(folder, "refused.onnx");
+        foreach (var (args, exit, message) in new (string[], int, string)[]
+        {
+            (["--onnx", onnx, "--precision", "fp32"], 2, "error: --onnx: an ONNX source is written again at"),
+            (["--onnx", onnx, "--precision", "int8", "--ema"], 2, "error: --onnx: an ONNX source is written again at"),
+            (["--onnx", onnx, "--precision", "int4"], 2, "error: --precision: 'int4': expected fp32 or int8."),
+            (["--onnx", onnx, "--precision", "int8", "--calibration-ranges", "entropy"], 2,
+                "error: --calibration-ranges: 'entropy': expected mse or minmax."),
+            (["--onnx", onnx, "--precision", "int8", "--calibration-images", "0"], 2, "error: --calibration-images:"),
+            (["--onnx", int8, "--precision", "int8"], 1, "the model is quantized already."),
+            (["--onnx", Path.Combine(folder, "none.onnx"), "--precision", "int8"], 2, "none.onnx' does not exist."),
+        })
+        {
+            var before = error.ToString().Length;
+            Assert.Equal(exit, await Program.Run(["export", "--out", refused, .. args], output, error));
+            Assert.Contains(message, error.ToString()[before..]);
+            Assert.False(File.Exists(refused), string.Join(' ', args));
+        }
         Assert.Equal(1,
             await Program.Run(["export", "--checkpoint", Path.Combine(folder, "nope.pt"), "--out", onnx], output,
                 error));

@@ -9,7 +9,7 @@ namespace Diffusion.Trainer.Commands;
 
 /// <summary>
 /// <c>export --checkpoint FILE | --onnx FILE --out FILE.onnx [--ema] [--use-karras-sigmas] [--timestep-spacing S]
-/// [--precision fp32|int8 [--calibration-data D] [--calibration-images N]]</c>.
+/// [--precision fp32|int8 [--calibration-data D] [--calibration-images N] [--calibration-ranges mse|minmax]]</c>.
 /// </summary>
 public static class ExportCommand
 {
@@ -53,9 +53,16 @@ public static class ExportCommand
             Description = "int8: images calibrated on, each noised at 20 timesteps over [0, T − 1].",
             DefaultValueFactory = _ => new CalibrationOptions().Images,
         };
+        var calibrationRanges = new Option<string>("--calibration-ranges")
+        {
+            Description = "int8: each activation's uint8 range — mse (least expected squared error over the " +
+                "calibration values' histogram) or minmax.",
+            DefaultValueFactory = _ => "mse",
+        };
         var command = new Command("export", "Export a checkpoint's UNet to ONNX (the runtime's model contract).")
         {
             checkpoint, onnx, outFile, ema, karras, spacing, precision, calibrationData, calibrationImages,
+            calibrationRanges,
         };
         command.SetAction((p, _) => Program.Guard(error, async () =>
         {
@@ -65,6 +72,13 @@ public static class ExportCommand
             var mode = p.GetValue(precision)!.ToLowerInvariant();
             if (mode is not ("fp32" or "int8"))
                 throw new DiffusionArgumentException("--precision", $"'{mode}': expected fp32 or int8.");
+            var ranges = p.GetValue(calibrationRanges)!.ToLowerInvariant() switch
+            {
+                "mse" => RangeMethod.LeastSquares,
+                "minmax" => RangeMethod.MinMax,
+                var other => throw new DiffusionArgumentException("--calibration-ranges",
+                    $"'{other}': expected mse or minmax."),
+            };
             var (from, source) = (p.GetValue(checkpoint), p.GetValue(onnx));
             if ((from is null) == (source is null))
                 throw new DiffusionArgumentException("--checkpoint", "give a checkpoint or an --onnx file (one).");
@@ -81,7 +95,8 @@ public static class ExportCommand
             {
                 var data = Datasets.Open(p.GetValue(calibrationData)!);
                 bytes = Int8Quantizer.Quantize(bytes, source ?? from!, data,
-                    new CalibrationOptions { Images = p.GetValue(calibrationImages) });
+                    new CalibrationOptions { Images = p.GetValue(calibrationImages), Ranges = ranges },
+                    line => error.WriteLine($"export: {line}")).Model;
             }
             AtomicFile.Write(path, st => st.Write(bytes));
             await output.WriteLineAsync($"wrote {path} ({new FileInfo(path).Length / 1024.0 / 1024.0:0.00} MB, " +

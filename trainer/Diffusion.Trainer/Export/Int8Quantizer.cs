@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Noise;
 using Diffusion.Runtime.Onnx;
+using Diffusion.Runtime.Schedules;
 using Diffusion.Trainer.Data;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
@@ -10,11 +11,21 @@ using DataType = Onnx.TensorProto.Types.DataType;
 
 namespace Diffusion.Trainer.Export;
 
+/// <summary>How a calibrated activation's uint8 range is chosen.</summary>
+public enum RangeMethod
+{
+    /// <summary>The least expected squared error over the calibration values (<see cref="ActivationHistogram"/>).</summary>
+    LeastSquares,
+    /// <summary>The smallest and largest calibration value.</summary>
+    MinMax,
+}
+
 /// <summary>
 /// How the activations of an int8 export are calibrated: <see cref="Images"/> training images, each noised by the
 /// forward process q(x_t | x₀) at <see cref="Timesteps"/> timesteps spread evenly over [0, T − 1] (the marginals a
 /// sampling trajectory passes through, from pure noise to clean), conditioned on its class for even images and on the
-/// null label for odd ones (classifier-free guidance runs both), with keyed noise of <see cref="Seed"/>.
+/// null label for odd ones (classifier-free guidance runs both), with keyed noise of <see cref="Seed"/>. The
+/// <see cref="VerificationImages"/> images after them, noised alike with the next seed, measure the result.
 /// </summary>
 public sealed record CalibrationOptions
 {
@@ -26,6 +37,36 @@ public sealed record CalibrationOptions
     public ulong Seed { get; init; }
     /// <summary>Network inputs per ONNX Runtime call.</summary>
     public int Batch { get; init; } = 64;
+    /// <summary>How each activation's range is chosen.</summary>
+    public RangeMethod Ranges { get; init; } = RangeMethod.LeastSquares;
+    /// <summary>Held-out images (after the calibration ones) on which int8 is compared with float32.</summary>
+    public int VerificationImages { get; init; } = 64;
+}
+
+/// <summary>
+/// How far an int8 export's predictions lie from its float32 source's on held-out forward-process inputs at one
+/// timestep: the relative RMS error ‖int8 − fp32‖ / ‖fp32‖ of the network's output, the RMS error of the x̂₀ it
+/// implies (in data units, [−1, 1]: what the sampler's step moves by), and the largest absolute output difference.
+/// </summary>
+public sealed record TimestepError(int Timestep, double RelativeError, double SampleError, double MaxAbsError);
+
+/// <summary>An int8 export measured against its float32 source, per calibration timestep.</summary>
+public sealed record Int8Report(int Convolutions, IReadOnlyList<TimestepError> PerTimestep, double RelativeError)
+{
+    /// <summary>The RMS error of x̂₀ over every timestep.</summary>
+    public double SampleError => Math.Sqrt(PerTimestep.Average(p => p.SampleError * p.SampleError));
+
+    /// <summary>Two lines for the log.</summary>
+    public override string ToString()
+    {
+        var worst = PerTimestep.MaxBy(p => p.SampleError)!;
+        var shown = PerTimestep.Where((_, i) => i % Math.Max(1, PerTimestep.Count / 5) == 0 || i == PerTimestep.Count - 1);
+        return $"int8 vs float32 on held-out inputs ({Convolutions} convolutions quantized): relative RMS error of " +
+            $"the output {RelativeError:0.0000}, RMS error of x̂₀ {SampleError:0.0000} (worst at t = {worst.Timestep}: " +
+            $"{worst.SampleError:0.0000}), max |Δ| {PerTimestep.Max(p => p.MaxAbsError):0.000}\n" +
+            "per timestep, t: output / x̂₀ error: " +
+            string.Join(", ", shown.Select(p => $"{p.Timestep}: {p.RelativeError:0.0000} / {p.SampleError:0.0000}"));
+    }
 }
 
 /// <summary>
@@ -50,12 +91,14 @@ public static class Int8Quantizer
 
     /// <summary>
     /// The int8 QDQ form of <paramref name="model"/> (ONNX bytes of the model contract with its diffusion.config),
-    /// calibrated on <paramref name="data"/>; <paramref name="source"/> names the model in errors.
+    /// calibrated on <paramref name="data"/> and measured against it on held-out images; <paramref name="source"/>
+    /// names the model in errors.
     /// </summary>
-    public static byte[] Quantize(byte[] model, string source, ImageDataset data, CalibrationOptions options,
-        Action<string>? log = null)
+    public static (byte[] Model, Int8Report Report) Quantize(byte[] model, string source, ImageDataset data,
+        CalibrationOptions options, Action<string>? log = null)
     {
-        if (options.Images is < 1 or > 1_000_000 || options.Timesteps is < 2 or > 10_000 || options.Batch < 1)
+        if (options.Images is < 1 or > 1_000_000 || options.Timesteps is < 2 or > 10_000 || options.Batch < 1
+            || options.VerificationImages is < 1 or > 1_000_000)
             throw new DiffusionArgumentException("--calibration-images",
                 "calibration needs 1…1 000 000 images and 2…10 000 timesteps.");
         ModelProto proto;
@@ -65,18 +108,23 @@ public static class Int8Quantizer
             ?? throw new DiffusionException($"{source}: no {DiffusionConfig.MetadataKey} metadata; int8 calibration " +
                 "needs the model's noise schedule and input shape (export it with this trainer).");
         var config = DiffusionConfig.Parse(json, $"{source} ({DiffusionConfig.MetadataKey})");
-        if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear"))
+        if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear" or "QLinearConv"))
             throw new DiffusionException($"{source}: the model is quantized already.");
         var convs = Convolutions(proto.Graph);
         if (convs.Count == 0)
             throw new DiffusionException($"{source}: no convolution with constant weights to quantize.");
+        var inputs = new ForwardProcessInputs(proto, config, data, options, source);
         var tensors = convs.SelectMany(c => new[] { c.Input[0], c.Output[0] }).Distinct().ToArray();
-        var ranges = Calibrate(proto, tensors, config, data, options, source, log);
+        var ranges = Calibrate(proto, tensors, inputs, options, source, log);
+        var original = proto.ToByteArray();
         Rewrite(proto.Graph, convs, ranges);
         proto.DocString = $"{proto.DocString} int8 QDQ: {convs.Count} convolutions (per-channel 7-bit weights, " +
-            $"uint8 activations calibrated on {options.Images} images of {data.Source} × {options.Timesteps} " +
-            $"timesteps, seed {options.Seed}).".TrimStart();
-        return proto.ToByteArray();
+            $"uint8 activations calibrated ({options.Ranges}) on {options.Images} images of {data.Source} × " +
+            $"{options.Timesteps} timesteps, seed {options.Seed}).".TrimStart();
+        var bytes = proto.ToByteArray();
+        var report = Verify(original, bytes, inputs, options, convs.Count);
+        log?.Invoke(report.ToString());
+        return (bytes, report);
     }
 
     /// <summary>The convolutions to quantize, in graph order.</summary>
@@ -96,81 +144,195 @@ public static class Int8Quantizer
             .ToList();
     }
 
-    /// <summary>Each tensor's (min, max) over the calibration set.</summary>
+    /// <summary>
+    /// Each tensor's uint8 range over the calibration set: its min/max (one pass), or the least-squares range of its
+    /// histogram over that min/max (a second pass).
+    /// </summary>
     private static Dictionary<string, (float Min, float Max)> Calibrate(ModelProto proto, string[] tensors,
-        DiffusionConfig config, ImageDataset data, CalibrationOptions options, string source, Action<string>? log)
+        ForwardProcessInputs inputs, CalibrationOptions options, string source, Action<string>? log)
     {
-        var shape = config.SampleSize is { Length: > 0 } given && config.InChannels is int channels ? given
-            : throw new DiffusionException($"{source}: its {DiffusionConfig.MetadataKey} has no sample_size and " +
-                "in_channels; calibration needs the input shape.");
-        int c = channels, h = shape[0], w = shape[^1], size = c * h * w;
-        if (data.Channels != c || data.Height != h || data.Width != w)
-            throw new DiffusionException($"{data.Source}: calibration images are {data.Channels}×{data.Height}×" +
-                $"{data.Width}; {source} takes {c}×{h}×{w}.");
-        int count = Math.Min(options.Images, data.Count);
         var probe = proto.Clone();
         foreach (var name in tensors)
             probe.Graph.Output.Add(new ValueInfoProto
             {
-                Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)DataType.Float } },
+                Name = name,
+                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)DataType.Float } },
             });
-        bool labelled = proto.Graph.Input.Any(i => i.Name == "class_labels");
-        if (labelled && !config.NullClass && data.Labels is null)
-            throw new DiffusionException($"{data.Source}: {source} needs class labels and has no null label; " +
-                "calibrate on labelled data.");
-        var schedule = config.CreateSchedule();
-        int T = schedule.TrainTimesteps, k = options.Timesteps;
-        var timesteps = Enumerable.Range(0, k).Select(j => (int)Math.Round(j * (T - 1.0) / (k - 1))).ToArray();
-        var noise = new NoiseGenerator(options.Seed);
-        var ranges = tensors.ToDictionary(t => t, _ => (Min: float.PositiveInfinity, Max: float.NegativeInfinity));
-
         using var session = new InferenceSession(probe.ToByteArray());
-        using var run = new RunOptions();
-        int total = count * k, batch = Math.Min(options.Batch, total);
-        var x = new float[batch * size];
-        var t = new float[batch];
-        var labels = new long[batch];
-        var eps = new float[size];
-        for (int start = 0; start < total; start += batch)
+        int total = options.Images * options.Timesteps;
+        // Every tensor's values on every calibration input, in turn.
+        void Pass(string what, Action<int, ReadOnlySpan<float>> visit)
         {
-            int b = Math.Min(batch, total - start);
-            for (int j = 0; j < b; j++)
+            int done = 0;
+            inputs.Run(session, tensors, 0, options.Images, options.Seed, (results, steps) =>
             {
-                int image = (start + j) / k, step = (start + j) % k;
-                double alphaBar = schedule.AlphasCumprod[timesteps[step]];
-                float a = (float)Math.Sqrt(alphaBar), s = (float)Math.Sqrt(1 - alphaBar);
-                noise.Fill(eps, image, (uint)step);
-                var pixels = data.Pixels.AsSpan(image * size, size);
-                var xt = x.AsSpan(j * size, size);
-                for (int v = 0; v < size; v++) xt[v] = a * (pixels[v] / 127.5f - 1) + s * eps[v];
-                t[j] = timesteps[step];
-                labels[j] = config.NullClass && (image % 2 == 1 || data.Labels is null) ? config.NumClasses
-                    : Math.Min(data.Labels![image], config.NumClasses - 1);
-            }
-            var inputs = new Dictionary<string, OrtValue>
-            {
-                ["sample"] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, x.AsMemory(0, b * size), [b, c, h, w]),
-                ["timestep"] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, t.AsMemory(0, b), [b]),
-            };
-            if (labelled) inputs["class_labels"] =
-                OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, labels.AsMemory(0, b), [b]);
-            try
-            {
-                using var results = session.Run(run, inputs, tensors);
                 for (int i = 0; i < tensors.Length; i++)
                 {
                     var values = results[i].GetTensorDataAsSpan<float>();
                     if (!float.IsFinite(TensorPrimitives.Sum(values)))
                         throw new DiffusionException($"{source}: '{tensors[i]}' is not finite on calibration data.");
-                    var (min, max) = ranges[tensors[i]];
-                    ranges[tensors[i]] = (Math.Min(min, TensorPrimitives.Min(values)),
-                        Math.Max(max, TensorPrimitives.Max(values)));
+                    visit(i, values);
+                }
+                done += steps.Length;
+                log?.Invoke($"calibration, {what}: {done}/{total} network inputs");
+            });
+        }
+        var min = tensors.Select(_ => float.PositiveInfinity).ToArray();
+        var max = tensors.Select(_ => float.NegativeInfinity).ToArray();
+        Pass("min/max", (i, values) =>
+        {
+            min[i] = Math.Min(min[i], TensorPrimitives.Min(values));
+            max[i] = Math.Max(max[i], TensorPrimitives.Max(values));
+        });
+        if (options.Ranges == RangeMethod.MinMax)
+            return tensors.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => (min[p.i], max[p.i]));
+        var histograms = tensors.Select((_, i) => new ActivationHistogram(min[i], max[i])).ToArray();
+        Pass("histograms", (i, values) => histograms[i].Add(values));
+        return tensors.Select((t, i) => (t, i)).ToDictionary(p => p.t, p =>
+        {
+            var (low, high, _) = histograms[p.i].BestRange();
+            return (low, high);
+        });
+    }
+
+    /// <summary>The int8 model's predictions against the float32 one's on the held-out images.</summary>
+    private static Int8Report Verify(byte[] reference, byte[] quantized, ForwardProcessInputs inputs,
+        CalibrationOptions options, int convolutions)
+    {
+        using var fp32 = new InferenceSession(reference);
+        using var int8 = new InferenceSession(quantized);
+        string[] output = [fp32.OutputNames[0]];
+        int k = options.Timesteps;
+        var squared = new double[k];
+        var norm = new double[k];
+        var maxAbs = new double[k];
+        var count = new long[k];
+        var expected = new List<float[]>();
+        ulong seed = options.Seed + 1;
+        inputs.Run(fp32, output, options.Images, options.VerificationImages, seed,
+            (results, _) => expected.Add(results[0].GetTensorDataAsSpan<float>().ToArray()));
+        int batch = 0;
+        inputs.Run(int8, output, options.Images, options.VerificationImages, seed, (results, steps) =>
+        {
+            var got = results[0].GetTensorDataAsSpan<float>();
+            var want = expected[batch++];
+            int per = want.Length / steps.Length;
+            for (int j = 0; j < steps.Length; j++)
+            {
+                count[steps[j]] += per;
+                for (int v = j * per; v < (j + 1) * per; v++)
+                {
+                    double d = got[v] - want[v];
+                    squared[steps[j]] += d * d;
+                    norm[steps[j]] += (double)want[v] * want[v];
+                    maxAbs[steps[j]] = Math.Max(maxAbs[steps[j]], Math.Abs(d));
                 }
             }
-            finally { foreach (var v in inputs.Values) v.Dispose(); }
-            log?.Invoke($"calibration: {start + b}/{total} network inputs");
+        });
+        var perTimestep = Enumerable.Range(0, k).Select(j => new TimestepError(inputs.Timesteps[j],
+            Math.Sqrt(squared[j] / Math.Max(norm[j], double.Epsilon)),
+            inputs.SampleErrorPerOutputError(j) * Math.Sqrt(squared[j] / count[j]), maxAbs[j])).ToList();
+        return new Int8Report(convolutions, perTimestep, Math.Sqrt(squared.Sum() / Math.Max(norm.Sum(), double.Epsilon)));
+    }
+
+    /// <summary>
+    /// Network inputs from the forward process: images noised by q(x_t | x₀) at evenly spread timesteps with keyed
+    /// noise (image n at timestep index j draws stream (n, j)), and their conditioning.
+    /// </summary>
+    private sealed class ForwardProcessInputs
+    {
+        private readonly DiffusionConfig _config;
+        private readonly ImageDataset _data;
+        private readonly NoiseSchedule _schedule;
+        private readonly int _batch, _c, _h, _w;
+        private readonly bool _labelled;
+
+        /// <summary>The timesteps each image is noised at.</summary>
+        public int[] Timesteps { get; }
+
+        public ForwardProcessInputs(ModelProto proto, DiffusionConfig config, ImageDataset data,
+            CalibrationOptions options, string source)
+        {
+            var shape = config.SampleSize is { Length: > 0 } given && config.InChannels is int channels ? given
+                : throw new DiffusionException($"{source}: its {DiffusionConfig.MetadataKey} has no sample_size and " +
+                    "in_channels; calibration needs the input shape.");
+            (_c, _h, _w) = (channels, shape[0], shape[^1]);
+            if (data.Channels != _c || data.Height != _h || data.Width != _w)
+                throw new DiffusionException($"{data.Source}: calibration images are {data.Channels}×{data.Height}×" +
+                    $"{data.Width}; {source} takes {_c}×{_h}×{_w}.");
+            _labelled = proto.Graph.Input.Any(i => i.Name == "class_labels");
+            if (_labelled && !config.NullClass && data.Labels is null)
+                throw new DiffusionException($"{data.Source}: {source} needs class labels and has no null label; " +
+                    "calibrate on labelled data.");
+            (_config, _data, _batch) = (config, data, options.Batch);
+            _schedule = config.CreateSchedule();
+            int T = _schedule.TrainTimesteps, k = options.Timesteps;
+            Timesteps = Enumerable.Range(0, k).Select(j => (int)Math.Round(j * (T - 1.0) / (k - 1))).ToArray();
         }
-        return ranges;
+
+        /// <summary>
+        /// How much an error in the network's output at timestep index <paramref name="j"/> moves the x̂₀ it implies:
+        /// σ/α for ε (x̂₀ = (x − σε̂)/α), σ for v (x̂₀ = αx − σv̂), 1 for x₀ itself.
+        /// </summary>
+        public double SampleErrorPerOutputError(int j)
+        {
+            var (alpha, sigma) = ForwardProcess.Coefficients(_schedule, Timesteps[j]);
+            return _config.Prediction switch
+            {
+                PredictionType.Epsilon => sigma / alpha,
+                PredictionType.VPrediction => Math.Abs(PredictionTypes.FromVelocity(alpha, sigma).Sample.OnV),
+                _ => 1,
+            };
+        }
+
+        /// <summary>
+        /// Runs <paramref name="session"/> for <paramref name="outputs"/> on images [first, first + count) (modulo the
+        /// data set) × every timestep, batch after batch; <paramref name="visit"/> sees each batch's results and the
+        /// timestep index of each of its rows.
+        /// </summary>
+        public void Run(InferenceSession session, string[] outputs, int first, int count, ulong seed,
+            Action<IDisposableReadOnlyCollection<OrtValue>, int[]> visit)
+        {
+            int size = _c * _h * _w, k = Timesteps.Length, total = count * k, batch = Math.Min(_batch, total);
+            var x = new float[batch * size];
+            var t = new float[batch];
+            var labels = new long[batch];
+            var eps = new float[size];
+            var noise = new NoiseGenerator(seed);
+            using var options = new RunOptions();
+            var memory = OrtMemoryInfo.DefaultInstance;
+            for (int start = 0; start < total; start += batch)
+            {
+                int b = Math.Min(batch, total - start);
+                var steps = new int[b];
+                for (int j = 0; j < b; j++)
+                {
+                    int n = (start + j) / k, image = (first + n) % _data.Count;
+                    steps[j] = (start + j) % k;
+                    var (alpha, sigma) = ForwardProcess.Coefficients(_schedule, Timesteps[steps[j]]);
+                    noise.Fill(eps, n, (uint)steps[j]);
+                    var pixels = _data.Pixels.AsSpan(image * size, size);
+                    var xt = x.AsSpan(j * size, size);
+                    for (int v = 0; v < size; v++) xt[v] = (float)(alpha * (pixels[v] / 127.5f - 1) + sigma * eps[v]);
+                    t[j] = Timesteps[steps[j]];
+                    labels[j] = _config.NullClass && (n % 2 == 1 || _data.Labels is null) ? _config.NumClasses
+                        : Math.Min(_data.Labels![image], _config.NumClasses - 1);
+                }
+                var feeds = new Dictionary<string, OrtValue>
+                {
+                    ["sample"] = OrtValue.CreateTensorValueFromMemory(memory, x.AsMemory(0, b * size), [b, _c, _h, _w]),
+                    ["timestep"] = OrtValue.CreateTensorValueFromMemory(memory, t.AsMemory(0, b), [b]),
+                };
+                if (_labelled)
+                    feeds["class_labels"] = OrtValue.CreateTensorValueFromMemory(memory, labels.AsMemory(0, b), [b]);
+                try
+                {
+                    using var results = session.Run(options, feeds, outputs);
+                    visit(results, steps);
+                }
+                finally { foreach (var v in feeds.Values) v.Dispose(); }
+            }
+        }
     }
 
     /// <summary>Replaces each convolution by its QDQ form, in place.</summary>
@@ -211,8 +373,9 @@ public static class Int8Quantizer
             for (int o = 0; o < outChannels; o++)
             {
                 var row = values.AsSpan(o * perChannel, perChannel);
-                float peak = TensorPrimitives.MaxMagnitude(row);
-                scales[o] = peak > 0 ? MathF.Abs(peak) / WeightLevels : 1;
+                // MaxMagnitude returns the value of largest magnitude, sign included
+                float peak = MathF.Abs(TensorPrimitives.MaxMagnitude(row));
+                scales[o] = peak > 0 ? peak / WeightLevels : 1;
                 for (int i = 0; i < perChannel; i++)
                     q[o * perChannel + i] = (sbyte)Math.Clamp(MathF.Round(row[i] / scales[o]), -WeightLevels, WeightLevels);
             }
