@@ -80,6 +80,9 @@ public static class InfoCommand
         config.AddPlainRow("classes", m.NumClasses == 0 ? "unconditional"
             : $"{m.NumClasses}: {string.Join(", ", c.ClassNames ?? [])} " +
                 $"({(m.HasNullClass ? $"null label {m.NumClasses}" : "no null label: no unconditional sampling or guidance")})");
+        // the exporter's own account of the file, e.g. which layers an int8 export quantized and on what data
+        if (m.Session.ModelMetadata.Description is { Length: > 0 } description)
+            config.AddPlainRow("description", description);
         config.AddPlainRow("ONNX Runtime", $"{OrtLibrary.Version} ({OrtLibrary.Path}), {m.Settings.Device}");
         console.Ansi.Write(config);
     }

@@ -25,7 +25,8 @@ public enum RangeMethod
 /// forward process q(x_t | x₀) at <see cref="Timesteps"/> timesteps spread evenly over [0, T − 1] (the marginals a
 /// sampling trajectory passes through, from pure noise to clean), conditioned on its class for even images and on the
 /// null label for odd ones (classifier-free guidance runs both), with keyed noise of <see cref="Seed"/>. The
-/// <see cref="VerificationImages"/> images after them, noised alike with the next seed, measure the result.
+/// <see cref="VerificationImages"/> images after them, noised alike with the next seed, measure the result (images are
+/// counted modulo the data set: a smaller one is gone through again with other noise).
 /// </summary>
 public sealed record CalibrationOptions
 {
@@ -119,7 +120,8 @@ public static class Int8Quantizer
         var original = proto.ToByteArray();
         Rewrite(proto.Graph, convs, ranges);
         proto.DocString = $"{proto.DocString} int8 QDQ: {convs.Count} convolutions (per-channel 7-bit weights, " +
-            $"uint8 activations calibrated ({options.Ranges}) on {options.Images} images of {data.Source} × " +
+            $"uint8 activations on {(options.Ranges == RangeMethod.MinMax ? "min/max" : "least-squares")} ranges " +
+            $"calibrated on {options.Images} images of {data.Source} × " +
             $"{options.Timesteps} timesteps, seed {options.Seed}).".TrimStart();
         var bytes = proto.ToByteArray();
         var report = Verify(original, bytes, inputs, options, convs.Count);
