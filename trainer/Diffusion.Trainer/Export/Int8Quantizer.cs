@@ -90,6 +90,9 @@ public static class Int8Quantizer
     /// <summary>The largest magnitude of a quantized weight (7 bits).</summary>
     public const int WeightLevels = 63;
 
+    /// <summary>The most bytes of activations one calibration call brings back (the batch shrinks to fit).</summary>
+    public const long MaxActivationBytes = 256L << 20;
+
     /// <summary>
     /// The int8 QDQ form of <paramref name="model"/> (ONNX bytes of the model contract with its diffusion.config),
     /// calibrated on <paramref name="data"/> and measured against it on held-out images; <paramref name="source"/>
@@ -162,6 +165,11 @@ public static class Int8Quantizer
             });
         using var session = new InferenceSession(probe.ToByteArray());
         int total = options.Images * options.Timesteps;
+        // Every activation of a batch comes back at once: the batch is bounded by what one input's activations take.
+        long perInput = 0;
+        inputs.Run(session, tensors, 0, 1, options.Seed, (results, steps) => perInput = Math.Max(perInput,
+            results.Sum(r => r.GetTensorTypeAndShape().ElementCount) * sizeof(float) / steps.Length), batchLimit: 1);
+        int batch = (int)Math.Clamp(MaxActivationBytes / Math.Max(perInput, 1), 1, options.Batch);
         // Every tensor's values on every calibration input, in turn.
         void Pass(string what, Action<int, ReadOnlySpan<float>> visit)
         {
@@ -177,7 +185,7 @@ public static class Int8Quantizer
                 }
                 done += steps.Length;
                 log?.Invoke($"calibration, {what}: {done}/{total} network inputs");
-            });
+            }, batch);
         }
         var min = tensors.Select(_ => float.PositiveInfinity).ToArray();
         var max = tensors.Select(_ => float.NegativeInfinity).ToArray();
@@ -289,13 +297,14 @@ public static class Int8Quantizer
 
         /// <summary>
         /// Runs <paramref name="session"/> for <paramref name="outputs"/> on images [first, first + count) (modulo the
-        /// data set) × every timestep, batch after batch; <paramref name="visit"/> sees each batch's results and the
-        /// timestep index of each of its rows.
+        /// data set) × every timestep, batch after batch (at most <paramref name="batchLimit"/> inputs per call);
+        /// <paramref name="visit"/> sees each batch's results and the timestep index of each of its rows.
         /// </summary>
         public void Run(InferenceSession session, string[] outputs, int first, int count, ulong seed,
-            Action<IDisposableReadOnlyCollection<OrtValue>, int[]> visit)
+            Action<IDisposableReadOnlyCollection<OrtValue>, int[]> visit, int? batchLimit = null)
         {
-            int size = _c * _h * _w, k = Timesteps.Length, total = count * k, batch = Math.Min(_batch, total);
+            int size = _c * _h * _w, k = Timesteps.Length, total = count * k;
+            int batch = Math.Min(Math.Min(_batch, batchLimit ?? _batch), total);
             var x = new float[batch * size];
             var t = new float[batch];
             var labels = new long[batch];
