@@ -66,6 +66,26 @@ public class CliTextToImageTests
     }
 
     [Fact]
+    public void A_prompt_draws_one_image_by_default_and_a_request_too_large_for_memory_says_which_knob_to_turn()
+    {
+        var (code, output, error) = Run("sample", "--model", Folder.Value, "--prompt", "cat", "--steps", "2",
+            "--out", Path.Combine(Fixtures.TempFolder(), "one.npy"));
+        Assert.True(code == 0, error);
+        Assert.Contains("1 images 3×64×64", output); // diffusers' num_images_per_prompt, not the pixel models' 16
+        // diffusers' tiny UNet at 256×256 latents: its first self-attention's scores alone would take 2 TiB at a
+        // network batch of 32 (16 images, guided); ONNX Runtime's allocation fails, and the line names --batch.
+        var sd = Path.Combine(TestFolders.Repository, "tests", "Fixtures", "Diffusers", "sd-tiny");
+        var outPath = Path.Combine(Fixtures.TempFolder(), "huge.png");
+        (code, _, error) = Run("sample", "--model", sd, "--prompt", "cat", "--width", "512", "--height", "512",
+            "-n", "16", "--steps", "2", "--out", outPath);
+        Assert.Equal(1, code);
+        Assert.Contains("error: --batch: model '", error);
+        Assert.Contains("ran out of memory at a network batch of 32 (one buffer of 2048 GiB): lower the batch", error);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("error:"));
+        Assert.False(File.Exists(outPath));
+    }
+
+    [Fact]
     public void Img2img_inpaint_and_noise_work_in_latent_space()
     {
         var dir = Fixtures.TempFolder();

@@ -164,7 +164,7 @@ public static class SampleCommand
     private static Inputs LoadInputs(SampleOptions o, Mode mode, ParseResult p, Target t)
     {
         float[]? init = null;
-        int n = p.GetValue(o.Count) ?? new GenerationRequest().Count;
+        int n = p.GetValue(o.Count) ?? (t.PixelModel is null ? TextToImageCount : new GenerationRequest().Count);
         var shape = t.Pixels;
         if (p.GetValue(o.InitNoise) is { } noisePath)
         {
@@ -228,6 +228,12 @@ public static class SampleCommand
 
     /// <summary>A text-to-image model's default guidance weight: diffusers' StableDiffusionPipeline's.</summary>
     public const float TextToImageGuidance = 7.5f;
+
+    /// <summary>
+    /// A text-to-image request's default number of images: one, as diffusers' StableDiffusionPipeline
+    /// (num_images_per_prompt); latent models at their sizes make a grid of 16 a long and memory-hungry default.
+    /// </summary>
+    public const int TextToImageCount = 1;
 
     private static async Task<GenerationResult> Generate(CliConsole console, IImageGenerator generator,
         GenerationRequest request, CancellationToken cancellation)

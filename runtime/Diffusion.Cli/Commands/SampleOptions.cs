@@ -35,7 +35,8 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
     };
     public Option<int?> Count { get; } = new("--count", "-n")
     {
-        Description = $"Number of images (default {Defaults.Count}, or as many as --init-noise holds).",
+        Description = $"Number of images (default {Defaults.Count}, {SampleCommand.TextToImageCount} for a " +
+            "text-to-image model, or as many as --init-noise holds).",
     };
     public Option<ulong> Seed { get; } = new("--seed")
     {

@@ -260,6 +260,14 @@ internal sealed unsafe class ModelBinding : IDisposable
         {
             throw new OperationCanceledException(cancellation);
         }
+        catch (OnnxRuntimeException e) when (OutOfMemory(e.Message) is string asked)
+        {
+            // The batch (GenerationRequest.BatchSize) is the knob that bounds a run's activations; the images do not
+            // depend on it.
+            throw new DiffusionException("BatchSize", $"model '{_model.Source}' ran out of " +
+                $"memory at a network batch of {Batch}{asked}: lower the batch (the images are the same at any " +
+                "batch size) or the image size.", e);
+        }
         catch (OnnxRuntimeException e)
         {
             throw new DiffusionException($"Model '{_model.Source}' failed while running a batch " +
@@ -267,6 +275,21 @@ internal sealed unsafe class ModelBinding : IDisposable
         }
         RunTicks += Stopwatch.GetTimestamp() - start;
         Runs++;
+    }
+
+    /// <summary>
+    /// Whether ONNX Runtime's <paramref name="message"/> says that an allocation failed (its CPU arena's or CUDA's
+    /// words): null if not, else " (one buffer of X GiB)" where it names the size, or "".
+    /// </summary>
+    internal static string? OutOfMemory(string message)
+    {
+        if (!message.Contains("Failed to allocate memory", StringComparison.OrdinalIgnoreCase)
+            && !message.Contains("out of memory", StringComparison.OrdinalIgnoreCase)
+            && !message.Contains("std::bad_alloc", StringComparison.Ordinal))
+            return null;
+        var size = System.Text.RegularExpressions.Regex.Match(message, @"buffer of size (\d+)");
+        return size.Success && double.TryParse(size.Groups[1].Value, out var bytes)
+            ? $" (one buffer of {bytes / (1L << 30):0.##} GiB)" : "";
     }
 
     public void Dispose()
