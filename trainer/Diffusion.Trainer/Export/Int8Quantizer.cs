@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using Diffusion.OnnxGraph;
+using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Noise;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Schedules;
@@ -309,6 +310,7 @@ public static class Int8Quantizer
             var t = new float[batch];
             var labels = new long[batch];
             var eps = new float[size];
+            var x0 = new float[size];
             var noise = new NoiseGenerator(seed);
             using var options = new RunOptions();
             var memory = OrtMemoryInfo.DefaultInstance;
@@ -320,11 +322,10 @@ public static class Int8Quantizer
                 {
                     int n = (start + j) / k, image = (first + n) % _data.Count;
                     steps[j] = (start + j) % k;
-                    var (alpha, sigma) = ForwardProcess.Coefficients(_schedule, Timesteps[steps[j]]);
                     noise.Fill(eps, n, (uint)steps[j]);
                     var pixels = _data.Pixels.AsSpan(image * size, size);
-                    var xt = x.AsSpan(j * size, size);
-                    for (int v = 0; v < size; v++) xt[v] = (float)(alpha * (pixels[v] / 127.5f - 1) + sigma * eps[v]);
+                    for (int v = 0; v < size; v++) x0[v] = Pixels.ToModel(pixels[v]);
+                    ForwardProcess.Sample(x.AsSpan(j * size, size), x0, eps, NoiseLevel.At(_schedule, Timesteps[steps[j]]));
                     t[j] = Timesteps[steps[j]];
                     labels[j] = _config.NullClass && (n % 2 == 1 || _data.Labels is null) ? _config.NumClasses
                         : Math.Min(_data.Labels![image], _config.NumClasses - 1);
