@@ -129,7 +129,7 @@ public static class Int8Quantizer
             $"{options.Timesteps} timesteps, seed {options.Seed}).".TrimStart();
         var bytes = proto.ToByteArray();
         var report = Verify(original, bytes, inputs, options, convs.Count);
-        log?.Invoke(report.ToString());
+        foreach (var line in report.ToString().Split('\n')) log?.Invoke(line);
         return (bytes, report);
     }
 
