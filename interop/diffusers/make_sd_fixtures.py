@@ -14,8 +14,11 @@ transformers' own CLIPTokenizer (see interop/transformers). What stands in for a
   embeddings, pre-LayerNorm causal self-attention blocks with quick-GELU MLPs, a final LayerNorm: CLIP's
   architecture); the pipeline is given its embeddings as prompt_embeds / negative_prompt_embeds, so that diffusers'
   StableDiffusionPipeline runs unchanged from there on (with transformers' class names stubbed for its imports).
+- The noise a stochastic scheduler (Euler a) draws at each step: diffusers' randn_tensor is replaced by the runtime's
+  keyed noise (keyed_noise.py, the same Philox4x32 draws under NOISE_SEED), so that both walk the same path.
 Writes tests/Fixtures/Diffusers/sd-tiny/ (the folder) and sd-tiny/reference.json: for fixed initial latents, the
-pipeline's images (output_type="np") per scheduler, with and without guidance and negative prompts.
+pipeline's images (output_type="np") per scheduler, with and without guidance and negative prompts; the same for
+StableDiffusionImg2ImgPipeline and for StableDiffusionInpaintPipeline with this 4-channel UNet (its latent blending).
 """
 import argparse
 import importlib.abc
@@ -33,7 +36,9 @@ OUT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny")
 TOKENIZER = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd1", "tokenizer")
 HIDDEN, LAYERS, HEADS, LENGTH = 32, 2, 2, 77
 SCHEDULERS = [("DDIMScheduler", {}), ("EulerDiscreteScheduler", {}), ("DPMSolverMultistepScheduler", {}),
-              ("UniPCMultistepScheduler", {}), ("PNDMScheduler", {"skip_prk_steps": True})]
+              ("UniPCMultistepScheduler", {}), ("PNDMScheduler", {"skip_prk_steps": True}),
+              ("EulerAncestralDiscreteScheduler", {})]
+NOISE_SEED = 7  # the keyed noise of the stochastic schedulers' steps (keyed_noise.py; the runtime's request seed)
 PROMPTS = [("a photo of a red cat on the moon", None, 7.5), ("a blue dog", "blurry, ugly", 5.0),
            ("a photo of a red cat on the moon", None, 1.0)]
 
@@ -115,6 +120,26 @@ def text_encoder_class(torch):
     return TextEncoder
 
 
+class KeyedDraws:
+    """Stands in for diffusers' randn_tensor in a stochastic scheduler: the n-th call of a pipeline run returns draw n
+    of images 0, 1, … under NOISE_SEED, as the runtime's SamplingContext numbers its draws (x_T is draw 0)."""
+
+    def __init__(self, torch):
+        import keyed_noise
+        self.torch, self.keyed, self.draw = torch, keyed_noise, 0
+
+    def restart(self):
+        self.draw = 0
+
+    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
+        self.draw += 1
+        size = 1
+        for n in shape[1:]:
+            size *= n
+        values = self.keyed.batch(NOISE_SEED, 0, shape[0], self.draw, size)
+        return self.torch.from_numpy(values).reshape(shape).to(dtype or self.torch.float32)
+
+
 def export(torch, module, args, path, inputs, outputs, axes):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
@@ -136,7 +161,10 @@ def main():
     stub_transformers()
     import torch
     import diffusers
+    from diffusers.schedulers import scheduling_euler_ancestral_discrete
     torch.set_num_threads(1)
+    draws = KeyedDraws(torch)
+    scheduling_euler_ancestral_discrete.randn_tensor = draws
 
     if os.path.exists(OUT):
         shutil.rmtree(OUT)
@@ -239,6 +267,7 @@ def main():
                                                  requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         for prompt, negative, guidance in PROMPTS:
+            draws.restart()
             with torch.no_grad():
                 images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
                               negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
@@ -270,10 +299,43 @@ def main():
                         "negative_prompt": negative, "guidance": guidance, "steps": 20, "strength": 0.6,
                         "images": images.reshape(-1).round(6).tolist()})
         print(f"img2img {cls}: images in [{images.min():.3f}, {images.max():.3f}]")
+    # inpainting (StableDiffusionInpaintPipeline with this 4-channel UNet): after every step diffusers blends in the
+    # known image's latents (its latent distribution's mode, as above) noised with the initial noise to the level the
+    # step reached — the clean latents after the last step — where the latent mask (torch's nearest resize of the
+    # pixel mask) keeps them.
+    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_inpaint as inpaint_module
+    inpaint_module.retrieve_latents = lambda output, generator=None, sample_mode="sample": output.latent_dist.mode()
+    mask = torch.zeros(2, 1, 32, 32)  # diffusers' convention: 1 = repaint
+    mask[0, :, 5:21, 9:27] = 1  # edges inside the 2×2 latent blocks: which pixel a latent cell reads shows
+    mask[1, :, :, 16:] = 1
+    inpaint = []
+    for (cls, settings), (prompt, negative, guidance) in [(s, PROMPTS[1]) for s in SCHEDULERS] + \
+            [(SCHEDULERS[0], PROMPTS[2])]:
+        # clip_sample off, as StableDiffusionPipeline and the img2img pipeline set it for DDIM (the inpainting
+        # pipeline of 0.31 leaves DDIM's default on, clamping the latents' x̂₀ to ±1; the folder's config has none)
+        scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings, "clip_sample": False})
+        pipe = diffusers.StableDiffusionInpaintPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
+                                                        scheduler=scheduler, safety_checker=None,
+                                                        feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        draws.restart()
+        with torch.no_grad():
+            images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
+                          negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
+                          image=image.clone(), mask_image=mask.clone(), guidance_scale=guidance,
+                          num_inference_steps=20, latents=latents.clone(), output_type="np").images
+        inpaint.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config}, "prompt": prompt,
+                        "negative_prompt": negative, "guidance": guidance, "steps": 20,
+                        "images": images.reshape(-1).round(6).tolist()})
+        print(f"inpaint {cls} w={guidance}: images in [{images.min():.3f}, {images.max():.3f}]")
     with open(os.path.join(OUT, "reference.json"), "w") as f:
-        json.dump({"diffusers_version": diffusers.__version__, "latents": latents.reshape(-1).tolist(),
-                   "latent_shape": list(latents.shape), "image_shape": [2, 32, 32, 3], "cases": cases,
-                   "input_image": image.reshape(-1).tolist(), "img2img": img2img}, f, default=list)
+        json.dump({"diffusers_version": diffusers.__version__, "noise_seed": NOISE_SEED,
+                   "latents": latents.reshape(-1).tolist(), "latent_shape": list(latents.shape),
+                   "image_shape": [2, 32, 32, 3], "cases": cases, "input_image": image.reshape(-1).tolist(),
+                   "img2img": img2img, "inpaint_mask": mask.reshape(-1).tolist(), "inpaint": inpaint,
+                   # keyed_noise.py's draw 3 of image 1 (1 029 values: past one 512-value chunk, an odd count)
+                   "keyed_noise": draws.keyed.normal(NOISE_SEED, 1, 3, 1029).tolist()}, f,
+                  default=list)
     print(f"wrote {os.path.normpath(OUT)}")
 
 

@@ -14,6 +14,7 @@ public static class Flags
         ["Sampler"] = "--sampler", ["Steps"] = "--steps", ["Count"] = "--count", ["BatchSize"] = "--batch",
         ["Guidance"] = "--guidance", ["ClassLabels"] = "--class", ["Class"] = "--class", ["Strength"] = "--strength",
         ["InitialNoise"] = "--init-noise", ["InitialImages"] = "--image", ["KnownImages"] = "--image", ["Mask"] = "--mask",
+        ["KnownImageNoise"] = "--known-noise",
         ["Prompt"] = "--prompt", ["NegativePrompt"] = "--negative-prompt", ["Width"] = "--width",
         ["Height"] = "--height", ["Spacing"] = "--spacing", ["KarrasSigmas"] = "--karras", ["Eta"] = "--eta", ["Snr"] = "--snr",
         ["RelativeTolerance"] = "--rtol", ["AbsoluteTolerance"] = "--atol", ["Resampling"] = "--jumps",

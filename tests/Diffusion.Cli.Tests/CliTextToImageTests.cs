@@ -100,6 +100,17 @@ public class CliTextToImageTests
         var (inpaint, _, inpaintError) = Run("inpaint", "--model", Folder.Value, "--prompt", "red cat", "--image",
             input, "--mask", mask, "-n", "1", "--steps", "10", "--sampler", "ddim", "--out", Path.Combine(dir, "i.npy"));
         Assert.True(inpaint == 0, inpaintError);
+        // the folder's own PNDMScheduler, the kept region noised as diffusers' inpainting pipeline does
+        var diffusersWay = Path.Combine(dir, "d.png");
+        var (pndm, _, pndmError) = Run("inpaint", "--model", Folder.Value, "--prompt", "red cat", "--image", input,
+            "--mask", mask, "--steps", "10", "--known-noise", "initial", "--out", diffusersWay);
+        Assert.True(pndm == 0, pndmError);
+        Assert.Contains("known noise: initial", ImageFile.Read(diffusersWay).Text[ImageFile.ParametersKey]);
+        var (bad, _, badError) = Run("inpaint", "--model", Folder.Value, "--prompt", "red cat", "--image", input,
+            "--mask", mask, "--known-noise", "same", "--out", Path.Combine(dir, "bad.png"));
+        Assert.Equal(2, bad);
+        Assert.Contains("--known-noise", badError);
+        Assert.False(File.Exists(Path.Combine(dir, "bad.png")));
         // x_T of a text-to-image folder is latents: noise writes them, --init-noise takes them
         var noise = Path.Combine(dir, "zT.npy");
         Assert.Equal(0, Run("noise", "--model", Folder.Value, "--count", "2", "--out", noise).Code);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Diffusion.Runtime.Diffusers;
+using Diffusion.Runtime.Editing;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Runtime.Pipelines;
@@ -12,8 +13,10 @@ namespace Diffusion.Tests;
 /// by interop/diffusers/make_sd_fixtures.py: a UNet2DConditionModel and an AutoencoderKL made with diffusers' code and
 /// exported in Optimum's layout, transformers' CLIPTokenizer, a small CLIP text transformer standing in for
 /// CLIPTextModel): for the same initial latents, the same images (output_type="np") within 1e-4, for each scheduler
-/// walked as diffusers walks it, with and without guidance and negative prompts; and img2img against
-/// StableDiffusionImg2ImgPipeline.
+/// walked as diffusers walks it, with and without guidance and negative prompts; img2img against
+/// StableDiffusionImg2ImgPipeline; inpainting against StableDiffusionInpaintPipeline (its latent blending for a
+/// 4-channel UNet). Euler a's step noise is the runtime's keyed noise on both sides (the script draws it with
+/// interop/diffusers/keyed_noise.py, a second implementation of NoiseGenerator).
 /// </summary>
 public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -31,10 +34,14 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
         return data;
     }
 
-    public static TheoryData<int> Img2ImgCases()
+    public static TheoryData<int> Img2ImgCases() => CasesOf("img2img");
+
+    public static TheoryData<int> InpaintCases() => CasesOf("inpaint");
+
+    private static TheoryData<int> CasesOf(string section)
     {
         var data = new TheoryData<int>();
-        for (int i = 0; i < Reference.Value["img2img"]!.AsArray().Count; i++) data.Add(i);
+        for (int i = 0; i < Reference.Value[section]!.AsArray().Count; i++) data.Add(i);
         return data;
     }
 
@@ -46,6 +53,17 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(32, p.Width);
         Assert.Equal(32, p.TextEncoder.HiddenSize);
         Assert.Equal("PNDMScheduler", p.Unet.Config.Scheduler!.ClassName);
+    }
+
+    /// <summary>The script's second implementation of the keyed noise draws what NoiseGenerator draws.</summary>
+    [Fact]
+    public void The_fixture_scripts_keyed_noise_is_the_runtimes()
+    {
+        var expected = Floats(Reference.Value["keyed_noise"]);
+        var ours = new float[expected.Length];
+        new Diffusion.Runtime.Noise.NoiseGenerator((ulong)Reference.Value["noise_seed"]!).Fill(ours, image: 1, draw: 3);
+        for (int i = 0; i < ours.Length; i++) Assert.True(Math.Abs(ours[i] - expected[i]) <= 1e-5,
+            $"value {i}: {ours[i]} vs {expected[i]}");
     }
 
     [Theory]
@@ -62,9 +80,28 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Our_img2img_equals_StableDiffusionImg2ImgPipeline(int index) =>
         Compare(Reference.Value["img2img"]![index]!, Floats(Reference.Value["input_image"]));
 
+    /// <summary>
+    /// StableDiffusionInpaintPipeline with the 4-channel UNet, from pure noise: after each step the known image's
+    /// latents noised with x_T (<see cref="KnownImageNoise.Initial"/>) replace the latents where the mask,
+    /// resized as torch resizes it, keeps them; the clean latents after the last. The masks' edges fall inside the
+    /// 2×2 latent blocks, so a latent cell reading another pixel of its block than diffusers' fails here.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(InpaintCases))]
+    public void Our_inpainting_equals_StableDiffusionInpaintPipeline(int index)
+    {
+        var repaint = Floats(Reference.Value["inpaint_mask"]); // [2, 1, 32, 32], 1 = repaint
+        int plane = repaint.Length / 2;
+        var keep = new float[2 * 3 * plane];
+        for (int n = 0; n < 2; n++)
+            for (int k = 0; k < 3; k++)
+                for (int i = 0; i < plane; i++) keep[(n * 3 + k) * plane + i] = 1 - repaint[n * plane + i];
+        Compare(Reference.Value["inpaint"]![index]!, null, (Floats(Reference.Value["input_image"]), keep));
+    }
+
     private static float[] Floats(JsonNode? node) => node!.AsArray().Select(v => (float)(double)v!).ToArray();
 
-    private void Compare(JsonNode c, float[]? input)
+    private void Compare(JsonNode c, float[]? input, (float[] Known, float[] Keep)? inpaint = null)
     {
         var reference = Reference.Value;
         var config = c["config"]!.AsObject().DeepClone().AsObject();
@@ -76,6 +113,9 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
             InitialNoise = Floats(reference["latents"]), Prompt = (string)c["prompt"]!,
             NegativePrompt = (string?)c["negative_prompt"], Guidance = (float)(double)c["guidance"]!,
             InitialImages = input, Strength = c["strength"] is JsonNode strength ? (double)strength : 1,
+            KnownImages = inpaint?.Known, Mask = inpaint?.Keep,
+            KnownImageNoise = inpaint is null ? KnownImageNoise.Fresh : KnownImageNoise.Initial,
+            Seed = (ulong)reference["noise_seed"]!,
         });
         var expected = Floats(c["images"]); // [N, H, W, 3] in [0, 1]
         int h = result.Height, w = result.Width;
@@ -88,7 +128,8 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
                         float ours = Math.Clamp(result.Images[((n * 3 + k) * h + y) * w + x] / 2 + 0.5f, 0, 1);
                         worst = Math.Max(worst, Math.Abs(ours - expected[((n * h + y) * w + x) * 3 + k]));
                     }
-        var what = $"{(input is null ? "" : "img2img ")}{c["scheduler"]}, w = {c["guidance"]}, negative " +
+        var what = $"{(input is null ? inpaint is null ? "" : "inpaint " : "img2img ")}{c["scheduler"]}, w = " +
+            $"{c["guidance"]}, negative " +
             $"'{c["negative_prompt"]}'";
         output.WriteLine($"{what}: largest difference {worst:E2}");
         Assert.True(worst <= 1e-4, $"{what}: largest difference {worst:E2}"); // measured ≤ 1.5e-6

@@ -107,20 +107,28 @@ public class DiffusersSchedulerTests
         Assert.Equal("DPMSolverMultistepScheduler", luAgain.Scheduler.ClassName);
     }
 
-    [Fact]
-    public void Pndm_evaluates_between_grid_levels_so_it_refuses_inpainting()
+    /// <summary>
+    /// PNDM evaluates the network between grid levels; inpainting blends after each of its combinations (as diffusers'
+    /// pipeline after each step call), so the kept pixels end exactly as given and the others are sampled (diffusers'
+    /// StableDiffusionInpaintPipeline parity: DiffusersPipelineTests).
+    /// </summary>
+    [Theory]
+    [InlineData("PNDMScheduler-skip_prk_steps=True-20")]
+    [InlineData("PNDMScheduler-leading-20")]
+    public void Pndm_inpainting_keeps_the_known_pixels(string name)
     {
-        var c = Case("PNDMScheduler-skip_prk_steps=True-20");
-        var (model, scheduler) = Load(c);
+        var (model, scheduler) = Load(Case(name));
         using var _ = model;
-        var request = new GenerationRequest
+        int d = model.ImageSize;
+        var known = Enumerable.Range(0, d).Select(i => MathF.Sin(i * 0.3f) * 0.8f).ToArray();
+        var mask = Enumerable.Range(0, d).Select(i => i % 3 == 0 ? 0f : 1f).ToArray();
+        var result = new ImageGenerator(model).Generate(new GenerationRequest
         {
-            SamplerInstance = new DiffusersSampler(scheduler), Steps = 10, Count = 1,
-            KnownImages = new float[model.ImageSize], Mask = Enumerable.Repeat(1f, model.ImageSize).ToArray(),
-        };
-        var e = Assert.Throws<DiffusionArgumentException>(() => new ImageGenerator(model).Generate(request));
-        Assert.Equal("Sampler", e.Parameter);
-        Assert.Contains("PNDMScheduler", e.Problem);
+            SamplerInstance = new DiffusersSampler(scheduler), Steps = 10, Count = 1, KnownImages = known, Mask = mask,
+        });
+        for (int i = 0; i < d; i++)
+            if (mask[i] == 1) Assert.Equal(known[i], result.Images[i]);
+        Assert.Contains(Enumerable.Range(0, d), i => mask[i] == 0 && Math.Abs(result.Images[i] - known[i]) > 1e-3);
     }
 
     [Theory]

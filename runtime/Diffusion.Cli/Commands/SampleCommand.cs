@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Diffusion.Cli.Output;
 using Diffusion.Runtime;
+using Diffusion.Runtime.Editing;
 using Diffusion.Runtime.Generation;
 using Diffusion.Runtime.Imaging;
 using Diffusion.Runtime.Onnx;
@@ -144,6 +145,8 @@ public static class SampleCommand
             .Concat(m is null ? [$"size: {shape.Width}x{shape.Height}"]
                 : [$"class: {p.GetValue(o.Class) ?? (m.NumClasses > 0 ? "all" : "none")}"])
             .Concat(p.GetValue(o.Eta) is double e ? [$"eta: {e}"] : [])
+            .Concat(request.KnownImageNoise != KnownImageNoise.Fresh
+                ? [$"known noise: {request.KnownImageNoise.ToString().ToLowerInvariant()}"] : [])
             // the prompts last, each on its own line, as A1111-style readers expect them
             .Concat(request.Prompt is { } prompt ? [$"\nprompt: {prompt}"] : [])
             .Concat(request.NegativePrompt is { } negative ? [$"\nnegative prompt: {negative}"] : [])),
@@ -201,6 +204,7 @@ public static class SampleCommand
             InitialImages = mode == Mode.Img2Img ? inputs.Images : null,
             KnownImages = mode == Mode.Inpaint ? inputs.Images : null,
             Mask = inputs.Mask,
+            KnownImageNoise = mode == Mode.Inpaint ? KnownNoise(p.GetValue(o.KnownNoise)!) : KnownImageNoise.Fresh,
             Strength = mode == Mode.Img2Img ? p.GetValue(o.Strength) : 1,
             Sampler = p.GetValue(o.Sampler),
             Steps = p.GetValue(o.Steps),
@@ -225,6 +229,13 @@ public static class SampleCommand
                 Snr = p.GetValue(o.Snr),
             },
         };
+
+    private static KnownImageNoise KnownNoise(string value) => value.ToLowerInvariant() switch
+    {
+        "fresh" => KnownImageNoise.Fresh,
+        "initial" => KnownImageNoise.Initial,
+        _ => throw new DiffusionArgumentException("--known-noise", $"'{value}': expected fresh or initial."),
+    };
 
     /// <summary>A text-to-image model's default guidance weight: diffusers' StableDiffusionPipeline's.</summary>
     public const float TextToImageGuidance = 7.5f;

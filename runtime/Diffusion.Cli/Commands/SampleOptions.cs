@@ -142,6 +142,12 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
             + "applies to every channel; resized with nearest neighbour), or a .npy of 1 = keep, 0 = repaint "
             + "[N,C,H,W].",
     };
+    public Option<string> KnownNoise { get; } = new("--known-noise")
+    {
+        Description = "The noise that brings the kept pixels to each step's level: fresh (a new draw every step, "
+            + "default) or initial (each image's x_T every step, as diffusers' StableDiffusionInpaintPipeline).",
+        DefaultValueFactory = _ => "fresh",
+    };
     public Option<string> MaskKeeps { get; } = new("--mask-keeps")
     {
         Description = "Which mask colour marks pixels to keep: black (diffusers' convention, default) or white.",
@@ -160,7 +166,7 @@ internal sealed class SampleOptions(SampleCommand.Mode mode)
         Option[] edit = mode switch
         {
             SampleCommand.Mode.Img2Img => [Image, Strength],
-            SampleCommand.Mode.Inpaint => [Image, Mask, MaskKeeps, Jumps],
+            SampleCommand.Mode.Inpaint => [Image, Mask, MaskKeeps, Jumps, KnownNoise],
             _ => [],
         };
         foreach (var option in common) command.Options.Add(option);

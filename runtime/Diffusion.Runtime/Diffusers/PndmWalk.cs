@@ -52,13 +52,12 @@ internal static class PndmWalk
     /// (Stable Diffusion's PLMS) a first step evaluated twice and averaged — then Adams–Bashforth on up to 4 past
     /// outputs; each combination moves x from t to t′ by PNDM's transfer, x′ = √(ᾱ′/ᾱ) x − (ᾱ′ − ᾱ) e/(ᾱ√(1 − ᾱ′) +
     /// √(ᾱ(1 − ᾱ)ᾱ′)), with e the combined ε (a v-prediction combination is turned into ε with the x it is applied to,
-    /// as diffusers does).
+    /// as diffusers does). A constraint (inpainting) is applied after every combination, at the level of the next
+    /// timestep evaluated — the grid's last level after the last —, as diffusers' inpainting pipeline blends after
+    /// every call of the scheduler's step.
     /// </summary>
     public static void Sample(SamplingContext c, DiffusersScheduler scheduler)
     {
-        if (c.Constraint is not null)
-            throw new DiffusionArgumentException("Sampler", "PNDMScheduler evaluates the network between grid levels "
-                + "and cannot keep inpainting constraints; use a grid sampler (ddim, dpm++2m, …).");
         int n = c.Steps, stride = c.Model.Schedule.TrainTimesteps / c.ScheduleSteps;
         var ascending = Enumerable.Range(0, n).Select(i => (int)Math.Round(c.Grid[n - 1 - i].Timestep)).ToArray();
         var (prk, plms) = Timesteps(ascending, stride, scheduler.SkipPrkSteps);
@@ -89,6 +88,8 @@ internal static class PndmWalk
                 else _eps.CopyTo(output, 0);
                 if (counter < prk.Length) RungeKutta(counter, t, output);
                 else LinearMultistep(counter, t, output);
+                c.Constraint?.Apply(c, _x, counter + 1 < timesteps.Length
+                    ? NoiseLevel.At(_schedule, timesteps[counter + 1]) : c.Grid[^1], SampleSpace.Vp);
                 c.Progress(Math.Min(c.Steps - 1, counter * c.Steps / timesteps.Length));
             }
         }

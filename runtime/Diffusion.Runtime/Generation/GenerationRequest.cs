@@ -80,6 +80,11 @@ public sealed record GenerationRequest
     public float[]? KnownImages { get; init; }
     /// <summary>Inpainting mask [Count, C, H, W]: 1 = keep the known pixel, 0 = generate.</summary>
     public float[]? Mask { get; init; }
+    /// <summary>
+    /// Inpainting: the noise that brings the known images to each level — a fresh draw every step (default), or each
+    /// image's initial noise x_T, as diffusers' StableDiffusionInpaintPipeline does for a 4-channel UNet.
+    /// </summary>
+    public Editing.KnownImageNoise KnownImageNoise { get; init; } = Editing.KnownImageNoise.Fresh;
     /// <summary>Timestep spacing; null takes the model config's timestep_spacing.</summary>
     public TimestepSpacing? Spacing { get; init; }
     /// <summary>

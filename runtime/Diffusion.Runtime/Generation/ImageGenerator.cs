@@ -333,6 +333,12 @@ public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
         if (r.Options.Resampling != 1 && r.Mask is null)
             throw new DiffusionArgumentException(nameof(SamplerOptions.Resampling),
                 "RePaint resampling applies to inpainting; give the known images and the mask.");
+        if (r.KnownImageNoise != Editing.KnownImageNoise.Fresh && r.Mask is null)
+            throw new DiffusionArgumentException(nameof(r.KnownImageNoise),
+                "the known images' noise applies to inpainting; give the known images and the mask.");
+        if (!Enum.IsDefined(r.KnownImageNoise))
+            throw new DiffusionArgumentException(nameof(r.KnownImageNoise), $"{(int)r.KnownImageNoise} is not one " +
+                $"of {string.Join(", ", Enum.GetNames<Editing.KnownImageNoise>())}.");
         if (r.KnownImages is not null || r.Mask is not null)
         {
             if (r.KnownImages is null || r.Mask is null)

@@ -33,7 +33,7 @@ internal static class SamplingRun
         int d = shape.Size, count = request.Count;
         var values = new float[count * d]; // validation bounds count × d by Array.MaxLength
         var inpainting = request.KnownImages is null ? null
-            : new Editing.Inpainting(request.KnownImages, request.Mask!, d);
+            : new Editing.Inpainting(request.KnownImages, request.Mask!, d, request.KnownImageNoise);
         int current = 0; // the first image of the batch being sampled, for progress
         var use = MicroBatches.Run(model, shape, count, request.BatchSize, conditions,
             denoiser => new SamplingContext(denoiser, grid, request.Seed, request.Options,
@@ -44,12 +44,8 @@ internal static class SamplingRun
             {
                 current = start;
                 c.Begin(request.FirstImage + start);
-                if (inpainting is not null)
-                {
-                    inpainting.Begin(start);
-                    c.Constraint = inpainting;
-                }
-                InitialSample(request, sampler, c, start * d, n * d);
+                c.Constraint = inpainting;
+                InitialSample(request, sampler, c, start, n * d, inpainting);
                 sampler.Sample(c);
                 CheckFinite(c.X, start, d);
                 c.X.CopyTo(values.AsSpan(start * d, n * d));
@@ -62,14 +58,17 @@ internal static class SamplingRun
     }
 
     /// <summary>
-    /// x at the grid's first level for images [offset, offset + length): x_T, or an img2img input noised.
+    /// x at the grid's first level for the batch of images from <paramref name="start"/> (<paramref name="length"/>
+    /// values): x_T, or an img2img input noised; the inpainting constraint is pointed at the batch and its x_T.
     /// </summary>
-    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int offset,
-        int length)
+    private static void InitialSample(GenerationRequest request, ISampler sampler, SamplingContext c, int start,
+        int length, Editing.Inpainting? inpainting)
     {
         var x = c.X.AsSpan();
+        int offset = start * c.ImageSize;
         if (request.InitialNoise is { } init) init.AsSpan(offset, length).CopyTo(x);
         else c.DrawInitialNoise(x);
+        inpainting?.Begin(start, x);
         if (request.InitialImages is { } images0)
             ForwardProcess.Sample(x, images0.AsSpan(offset, length), x, c.Grid[0]); // ε being the keyed x_T draw
         else if (sampler.InitialNoiseScale(c.Grid[0]) is var scale and not 1)

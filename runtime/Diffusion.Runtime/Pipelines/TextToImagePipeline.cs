@@ -234,8 +234,8 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
 
     /// <summary>
     /// A pixel mask [Count, C, H, W] (1 = keep) on the latent grid: each latent cell takes the mask at its block's
-    /// centre pixel (diffusers resizes the mask with nearest neighbour), of the first channel, for every latent
-    /// channel.
+    /// first pixel — torch's nearest-neighbour resize, floor(i · in/out), which diffusers' inpainting pipeline applies
+    /// to the mask — of the first channel, for every latent channel.
     /// </summary>
     private static float[] LatentMask(float[] mask, int count, RequestPlan plan, int factor)
     {
@@ -246,8 +246,7 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
                 {
-                    float keep = mask[n * pixelsPerImage + (y * factor + factor / 2) * plan.Width + x * factor
-                        + factor / 2];
+                    float keep = mask[n * pixelsPerImage + y * factor * plan.Width + x * factor];
                     for (int k = 0; k < c; k++) result[n * plan.Latent.Size + (k * h + y) * w + x] = keep;
                 }
         return result;
