@@ -83,7 +83,7 @@ def stub_transformers():
     for name in [n for n, m in sys.modules.items() if isinstance(m, types.ModuleType)
                  and (n == "transformers" or n.startswith("transformers."))]:
         fill(sys.modules[name])  # the tokenizer's stub package: its other names too
-    sys.modules["transformers"].__version__ = "4.44.0"
+    importlib.import_module("transformers").__version__ = "4.44.0"  # the stub package when no tokenizer made one
 
 
 def text_encoder_class(torch):

@@ -120,6 +120,21 @@ public class CliTextToImageTests
         Assert.True(fromNoise == 0, fromNoiseError);
     }
 
+    /// <summary>bench-runtime's torch baseline refuses what cannot run, in one line, before timing anything.</summary>
+    [Fact]
+    public void The_torch_pipeline_baseline_refuses_what_cannot_run()
+    {
+        var missing = Path.Combine(Fixtures.TempFolder(), "no-diffusers");
+        var (code, _, error) = Run("bench-runtime", "--model", Folder.Value, "--torch-pipeline", missing);
+        Assert.Equal(2, code);
+        Assert.Contains($"--torch-pipeline: '{missing}' is not diffusers' src folder", error);
+        var (pixel, _, pixelError) = Run("bench-runtime", "--model", Cli.Commands.ModelArguments.GaussianModelPath,
+            "--torch-pipeline", missing);
+        Assert.Equal(2, pixel);
+        Assert.Contains("--torch-pipeline: applies to a text-to-image folder", pixelError);
+        Assert.Single(pixelError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     [Fact]
     public void Info_describes_every_component()
     {

@@ -55,10 +55,20 @@ public static class BenchRuntimeCommand
             Description = "Also print where a bare Run's time goes, per operator type (ONNX Runtime's profiler), at " +
                 "every batch size, for each model.",
         };
+        var torchPipeline = new Option<string?>("--torch-pipeline")
+        {
+            Description = "On a text-to-image folder: also time diffusers' StableDiffusionPipeline on torch for the "
+                + "same request, on the folder's architecture (its UNet and VAE configs; random weights), and give the "
+                + "ratio. The value is diffusers' src folder; needs Debian's python3-torch (see --python).",
+        };
+        var python = new Option<string>("--python")
+        {
+            Description = "Python with torch for --torch-pipeline.", DefaultValueFactory = _ => "/usr/bin/python3",
+        };
         var command = new Command("bench-runtime",
             "Measure the sampling loop against the bare ONNX Runtime Run of the same session.")
         {
-            batches, samplers, steps, repeat, versus, profile,
+            batches, samplers, steps, repeat, versus, profile, torchPipeline, python,
         };
         model.AddTo(command);
         command.SetAction((p, cancellation) => console.Guard(() =>
@@ -71,6 +81,9 @@ public static class BenchRuntimeCommand
                 && b is > 0 and <= 4096 ? b
                 : throw new DiffusionArgumentException("--batches", $"'{v}': expected batch sizes 1…4096.")).ToArray();
             using var pipeline = ModelArguments.IsTextToImage(model.PathOf(p)) ? model.LoadPipeline(p) : null;
+            var diffusersSource = p.GetValue(torchPipeline);
+            if (diffusersSource is not null)
+                TorchPipeline.Check(pipeline is not null, diffusersSource, p.GetValue(python)!);
             using var pixelModel = pipeline is null ? model.Load(p) : null;
             var m = pipeline?.Unet ?? pixelModel!;
             // The network's conditioning: the null label, or a text model's embedding of the empty prompt.
@@ -165,7 +178,10 @@ public static class BenchRuntimeCommand
                     $"threads, {FmaPeak.Unit}");
             foreach (var (batch, label, graphProfile, bareMs) in profiles)
                 Breakdown(console, batch, label, graphProfile, bareMs);
-            if (pipeline is not null) Pipeline(console, pipeline, reps, cancellation);
+            if (pipeline is not null)
+                Pipeline(console, pipeline, reps, diffusersSource is null ? null
+                    : new TorchPipeline(p.GetValue(python)!, diffusersSource, model.PathOf(p),
+                        pipeline.Unet.Settings.IntraOpThreads), cancellation);
             console.Out.WriteLine($"model {m.Source} ({m.Channels}×{m.Height}×{m.Width}), {n} steps, median " +
                 $"of {reps}; device {m.Settings.Device}; intra-op " +
                     $"threads {(m.Settings.IntraOpThreads == 0 ? $"ORT default ({Environment.ProcessorCount} logical cores)" : m.Settings.IntraOpThreads)}; ONNX Runtime {OrtLibrary.Version}");
@@ -324,7 +340,7 @@ public static class BenchRuntimeCommand
     /// prompt and its negative), the VAE decoder per image, and one whole 20-step DPM-Solver++(2M) request guided at
     /// 7.5 with the share each part took.
     /// </summary>
-    private static void Pipeline(CliConsole console, TextToImagePipeline pipeline, int reps,
+    private static void Pipeline(CliConsole console, TextToImagePipeline pipeline, int reps, TorchPipeline? torch,
         CancellationToken cancellation)
     {
         double Median(Func<double> ms) => Enumerable.Range(0, reps + 1).Select(_ => ms()).Skip(1).Order()
@@ -363,6 +379,15 @@ public static class BenchRuntimeCommand
             $"{last.ModelTime.TotalMilliseconds / total:P1}");
         table.AddPlainRow("whole request (1 image, dpm++2m, 20 steps, w = 7.5)", $"{total:0.00}",
             $"{1000 / total:0.00} images/s");
+        if (torch is not null)
+        {
+            var (torchMs, banner) = torch.RequestMs(reps, cancellation);
+            table.AddPlainRow("diffusers' StableDiffusionPipeline on torch, the same request", $"{torchMs:0.00}",
+                $"{1000 / torchMs:0.00} images/s; ours {torchMs / total:0.00}× as fast");
+            console.Ansi.Write(table);
+            console.Out.WriteLine($"torch: {banner}");
+            return;
+        }
         console.Ansi.Write(table);
     }
 
