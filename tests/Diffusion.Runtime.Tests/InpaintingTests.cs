@@ -93,6 +93,38 @@ public class InpaintingTests
         Assert.Contains("ddim", e.Problem); // the samplers that do resample
     }
 
+    /// <summary>
+    /// The known region brought to each level with x_T (diffusers' way) instead of fresh draws: the kept pixels are
+    /// still exact and, the model's pixels being independent, the others still N(μ, s²); only inpainting takes it.
+    /// </summary>
+    [Theory]
+    [InlineData("ddpm", 1000, false)] // grids as the tests above, fine enough for the moments' tolerance
+    [InlineData("dpm++2m", 40, true)]
+    public void Known_pixels_noised_with_the_initial_noise_are_kept_and_the_rest_sampled(string sampler, int steps,
+        bool karras)
+    {
+        using var model = Fixtures.Gaussian();
+        var (known, mask) = LeftHalfKnown(512, model.ImageSize);
+        var generator = new ImageGenerator(model);
+        var request = new GenerationRequest
+        {
+            Sampler = sampler, Steps = steps, KarrasSigmas = karras, Count = 512, BatchSize = 512, Seed = 4,
+            KnownImages = known, Mask = mask, KnownImageNoise = Editing.KnownImageNoise.Initial,
+        };
+        var r = generator.Generate(request);
+        for (int i = 0; i < known.Length; i++) if (mask[i] == 1) Assert.Equal(known[i], r.Images[i]);
+        var (mean, std) = Fixtures.Moments(r.Images.Where((_, i) => mask[i] == 0).ToArray());
+        Assert.InRange(mean, Fixtures.Mean - 0.03, Fixtures.Mean + 0.03);
+        Assert.InRange(std, Fixtures.Std * 0.95, Fixtures.Std * 1.05);
+        var e = Assert.Throws<DiffusionArgumentException>(() => generator.Generate(request with
+        {
+            KnownImages = null, Mask = null,
+        }));
+        Assert.Equal("KnownImageNoise", e.Parameter);
+        Assert.Equal("KnownImageNoise", Assert.Throws<DiffusionArgumentException>(() => generator.Generate(
+            request with { KnownImageNoise = (Editing.KnownImageNoise)7 })).Parameter);
+    }
+
     [Fact]
     public void Bad_masks_and_adaptive_solvers_are_refused()
     {
