@@ -18,7 +18,9 @@ transformers' own CLIPTokenizer (see interop/transformers). What stands in for a
   keyed noise (keyed_noise.py, the same Philox4x32 draws under NOISE_SEED), so that both walk the same path.
 Writes tests/Fixtures/Diffusers/sd-tiny/ (the folder) and sd-tiny/reference.json: for fixed initial latents, the
 pipeline's images (output_type="np") per scheduler, with and without guidance and negative prompts; the same for
-StableDiffusionImg2ImgPipeline and for StableDiffusionInpaintPipeline with this 4-channel UNet (its latent blending).
+StableDiffusionImg2ImgPipeline and for StableDiffusionInpaintPipeline with this 4-channel UNet (its latent blending);
+and tests/Fixtures/Diffusers/sd-tiny-inpaint/: the same components with diffusers' 9-channel inpainting UNet, and
+StableDiffusionInpaintPipeline's images on it.
 """
 import argparse
 import importlib.abc
@@ -33,6 +35,7 @@ import types
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny")
+OUT_INPAINT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny-inpaint")  # the 9-channel UNet's folder
 TOKENIZER = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd1", "tokenizer")
 HIDDEN, LAYERS, HEADS, LENGTH = 32, 2, 2, 77
 SCHEDULERS = [("DDIMScheduler", {}), ("EulerDiscreteScheduler", {}), ("DPMSolverMultistepScheduler", {}),
@@ -140,6 +143,50 @@ class KeyedDraws:
         return self.torch.from_numpy(values).reshape(shape).to(dtype or self.torch.float32)
 
 
+def make_unet(torch, diffusers, in_channels):
+    """The tiny UNet2DConditionModel (4 latent channels out; 9 in for diffusers' inpainting UNet). Default
+    initialisation leaves the text path weak: larger cross-attention weights make the images depend on the prompt (and
+    guidance visibly matter)."""
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=16, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=HIDDEN, attention_head_dim=4, norm_num_groups=8).eval()
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "attn2.to_k" in name or "attn2.to_v" in name or "attn2.to_out" in name:
+                p.mul_(4)
+    return unet
+
+
+def export_unet(torch, unet, folder):
+    """Optimum's layout: sample [B, in_channels, h, w], int64 timestep [B], encoder_hidden_states → out_sample, the
+    channel counts fixed by the graph."""
+    class Unet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample, timestep, encoder_hidden_states):
+            return self.unet(sample, timestep, encoder_hidden_states).sample
+
+    with torch.no_grad():
+        export(torch, Unet(), (torch.randn(2, unet.config.in_channels, 16, 16),
+                               torch.tensor([10, 20], dtype=torch.int64), torch.randn(2, LENGTH, HIDDEN)),
+               os.path.join(folder, "unet", "model.onnx"), ["sample", "timestep", "encoder_hidden_states"],
+               ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
+                                "encoder_hidden_states": {0: "batch"},
+                                "out_sample": {0: "batch", 2: "height", 3: "width"}})
+
+
+def write_config(folder, name, cls, config, version):
+    """A component's config as diffusers' save_config writes it: the class name and version first."""
+    file = "scheduler_config.json" if name == "scheduler" else "config.json"
+    os.makedirs(os.path.join(folder, name), exist_ok=True)
+    with open(os.path.join(folder, name, file), "w") as f:
+        json.dump({"_class_name": cls, "_diffusers_version": version,
+                   **{k: v for k, v in dict(config).items() if not k.startswith("_")}}, f, indent=1, default=list)
+
+
 def export(torch, module, args, path, inputs, outputs, axes):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     torch.onnx.export(module, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
@@ -175,34 +222,17 @@ def main():
     torch.manual_seed(0)
     text_encoder = text_encoder_class(torch)(len(tokenizer.encoder)).eval()
     torch.manual_seed(1)
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=HIDDEN, attention_head_dim=4, norm_num_groups=8).eval()
+    unet = make_unet(torch, diffusers, 4)
     torch.manual_seed(2)
     vae = diffusers.AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         norm_num_groups=4, sample_size=32).eval()
-    # Default initialisation leaves the text path weak: larger cross-attention weights make the images depend on the
-    # prompt (and guidance visibly matter).
-    with torch.no_grad():
-        for name, p in unet.named_parameters():
-            if "attn2.to_k" in name or "attn2.to_v" in name or "attn2.to_out" in name:
-                p.mul_(4)
     scheduler_config = dict(diffusers.PNDMScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1,
         set_alpha_to_one=False, timestep_spacing="leading").config)
 
     with torch.no_grad():
-        class Unet(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.unet = unet
-
-            def forward(self, sample, timestep, encoder_hidden_states):
-                return self.unet(sample, timestep, encoder_hidden_states).sample
-
         class Decoder(torch.nn.Module):
             def __init__(self):
                 super().__init__()
@@ -222,28 +252,18 @@ def main():
         ids = torch.tensor([tokenizer("a cat")["input_ids"]] * 2, dtype=torch.int32)
         export(torch, text_encoder, (ids,), os.path.join(OUT, "text_encoder", "model.onnx"), ["input_ids"],
                ["last_hidden_state"], {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})
-        export(torch, Unet(), (torch.randn(2, 4, 16, 16), torch.tensor([10, 20], dtype=torch.int64),
-                               torch.randn(2, LENGTH, HIDDEN)),
-               os.path.join(OUT, "unet", "model.onnx"), ["sample", "timestep", "encoder_hidden_states"],
-               ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
-                                "encoder_hidden_states": {0: "batch"},
-                                "out_sample": {0: "batch", 2: "height", 3: "width"}})
+        export_unet(torch, unet, OUT)
         export(torch, Decoder(), (torch.randn(1, 4, 16, 16),), os.path.join(OUT, "vae_decoder", "model.onnx"),
                ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "h", 3: "w"},
                                                "sample": {0: "batch", 2: "H", 3: "W"}})
         export(torch, Encoder(), (torch.randn(1, 3, 32, 32),), os.path.join(OUT, "vae_encoder", "model.onnx"),
                ["sample"], ["latent_sample"], {"sample": {0: "batch", 2: "H", 3: "W"},
                                                "latent_sample": {0: "batch", 2: "h", 3: "w"}})
-    # as diffusers' save_config writes them: the class name and version first
     for name, cls, config in (("unet", "UNet2DConditionModel", unet.config), ("vae_decoder", "AutoencoderKL", vae.config),
                               ("vae_encoder", "AutoencoderKL", vae.config),
                               ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
                               ("scheduler", "PNDMScheduler", scheduler_config)):
-        file = "scheduler_config.json" if name == "scheduler" else "config.json"
-        os.makedirs(os.path.join(OUT, name), exist_ok=True)
-        with open(os.path.join(OUT, name, file), "w") as f:
-            json.dump({"_class_name": cls, "_diffusers_version": diffusers.__version__,
-                       **{k: v for k, v in dict(config).items() if not k.startswith("_")}}, f, indent=1, default=list)
+        write_config(OUT, name, cls, config, diffusers.__version__)
     with open(os.path.join(OUT, "model_index.json"), "w") as f:
         json.dump({"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
                    "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
@@ -308,26 +328,49 @@ def main():
     mask = torch.zeros(2, 1, 32, 32)  # diffusers' convention: 1 = repaint
     mask[0, :, 5:21, 9:27] = 1  # edges inside the 2×2 latent blocks: which pixel a latent cell reads shows
     mask[1, :, :, 16:] = 1
-    inpaint = []
-    for (cls, settings), (prompt, negative, guidance) in [(s, PROMPTS[1]) for s in SCHEDULERS] + \
-            [(SCHEDULERS[0], PROMPTS[2])]:
-        # clip_sample off, as StableDiffusionPipeline and the img2img pipeline set it for DDIM (the inpainting
-        # pipeline of 0.31 leaves DDIM's default on, clamping the latents' x̂₀ to ±1; the folder's config has none)
-        scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings, "clip_sample": False})
-        pipe = diffusers.StableDiffusionInpaintPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
-                                                        scheduler=scheduler, safety_checker=None,
-                                                        feature_extractor=None, requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        draws.restart()
-        with torch.no_grad():
-            images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
-                          negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
-                          image=image.clone(), mask_image=mask.clone(), guidance_scale=guidance,
-                          num_inference_steps=20, latents=latents.clone(), output_type="np").images
-        inpaint.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config}, "prompt": prompt,
-                        "negative_prompt": negative, "guidance": guidance, "steps": 20,
-                        "images": images.reshape(-1).round(6).tolist()})
-        print(f"inpaint {cls} w={guidance}: images in [{images.min():.3f}, {images.max():.3f}]")
+
+    def inpainted(net):
+        """StableDiffusionInpaintPipeline on `net` for each scheduler guided with a negative prompt, and DDIM unguided."""
+        results = []
+        for (cls, settings), (prompt, negative, guidance) in [(s, PROMPTS[1]) for s in SCHEDULERS] + \
+                [(SCHEDULERS[0], PROMPTS[2])]:
+            # clip_sample off, as StableDiffusionPipeline and the img2img pipeline set it for DDIM (the inpainting
+            # pipeline of 0.31 leaves DDIM's default on, clamping the latents' x̂₀ to ±1; the folder's config has none)
+            scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings, "clip_sample": False})
+            pipe = diffusers.StableDiffusionInpaintPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=net,
+                                                            scheduler=scheduler, safety_checker=None,
+                                                            feature_extractor=None, requires_safety_checker=False)
+            pipe.set_progress_bar_config(disable=True)
+            draws.restart()
+            with torch.no_grad():
+                images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
+                              negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
+                              image=image.clone(), mask_image=mask.clone(), guidance_scale=guidance,
+                              num_inference_steps=20, latents=latents.clone(), output_type="np").images
+            results.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config},
+                            "prompt": prompt, "negative_prompt": negative, "guidance": guidance, "steps": 20,
+                            "images": images.reshape(-1).round(6).tolist()})
+            print(f"inpaint ({net.config.in_channels} channels) {cls} w={guidance}: images in "
+                  f"[{images.min():.3f}, {images.max():.3f}]")
+        return results
+
+    inpaint = inpainted(unet)
+    # diffusers' inpainting UNet (in_channels 9: the latents, the latent mask with 1 = repaint, the masked image's
+    # latents), in a folder of its own sharing the other components: the pipeline feeds it the mask, blending nothing.
+    torch.manual_seed(4)
+    inpaint_unet = make_unet(torch, diffusers, 9)
+    if os.path.exists(OUT_INPAINT):
+        shutil.rmtree(OUT_INPAINT)
+    for component in ("tokenizer", "text_encoder", "vae_decoder", "vae_encoder", "scheduler"):
+        shutil.copytree(os.path.join(OUT, component), os.path.join(OUT_INPAINT, component))
+    shutil.copy(os.path.join(OUT, "model_index.json"), OUT_INPAINT)
+    export_unet(torch, inpaint_unet, OUT_INPAINT)
+    write_config(OUT_INPAINT, "unet", "UNet2DConditionModel", inpaint_unet.config, diffusers.__version__)
+    with open(os.path.join(OUT_INPAINT, "reference.json"), "w") as f:
+        json.dump({"diffusers_version": diffusers.__version__, "noise_seed": NOISE_SEED,
+                   "latents": latents.reshape(-1).tolist(), "input_image": image.reshape(-1).tolist(),
+                   "inpaint_mask": mask.reshape(-1).tolist(),
+                   "inpaint": inpainted(inpaint_unet)}, f, default=list)
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump({"diffusers_version": diffusers.__version__, "noise_seed": NOISE_SEED,
                    "latents": latents.reshape(-1).tolist(), "latent_shape": list(latents.shape),

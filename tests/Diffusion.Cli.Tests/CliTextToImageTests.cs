@@ -120,6 +120,40 @@ public class CliTextToImageTests
         Assert.True(fromNoise == 0, fromNoiseError);
     }
 
+    /// <summary>
+    /// diffusers' 9-channel inpainting UNet: inpaint feeds it the mask; info says what it reads; a prompt alone, or
+    /// the blending options, are refused in one line naming the flag.
+    /// </summary>
+    [Fact]
+    public void An_inpainting_unet_inpaints_and_refuses_plain_prompts()
+    {
+        var folder = Path.Combine(TestFolders.Repository, "tests", "Fixtures", "Diffusers", "sd-tiny-inpaint");
+        var dir = Fixtures.TempFolder();
+        var input = Path.Combine(dir, "in.png");
+        ImageFile.Save(input, new Image8(32, 32, 3, Enumerable.Range(0, 32 * 32 * 3).Select(i => (byte)(i % 251))
+            .ToArray()));
+        var mask = Path.Combine(dir, "mask.png");
+        Assert.Equal(0, Run("mask", "--model", folder, "--repaint", "top", "--out", mask).Code);
+        var outPath = Path.Combine(dir, "filled.png");
+        var (code, _, error) = Run("inpaint", "--model", folder, "--prompt", "red cat", "--image", input, "--mask",
+            mask, "--steps", "6", "--out", outPath);
+        Assert.True(code == 0, error);
+        Assert.True(File.Exists(outPath));
+        var (info, infoOut, _) = Run("info", "--model", folder);
+        Assert.Equal(0, info);
+        Assert.Contains("reads 5 more channels", infoOut.Replace("\n", " ").Replace("│", " "));
+        var (plain, _, plainError) = Run("sample", "--model", folder, "--prompt", "red cat", "--out",
+            Path.Combine(dir, "plain.png"));
+        Assert.Equal(2, plain);
+        Assert.Contains("--image: the UNet of '", plainError);
+        Assert.Contains("inpainting UNet", plainError);
+        var (jumps, _, jumpsError) = Run("inpaint", "--model", folder, "--prompt", "red cat", "--image", input,
+            "--mask", mask, "--jumps", "2", "--out", Path.Combine(dir, "j.png"));
+        Assert.Equal(2, jumps);
+        Assert.Contains("--jumps", jumpsError);
+        Assert.False(File.Exists(Path.Combine(dir, "plain.png")));
+    }
+
     /// <summary>bench-runtime's torch baseline refuses what cannot run, in one line, before timing anything.</summary>
     [Fact]
     public void The_torch_pipeline_baseline_refuses_what_cannot_run()

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Diffusion.Runtime;
 using Diffusion.Runtime.Diffusers;
 using Diffusion.Runtime.Editing;
 using Diffusion.Runtime.Generation;
@@ -20,12 +21,25 @@ namespace Diffusion.Tests;
 /// </summary>
 public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    private static string Folder => Path.Combine(AppContext.BaseDirectory, "Fixtures", "Diffusers", "sd-tiny");
+    private static string Folder => FixtureFolder("sd-tiny");
 
-    private static readonly Lazy<JsonObject> Reference = new(() =>
-        (JsonObject)JsonNode.Parse(PythonJson.Normalize(File.ReadAllText(Path.Combine(Folder, "reference.json"))))!);
+    /// <summary>The same components with diffusers' 9-channel inpainting UNet.</summary>
+    private static string InpaintFolder => FixtureFolder("sd-tiny-inpaint");
+
+    private static string FixtureFolder(string name) =>
+        Path.Combine(AppContext.BaseDirectory, "Fixtures", "Diffusers", name);
+
+    private static JsonObject ReferenceIn(string folder) =>
+        (JsonObject)JsonNode.Parse(PythonJson.Normalize(File.ReadAllText(Path.Combine(folder, "reference.json"))))!;
+
+    private static readonly Lazy<JsonObject> Reference = new(() => ReferenceIn(Folder));
+
+    private static readonly Lazy<JsonObject> InpaintReference = new(() => ReferenceIn(InpaintFolder));
 
     private static readonly Lazy<TextToImagePipeline> Pipeline = new(() => TextToImagePipeline.Load(Folder));
+
+    private static readonly Lazy<TextToImagePipeline> InpaintPipeline = new(() =>
+        TextToImagePipeline.Load(InpaintFolder));
 
     public static TheoryData<int> Cases()
     {
@@ -38,10 +52,12 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 
     public static TheoryData<int> InpaintCases() => CasesOf("inpaint");
 
-    private static TheoryData<int> CasesOf(string section)
+    public static TheoryData<int> InpaintingUnetCases() => CasesOf("inpaint", InpaintReference.Value);
+
+    private static TheoryData<int> CasesOf(string section, JsonObject? reference = null)
     {
         var data = new TheoryData<int>();
-        for (int i = 0; i < Reference.Value[section]!.AsArray().Count; i++) data.Add(i);
+        for (int i = 0; i < (reference ?? Reference.Value)[section]!.AsArray().Count; i++) data.Add(i);
         return data;
     }
 
@@ -88,33 +104,83 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
     /// </summary>
     [Theory]
     [MemberData(nameof(InpaintCases))]
-    public void Our_inpainting_equals_StableDiffusionInpaintPipeline(int index)
+    public void Our_inpainting_equals_StableDiffusionInpaintPipeline(int index) =>
+        Compare(Reference.Value["inpaint"]![index]!, null, Inpainting(Reference.Value));
+
+    /// <summary>
+    /// StableDiffusionInpaintPipeline with diffusers' 9-channel inpainting UNet: the latent mask (1 = repaint) and the
+    /// latents of the known image with the repainted region set to 0 are read after the latents at every call, on
+    /// both sides of guidance; nothing is blended in.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(InpaintingUnetCases))]
+    public void Our_inpainting_UNet_equals_StableDiffusionInpaintPipeline(int index)
     {
-        var repaint = Floats(Reference.Value["inpaint_mask"]); // [2, 1, 32, 32], 1 = repaint
+        var p = InpaintPipeline.Value;
+        Assert.True(p.IsInpaintingUnet);
+        Assert.Equal((4, 5), (p.Unet.Channels, p.Unet.ConcatChannels));
+        Compare(InpaintReference.Value["inpaint"]![index]!, null, Inpainting(InpaintReference.Value), p,
+            InpaintReference.Value);
+    }
+
+    /// <summary>
+    /// The concatenated channels are told from the graph (a fixed output channel count below the input's) and checked
+    /// per request: required by the inpainting UNet, refused by any other model, shaped [E, h, w].
+    /// </summary>
+    [Fact]
+    public void Concatenated_channels_are_required_where_the_graph_reads_them_and_refused_elsewhere()
+    {
+        var unet = InpaintPipeline.Value.Unet;
+        var embedding = Runtime.Conditioning.Condition.None.With(TextToImagePipeline.HiddenStatesInput,
+            Runtime.Conditioning.ConditioningTensor.FromFloats(new float[77 * 32], 1, 77, 32));
+        var request = new GenerationRequest { Sampler = "ddim", Steps = 2, Count = 2, Condition = embedding };
+        var loop = new ImageGenerator(unet);
+        var missing = Assert.Throws<DiffusionArgumentException>(() => loop.Check(request));
+        Assert.Equal("Concatenated", missing.Parameter);
+        Assert.Contains("reads 5 channels after the image's 4", missing.Problem);
+        var wrong = Runtime.Conditioning.ConditioningTensor.FromFloats(new float[2 * 4 * 16 * 16], 2, 4, 16, 16);
+        Assert.Contains("float [5,16,16]", Assert.Throws<DiffusionArgumentException>(() =>
+            loop.Check(request with { ConcatenatedChannels = wrong })).Problem);
+        var right = Runtime.Conditioning.ConditioningTensor.FromFloats(new float[5 * 16 * 16], 1, 5, 16, 16);
+        var images = loop.Generate(request with { ConcatenatedChannels = right });
+        Assert.All(images.Images, v => Assert.True(float.IsFinite(v)));
+        var plain = new ImageGenerator(Pipeline.Value.Unet);
+        Assert.Contains("reads no channels after the image's", Assert.Throws<DiffusionArgumentException>(() =>
+            plain.Check(request with { ConcatenatedChannels = right })).Problem);
+    }
+
+    /// <summary>The reference's known images and its mask (diffusers': 1 = repaint) as ours: 1 = keep, per channel.</summary>
+    private static (float[] Known, float[] Keep) Inpainting(JsonObject reference)
+    {
+        var repaint = Floats(reference["inpaint_mask"]); // [2, 1, 32, 32]
         int plane = repaint.Length / 2;
         var keep = new float[2 * 3 * plane];
         for (int n = 0; n < 2; n++)
             for (int k = 0; k < 3; k++)
                 for (int i = 0; i < plane; i++) keep[(n * 3 + k) * plane + i] = 1 - repaint[n * plane + i];
-        Compare(Reference.Value["inpaint"]![index]!, null, (Floats(Reference.Value["input_image"]), keep));
+        return (Floats(reference["input_image"]), keep);
     }
 
     private static float[] Floats(JsonNode? node) => node!.AsArray().Select(v => (float)(double)v!).ToArray();
 
-    private void Compare(JsonNode c, float[]? input, (float[] Known, float[] Keep)? inpaint = null)
+    private void Compare(JsonNode c, float[]? input, (float[] Known, float[] Keep)? inpaint = null,
+        TextToImagePipeline? pipeline = null, JsonObject? reference = null)
     {
-        var reference = Reference.Value;
+        reference ??= Reference.Value;
+        pipeline ??= Pipeline.Value;
+        // an inpainting UNet reads the mask itself: no known region is blended in, so no noise for it is chosen
+        bool blends = inpaint is not null && !pipeline.IsInpaintingUnet;
         var config = c["config"]!.AsObject().DeepClone().AsObject();
         config["_class_name"] = (string)c["scheduler"]!;
         var scheduler = DiffusionConfig.Parse(config.ToJsonString(), "the case's scheduler").Scheduler!;
-        var result = Pipeline.Value.Generate(new GenerationRequest
+        var result = pipeline.Generate(new GenerationRequest
         {
             SamplerInstance = new DiffusersSampler(scheduler), Steps = (int)c["steps"]!, Count = 2, BatchSize = 2,
             InitialNoise = Floats(reference["latents"]), Prompt = (string)c["prompt"]!,
             NegativePrompt = (string?)c["negative_prompt"], Guidance = (float)(double)c["guidance"]!,
             InitialImages = input, Strength = c["strength"] is JsonNode strength ? (double)strength : 1,
             KnownImages = inpaint?.Known, Mask = inpaint?.Keep,
-            KnownImageNoise = inpaint is null ? KnownImageNoise.Fresh : KnownImageNoise.Initial,
+            KnownImageNoise = blends ? KnownImageNoise.Initial : KnownImageNoise.Fresh,
             Seed = (ulong)reference["noise_seed"]!,
         });
         var expected = Floats(c["images"]); // [N, H, W, 3] in [0, 1]
@@ -128,9 +194,8 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
                         float ours = Math.Clamp(result.Images[((n * 3 + k) * h + y) * w + x] / 2 + 0.5f, 0, 1);
                         worst = Math.Max(worst, Math.Abs(ours - expected[((n * h + y) * w + x) * 3 + k]));
                     }
-        var what = $"{(input is null ? inpaint is null ? "" : "inpaint " : "img2img ")}{c["scheduler"]}, w = " +
-            $"{c["guidance"]}, negative " +
-            $"'{c["negative_prompt"]}'";
+        var mode = input is not null ? "img2img " : inpaint is null ? "" : blends ? "inpaint " : "inpainting UNet ";
+        var what = $"{mode}{c["scheduler"]}, w = {c["guidance"]}, negative '{c["negative_prompt"]}'";
         output.WriteLine($"{what}: largest difference {worst:E2}");
         Assert.True(worst <= 1e-4, $"{what}: largest difference {worst:E2}"); // measured ≤ 1.5e-6
     }

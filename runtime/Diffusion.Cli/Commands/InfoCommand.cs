@@ -66,7 +66,9 @@ public static class InfoCommand
         var c = m.Config;
         var config = new Table().AddColumns("config", "value");
         config.AddPlainRow("source", m.ConfigSource);
-        config.AddPlainRow("image", $"{m.Channels}×{m.Height}×{m.Width}");
+        config.AddPlainRow("image", $"{m.Channels}×{m.Height}×{m.Width}" + (m.ConcatChannels == 0 ? ""
+            : $"; the sample input reads {m.ConcatChannels} more channels after them (an inpainting UNet's mask and " +
+                "masked-image latents)"));
         config.AddPlainRow("prediction_type", c.PredictionType);
         config.AddPlainRow("variance_type", c.LearnsVariance
             ? "learned_range: Σ = exp(f log β + (1 − f) log β̃), f = (v + 1)/2, from the network's v" : c.VarianceType);

@@ -13,6 +13,13 @@ public sealed record Conditions
     /// <summary>The unconditional side of guidance; needed when <see cref="Guidance"/> ≠ 1.</summary>
     public Condition? Unconditional { get; init; }
 
+    /// <summary>
+    /// Channels the network reads after x's in its sample input (<see cref="Onnx.DiffusionModel.ConcatChannels"/>),
+    /// entries [E, H, W] — one per image, or one for all —, the same on both sides of guidance: diffusers' inpainting
+    /// UNet's mask and masked-image latents. Required by such a model, refused by any other.
+    /// </summary>
+    public ConditioningTensor? Concatenated { get; init; }
+
     /// <summary>Classifier-free guidance weight w (1 = none).</summary>
     public float Guidance { get; init; } = 1;
 

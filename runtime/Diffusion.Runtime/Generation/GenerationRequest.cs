@@ -51,6 +51,12 @@ public sealed record GenerationRequest
     /// prompt's embedding); needed when <see cref="Guidance"/> ≠ 1.
     /// </summary>
     public Condition? UnconditionalCondition { get; init; }
+    /// <summary>
+    /// Channels the model reads after x's (<see cref="Onnx.DiffusionModel.ConcatChannels"/>), entries [E, H, W], one
+    /// per image or one for all — an inpainting UNet's mask and masked-image latents, which the text-to-image pipeline
+    /// makes from <see cref="KnownImages"/> and <see cref="Mask"/>; null for every other model.
+    /// </summary>
+    public Conditioning.ConditioningTensor? ConcatenatedChannels { get; init; }
     /// <summary>The prompt of a text-to-image model; null: none (a pixel model, or the empty prompt).</summary>
     public string? Prompt { get; init; }
     /// <summary>

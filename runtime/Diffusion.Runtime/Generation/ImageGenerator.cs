@@ -105,12 +105,13 @@ public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
     public Conditions ConditionsOf(GenerationRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return request.Condition is { } condition
+        return (request.Condition is { } condition
             ? new Conditions
             {
                 Conditional = condition, Unconditional = request.UnconditionalCondition, Guidance = request.Guidance,
             }
-            : ClassConditions.For(Model, request.ClassLabels, request.Guidance);
+            : ClassConditions.For(Model, request.ClassLabels, request.Guidance))
+            with { Concatenated = request.ConcatenatedChannels };
     }
 
     /// <summary>
@@ -325,8 +326,9 @@ public sealed class ImageGenerator(DiffusionModel model) : IImageGenerator
                 + $"{(guided ? " (guidance doubles it)" : "")} and a count that is a multiple of {perCall}.");
     }
 
-    private static void ValidateImages(GenerationRequest r, ImageShape shape)
+    private void ValidateImages(GenerationRequest r, ImageShape shape)
     {
+        Samplers.Denoiser.CheckConcatenated(Model, ConditionsOf(r), shape, r.Count);
         if (r.Options.Resampling < 1)
             throw new DiffusionArgumentException(nameof(SamplerOptions.Resampling),
                 $"expected at least 1, got {r.Options.Resampling}.");

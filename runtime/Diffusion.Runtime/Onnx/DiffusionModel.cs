@@ -40,8 +40,14 @@ public sealed class DiffusionModel : IDisposable
     public string ConfigSource { get; }
     /// <summary>The noise schedule built from <see cref="Config"/>.</summary>
     public NoiseSchedule Schedule { get; }
-    /// <summary>Image channels C.</summary>
+    /// <summary>Image channels C: the channels of x the samplers walk (and of the output's prediction).</summary>
     public int Channels { get; }
+    /// <summary>
+    /// Channels E the sample input reads after x's — C + E in all —, the same on both sides of guidance: diffusers'
+    /// inpainting UNet (in_channels 9 = 4 latent + 1 mask + 4 masked-image latents), depth-to-image (4 + 1). 0 for
+    /// every other model. Told apart by the graph: a static output channel count below the input's.
+    /// </summary>
+    public int ConcatChannels { get; }
     /// <summary>Image height H.</summary>
     public int Height { get; }
     /// <summary>Image width W.</summary>
@@ -214,6 +220,11 @@ public sealed class DiffusionModel : IDisposable
                         $"in_channels to the config."));
         }
         Channels = Pick("in_channels", config.InChannels, dims[1]);
+        if (!config.LearnsVariance && output.Dimensions[1] > 0 && output.Dimensions[1] < Channels)
+        {
+            ConcatChannels = Channels - (int)output.Dimensions[1];
+            Channels = (int)output.Dimensions[1];
+        }
         Height = Pick("sample_size (height)", config.SampleSize?[0], dims[2]);
         Width = Pick("sample_size (width)", config.SampleSize?[1], dims[3]);
         if ((long)Channels * Height * Width > DiffusionConfig.MaxImageValues)

@@ -25,6 +25,12 @@ internal sealed unsafe class ModelBinding : IDisposable
     private readonly float* _sample, _output; // what the samplers read and write: float32 always
     private readonly Half* _sampleHalf, _outputHalf; // the bound buffers of a float16 graph, else null
     private readonly float[]? _sampleStaging, _outputStaging; // their float32 sides (pinned; kept alive here)
+    // With channels concatenated after x's (DiffusionModel.ConcatChannels): the bound sample buffer, whole, and the
+    // concatenated channels' float32 side; x (_sample) is then staged and interleaved with them per row at each run.
+    private readonly void* _sampleBound;
+    private readonly float* _concat;
+    private readonly float[]? _concatStaging;
+    private readonly int _imageValues, _concatValues;
     private readonly void* _timestep;
     private readonly (ConditioningInput Input, IntPtr Buffer, int EntrySize)[] _conditioning;
     private readonly int _values, _outputValues;
@@ -34,6 +40,11 @@ internal sealed unsafe class ModelBinding : IDisposable
 
     /// <summary>x_t values fed to the network, [B,C,H,W].</summary>
     public Span<float> Sample => new(_sample, _values);
+    /// <summary>
+    /// The channels the network reads after x's, [B,E,H,W] (E = <see cref="DiffusionModel.ConcatChannels"/>; empty
+    /// without): written once per batch of images, interleaved with x's channels per row at each run.
+    /// </summary>
+    public Span<float> Concatenated => new(_concat, Batch * _concatValues);
     /// <summary>The network's output, [B,C,H,W] ([B,2C,H,W] with a learned variance: the prediction, then v).</summary>
     public Span<float> Output => new(_output, _outputValues);
     /// <summary>Whether device twins are bound and copied around each run.</summary>
@@ -63,7 +74,8 @@ internal sealed unsafe class ModelBinding : IDisposable
         Batch = batch;
         _values = batch * shape.Size;
         _outputValues = batch * model.OutputChannels * shape.Height * shape.Width;
-        long[] imageShape = [batch, shape.Channels, shape.Height, shape.Width];
+        (_imageValues, _concatValues) = (shape.Size, model.ConcatChannels * shape.Height * shape.Width);
+        long[] imageShape = [batch, shape.Channels + model.ConcatChannels, shape.Height, shape.Width];
         _run = new RunOptions();
         _conditioning = new (ConditioningInput, IntPtr, int)[model.ConditioningInputs.Count];
         try
@@ -94,7 +106,13 @@ internal sealed unsafe class ModelBinding : IDisposable
             }
 
             var sample = Bind(model.SampleInput, imageShape, model.SampleElementType, input: true).Pointer;
-            if (model.SampleElementType == TensorElementType.Float16)
+            if (_concatValues > 0)
+            {
+                _sampleBound = (void*)sample;
+                _sample = Staging(out _sampleStaging, _values);
+                _concat = Staging(out _concatStaging, batch * _concatValues);
+            }
+            else if (model.SampleElementType == TensorElementType.Float16)
             {
                 _sampleHalf = (Half*)sample;
                 _sample = Staging(out _sampleStaging, _values);
@@ -209,6 +227,30 @@ internal sealed unsafe class ModelBinding : IDisposable
         }
     }
 
+    /// <summary>Row by row into the bound sample buffer: x's channels, then the concatenated ones.</summary>
+    private void Interleave()
+    {
+        int row = _imageValues + _concatValues;
+        bool half = _model.SampleElementType == TensorElementType.Float16;
+        for (int b = 0; b < Batch; b++)
+        {
+            var x = Sample.Slice(b * _imageValues, _imageValues);
+            var extra = Concatenated.Slice(b * _concatValues, _concatValues);
+            if (half)
+            {
+                var to = new Span<Half>((Half*)_sampleBound + (long)b * row, row);
+                TensorPrimitives.ConvertToHalf(x, to[.._imageValues]);
+                TensorPrimitives.ConvertToHalf(extra, to[_imageValues..]);
+            }
+            else
+            {
+                var to = new Span<float>((float*)_sampleBound + (long)b * row, row);
+                x.CopyTo(to);
+                extra.CopyTo(to[_imageValues..]);
+            }
+        }
+    }
+
     private static int ElementSize(TensorElementType type) => type switch
     {
         TensorElementType.Float16 => 2, TensorElementType.Int64 => 8, _ => 4,
@@ -245,6 +287,7 @@ internal sealed unsafe class ModelBinding : IDisposable
         try
         {
             if (_sampleHalf != null) TensorPrimitives.ConvertToHalf(Sample, new Span<Half>(_sampleHalf, _values));
+            if (_sampleBound != null) Interleave();
             _toDevice?.Run();
             _model.Session.RunWithBinding(_run, _io!);
             _fromDevice?.Run();

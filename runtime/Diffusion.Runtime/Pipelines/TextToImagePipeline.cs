@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using Diffusion.Runtime.Conditioning;
 using Diffusion.Runtime.Generation;
@@ -130,14 +131,24 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         if (textEncoder.Config.MaxPositionEmbeddings is int positions && positions < tokenizer.Config.ModelMaxLength)
             throw new DiffusionException($"Model folder '{folder}': the tokenizer pads to " +
                 $"{tokenizer.Config.ModelMaxLength} tokens, more than the text encoder's {positions} positions.");
-        if (unet.Channels == 2 * decoder.Config.LatentChannels + 1)
+        if (unet.ConcatChannels == 0 && unet.Channels == 2 * decoder.Config.LatentChannels + 1)
             throw new DiffusionException($"Model folder '{folder}': the UNet takes {unet.Channels} channels — an " +
-                "inpainting UNet (latents, mask, masked-image latents), which this pipeline does not drive yet; " +
-                    "inpaint with a text-to-image UNet instead (the known region is blended in latent space).");
+                "inpainting UNet's latents, mask and masked-image latents — but its graph leaves the output's channel " +
+                    "count open, so the latents cannot be told from the rest; export it with a fixed channel count.");
+        if (unet.ConcatChannels != 0 && unet.ConcatChannels != decoder.Config.LatentChannels + 1)
+            throw new DiffusionException($"Model folder '{folder}': the UNet reads {unet.ConcatChannels} channels " +
+                $"after its {unet.Channels} latent ones; this pipeline drives {decoder.Config.LatentChannels + 1} " +
+                    "(diffusers' inpainting UNet: the mask and the masked image's latents).");
         if (unet.Channels != decoder.Config.LatentChannels)
             throw new DiffusionException($"Model folder '{folder}': the UNet takes {unet.Channels} channels, but the " +
                 $"VAE's latents have {decoder.Config.LatentChannels} ({decoder.Config.Source}).");
     }
+
+    /// <summary>
+    /// Whether the UNet is diffusers' inpainting UNet: it reads the latent mask (1 = repaint) and the masked image's
+    /// latents after the latents, so inpainting feeds it those instead of blending the known region in.
+    /// </summary>
+    public bool IsInpaintingUnet => Unet.ConcatChannels > 0;
 
     /// <summary>
     /// Refuses <paramref name="request"/> as <see cref="Generate"/> would, before any component runs; returns the
@@ -161,6 +172,9 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
             if (text is { Length: > MaxPromptLength })
                 throw new DiffusionArgumentException(parameter, $"{text.Length:N0} characters; at most " +
                     $"{MaxPromptLength:N0} (the text encoder reads {Tokenizer.Config.ModelMaxLength} tokens).");
+        if (request.ConcatenatedChannels is not null)
+            throw new DiffusionArgumentException(nameof(request.ConcatenatedChannels), "a text-to-image pipeline " +
+                "makes an inpainting UNet's channels from the known images and the mask; give those.");
         if (request.ClassLabels.Length > 0 || request.Condition is not null || request.UnconditionalCondition is not null)
             throw new DiffusionArgumentException(request.ClassLabels.Length > 0 ? nameof(request.ClassLabels)
                 : nameof(request.Condition), "a text-to-image pipeline is conditioned by its prompts.");
@@ -197,11 +211,28 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         if (request.Mask is { } mask && mask.Length != pixels)
             throw new DiffusionArgumentException(nameof(request.Mask), $"the mask holds {mask.Length} values but " +
                 $"{request.Count} images of [{VaeDecoder.Config.OutChannels},{height},{width}] need {pixels}.");
+        if (IsInpaintingUnet)
+        {
+            if (request.KnownImages is null)
+                throw new DiffusionArgumentException(nameof(request.KnownImages), $"the UNet of '{Index.Folder}' is " +
+                    "an inpainting UNet (it reads a mask and the masked image's latents): give the known images and " +
+                        "the mask (inpaint).");
+            if (request.KnownImageNoise != Editing.KnownImageNoise.Fresh || request.Options.Resampling != 1)
+                throw new DiffusionArgumentException(request.Options.Resampling != 1
+                    ? nameof(request.Options.Resampling) : nameof(request.KnownImageNoise), "the inpainting UNet " +
+                        "reads the mask itself; nothing is blended in, so the known region's noise and RePaint's " +
+                            "jumps do not apply.");
+        }
         // The loop's own checks, on latents, with a stand-in embedding of the shape the text encoder returns.
         var standIn = Embedding(new float[Tokenizer.Config.ModelMaxLength * TextEncoder.HiddenSize]);
         float[]? Latents(float[]? pixelValues) => pixelValues is null ? null : new float[request.Count * latent.Size];
-        var sampler = _loop.CheckAt(LoopRequest(request, standIn, request.Guidance != 1 ? standIn : null,
-            new LatentInputs(Latents(request.InitialImages), Latents(request.KnownImages), Latents(request.Mask))),
+        var inputs = IsInpaintingUnet
+            ? new LatentInputs(Latents(request.InitialImages), null, null, ConditioningTensor.FromFloats(
+                new float[request.Count * (Unet.ConcatChannels * latent.Height * latent.Width)], request.Count,
+                Unet.ConcatChannels, latent.Height, latent.Width))
+            : new LatentInputs(Latents(request.InitialImages), Latents(request.KnownImages), Latents(request.Mask),
+                null);
+        var sampler = _loop.CheckAt(LoopRequest(request, standIn, request.Guidance != 1 ? standIn : null, inputs),
             latent);
         return new RequestPlan(sampler, latent, width, height);
     }
@@ -209,8 +240,12 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
     private Condition Embedding(float[] values) => Condition.None.With(HiddenStatesInput,
         ConditioningTensor.FromFloats(values, 1, Tokenizer.Config.ModelMaxLength, TextEncoder.HiddenSize));
 
-    /// <summary>A request's images in latent space: img2img's start, inpainting's known latents and latent mask.</summary>
-    private sealed record LatentInputs(float[]? Initial, float[]? Known, float[]? Mask);
+    /// <summary>
+    /// A request's images in latent space: img2img's start, inpainting's known latents and latent mask — or, for an
+    /// inpainting UNet, the channels it reads after the latents.
+    /// </summary>
+    private sealed record LatentInputs(float[]? Initial, float[]? Known, float[]? Mask,
+        ConditioningTensor? Concatenated);
 
     /// <summary>The request the sampling loop runs: in latent space, conditioned on the prompts' embeddings.</summary>
     private static GenerationRequest LoopRequest(GenerationRequest request, Condition conditional,
@@ -219,7 +254,35 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         Prompt = null, NegativePrompt = null, Width = null, Height = null,
         Condition = conditional, UnconditionalCondition = unconditional,
         InitialImages = latents.Initial, KnownImages = latents.Known, Mask = latents.Mask,
+        ConcatenatedChannels = latents.Concatenated,
     };
+
+    /// <summary>
+    /// The request's images encoded: img2img's input; inpainting's known image and latent mask, or for an inpainting
+    /// UNet what it reads after the latents — the latent mask as diffusers gives it (1 = repaint), then the latents of
+    /// the known image with the repainted region set to 0 (diffusers' masked_image).
+    /// </summary>
+    private LatentInputs LatentsOf(GenerationRequest request, RequestPlan plan, CancellationToken cancellation)
+    {
+        int count = request.Count;
+        var initial = request.InitialImages is { } images ? EncodeImages(images, count, plan, cancellation) : null;
+        if (request.KnownImages is not { } known || request.Mask is not { } mask) return new(initial, null, null, null);
+        var keep = LatentMask(mask, count, plan, Factor);
+        if (!IsInpaintingUnet) return new(initial, EncodeImages(known, count, plan, cancellation), keep, null);
+        var masked = new float[known.Length];
+        TensorPrimitives.Multiply(known, mask, masked);
+        var maskedLatents = EncodeImages(masked, count, plan, cancellation);
+        var (c, plane) = (plan.Latent.Channels, plan.Latent.Height * plan.Latent.Width);
+        var channels = new float[count * (c + 1) * plane];
+        for (int n = 0; n < count; n++)
+        {
+            var entry = channels.AsSpan(n * (c + 1) * plane, (c + 1) * plane);
+            for (int i = 0; i < plane; i++) entry[i] = 1 - keep[n * c * plane + i];
+            maskedLatents.AsSpan(n * c * plane, c * plane).CopyTo(entry[plane..]);
+        }
+        return new(initial, null, null, ConditioningTensor.FromFloats(channels, count, c + 1, plan.Latent.Height,
+            plan.Latent.Width));
+    }
 
     /// <summary>Each image of <paramref name="pixels"/> [Count, 3, H, W] encoded to UNet-space latents.</summary>
     private float[] EncodeImages(float[] pixels, int count, RequestPlan plan, CancellationToken cancellation)
@@ -268,10 +331,7 @@ public sealed class TextToImagePipeline : IImageGenerator, IDisposable
         var plan = Plan(request);
         var (conditional, unconditional, textTime, warnings) = EncodePrompts(request, cancellation);
         var vaeWatch = Stopwatch.StartNew();
-        var latents = new LatentInputs(
-            request.InitialImages is { } initial ? EncodeImages(initial, request.Count, plan, cancellation) : null,
-            request.KnownImages is { } known ? EncodeImages(known, request.Count, plan, cancellation) : null,
-            request.Mask is { } mask ? LatentMask(mask, request.Count, plan, Factor) : null);
+        var latents = LatentsOf(request, plan, cancellation);
         vaeWatch.Stop();
         var loop = LoopRequest(request, conditional, unconditional, latents);
         var outcome = SamplingRun.Run(Unet, plan.Latent, _loop.ConditionsOf(loop), loop, plan.Sampler,

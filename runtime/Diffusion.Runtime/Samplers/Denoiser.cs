@@ -70,6 +70,7 @@ public sealed class Denoiser : IDisposable
         ImageSize = Shape.Size;
         _guidance = _conditions.Guidance;
         _guided = _conditions.Guided;
+        CheckConcatenated(model, _conditions, Shape, images: null);
         _binding = new ModelBinding(model, _guided ? 2 * batchSize : batchSize, Shape, entryShapes, cancellation);
         _guidedOutput = _guided ? new float[batchSize * ImageSize] : [];
         _epsScratch = new float[batchSize * ImageSize];
@@ -113,6 +114,42 @@ public sealed class Denoiser : IDisposable
                 if (u is not null) _binding.SetConditioning(k, BatchSize + i, u, Entry(u, firstImage + i, inputs[k].Name));
             }
         }
+        if (_conditions.Concatenated is { } extra)
+        {
+            int size = extra.EntrySize;
+            for (int i = 0; i < BatchSize; i++)
+            {
+                var values = extra.Floats(Entry(extra, firstImage + i, nameof(Conditions.Concatenated)));
+                values.CopyTo(_binding.Concatenated.Slice(i * size, size));
+                if (_guided) values.CopyTo(_binding.Concatenated.Slice((BatchSize + i) * size, size));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks <see cref="Conditions.Concatenated"/> against the model's <see cref="DiffusionModel.ConcatChannels"/>
+    /// at image shape <paramref name="shape"/>: floats [E, H, W], one entry or one per image (when
+    /// <paramref name="images"/> is given); none for a model without such channels.
+    /// </summary>
+    public static void CheckConcatenated(DiffusionModel model, Conditions conditions, ImageShape shape, long? images)
+    {
+        var extra = conditions.Concatenated;
+        int e = model.ConcatChannels;
+        if (e == 0 && extra is null) return;
+        if (e == 0)
+            throw new DiffusionArgumentException(nameof(Conditions.Concatenated), $"model '{model.Source}' reads " +
+                "no channels after the image's; give none.");
+        int[] expected = [e, shape.Height, shape.Width];
+        if (extra is null)
+            throw new DiffusionArgumentException(nameof(Conditions.Concatenated), $"model '{model.Source}' reads " +
+                $"{e} channels after the image's {shape.Channels} (e.g. an inpainting UNet's mask and masked-image " +
+                    "latents); the request gives none.");
+        if (extra.IsInteger || !extra.EntryShape.SequenceEqual(expected))
+            throw new DiffusionArgumentException(nameof(Conditions.Concatenated), $"model '{model.Source}' reads " +
+                $"float [{string.Join(",", expected)}] after the image's channels; given {extra}.");
+        if (images is long n && extra.Entries != 1 && extra.Entries != n)
+            throw new DiffusionArgumentException(nameof(Conditions.Concatenated), $"{extra.Entries} entries for " +
+                $"{n} images; give one, or one per image.");
     }
 
     private static int Entry(ConditioningTensor t, long image, string input) => t.Entries == 1 || image < t.Entries
