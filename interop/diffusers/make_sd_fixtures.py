@@ -19,8 +19,8 @@ transformers' own CLIPTokenizer (see interop/transformers). What stands in for a
 Writes tests/Fixtures/Diffusers/sd-tiny/ (the folder) and sd-tiny/reference.json: for fixed initial latents, the
 pipeline's images (output_type="np") per scheduler, with and without guidance and negative prompts; the same for
 StableDiffusionImg2ImgPipeline and for StableDiffusionInpaintPipeline with this 4-channel UNet (its latent blending);
-and tests/Fixtures/Diffusers/sd-tiny-inpaint/: the same components with diffusers' 9-channel inpainting UNet, and
-StableDiffusionInpaintPipeline's images on it.
+tests/Fixtures/Diffusers/sd-tiny-inpaint/: the same components with diffusers' 9-channel inpainting UNet, and
+StableDiffusionInpaintPipeline's images on it; tests/Fixtures/Diffusers/sd-tiny-fp16/: sd-tiny in float16.
 """
 import argparse
 import importlib.abc
@@ -36,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny")
 OUT_INPAINT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny-inpaint")  # the 9-channel UNet's folder
+OUT_FP16 = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny-fp16")  # sd-tiny's networks in float16
 TOKENIZER = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd1", "tokenizer")
 HIDDEN, LAYERS, HEADS, LENGTH = 32, 2, 2, 77
 SCHEDULERS = [("DDIMScheduler", {}), ("EulerDiscreteScheduler", {}), ("DPMSolverMultistepScheduler", {}),
@@ -366,6 +367,14 @@ def main():
     shutil.copy(os.path.join(OUT, "model_index.json"), OUT_INPAINT)
     export_unet(torch, inpaint_unet, OUT_INPAINT)
     write_config(OUT_INPAINT, "unet", "UNet2DConditionModel", inpaint_unet.config, diffusers.__version__)
+    # sd-tiny in float16 (float16.py: the float32 exports converted, as Optimum's --fp16 leaves them; torch cannot trace
+    # float16 convolutions on the CPU), measured against the float32 pipeline's reference above
+    import float16
+    if os.path.exists(OUT_FP16):
+        shutil.rmtree(OUT_FP16)
+    shutil.copytree(OUT, OUT_FP16, ignore=shutil.ignore_patterns("reference.json", "*.onnx"))
+    for component in ("text_encoder", "unet", "vae_decoder", "vae_encoder"):
+        float16.convert(os.path.join(OUT, component, "model.onnx"), os.path.join(OUT_FP16, component, "model.onnx"))
     with open(os.path.join(OUT_INPAINT, "reference.json"), "w") as f:
         json.dump({"diffusers_version": diffusers.__version__, "noise_seed": NOISE_SEED,
                    "latents": latents.reshape(-1).tolist(), "input_image": image.reshape(-1).tolist(),
