@@ -37,11 +37,15 @@ ROOT = os.path.join(HERE, "..", "..")
 OUT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny")
 OUT_INPAINT = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny-inpaint")  # the 9-channel UNet's folder
 OUT_FP16 = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd-tiny-fp16")  # sd-tiny's networks in float16
+OUT_SD2 = os.path.join(ROOT, "tests", "Fixtures", "Diffusers", "sd2-tiny-768")  # SD 2.x's layout: v, 768², pad "!"
+TOKENIZER_SD2 = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd2", "tokenizer")
+SD2_STRIDE = 8  # the reference keeps every 8th row and column of its 768×768 images (from the 4th): 96×96 per image
 TOKENIZER = os.path.join(ROOT, "tests", "Fixtures", "Clip", "sd1", "tokenizer")
 HIDDEN, LAYERS, HEADS, LENGTH = 32, 2, 2, 77
 SCHEDULERS = [("DDIMScheduler", {}), ("EulerDiscreteScheduler", {}), ("DPMSolverMultistepScheduler", {}),
               ("UniPCMultistepScheduler", {}), ("PNDMScheduler", {"skip_prk_steps": True}),
               ("EulerAncestralDiscreteScheduler", {})]
+SD2_SCHEDULERS = [SCHEDULERS[0], SCHEDULERS[1], SCHEDULERS[2], SCHEDULERS[5]]  # DDIM, Euler, DPM-Solver++(2M), Euler a
 NOISE_SEED = 7  # the keyed noise of the stochastic schedulers' steps (keyed_noise.py; the runtime's request seed)
 PROMPTS = [("a photo of a red cat on the moon", None, 7.5), ("a blue dog", "blurry, ugly", 5.0),
            ("a photo of a red cat on the moon", None, 1.0)]
@@ -159,9 +163,10 @@ def make_unet(torch, diffusers, in_channels):
     return unet
 
 
-def export_unet(torch, unet, folder):
-    """Optimum's layout: sample [B, in_channels, h, w], int64 timestep [B], encoder_hidden_states → out_sample, the
-    channel counts fixed by the graph."""
+def export_unet(torch, unet, folder, timestep_type="int64"):
+    """Optimum's layout: sample [B, in_channels, h, w], timestep [B] (int64, or float32 where the schedulers' timesteps
+    are fractional, as Euler's on a linspace grid are), encoder_hidden_states → out_sample, the channel counts fixed by
+    the graph."""
     class Unet(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -172,7 +177,8 @@ def export_unet(torch, unet, folder):
 
     with torch.no_grad():
         export(torch, Unet(), (torch.randn(2, unet.config.in_channels, 16, 16),
-                               torch.tensor([10, 20], dtype=torch.int64), torch.randn(2, LENGTH, HIDDEN)),
+                               torch.tensor([10, 20], dtype=getattr(torch, timestep_type)),
+                               torch.randn(2, LENGTH, HIDDEN)),
                os.path.join(folder, "unet", "model.onnx"), ["sample", "timestep", "encoder_hidden_states"],
                ["out_sample"], {"sample": {0: "batch", 2: "height", 3: "width"}, "timestep": {0: "batch"},
                                 "encoder_hidden_states": {0: "batch"},
@@ -388,7 +394,102 @@ def main():
                    # keyed_noise.py's draw 3 of image 1 (1 029 values: past one 512-value chunk, an odd count)
                    "keyed_noise": draws.keyed.normal(NOISE_SEED, 1, 3, 1029).tolist()}, f,
                   default=list)
-    print(f"wrote {os.path.normpath(OUT)}")
+    make_sd2(torch, diffusers, clip, text_encoder, draws)
+    print(f"wrote {os.path.normpath(OUT)} and the folders beside it")
+
+
+def make_sd2(torch, diffusers, clip, text_encoder, draws):
+    """SD 2.x's layout at its size: a v-prediction UNet (use_linear_projection, cross-attention below the top level,
+    float timestep, weights in model.onnx_data) with sample_size 96 and a VAE of factor 8 — 768×768 images —, SD 2's DDIM scheduler config (v_prediction,
+    steps_offset 1, no clip_sample), the tokenizer padding with "!", sd-tiny's text encoder. The reference: diffusers'
+    StableDiffusionPipeline for one image per scheduler, guided at 7.5, its images kept on a 96×96 grid of pixels
+    (reference_images.npy) beside the initial latents (latents.npy)."""
+    import numpy as np
+    if os.path.exists(OUT_SD2):
+        shutil.rmtree(OUT_SD2)
+    shutil.copytree(TOKENIZER_SD2, os.path.join(OUT_SD2, "tokenizer"))
+    shutil.copytree(os.path.join(OUT, "text_encoder"), os.path.join(OUT_SD2, "text_encoder"))
+    tokenizer = clip.CLIPTokenizer(os.path.join(OUT_SD2, "tokenizer", "vocab.json"),
+                                   os.path.join(OUT_SD2, "tokenizer", "merges.txt"), model_max_length=LENGTH,
+                                   pad_token="!")
+    torch.manual_seed(5)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=96, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=HIDDEN, attention_head_dim=8, use_linear_projection=True, norm_num_groups=8).eval()
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "attn2.to_k" in name or "attn2.to_v" in name or "attn2.to_out" in name:
+                p.mul_(4)
+    torch.manual_seed(6)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=4, sample_size=768, mid_block_add_attention=False).eval()
+    scheduler_config = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+                        "clip_sample": False, "num_train_timesteps": 1000, "prediction_type": "v_prediction",
+                        "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None}
+    # float timesteps: without timestep_spacing in SD 2's config, Euler's grid is linspace, whose timesteps are
+    # fractional; an int64 input would round them where diffusers' torch UNet embeds them as they are
+    export_unet(torch, unet, OUT_SD2, "float32")
+    # its weights as external data beside the graph (model.onnx_data), as Optimum writes models past 2 GB
+    import onnx
+    path = os.path.join(OUT_SD2, "unet", "model.onnx")
+    onnx.save_model(onnx.load(path), path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx_data", size_threshold=1024)
+
+    class Decoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, latent_sample):
+            return self.vae.decode(latent_sample).sample
+
+    with torch.no_grad():
+        export(torch, Decoder(), (torch.randn(1, 4, 96, 96),), os.path.join(OUT_SD2, "vae_decoder", "model.onnx"),
+               ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "h", 3: "w"},
+                                               "sample": {0: "batch", 2: "H", 3: "W"}})
+    for name, cls, config in (("unet", "UNet2DConditionModel", unet.config),
+                              ("vae_decoder", "AutoencoderKL", vae.config),
+                              ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
+                              ("scheduler", "DDIMScheduler", scheduler_config)):
+        write_config(OUT_SD2, name, cls, config, diffusers.__version__)
+    with open(os.path.join(OUT_SD2, "model_index.json"), "w") as f:
+        json.dump({"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
+                   "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
+                   "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
+                   "vae_decoder": ["diffusers", "OnnxRuntimeModel"], "safety_checker": [None, None],
+                   "feature_extractor": [None, None], "requires_safety_checker": False}, f, indent=1)
+
+    def embed(text):
+        ids = torch.tensor([tokenizer(text)["input_ids"]], dtype=torch.int64)
+        with torch.no_grad():
+            return text_encoder(ids)
+
+    torch.manual_seed(7)
+    latents = torch.randn(1, 4, 96, 96)
+    cases, images = [], []
+    prompt = "a photo of a red cat on the moon"
+    for cls, settings in SD2_SCHEDULERS:
+        scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings})
+        pipe = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
+                                                 scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                                 requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        draws.restart()
+        with torch.no_grad():
+            image = pipe(prompt_embeds=embed(prompt), negative_prompt_embeds=embed(""), guidance_scale=7.5,
+                         num_inference_steps=20, latents=latents.clone(), output_type="np").images
+        images.append(image[0, SD2_STRIDE // 2::SD2_STRIDE, SD2_STRIDE // 2::SD2_STRIDE])
+        cases.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config}, "prompt": prompt,
+                      "negative_prompt": None, "guidance": 7.5, "steps": 20})
+        print(f"sd2 {cls}: {image.shape[1]}×{image.shape[2]} images in [{image.min():.3f}, {image.max():.3f}]")
+    np.save(os.path.join(OUT_SD2, "latents.npy"), latents.numpy())
+    np.save(os.path.join(OUT_SD2, "reference_images.npy"), np.stack(images).astype(np.float32))
+    with open(os.path.join(OUT_SD2, "reference.json"), "w") as f:
+        json.dump({"diffusers_version": diffusers.__version__, "noise_seed": NOISE_SEED, "stride": SD2_STRIDE,
+                   "cases": cases}, f, indent=1, default=list)
 
 
 if __name__ == "__main__":

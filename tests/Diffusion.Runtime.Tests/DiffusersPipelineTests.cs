@@ -105,6 +105,55 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
         Compare(Reference.Value["cases"]![index]!, null, pipeline: p, tolerance: 1e-2);
     }
 
+    public static TheoryData<int> Sd2Cases() => CasesOf("cases", ReferenceIn(FixtureFolder("sd2-tiny-768")));
+
+    private static readonly Lazy<TextToImagePipeline> Sd2Pipeline = new(() =>
+        TextToImagePipeline.Load(FixtureFolder("sd2-tiny-768")));
+
+    /// <summary>
+    /// SD 2.x's layout at its size (sd2-tiny-768): a v-prediction UNet with sample_size 96 under a factor-8 VAE, so
+    /// 768×768 by default, with a float timestep and its weights in model.onnx_data, SD 2's DDIM scheduler config and
+    /// the tokenizer padding with "!": one image per scheduler guided at 7.5 equals StableDiffusionPipeline's on a
+    /// 96×96 grid of its pixels.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Sd2Cases))]
+    public void Sd2_v_prediction_at_768_equals_StableDiffusionPipeline(int index)
+    {
+        var folder = FixtureFolder("sd2-tiny-768");
+        var reference = ReferenceIn(folder);
+        var p = Sd2Pipeline.Value;
+        Assert.Equal((768, 768), (p.Width, p.Height));
+        Assert.Equal(PredictionType.VPrediction, p.Unet.Config.Prediction);
+        Assert.Equal(0, p.Tokenizer.Encode("").Ids[^1]); // padded with "!", id 0
+        Assert.True(File.Exists(Path.Combine(folder, "unet", "model.onnx_data"))); // the weights as external data
+        Assert.Equal(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, p.Unet.TimestepElementType);
+        var c = reference["cases"]![index]!;
+        var config = c["config"]!.AsObject().DeepClone().AsObject();
+        config["_class_name"] = (string)c["scheduler"]!;
+        var result = p.Generate(new GenerationRequest
+        {
+            SamplerInstance = new DiffusersSampler(DiffusionConfig.Parse(config.ToJsonString(), "the case").Scheduler!),
+            Steps = (int)c["steps"]!, Count = 1, Prompt = (string)c["prompt"]!, Guidance = (float)(double)c["guidance"]!,
+            InitialNoise = Runtime.Imaging.Npy.Load(Path.Combine(folder, "latents.npy")).Data,
+            Seed = (ulong)reference["noise_seed"]!,
+        });
+        var expected = Runtime.Imaging.Npy.Load(Path.Combine(folder, "reference_images.npy")); // [cases, 96, 96, 3]
+        int stride = (int)reference["stride"]!, grid = expected.Shape[1], h = result.Height, w = result.Width;
+        Assert.Equal((768, 768), (h, w));
+        double worst = 0;
+        for (int y = 0; y < grid; y++)
+            for (int x = 0; x < grid; x++)
+                for (int k = 0; k < 3; k++)
+                {
+                    int py = y * stride + stride / 2, px = x * stride + stride / 2;
+                    float ours = Math.Clamp(result.Images[(k * h + py) * w + px] / 2 + 0.5f, 0, 1);
+                    worst = Math.Max(worst, Math.Abs(ours - expected.Data[((index * grid + y) * grid + x) * 3 + k]));
+                }
+        output.WriteLine($"sd2 {c["scheduler"]}: largest difference {worst:E2}");
+        Assert.True(worst <= 1e-3, $"sd2 {c["scheduler"]}: largest difference {worst:E2}"); // measured ≤ 4.8e-5
+    }
+
     /// <summary>
     /// StableDiffusionImg2ImgPipeline at strength 0.6: the input encoded by vae_encoder (the latent distribution's
     /// mode, as the export has it), noised with the same latents as ε, the last 12 of 20 steps.
