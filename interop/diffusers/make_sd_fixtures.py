@@ -185,6 +185,59 @@ def export_unet(torch, unet, folder, timestep_type="int64"):
                                 "out_sample": {0: "batch", 2: "height", 3: "width"}})
 
 
+def export_vae(torch, vae, folder, latent_size, encoder):
+    """vae_decoder (latent_sample → sample) and, with `encoder`, vae_encoder (sample → latent_sample, the latent
+    distribution's mean), in Optimum's layout."""
+    class Decoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, latent_sample):
+            return self.vae.decode(latent_sample).sample
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, sample):
+            return self.vae.encode(sample).latent_dist.mean
+
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    with torch.no_grad():
+        export(torch, Decoder(), (torch.randn(1, 4, latent_size, latent_size),),
+               os.path.join(folder, "vae_decoder", "model.onnx"), ["latent_sample"], ["sample"],
+               {"latent_sample": {0: "batch", 2: "h", 3: "w"}, "sample": {0: "batch", 2: "H", 3: "W"}})
+        if encoder:
+            export(torch, Encoder(), (torch.randn(1, 3, latent_size * factor, latent_size * factor),),
+                   os.path.join(folder, "vae_encoder", "model.onnx"), ["sample"], ["latent_sample"],
+                   {"sample": {0: "batch", 2: "H", 3: "W"}, "latent_sample": {0: "batch", 2: "h", 3: "w"}})
+
+
+def write_model_index(folder, scheduler, version, encoder):
+    """model_index.json of an ONNX Stable Diffusion folder (OnnxStableDiffusionPipeline's layout)."""
+    index = {"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": version,
+             "scheduler": ["diffusers", scheduler], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
+             "vae_decoder": ["diffusers", "OnnxRuntimeModel"]}
+    if encoder:
+        index["vae_encoder"] = ["diffusers", "OnnxRuntimeModel"]
+    index.update({"safety_checker": [None, None], "feature_extractor": [None, None],
+                  "requires_safety_checker": False})
+    with open(os.path.join(folder, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+
+
+def embedder(torch, tokenizer, text_encoder):
+    """A prompt's embedding [1, 77, hidden] by the tokenizer and the stand-in text encoder."""
+    def embed(text):
+        ids = torch.tensor([tokenizer(text)["input_ids"]], dtype=torch.int64)
+        with torch.no_grad():
+            return text_encoder(ids)
+    return embed
+
+
 def write_config(folder, name, cls, config, version):
     """A component's config as diffusers' save_config writes it: the class name and version first."""
     file = "scheduler_config.json" if name == "scheduler" else "config.json"
@@ -240,49 +293,18 @@ def main():
         set_alpha_to_one=False, timestep_spacing="leading").config)
 
     with torch.no_grad():
-        class Decoder(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.vae = vae
-
-            def forward(self, latent_sample):
-                return self.vae.decode(latent_sample).sample
-
-        class Encoder(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.vae = vae
-
-            def forward(self, sample):
-                return self.vae.encode(sample).latent_dist.mean
-
         ids = torch.tensor([tokenizer("a cat")["input_ids"]] * 2, dtype=torch.int32)
         export(torch, text_encoder, (ids,), os.path.join(OUT, "text_encoder", "model.onnx"), ["input_ids"],
                ["last_hidden_state"], {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})
-        export_unet(torch, unet, OUT)
-        export(torch, Decoder(), (torch.randn(1, 4, 16, 16),), os.path.join(OUT, "vae_decoder", "model.onnx"),
-               ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "h", 3: "w"},
-                                               "sample": {0: "batch", 2: "H", 3: "W"}})
-        export(torch, Encoder(), (torch.randn(1, 3, 32, 32),), os.path.join(OUT, "vae_encoder", "model.onnx"),
-               ["sample"], ["latent_sample"], {"sample": {0: "batch", 2: "H", 3: "W"},
-                                               "latent_sample": {0: "batch", 2: "h", 3: "w"}})
+    export_unet(torch, unet, OUT)
+    export_vae(torch, vae, OUT, 16, encoder=True)
     for name, cls, config in (("unet", "UNet2DConditionModel", unet.config), ("vae_decoder", "AutoencoderKL", vae.config),
                               ("vae_encoder", "AutoencoderKL", vae.config),
                               ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
                               ("scheduler", "PNDMScheduler", scheduler_config)):
         write_config(OUT, name, cls, config, diffusers.__version__)
-    with open(os.path.join(OUT, "model_index.json"), "w") as f:
-        json.dump({"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
-                   "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
-                   "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
-                   "vae_decoder": ["diffusers", "OnnxRuntimeModel"], "vae_encoder": ["diffusers", "OnnxRuntimeModel"],
-                   "safety_checker": [None, None], "feature_extractor": [None, None],
-                   "requires_safety_checker": False}, f, indent=1)
-
-    def embed(text):
-        ids = torch.tensor([tokenizer(text)["input_ids"]], dtype=torch.int64)
-        with torch.no_grad():
-            return text_encoder(ids)
+    write_model_index(OUT, "PNDMScheduler", diffusers.__version__, encoder=True)
+    embed = embedder(torch, tokenizer, text_encoder)
 
     torch.manual_seed(3)
     latents = torch.randn(2, 4, 16, 16)
@@ -437,35 +459,14 @@ def make_sd2(torch, diffusers, clip, text_encoder, draws):
     path = os.path.join(OUT_SD2, "unet", "model.onnx")
     onnx.save_model(onnx.load(path), path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location="model.onnx_data", size_threshold=1024)
-
-    class Decoder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.vae = vae
-
-        def forward(self, latent_sample):
-            return self.vae.decode(latent_sample).sample
-
-    with torch.no_grad():
-        export(torch, Decoder(), (torch.randn(1, 4, 96, 96),), os.path.join(OUT_SD2, "vae_decoder", "model.onnx"),
-               ["latent_sample"], ["sample"], {"latent_sample": {0: "batch", 2: "h", 3: "w"},
-                                               "sample": {0: "batch", 2: "H", 3: "W"}})
+    export_vae(torch, vae, OUT_SD2, 96, encoder=False)
     for name, cls, config in (("unet", "UNet2DConditionModel", unet.config),
                               ("vae_decoder", "AutoencoderKL", vae.config),
                               ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
                               ("scheduler", "DDIMScheduler", scheduler_config)):
         write_config(OUT_SD2, name, cls, config, diffusers.__version__)
-    with open(os.path.join(OUT_SD2, "model_index.json"), "w") as f:
-        json.dump({"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": diffusers.__version__,
-                   "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
-                   "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
-                   "vae_decoder": ["diffusers", "OnnxRuntimeModel"], "safety_checker": [None, None],
-                   "feature_extractor": [None, None], "requires_safety_checker": False}, f, indent=1)
-
-    def embed(text):
-        ids = torch.tensor([tokenizer(text)["input_ids"]], dtype=torch.int64)
-        with torch.no_grad():
-            return text_encoder(ids)
+    write_model_index(OUT_SD2, "DDIMScheduler", diffusers.__version__, encoder=False)
+    embed = embedder(torch, tokenizer, text_encoder)
 
     torch.manual_seed(7)
     latents = torch.randn(1, 4, 96, 96)
