@@ -49,6 +49,8 @@ SD2_SCHEDULERS = [SCHEDULERS[0], SCHEDULERS[1], SCHEDULERS[2], SCHEDULERS[5]]  #
 NOISE_SEED = 7  # the keyed noise of the stochastic schedulers' steps (keyed_noise.py; the runtime's request seed)
 PROMPTS = [("a photo of a red cat on the moon", None, 7.5), ("a blue dog", "blurry, ugly", 5.0),
            ("a photo of a red cat on the moon", None, 1.0)]
+# img2img and inpainting: every scheduler guided with a negative prompt, and DDIM unguided
+GUIDED_AND_UNGUIDED = [(s, PROMPTS[1]) for s in SCHEDULERS] + [(SCHEDULERS[0], PROMPTS[2])]
 
 
 def stub_transformers():
@@ -126,6 +128,18 @@ def text_encoder_class(torch):
             return self.final(x)
 
     return TextEncoder
+
+
+def plms_from_strength(pipe):
+    """The img2img pipeline's get_timesteps for PNDM with skip_prk_steps (PLMS): the walk PNDMScheduler lays out for
+    the steps left, from the level the other schedulers start at, its first step evaluated twice. diffusers 0.31
+    slices PLMS's 21 timesteps (20 steps, the second repeated) at t_start as if there were 20: that noises to one step
+    higher and, after the doubled warm-up, labels the latents a step less noisy than they are (1.9e-2 off ours here)."""
+    def get_timesteps(num_inference_steps, strength, device):
+        kept = min(int(num_inference_steps * strength), num_inference_steps)
+        tail = pipe.scheduler.timesteps[num_inference_steps - kept + 1:]  # [t_start + 1:]: past the repeat
+        return pipe.scheduler.timesteps.new_tensor([*tail[:2], *tail[1:]]), kept
+    return get_timesteps
 
 
 class KeyedDraws:
@@ -333,21 +347,24 @@ def main():
     img2img_module.randn_tensor = lambda shape, **kwargs: latents.clone()
     image = torch.sin(torch.arange(2 * 3 * 32 * 32, dtype=torch.float32) * 0.05).reshape(2, 3, 32, 32) * 0.9
     img2img = []
-    for cls, settings in SCHEDULERS[:3]:
+    for (cls, settings), (prompt, negative, guidance) in GUIDED_AND_UNGUIDED:
         scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings})
         pipe = diffusers.StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
                                                         scheduler=scheduler, safety_checker=None,
                                                         feature_extractor=None, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        prompt, negative, guidance = PROMPTS[1]
+        if cls == "PNDMScheduler":
+            pipe.get_timesteps = plms_from_strength(pipe)
+        draws.restart()
         with torch.no_grad():
             images = pipe(prompt_embeds=embed(prompt).repeat(2, 1, 1),
-                          negative_prompt_embeds=embed(negative).repeat(2, 1, 1), image=image.clone(), strength=0.6,
-                          guidance_scale=guidance, num_inference_steps=20, output_type="np").images
+                          negative_prompt_embeds=embed(negative or "").repeat(2, 1, 1) if guidance > 1 else None,
+                          image=image.clone(), strength=0.6, guidance_scale=guidance, num_inference_steps=20,
+                          output_type="np").images
         img2img.append({"scheduler": cls, "settings": settings, "config": {**scheduler.config}, "prompt": prompt,
                         "negative_prompt": negative, "guidance": guidance, "steps": 20, "strength": 0.6,
                         "images": images.reshape(-1).round(6).tolist()})
-        print(f"img2img {cls}: images in [{images.min():.3f}, {images.max():.3f}]")
+        print(f"img2img {cls} w={guidance}: images in [{images.min():.3f}, {images.max():.3f}]")
     # inpainting (StableDiffusionInpaintPipeline with this 4-channel UNet): after every step diffusers blends in the
     # known image's latents (its latent distribution's mode, as above) noised with the initial noise to the level the
     # step reached — the clean latents after the last step — where the latent mask (torch's nearest resize of the
@@ -361,8 +378,7 @@ def main():
     def inpainted(net):
         """StableDiffusionInpaintPipeline on `net` for each scheduler guided with a negative prompt, and DDIM unguided."""
         results = []
-        for (cls, settings), (prompt, negative, guidance) in [(s, PROMPTS[1]) for s in SCHEDULERS] + \
-                [(SCHEDULERS[0], PROMPTS[2])]:
+        for (cls, settings), (prompt, negative, guidance) in GUIDED_AND_UNGUIDED:
             # clip_sample off, as StableDiffusionPipeline and the img2img pipeline set it for DDIM (the inpainting
             # pipeline of 0.31 leaves DDIM's default on, clamping the latents' x̂₀ to ±1; the folder's config has none)
             scheduler = getattr(diffusers, cls).from_config({**scheduler_config, **settings, "clip_sample": False})

@@ -156,7 +156,8 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
 
     /// <summary>
     /// StableDiffusionImg2ImgPipeline at strength 0.6: the input encoded by vae_encoder (the latent distribution's
-    /// mode, as the export has it), noised with the same latents as ε, the last 12 of 20 steps.
+    /// mode, as the export has it), noised with the same latents as ε, the last 12 of 20 steps — for PNDM the walk
+    /// PNDMScheduler lays out for those 12 (make_sd_fixtures.py's plms_from_strength: diffusers' own slice is a step off).
     /// </summary>
     [Theory]
     [MemberData(nameof(Img2ImgCases))]
