@@ -175,6 +175,20 @@ public class DiffusersPipelineTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Our_inpainting_equals_StableDiffusionInpaintPipeline(int index) =>
         Compare(Reference.Value["inpaint"]![index]!, null, Inpainting(Reference.Value));
 
+    /// <summary>The float16 folder through vae_encoder too: img2img and latent-blended inpainting within 1e-2 of the
+    /// float32 pipelines' images.</summary>
+    [Theory]
+    [MemberData(nameof(Img2ImgCases))]
+    public void The_float16_export_gives_the_float32_img2img_images_within_1e_2(int index) =>
+        Compare(Reference.Value["img2img"]![index]!, Floats(Reference.Value["input_image"]), pipeline: HalfPipeline.Value,
+            tolerance: 1e-2);
+
+    [Theory]
+    [MemberData(nameof(InpaintCases))]
+    public void The_float16_export_gives_the_float32_inpainted_images_within_1e_2(int index) =>
+        Compare(Reference.Value["inpaint"]![index]!, null, Inpainting(Reference.Value), HalfPipeline.Value,
+            tolerance: 1e-2);
+
     /// <summary>
     /// StableDiffusionInpaintPipeline with diffusers' 9-channel inpainting UNet: the latent mask (1 = repaint) and the
     /// latents of the known image with the repainted region set to 0 are read after the latents at every call, on
