@@ -229,8 +229,14 @@ def export_vae(torch, vae, folder, latent_size, encoder):
                    {"sample": {0: "batch", 2: "H", 3: "W"}, "latent_sample": {0: "batch", 2: "h", 3: "w"}})
 
 
-def write_model_index(folder, scheduler, version, encoder):
-    """model_index.json of an ONNX Stable Diffusion folder (OnnxStableDiffusionPipeline's layout)."""
+def write_configs(folder, unet, vae, scheduler, scheduler_config, version, encoder):
+    """Each component's config and model_index.json of an ONNX Stable Diffusion folder (OnnxStableDiffusionPipeline's
+    layout), with a vae_encoder when `encoder`."""
+    for name, cls, config in (("unet", "UNet2DConditionModel", unet.config), ("vae_decoder", "AutoencoderKL", vae.config),
+                              *([("vae_encoder", "AutoencoderKL", vae.config)] if encoder else []),
+                              ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
+                              ("scheduler", scheduler, scheduler_config)):
+        write_config(folder, name, cls, config, version)
     index = {"_class_name": "OnnxStableDiffusionPipeline", "_diffusers_version": version,
              "scheduler": ["diffusers", scheduler], "text_encoder": ["diffusers", "OnnxRuntimeModel"],
              "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "OnnxRuntimeModel"],
@@ -312,12 +318,7 @@ def main():
                ["last_hidden_state"], {"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}})
     export_unet(torch, unet, OUT)
     export_vae(torch, vae, OUT, 16, encoder=True)
-    for name, cls, config in (("unet", "UNet2DConditionModel", unet.config), ("vae_decoder", "AutoencoderKL", vae.config),
-                              ("vae_encoder", "AutoencoderKL", vae.config),
-                              ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
-                              ("scheduler", "PNDMScheduler", scheduler_config)):
-        write_config(OUT, name, cls, config, diffusers.__version__)
-    write_model_index(OUT, "PNDMScheduler", diffusers.__version__, encoder=True)
+    write_configs(OUT, unet, vae, "PNDMScheduler", scheduler_config, diffusers.__version__, encoder=True)
     embed = embedder(torch, tokenizer, text_encoder)
 
     torch.manual_seed(3)
@@ -476,12 +477,7 @@ def make_sd2(torch, diffusers, clip, text_encoder, draws):
     onnx.save_model(onnx.load(path), path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location="model.onnx_data", size_threshold=1024)
     export_vae(torch, vae, OUT_SD2, 96, encoder=False)
-    for name, cls, config in (("unet", "UNet2DConditionModel", unet.config),
-                              ("vae_decoder", "AutoencoderKL", vae.config),
-                              ("text_encoder", "CLIPTextModel", {"hidden_size": HIDDEN, "max_position_embeddings": LENGTH}),
-                              ("scheduler", "DDIMScheduler", scheduler_config)):
-        write_config(OUT_SD2, name, cls, config, diffusers.__version__)
-    write_model_index(OUT_SD2, "DDIMScheduler", diffusers.__version__, encoder=False)
+    write_configs(OUT_SD2, unet, vae, "DDIMScheduler", scheduler_config, diffusers.__version__, encoder=False)
     embed = embedder(torch, tokenizer, text_encoder)
 
     torch.manual_seed(7)
