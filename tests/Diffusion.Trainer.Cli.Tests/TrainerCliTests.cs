@@ -43,12 +43,36 @@ public class TrainerCliTests
             await Program.Run(["bench-train", "--steps", "1", "--warmup", "0", "--batch", "4", "--precision", "bf16"],
                 output, error));
         Assert.Contains("threads, bf16:", output.ToString());
+        // the slow-bf16 warning where (and only where) the CPU has no native bfloat16
+        Assert.Equal(!TorchSetup.CpuHasBFloat16(), error.ToString().Contains("warning: --precision bf16 on a CPU"));
         Assert.Equal(2, await Program.Run(["bench-train", "--precision", "half"], output, error));
         Assert.Contains("error: --precision: 'half': expected fp32 or bf16.", error.ToString());
         Assert.Equal(1,
             await Program.Run(["bench-train", "--compare", "--python", "/nonexistent/python3"], output, error));
         Assert.Contains("/nonexistent/python3", error.ToString());
         Assert.Equal(2, await Program.Run(["bench-train", "--steps", "0"], output, error));
+        Assert.Equal(2, await Program.Run(["bench-train", "--kernels", "--compare"], output, error));
+        Assert.Contains("error: --kernels: traces one configuration: leave out --compare.", error.ToString());
+    }
+
+    [Fact]
+    public async Task Bench_train_kernels_traces_the_convolutions_that_onednn_ran()
+    {
+        var (output, error) = (new StringWriter(), new StringWriter());
+        Assert.Equal(0, await Program.Run(["bench-train", "--steps", "1", "--warmup", "1", "--batch", "4",
+            "--threads", "1", "--kernels"], output, error));
+        var text = output.ToString();
+        // libtorch's float32 convolutions run in oneDNN on x86-64: forward, and both gradients
+        Assert.Matches(@"oneDNN in one step \(oneDNN v[0-9.]+ on .+; ONEDNN_VERBOSE=profile_exec, the last 1 of 2 " +
+            @"steps, whose mean step took [0-9.]+ ms\):", text);
+        foreach (var pass in new[] { "forward_training", "backward_data", "backward_weights" })
+            Assert.Matches($@"\| convolution \| [^|]+ \| {pass} \| f32 \|", text);
+        var shares = System.Text.RegularExpressions.Regex.Match(text,
+            @"\| all of oneDNN \|[ |]+[0-9.]+ \| [0-9.]+ \| ([0-9.]+) % \|\n\| outside oneDNN[^|]+\|[ |]+[0-9.]+ \| " +
+            @"(-?[0-9.]+) % \|");
+        Assert.True(shares.Success, text);
+        Assert.Equal(100, double.Parse(shares.Groups[1].Value) + double.Parse(shares.Groups[2].Value), 0.15);
+        Assert.Matches(@"by primitive: convolution [0-9.]+ ms", text);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Diffusion.Trainer.Nn;
 using Diffusion.Trainer.Training;
+using TorchSharp;
 
 namespace Diffusion.Trainer.Commands;
 
@@ -14,6 +15,8 @@ namespace Diffusion.Trainer.Commands;
 /// (trainer/bench/pytorch_reference.py) and, with <c>--previous</c>, of an earlier trainer build, each in a process
 /// of its own, back to back, for <c>--rounds</c> rounds; the table gives medians and ratios to PyTorch (float32).
 /// <c>--precision bf16</c> adds this trainer in mixed precision and the twin under torch.autocast(bfloat16).
+/// <c>--kernels</c> runs the measurement again under oneDNN's verbose mode and prints which oneDNN kernels a step ran
+/// (<see cref="OneDnnTrace"/>); <c>ONEDNN_MAX_CPU_ISA</c> in the environment caps them, as for any oneDNN program.
 /// </summary>
 public static partial class BenchTrainCommand
 {
@@ -60,9 +63,15 @@ public static partial class BenchTrainCommand
             Description = "fp32 or bf16 (mixed precision, as train --precision); with --compare, bf16 adds bf16 " +
                     "rows (this trainer, and the twin under torch.autocast) beside the fp32 ones.",
         };
+        var kernels = new Option<bool>("--kernels")
+        {
+            Description = "Also run the steps again in a child process under ONEDNN_VERBOSE=profile_exec and print " +
+                "which oneDNN kernels (implementation, instruction set, data types, layouts) one step ran and their " +
+                "share of it.",
+        };
         var command = new Command("bench-train", "Measure training throughput of the reference UNet.")
         {
-            steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision,
+            steps, warmup, batch, threads, compare, python, previous, rounds, profile, precision, kernels,
         };
         command.SetAction((p, cancellation) => Program.Guard(error, async () =>
         {
@@ -71,11 +80,16 @@ public static partial class BenchTrainCommand
                 throw new DiffusionArgumentException(s <= 0 ? "--steps" : w < 0 ? "--warmup" : "--batch",
                     $"--steps must be positive, --warmup non-negative and --batch positive (got {s}, {w}, {b}).");
             var arithmetic = PrecisionNames.Parse(p.GetValue(precision)!);
+            if (TorchSetup.PrecisionWarning(arithmetic, torch.CPU) is { } slow) await error.WriteLineAsync(slow);
             if (!p.GetValue(compare))
             {
                 await output.WriteAsync(MeasureThisTrainer(s, w, b, t, arithmetic, p.GetValue(profile), cancellation));
+                if (p.GetValue(kernels))
+                    await output.WriteAsync(await TraceKernels(s, w, b, t, arithmetic, cancellation));
                 return 0;
             }
+            if (p.GetValue(kernels))
+                throw new DiffusionArgumentException("--kernels", "traces one configuration: leave out --compare.");
             var report = await Compare(s, w, b, t == 0 ? Environment.ProcessorCount : t, arithmetic, p.GetValue(rounds),
                 p.GetValue(python)!, p.GetValue(previous), output, cancellation);
             await output.WriteAsync(report);
@@ -127,9 +141,65 @@ public static partial class BenchTrainCommand
                    ? $"  per step: {string.Join(", ", phases.MeanPerStep().Select(x => $"{x.Phase} {x.Milliseconds:0.0} ms"))}\n" : "");
     }
 
-    private sealed record Contender(string Name, string File, IReadOnlyList<string> Arguments);
+    private sealed record Contender(string Name, string File, IReadOnlyList<string> Arguments,
+        IReadOnlyDictionary<string, string>? Environment = null);
 
-    private readonly record struct Measurement(double ImagesPerSecond, double MedianMs, double PeakMiB);
+    private readonly record struct Measurement(double ImagesPerSecond, double MedianMs, double MeanMs,
+        double PeakMiB);
+
+    /// <summary>
+    /// This trainer's steps once more in a child process under <c>ONEDNN_VERBOSE=profile_exec</c>: a table of the
+    /// oneDNN kernels of one timed step, their milliseconds and share of that run's mean step, and what ran outside
+    /// oneDNN.
+    /// </summary>
+    private static async Task<string> TraceKernels(int steps, int warmup, int batch, int threads, Precision precision,
+        CancellationToken cancellation)
+    {
+        var traced = new Contender("this trainer under ONEDNN_VERBOSE", "dotnet",
+            [typeof(Program).Assembly.Location, "bench-train", "--steps", $"{steps}", "--warmup", $"{warmup}",
+                "--batch", $"{batch}", "--threads", $"{threads}", "--precision", precision.Name()],
+            new Dictionary<string, string> { ["ONEDNN_VERBOSE"] = "profile_exec" });
+        var (text, measured) = await RunOne(traced, cancellation);
+        var trace = OneDnnTrace.Parse(text, warmup + steps, steps);
+        double step = measured.MeanMs;
+        var report = new System.Text.StringBuilder();
+        var window = $"ONEDNN_VERBOSE=profile_exec, the last {steps} of {warmup + steps} steps, whose mean step " +
+            string.Create(CultureInfo.InvariantCulture, $"took {step:0.0} ms");
+        if (trace.Kernels.Count == 0)
+            return $"\noneDNN in one step: none of its primitives ran ({window}{CapNote()}): the whole step is " +
+                "libtorch's own kernels.\n";
+        report.AppendLine(CultureInfo.InvariantCulture,
+            $"\noneDNN in one step ({(trace.Version.Length > 0 ? trace.Version : "oneDNN")} on " +
+            $"{(trace.Isa.Length > 0 ? trace.Isa : "an ISA it did not name")}{CapNote()}; {window}):");
+        report.AppendLine();
+        report.AppendLine("| primitive | kernel | pass | data | layouts | calls | ms | share of step |");
+        report.AppendLine("| --- | --- | --- | --- | --- | ---: | ---: | ---: |");
+        void Row(string columns, double calls, double ms) => report.AppendLine(CultureInfo.InvariantCulture,
+            $"| {columns} | {(calls > 0 ? calls.ToString("0.#", CultureInfo.InvariantCulture) : "")} | {ms:0.0} " +
+            $"| {100 * ms / step:0.0} % |");
+        // kinds under half a percent of the step each are summed into one row
+        var minor = trace.Kernels.Where(k => k.MillisecondsPerStep < 0.005 * step).ToList();
+        foreach (var k in trace.Kernels.Except(minor))
+            Row($"{k.Key.Primitive} | {k.Key.Implementation} | {k.Key.Pass} | {k.Key.DataTypes} | {k.Key.Layouts}",
+                k.CallsPerStep, k.MillisecondsPerStep);
+        if (minor.Count > 0)
+            Row($"{minor.Count} more kinds under 0.5 % each " +
+                $"({string.Join(", ", minor.Select(k => k.Key.Primitive).Distinct())}) | | | |",
+                minor.Sum(k => k.CallsPerStep), minor.Sum(k => k.MillisecondsPerStep));
+        double inside = trace.MillisecondsPerStep;
+        Row("all of oneDNN | | | |", trace.Kernels.Sum(k => k.CallsPerStep), inside);
+        Row("outside oneDNN: libtorch's own kernels (norms, elementwise, dropout, optimizer), the C# side | | | |", 0,
+            step - inside);
+        report.AppendLine();
+        report.AppendLine("by primitive: " + string.Join(", ", trace.Kernels.GroupBy(k => k.Key.Primitive)
+            .Select(g => (g.Key, Ms: g.Sum(k => k.MillisecondsPerStep))).OrderByDescending(g => g.Ms)
+            .Select(g => string.Create(CultureInfo.InvariantCulture,
+                $"{g.Key} {g.Ms:0.0} ms ({100 * g.Ms / step:0.0} %)"))));
+        return report.ToString();
+
+        static string CapNote() => Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") is { Length: > 0 } cap
+            ? $", capped by ONEDNN_MAX_CPU_ISA={cap}" : "";
+    }
 
     private static async Task<string> Compare(int steps, int warmup, int batch, int threads, Precision precision,
         int rounds, string python, string? previous, TextWriter progress, CancellationToken cancellation)
@@ -202,6 +272,8 @@ public static partial class BenchTrainCommand
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         foreach (var a in c.Arguments) start.ArgumentList.Add(a);
+        foreach (var (name, value) in c.Environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         using var process = Process.Start(start) ?? throw new DiffusionException($"could not start {c.File}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellation);
         var stderr = process.StandardError.ReadToEndAsync(cancellation);
@@ -214,7 +286,8 @@ public static partial class BenchTrainCommand
     }
 
     /// <summary>
-    /// Reads "N images/s (median step M ms" and "peak resident memory P MiB" from a bench-train report.
+    /// Reads "N images/s (median step M ms[, mean A ms]" and "peak resident memory P MiB" from a bench-train report
+    /// (the twin prints no mean: it is the median there).
     /// </summary>
     private static Measurement Parse(string name, string text)
     {
@@ -223,10 +296,12 @@ public static partial class BenchTrainCommand
         if (!rate.Success || !peak.Success)
             throw new DiffusionException($"{name} printed no images/s and peak memory lines: {text.Trim()}");
         double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
-        return new Measurement(Number(rate.Groups[1]), Number(rate.Groups[2]), Number(peak.Groups[1]));
+        double median = Number(rate.Groups[2]);
+        return new Measurement(Number(rate.Groups[1]), median,
+            rate.Groups[3].Success ? Number(rate.Groups[3]) : median, Number(peak.Groups[1]));
     }
 
-    [GeneratedRegex(@"([0-9.]+) images/s \(median step ([0-9.]+) ms")]
+    [GeneratedRegex(@"([0-9.]+) images/s \(median step ([0-9.]+) ms(?:, mean ([0-9.]+) ms)?")]
     private static partial Regex RateLine();
 
     [GeneratedRegex(@"peak resident memory ([0-9.]+) MiB")]

@@ -150,10 +150,8 @@ public static class TrainCommand
         TextWriter error)
     {
         var c = run.Config;
-        if (world.Rank == 0 && c.Precision == Precision.BFloat16 && !TorchSetup.CpuHasBFloat16()
-            && TorchSetup.ParseDevice(c.Device).type == TorchSharp.DeviceType.CPU)
-            await error.WriteLineAsync("warning: --precision bf16 on a CPU without AVX512-BF16 or AMX: libtorch "
-                + "emulates bfloat16 here, which is usually slower than fp32.");
+        if (world.Rank == 0 && TorchSetup.PrecisionWarning(c.Precision, TorchSetup.ParseDevice(c.Device)) is { } slow)
+            await error.WriteLineAsync(slow);
         if (world.Rank == 0 && run.Data.Summary.Length > 0) await output.WriteLineAsync(run.Data.Summary);
         var classes = c.Net.NumClasses > 0 ? $"{c.Net.NumClasses} classes" : "unconditional";
         await output.WriteLineAsync($"training {run.Net.parameters().Sum(p => p.numel()):N0} parameters on {c.Data} "
