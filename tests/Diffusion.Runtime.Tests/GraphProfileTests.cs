@@ -82,13 +82,15 @@ public sealed class GraphProfileTests
     }
 
     [Fact]
-    public void The_fma_peak_is_a_finite_positive_rate_and_refuses_zero_threads()
+    public void The_fma_peak_is_a_finite_positive_rate_compares_threads_with_one_and_refuses_zero_threads()
     {
         // no timing thresholds: only that the measurement measures (finite, positive, names its unit)
         double one = FmaPeak.Measure(1, seconds: 0.02, repeats: 1);
         Assert.True(double.IsFinite(one) && one > 0, $"{one}");
         Assert.Contains("bit", FmaPeak.Unit);
         Assert.Throws<ArgumentOutOfRangeException>(() => FmaPeak.Measure(0));
+        Assert.Matches(@"^2 threads reach [0-9]+ GFLOP/s where one alone reaches [0-9]+: [0-9]+\.[0-9]{2}×",
+            FmaPeak.Scaling(2, seconds: 0.02));
     }
 
     private static float[] Ramp(int n) => [.. Enumerable.Range(0, n).Select(i => (i % 7 - 3) / 8f)];

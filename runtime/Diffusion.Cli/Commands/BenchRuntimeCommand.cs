@@ -175,7 +175,7 @@ public static class BenchRuntimeCommand
                     $"written, {optimised[g].Nodes.Count} after ONNX Runtime's optimisation");
             console.Out.WriteLine(double.IsNaN(peak) ? "FMA peak: not measured on a CUDA device"
                 : $"FMA peak of this CPU (GFLOP/s float32, measured before each batch's timings): {threads} " +
-                    $"threads, {FmaPeak.Unit}");
+                    $"threads, {FmaPeak.Unit}{(threads > 1 ? "; " + FmaPeak.Scaling(threads) : "")}");
             foreach (var (batch, label, graphProfile, bareMs) in profiles)
                 Breakdown(console, batch, label, graphProfile, bareMs);
             if (pipeline is not null)

@@ -65,6 +65,21 @@ public static class FmaPeak
         return best;
     }
 
+    /// <summary>
+    /// How <paramref name="threads"/> threads' peak compares with one thread's, measured back to back (each the best of
+    /// three runs of about <paramref name="seconds"/>), as a sentence:
+    /// near 1× the threads share one core's vector units (hyperthreads of one core, as on many 2-vCPU cloud machines),
+    /// so no thread count gets more arithmetic out of the machine than one thread does.
+    /// </summary>
+    public static string Scaling(int threads, double seconds = 0.25)
+    {
+        double one = Measure(1, seconds), all = Measure(threads, seconds);
+        double ratio = all / one;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{threads} threads reach {all:0} GFLOP/s where one alone reaches {one:0}: {ratio:0.00}×") +
+            (ratio < 1.25 ? " — they share one core's vector units (hyperthreads of one core)" : "");
+    }
+
     // The result is returned (and summed) so that the JIT cannot drop the chains.
     private static float Chain(long outer) => Lanes switch
     {

@@ -167,7 +167,7 @@ public static partial class BenchTrainCommand
             string.Create(CultureInfo.InvariantCulture, $"took {step:0.0} ms");
         if (trace.Kernels.Count == 0)
             return $"\noneDNN in one step: none of its primitives ran ({window}{CapNote()}): the whole step is " +
-                "libtorch's own kernels.\n";
+                "libtorch's own kernels (or this libtorch's oneDNN was built without its verbose mode).\n";
         report.AppendLine(CultureInfo.InvariantCulture,
             $"\noneDNN in one step ({(trace.Version.Length > 0 ? trace.Version : "oneDNN")} on " +
             $"{(trace.Isa.Length > 0 ? trace.Isa : "an ISA it did not name")}{CapNote()}; {window}):");
