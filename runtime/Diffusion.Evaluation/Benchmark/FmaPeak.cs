@@ -67,9 +67,9 @@ public static class FmaPeak
 
     /// <summary>
     /// How <paramref name="threads"/> threads' peak compares with one thread's, measured back to back (each the best of
-    /// three runs of about <paramref name="seconds"/>), as a sentence:
-    /// near 1× the threads share one core's vector units (hyperthreads of one core, as on many 2-vCPU cloud machines),
-    /// so no thread count gets more arithmetic out of the machine than one thread does.
+    /// three runs of about <paramref name="seconds"/>), as a sentence. Near 1× the threads share one core's vector
+    /// units (hyperthreads of one core, as on many 2-vCPU cloud machines): no thread count gets more arithmetic out of
+    /// such a machine than one thread does.
     /// </summary>
     public static string Scaling(int threads, double seconds = 0.25)
     {
