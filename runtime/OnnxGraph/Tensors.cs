@@ -38,6 +38,17 @@ public static class Tensors
             : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(tensor.RawData.Span).ToArray();
     }
 
+    /// <summary>The values of an int64 tensor, stored as raw bytes or as <c>int64_data</c>.</summary>
+    public static long[] ToInt64s(TensorProto tensor)
+    {
+        if (tensor.DataType != (int)DataType.Int64)
+            throw new ArgumentException($"Tensor '{tensor.Name}' holds {(DataType)tensor.DataType}, not int64.");
+        if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
+            throw new ArgumentException($"Tensor '{tensor.Name}' keeps its values in an external file.");
+        return tensor.RawData.IsEmpty ? tensor.Int64Data.ToArray()
+            : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(tensor.RawData.Span).ToArray();
+    }
+
     private static TensorProto Raw<T>(string name, DataType type, ReadOnlySpan<T> data, long[] shape)
         where T : unmanaged
     {

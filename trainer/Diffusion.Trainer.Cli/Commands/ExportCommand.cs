@@ -20,7 +20,7 @@ public static class ExportCommand
         var onnx = new Option<string?>("--onnx")
         {
             Description = "Instead of a checkpoint, a float32 .onnx this trainer exported (e.g. the shipped model), " +
-                "to write again at another --precision.",
+                "to write again in this exporter's graph form (checked to compute the same outputs), at --precision.",
         };
         var outFile = new Option<string>("--out") { Required = true, Description = "The .onnx file to write." };
         var ema = new Option<bool>("--ema")
@@ -82,15 +82,20 @@ public static class ExportCommand
             var (from, source) = (p.GetValue(checkpoint), p.GetValue(onnx));
             if ((from is null) == (source is null))
                 throw new DiffusionArgumentException("--checkpoint", "give a checkpoint or an --onnx file (one).");
-            if (source is not null && (p.GetValue(ema) || p.GetValue(karras) || p.GetValue(spacing) is not null
-                || mode == "fp32"))
-                throw new DiffusionArgumentException("--onnx", "an ONNX source is written again at --precision " +
-                    "int8 only; --ema, --use-karras-sigmas and --timestep-spacing need the checkpoint.");
+            if (source is not null && (p.GetValue(ema) || p.GetValue(karras) || p.GetValue(spacing) is not null))
+                throw new DiffusionArgumentException("--onnx", "an ONNX source keeps its weights and config: --ema, " +
+                    "--use-karras-sigmas and --timestep-spacing need the checkpoint.");
             if (source is not null && !File.Exists(source))
                 throw new DiffusionArgumentException("--onnx", $"'{source}' does not exist.");
             var path = p.GetValue(outFile)!;
-            byte[] bytes = source is not null ? await File.ReadAllBytesAsync(source) : FromCheckpoint(p.GetValue(ema),
-                from!, p.GetValue(karras), p.GetValue(spacing));
+            byte[] bytes;
+            if (source is not null)
+            {
+                (bytes, double difference) = UNetImporter.Reexport(await File.ReadAllBytesAsync(source), source);
+                await error.WriteLineAsync($"export: {source} written again by this exporter; its output is within " +
+                    $"{difference:0.0e+0} of the file's");
+            }
+            else bytes = FromCheckpoint(p.GetValue(ema), from!, p.GetValue(karras), p.GetValue(spacing));
             if (mode == "int8")
             {
                 var data = Datasets.Open(p.GetValue(calibrationData)!);
