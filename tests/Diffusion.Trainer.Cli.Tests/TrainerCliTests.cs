@@ -206,7 +206,7 @@ public class TrainerCliTests
             (["--onnx", onnx, "--precision", "int8", "--calibration-ranges", "entropy"], 2,
                 "error: --calibration-ranges: 'entropy': expected mse or minmax."),
             (["--onnx", onnx, "--precision", "int8", "--calibration-images", "0"], 2, "error: --calibration-images:"),
-            (["--onnx", int8, "--precision", "int8"], 1, "the model is quantized already."),
+            (["--onnx", int8, "--precision", "int8"], 1, "the model is quantized already; give its float32 file."),
             (["--onnx", Path.Combine(folder, "none.onnx"), "--precision", "int8"], 2, "none.onnx' does not exist."),
         })
         {

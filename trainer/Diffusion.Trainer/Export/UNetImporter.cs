@@ -13,15 +13,16 @@ namespace Diffusion.Trainer.Export;
 /// <summary>
 /// A UNet read back from an ONNX file this trainer exported: the architecture from its weights' names and shapes (and
 /// the group count from its first GroupNorm's reshape), the weights from its initializers, the diffusion config from
-/// its metadata. It lets a file written by an earlier exporter — the shipped model, whose checkpoint is not kept — be
-/// written again in the current exporter's graph form (<see cref="Reexport"/>).
+/// its metadata. It lets a file written by an earlier exporter — the shipped model, whose checkpoint is not kept —
+/// be written again in the current exporter's graph form (<see cref="Reexport"/>).
 /// </summary>
 public static class UNetImporter
 {
-    /// <summary>The largest output difference a re-export may show against its source (float32 reordering only).</summary>
+    /// <summary>The largest output difference a re-export may show against its source (float32 reordering).</summary>
     public const double Tolerance = 1e-4;
 
-    /// <summary>The network and diffusion config of <paramref name="model"/>; <paramref name="source"/> names it.</summary>
+    /// <summary>The network and diffusion config in <paramref name="model"/> (named <paramref name="source"/>).
+    /// </summary>
     public static (UNet Net, DiffusionConfig Config) Read(byte[] model, string source) =>
         Read(Parse(model, source), source);
 
@@ -32,7 +33,7 @@ public static class UNetImporter
                 "trainer exported.");
         var config = DiffusionConfig.Parse(json, $"{source} ({DiffusionConfig.MetadataKey})");
         if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear" or "QLinearConv"))
-            throw new DiffusionException($"{source}: the model is quantized; re-export its float32 file.");
+            throw new DiffusionException($"{source}: the model is quantized already; give its float32 file.");
         var weights = proto.Graph.Initializer.ToDictionary(i => i.Name);
         var net = new UNet(Architecture(proto.Graph, weights, config, source));
         try
@@ -101,7 +102,8 @@ public static class UNetImporter
                 $"{Count("downsamples", "conv.weight")} downsamples do not make a UNet of this trainer's shape.");
         int blocks = down / levels;
         if (config.SampleSize is not [var height, var side] || height != side)
-            throw new DiffusionException($"{source}: its sample_size is not square; this trainer's UNets are.");
+            throw new DiffusionException($"{source}: its sample_size is missing or not square; this trainer's UNets " +
+                "have a square one.");
         var mults = Enumerable.Range(0, levels)
             .Select(l => checked((int)(Dims($"down_blocks.{l * blocks}.conv1.weight")[0] / width))).ToArray();
         var attention = new SortedSet<int>();
@@ -144,7 +146,8 @@ public static class UNetImporter
         return (int)shape[1];
     }
 
-    /// <summary>Copies each parameter from its initializer (Linear weights are stored transposed, as "…weight_t").</summary>
+    /// <summary>Copies each parameter from its initializer (Linear weights stored transposed: "…weight_t").
+    /// </summary>
     private static void Load(UNet net, Dictionary<string, TensorProto> weights, string source)
     {
         using var noGrad = no_grad();
@@ -160,7 +163,8 @@ public static class UNetImporter
             long[] shape = [.. parameter.shape];
             if (values.Length != parameter.numel() || transposed && (shape.Length != 2
                     || !stored.Dims.SequenceEqual([shape[1], shape[0]])))
-                throw new DiffusionException($"{source}: '{stored.Name}' has shape [{string.Join(", ", stored.Dims)}] " +
+                throw new DiffusionException($"{source}: '{stored.Name}' has shape " +
+                    $"[{string.Join(", ", stored.Dims)}] " +
                     $"where the architecture read from the file needs [{string.Join(", ", shape)}].");
             using var value = tensor(values, transposed ? [shape[1], shape[0]] : shape);
             parameter.copy_(transposed ? value.t() : value);
