@@ -1,3 +1,4 @@
+using Diffusion.OnnxGraph;
 using Diffusion.Runtime.Onnx;
 using Diffusion.Trainer.Export;
 using Diffusion.Trainer.Nn;
@@ -109,6 +110,31 @@ public class UNetImporterTests
                 bias.Dims[0] = 5;
                 bias.RawData = ByteString.CopyFrom(new byte[20]);
             }));
+        // shapes the file does not back with values would build a network far larger than the file
+        Assert.Contains("'conv_in.weight' is not a float32 tensor of rank 4 whose values the file holds", Refusal(p =>
+        {
+            var weight = p.Graph.Initializer.Single(i => i.Name == "conv_in.weight");
+            weight.Dims[0] = 8192;
+        }));
+        Assert.Contains("the architecture its weights imply is not one this trainer builds", Refusal(p =>
+        {
+            // four levels of one block at 28 pixels: the third halving meets the odd 7
+            foreach (var i in new[] { 2, 3 })
+                p.Graph.Initializer.Add(Tensors.Float($"down_blocks.{i}.conv1.weight", new float[32 * 32 * 9], 32, 32,
+                    3, 3));
+            foreach (var i in Enumerable.Range(4, 4))
+                p.Graph.Initializer.Add(Tensors.Float($"up_blocks.{i}.conv1.weight", new float[1], 1, 1, 1, 1));
+            foreach (var i in new[] { 1, 2 })
+                p.Graph.Initializer.Add(Tensors.Float($"downsamples.{i}.conv.weight", new float[1], 1, 1, 1, 1));
+        }));
+        Assert.Contains("the architecture its weights imply is not one this trainer builds", Refusal(p =>
+        {
+            // 5 groups of 16 channels
+            var target = p.Graph.Initializer.Single(i => i.Name == p.Graph.Node.First(n => n.OpType == "Reshape"
+                && n.Input[0] == p.Graph.Node.First(c => c.OpType == "Conv").Output[0]).Input[1]);
+            target.RawData = ByteString.CopyFrom(System.Runtime.InteropServices.MemoryMarshal.AsBytes<long>(
+                [0, 5, -1, 0]));
+        }));
         Assert.Contains("no GroupNorm reshape of conv_in's output", Refusal(p =>
         {
             foreach (var n in p.Graph.Node.Where(n => n.OpType == "Reshape")) n.OpType = "Identity";

@@ -34,8 +34,14 @@ public static class UNetImporter
         var config = DiffusionConfig.Parse(json, $"{source} ({DiffusionConfig.MetadataKey})");
         if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear" or "QLinearConv"))
             throw new DiffusionException($"{source}: the model is quantized already; give its float32 file.");
-        var weights = proto.Graph.Initializer.ToDictionary(i => i.Name);
-        var net = new UNet(Architecture(proto.Graph, weights, config, source));
+        var weights = proto.Graph.Initializer.GroupBy(i => i.Name).ToDictionary(g => g.Key, g => g.First());
+        UNet net;
+        try { net = new UNet(Architecture(proto.Graph, weights, config, source)); }
+        catch (Exception e) when (e is DiffusionArgumentException or OverflowException)
+        {
+            throw new DiffusionException($"{source}: the architecture its weights imply is not one this trainer " +
+                $"builds ({e.Message}).");
+        }
         try
         {
             Load(net, weights, source);
@@ -89,11 +95,23 @@ public static class UNetImporter
     private static UNetConfig Architecture(GraphProto graph, Dictionary<string, TensorProto> weights,
         DiffusionConfig config, string source)
     {
-        long[] Dims(string name) => weights.TryGetValue(name, out var t) ? [.. t.Dims]
-            : throw new DiffusionException($"{source}: no initializer '{name}': not a UNet this trainer exported.");
+        // a shape counts only where the file holds its values (so the network built from the shapes stays within a
+        // small multiple of the file's size)
+        long[] Dims(string name, int rank)
+        {
+            if (!weights.TryGetValue(name, out var t))
+                throw new DiffusionException($"{source}: no initializer '{name}': not a UNet this trainer exported.");
+            long count = t.Dims.Aggregate(1L, (a, d) => d < 0 || a < 0 ? -1 : checked(a * d));
+            long stored = t.DataType != (int)TensorProto.Types.DataType.Float ? -2
+                : t.RawData.IsEmpty ? t.FloatData.Count : t.RawData.Length / sizeof(float);
+            if (t.Dims.Count != rank || count != stored || count <= 0)
+                throw new DiffusionException($"{source}: '{name}' is not a float32 tensor of rank {rank} whose values " +
+                    "the file holds.");
+            return [.. t.Dims];
+        }
         int Count(string prefix, string suffix) =>
             Enumerable.Range(0, 1000).TakeWhile(i => weights.ContainsKey($"{prefix}.{i}.{suffix}")).Count();
-        var convIn = Dims("conv_in.weight");
+        var convIn = Dims("conv_in.weight", 4);
         int width = checked((int)convIn[0]), inChannels = checked((int)convIn[1]);
         int down = Count("down_blocks", "conv1.weight"), up = Count("up_blocks", "conv1.weight");
         int levels = up - down;
@@ -105,23 +123,23 @@ public static class UNetImporter
             throw new DiffusionException($"{source}: its sample_size is missing or not square; this trainer's UNets " +
                 "have a square one.");
         var mults = Enumerable.Range(0, levels)
-            .Select(l => checked((int)(Dims($"down_blocks.{l * blocks}.conv1.weight")[0] / width))).ToArray();
+            .Select(l => checked((int)(Dims($"down_blocks.{l * blocks}.conv1.weight", 4)[0] / width))).ToArray();
         var attention = new SortedSet<int>();
         for (int b = 0, size = side; b < down; b++)
         {
             if (b > 0 && b % blocks == 0) size /= 2;
             if (weights.ContainsKey($"down_attentions.{b}.qkv.weight")) attention.Add(size);
         }
-        long firstOut = Dims("down_blocks.0.conv1.weight")[0];
-        var embedding = Dims("down_blocks.0.time_emb_proj.weight_t"); // stored transposed: [embedding, out]
+        long firstOut = Dims("down_blocks.0.conv1.weight", 4)[0];
+        var embedding = Dims("down_blocks.0.time_emb_proj.weight_t", 2); // stored transposed: [embedding, out]
         return new UNetConfig
         {
             InChannels = inChannels, ImageSize = side, BaseChannels = width, ChannelMults = mults, ResBlocks = blocks,
             AttentionResolutions = [.. attention], Dropout = 0,
             NumClasses = weights.ContainsKey("class_embedding.weight")
-                ? checked((int)Dims("class_embedding.weight")[0] - 1) : 0,
+                ? checked((int)Dims("class_embedding.weight", 2)[0] - 1) : 0,
             NormGroups = Groups(graph, source), ScaleShift = embedding[^1] == 2 * firstOut,
-            LearnSigma = Dims("conv_out.weight")[0] == 2 * inChannels,
+            LearnSigma = Dims("conv_out.weight", 4)[0] == 2 * inChannels,
         };
     }
 
