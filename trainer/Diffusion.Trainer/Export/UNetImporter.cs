@@ -105,8 +105,8 @@ public static class UNetImporter
             long stored = t.DataType != (int)TensorProto.Types.DataType.Float ? -2
                 : t.RawData.IsEmpty ? t.FloatData.Count : t.RawData.Length / sizeof(float);
             if (t.Dims.Count != rank || count != stored || count <= 0)
-                throw new DiffusionException($"{source}: '{name}' is not a float32 tensor of rank {rank} whose values " +
-                    "the file holds.");
+                throw new DiffusionException($"{source}: '{name}' is not a float32 tensor of rank {rank} whose " +
+                    "values the file holds.");
             return [.. t.Dims];
         }
         int Count(string prefix, string suffix) =>
