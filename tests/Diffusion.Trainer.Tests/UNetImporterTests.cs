@@ -83,6 +83,10 @@ public class UNetImporterTests
         Assert.Contains("edited.onnx: written again from its weights, the network's output differs from the file's by",
             e.Message);
         Assert.Contains("it is not rewritten", e.Message);
+        // a graph ONNX Runtime cannot load is one line too
+        norm.OpType = "NoSuchOperator";
+        Assert.Contains("edited.onnx: ONNX Runtime cannot run it to compare",
+            Assert.Throws<DiffusionException>(() => UNetImporter.Reexport(proto.ToByteArray(), "edited.onnx")).Message);
     }
 
     [Fact]

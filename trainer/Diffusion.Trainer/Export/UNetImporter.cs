@@ -70,7 +70,12 @@ public static class UNetImporter
         var rewritten = ModelProto.Parser.ParseFrom(written);
         rewritten.DocString = proto.DocString;
         written = rewritten.ToByteArray();
-        double difference = MaxOutputDifference(model, written, net.Config);
+        double difference;
+        try { difference = MaxOutputDifference(model, written, net.Config); }
+        catch (OnnxRuntimeException e)
+        {
+            throw new DiffusionException($"{source}: ONNX Runtime cannot run it to compare ({e.Message}).");
+        }
         if (!(difference <= Tolerance))
             throw new DiffusionException($"{source}: written again from its weights, the network's output differs " +
                 $"from the file's by {difference:0.0e+0} (more than {Tolerance:0e+0}): the file computes something " +
