@@ -146,7 +146,7 @@ public class Int8QuantizerTests
                 .Message;
 
         var int8 = Int8Quantizer.Quantize(fp32, "m.onnx", data, options).Model;
-        Assert.Equal("m.onnx: the model is quantized already.", Refusal(int8, data));
+        Assert.Equal("m.onnx: the model is quantized already; give its float32 file.", Refusal(int8, data));
         Assert.StartsWith("m.onnx: not an ONNX model", Refusal([1, 2, 3, 4, 5, 6, 7, 8], data));
         var bare = Onnx.ModelProto.Parser.ParseFrom(fp32);
         bare.MetadataProps.Clear();

@@ -106,15 +106,8 @@ public static class Int8Quantizer
             || options.VerificationImages is < 1 or > 1_000_000)
             throw new DiffusionArgumentException("--calibration-images",
                 "calibration needs 1…1 000 000 images and 2…10 000 timesteps.");
-        ModelProto proto;
-        try { proto = ModelProto.Parser.ParseFrom(model); }
-        catch (InvalidProtocolBufferException e) { throw new DiffusionException($"{source}: not an ONNX model ({e.Message})."); }
-        var json = proto.MetadataProps.FirstOrDefault(p => p.Key == DiffusionConfig.MetadataKey)?.Value
-            ?? throw new DiffusionException($"{source}: no {DiffusionConfig.MetadataKey} metadata; int8 calibration " +
-                "needs the model's noise schedule and input shape (export it with this trainer).");
-        var config = DiffusionConfig.Parse(json, $"{source} ({DiffusionConfig.MetadataKey})");
-        if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear" or "QLinearConv"))
-            throw new DiffusionException($"{source}: the model is quantized already.");
+        var (proto, config) = ExportedModel.Open(model, source,
+            "int8 calibration needs the model's noise schedule and input shape");
         var convs = Convolutions(proto.Graph);
         if (convs.Count == 0)
             throw new DiffusionException($"{source}: no convolution with constant weights to quantize.");

@@ -24,16 +24,15 @@ public static class UNetImporter
     /// <summary>The network and diffusion config in <paramref name="model"/> (named <paramref name="source"/>).
     /// </summary>
     public static (UNet Net, DiffusionConfig Config) Read(byte[] model, string source) =>
-        Read(Parse(model, source), source);
+        Read(Open(model, source), source);
 
-    private static (UNet Net, DiffusionConfig Config) Read(ModelProto proto, string source)
+    private static (ModelProto Proto, DiffusionConfig Config) Open(byte[] model, string source) =>
+        ExportedModel.Open(model, source, "re-exporting needs the model's config");
+
+    private static (UNet Net, DiffusionConfig Config) Read((ModelProto Proto, DiffusionConfig Config) opened,
+        string source)
     {
-        var json = proto.MetadataProps.FirstOrDefault(p => p.Key == DiffusionConfig.MetadataKey)?.Value
-            ?? throw new DiffusionException($"{source}: no {DiffusionConfig.MetadataKey} metadata: not a model this " +
-                "trainer exported.");
-        var config = DiffusionConfig.Parse(json, $"{source} ({DiffusionConfig.MetadataKey})");
-        if (proto.Graph.Node.Any(n => n.OpType is "QuantizeLinear" or "DequantizeLinear" or "QLinearConv"))
-            throw new DiffusionException($"{source}: the model is quantized already; give its float32 file.");
+        var (proto, config) = opened;
         var weights = proto.Graph.Initializer.GroupBy(i => i.Name).ToDictionary(g => g.Key, g => g.First());
         UNet net;
         try { net = new UNet(Architecture(proto.Graph, weights, config, source)); }
@@ -62,13 +61,13 @@ public static class UNetImporter
     /// </summary>
     public static (byte[] Model, double MaxDifference) Reexport(byte[] model, string source)
     {
-        var proto = Parse(model, source);
-        var (net, config) = Read(proto, source);
+        var opened = Open(model, source);
+        var (net, config) = Read(opened, source);
         byte[] written;
         using (net) written = UNetExporter.ToOnnx(net, config);
         // the file's own description stays (it lists the attention resolutions in the order they were given)
         var rewritten = ModelProto.Parser.ParseFrom(written);
-        rewritten.DocString = proto.DocString;
+        rewritten.DocString = opened.Proto.DocString;
         written = rewritten.ToByteArray();
         double difference;
         try { difference = MaxOutputDifference(model, written, net.Config); }
@@ -81,15 +80,6 @@ public static class UNetImporter
                 $"from the file's by {difference:0.0e+0} (more than {Tolerance:0e+0}): the file computes something " +
                 "its weights and this exporter do not; it is not rewritten.");
         return (written, difference);
-    }
-
-    private static ModelProto Parse(byte[] model, string source)
-    {
-        try { return ModelProto.Parser.ParseFrom(model); }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new DiffusionException($"{source}: not an ONNX model ({e.Message}).");
-        }
     }
 
     /// <summary>
