@@ -28,25 +28,19 @@ public static class Tensors
         Raw(name, DataType.Uint8, data, shape);
 
     /// <summary>The values of a float32 tensor, stored as raw bytes or as <c>float_data</c>.</summary>
-    public static float[] ToFloats(TensorProto tensor)
-    {
-        if (tensor.DataType != (int)DataType.Float)
-            throw new ArgumentException($"Tensor '{tensor.Name}' holds {(DataType)tensor.DataType}, not float.");
-        if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
-            throw new ArgumentException($"Tensor '{tensor.Name}' keeps its values in an external file.");
-        return tensor.RawData.IsEmpty ? tensor.FloatData.ToArray()
-            : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(tensor.RawData.Span).ToArray();
-    }
+    public static float[] ToFloats(TensorProto tensor) => Values(tensor, DataType.Float, tensor.FloatData);
 
     /// <summary>The values of an int64 tensor, stored as raw bytes or as <c>int64_data</c>.</summary>
-    public static long[] ToInt64s(TensorProto tensor)
+    public static long[] ToInt64s(TensorProto tensor) => Values(tensor, DataType.Int64, tensor.Int64Data);
+
+    private static T[] Values<T>(TensorProto tensor, DataType type, IEnumerable<T> typed) where T : unmanaged
     {
-        if (tensor.DataType != (int)DataType.Int64)
-            throw new ArgumentException($"Tensor '{tensor.Name}' holds {(DataType)tensor.DataType}, not int64.");
+        if (tensor.DataType != (int)type)
+            throw new ArgumentException($"Tensor '{tensor.Name}' holds {(DataType)tensor.DataType}, not {type}.");
         if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
             throw new ArgumentException($"Tensor '{tensor.Name}' keeps its values in an external file.");
-        return tensor.RawData.IsEmpty ? tensor.Int64Data.ToArray()
-            : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(tensor.RawData.Span).ToArray();
+        return tensor.RawData.IsEmpty ? typed.ToArray()
+            : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(tensor.RawData.Span).ToArray();
     }
 
     private static TensorProto Raw<T>(string name, DataType type, ReadOnlySpan<T> data, long[] shape)
