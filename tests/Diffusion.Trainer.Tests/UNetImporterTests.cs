@@ -107,6 +107,8 @@ public class UNetImporterTests
             p.Graph.Initializer.Remove(p.Graph.Initializer.Single(i => i.Name == "conv_in.weight"))));
         Assert.Contains("no initializer for the parameter 'mid_block_1.norm2.bias'", Refusal(p =>
             p.Graph.Initializer.Remove(p.Graph.Initializer.Single(i => i.Name == "mid_block_1.norm2.bias"))));
+        Assert.Contains("x.onnx: Tensor 'mid_block_1.norm2.bias' holds Int64, not Float.", Refusal(p =>
+            p.Graph.Initializer.Single(i => i.Name == "mid_block_1.norm2.bias").DataType = 7));
         Assert.Contains("'conv_out.bias' has shape [5] where the architecture read from the file needs [1]",
             Refusal(p =>
             {

@@ -169,10 +169,9 @@ public static class UNetImporter
             bool transposed = !weights.ContainsKey(name) && weights.ContainsKey(name + "_t");
             if (!weights.TryGetValue(transposed ? name + "_t" : name, out var stored))
                 throw new DiffusionException($"{source}: no initializer for the parameter '{name}'.");
-            if (stored.DataType != (int)TensorProto.Types.DataType.Float
-                || stored.DataLocation == TensorProto.Types.DataLocation.External)
-                throw new DiffusionException($"{source}: '{stored.Name}' is not a float32 tensor stored in the file.");
-            var values = Tensors.ToFloats(stored);
+            float[] values;
+            try { values = Tensors.ToFloats(stored); } // refuses other types and external data
+            catch (ArgumentException e) { throw new DiffusionException($"{source}: {e.Message}"); }
             long[] shape = [.. parameter.shape];
             if (values.Length != parameter.numel() || transposed && (shape.Length != 2
                     || !stored.Dims.SequenceEqual([shape[1], shape[0]])))
